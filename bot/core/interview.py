@@ -1,0 +1,307 @@
+"""The rules of the interview, independent of any messenger.
+
+An institution's self-check is a set of answers keyed by item id. These functions
+decide which items apply, what is still missing, where to go next and whether a
+typed text is acceptable. Storage and transports call them; they call neither.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bot.core.checklist import Checklist, Item, Section
+
+
+class Choice(StrEnum):
+    COMPLIANT = "compliant"
+    NONCOMPLIANT = "noncompliant"
+    NA = "na"
+    YES = "yes"
+    NO = "no"
+    TEXT = "text"
+
+
+class RectStatus(StrEnum):
+    DONE = "done"
+    IN_PROGRESS = "in_progress"
+
+
+class FollowUp(StrEnum):
+    """What an answer still needs before the item counts as done."""
+
+    PROBLEM = "problem"  # 不符合: what is wrong
+    MEASURE = "measure"  # 不符合: the rectification measure (整改措施)
+    STATUS = "status"  # 不符合: done, or in progress
+    TARGET_DATE = "target_date"  # 不符合, in progress: by when
+    CORRECTION = "correction"  # confirm item answered "no": what is wrong in the details
+
+
+CHOICES_BY_KIND: dict[str, tuple[Choice, ...]] = {
+    "compliance": (Choice.COMPLIANT, Choice.NONCOMPLIANT, Choice.NA),
+    "confirm": (Choice.YES, Choice.NO),
+    "text": (Choice.TEXT,),
+}
+
+# Follow-up texts are free prose; 1,000 characters is a long paragraph and keeps a
+# summary of fifty items within what a PDF page or a spreadsheet cell shows well.
+FOLLOWUP_MAX_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class Answer:
+    item_id: str
+    value: Choice
+    text: str | None = None
+    problem: str | None = None
+    measure: str | None = None
+    rect_status: RectStatus | None = None
+    target_date: dt.date | None = None
+    rev: int = 0
+    answered_by: int = 0
+    updated_by: int = 0
+    updated_at: str = ""
+
+    @property
+    def pending_followup(self) -> FollowUp | None:
+        if self.value is Choice.NONCOMPLIANT:
+            if not self.problem:
+                return FollowUp.PROBLEM
+            if not self.measure:
+                return FollowUp.MEASURE
+            if self.rect_status is None:
+                return FollowUp.STATUS
+            if self.rect_status is RectStatus.IN_PROGRESS and self.target_date is None:
+                return FollowUp.TARGET_DATE
+        if self.value is Choice.NO and not self.text:
+            return FollowUp.CORRECTION
+        return None
+
+    @property
+    def is_complete(self) -> bool:
+        return self.pending_followup is None
+
+    @property
+    def open_rectification(self) -> bool:
+        return self.value is Choice.NONCOMPLIANT and self.rect_status is not RectStatus.DONE
+
+
+def allowed_choices(item: Item) -> tuple[Choice, ...]:
+    choices = CHOICES_BY_KIND[item.kind]
+    if item.kind == "compliance" and not item.allow_na:
+        return tuple(c for c in choices if c is not Choice.NA)
+    return choices
+
+
+@dataclass(frozen=True)
+class SectionProgress:
+    section: Section
+    total: int
+    done: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    done: int  # applicable items answered completely (follow-ups included)
+    counts: Mapping[Choice, int]
+    incomplete: tuple[Item, ...]  # answered, but a follow-up is missing
+    unanswered: tuple[Item, ...]
+    noncompliant: tuple[Item, ...]
+    open_rectifications: int
+    sections: tuple[SectionProgress, ...] = field(default=())
+
+    @property
+    def finished(self) -> bool:
+        return self.total > 0 and self.done == self.total
+
+    @property
+    def percent(self) -> int:
+        return 100 * self.done // self.total if self.total else 0
+
+
+class Interview:
+    """One institution's view of a checklist: the items that apply to its fields."""
+
+    def __init__(self, checklist: Checklist, institution_fields: Iterable[str]) -> None:
+        self.checklist = checklist
+        self.items: list[Item] = checklist.applicable_items(list(institution_fields))
+        self._index = {item.id: i for i, item in enumerate(self.items)}
+
+    def applies(self, item_id: str) -> bool:
+        return item_id in self._index
+
+    def position(self, item_id: str) -> int:
+        """1-based number of the item among those that apply ("第 12/46 项")."""
+        return self._index[item_id] + 1
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    def first(self) -> Item:
+        return self.items[0]
+
+    def previous(self, item_id: str) -> Item | None:
+        i = self._index[item_id]
+        return self.items[i - 1] if i > 0 else None
+
+    def following(self, item_id: str) -> Item | None:
+        i = self._index[item_id]
+        return self.items[i + 1] if i + 1 < len(self.items) else None
+
+    def next_open(self, answers: Mapping[str, Answer], after: str | None = None) -> Item | None:
+        """The next item that is unanswered or lacks a follow-up, searching forward from
+        ``after`` and wrapping around, so skipped items come back at the end."""
+        start = self._index[after] + 1 if after in self._index else 0
+        n = len(self.items)
+        for k in range(n):
+            item = self.items[(start + k) % n]
+            answer = answers.get(item.id)
+            if answer is None or not answer.is_complete:
+                return item
+        return None
+
+    def resume_point(self, answers: Mapping[str, Answer], current: str | None) -> Item | None:
+        """Where a returning user continues: the item they were on, if it still applies."""
+        if current in self._index:
+            return self.items[self._index[current]]
+        return self.next_open(answers)
+
+    def progress(self, answers: Mapping[str, Answer]) -> Progress:
+        counts: Counter[Choice] = Counter()
+        incomplete: list[Item] = []
+        unanswered: list[Item] = []
+        noncompliant: list[Item] = []
+        open_rect = 0
+        done_by_section: Counter[str] = Counter()
+        total_by_section: Counter[str] = Counter()
+        for item in self.items:
+            total_by_section[item.section_id] += 1
+            answer = answers.get(item.id)
+            if answer is None:
+                unanswered.append(item)
+                continue
+            counts[answer.value] += 1
+            if answer.value is Choice.NONCOMPLIANT:
+                noncompliant.append(item)
+                if answer.open_rectification:
+                    open_rect += 1
+            if answer.is_complete:
+                done_by_section[item.section_id] += 1
+            else:
+                incomplete.append(item)
+        sections = tuple(
+            SectionProgress(s, total_by_section[s.id], done_by_section[s.id])
+            for s in self.checklist.sections
+            if total_by_section[s.id]
+        )
+        done = sum(done_by_section.values())
+        return Progress(
+            total=len(self.items),
+            done=done,
+            counts=dict(counts),
+            incomplete=tuple(incomplete),
+            unanswered=tuple(unanswered),
+            noncompliant=tuple(noncompliant),
+            open_rectifications=open_rect,
+            sections=sections,
+        )
+
+    def section_items(self, section_id: str) -> list[Item]:
+        return [item for item in self.items if item.section_id == section_id]
+
+
+class InvalidInput(ValueError):
+    """Typed text that cannot be accepted. ``code`` selects the message shown to the user."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def clean_text(raw: str | None, max_length: int = FOLLOWUP_MAX_LENGTH, pattern: str | None = None) -> str:
+    """Normalise a typed answer; raise InvalidInput if it is empty, too long or off-pattern.
+
+    Control and bidirectional-override characters are removed: they would make the text
+    render differently in a PDF or spreadsheet from what the user saw in the chat.
+    """
+    text = unicodedata.normalize("NFC", raw or "")
+    text = _CONTROL.sub("", text).strip()
+    if not text:
+        raise InvalidInput("empty")
+    if len(text) > max_length:
+        raise InvalidInput("too_long", length=len(text), limit=max_length)
+    if pattern is not None and not re.fullmatch(pattern, text):
+        raise InvalidInput("pattern")
+    return text
+
+
+_DATE_FORMATS = (
+    re.compile(r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})"),
+    re.compile(r"(?P<y>\d{4})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日?"),
+    re.compile(r"(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})"),
+)
+
+# A rectification planned further ahead than this is almost certainly a typo.
+MAX_TARGET_YEARS = 3
+
+
+def parse_target_date(raw: str | None, today: dt.date) -> dt.date:
+    """A rectification target date: today or later, typed as 2023-11-30, 2023/11/30,
+    2023年11月30日 or 20231130."""
+    text = (raw or "").strip().replace(" ", "")
+    for form in _DATE_FORMATS:
+        m = form.fullmatch(text)
+        if m:
+            try:
+                date = dt.date(int(m["y"]), int(m["m"]), int(m["d"]))
+            except ValueError:
+                raise InvalidInput("bad_date") from None
+            if date < today:
+                raise InvalidInput("date_in_past", today=today)
+            if date > dt.date(today.year + MAX_TARGET_YEARS, today.month, min(today.day, 28)):
+                raise InvalidInput("date_too_far")
+            return date
+    raise InvalidInput("bad_date")
+
+
+_RECTIFICATION_STEPS = (FollowUp.PROBLEM, FollowUp.MEASURE, FollowUp.STATUS, FollowUp.TARGET_DATE)
+
+
+def _missing(answer: Answer, step: FollowUp) -> bool:
+    return {
+        FollowUp.PROBLEM: not answer.problem,
+        FollowUp.MEASURE: not answer.measure,
+        FollowUp.STATUS: answer.rect_status is None,
+        FollowUp.TARGET_DATE: answer.target_date is None,
+        FollowUp.CORRECTION: not answer.text,
+    }[step]
+
+
+def next_followup(answer: Answer, after: FollowUp | None = None, *, editing: bool = False) -> FollowUp | None:
+    """The follow-up to ask after ``after`` (or the first one). While ``editing``, every
+    step is asked again in order (the user may keep each value); otherwise only the
+    missing ones."""
+    if answer.value is Choice.NO:
+        if after is None and (editing or _missing(answer, FollowUp.CORRECTION)):
+            return FollowUp.CORRECTION
+        return None
+    if answer.value is not Choice.NONCOMPLIANT:
+        return None
+    start = 0 if after is None else _RECTIFICATION_STEPS.index(after) + 1
+    for step in _RECTIFICATION_STEPS[start:]:
+        if step is FollowUp.TARGET_DATE and answer.rect_status is not RectStatus.IN_PROGRESS:
+            continue
+        if editing or _missing(answer, step):
+            return step
+    return answer.pending_followup

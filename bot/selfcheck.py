@@ -1,0 +1,132 @@
+"""One institution working through one checklist: the interview rules applied to the
+stored answers. Transports (Telegram, the console chat) call these methods; every
+method that changes something commits before it returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from bot.core.checklist import Checklist, Item
+from bot.core.interview import (
+    Answer,
+    Choice,
+    FollowUp,
+    Interview,
+    Progress,
+    RectStatus,
+    allowed_choices,
+    clean_text,
+    parse_target_date,
+)
+from storage import answers as answer_store
+from storage.answers import SelfCheck
+from storage.institutions import Institution
+
+
+class NotAllowed(Exception):
+    """The request names something this institution cannot act on (forged or foreign)."""
+
+
+@dataclass
+class Workspace:
+    db: sqlite_utils.Database
+    checklist: Checklist
+    institution: Institution
+    selfcheck: SelfCheck
+    interview: Interview
+
+    def item(self, item_id: str) -> Item:
+        """An item that applies to this institution; NotAllowed for any other id."""
+        if not self.interview.applies(item_id):
+            raise NotAllowed(item_id)
+        return self.checklist.item(item_id)
+
+    def answers(self) -> dict[str, Answer]:
+        return answer_store.load_answers(self.db, self.selfcheck.id)
+
+    def answer(self, item_id: str) -> Answer | None:
+        return answer_store.get_answer(self.db, self.selfcheck.id, item_id)
+
+    def progress(self) -> Progress:
+        return self.interview.progress(self.answers())
+
+    def record_choice(self, item_id: str, choice: Choice, *, by: int, expected_rev: int) -> Answer:
+        item = self.item(item_id)
+        if choice not in allowed_choices(item) or choice is Choice.TEXT:
+            raise NotAllowed(f"{choice} for {item_id}")
+        answer = answer_store.save_answer(
+            self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, value=choice
+        )
+        self._sync_status()
+        return answer
+
+    def record_text(self, item_id: str, raw: str | None, *, by: int) -> Answer:
+        """The typed answer of a text item (validated against the item's pattern)."""
+        item = self.item(item_id)
+        if item.kind != "text":
+            raise NotAllowed(item_id)
+        text = clean_text(raw, item.max_length, item.pattern)
+        answer = answer_store.save_answer(self.db, self.selfcheck.id, item_id, by=by, value=Choice.TEXT, text=text)
+        self._sync_status()
+        return answer
+
+    def record_followup(
+        self, item_id: str, followup: FollowUp, raw: str | None, *, by: int, today: dt.date
+    ) -> Answer:
+        """A typed follow-up (problem, measure, target date, correction) of an answer."""
+        self.item(item_id)
+        current = self.answer(item_id)
+        expected = Choice.NO if followup is FollowUp.CORRECTION else Choice.NONCOMPLIANT
+        if current is None or current.value is not expected:
+            raise NotAllowed(f"{followup} for {item_id}")
+        if followup is FollowUp.TARGET_DATE:
+            changes: dict[str, object] = {"target_date": parse_target_date(raw, today)}
+            if current.rect_status is not RectStatus.IN_PROGRESS:
+                raise NotAllowed(f"{followup} for {item_id}")
+        elif followup is FollowUp.CORRECTION:
+            changes = {"text": clean_text(raw)}
+        elif followup in (FollowUp.PROBLEM, FollowUp.MEASURE):
+            changes = {followup.value: clean_text(raw)}
+        else:
+            raise NotAllowed(str(followup))
+        answer = answer_store.save_answer(self.db, self.selfcheck.id, item_id, by=by, **changes)
+        self._sync_status()
+        return answer
+
+    def record_rect_status(self, item_id: str, status: RectStatus, *, by: int, expected_rev: int) -> Answer:
+        self.item(item_id)
+        current = self.answer(item_id)
+        if current is None or current.value is not Choice.NONCOMPLIANT:
+            raise NotAllowed(f"status for {item_id}")
+        answer = answer_store.save_answer(
+            self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, rect_status=status
+        )
+        self._sync_status()
+        return answer
+
+    def add_evidence(self, item_id: str, *, by: int, **file: object) -> int:
+        self.item(item_id)
+        return answer_store.add_evidence(self.db, self.selfcheck.id, item_id, by=by, **file)  # type: ignore[arg-type]
+
+    def evidence_count(self, item_id: str) -> int:
+        return len(answer_store.evidence_for(self.db, self.selfcheck.id, item_id))
+
+    def _sync_status(self) -> None:
+        """Keep the self-check's status in step with its answers: completed exactly when
+        every applicable item is answered with its follow-ups."""
+        finished = self.progress().finished
+        status = "completed" if finished else "in_progress"
+        if status != self.selfcheck.status:
+            answer_store.set_selfcheck_status(self.db, self.selfcheck.id, status)
+            refreshed = answer_store.get_selfcheck(self.db, self.selfcheck.id)
+            assert refreshed is not None
+            self.selfcheck = refreshed
+
+
+def open_workspace(db: sqlite_utils.Database, checklist: Checklist, institution: Institution) -> Workspace:
+    selfcheck = answer_store.get_or_create_selfcheck(db, institution.id, checklist)
+    return Workspace(db, checklist, institution, selfcheck, Interview(checklist, institution.fields))

@@ -1,0 +1,127 @@
+"""The one wiring point: settings, database, checklists, translations, bot, dispatcher."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlite_utils
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import Settings
+from bot.core.checklist import Checklist, load_checklists
+from bot.i18n import build_i18n
+from bot.resources import data_dir
+from bot.telegram.middlewares import MembershipMiddleware, UserLanguageMiddleware
+from bot.telegram.routers import common, fallback, interview, onboarding
+from storage.fsm import SQLiteStorage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    """Everything a running Zicha needs, built once and closed on shutdown."""
+
+    settings: Settings
+    db: sqlite_utils.Database
+    checklist: Checklist
+    i18n: I18n
+    dispatcher: Dispatcher
+
+
+def load_checklist(settings: Settings) -> Checklist:
+    checklists = load_checklists(data_dir("checklists"))
+    try:
+        return checklists[settings.zicha_checklist]
+    except KeyError:
+        raise ValueError(
+            f"ZICHA_CHECKLIST: no checklist with id {settings.zicha_checklist!r} "
+            f"(available: {', '.join(sorted(checklists))})"
+        ) from None
+
+
+def build_dispatcher(
+    *,
+    db: sqlite_utils.Database,
+    checklist: Checklist,
+    i18n: I18n,
+    settings: Settings,
+    clock: Callable[[], dt.datetime] | None = None,
+    storage: BaseStorage | None = None,
+) -> Dispatcher:
+    tz = settings.tz
+    dp = Dispatcher(
+        storage=storage or SQLiteStorage(db),
+        db=db,
+        checklist=checklist,
+        settings=settings,
+        clock=clock or (lambda: dt.datetime.now(tz)),
+    )
+    # Onboarding goes first so "/start CODE" is read as an invite even from someone already
+    # bound; the fallback is last and takes whatever nobody else did.
+    dp["i18n"] = i18n
+    dp.include_routers(onboarding.build_router(), common.build_router(), interview.build_router(), fallback.build_router())
+    dp.update.outer_middleware(MembershipMiddleware())
+    UserLanguageMiddleware(i18n).setup(dp)
+    dp.callback_query.middleware(CallbackAnswerMiddleware())
+    dp.startup.register(_register_commands)
+    return dp
+
+
+BOT_COMMANDS = ("start", "progress", "review", "language", "help")
+
+
+def bot_commands(i18n: I18n, locale: str) -> list[BotCommand]:
+    with i18n.context(), i18n.use_locale(locale):
+        descriptions = {
+            "start": _("Continue the self-check"),
+            "progress": _("Show your institution's progress"),
+            "review": _("Unanswered and non-compliant items"),
+            "language": _("Language: 中文 / English"),
+            "help": _("How Zicha works"),
+        }
+    return [BotCommand(command=c, description=descriptions[c]) for c in BOT_COMMANDS]
+
+
+async def _register_commands(bot: Bot, i18n: I18n) -> None:
+    """Commands in the menu, in Chinese by default and English for English clients."""
+    await bot.set_my_commands(bot_commands(i18n, i18n.default_locale), scope=BotCommandScopeDefault())
+    await bot.set_my_commands(bot_commands(i18n, "en"), scope=BotCommandScopeDefault(), language_code="en")
+
+
+def build_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    return Bot(
+        token=settings.require_token(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def build_app(settings: Settings, db: sqlite_utils.Database, clock: Callable[[], dt.datetime] | None = None) -> App:
+    checklist = load_checklist(settings)
+    i18n = build_i18n(settings.zicha_locale)
+    dp = build_dispatcher(db=db, checklist=checklist, i18n=i18n, settings=settings, clock=clock)
+    return App(settings, db, checklist, i18n, dp)
+
+
+async def run_polling(app: App) -> None:
+    bot = build_bot(app.settings)
+    me = await bot.get_me()
+    log.info("Zicha is running as @%s (checklist %s %s)", me.username, app.checklist.id, app.checklist.version)
+    try:
+        await app.dispatcher.start_polling(bot, polling_timeout=30)
+    finally:
+        await bot.session.close()

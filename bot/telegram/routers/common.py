@@ -1,0 +1,95 @@
+"""Commands for everyone: /help, /language, and /start without an invite code."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from aiogram import Router
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import SUPPORTED_LOCALES
+from bot.core.checklist import Checklist
+from bot.telegram import views
+from bot.telegram.callbacks import LangCb
+from bot.telegram.routers.interview import Clock, resume, workspace
+from bot.telegram.screen import edit_or_send
+from storage.institutions import Institution, set_user_language
+
+
+def not_invited_text() -> str:
+    return _(
+        "Zicha guides staff of inspection and testing institutions through the annual self-check "
+        "required by their market-regulation authority.\n\n"
+        "Only invited staff can use it. Please open the invite link your regulator sent you, or send "
+        "/start followed by your invite code, for example:\n<code>/start ABCD-EFGH-JKMN-PQRS-TVWX</code>\n\n"
+        "If you have no invite, please ask the authority that supervises your institution."
+    )
+
+
+def help_text() -> str:
+    return _(
+        "<b>How Zicha works</b>\n"
+        "Each self-check item is one question. Answer with the buttons: Compliant, Non-compliant "
+        "or Not applicable. For a non-compliant item, describe the problem and the rectification. "
+        "Every answer is saved at once; you can stop and continue at any time, and colleagues of "
+        "your institution see the same answers.\n\n"
+        "/start — continue where you left off\n"
+        "/progress — how far your institution has got\n"
+        "/review — unanswered and non-compliant items; change any answer\n"
+        "/language — 中文 / English\n"
+        "/help — this message"
+    )
+
+
+async def cmd_start(
+    message: Message,
+    db: sqlite_utils.Database,
+    checklist: Checklist,
+    institution: Institution | None,
+    state: FSMContext,
+    locale: str,
+    clock: Clock,
+) -> None:
+    if institution is None:
+        await message.answer(not_invited_text())
+        return
+    await resume(message, workspace(db, checklist, institution), state, locale, clock)
+
+
+async def cmd_help(message: Message, institution: Institution | None) -> None:
+    await message.answer(help_text() if institution is not None else not_invited_text())
+
+
+async def cmd_language(message: Message) -> None:
+    view = views.language_view()
+    await message.answer(view.text, reply_markup=view.markup)
+
+
+async def on_language(
+    query: CallbackQuery,
+    callback_data: LangCb,
+    db: sqlite_utils.Database,
+    i18n: I18n,
+    callback_answer: CallbackAnswer,
+) -> None:
+    if callback_data.locale not in SUPPORTED_LOCALES:
+        callback_answer.text = _("This button is no longer valid.")
+        return
+    set_user_language(db, query.from_user.id, callback_data.locale, query.from_user.first_name)
+    with i18n.use_locale(callback_data.locale):
+        text = _("Language set to English.") if callback_data.locale == "en" else _("Language set to Chinese.")
+        callback_answer.text = text
+        await edit_or_send(query, views.View(text + "\n" + _("Send /start to continue.")))
+
+
+def build_router() -> Router:
+    router = Router(name="common")
+    router.message.register(cmd_start, CommandStart(deep_link=False))
+    router.message.register(cmd_help, Command("help"))
+    router.message.register(cmd_language, Command("language"))
+    router.callback_query.register(on_language, LangCb.filter())
+    return router

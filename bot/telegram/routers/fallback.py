@@ -1,0 +1,70 @@
+"""Whatever no other router took: stale or forged buttons, and messages from people who
+are not (yet) staff of an institution. Registered last."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlite_utils
+from aiogram import Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, ErrorEvent, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+
+from bot.core.checklist import Checklist
+from bot.telegram.routers.common import not_invited_text
+from bot.telegram.routers.interview import Clock, resume, workspace
+from storage.institutions import Institution
+
+log = logging.getLogger(__name__)
+
+
+async def on_unknown_button(
+    query: CallbackQuery, institution: Institution | None, callback_answer: CallbackAnswer
+) -> None:
+    if institution is None:
+        callback_answer.text = _("Only invited staff can use these buttons. Send /start for help.")
+        callback_answer.show_alert = True
+    else:
+        callback_answer.text = _("This button is no longer valid.")
+
+
+async def on_other_message(
+    message: Message,
+    db: sqlite_utils.Database,
+    checklist: Checklist,
+    institution: Institution | None,
+    state: FSMContext,
+    locale: str,
+    clock: Clock,
+) -> None:
+    if institution is None:
+        await message.answer(not_invited_text())
+        return
+    await message.answer(_("Here is where you are in the self-check:"))
+    await resume(message, workspace(db, checklist, institution), state, locale, clock)
+
+
+async def on_error(event: ErrorEvent) -> None:
+    """An unexpected failure: log it with the update id (no message text: it may be
+    personal) and tell the user plainly that what they saved before is safe."""
+    update = event.update
+    log.exception("update %s failed: %s", update.update_id, type(event.exception).__name__, exc_info=event.exception)
+    text = _("Sorry, something went wrong on our side. Your saved answers are safe; please try again or send /start.")
+    if update.callback_query is not None:
+        try:
+            await update.callback_query.answer(text, show_alert=True)
+        except Exception:  # noqa: BLE001 - the query may already be answered; the message below still goes out
+            log.debug("could not answer callback query %s", update.callback_query.id)
+        return
+    if update.message is not None:
+        await update.message.answer(text)
+
+
+def build_router() -> Router:
+    router = Router(name="fallback")
+    router.callback_query.register(on_unknown_button)
+    router.message.register(on_other_message)
+    router.errors.register(on_error)
+    return router

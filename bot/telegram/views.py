@@ -1,0 +1,400 @@
+"""What the user sees: message texts (Telegram HTML) and their inline keyboards.
+
+Every piece of data — checklist text, institution details, anything a user typed — is
+escaped with ``html.escape`` before it is placed in a message; only the markup written
+here is HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from html import escape
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.core.checklist import Item
+from bot.core.fields import field_label
+from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, Progress, RectStatus, allowed_choices
+from bot.i18n import format_date, format_number
+from bot.selfcheck import Workspace
+from bot.telegram.callbacks import AnswerCb, JoinCb, LangCb, NavAction, NavCb, RectCb, SectionCb
+from storage.institutions import Institution
+
+# Item ids per review page: Telegram allows 100 buttons, but a phone screen shows ~10 rows.
+REVIEW_PAGE_SIZE = 8
+# Telegram rejects messages over 4096 characters; leave room for the markup around a list.
+MAX_LIST_CHARS = 3000
+
+
+@dataclass(frozen=True)
+class View:
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+
+
+def choice_label(choice: Choice) -> str:
+    return {
+        Choice.COMPLIANT: _("Compliant"),
+        Choice.NONCOMPLIANT: _("Non-compliant"),
+        Choice.NA: _("Not applicable"),
+        Choice.YES: _("Yes, correct"),
+        Choice.NO: _("No, needs correction"),
+        Choice.TEXT: _("Answered"),
+    }[choice]
+
+
+def rect_label(status: RectStatus) -> str:
+    return {RectStatus.DONE: _("Rectified"), RectStatus.IN_PROGRESS: _("Rectification in progress")}[status]
+
+
+def progress_bar(done: int, total: int, width: int = 10) -> str:
+    filled = round(width * done / total) if total else 0
+    return "▰" * filled + "▱" * (width - filled)
+
+
+def level_label(level: str) -> str:
+    return _("national") if level == "national" else _("provincial")
+
+
+def institution_block(institution: Institution, locale: str) -> str:
+    fields = "、".join(field_label(f, locale) for f in institution.fields) if locale.startswith("zh") else ", ".join(
+        field_label(f, locale) for f in institution.fields
+    )
+    lines = [
+        _("Institution: {name}").format(name=f"<b>{escape(institution.name)}</b>"),
+        _("Unified social credit code: {uscc}").format(uscc=f"<code>{escape(institution.uscc)}</code>"),
+        _("CMA certificate: {cert}").format(cert=escape(institution.cma_cert or "—")),
+        _("Province: {province} · Level: {level}").format(
+            province=escape(institution.province or "—"), level=level_label(institution.level)
+        ),
+        _("Fields: {fields}").format(fields=escape(fields or "—")),
+    ]
+    return "\n".join(lines)
+
+
+def answer_block(answer: Answer, locale: str, evidence: int = 0) -> str:
+    lines = [_("Current answer: {answer}").format(answer=f"<b>{escape(choice_label(answer.value))}</b>")]
+    if answer.value is Choice.TEXT and answer.text:
+        lines = [_("Current answer: {answer}").format(answer=f"<b>{escape(answer.text)}</b>")]
+    if answer.value is Choice.NO and answer.text:
+        lines.append(_("Correction: {text}").format(text=escape(answer.text)))
+    if answer.value is Choice.NONCOMPLIANT:
+        if answer.problem:
+            lines.append(_("Problem: {text}").format(text=escape(answer.problem)))
+        if answer.measure:
+            lines.append(_("Rectification measure: {text}").format(text=escape(answer.measure)))
+        if answer.rect_status:
+            status = rect_label(answer.rect_status)
+            if answer.target_date:
+                status += " · " + _("target date {date}").format(date=format_date(answer.target_date, locale))
+            lines.append(_("Status: {status}").format(status=escape(status)))
+        if evidence:
+            lines.append(_("Evidence files: {count}").format(count=format_number(evidence, locale)))
+    if not answer.is_complete:
+        lines.append("⚠️ " + _("Details are still missing for this answer."))
+    return "\n".join(lines)
+
+
+def question_view(
+    ws: Workspace, item: Item, answer: Answer | None, progress: Progress, locale: str, *, guide: bool, evidence: int
+) -> View:
+    section = ws.checklist.section(item.section_id)
+    position = ws.interview.position(item.id)
+    header = _("Item {number}/{total}").format(
+        number=format_number(position, locale), total=format_number(ws.interview.total, locale)
+    )
+    parts = [
+        f"<b>{escape(section.title.get(locale))}</b>",
+        f"{header}  {progress_bar(progress.done, progress.total)} {format_number(progress.percent, locale)}%",
+        "",
+        f"<b>{escape(item.text.get(locale))}</b>",
+    ]
+    if item.kind == "confirm":
+        parts += ["", institution_block(ws.institution, locale)]
+    if item.basis is not None:
+        parts += ["", "<i>" + _("Legal basis: {basis}").format(basis=escape(item.basis.get(locale))) + "</i>"]
+    if guide and item.guidance is not None:
+        parts += ["", "💡 " + escape(item.guidance.get(locale))]
+    if answer is not None:
+        parts += ["", answer_block(answer, locale, evidence)]
+    if item.kind == "text":
+        parts += ["", _("Type your answer as a message.")]
+    return View("\n".join(parts), question_keyboard(ws, item, answer, guide=guide))
+
+
+def question_keyboard(ws: Workspace, item: Item, answer: Answer | None, *, guide: bool) -> InlineKeyboardMarkup:
+    sc, rev, fp = ws.selfcheck.id, answer.rev if answer else 0, ws.checklist.fingerprint
+    kb = InlineKeyboardBuilder()
+    choices = [c for c in allowed_choices(item) if c is not Choice.TEXT]
+    for choice in choices:
+        mark = "✅ " if answer is not None and answer.value is choice else ""
+        kb.button(
+            text=mark + choice_label(choice),
+            callback_data=AnswerCb(sc=sc, item=item.id, fp=fp, rev=rev, choice=choice),
+        )
+    nav = [
+        InlineKeyboardButton(text="◀ " + _("Previous"), callback_data=NavCb(action=NavAction.PREV, sc=sc, item=item.id).pack()),
+        InlineKeyboardButton(text=_("Skip for now") + " ▶", callback_data=NavCb(action=NavAction.SKIP, sc=sc, item=item.id).pack()),
+    ]
+    tools = [
+        InlineKeyboardButton(
+            text=("💡 " + (_("Hide guidance") if guide else _("Guidance"))),
+            callback_data=NavCb(action=NavAction.GUIDE, sc=sc, item=item.id).pack(),
+        ),
+        InlineKeyboardButton(text="📋 " + _("Contents"), callback_data=NavCb(action=NavAction.TOC, sc=sc).pack()),
+        InlineKeyboardButton(text="🔎 " + _("Review"), callback_data=NavCb(action=NavAction.REVIEW, sc=sc).pack()),
+    ]
+    if item.guidance is None:
+        tools = tools[1:]
+    rows = list(kb.adjust(min(len(choices), 3)).as_markup().inline_keyboard) if choices else []
+    rows += [nav, tools]
+    if answer is not None and answer.value is Choice.NONCOMPLIANT and answer.rect_status is not None:
+        rows.insert(
+            len(rows) - 2,
+            [InlineKeyboardButton(
+                text="✏️ " + _("Edit rectification details"),
+                callback_data=AnswerCb(sc=sc, item=item.id, fp=fp, rev=rev, choice=Choice.NONCOMPLIANT).pack(),
+            )],
+        )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def followup_view(
+    ws: Workspace, item: Item, followup: FollowUp, answer: Answer, locale: str, today: dt.date, *, editing: bool = False
+) -> View:
+    position = ws.interview.position(item.id)
+    head = _("Item {number}/{total}").format(
+        number=format_number(position, locale), total=format_number(ws.interview.total, locale)
+    )
+    intro = f"<b>{head} · {escape(choice_label(answer.value))}</b>\n{escape(item.text.get(locale))}\n\n"
+    sc = ws.selfcheck.id
+    back = [InlineKeyboardButton(text="↩ " + _("Back to the question"), callback_data=NavCb(action=NavAction.OPEN, sc=sc, item=item.id).pack())]
+    if editing:
+        back.insert(0, InlineKeyboardButton(text="✔ " + _("Keep as it is"), callback_data=NavCb(action=NavAction.KEEP, sc=sc, item=item.id).pack()))
+    if followup is FollowUp.PROBLEM:
+        text = (_("Problem: {text}").format(text=escape(answer.problem)) + "\n\n") if answer.problem else ""
+        text += _("Please describe the problem you found, in one message (up to 1,000 characters).")
+        text += "\n" + _("You may also send a photo or a document as evidence.")
+    elif followup is FollowUp.MEASURE:
+        text = _("Problem: {text}").format(text=escape(answer.problem or "")) + "\n\n"
+        text += _("What rectification measure (整改措施) has been taken or is planned? Reply in one message.")
+    elif followup is FollowUp.STATUS:
+        text = _("Rectification measure: {text}").format(text=escape(answer.measure or "")) + "\n\n"
+        text += _("Is the rectification complete?")
+        rows = [
+            [
+                InlineKeyboardButton(
+                    text=rect_label(status),
+                    callback_data=RectCb(sc=sc, item=item.id, fp=ws.checklist.fingerprint, rev=answer.rev, status=status).pack(),
+                )
+                for status in RectStatus
+            ],
+            back,
+        ]
+        return View(intro + text, InlineKeyboardMarkup(inline_keyboard=rows))
+    elif followup is FollowUp.TARGET_DATE:
+        text = ""
+        if answer.target_date:
+            text = _("Target date: {date}").format(date=format_date(answer.target_date, locale)) + "\n\n"
+        text += _("By when will it be rectified? Type a date such as {example}.").format(example=example_date(today))
+    else:
+        text = _("What is wrong in the details above? Type the correct information in one message.")
+        text = institution_block(ws.institution, locale) + "\n\n" + text
+    return View(intro + text, InlineKeyboardMarkup(inline_keyboard=[back]))
+
+
+def example_date(today: dt.date) -> str:
+    """A plausible target date to show as an example: a month from today."""
+    return (today + dt.timedelta(days=30)).isoformat()
+
+
+def invalid_input_text(exc: InvalidInput, locale: str, today: dt.date) -> str:
+    """Why a typed text was not accepted. Nothing was saved; the user's own message stays
+    in the chat above, so they can copy and correct it."""
+    code, params = exc.code, exc.params
+    if code == "empty":
+        return _("The message is empty. Please type your answer as text.")
+    if code == "too_long":
+        return _(
+            "Your message has {length} characters; the limit is {limit}. Nothing was saved: "
+            "please shorten it and send it again."
+        ).format(length=format_number(int(params["length"]), locale), limit=format_number(int(params["limit"]), locale))
+    if code == "pattern":
+        return _("That does not have the expected format, so nothing was saved. Please check it and send it again.")
+    if code == "date_in_past":
+        return _("The target date must be today ({today}) or later.").format(today=format_date(today, locale))
+    if code == "date_too_far":
+        return _("That date is more than three years away. Please check it.")
+    return _("Please type a date such as {example} (year-month-day).").format(example=example_date(today))
+
+
+def contents_view(ws: Workspace, progress: Progress, locale: str) -> View:
+    sc = ws.selfcheck.id
+    lines = [f"<b>{escape(ws.checklist.title.get(locale))}</b>", _("Contents"), ""]
+    kb = InlineKeyboardBuilder()
+    for sp in progress.sections:
+        mark = "✅" if sp.done == sp.total else ("◐" if sp.done else "○")
+        title = sp.section.title.get(locale)
+        lines.append(f"{mark} {escape(title)} — {format_number(sp.done, locale)}/{format_number(sp.total, locale)}")
+        kb.button(text=f"{mark} {title} {sp.done}/{sp.total}", callback_data=SectionCb(sc=sc, section=sp.section.id))
+    kb.button(text="▶ " + _("Continue"), callback_data=NavCb(action=NavAction.CONTINUE, sc=sc))
+    kb.adjust(1)
+    return View("\n".join(lines), kb.as_markup())
+
+
+def section_view(ws: Workspace, section_id: str, answers: dict[str, Answer], locale: str) -> View:
+    sc = ws.selfcheck.id
+    section = ws.checklist.section(section_id)
+    kb = InlineKeyboardBuilder()
+    lines = [f"<b>{escape(section.title.get(locale))}</b>", ""]
+    for item in ws.interview.section_items(section_id):
+        answer = answers.get(item.id)
+        mark = "○" if answer is None else ("⚠️" if not answer.is_complete else "✅")
+        number = ws.interview.position(item.id)
+        label = item.text.get(locale)
+        short = label if len(label) <= 40 else label[:39] + "…"
+        kb.button(text=f"{mark} {number}. {short}", callback_data=NavCb(action=NavAction.OPEN, sc=sc, item=item.id))
+    kb.button(text="📋 " + _("Contents"), callback_data=NavCb(action=NavAction.TOC, sc=sc))
+    kb.adjust(1)
+    lines.append(_("Choose an item to open it."))
+    return View("\n".join(lines), kb.as_markup())
+
+
+def _item_line(ws: Workspace, item: Item, locale: str) -> str:
+    label = item.text.get(locale)
+    short = label if len(label) <= 60 else label[:59] + "…"
+    return f"{ws.interview.position(item.id)}. {escape(short)}"
+
+
+def review_view(ws: Workspace, progress: Progress, locale: str, page: int = 0) -> View:
+    """Unanswered, incomplete and non-compliant items, each a button that opens it."""
+    sc = ws.selfcheck.id
+    groups = [
+        (_("Not yet answered"), list(progress.unanswered)),
+        (_("Details missing"), list(progress.incomplete)),
+        (_("Non-compliant"), [i for i in progress.noncompliant if i not in progress.incomplete]),
+    ]
+    lines = [
+        "<b>" + _("Review") + "</b>",
+        _("{done} of {total} items complete.").format(
+            done=format_number(progress.done, locale), total=format_number(progress.total, locale)
+        ),
+    ]
+    listed: list[Item] = []
+    for title, items in groups:
+        if not items:
+            continue
+        lines += ["", f"<b>{title}</b> ({format_number(len(items), locale)})"]
+        for item in items:
+            lines.append(_item_line(ws, item, locale))
+            listed.append(item)
+    text = "\n".join(lines)
+    if len(text) > MAX_LIST_CHARS:
+        text = text[: text.rfind("\n", 0, MAX_LIST_CHARS)] + "\n…"
+    if not listed:
+        text += "\n\n" + _("Every item is answered. Open any item from the contents to change its answer.")
+    pages = max(1, -(-len(listed) // REVIEW_PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    kb = InlineKeyboardBuilder()
+    for item in listed[page * REVIEW_PAGE_SIZE : (page + 1) * REVIEW_PAGE_SIZE]:
+        kb.button(
+            text=f"{ws.interview.position(item.id)}. {item.text.get(locale)[:40]}",
+            callback_data=NavCb(action=NavAction.OPEN, sc=sc, item=item.id),
+        )
+    sizes = [1] * len(listed[page * REVIEW_PAGE_SIZE : (page + 1) * REVIEW_PAGE_SIZE])
+    if pages > 1:
+        if page > 0:
+            kb.button(text="◀", callback_data=NavCb(action=NavAction.REVIEW, sc=sc, page=page - 1))
+        if page + 1 < pages:
+            kb.button(text="▶", callback_data=NavCb(action=NavAction.REVIEW, sc=sc, page=page + 1))
+        sizes.append(2 if 0 < page < pages - 1 else 1)
+    kb.button(text="📋 " + _("Contents"), callback_data=NavCb(action=NavAction.TOC, sc=sc))
+    kb.button(text="▶ " + _("Continue"), callback_data=NavCb(action=NavAction.CONTINUE, sc=sc))
+    sizes.append(2)
+    kb.adjust(*sizes)
+    return View(text, kb.as_markup())
+
+
+def progress_text(ws: Workspace, progress: Progress, locale: str) -> str:
+    lines = [
+        f"<b>{escape(ws.checklist.title.get(locale))}</b>",
+        escape(ws.institution.name),
+        "",
+        _("Progress: {done}/{total} items").format(
+            done=format_number(progress.done, locale), total=format_number(progress.total, locale)
+        )
+        + f"  {progress_bar(progress.done, progress.total)} {format_number(progress.percent, locale)}%",
+        "",
+    ]
+    for sp in progress.sections:
+        lines.append(
+            f"{progress_bar(sp.done, sp.total, 5)} {escape(sp.section.title.get(locale))} "
+            f"{format_number(sp.done, locale)}/{format_number(sp.total, locale)}"
+        )
+    if progress.open_rectifications:
+        lines += ["", _("Open rectifications: {count}").format(count=format_number(progress.open_rectifications, locale))]
+    return "\n".join(lines)
+
+
+def progress_view(ws: Workspace, progress: Progress, locale: str) -> View:
+    sc = ws.selfcheck.id
+    kb = InlineKeyboardBuilder()
+    kb.button(text="▶ " + _("Continue"), callback_data=NavCb(action=NavAction.CONTINUE, sc=sc))
+    kb.button(text="🔎 " + _("Review"), callback_data=NavCb(action=NavAction.REVIEW, sc=sc))
+    return View(progress_text(ws, progress, locale), kb.as_markup())
+
+
+def summary_view(ws: Workspace, progress: Progress, locale: str, completed_at: dt.datetime | None) -> View:
+    """Shown when every applicable item is answered. The signed pledge (a later feature)
+    is offered from here: add its button in ``summary_keyboard``."""
+    counts = progress.counts
+    lines = [
+        "🎉 <b>" + _("Self-check complete") + "</b>",
+        escape(ws.institution.name),
+        "",
+        _("Items answered: {count}").format(count=format_number(progress.total, locale)),
+        "• " + _("Compliant: {count}").format(count=format_number(counts.get(Choice.COMPLIANT, 0), locale)),
+        "• " + _("Non-compliant: {count}").format(count=format_number(counts.get(Choice.NONCOMPLIANT, 0), locale)),
+        "• " + _("Not applicable: {count}").format(count=format_number(counts.get(Choice.NA, 0), locale)),
+        _("Open rectifications: {count}").format(count=format_number(progress.open_rectifications, locale)),
+    ]
+    if progress.noncompliant:
+        lines += ["", "<b>" + _("Non-compliant items") + "</b>"]
+        lines += [_item_line(ws, item, locale) for item in progress.noncompliant]
+    lines += ["", _("You can still change any answer from the review screen.")]
+    text = "\n".join(lines)
+    if len(text) > MAX_LIST_CHARS:
+        text = text[: text.rfind("\n", 0, MAX_LIST_CHARS)] + "\n…"
+    return View(text, summary_keyboard(ws))
+
+
+def summary_keyboard(ws: Workspace) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text="🔎 " + _("Review"), callback_data=NavCb(action=NavAction.REVIEW, sc=ws.selfcheck.id))
+    kb.button(text="📋 " + _("Contents"), callback_data=NavCb(action=NavAction.TOC, sc=ws.selfcheck.id))
+    return kb.as_markup()
+
+
+def join_view(institution: Institution, locale: str) -> View:
+    text = (
+        _("This invite is for the following institution:")
+        + "\n\n"
+        + institution_block(institution, locale)
+        + "\n\n"
+        + _("Do you work for this institution and will you answer its self-check on its behalf?")
+    )
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("Yes, that is my institution"), callback_data=JoinCb(confirm=True))
+    kb.button(text=_("No"), callback_data=JoinCb(confirm=False))
+    kb.adjust(1)
+    return View(text, kb.as_markup())
+
+
+def language_view() -> View:
+    kb = InlineKeyboardBuilder()
+    kb.button(text="中文", callback_data=LangCb(locale="zh_CN"))
+    kb.button(text="English", callback_data=LangCb(locale="en"))
+    return View(_("Choose your language:"), kb.as_markup())

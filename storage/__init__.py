@@ -1,0 +1,1 @@
+"""Persistence for Zicha: one SQLite database, accessed through sqlite-utils."""

@@ -1,0 +1,244 @@
+"""Self-checks, their answers, the history of every change, and evidence files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from bot.core.checklist import Checklist
+from bot.core.interview import Answer, Choice, RectStatus
+from storage.db import query_one, query_rows, utcnow
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    id: int
+    institution_id: int
+    checklist_id: str
+    checklist_version: str
+    status: str
+    started_at: str
+    completed_at: str | None
+
+
+class StaleAnswer(Exception):
+    """The answer changed since the user's button was drawn; nothing was written."""
+
+    def __init__(self, current: Answer | None) -> None:
+        super().__init__("stale answer")
+        self.current = current
+
+
+def _selfcheck(row: dict[str, Any]) -> SelfCheck:
+    return SelfCheck(
+        id=row["id"],
+        institution_id=row["institution_id"],
+        checklist_id=row["checklist_id"],
+        checklist_version=row["checklist_version"],
+        status=row["status"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+    )
+
+
+def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, checklist: Checklist) -> SelfCheck:
+    with db.atomic():
+        row = query_one(
+            db,
+            "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
+            [institution_id, checklist.id],
+        )
+        if row is None:
+            now = utcnow()
+            db.execute(
+                "INSERT INTO selfchecks (institution_id, checklist_id, checklist_version, started_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [institution_id, checklist.id, checklist.version, now, now],
+            )
+            row = query_one(
+                db,
+                "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
+                [institution_id, checklist.id],
+            )
+    assert row is not None
+    return _selfcheck(row)
+
+
+def get_selfcheck(db: sqlite_utils.Database, selfcheck_id: int) -> SelfCheck | None:
+    row = query_one(db, "SELECT * FROM selfchecks WHERE id = ?", [selfcheck_id])
+    return _selfcheck(row) if row else None
+
+
+def set_selfcheck_status(db: sqlite_utils.Database, selfcheck_id: int, status: str) -> None:
+    now = utcnow()
+    with db.atomic():
+        db.execute(
+            "UPDATE selfchecks SET status = ?, completed_at = CASE WHEN ? = 'completed' THEN ? END, "
+            "updated_at = ? WHERE id = ? AND status != ?",
+            [status, status, now, now, selfcheck_id, status],
+        )
+
+
+_ANSWER_FIELDS = ("value", "text", "problem", "measure", "rect_status", "target_date")
+
+
+def _answer(row: dict[str, Any]) -> Answer:
+    return Answer(
+        item_id=row["item_id"],
+        value=Choice(row["value"]),
+        text=row["text"],
+        problem=row["problem"],
+        measure=row["measure"],
+        rect_status=RectStatus(row["rect_status"]) if row["rect_status"] else None,
+        target_date=dt.date.fromisoformat(row["target_date"]) if row["target_date"] else None,
+        rev=row["rev"],
+        answered_by=row["answered_by"],
+        updated_by=row["updated_by"],
+        updated_at=row["updated_at"],
+    )
+
+
+def load_answers(db: sqlite_utils.Database, selfcheck_id: int) -> dict[str, Answer]:
+    rows = query_rows(db, "SELECT * FROM answers WHERE selfcheck_id = ?", [selfcheck_id])
+    return {row["item_id"]: _answer(row) for row in rows}
+
+
+def get_answer(db: sqlite_utils.Database, selfcheck_id: int, item_id: str) -> Answer | None:
+    row = query_one(db, "SELECT * FROM answers WHERE selfcheck_id = ? AND item_id = ?", [selfcheck_id, item_id])
+    return _answer(row) if row else None
+
+
+def _snapshot(answer: Answer | None) -> dict[str, Any] | None:
+    if answer is None:
+        return None
+    return {
+        "value": answer.value.value,
+        "text": answer.text,
+        "problem": answer.problem,
+        "measure": answer.measure,
+        "rect_status": answer.rect_status.value if answer.rect_status else None,
+        "target_date": answer.target_date.isoformat() if answer.target_date else None,
+    }
+
+
+def save_answer(
+    db: sqlite_utils.Database,
+    selfcheck_id: int,
+    item_id: str,
+    *,
+    by: int,
+    expected_rev: int | None = None,
+    **changes: Any,
+) -> Answer:
+    """Write a change to one answer and its history in one transaction.
+
+    ``expected_rev`` is the revision the user saw; if the answer has moved on since
+    (another staff member, an old message), nothing is written and StaleAnswer is
+    raised. A new ``value`` drops the follow-ups that belonged to the old one (they stay
+    in the history). A change that changes nothing writes nothing.
+    """
+    unknown = set(changes) - set(_ANSWER_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown answer fields: {sorted(unknown)}")
+    now = utcnow()
+    with db.atomic():
+        current = get_answer(db, selfcheck_id, item_id)
+        if expected_rev is not None and (current.rev if current else 0) != expected_rev:
+            raise StaleAnswer(current)
+        before = _snapshot(current)
+        after: dict[str, Any] = dict(before) if before else dict.fromkeys(_ANSWER_FIELDS)
+        new_value = changes.get("value")
+        if new_value is not None and before is not None and Choice(new_value).value != before["value"]:
+            after = dict.fromkeys(_ANSWER_FIELDS)
+        for key, value in changes.items():
+            if isinstance(value, (Choice, RectStatus)):
+                value = value.value
+            elif isinstance(value, dt.date):
+                value = value.isoformat()
+            after[key] = value
+        if after.get("rect_status") != RectStatus.IN_PROGRESS.value:
+            after["target_date"] = None
+        if after["value"] is None:
+            raise ValueError("an answer needs a value before its details")
+        if after == before:
+            assert current is not None
+            return current
+        rev = (current.rev if current else 0) + 1
+        if current is None:
+            db.execute(
+                "INSERT INTO answers (selfcheck_id, item_id, value, text, problem, measure, rect_status, "
+                "target_date, rev, answered_by, answered_at, updated_by, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [selfcheck_id, item_id, *(after[k] for k in _ANSWER_FIELDS), rev, by, now, by, now],
+            )
+        else:
+            db.execute(
+                "UPDATE answers SET value = ?, text = ?, problem = ?, measure = ?, rect_status = ?, "
+                "target_date = ?, rev = ?, updated_by = ?, updated_at = ? WHERE selfcheck_id = ? AND item_id = ?",
+                [*(after[k] for k in _ANSWER_FIELDS), rev, by, now, selfcheck_id, item_id],
+            )
+        db.execute(
+            "INSERT INTO answer_history (selfcheck_id, item_id, rev, changed_by, changed_at, old, new) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                selfcheck_id,
+                item_id,
+                rev,
+                by,
+                now,
+                json.dumps(before, ensure_ascii=False) if before else None,
+                json.dumps(after, ensure_ascii=False),
+            ],
+        )
+        db.execute("UPDATE selfchecks SET updated_at = ? WHERE id = ?", [now, selfcheck_id])
+        saved = get_answer(db, selfcheck_id, item_id)
+    assert saved is not None
+    return saved
+
+
+def answer_history(db: sqlite_utils.Database, selfcheck_id: int, item_id: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM answer_history WHERE selfcheck_id = ?"
+    params: list[Any] = [selfcheck_id]
+    if item_id is not None:
+        sql += " AND item_id = ?"
+        params.append(item_id)
+    rows = query_rows(db, sql + " ORDER BY id", params)
+    for row in rows:
+        row["old"] = json.loads(row["old"]) if row["old"] else None
+        row["new"] = json.loads(row["new"])
+    return rows
+
+
+def add_evidence(
+    db: sqlite_utils.Database,
+    selfcheck_id: int,
+    item_id: str,
+    *,
+    kind: str,
+    file_id: str,
+    file_unique_id: str,
+    by: int,
+    file_name: str | None = None,
+    mime_type: str | None = None,
+    file_size: int | None = None,
+) -> int:
+    with db.atomic():
+        cursor = db.execute(
+            "INSERT INTO evidence (selfcheck_id, item_id, kind, file_id, file_unique_id, file_name, mime_type, "
+            "file_size, uploaded_by, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [selfcheck_id, item_id, kind, file_id, file_unique_id, file_name, mime_type, file_size, by, utcnow()],
+        )
+    return int(cursor.lastrowid or 0)
+
+
+def evidence_for(db: sqlite_utils.Database, selfcheck_id: int, item_id: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM evidence WHERE selfcheck_id = ?"
+    params: list[Any] = [selfcheck_id]
+    if item_id is not None:
+        sql += " AND item_id = ?"
+        params.append(item_id)
+    return query_rows(db, sql + " ORDER BY id", params)

@@ -1,0 +1,60 @@
+"""The bot process is killed (SIGKILL) mid-interview and started again: the user
+continues at the same place and nothing they answered is lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlite_utils
+
+from bot.core.checklist import Checklist
+from storage.institutions import Institution
+from tests.harness import BotProcess, Chat, invite, read_db
+from tests.standin import TelegramStandin
+
+USER = 4242
+
+
+async def test_killed_mid_interview_the_user_continues_where_they_were(
+    db: sqlite_utils.Database, tmp_path: Path, checklist: Checklist, food_lab: Institution
+) -> None:
+    db_path = tmp_path / "zicha.db"
+    code = invite(db_path, food_lab.id)
+    async with TelegramStandin() as tg:
+        bot = BotProcess(tg, db_path)
+        bot.start()
+        try:
+            chat = Chat(tg, USER)
+            await tg.wait_polling(timeout=30)
+            await chat.say(f"/start {code}")
+            await chat.press("是，这是我的机构")
+            await chat.press("是，信息无误")
+            await chat.say("王五")
+            await chat.say("13812345678")
+            _, screen = await chat.press("符合")
+            assert "第 5/" in screen.text
+            bot.kill()
+
+            # The answer was committed before the user saw the next question.
+            answered = {r["item_id"]: r["value"] for r in read_db(db_path)["answers"].rows}
+            assert len(answered) == 4
+
+            bot.start()
+            await tg.wait_polling(timeout=30)
+            screen = await chat.say("/start")
+            assert "第 5/" in screen.text, "continues at the same item"
+            await chat.press("不符合", screen)
+            bot.kill()  # killed while the user is in the middle of the follow-up questions
+
+            bot.start()
+            await tg.wait_polling(timeout=30)
+            screen = await chat.say("设备校准证书过期")  # typed into the follow-up it was asking
+            assert "已采取或计划采取哪些整改措施" in screen.text
+            assert "问题：设备校准证书过期" in screen.text
+        finally:
+            log = bot.stop()
+        assert "Traceback" not in log, log
+        assert tg.token not in log, "the token must never be logged"
+    rows = {r["item_id"]: r for r in read_db(db_path)["answers"].rows}
+    assert len(rows) == 5
+    assert [r for r in rows.values() if r["value"] == "noncompliant"][0]["problem"] == "设备校准证书过期"
