@@ -293,5 +293,70 @@ def invites_revoke(code: str) -> None:
     click.echo(f"Revoked {code}.")
 
 
+# --- regulators ---------------------------------------------------------------------
+
+
+@cli.group()
+def regulator() -> None:
+    """Regulator accounts: who may see which institutions.
+
+    A scope is "national", or "province:广东,浙江" (provinces in Chinese, with or
+    without 省/市/自治区), optionally narrowed to fields: "province:广东;fields:food".
+    """
+
+
+@regulator.command("add")
+@click.option("--telegram-id", type=int, required=True, help="The regulator's numeric Telegram user id.")
+@click.option("--scope", "scope_text", required=True, help='e.g. "national" or "province:广东;fields:food"')
+@click.option("--name", default="", help="A name to recognise the account by (bureau, person).")
+def regulator_add(telegram_id: int, scope_text: str, name: str) -> None:
+    """Add a regulator, or change an existing regulator's scope."""
+    from bot.core.scope import Scope, ScopeError
+    from storage.regulators import add_regulator
+
+    try:
+        scope = Scope.parse(scope_text)
+    except ScopeError as exc:
+        raise click.ClickException(f"--scope: {exc}") from None
+    db = _open_db(_settings())
+    try:
+        added = add_regulator(db, telegram_id, scope, name)
+    finally:
+        db.close()
+    click.echo(f"Regulator {added.telegram_id} ({added.name or 'no name'}): {added.scope.to_text()}")
+
+
+@regulator.command("list")
+def regulator_list() -> None:
+    """List regulators and their scopes."""
+    from storage.regulators import list_regulators
+
+    db = _open_db(_settings())
+    try:
+        regulators = list_regulators(db)
+    finally:
+        db.close()
+    if not regulators:
+        click.echo("No regulators yet. Add one with: zicha regulator add --telegram-id ID --scope national")
+    for r in regulators:
+        click.echo(f"{r.telegram_id}\t{r.scope.to_text()}\t{r.name}")
+
+
+@regulator.command("remove")
+@click.option("--telegram-id", type=int, required=True)
+def regulator_remove(telegram_id: int) -> None:
+    """Remove a regulator account (it loses access at once)."""
+    from storage.regulators import remove_regulator
+
+    db = _open_db(_settings())
+    try:
+        removed = remove_regulator(db, telegram_id)
+    finally:
+        db.close()
+    if not removed:
+        raise click.ClickException(f"No regulator with Telegram id {telegram_id}.")
+    click.echo(f"Removed regulator {telegram_id}.")
+
+
 def main() -> None:
     cli(prog_name="zicha")

@@ -138,3 +138,19 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m002_regulators(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- Regulators see institutions within their scope only (see bot/core/scope.py).
+        CREATE TABLE regulators (
+            telegram_id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            scope TEXT NOT NULL,          -- JSON: {"national": bool, "provinces": [...], "fields": [...]}
+            added_at TEXT NOT NULL
+        );
+        """,
+    )

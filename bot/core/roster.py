@@ -127,6 +127,11 @@ def _province_lookup() -> dict[str, str]:
 
 _PROVINCE_LOOKUP = _province_lookup()
 
+
+def resolve_province(name: str) -> str | None:
+    """The canonical short name (广东, 北京, 新疆生产建设兵团 …) for any accepted spelling; None if unknown."""
+    return _PROVINCE_LOOKUP.get("".join(unicodedata.normalize("NFKC", name).split()))
+
 _FIELD_SEPARATORS = re.compile(r"[;；、,，]")
 _MOBILE = r"1[3-9]\d-?\d{4}-?\d{4}"
 _EXTENSION = r"(?:(?:-|转|分机|ext\.?|x|#)\d{1,6})?"

@@ -13,6 +13,7 @@ from aiogram.utils.i18n.middleware import I18nMiddleware
 
 from bot.i18n import locale_from_telegram, normalize_locale
 from storage.institutions import get_membership, get_user_language
+from storage.regulators import get_regulator
 
 
 class UserLanguageMiddleware(I18nMiddleware):
@@ -38,8 +39,9 @@ class UserLanguageMiddleware(I18nMiddleware):
 
 
 class MembershipMiddleware(BaseMiddleware):
-    """Puts the institution the user is bound to (or None) into handler data as
-    ``institution``; the staff router admits only updates where it is set."""
+    """Puts who the user is into handler data: ``institution`` (the one they are bound
+    to, or None) and ``regulator`` (their regulator account, or None). Routers admit
+    updates by these: staff routers need an institution, regulator routers a regulator."""
 
     async def __call__(
         self,
@@ -50,4 +52,5 @@ class MembershipMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         db: sqlite_utils.Database = data["db"]
         data["institution"] = get_membership(db, user.id) if user is not None else None
+        data["regulator"] = get_regulator(db, user.id) if user is not None else None
         return await handler(event, data)
