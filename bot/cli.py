@@ -358,5 +358,12 @@ def regulator_remove(telegram_id: int) -> None:
     click.echo(f"Removed regulator {telegram_id}.")
 
 
+# Commands of later features go below, each after its marker.
+# --- pledge (issue 3) ---
+# --- reminders and broadcasts (issue 4) ---
+# --- regulators: exports and digests (issue 5) ---
+# --- operations (issue 6) ---
+
+
 def main() -> None:
     cli(prog_name="zicha")

@@ -154,3 +154,39 @@ def m002_regulators(db: sqlite_utils.Database) -> None:
         );
         """,
     )
+
+
+@migrations()
+def m003_submissions(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- A signed pledge summary: the frozen self-check plus the pledge, as signed.
+        -- The current submission of a self-check is the one with superseded_at IS NULL;
+        -- revising the answers supersedes it (kept as history) until it is signed again.
+        CREATE TABLE submissions (
+            id INTEGER PRIMARY KEY,
+            selfcheck_id INTEGER NOT NULL REFERENCES selfchecks(id),
+            institution_id INTEGER NOT NULL REFERENCES institutions(id),
+            pledge_id TEXT NOT NULL,
+            pledge_version TEXT NOT NULL,
+            signer_name TEXT NOT NULL,
+            signer_role TEXT NOT NULL,
+            signed_by INTEGER NOT NULL,       -- Telegram user id of who pressed "sign"
+            signed_at TEXT NOT NULL,          -- UTC ISO 8601
+            canonical TEXT NOT NULL,          -- canonical JSON of what was signed
+            sha256 TEXT NOT NULL,             -- of canonical
+            verification_code TEXT NOT NULL UNIQUE,
+            superseded_at TEXT,
+            superseded_by INTEGER            -- Telegram user id of who revised
+        );
+        CREATE UNIQUE INDEX submissions_current ON submissions(selfcheck_id) WHERE superseded_at IS NULL;
+        """,
+    )
+
+
+# Later migrations go below, in this order. Each feature appends its own after its marker.
+# --- pledge (issue 3) ---
+# --- outbox and reminders (issue 4) ---
+# --- regulators: invites and digests (issue 5) ---
+# --- operations (issue 6) ---

@@ -72,7 +72,13 @@ def build_dispatcher(
     # Onboarding goes first so "/start CODE" is read as an invite even from someone already
     # bound; the fallback is last and takes whatever nobody else did.
     dp["i18n"] = i18n
-    dp.include_routers(onboarding.build_router(), common.build_router(), interview.build_router(), fallback.build_router())
+    dp.include_routers(
+        onboarding.build_router(),
+        common.build_router(),
+        # --- feature routers (pledge, regulators, broadcasts) go here, before the fallback ---
+        interview.build_router(),
+        fallback.build_router(),
+    )
     dp.update.outer_middleware(MembershipMiddleware())
     UserLanguageMiddleware(i18n).setup(dp)
     dp.callback_query.middleware(CallbackAnswerMiddleware())
