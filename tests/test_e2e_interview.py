@@ -206,3 +206,24 @@ async def test_progress_contents_and_guidance_screens(
         assert "第 3/" in prev.text
         answer, _ = await chat.press("暂时跳过 ▶", prev)
         assert not tg.unanswered()
+
+
+async def test_a_double_tap_is_answered_and_message_is_not_modified_is_never_an_error(
+    tg: TelegramStandin, db_path: Path, checklist: Checklist, food_lab: Institution
+) -> None:
+    code = invite(db_path, food_lab.id)
+    async with running_bot(tg, db_path):
+        chat = Chat(tg, 8101)
+        screen = await join(chat, code)
+        toc = next(d for row in screen.buttons for t, d in row if t == "📋 目录")
+        assert toc is not None
+        mark = tg.mark()
+        first = tg.press_data(8101, screen.message_id, toc)
+        second = tg.press_data(8101, screen.message_id, toc)  # the same button, tapped twice
+        await tg.wait_answered(first)
+        await tg.wait_answered(second)
+        edits = tg.calls("editMessageText", after=mark)
+        assert [c.ok for c in edits] == [True, False]
+        assert "message is not modified" in (edits[1].description or "")
+        assert not tg.unanswered()
+        assert not any("出现了问题" in (c.params.get("text") or "") for c in tg.calls(after=mark))
