@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import logging
 import sys
 from pathlib import Path
@@ -43,25 +44,46 @@ def cli() -> None:
 
 
 @cli.command()
-def run() -> None:
-    """Run the Telegram bot (long polling) until interrupted.
+@click.option("--webhook", is_flag=True, help="Serve updates over HTTPS webhooks (ZICHA_WEBHOOK_URL) instead of polling.")
+def run(webhook: bool) -> None:
+    """Run the Telegram bot until SIGTERM or Ctrl-C (long polling unless --webhook).
 
-    Needs BOT_TOKEN. Set TELEGRAM_API_URL to use a local Bot API server.
+    Needs BOT_TOKEN. Set TELEGRAM_API_URL to use a local Bot API server. --webhook needs
+    ZICHA_WEBHOOK_URL and listens on ZICHA_WEBHOOK_HOST:ZICHA_WEBHOOK_PORT (with GET
+    /health). On SIGTERM the update in hand finishes and the database is closed.
     """
     from bot.core.checklist import ChecklistError
+    from bot.ops.failures import StartupError
+    from bot.ops.fonts import fonts_ok
+    from bot.ops.logs import setup_logging
     from bot.telegram.app import build_app, run_polling
 
     settings = _settings()
     try:
-        settings.require_token()
+        token = settings.require_token()
+        if webhook:
+            settings.require_webhook_url()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    secret = settings.zicha_webhook_secret.get_secret_value() if settings.zicha_webhook_secret else ""
+    setup_logging(fmt=settings.zicha_log_format, level=settings.zicha_log_level, secrets=[token, secret])
+    font_found, font_detail = fonts_ok()
+    if not font_found:
+        logging.getLogger("zicha.ops").warning(font_detail, extra={"event": "degraded", "check": "cjk font"})
     db = _open_db(settings)
     try:
         app = build_app(settings, db)
-        asyncio.run(run_polling(app))
-    except (ChecklistError, ValueError) as exc:
+        if webhook:
+            from bot.webhook import run_webhook
+
+            asyncio.run(run_webhook(app))
+        else:
+            asyncio.run(run_polling(app))
+    except ChecklistError as exc:
+        raise click.ClickException(
+            f"Bad checklist {exc}; fix the file (check it with `zicha checklist validate FILE`)."
+        ) from None
+    except (StartupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
@@ -360,9 +382,457 @@ def regulator_remove(telegram_id: int) -> None:
 
 # Commands of later features go below, each after its marker.
 # --- pledge (issue 3) ---
+
+
+@cli.group()
+def keys() -> None:
+    """The key and certificate that sign pledge PDFs.
+
+    Set ZICHA_SIGNING_KEY and ZICHA_SIGNING_CERT (PEM or DER files; optionally
+    ZICHA_SIGNING_KEY_PASSWORD) to use your own, e.g. one issued to your regulator;
+    otherwise Zicha uses zicha-keys/ next to the database.
+    """
+
+
+@keys.command("init")
+@click.option("--force", is_flag=True, help="Replace an existing key pair (PDFs signed before no longer verify).")
+@click.option("--name", "common_name", default="Zicha pledge signing (self-signed)", show_default=True, help="The certificate's common name.")
+def keys_init(force: bool, common_name: str) -> None:
+    """Create a self-signed key pair for signing pledge PDFs (if none exists)."""
+    from bot.pledge.signing import SigningError, SigningSettings, identity, init_keys
+
+    settings = _settings()
+    try:
+        ident = identity(SigningSettings(zicha_db=settings.zicha_db), db_path=settings.zicha_db)
+        created = init_keys(ident, common_name, force=force)
+    except SigningError as exc:
+        raise click.ClickException(str(exc)) from None
+    if created:
+        click.echo(f"Created a self-signed signing key {ident.key} and certificate {ident.cert}.")
+    else:
+        click.echo(f"A key pair already exists: {ident.key}, {ident.cert} (use --force to replace it).")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def verify(file: Path) -> None:
+    """Check a signed pledge PDF: its signature, and that it matches the stored submission.
+
+    Exit status 0 when the PDF is authentic and is the institution's current signed
+    submission; 1 with the reason otherwise (altered, unknown, superseded, answers changed).
+    """
+    from bot.pledge.verify import verify_pdf
+
+    settings = _settings()
+    db = _open_db(settings)
+    try:
+        result = verify_pdf(file.read_bytes(), db, settings)
+    finally:
+        db.close()
+    for line in result.details:
+        click.echo(f"  {line}")
+    if result.ok:
+        click.echo(f"✓ {file}: {result.reason}")
+    else:
+        click.echo(f"✗ {file}: NOT VALID: {result.reason}", err=True)
+        sys.exit(1)
+
+
 # --- reminders and broadcasts (issue 4) ---
+
+
+def _parse_at(text: str | None, tz: object) -> dt.datetime:
+    if text is None:
+        return dt.datetime.now(tz)  # type: ignore[arg-type]
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.ClickException(f'--at: expected a local time such as "2023-10-20 09:00", got {text!r}') from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)  # type: ignore[arg-type]
+
+
+def _deliver(settings: Settings, db: sqlite_utils.Database, batch_ids: set[int] | None, clock: object) -> None:
+    """Send queued rows now, within the configured limits (the same sender as `zicha run`)."""
+    from bot.outbox import OutboxSender, limits_from_settings
+    from bot.scheduler import campaign_schedule, quiet_hours
+    from bot.telegram.app import build_bot, load_checklist
+
+    try:
+        settings.require_token()
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc} (or use --queue-only and let `zicha run` send)") from None
+
+    async def send() -> None:
+        bot = build_bot(settings)
+        try:
+            quiet = quiet_hours(settings, campaign_schedule(settings, load_checklist(settings)))
+            sender = OutboxSender(bot, db, limits=limits_from_settings(settings), quiet=quiet, clock=clock)  # type: ignore[arg-type]
+            await sender.drain(batch_ids=batch_ids)
+        finally:
+            await bot.session.close()
+
+    asyncio.run(send())
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only list who would get which reminder; send and record nothing.")
+@click.option("--at", "at", metavar='"YYYY-MM-DD HH:MM"', help="Pretend it is this local time (default: now).")
+@click.option("--queue-only", is_flag=True, help="Queue the reminders for the running `zicha run` to send.")
+def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
+    """Send the deadline reminders due now, by the same rules as the scheduler in `zicha run`.
+
+    Only the latest reminder due is sent (a missed earlier one is not caught up), once per
+    staff member, to staff of institutions without a signed pledge, never in quiet hours.
+    """
+    import datetime as dt
+    import time
+
+    from bot.core.schedule import ScheduleError
+    from bot.i18n import build_i18n
+    from bot.reminders import due_reminders, sweep
+    from bot.scheduler import campaign_schedule
+    from bot.telegram.app import load_checklist
+
+    settings = _settings()
+    try:
+        checklist = load_checklist(settings)
+        schedule = campaign_schedule(settings, checklist)
+    except (ScheduleError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if schedule is None:
+        raise click.ClickException(f"Checklist {checklist.id} has no deadline, so there are no reminders.")
+    now = _parse_at(at, schedule.tz)
+    local = now.astimezone(schedule.tz)
+    click.echo(
+        f"{checklist.id}: deadline {schedule.deadline} ({schedule.tz.key}), reminders "
+        + ", ".join(f"{r.key} {r.due:%Y-%m-%d %H:%M}" for r in schedule.reminders())
+        + f"; quiet hours {schedule.quiet_hours.describe()}"
+    )
+    reminder = schedule.due_reminder(now)
+    if reminder is None:
+        why = (
+            "the deadline has passed" if now >= schedule.deadline_end
+            else f"quiet hours ({schedule.quiet_hours.describe()})" if schedule.quiet_hours.active(now)
+            else "no reminder is due yet"
+        )  # fmt: skip
+        click.echo(f"At {local:%Y-%m-%d %H:%M}: nothing to send ({why}).")
+        return
+    db = _open_db(settings)
+    try:
+        i18n = build_i18n(settings.zicha_locale)
+        if dry_run:
+            due = due_reminders(db, checklist, schedule, now, settings.zicha_locale)
+            click.echo(f"At {local:%Y-%m-%d %H:%M}: reminder {reminder.key} ({reminder.days_before} days before), {len(due)} recipient(s):")
+            for d in due:
+                click.echo(
+                    f"  {d.reminder.key}\t{d.telegram_id}\t{d.locale}\t{d.progress.done}/{d.progress.total} answered"
+                    f"\t{d.progress.open_rectifications} open\t{d.institution_name}"
+                )
+            return
+        queued = sweep(db, checklist, schedule, i18n, now, default_locale=settings.zicha_locale)
+        click.echo(f"Queued {len(queued)} reminder(s) {reminder.key}.")
+        if queued and not queue_only:
+            started = time.monotonic()
+            _deliver(settings, db, None, lambda: now + dt.timedelta(seconds=time.monotonic() - started))
+            from storage.outbox import backlog
+
+            counts = backlog(db)
+            click.echo(f"Outbox: {counts['sent']} sent, {counts['blocked']} blocked, {counts['failed']} failed in all.")
+    finally:
+        db.close()
+
+
+@cli.command()
+@click.option("--scope", "scope_text", required=True, help='Who receives it: "national", "province:广东;fields:food"…')
+@click.option("--text", "text", help="The message (plain text; it is escaped, so < and & are shown as typed).")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the message from a UTF-8 file.")
+@click.option("--sender", default=None, help="Shown as the sender (default: the scope, e.g. 广东).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--queue-only", is_flag=True, help="Queue it for the running `zicha run` to send.")
+def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str | None, yes: bool, queue_only: bool) -> None:
+    """Send a message to every bound staff member in a scope, then print the delivery report.
+
+    Shows the number of recipients first and asks for confirmation. Messages go through the
+    outbox, within Telegram's limits; quiet hours hold them until morning.
+    """
+    import datetime as dt
+    import html
+    import time
+
+    from bot.broadcast import MAX_BROADCAST_LENGTH, audience, create_broadcast
+    from bot.core.scope import Scope, ScopeError
+    from bot.i18n import build_i18n
+    from storage.outbox import batch_counts
+
+    try:
+        scope = Scope.parse(scope_text)
+    except ScopeError as exc:
+        raise click.ClickException(f"--scope: {exc}") from None
+    if (text is None) == (file is None):
+        raise click.ClickException("Give the message with --text or --file (one of them).")
+    body = text if text is not None else file.read_text(encoding="utf-8-sig")  # type: ignore[union-attr]
+    body = body.strip()
+    if not body:
+        raise click.ClickException("The message is empty.")
+    if len(body) > MAX_BROADCAST_LENGTH:
+        raise click.ClickException(f"The message has {len(body)} characters; at most {MAX_BROADCAST_LENGTH}.")
+    settings = _settings()
+    db = _open_db(settings)
+    try:
+        reach = audience(db, scope)
+        click.echo(
+            f"Recipients: {reach.total} staff of {reach.institutions} institution(s) in {scope.to_text()}"
+            + (f" ({reach.unreachable} blocked the bot)" if reach.unreachable else "")
+        )
+        if reach.total == 0:
+            raise click.ClickException("Nobody to send to.")
+        if not yes:
+            click.confirm("Send it?", abort=True)
+        i18n = build_i18n(settings.zicha_locale)
+        batch_id, queued = create_broadcast(
+            db, i18n, scope=scope, body_html=html.escape(body, quote=False),
+            sender=sender or scope.describe(settings.zicha_locale), created_by=None, report_chat_id=None,
+            default_locale=settings.zicha_locale,
+        )  # fmt: skip
+        click.echo(f"Broadcast #{batch_id} queued for {queued} recipient(s).")
+        if queue_only:
+            return
+        from bot.scheduler import campaign_schedule, quiet_hours
+        from bot.telegram.app import load_checklist
+
+        started, now = time.monotonic(), dt.datetime.now(settings.tz)
+        quiet = quiet_hours(settings, campaign_schedule(settings, load_checklist(settings)))
+        if quiet.active(now):
+            click.echo(f"Quiet hours ({quiet.describe()}): `zicha run` sends it when they end.")
+            return
+        _deliver(settings, db, {batch_id}, lambda: now + dt.timedelta(seconds=time.monotonic() - started))
+        counts = batch_counts(db, batch_id)
+        click.echo(f"Delivered: {counts['sent']}, blocked: {counts['blocked']}, failed: {counts['failed']}, total: {counts['total']}.")
+    finally:
+        db.close()
+
+
 # --- regulators: exports and digests (issue 5) ---
+@regulator.command("invite")
+@click.option("--scope", "scope_text", required=True, help='e.g. "national" or "province:广东;fields:food"')
+@click.option("--max-uses", default=1, show_default=True, help="How many people may become regulators with it.")
+@click.option("--name", default="", help="A name for the accounts it creates (bureau, person).")
+@click.option("--bot-username", envvar="ZICHA_BOT_USERNAME", help="The bot's @username, for the deep link.")
+def regulator_invite(scope_text: str, max_uses: int, name: str, bot_username: str | None) -> None:
+    """Create a regulator invite code (and deep link) for a scope.
+
+    Whoever opens the link sees the scope and confirms it before becoming a regulator.
+    """
+    from bot.core.invites import deep_link, format_invite_code
+    from bot.core.scope import Scope, ScopeError
+    from storage.regulators import create_regulator_invite
+
+    try:
+        scope = Scope.parse(scope_text)
+    except ScopeError as exc:
+        raise click.ClickException(f"--scope: {exc}") from None
+    if max_uses < 1:
+        raise click.ClickException("--max-uses must be at least 1")
+    settings = _settings()
+    db = _open_db(settings)
+    try:
+        code = create_regulator_invite(db, scope, name=name, max_uses=max_uses)
+    finally:
+        db.close()
+    username = bot_username or _bot_username(settings)
+    click.echo(f"Regulator invite for {scope.to_text()} ({max_uses} use(s)): {format_invite_code(code)}")
+    click.echo(deep_link(username, code) if username else f"/start {code}  (set --bot-username for a link)")
+
+
+def _scope_option(text: str) -> object:
+    from bot.core.scope import Scope, ScopeError
+
+    try:
+        return Scope.parse(text)
+    except ScopeError as exc:
+        raise click.ClickException(f"--scope: {exc}") from None
+
+
+def _load_checklist(settings: Settings) -> object:
+    from bot.telegram.app import load_checklist
+
+    try:
+        return load_checklist(settings)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command("export")
+@click.option("--scope", "scope_text", default="national", show_default=True, help='e.g. "province:广东"')
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="FILE.xlsx")
+def export_cmd(scope_text: str, output: Path) -> None:
+    """Write the regulators' Excel workbook for a scope (the same file as /export).
+
+    Sheets: roster (re-importable), institutions, answers, rectifications, statistics.
+    """
+    import datetime as dt
+
+    from bot.reports.excel import write_export
+
+    scope = _scope_option(scope_text)
+    settings = _settings()
+    checklist = _load_checklist(settings)
+    db = _open_db(settings)
+    try:
+        write_export(db, checklist, scope, dt.datetime.now(settings.tz), output)  # type: ignore[arg-type]
+    finally:
+        db.close()
+    click.echo(f"Wrote {output}")
+
+
+@cli.command("digest")
+@click.option("--send", is_flag=True, help="Queue the digests in the outbox (the running bot sends them).")
+@click.option("--dry-run", is_flag=True, help="Print the digests and write their files; record nothing (default).")
+@click.option("--telegram-id", type=int, default=None, help="Only this regulator.")
+@click.option("--final", is_flag=True, help="Build the final digest whatever the date.")
+def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) -> None:
+    """Build the regulators' completion digests now.
+
+    By default (or with --dry-run) prints each digest and writes its workbook and chart
+    without recording anything. --send queues the due digests in the outbox, once per
+    regulator and day, exactly as the daily job at ZICHA_DIGEST_TIME does.
+    """
+    import datetime as dt
+    import tempfile
+
+    from bot.i18n import build_i18n
+    from bot.reports.digest import build_digest, digest_dir, prepare_digest_files, queue_digests, render_digest
+    from storage.institutions import get_user_language
+    from storage.regulators import list_regulators
+
+    if send and dry_run:
+        raise click.ClickException("choose --send or --dry-run, not both")
+    settings = _settings()
+    checklist = _load_checklist(settings)
+    i18n = build_i18n(settings.zicha_locale)
+    now = dt.datetime.now(settings.tz)
+    db = _open_db(settings)
+    try:
+        if send:
+            queued = queue_digests(
+                db, checklist, i18n, now=now, directory=digest_dir(settings.zicha_db),  # type: ignore[arg-type]
+                default_locale=settings.zicha_locale, only=telegram_id, force_kind="final" if final else None,
+            )  # fmt: skip
+            for q in queued:
+                click.echo(f"Queued the {q.kind} digest for {q.regulator_id}: {', '.join(str(f) for f in q.files)}")
+            if not queued:
+                click.echo("No digest due (each regulator gets one per day, and one final digest).")
+            return
+        regulators = [r for r in list_regulators(db) if telegram_id is None or r.telegram_id == telegram_id]
+        if not regulators:
+            click.echo("No regulators.")
+        out = Path(tempfile.mkdtemp(prefix="zicha-digest-"))
+        for r in regulators:
+            digest = build_digest(db, checklist, r.telegram_id, r.scope, now, "final" if final else None)  # type: ignore[arg-type]
+            locale = get_user_language(db, r.telegram_id) or settings.zicha_locale
+            text, _x, _p = render_digest(db, checklist, i18n, digest, locale)  # type: ignore[arg-type]
+            xlsx, png = prepare_digest_files(db, checklist, digest, now, out)  # type: ignore[arg-type]
+            click.echo(f"--- {digest.kind} digest for {r.telegram_id} ({r.scope.to_text()}) ---")
+            click.echo(text)
+            click.echo(f"[files: {xlsx} {png}]")
+    finally:
+        db.close()
+
+
 # --- operations (issue 6) ---
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def status(as_json: bool) -> None:
+    """Check the installation: database, the running bot and its scheduler, outbox backlog, CJK font.
+
+    Reads the heartbeat the running bot writes every ZICHA_HEARTBEAT_SECONDS. Exits 1
+    when something fails (the bot is not running, the database is damaged), else 0.
+    """
+    import json
+
+    from bot.ops.health import offline_health
+
+    settings = _settings()
+    if not settings.zicha_db.exists():
+        raise click.ClickException(f"No database at {settings.zicha_db}: check ZICHA_DB, or start the bot once to create it.")
+    db = _open_db(settings)
+    try:
+        report = offline_health(db, settings.zicha_heartbeat_seconds)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"Zicha {'healthy' if report.healthy else 'UNHEALTHY'} ({settings.zicha_db})")
+        for line in report.lines():
+            click.echo(f"  {line}")
+    if not report.healthy:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+def backup(path: Path, force: bool) -> None:
+    """Copy the live database to PATH (a file, or a folder for zicha-YYYYMMDD-HHMMSS.db).
+
+    Uses SQLite's online backup: safe while the bot runs. The copy is checked with
+    PRAGMA integrity_check before it is put in place.
+    """
+    from bot.ops.backup import BackupError
+    from bot.ops.backup import backup as backup_db
+
+    settings = _settings()
+    try:
+        result = backup_db(settings.zicha_db, path, force=force)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Backed up {settings.zicha_db} to {result.path} ({result.size:,} bytes, {result.tables} tables, integrity ok).")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Restore even though the bot seems to be running.")
+def restore(path: Path, force: bool) -> None:
+    """Replace the database (ZICHA_DB) by the backup at PATH.
+
+    The backup is checked first (PRAGMA integrity_check, and that it is a Zicha
+    database). The current database is kept next to it as
+    ZICHA_DB.before-restore-<time>. Stop the bot first: while its heartbeat says it
+    runs, restore refuses unless --force. Older backups are migrated on the next start.
+    """
+    import datetime as dt
+    import sqlite3
+
+    from bot.ops.backup import BackupError, restore as restore_db
+
+    settings = _settings()
+    db_path = settings.zicha_db
+    if not force and db_path.exists():
+        try:
+            conn = sqlite3.connect(f"file:{db_path.resolve()}?mode=ro", uri=True)
+            try:
+                row = conn.execute("SELECT pid, beat_at FROM heartbeat WHERE role = 'bot' AND stopped_at IS NULL").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            row = None  # no heartbeat table, or a damaged database: nothing running on it to protect
+        if row is not None:
+            age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(row[1])).total_seconds()
+            if age <= 3 * settings.zicha_heartbeat_seconds:
+                raise click.ClickException(
+                    f"The bot (pid {row[0]}) is using {db_path}: stop it first (e.g. systemctl stop zicha), or pass --force."
+                )
+    try:
+        safety = restore_db(path, db_path)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    db = _open_db(settings)  # migrates a backup taken by an older version
+    db.close()
+    kept = f" The replaced database is kept as {safety}." if safety else ""
+    click.echo(f"Restored {db_path} from {path} (integrity ok).{kept}")
 
 
 def main() -> None:

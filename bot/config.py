@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import zoneinfo
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_LOCALES = ("zh_CN", "en")
@@ -27,6 +28,29 @@ class Settings(BaseSettings):
     zicha_timezone: str = "Asia/Shanghai"
     zicha_locale: str = "zh_CN"
     zicha_checklist: str = DEFAULT_CHECKLIST
+    # Reminders and the outbox (issue 4). Telegram allows about 30 messages/s in bulk and
+    # about 1/s per chat; a test or a local Bot API server may allow more.
+    zicha_reminders: bool = True  # the scheduler in `zicha run` sends deadline reminders
+    zicha_schedule: Path | None = None  # a campaign schedule file instead of checklists/campaigns/<id>.toml
+    zicha_sweep_minutes: float = Field(default=10.0, gt=0, le=1440)  # how often `zicha run` looks for due reminders
+    zicha_outbox_rate: float = Field(default=30.0, gt=0, le=10000)  # messages per second, all chats together
+    zicha_outbox_chat_interval: float = Field(default=1.0, ge=0, le=60)  # seconds between two messages to one chat
+    # Requests in flight at once. With 1, a crash can duplicate at most one message; raise it
+    # only if the Bot API is so far away that one request at a time cannot reach the rate.
+    zicha_outbox_concurrency: int = Field(default=1, ge=1, le=64)
+    zicha_outbox_max_attempts: int = Field(default=5, ge=1, le=100)  # for 5xx and network errors
+    zicha_outbox_backoff: float = Field(default=2.0, ge=0, le=3600)  # first retry after this many seconds, doubling
+    # --- operations (issue 6): webhook mode, logs, heartbeat ---
+    zicha_webhook_url: str | None = None
+    zicha_webhook_secret: SecretStr | None = None
+    zicha_webhook_host: str = "127.0.0.1"
+    zicha_webhook_port: int = 8080
+    zicha_webhook_path: str | None = None
+    zicha_log_format: str = "json"
+    zicha_log_level: str = "INFO"
+    zicha_heartbeat_seconds: int = 30
+    # --- regulators (issue 5): the daily completion digest, at this local time (HH:MM) ---
+    zicha_digest_time: str = "08:30"
 
     @field_validator("bot_token")
     @classmethod
@@ -61,6 +85,91 @@ class Settings(BaseSettings):
         if normalized not in SUPPORTED_LOCALES:
             raise ValueError(f"unsupported locale {value!r} (use one of {', '.join(SUPPORTED_LOCALES)})")
         return normalized
+
+    @field_validator("zicha_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError(f"must be the public https:// URL Telegram posts updates to, got {value!r}")
+        return value
+
+    @field_validator("zicha_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not re.match(r"^[A-Za-z0-9_-]{1,256}$", value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule for secret_token)")
+        return value
+
+    @field_validator("zicha_webhook_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise ValueError(f"must be a TCP port between 1 and 65535, got {value}")
+        return value
+
+    @field_validator("zicha_webhook_path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^/[A-Za-z0-9_./-]*$", value):
+            raise ValueError(f"must be a URL path starting with '/', got {value!r}")
+        return value
+
+    @field_validator("zicha_log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in ("json", "text"):
+            raise ValueError(f"must be json or text, got {value!r}")
+        return value.lower()
+
+    @field_validator("zicha_log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+        return value.upper()
+
+    @field_validator("zicha_digest_time")
+    @classmethod
+    def _digest_time(cls, value: str) -> str:
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
+        if not match or int(match[1]) > 23 or int(match[2]) > 59:
+            raise ValueError(f"must be a local time HH:MM such as 08:30, got {value!r}")
+        return f"{int(match[1]):02d}:{match[2]}"
+
+    @property
+    def digest_time(self) -> tuple[int, int]:
+        """(hour, minute) of the daily regulator digest, in ZICHA_TIMEZONE."""
+        hour, minute = self.zicha_digest_time.split(":")
+        return int(hour), int(minute)
+
+    @field_validator("zicha_heartbeat_seconds")
+    @classmethod
+    def _heartbeat(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1 second, got {value}")
+        return value
+
+    @property
+    def webhook_path(self) -> str:
+        """Where the webhook server listens: ZICHA_WEBHOOK_PATH, else the path of ZICHA_WEBHOOK_URL."""
+        if self.zicha_webhook_path:
+            return self.zicha_webhook_path
+        path = urlsplit(self.zicha_webhook_url or "").path
+        return path if path not in ("", "/") else "/telegram"
+
+    def require_webhook_url(self) -> str:
+        if self.zicha_webhook_url is None:
+            raise ConfigError(
+                "ZICHA_WEBHOOK_URL is not set: give the public https:// URL that your reverse proxy "
+                "forwards to Zicha, e.g. https://zicha.example.org/telegram"
+            )
+        return self.zicha_webhook_url
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:

@@ -25,10 +25,20 @@ from bot.core.interview import (
 from storage import answers as answer_store
 from storage.answers import SelfCheck
 from storage.institutions import Institution
+from storage.pledges import Submission, current_submission
 
 
 class NotAllowed(Exception):
     """The request names something this institution cannot act on (forged or foreign)."""
+
+
+class Frozen(Exception):
+    """The self-check is signed (it has a current submission): its answers are read-only
+    until someone revises, which voids the signature. Nothing was written."""
+
+    def __init__(self, submission: Submission) -> None:
+        super().__init__(f"signed as submission {submission.id}")
+        self.submission = submission
 
 
 @dataclass
@@ -54,10 +64,22 @@ class Workspace:
     def progress(self) -> Progress:
         return self.interview.progress(self.answers())
 
+    def submission(self) -> Submission | None:
+        """The current signed submission, if the self-check is signed."""
+        return current_submission(self.db, self.selfcheck.id)
+
+    def _ensure_open(self) -> None:
+        """Raise Frozen if signed. Called right before each write, with no await between
+        the check and the write, so signing (same connection) cannot slip in between."""
+        signed = self.submission()
+        if signed is not None:
+            raise Frozen(signed)
+
     def record_choice(self, item_id: str, choice: Choice, *, by: int, expected_rev: int) -> Answer:
         item = self.item(item_id)
         if choice not in allowed_choices(item) or choice is Choice.TEXT:
             raise NotAllowed(f"{choice} for {item_id}")
+        self._ensure_open()
         answer = answer_store.save_answer(
             self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, value=choice
         )
@@ -70,6 +92,7 @@ class Workspace:
         if item.kind != "text":
             raise NotAllowed(item_id)
         text = clean_text(raw, item.max_length, item.pattern)
+        self._ensure_open()
         answer = answer_store.save_answer(self.db, self.selfcheck.id, item_id, by=by, value=Choice.TEXT, text=text)
         self._sync_status()
         return answer
@@ -93,6 +116,7 @@ class Workspace:
             changes = {followup.value: clean_text(raw)}
         else:
             raise NotAllowed(str(followup))
+        self._ensure_open()
         answer = answer_store.save_answer(self.db, self.selfcheck.id, item_id, by=by, **changes)
         self._sync_status()
         return answer
@@ -102,6 +126,7 @@ class Workspace:
         current = self.answer(item_id)
         if current is None or current.value is not Choice.NONCOMPLIANT:
             raise NotAllowed(f"status for {item_id}")
+        self._ensure_open()
         answer = answer_store.save_answer(
             self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, rect_status=status
         )
@@ -110,6 +135,7 @@ class Workspace:
 
     def add_evidence(self, item_id: str, *, by: int, **file: object) -> int:
         self.item(item_id)
+        self._ensure_open()
         return answer_store.add_evidence(self.db, self.selfcheck.id, item_id, by=by, **file)  # type: ignore[arg-type]
 
     def evidence_count(self, item_id: str) -> int:

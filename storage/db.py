@@ -57,6 +57,40 @@ def open_db(path: str | os.PathLike[str] = "zicha.db", *, migrate: bool = True) 
         db.execute("PRAGMA busy_timeout=10000")
         if migrate:
             migrations.apply(db)
+        if str(path) != ":memory:":
+            _probe_writable(db)
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"Cannot use the database file {path}: {exc}") from exc
+        raise DatabaseError(explain_database_error(path, exc)) from exc
     return db
+
+
+def _probe_writable(db: sqlite_utils.Database) -> None:
+    """Fail now, not at the first answer, when the file cannot be written: a write that is
+    rolled back. (A read-only file opens and reads fine; only writes fail.)"""
+    if db.conn.in_transaction:
+        return
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(f"PRAGMA user_version = {int(version)}")
+    finally:
+        db.execute("ROLLBACK")
+
+
+def explain_database_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> str:
+    """One sentence saying what is wrong with the database file and what to do about it."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return (
+            f"Cannot use the database file {path}: it is read-only; let the user running Zicha write to it and "
+            f"to its folder (SQLite also writes {Path(path).name}-wal and {Path(path).name}-shm next to it)."
+        )
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "not a database" in text or "malformed" in text:
+        return (
+            f"Cannot use the database file {path}: it is damaged or is not a SQLite database; restore your latest "
+            f"backup with `zicha restore BACKUP` (or move the file away to start empty)."
+        )
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return f"Cannot use the database file {path}: it cannot be opened; check that ZICHA_DB names a file in a folder Zicha may write to."
+    return f"Cannot use the database file {path}: {exc}"

@@ -187,6 +187,160 @@ def m003_submissions(db: sqlite_utils.Database) -> None:
 
 # Later migrations go below, in this order. Each feature appends its own after its marker.
 # --- pledge (issue 3) ---
+@migrations()
+def m004_pledge_files(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- Files of a submission, kept in the database so one backup holds everything:
+        -- the signed PDF Zicha produced (one per submission) and scans or photos of the
+        -- paper pledge with signature and seal that staff uploaded.
+        CREATE TABLE submission_files (
+            id INTEGER PRIMARY KEY,
+            submission_id INTEGER NOT NULL REFERENCES submissions(id),
+            kind TEXT NOT NULL CHECK (kind IN ('signed_pdf', 'paper_pledge')),
+            content BLOB NOT NULL,
+            sha256 TEXT NOT NULL,
+            file_name TEXT,
+            mime_type TEXT,
+            telegram_file_id TEXT,        -- of an uploaded paper pledge, as Telegram knows it
+            file_unique_id TEXT,
+            added_by INTEGER,             -- Telegram user id (NULL: Zicha itself)
+            added_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX submission_files_pdf ON submission_files(submission_id) WHERE kind = 'signed_pdf';
+        CREATE INDEX submission_files_submission ON submission_files(submission_id);
+        """,
+    )
+
+
 # --- outbox and reminders (issue 4) ---
+
+
+@migrations()
+def m_issue4_outbox_reminders(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- Deliveries that belong together (one broadcast, one reminder sweep), for reports.
+        CREATE TABLE outbox_batches (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            created_by INTEGER,               -- Telegram id of the regulator; NULL from the CLI
+            scope TEXT,                       -- the scope as text (Scope.to_text), for broadcasts
+            text TEXT NOT NULL DEFAULT '',
+            report_chat_id INTEGER,           -- who gets the delivery report once every row is final
+            created_at TEXT NOT NULL,
+            reported_at TEXT
+        );
+
+        -- Every bulk message (reminders, broadcasts, digests): one row per recipient.
+        -- pending -> sending -> sent | blocked (403) | failed (400, or out of attempts).
+        -- A row is 'sending' only while its one request is in flight; after a crash it is
+        -- sent again (the only possible duplicate).
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            chat_id INTEGER NOT NULL,
+            text TEXT NOT NULL DEFAULT '',    -- the message, or the caption of a document
+            parse_mode TEXT,                  -- 'HTML' or NULL for plain text
+            reply_markup TEXT,                -- JSON
+            document_path TEXT,
+            document_name TEXT,
+            batch_id INTEGER REFERENCES outbox_batches(id),
+            dedup_key TEXT UNIQUE,
+            quiet INTEGER NOT NULL DEFAULT 1, -- 1: held during quiet hours
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sending', 'sent', 'blocked', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before TEXT NOT NULL,         -- UTC ISO 8601: not sent before (backoff)
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT,
+            message_id INTEGER,
+            error TEXT
+        );
+        CREATE INDEX outbox_due ON outbox(not_before, id) WHERE status = 'pending';
+        CREATE INDEX outbox_batch ON outbox(batch_id, status);
+
+        -- Chats that answered 403 (blocked the bot, deactivated): skipped by reminders and
+        -- broadcasts until the user unblocks the bot; regulators see them in reports.
+        CREATE TABLE unreachable (
+            chat_id INTEGER PRIMARY KEY,
+            marked_at TEXT NOT NULL,
+            error TEXT NOT NULL
+        );
+
+        -- Each (member, reminder) is queued once, whatever the number of sweeps or restarts.
+        CREATE TABLE reminders_sent (
+            telegram_id INTEGER NOT NULL,
+            checklist_id TEXT NOT NULL,
+            reminder TEXT NOT NULL,           -- 'd14', 'd7', 'd3', 'd1', 'd0' (the deadline's morning)
+            institution_id INTEGER NOT NULL,
+            outbox_id INTEGER,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (telegram_id, checklist_id, reminder)
+        );
+        """,
+    )
 # --- regulators: invites and digests (issue 5) ---
+
+
+@migrations()
+def m_issue5_regulator_invites_digests(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- An invite that makes whoever redeems it a regulator with this scope.
+        -- Codes share the alphabet and length of institution invites (bot/core/invites.py);
+        -- /start CODE looks in both tables (100 random bits: the two never collide).
+        CREATE TABLE regulator_invites (
+            code TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,          -- JSON, as regulators.scope
+            name TEXT NOT NULL DEFAULT '',
+            max_uses INTEGER NOT NULL CHECK (max_uses > 0),
+            uses INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+
+        -- One row per digest built for a regulator: the figures it showed, so the next
+        -- digest can say what changed (and which institutions were newly signed).
+        CREATE TABLE digest_snapshots (
+            id INTEGER PRIMARY KEY,
+            regulator_id INTEGER NOT NULL,    -- Telegram id of the regulator
+            kind TEXT NOT NULL CHECK (kind IN ('daily', 'final')),
+            digest_date TEXT NOT NULL,        -- local date the digest is for (ISO)
+            created_at TEXT NOT NULL,
+            totals TEXT NOT NULL,             -- JSON {status: count}
+            signed_ids TEXT NOT NULL,         -- JSON list of institution ids signed at that time
+            UNIQUE (regulator_id, kind, digest_date)
+        );
+        CREATE INDEX digest_snapshots_regulator ON digest_snapshots(regulator_id, created_at);
+
+        -- Regulator queries filter on province and count non-compliances per item.
+        CREATE INDEX IF NOT EXISTS institutions_province ON institutions(province);
+        CREATE INDEX IF NOT EXISTS answers_noncompliant ON answers(item_id, selfcheck_id) WHERE value = 'noncompliant';
+        CREATE INDEX IF NOT EXISTS submissions_institution ON submissions(institution_id) WHERE superseded_at IS NULL;
+        """,
+    )
 # --- operations (issue 6) ---
+
+
+@migrations()
+def m_issue6_heartbeat(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- The running bot's pulse, for `zicha status` (another process): one row per role.
+        CREATE TABLE heartbeat (
+            role TEXT PRIMARY KEY,        -- 'bot'
+            pid INTEGER NOT NULL,
+            mode TEXT NOT NULL,           -- 'polling' or 'webhook'
+            started_at TEXT NOT NULL,
+            beat_at TEXT NOT NULL,        -- UTC ISO 8601, renewed every ZICHA_HEARTBEAT_SECONDS
+            stopped_at TEXT,              -- set on a clean shutdown
+            scheduler TEXT NOT NULL DEFAULT 'not configured'  -- running / stopped / not configured
+        );
+        """,
+    )

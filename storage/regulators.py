@@ -53,3 +53,81 @@ def remove_regulator(db: sqlite_utils.Database, telegram_id: int) -> bool:
     with db.atomic():
         cursor = db.execute("DELETE FROM regulators WHERE telegram_id = ?", [telegram_id])
     return cursor.rowcount == 1
+
+
+# --- regulator invites (issue 5) -------------------------------------------------------
+
+DEFAULT_REGULATOR_INVITE_USES = 1
+
+
+@dataclass(frozen=True)
+class RegulatorInvite:
+    code: str
+    scope: Scope
+    name: str
+    max_uses: int
+    uses: int
+    revoked: bool
+
+    @property
+    def usable(self) -> bool:
+        return not self.revoked and self.uses < self.max_uses
+
+
+def create_regulator_invite(
+    db: sqlite_utils.Database, scope: Scope, *, name: str = "", max_uses: int = DEFAULT_REGULATOR_INVITE_USES
+) -> str:
+    from bot.core.invites import new_invite_code
+
+    if max_uses < 1:
+        raise ValueError("max_uses must be at least 1")
+    code = new_invite_code()
+    with db.atomic():
+        db.execute(
+            "INSERT INTO regulator_invites (code, scope, name, max_uses, created_at) VALUES (?, ?, ?, ?, ?)",
+            [code, scope.to_json(), name, max_uses, utcnow()],
+        )
+    return code
+
+
+def get_regulator_invite(db: sqlite_utils.Database, code: str) -> RegulatorInvite | None:
+    """The regulator invite with this canonical code (usable or not); None if there is none."""
+    row = query_one(db, "SELECT * FROM regulator_invites WHERE code = ?", [code])
+    if row is None:
+        return None
+    return RegulatorInvite(
+        code=row["code"],
+        scope=Scope.from_json(row["scope"]),
+        name=row["name"],
+        max_uses=row["max_uses"],
+        uses=row["uses"],
+        revoked=row["revoked_at"] is not None,
+    )
+
+
+def redeem_regulator_invite(db: sqlite_utils.Database, code: str, telegram_id: int) -> Regulator | None:
+    """Make ``telegram_id`` a regulator with the invite's scope, spending one use; None if
+    the invite cannot be used (any more). Redeeming twice by the same person spends nothing."""
+    with db.atomic():
+        invite = get_regulator_invite(db, code)
+        if invite is None or not invite.usable:
+            return None
+        current = get_regulator(db, telegram_id)
+        if current is not None and current.scope == invite.scope:
+            return current
+        db.execute("UPDATE regulator_invites SET uses = uses + 1 WHERE code = ?", [code])
+        db.execute(
+            "INSERT INTO regulators (telegram_id, name, scope, added_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(telegram_id) DO UPDATE SET scope = excluded.scope, "
+            "name = CASE WHEN excluded.name != '' THEN excluded.name ELSE regulators.name END",
+            [telegram_id, invite.name, invite.scope.to_json(), utcnow()],
+        )
+    return get_regulator(db, telegram_id)
+
+
+def revoke_regulator_invite(db: sqlite_utils.Database, code: str) -> bool:
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE regulator_invites SET revoked_at = ? WHERE code = ? AND revoked_at IS NULL", [utcnow(), code]
+        )
+    return cursor.rowcount == 1

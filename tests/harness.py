@@ -68,18 +68,34 @@ class BotProcess:
         self.cwd = db_path.parent
         self.log_path = db_path.parent / "bot.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.command = ["run"]
+        """The zicha command line, e.g. ["run", "--webhook"] (with ZICHA_WEBHOOK_* in ``env``)."""
 
     def start(self) -> None:
         # Output goes to a file shared by every start, so a killed process leaves no open pipe.
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "run"], env=self.env, cwd=self.cwd, stdout=log, stderr=log
+                [sys.executable, "-m", "bot", *self.command], env=self.env, cwd=self.cwd, stdout=log, stderr=log
             )
 
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+    def sigterm(self) -> None:
+        """Send SIGTERM, what systemd and Docker send to stop a service."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    async def exited(self, timeout: float = 30) -> int:
+        """Wait for the process to exit, keeping the event loop (and so the stand-in) running."""
+        assert self.process is not None
+        return await asyncio.to_thread(self.process.wait, timeout)
+
+    def log(self) -> str:
+        """Everything the process logged so far, across its starts."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> str:
         """Stop gracefully; returns everything the process logged across its starts."""

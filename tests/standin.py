@@ -32,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import math
 import mimetypes
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -51,6 +53,8 @@ __all__ = [
     "CallbackQueryRecord",
     "EntityParseError",
     "Fault",
+    "RateLimitEnforcer",
+    "Hold",
     "StoredFile",
     "TelegramStandin",
     "UploadedFile",
@@ -69,6 +73,7 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 """Bots may upload up to 50 MB but only download (getFile) up to 20 MB."""
 
+WEBHOOK_ACTIVE_DESCRIPTION = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
 CONFLICT_DESCRIPTION = (
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 )
@@ -323,6 +328,84 @@ class Fault:
             return None
         self.hits += 1
         return ApiError(self.status, self.description, retry_after=self.retry_after)
+
+
+class Hold:
+    """A call held open by the stand-in: see ``TelegramStandin.hold``."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.claimed = False
+        self._arrived = asyncio.Event()
+        self._released = asyncio.Event()
+
+    def claim(self, method: str) -> bool:
+        if self.claimed or self.method.lower() != method.lower():
+            return False
+        self.claimed = True
+        self._arrived.set()
+        return True
+
+    async def wait_arrived(self, timeout: float = 5.0) -> None:
+        await asyncio.wait_for(self._arrived.wait(), timeout)
+
+    async def wait_released(self) -> None:
+        await self._released.wait()
+
+    def release(self) -> None:
+        self._released.set()
+
+
+@dataclass
+class RateLimitEnforcer:
+    """Opt-in (``TelegramStandin.enforce_rate_limits``): answer 429 with ``retry_after`` as Telegram does when
+    messages exceed a global rate or a per-chat rate.
+
+    Each limit is a token bucket: ``global_rate`` messages per second with room for a burst of ``global_burst``, and
+    ``chat_rate`` per chat with a burst of ``chat_burst``. A rejected call consumes nothing. ``retry_after`` is the
+    whole number of seconds (at least 1) until the bucket that said no has a token again. Only sending methods count
+    (``methods``); ``accepted`` and ``rejected`` count what the enforcer decided.
+    """
+
+    global_rate: float = 30.0
+    global_burst: float = 30.0
+    chat_rate: float = 1.0
+    chat_burst: float = 3.0
+    methods: frozenset[str] = frozenset({"sendMessage", "sendDocument", "sendPhoto", "copyMessage", "forwardMessage"})
+    accepted: int = 0
+    rejected: int = 0
+
+    def __post_init__(self) -> None:
+        self._global = (self.global_burst, time.monotonic())
+        self._chats: dict[Any, tuple[float, float]] = {}
+
+    @staticmethod
+    def _refill(bucket: tuple[float, float], rate: float, burst: float, now: float) -> float:
+        tokens, at = bucket
+        return min(burst, tokens + (now - at) * rate)
+
+    def __call__(self, method: str, params: dict[str, Any]) -> ApiError | None:
+        if method not in self.methods:
+            return None
+        now = time.monotonic()
+        chat = params.get("chat_id")
+        global_tokens = self._refill(self._global, self.global_rate, self.global_burst, now)
+        chat_tokens = self._refill(self._chats.get(chat, (self.chat_burst, now)), self.chat_rate, self.chat_burst, now)
+        wait = 0.0
+        if global_tokens < 1:
+            wait = max(wait, (1 - global_tokens) / self.global_rate)
+        if chat_tokens < 1:
+            wait = max(wait, (1 - chat_tokens) / self.chat_rate)
+        if wait > 0:
+            self.rejected += 1
+            self._global = (global_tokens, now)
+            self._chats[chat] = (chat_tokens, now)
+            retry_after = max(1, math.ceil(wait))
+            return ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+        self.accepted += 1
+        self._global = (global_tokens - 1, now)
+        self._chats[chat] = (chat_tokens - 1, now)
+        return None
 
 
 Interceptor = Callable[[str, dict[str, Any]], "ApiError | None"]
@@ -694,11 +777,20 @@ class TelegramStandin:
         self._t0 = time.monotonic()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        # Webhook mode (setWebhook): updates are POSTed to the bot instead of served by getUpdates.
+        self.webhook: dict[str, Any] | None = None
+        """The webhook as set by setWebhook: url, secret_token, allowed_updates; None when not set."""
+        self.webhook_deliveries: list[tuple[int, int]] = []
+        """(update_id, HTTP status) of every webhook delivery attempt, in order."""
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._holds: list[Hold] = []
 
         handlers: dict[str, MethodHandler] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
             "deleteWebhook": self._delete_webhook,
+            "setWebhook": self._set_webhook,
+            "getWebhookInfo": self._get_webhook_info,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
@@ -743,6 +835,9 @@ class TelegramStandin:
     async def stop(self) -> None:
         """Wake pending long polls (they return no updates) and shut the server down."""
         self._closing = True
+        for hold in self._holds:
+            hold.release()
+        await self._stop_webhook_delivery()
         self._notify()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -993,6 +1088,25 @@ class TelegramStandin:
         self.interceptors.append(fault)
         return fault
 
+    def enforce_rate_limits(
+        self,
+        *,
+        global_rate: float = 30.0,
+        global_burst: float | None = None,
+        chat_rate: float = 1.0,
+        chat_burst: float = 3.0,
+    ) -> RateLimitEnforcer:
+        """Opt in to Telegram's flood control: sends beyond ``global_rate``/s (burst ``global_burst``, default one
+        second's worth) or ``chat_rate``/s per chat (burst ``chat_burst``) get 429 with ``retry_after``."""
+        enforcer = RateLimitEnforcer(
+            global_rate=global_rate,
+            global_burst=global_rate if global_burst is None else global_burst,
+            chat_rate=chat_rate,
+            chat_burst=chat_burst,
+        )
+        self.interceptors.append(enforcer)
+        return enforcer
+
     def add_interceptor(self, interceptor: Interceptor) -> None:
         """Run ``interceptor(method, params)`` before every method; an ApiError it returns becomes the reply."""
         self.interceptors.append(interceptor)
@@ -1111,6 +1225,11 @@ class TelegramStandin:
         """Wait until the bot is inside a getUpdates long poll (it has started polling and caught up)."""
         await self.wait_until(lambda: self._active_polls > 0, timeout=timeout, what="the bot to poll getUpdates")
 
+    async def wait_not_polling(self, *, timeout: float = 5.0) -> None:
+        """Wait until no getUpdates long poll is open (a stopped bot's last poll ends within its timeout), so a
+        bot started next is not mistaken for polling by ``wait_polling``."""
+        await self.wait_until(lambda: self._active_polls == 0, timeout=timeout, what="open long polls to end")
+
     def dump(self, last: int = 25) -> str:
         """A readable state summary and the latest requests, for assertion messages."""
         lines = [
@@ -1154,6 +1273,9 @@ class TelegramStandin:
                 raise ApiError(401, "Unauthorized")
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
+            for hold in list(self._holds):
+                if hold.claim(method):
+                    await hold.wait_released()
             for interceptor in list(self.interceptors):
                 error = interceptor(method, params)
                 if error is not None:
@@ -1223,6 +1345,8 @@ class TelegramStandin:
         if "allowed_updates" in params:
             allowed = params["allowed_updates"]
             self._allowed_updates = frozenset(allowed) if allowed else None
+        if self.webhook is not None:
+            raise ApiError(409, WEBHOOK_ACTIVE_DESCRIPTION)
         self._poll_generation += 1
         generation = self._poll_generation
         self._last_poll_at = time.monotonic()
@@ -1270,7 +1394,89 @@ class TelegramStandin:
     async def _delete_webhook(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        self.webhook = None
+        # A delivery in flight completes (its update counts as delivered on 2xx); then the loop ends.
+        self._notify()
         return True
+
+    # ---------------------------------------------------------------------------------------------- webhook mode
+
+    async def _set_webhook(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
+        url = params.get("url") or ""
+        if not url:
+            # Telegram: setWebhook with an empty url removes the webhook.
+            return await self._delete_webhook(params, files)
+        if not url.startswith(("http://", "https://")):
+            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        allowed = params.get("allowed_updates")
+        if "allowed_updates" in params:
+            self._allowed_updates = frozenset(allowed) if allowed else None
+        self.webhook = {"url": url, "secret_token": secret, "allowed_updates": allowed}
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.create_task(self._deliver_webhook_updates())
+        self._notify()
+        return True
+
+    async def _get_webhook_info(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
+        info: dict[str, Any] = {
+            "url": self.webhook["url"] if self.webhook else "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+        if self.webhook and self.webhook.get("allowed_updates"):
+            info["allowed_updates"] = list(self.webhook["allowed_updates"])
+        return info
+
+    async def _stop_webhook_delivery(self) -> None:
+        task, self._webhook_task = self._webhook_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _deliver_webhook_updates(self) -> None:
+        """POST pending updates one at a time to the webhook, with its secret header, as Telegram does;
+        an update leaves the queue only when the bot answered 2xx (else it is retried shortly)."""
+        import aiohttp  # the client side is needed only in webhook mode
+
+        async with aiohttp.ClientSession() as session:
+            while self.webhook is not None and not self._closing:
+                changed = self._changed
+                batch = self._deliverable(1)
+                if not batch:
+                    await changed.wait()
+                    continue
+                update, hook = batch[0], self.webhook
+                headers = {"X-Telegram-Bot-Api-Secret-Token": hook["secret_token"]} if hook["secret_token"] else {}
+                try:
+                    async with session.post(hook["url"], json=update, headers=headers) as response:
+                        status = response.status
+                        await response.read()
+                except aiohttp.ClientError:
+                    status = 0
+                self.webhook_deliveries.append((update["update_id"], status))
+                if 200 <= status < 300:
+                    self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
+                    self._notify()
+                else:
+                    self._notify()
+                    await asyncio.sleep(0.05)  # Telegram backs off longer; a test wants it soon
+
+    # ---------------------------------------------------------------------------------------------- holding calls
+
+    def hold(self, method: str) -> Hold:
+        """Make the next call of ``method`` wait (the bot sees a slow Telegram) until ``release()``;
+        ``await hold.wait_arrived()`` returns once the bot is waiting on it."""
+        hold = Hold(method)
+        self._holds.append(hold)
+        return hold
 
     async def _set_my_commands(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         commands = params.get("commands")

@@ -54,7 +54,7 @@ async def test_a_stranger_gets_an_explanation_and_changes_nothing(
     tg: TelegramStandin, db: sqlite_utils.Database, tmp_path: Path, checklist: Checklist, food_lab: Institution
 ) -> None:
     db_path = tmp_path / "zicha.db"
-    code = invite(db_path, food_lab.id, max_uses=1)
+    invite(db_path, food_lab.id, max_uses=1)  # an invite exists, but the stranger does not have it
     before = snapshot(db_path)
     async with running_bot(tg, db_path):
         stranger = Chat(tg, STRANGER)

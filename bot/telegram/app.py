@@ -18,6 +18,7 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import Settings
 from bot.core.checklist import Checklist, load_checklists
@@ -25,6 +26,14 @@ from bot.i18n import build_i18n
 from bot.resources import data_dir
 from bot.telegram.middlewares import MembershipMiddleware, UserLanguageMiddleware
 from bot.telegram.routers import common, fallback, interview, onboarding
+from bot.telegram.routers import pledge
+from bot.telegram.routers import regulator
+from bot.reports.digest import register_digest_job
+from bot.telegram.routers import broadcast as broadcast_router
+from bot.scheduler import Background, campaign_schedule, start_background, stop_background
+from bot.ops.failures import connect
+from bot.ops.lifecycle import Heartbeat, OffsetWatch, confirm_handled_updates, stop_services
+from bot.ops.lifecycle import install as install_lifecycle
 from storage.fsm import SQLiteStorage
 
 log = logging.getLogger(__name__)
@@ -39,6 +48,10 @@ class App:
     checklist: Checklist
     i18n: I18n
     dispatcher: Dispatcher
+    # Reminders and the outbox (issue 4): the scheduler (a health check reads .running) and
+    # what runs it, started and stopped by the dispatcher's startup and shutdown hooks.
+    scheduler: AsyncIOScheduler | None = None
+    background: Background | None = None
 
 
 def load_checklist(settings: Settings) -> Checklist:
@@ -72,10 +85,18 @@ def build_dispatcher(
     # Onboarding goes first so "/start CODE" is read as an invite even from someone already
     # bound; the fallback is last and takes whatever nobody else did.
     dp["i18n"] = i18n
+    # Outermost middleware and first shutdown handler: logs each update, lets shutdown
+    # finish the update in hand before anything else stops (bot/ops/lifecycle.py).
+    install_lifecycle(dp)
     dp.include_routers(
         onboarding.build_router(),
         common.build_router(),
         # --- feature routers (pledge, regulators, broadcasts) go here, before the fallback ---
+        # the pledge before the regulator router: its catch-all would take /verify
+        pledge.build_router(),
+        # broadcasts before the regulator router: its catch-all takes any other regulator text
+        broadcast_router.build_router(),
+        regulator.build_router(),
         interview.build_router(),
         fallback.build_router(),
     )
@@ -86,7 +107,7 @@ def build_dispatcher(
     return dp
 
 
-BOT_COMMANDS = ("start", "progress", "review", "language", "help")
+BOT_COMMANDS = ("start", "progress", "review", "pledge", "language", "help")
 
 
 def bot_commands(i18n: I18n, locale: str) -> list[BotCommand]:
@@ -95,6 +116,7 @@ def bot_commands(i18n: I18n, locale: str) -> list[BotCommand]:
             "start": _("Continue the self-check"),
             "progress": _("Show your institution's progress"),
             "review": _("Unanswered and non-compliant items"),
+            "pledge": _("Your signed pledge summary (PDF)"),
             "language": _("Language: 中文 / English"),
             "help": _("How Zicha works"),
         }
@@ -120,14 +142,44 @@ def build_app(settings: Settings, db: sqlite_utils.Database, clock: Callable[[],
     checklist = load_checklist(settings)
     i18n = build_i18n(settings.zicha_locale)
     dp = build_dispatcher(db=db, checklist=checklist, i18n=i18n, settings=settings, clock=clock)
-    return App(settings, db, checklist, i18n, dp)
+    background = Background(
+        db=db, checklist=checklist, i18n=i18n, settings=settings, clock=clock or (lambda: dt.datetime.now(settings.tz)),
+        schedule=campaign_schedule(settings, checklist),
+    )  # fmt: skip
+    dp["background"] = background
+    # Regulators' daily digest (issue 5): queued into the outbox at ZICHA_DIGEST_TIME.
+    register_digest_job(
+        background.scheduler, db=db, checklist=checklist, i18n=i18n, settings=settings,
+        clock=background.clock, wake=background.wake,
+    )  # fmt: skip
+    dp.startup.register(start_background)
+    dp.shutdown.register(stop_background)
+    return App(settings, db, checklist, i18n, dp, scheduler=background.scheduler, background=background)
 
 
 async def run_polling(app: App) -> None:
+    """Long polling until SIGTERM/SIGINT; then the update in hand finishes, its offset is
+    confirmed (so Telegram does not send it again), services stop, the session closes.
+
+    A wrong token or an unreachable Bot API raises ``StartupError`` (one sentence)."""
     bot = build_bot(app.settings)
-    me = await bot.get_me()
-    log.info("Zicha is running as @%s (checklist %s %s)", me.username, app.checklist.id, app.checklist.version)
     try:
-        await app.dispatcher.start_polling(bot, polling_timeout=30)
+        me = await connect(bot, app.settings.telegram_api_url)
+        log.info(
+            "Zicha is running as @%s (polling, checklist %s %s)",
+            me.username, app.checklist.id, app.checklist.version,
+            extra={"event": "start", "mode": "polling"},
+        )
+        heartbeat = Heartbeat(app.db, app, "polling", app.settings.zicha_heartbeat_seconds)
+        heartbeat.start()
+        offsets = OffsetWatch()
+        bot.session.middleware(offsets)
+        try:
+            await app.dispatcher.start_polling(bot, polling_timeout=30, close_bot_session=False)
+            await confirm_handled_updates(bot, app.dispatcher, offsets)
+        finally:
+            await stop_services(app)
+            await heartbeat.stop()
+            log.info("Zicha stopped", extra={"event": "stop", "mode": "polling"})
     finally:
         await bot.session.close()

@@ -364,7 +364,10 @@ def summary_view(ws: Workspace, progress: Progress, locale: str, completed_at: d
     if progress.noncompliant:
         lines += ["", "<b>" + _("Non-compliant items") + "</b>"]
         lines += [_item_line(ws, item, locale) for item in progress.noncompliant]
-    lines += ["", _("You can still change any answer from the review screen.")]
+    from bot.telegram import pledge_views  # the signed pledge builds on this module
+
+    signed = pledge_views.summary_lines(ws, locale, completed_at)
+    lines += ["", *signed] if signed else ["", _("You can still change any answer from the review screen.")]
     text = "\n".join(lines)
     if len(text) > MAX_LIST_CHARS:
         text = text[: text.rfind("\n", 0, MAX_LIST_CHARS)] + "\n…"
@@ -372,9 +375,15 @@ def summary_view(ws: Workspace, progress: Progress, locale: str, completed_at: d
 
 
 def summary_keyboard(ws: Workspace) -> InlineKeyboardMarkup:
+    from bot.telegram import pledge_views  # the signed pledge builds on this module
+
     kb = InlineKeyboardBuilder()
-    kb.button(text="🔎 " + _("Review"), callback_data=NavCb(action=NavAction.REVIEW, sc=ws.selfcheck.id))
-    kb.button(text="📋 " + _("Contents"), callback_data=NavCb(action=NavAction.TOC, sc=ws.selfcheck.id))
+    for row in pledge_views.summary_buttons(ws):  # sign, or the signed PDF and "revise"
+        kb.row(*row)
+    kb.row(
+        InlineKeyboardButton(text="🔎 " + _("Review"), callback_data=NavCb(action=NavAction.REVIEW, sc=ws.selfcheck.id).pack()),
+        InlineKeyboardButton(text="📋 " + _("Contents"), callback_data=NavCb(action=NavAction.TOC, sc=ws.selfcheck.id).pack()),
+    )
     return kb.as_markup()
 
 

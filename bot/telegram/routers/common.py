@@ -40,6 +40,7 @@ def help_text() -> str:
         "/start — continue where you left off\n"
         "/progress — how far your institution has got\n"
         "/review — unanswered and non-compliant items; change any answer\n"
+        "/pledge — your signed pledge summary (PDF), once signed\n"
         "/language — 中文 / English\n"
         "/help — this message"
     )

@@ -19,10 +19,11 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from bot.core.checklist import Checklist, Item
-from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, RectStatus, next_followup
-from bot.selfcheck import NotAllowed, Workspace, open_workspace
+from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, next_followup
+from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
 from bot.telegram import views
 from bot.telegram.callbacks import AnswerCb, NavAction, NavCb, RectCb, SectionCb
+from bot.telegram.pledge_views import frozen_text
 from bot.telegram.screen import is_current, show
 from bot.telegram.states import Interview
 from storage.answers import StaleAnswer
@@ -225,6 +226,11 @@ async def on_answer(
         callback_answer.text = _("This item was changed in the meantime. Here is its current answer.")
         await present_item(query, ws, item, state, locale)
         return
+    except Frozen as exc:  # signed: read-only until revised (see routers/pledge.py)
+        callback_answer.text = frozen_text(exc.submission, locale, clock().tzinfo)
+        callback_answer.show_alert = True
+        await present_summary(query, ws, state, locale, clock)
+        return
     except NotAllowed:
         callback_answer.text = _("This answer is not available for this item.")
         return
@@ -254,6 +260,11 @@ async def on_rect_status(
     except StaleAnswer:
         callback_answer.text = _("This item was changed in the meantime. Here is its current answer.")
         await present_item(query, ws, item, state, locale)
+        return
+    except Frozen as exc:  # signed: read-only until revised (see routers/pledge.py)
+        callback_answer.text = frozen_text(exc.submission, locale, clock().tzinfo)
+        callback_answer.show_alert = True
+        await present_summary(query, ws, state, locale, clock)
         return
     except NotAllowed:
         callback_answer.text = _("This answer is not available for this item.")
@@ -289,6 +300,10 @@ async def on_followup_text(
         if current is not None:
             await present_followup(message, ws, item, followup, current, state, locale, clock, editing=editing)
         return
+    except Frozen as exc:
+        await message.answer(frozen_text(exc.submission, locale, clock().tzinfo))
+        await present_summary(message, ws, state, locale, clock)
+        return
     except NotAllowed:
         # The answer was changed (by a colleague) so this detail no longer belongs to it.
         await message.answer(_("This item was changed in the meantime. Here is its current answer."))
@@ -315,6 +330,10 @@ async def on_question_text(
         return
     try:
         answer = ws.record_text(item.id, message.text, by=message.from_user.id)
+    except Frozen as exc:
+        await message.answer(frozen_text(exc.submission, locale, clock().tzinfo))
+        await present_summary(message, ws, state, locale, clock)
+        return
     except InvalidInput as exc:
         await message.answer(views.invalid_input_text(exc, locale, clock().date()))
         await present_item(message, ws, item, state, locale)
@@ -340,6 +359,10 @@ async def on_evidence(
     assert message.from_user is not None
     if item is None or answer is None or answer.value is not Choice.NONCOMPLIANT:
         await message.answer(_("Files are accepted only as evidence for a non-compliant item. Nothing was saved."))
+        return
+    signed = ws.submission()
+    if signed is not None:  # read-only while signed; add_evidence would raise Frozen
+        await message.answer(frozen_text(signed, locale, clock().tzinfo))
         return
     if message.photo:
         photo = message.photo[-1]  # the largest size Telegram made

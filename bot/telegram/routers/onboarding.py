@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 from aiogram import Router
-from aiogram.filters import CommandObject, CommandStart
+from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -15,9 +15,11 @@ from bot.core.invites import normalize_invite_code
 from bot.telegram import views
 from bot.telegram.callbacks import JoinCb
 from bot.telegram.routers.interview import Clock, resume, workspace
+from bot.telegram.routers import regulator as regulator_router
 from bot.telegram.screen import edit_or_send, show
 from bot.telegram.states import Join
 from storage.institutions import Institution, InviteError, InviteProblem, bind_member, check_invite
+from storage.regulators import get_regulator_invite
 
 
 PENDING_CODE = "join"
@@ -48,6 +50,15 @@ async def cmd_start_with_code(
     code = normalize_invite_code(command.args or "")
     if code is None:
         await message.answer(invite_problem_text(InviteProblem.UNKNOWN))
+        return
+    # Regulator invites (issue 5) share the code format; their scope is confirmed first.
+    regulator_invite = get_regulator_invite(db, code)
+    if regulator_invite is not None:
+        if regulator_invite.usable:
+            await regulator_router.offer_regulator_invite(message, regulator_invite, state, locale)
+        else:
+            problem = InviteProblem.REVOKED if regulator_invite.revoked else InviteProblem.USED_UP
+            await message.answer(invite_problem_text(problem))
         return
     try:
         invited = check_invite(db, code)
@@ -106,4 +117,10 @@ def build_router() -> Router:
     router = Router(name="onboarding")
     router.message.register(cmd_start_with_code, CommandStart(deep_link=True))
     router.callback_query.register(on_join, JoinCb.filter())
+    router.callback_query.register(regulator_router.on_regulator_join, regulator_router.RegulatorJoinCb.filter())
+    # A regulator who is not staff: /start and /help explain the regulator commands (issue 5),
+    # instead of the "only invited staff" text of the common router.
+    only_regulator = regulator_router.IsRegulatorOnly()
+    router.message.register(regulator_router.on_regulator_text, CommandStart(deep_link=False), only_regulator)
+    router.message.register(regulator_router.on_regulator_text, Command("help"), only_regulator)
     return router

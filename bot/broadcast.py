@@ -1,0 +1,129 @@
+"""Broadcasts: a regulator's message to every bound staff member in their scope, through
+the outbox, with a delivery report when the last recipient is done.
+
+The message is sent as HTML. From Telegram, the regulator's text arrives as entities and
+is rendered by aiogram (``Message.html_text``), which escapes everything the user typed; from
+the command line the text is plain and escaped with ``html.escape``. Either way nothing a
+regulator writes can break Telegram's HTML parsing, and formatting made in Telegram
+(bold, links) is kept.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import sqlite_utils
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.core.scope import Scope
+from bot.i18n import normalize_locale
+from storage import outbox
+from storage.db import query_rows
+
+BROADCAST_KIND = "broadcast"
+REPORT_KIND = "report"
+# Telegram's limit is 4,096 characters; the header takes a line or two.
+MAX_BROADCAST_LENGTH = 3800
+
+
+@dataclass(frozen=True)
+class Audience:
+    members: list[int]
+    languages: dict[int, str | None]
+    institutions: int
+    unreachable: int
+
+    @property
+    def total(self) -> int:
+        return len(self.members)
+
+
+def audience(db: sqlite_utils.Database, scope: Scope) -> Audience:
+    """Bound staff of the institutions in ``scope``; ``unreachable`` of them answered 403 before."""
+    condition, params = scope.sql("i")
+    rows = query_rows(
+        db,
+        f"""SELECT m.telegram_id, m.institution_id, u.language,
+                   EXISTS (SELECT 1 FROM unreachable x WHERE x.chat_id = m.telegram_id) AS blocked
+            FROM members m JOIN institutions i ON i.id = m.institution_id
+            LEFT JOIN users u ON u.telegram_id = m.telegram_id
+            WHERE {condition} ORDER BY m.institution_id, m.telegram_id""",
+        params,
+    )
+    return Audience(
+        members=[int(r["telegram_id"]) for r in rows],
+        languages={int(r["telegram_id"]): r["language"] for r in rows},
+        institutions=len({r["institution_id"] for r in rows}),
+        unreachable=sum(1 for r in rows if r["blocked"]),
+    )
+
+
+def compose(body_html: str, sender: str) -> str:
+    """The message recipients see (call inside the recipients' locale): a header naming the
+    regulator, then the body. ``body_html`` must already be safe HTML."""
+    header = _("📢 <b>Message from your regulator</b> ({sender})").format(sender=html.escape(sender))
+    return f"{header}\n\n{body_html}"
+
+
+def create_broadcast(
+    db: sqlite_utils.Database,
+    i18n: I18n,
+    *,
+    scope: Scope,
+    body_html: str,
+    sender: str,
+    created_by: int | None,
+    report_chat_id: int | None,
+    default_locale: str,
+    dedup: str | None = None,
+) -> tuple[int, int]:
+    """Queue the broadcast for everyone in scope, all or nothing; returns (batch id, recipients).
+
+    Each recipient gets the header in their own language. ``dedup`` (e.g. the id of the
+    preview a regulator confirmed) makes a repeated confirm queue nothing new.
+    """
+    reach = audience(db, scope)
+    texts: dict[str, str] = {}
+    with db.atomic():
+        batch_id = outbox.new_batch(
+            db, kind=BROADCAST_KIND, created_by=created_by, scope=scope.to_text(), text=body_html,
+            report_chat_id=report_chat_id,
+        )  # fmt: skip
+        queued = 0
+        for chat_id in reach.members:
+            locale = normalize_locale(reach.languages.get(chat_id), default_locale)
+            if locale not in texts:
+                with i18n.context(), i18n.use_locale(locale):
+                    texts[locale] = compose(body_html, sender)
+            key = f"broadcast:{dedup}:{chat_id}" if dedup else None
+            if outbox.enqueue(
+                db, kind=BROADCAST_KIND, chat_id=chat_id, text=texts[locale], batch_id=batch_id, dedup_key=key
+            ):
+                queued += 1
+    return batch_id, queued
+
+
+def report_text(counts: dict[str, int]) -> str:
+    """The delivery report (call inside the regulator's locale)."""
+    return _(
+        "📬 <b>Broadcast delivered</b>\nDelivered: {sent}\nBlocked the bot: {blocked}\nFailed: {failed}\nTotal: {total}"
+    ).format(sent=counts["sent"], blocked=counts["blocked"], failed=counts["failed"], total=counts["total"])
+
+
+def queue_report(
+    db: sqlite_utils.Database, i18n: I18n, batch: dict[str, object], counts: dict[str, int], default_locale: str
+) -> int | None:
+    """Queue the report of a finished batch to whoever asked for it (not held by quiet hours)."""
+    chat_id = batch.get("report_chat_id")
+    if chat_id is None:
+        return None
+    row = db.execute("SELECT language FROM users WHERE telegram_id = ?", [chat_id]).fetchone()
+    locale = normalize_locale(row[0] if row else None, default_locale)
+    with i18n.context(), i18n.use_locale(locale):
+        text = report_text(counts)
+    return outbox.enqueue(
+        db, kind=REPORT_KIND, chat_id=int(chat_id),  # type: ignore[arg-type]
+        text=text, quiet=False, dedup_key=f"report:{batch['id']}",
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Running Zicha in production: logs, health, backups, graceful shutdown, plain failures."""

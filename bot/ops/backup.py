@@ -1,0 +1,135 @@
+"""Backups with SQLite's online backup API, and restoring one.
+
+``backup`` copies the live database page by page inside one read transaction: in WAL
+mode that neither blocks the bot's writes nor sees half of one, so the copy is the
+database as it stood at one moment. The copy is written next to its destination,
+checked with ``PRAGMA integrity_check``, switched to a single self-contained file
+(journal mode DELETE) and only then renamed into place.
+
+``restore`` checks the backup first (integrity, and that it is a Zicha database), keeps a
+safety copy of the current database, and copies the backup in through the same API, so
+the live file and its ``-wal`` stay consistent. It refuses while the bot's heartbeat says
+it is running, unless forced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED_TABLES = ("_sqlite_migrations", "institutions", "answers")
+
+
+class BackupError(RuntimeError):
+    """The backup or restore cannot be done; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    size: int
+    tables: int
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(str(path), timeout=10)
+
+
+def integrity_problem(path: Path) -> str | None:
+    """None when ``path`` is an intact Zicha database, else what is wrong with it."""
+    if not path.is_file():
+        return f"{path} does not exist"
+    try:
+        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=10)
+        try:
+            result = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
+            if result != ["ok"]:
+                return f"{path} fails PRAGMA integrity_check: {'; '.join(result[:3])}"
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return f"{path} is not a readable SQLite database ({exc})"
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        return f"{path} is not a Zicha database (no table {', '.join(missing)})"
+    return None
+
+
+def default_backup_name(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"zicha-{now:%Y%m%d-%H%M%S}.db"
+
+
+def backup(db_path: Path, dest: Path, *, force: bool = False) -> BackupResult:
+    """Copy the live database at ``db_path`` to ``dest`` (a file, or a folder for a dated name)."""
+    if not db_path.is_file():
+        raise BackupError(f"There is no database at {db_path} to back up (check ZICHA_DB).")
+    if dest.is_dir():
+        dest = dest / default_backup_name()
+    if dest.resolve() == db_path.resolve():
+        raise BackupError("The backup must not overwrite the database itself: give another PATH.")
+    if not dest.parent.is_dir():
+        raise BackupError(f"The folder {dest.parent} does not exist: create it or give another PATH.")
+    if dest.exists() and not force:
+        raise BackupError(f"{dest} already exists: give a new name, or --force to replace it.")
+    partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        source = _connect(db_path)
+        target = _connect(partial)
+        try:
+            # pages=-1: the whole database in one step, i.e. one read snapshot.
+            source.backup(target, pages=-1)
+            target.execute("PRAGMA journal_mode=DELETE")
+            tables = target.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        finally:
+            target.close()
+            source.close()
+    except sqlite3.DatabaseError as exc:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"Could not back up {db_path}: {exc}.") from None
+    problem = integrity_problem(partial)
+    if problem is not None:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"The copy failed its check ({problem}); the database itself may be damaged.")
+    with open(partial, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, dest)
+    return BackupResult(dest, dest.stat().st_size, tables)
+
+
+def restore(backup_path: Path, db_path: Path) -> Path | None:
+    """Replace the database at ``db_path`` by the backup; returns the safety copy of the
+    replaced database (None if there was none). The caller checks the bot is stopped."""
+    problem = integrity_problem(backup_path)
+    if problem is not None:
+        raise BackupError(f"Not restoring: {problem}.")
+    if backup_path.resolve() == db_path.resolve():
+        raise BackupError("The backup is the database itself: nothing to restore.")
+    safety: Path | None = None
+    if db_path.exists() and db_path.stat().st_size > 0:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        safety = db_path.with_name(f"{db_path.name}.before-restore-{stamp}")
+        try:
+            backup(db_path, safety, force=True)
+        except BackupError:
+            # A damaged database cannot be copied page-perfectly; keep its bytes as they are.
+            safety.write_bytes(db_path.read_bytes())
+            db_path.unlink()
+            for suffix in ("-wal", "-shm"):
+                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    try:
+        source = _connect(backup_path)
+        target = _connect(db_path)
+        try:
+            source.backup(target, pages=-1)
+        finally:
+            target.close()
+            source.close()
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"Could not restore into {db_path}: {exc}.") from None
+    return safety

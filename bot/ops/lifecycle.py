@@ -1,0 +1,229 @@
+"""What every running bot does around its updates, whether polling or webhook.
+
+* ``UpdateTracker``: the outermost update middleware. It logs one line per update (update
+  id, type, institution id, duration, outcome: never the user's text) and counts updates in
+  flight, so that shutdown can wait for the update in hand instead of cutting it off.
+* ``drain_updates``: the first shutdown handler of the dispatcher: waits for those updates
+  before the scheduler, the outbox and the database are stopped.
+* ``Heartbeat``: a row renewed every few seconds, read by ``zicha status``.
+* ``stop_services``: stops the scheduler and the outbox sender, if this build has them and
+  their own shutdown handlers did not already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlite_utils
+from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import TelegramAPIError
+from aiogram.methods import GetUpdates, Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+from aiogram.types import TelegramObject, Update
+
+from storage.db import utcnow
+
+log = logging.getLogger("zicha.updates")
+ops_log = logging.getLogger("zicha.ops")
+
+DRAIN_TIMEOUT = 25.0
+"""Seconds shutdown waits for updates in hand; below systemd's and Docker's stop timeouts."""
+
+
+class UpdateTracker(BaseMiddleware):
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.last_update_id: int | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        self.in_flight += 1
+        self._idle.clear()
+        if isinstance(event, Update):
+            self.last_update_id = max(self.last_update_id or 0, event.update_id)
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            result = await handler(event, data)
+            outcome = "unhandled" if result is UNHANDLED else "handled"
+            return result
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+            institution = data.get("institution")
+            update_id = event.update_id if isinstance(event, Update) else None
+            log.info(
+                "update",
+                extra={
+                    "event": "update",
+                    "update_id": update_id,
+                    "update_type": event.event_type if isinstance(event, Update) else type(event).__name__,
+                    "institution_id": getattr(institution, "id", None),
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "outcome": outcome,
+                },
+            )
+
+    async def drain(self, timeout: float = DRAIN_TIMEOUT) -> bool:
+        """Wait until no update is in flight; False if ``timeout`` passed first."""
+        if self.in_flight == 0:
+            return True
+        ops_log.info("shutdown: waiting for %d update(s) in hand", self.in_flight, extra={"event": "drain"})
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            ops_log.warning("shutdown: %d update(s) still running after %.0f s", self.in_flight, timeout)
+            return False
+        return True
+
+
+async def drain_updates(update_tracker: UpdateTracker) -> None:
+    await update_tracker.drain()
+
+
+def install(dp: Dispatcher) -> UpdateTracker:
+    """Put the tracker outermost and its drain first among the shutdown handlers.
+
+    Call before any other outer update middleware and shutdown handler is registered.
+    """
+    tracker = UpdateTracker()
+    dp["update_tracker"] = tracker
+    dp.update.outer_middleware(tracker)
+    dp.shutdown.register(drain_updates)
+    return tracker
+
+
+class OffsetWatch(BaseRequestMiddleware):
+    """Session middleware: remembers the highest getUpdates offset the bot has sent."""
+
+    def __init__(self) -> None:
+        self.sent_offset = 0
+
+    async def __call__(
+        self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
+    ) -> Response[TelegramType]:
+        if isinstance(method, GetUpdates) and method.offset:
+            self.sent_offset = max(self.sent_offset, method.offset)
+        return await make_request(bot, method)
+
+
+CONFIRM_TIMEOUT = 3
+"""Seconds the final offset confirmation may take; shutdown must not hang on Telegram."""
+
+
+async def confirm_handled_updates(bot: Bot, dp: Dispatcher, watch: OffsetWatch | None = None) -> None:
+    """After polling stopped: tell Telegram the updates handled so far are done.
+
+    Polling confirms an update only with the next getUpdates; stopping before that call
+    would have the last updates sent again after a restart, and handled twice. Usually
+    that call was already made (``watch``); then nothing is sent.
+    """
+    tracker: UpdateTracker | None = dp.get("update_tracker")
+    if tracker is None or tracker.last_update_id is None:
+        return
+    if watch is not None and watch.sent_offset > tracker.last_update_id:
+        return
+    with contextlib.suppress(TelegramAPIError, TimeoutError):
+        await asyncio.wait_for(
+            bot.get_updates(offset=tracker.last_update_id + 1, limit=1, timeout=0, request_timeout=CONFIRM_TIMEOUT),
+            CONFIRM_TIMEOUT + 1,
+        )
+
+
+def scheduler_state(app: Any) -> str:
+    """'running', 'stopped' or 'not configured' for ``app.scheduler`` (an APScheduler or None)."""
+    scheduler = getattr(app, "scheduler", None)
+    if scheduler is None:
+        return "not configured"
+    return "running" if getattr(scheduler, "running", False) else "stopped"
+
+
+async def stop_services(app: Any) -> None:
+    """Stop the scheduler and the outbox sender at a safe point, if still running.
+
+    Both are optional: builds without them (or whose own shutdown handlers already
+    stopped them) pass through.
+    """
+    scheduler = getattr(app, "scheduler", None)
+    if scheduler is not None and getattr(scheduler, "running", False):
+        with contextlib.suppress(Exception):
+            # wait=True: a job already running completes; no new one starts.
+            scheduler.shutdown(wait=True)
+            ops_log.info("scheduler stopped", extra={"event": "scheduler_stopped"})
+    for name in ("background", "outbox", "sender", "outbox_sender"):
+        service = getattr(app, name, None)
+        stop = getattr(service, "stop", None) or getattr(service, "close", None)
+        if stop is None:
+            continue
+        with contextlib.suppress(Exception):
+            result = stop()
+            if inspect.isawaitable(result):
+                await result
+            ops_log.info("%s stopped", name, extra={"event": "outbox_stopped"})
+
+
+class Heartbeat:
+    """Renews the ``heartbeat`` row of this process every ``interval`` seconds."""
+
+    def __init__(self, db: sqlite_utils.Database, app: Any, mode: str, interval: float) -> None:
+        self.db = db
+        self.app = app
+        self.mode = mode
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def beat(self) -> None:
+        now = utcnow()
+        with self.db.atomic():
+            self.db.execute(
+                """
+                INSERT INTO heartbeat (role, pid, mode, started_at, beat_at, stopped_at, scheduler)
+                VALUES ('bot', ?, ?, ?, ?, NULL, ?)
+                ON CONFLICT (role) DO UPDATE SET
+                    pid = excluded.pid, mode = excluded.mode, beat_at = excluded.beat_at,
+                    stopped_at = NULL, scheduler = excluded.scheduler,
+                    started_at = CASE WHEN heartbeat.pid = excluded.pid THEN heartbeat.started_at
+                                      ELSE excluded.started_at END
+                """,
+                [os.getpid(), self.mode, now, now, scheduler_state(self.app)],
+            )
+
+    def start(self) -> None:
+        self.beat()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                self.beat()
+            except Exception as exc:  # noqa: BLE001 - a missed beat shows in `zicha status`; keep serving
+                ops_log.warning("heartbeat not written: %s", type(exc).__name__)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            with self.db.atomic():
+                self.db.execute(
+                    "UPDATE heartbeat SET stopped_at = ?, scheduler = ? WHERE role = 'bot' AND pid = ?",
+                    [utcnow(), scheduler_state(self.app), os.getpid()],
+                )

@@ -1,0 +1,158 @@
+"""The canonical form of a signed submission: what exactly was signed.
+
+A submission is one JSON document (sorted keys, no insignificant whitespace, UTF-8) made
+from the institution, every applicable item with its answer, the pledge text as shown,
+the signer and the moment of signing. Its SHA-256 is printed in the PDF and stored; the
+PDF carries the JSON as an embedded file, so ``zicha verify`` can compare a PDF with the
+database without trusting anything but the signature and the stored digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from bot.core.checklist import Checklist, Item
+from bot.core.interview import Answer, Choice, Interview, Progress
+from bot.pledge.text import Pledge
+
+FORMAT = "zicha-pledge/1"
+
+ROLES = ("legal_representative", "top_manager")
+# A person's name as typed: long enough for any Chinese or foreign name with a title.
+SIGNER_NAME_MAX = 100
+
+# Verification codes: 10 Crockford base32 characters (50 random bits), shown as XXXXX-XXXXX.
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 10
+_CODE_RE = re.compile(f"[{CODE_ALPHABET}]{{{CODE_LENGTH}}}")
+_CONFUSABLES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def new_verification_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def format_code(code: str) -> str:
+    return f"{code[:5]}-{code[5:]}"
+
+
+def normalize_code(text: str | None) -> str | None:
+    """The stored form of a typed verification code (dashes, spaces, case and Crockford's
+    confusable letters forgiven), or None if it cannot be one."""
+    if not text or len(text) > 40:
+        return None
+    compact = "".join(unicodedata.normalize("NFKC", text).replace("-", " ").split()).upper().translate(_CONFUSABLES)
+    return compact if _CODE_RE.fullmatch(compact) else None
+
+
+def _answer_json(item: Item, number: int, answer: Answer | None, locale: str, section_title: str) -> dict[str, Any]:
+    return {
+        "n": number,
+        "id": item.id,
+        "section": section_title,
+        "kind": item.kind,
+        "question": item.text.get(locale),
+        "value": answer.value.value if answer else None,
+        "text": answer.text if answer else None,
+        "problem": answer.problem if answer else None,
+        "measure": answer.measure if answer else None,
+        "rect_status": answer.rect_status.value if answer and answer.rect_status else None,
+        "target_date": answer.target_date.isoformat() if answer and answer.target_date else None,
+    }
+
+
+def content(
+    *,
+    checklist: Checklist,
+    interview: Interview,
+    institution: Any,
+    answers: Mapping[str, Answer],
+    progress: Progress,
+    pledge: Pledge,
+    locale: str,
+    signer_name: str,
+    signer_role: str,
+) -> dict[str, Any]:
+    """Everything the signer confirms (no id, code or time yet): also what the preview
+    shows, so a change between preview and confirmation is detected by its digest."""
+    text = pledge.text(locale)
+    items = [
+        _answer_json(item, n, answers.get(item.id), locale, checklist.section(item.section_id).title.get(locale))
+        for n, item in enumerate(interview.items, 1)
+    ]
+    counts = progress.counts
+    return {
+        "format": FORMAT,
+        "locale": locale,
+        "institution": {
+            "name": institution.name,
+            "uscc": institution.uscc,
+            "cma_cert": institution.cma_cert,
+            "province": institution.province,
+            "level": institution.level,
+            "fields": list(institution.fields),
+        },
+        "checklist": {
+            "id": checklist.id,
+            "version": checklist.version,
+            "fingerprint": checklist.fingerprint,
+            "title": checklist.title.get(locale),
+        },
+        "items": items,
+        "totals": {
+            "items": progress.total,
+            "compliant": counts.get(Choice.COMPLIANT, 0),
+            "noncompliant": counts.get(Choice.NONCOMPLIANT, 0),
+            "not_applicable": counts.get(Choice.NA, 0),
+            "open_rectifications": progress.open_rectifications,
+        },
+        "pledge": {
+            "id": pledge.id,
+            "version": pledge.version,
+            "title": text.title,
+            "intro": text.intro,
+            "commitments": list(text.commitments),
+            "closing": text.closing,
+        },
+        "signer": {"name": signer_name, "role": signer_role},
+    }
+
+
+def canonical_json(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def digest(document: Mapping[str, Any] | str) -> str:
+    text = document if isinstance(document, str) else canonical_json(document)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sealed(
+    body: Mapping[str, Any], *, submission_id: int, code: str, signed_at: str, signed_by: int, signed_by_name: str
+) -> dict[str, Any]:
+    """The content plus what identifies this signing: the stored, hashed document."""
+    return dict(body) | {
+        "submission": submission_id,
+        "verification_code": code,
+        "signed_at": signed_at,
+        "signed_by": {"telegram_id": signed_by, "name": signed_by_name},
+    }
+
+
+def items_differ(signed: Mapping[str, Any], current: Mapping[str, Any]) -> list[int]:
+    """Numbers of the items whose answers differ between two contents (same checklist)."""
+    keys = ("value", "text", "problem", "measure", "rect_status", "target_date")
+    before = {i["id"]: i for i in signed["items"]}
+    after = {i["id"]: i for i in current["items"]}
+    changed = []
+    for item_id in sorted(set(before) | set(after), key=lambda i: (before.get(i) or after[i])["n"]):
+        a, b = before.get(item_id), after.get(item_id)
+        if a is None or b is None or any(a[k] != b[k] for k in keys):
+            changed.append((a or b)["n"])  # type: ignore[index]
+    return changed

@@ -1,0 +1,184 @@
+"""The pledge summary as HTML (jinja2, autoescaped) and as PDF (WeasyPrint).
+
+The PDF is rendered from the stored canonical document alone, so the same submission
+always gives the same content. Every string from users or data files reaches the page
+through jinja's autoescaping; WeasyPrint may load nothing but ``data:`` URLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import io
+import zoneinfo
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.i18n import format_date, format_datetime, format_number
+from bot.pledge.document import canonical_json, digest, format_code
+
+ATTACHMENT_NAME = "zicha-submission.json"
+# Fonts tried in order; the first with Chinese glyphs wins (fonts-noto-cjk provides both Noto ones).
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Serif SC", "Source Han Sans SC", "WenQuanYi Zen Hei")
+
+
+class FontMissing(RuntimeError):
+    """No font with Chinese glyphs is installed: a PDF would show boxes instead of text."""
+
+
+NO_CJK_FONT = (
+    "No Chinese (CJK) font is installed, so the pledge PDF cannot be produced without empty boxes "
+    "in place of Chinese text: install fonts-noto-cjk (scripts/install-system-deps.sh) and restart Zicha."
+)
+
+
+@functools.cache
+def cjk_font_available() -> bool:
+    """Whether a font covering Chinese is installed (the operations check, cached: fonts
+    do not come and go while the bot runs)."""
+    from bot.ops.fonts import fonts_ok
+
+    return fonts_ok()[0]
+
+
+def _url_fetcher() -> Any:
+    from weasyprint.urls import URLFetcher
+
+    return URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bot.pledge", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def labels() -> dict[str, str]:
+    """The document's fixed words, in the current gettext locale. Kept in Python (not in
+    the template) so they are extracted and translated with the rest of the UI."""
+    return {
+        "summary": _("Self-check summary"),
+        "institution": _("Institution"),
+        "uscc": _("Unified social credit code"),
+        "cma_cert": _("CMA certificate"),
+        "fields": _("Fields"),
+        "level": _("Level"),
+        "province": _("Province"),
+        "national": _("national"),
+        "provincial": _("provincial"),
+        "results": _("Self-check results"),
+        "number": _("No."),
+        "item": _("Item"),
+        "answer": _("Answer"),
+        "rectification": _("Problem and rectification"),
+        "problem": _("Problem"),
+        "measure": _("Rectification measure"),
+        "status": _("Status"),
+        "correction": _("Correction"),
+        "totals": _("Totals"),
+        "items": _("Items"),
+        "compliant": _("Compliant"),
+        "noncompliant": _("Non-compliant"),
+        "na": _("Not applicable"),
+        "yes": _("Yes, correct"),
+        "no": _("No, needs correction"),
+        "open_rectifications": _("Open rectifications"),
+        "done": _("Rectified"),
+        "in_progress": _("Rectification in progress"),
+        "target_date": _("target date {date}"),
+        "signature": _("Signature"),
+        "signer": _("Signed by"),
+        "role": _("Role"),
+        "legal_representative": _("Legal representative"),
+        "top_manager": _("Top manager (authorized)"),
+        "signed_at": _("Date and time"),
+        "pressed_by": _("Confirmed in Telegram by"),
+        "seal": _("Seal of the institution"),
+        "verification": _("Verification"),
+        "submission": _("Submission"),
+        "code": _("Verification code"),
+        "sha256": _("SHA-256 of the submission"),
+        "how_to_verify": _(
+            "This PDF is digitally signed. Regulators can check it with the command zicha verify, or by sending "
+            "/verify and the code above to the Zicha bot."
+        ),
+        "checklist": _("Checklist"),
+        "page": _("Page"),
+    }
+
+
+def qr_svg(data: str) -> str:
+    """A QR code as an SVG data URL (vector: sharp at any zoom, a few kB)."""
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    svg = image.to_string()
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+
+
+def qr_payload(document: Mapping[str, Any]) -> str:
+    """What the QR code holds: enough to look the submission up and to check the digest."""
+    return f"ZICHA-VERIFY:{format_code(document['verification_code'])}:{document['submission']}:{digest(document)}"
+
+
+def render_html(document: Mapping[str, Any], i18n: I18n, tz: zoneinfo.ZoneInfo) -> str:
+    locale = document["locale"]
+    with i18n.context(), i18n.use_locale(locale):
+        words = labels()
+        from bot.core.fields import field_label
+
+        fields_sep = "、" if locale.startswith("zh") else ", "
+        fields = fields_sep.join(field_label(f, locale) for f in document["institution"]["fields"])
+
+        def status_text(item: Mapping[str, Any]) -> str:
+            if not item["rect_status"]:
+                return ""
+            text = words[item["rect_status"]]
+            if item["target_date"]:
+                date = format_date(dt.date.fromisoformat(item["target_date"]), locale)
+                text += " · " + words["target_date"].format(date=date)
+            return text
+
+        template = _environment().get_template("pledge.html")
+        return template.render(
+            d=document,
+            t=words,
+            fields=fields,
+            status_text=status_text,
+            signed_at=format_datetime(document["signed_at"], locale, tz),
+            timezone=str(tz),
+            code=format_code(document["verification_code"]),
+            sha256=digest(document),
+            qr=qr_svg(qr_payload(document)),
+            num=lambda n: format_number(n, locale),
+            lang="zh-CN" if locale.startswith("zh") else "en",
+            colon="：" if locale.startswith("zh") else ": ",
+            cjk_families=", ".join(f'"{f}"' for f in CJK_FAMILIES),
+        )
+
+
+def render_pdf(document: Mapping[str, Any], i18n: I18n, tz: zoneinfo.ZoneInfo) -> bytes:
+    """The unsigned PDF; the canonical JSON rides along as an embedded file."""
+    if not cjk_font_available():
+        raise FontMissing(NO_CJK_FONT)
+    import weasyprint
+
+    html = render_html(document, i18n, tz)
+    attachment = weasyprint.Attachment(
+        string=canonical_json(document), name=ATTACHMENT_NAME, description="Zicha canonical submission (JSON)",
+        url_fetcher=_url_fetcher(),
+    )
+    out = io.BytesIO()
+    weasyprint.HTML(string=html, url_fetcher=_url_fetcher()).write_pdf(out, attachments=[attachment])
+    return out.getvalue()

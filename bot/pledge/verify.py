@@ -1,0 +1,114 @@
+"""``zicha verify``: is this PDF a genuine signed pledge, and is it what the database holds?
+
+In order: the PDF signature (intact, valid, made with this deployment's certificate,
+covering the whole file); the submission data embedded in the PDF (its SHA-256 against
+the stored one); whether the submission is still current; and whether the stored
+answers still equal the signed ones. The first failure is the reason given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from bot.core.checklist import load_checklists
+from bot.core.interview import Interview
+from bot.i18n import format_datetime
+from bot.pledge import document as doc
+from bot.pledge.render import ATTACHMENT_NAME
+from bot.pledge.signing import SigningSettings, check_signature, identity
+from bot.resources import data_dir
+from storage import pledges as store
+from storage.answers import load_answers
+from storage.db import query_one
+from storage.institutions import get_institution
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    reason: str
+    details: list[str] = field(default_factory=list)
+
+
+def verify_pdf(data: bytes, db: sqlite_utils.Database, settings: Any) -> Verdict:
+    ident = identity(SigningSettings(zicha_db=settings.zicha_db), db_path=settings.zicha_db)
+    if not ident.cert.is_file():
+        return Verdict(False, f"no signing certificate to check against ({ident.cert}); set ZICHA_SIGNING_CERT or run zicha keys init")
+    check = check_signature(data, ident.cert, ATTACHMENT_NAME)
+    details = [f"signature: {check.reason}"]
+    if check.signer_subject:
+        details.append(f"certificate: {check.signer_subject}")
+    if not check.ok:
+        return Verdict(False, check.reason, details)
+    assert check.attachment is not None
+    try:
+        signed = json.loads(check.attachment.decode("utf-8"))
+        submission_id = int(signed["submission"])
+    except (ValueError, KeyError, TypeError):
+        return Verdict(False, "the embedded submission data cannot be read", details)
+    sha = hashlib.sha256(check.attachment).hexdigest()
+    submission = store.get_submission(db, submission_id)
+    if submission is None:
+        return Verdict(False, f"submission #{submission_id} does not exist in this database ({settings.zicha_db})", details)
+    details.append(
+        f"submission #{submission.id}, code {doc.format_code(submission.verification_code)}, "
+        f"signed by {submission.signer_name} ({submission.signer_role}) "
+        f"on {format_datetime(submission.signed_at, 'en', settings.tz)} ({settings.zicha_timezone})"
+    )
+    details.append(f"institution: {signed['institution']['name']} ({signed['institution']['uscc']})")
+    details.append(f"sha256: {sha}")
+    if sha != submission.sha256:
+        return Verdict(False, f"the PDF's content does not match the stored submission #{submission.id} (SHA-256 differs)", details)
+    if not submission.current:
+        who = query_one(db, "SELECT first_name FROM users WHERE telegram_id = ?", [submission.superseded_by])
+        by = f"{who['first_name']} (Telegram ID {submission.superseded_by})" if who else f"Telegram ID {submission.superseded_by}"
+        later = store.current_submission(db, submission.selfcheck_id)
+        again = (
+            f"; the current submission is #{later.id}, code {doc.format_code(later.verification_code)}"
+            if later is not None
+            else "; it has not been signed again"
+        )
+        return Verdict(
+            False,
+            f"superseded: the answers were revised on {format_datetime(submission.superseded_at or '', 'en', settings.tz)} "
+            f"by {by}, which voided this signed pledge{again}",
+            details,
+        )
+    changed = _changed_items(db, submission, signed)
+    if changed:
+        return Verdict(False, f"the stored answers no longer equal the signed ones (items {', '.join(map(str, changed))})", details)
+    return Verdict(True, "valid: signature intact and trusted; it is the current signed submission and matches the stored answers", details)
+
+
+def _changed_items(db: sqlite_utils.Database, submission: store.Submission, signed: dict[str, Any]) -> list[int]:
+    """Items whose stored answers differ from the signed document (should never happen
+    while signed: the workspace refuses changes; this catches edits made around it)."""
+    institution = get_institution(db, submission.institution_id)
+    checklists = load_checklists(data_dir("checklists"))
+    checklist = checklists.get(signed["checklist"]["id"])
+    if institution is None or checklist is None:
+        return []
+    answers = load_answers(db, submission.selfcheck_id)
+    interview = Interview(checklist, institution.fields)
+    items = [
+        {"n": n, "id": item.id, **_answer_fields(answers.get(item.id))} for n, item in enumerate(interview.items, 1)
+    ]
+    return doc.items_differ(signed, {"items": items})
+
+
+def _answer_fields(answer: Any) -> dict[str, Any]:
+    if answer is None:
+        return dict.fromkeys(("value", "text", "problem", "measure", "rect_status", "target_date"))
+    return {
+        "value": answer.value.value,
+        "text": answer.text,
+        "problem": answer.problem,
+        "measure": answer.measure,
+        "rect_status": answer.rect_status.value if answer.rect_status else None,
+        "target_date": answer.target_date.isoformat() if answer.target_date else None,
+    }

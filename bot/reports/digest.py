@@ -1,0 +1,330 @@
+"""The regulator's completion digest: what changed since the last one, who signed, who
+is late or unreachable, what is most often found non-compliant — with the workbook and
+a chart attached.
+
+``build_digest`` computes (no Telegram, no gettext); ``digest_text`` renders Telegram
+HTML with gettext (the caller sets the locale); ``prepare_digest_files`` writes the
+attachments; ``queue_digests`` puts everything in the outbox and records snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+import sqlite_utils
+
+from bot.core.checklist import Checklist
+from bot.core.scope import Scope
+from bot.reports.status import (
+    InstitutionStatus,
+    Status,
+    StatusReport,
+    build_status,
+    past_deadline,
+    top_noncompliant_items,
+)
+from storage.digests import DigestSnapshot, last_snapshot
+
+log = logging.getLogger(__name__)
+
+# Names listed in a digest before "and N more": the full lists are in the workbook.
+LIST_LIMIT = 10
+TOP_ITEMS = 5
+
+
+@dataclass
+class Digest:
+    regulator_id: int
+    kind: str  # daily / final
+    date: dt.date
+    report: StatusReport
+    previous: DigestSnapshot | None
+    newly_signed: list[InstitutionStatus] = field(default_factory=list)
+    unreachable: list[InstitutionStatus] = field(default_factory=list)
+    top_items: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return self.report.totals.as_dict()
+
+    def change(self, key: str) -> int | None:
+        if self.previous is None:
+            return None
+        return self.totals[key] - int(self.previous.totals.get(key, 0))
+
+    @property
+    def signed_ids(self) -> list[int]:
+        return [i.id for i in self.report.institutions if i.status is Status.SIGNED]
+
+
+def digest_kind(checklist: Checklist, now: dt.datetime) -> str:
+    """``daily`` during the campaign (up to and including the deadline day), ``final`` after."""
+    return "final" if past_deadline(checklist, now) else "daily"
+
+
+def unreachable_institutions(
+    db: sqlite_utils.Database, scope: Scope, institutions: list[InstitutionStatus]
+) -> list[InstitutionStatus]:
+    """Institutions not yet signed whose every bound staff member has blocked the bot
+    (marked by the outbox on 403). Institutions nobody has joined are "not started"."""
+    where, params = scope.sql("i")
+    try:
+        rows = db.execute(
+            f"""SELECT m.institution_id FROM members m JOIN institutions i ON i.id = m.institution_id
+                WHERE {where}
+                GROUP BY m.institution_id
+                HAVING SUM(m.telegram_id IN (SELECT chat_id FROM unreachable)) = COUNT(*)""",
+            params,
+        ).fetchall()
+    except sqlite3.OperationalError:  # no outbox (and no unreachable table) in this database
+        return []
+    ids = {r[0] for r in rows}
+    return [i for i in institutions if i.id in ids and i.status is not Status.SIGNED]
+
+
+def build_digest(
+    db: sqlite_utils.Database,
+    checklist: Checklist,
+    regulator_id: int,
+    scope: Scope,
+    now: dt.datetime,
+    kind: str | None = None,
+) -> Digest:
+    kind = kind or digest_kind(checklist, now)
+    report = build_status(db, checklist, scope, now)
+    previous = last_snapshot(db, regulator_id, before_date=now.date().isoformat())
+    digest = Digest(regulator_id, kind, now.date(), report, previous)
+    already = previous.signed_ids if previous else frozenset()
+    digest.newly_signed = [i for i in report.institutions if i.status is Status.SIGNED and i.id not in already]
+    digest.unreachable = unreachable_institutions(db, scope, report.institutions)
+    digest.top_items = top_noncompliant_items(db, checklist, scope, TOP_ITEMS)
+    return digest
+
+
+def _names(rows: list[InstitutionStatus]) -> str:
+    from aiogram.utils.i18n import gettext as _
+
+    shown = "\n".join(f"• {escape(r.name)} ({escape(r.province)})" for r in rows[:LIST_LIMIT])
+    if len(rows) > LIST_LIMIT:
+        shown += "\n" + _("… and {count} more (see the workbook)").format(count=len(rows) - LIST_LIMIT)
+    return shown
+
+
+def _delta(value: int | None) -> str:
+    if value is None or value == 0:
+        return ""
+    return f" ({value:+d})"
+
+
+def digest_text(digest: Digest, checklist: Checklist, locale: str) -> str:
+    """Telegram HTML (under 4,096 characters). Call inside ``i18n.use_locale``."""
+    from aiogram.utils.i18n import gettext as _
+
+    from bot.i18n import format_date
+
+    report = digest.report
+    t = digest.totals
+    if digest.kind == "final":
+        head = _("<b>Final self-check digest</b> · {scope}").format(scope=escape(report.scope.describe(locale)))
+    else:
+        head = _("<b>Daily self-check digest</b> · {scope}").format(scope=escape(report.scope.describe(locale)))
+    lines = [head, format_date(digest.date, locale)]
+    if report.deadline is not None:
+        lines.append(_("Deadline: {date}").format(date=format_date(report.deadline, locale)))
+    lines += [
+        "",
+        _("Institutions: {count}").format(count=t["total"]),
+        _("Signed: {count}").format(count=t["signed"]) + _delta(digest.change("signed")),
+        _("Finished, not signed: {count}").format(count=t["finished"]) + _delta(digest.change("finished")),
+        _("In progress: {count}").format(count=t["in_progress"]) + _delta(digest.change("in_progress")),
+        _("Not started: {count}").format(count=t["not_started"]) + _delta(digest.change("not_started")),
+    ]
+    if report.past_deadline:
+        lines.append(_("Overdue: {count}").format(count=t["overdue"]) + _delta(digest.change("overdue")))
+    if digest.previous is None:
+        lines.append(_("(First digest: changes are shown from the next one.)"))
+    if digest.newly_signed:
+        lines += ["", _("<b>Newly signed ({count})</b>").format(count=len(digest.newly_signed)), _names(digest.newly_signed)]
+    if report.past_deadline and report.overdue:
+        lines += ["", _("<b>Overdue ({count})</b>").format(count=len(report.overdue)), _names(report.overdue)]
+    lines += ["", _("Unreachable (blocked the bot): {count}").format(count=len(digest.unreachable))]
+    if digest.unreachable:
+        lines.append(_names(digest.unreachable))
+    if digest.top_items:
+        lines += ["", _("<b>Most frequent non-compliant items</b>")]
+        for item_id, count in digest.top_items:
+            text = checklist.item(item_id).text.get(locale)
+            short = text if len(text) <= 60 else text[:59] + "…"
+            lines.append(
+                _("{count} × {item}").format(count=count, item=f"<code>{escape(item_id)}</code> {escape(short)}")
+            )
+    lines += ["", _("The workbook and the chart follow.")]
+    return "\n".join(lines)
+
+
+def digest_dir(db_path: Path) -> Path:
+    """Where digest attachments wait for the outbox: next to the database."""
+    return db_path.expanduser().resolve().parent / "digests"
+
+
+def prepare_digest_files(
+    db: sqlite_utils.Database, checklist: Checklist, digest: Digest, now: dt.datetime, directory: Path
+) -> tuple[Path, Path]:
+    """Write the workbook and the chart for a digest; returns (xlsx, png)."""
+    from bot.reports.chart import completion_chart
+    from bot.reports.excel import write_export
+
+    folder = directory / f"{digest.regulator_id}" / f"{digest.date.isoformat()}-{digest.kind}"
+    folder.mkdir(parents=True, exist_ok=True)
+    xlsx = write_export(db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx")
+    png = folder / f"zicha-{digest.date.isoformat()}.png"
+    png.write_bytes(completion_chart(digest.report))
+    return xlsx, png
+
+
+# --- queueing through the outbox, and the daily job ----------------------------------------
+
+DIGEST_KIND = "digest"
+DIGEST_JOB = "regulator-digest"
+
+
+@dataclass(frozen=True)
+class QueuedDigest:
+    regulator_id: int
+    kind: str
+    date: dt.date
+    text: str
+    files: tuple[Path, ...]
+
+
+def due_kind(db: sqlite_utils.Database, checklist: Checklist, regulator_id: int, now: dt.datetime) -> str | None:
+    """Which digest a regulator is due at ``now``: one daily digest per day up to the
+    deadline, then one final digest; None if it was already built."""
+    from storage.digests import has_snapshot
+
+    kind = digest_kind(checklist, now)
+    if kind == "final":
+        return None if has_snapshot(db, regulator_id, "final") else "final"
+    return None if has_snapshot(db, regulator_id, "daily", now.date().isoformat()) else "daily"
+
+
+def render_digest(
+    db: sqlite_utils.Database, checklist: Checklist, i18n: object, digest: Digest, locale: str
+) -> tuple[str, str, str]:
+    """(message text, workbook caption, chart caption) in ``locale``."""
+    from aiogram.utils.i18n import gettext as _
+
+    with i18n.context(), i18n.use_locale(locale):  # type: ignore[attr-defined]
+        text = digest_text(digest, checklist, locale)
+        xlsx_caption = _("Workbook: status, answers, rectifications, statistics, roster.")
+        png_caption = _("Completion chart.")
+    return text, xlsx_caption, png_caption
+
+
+def queue_digests(
+    db: sqlite_utils.Database,
+    checklist: Checklist,
+    i18n: object,
+    *,
+    now: dt.datetime,
+    directory: Path,
+    default_locale: str,
+    only: int | None = None,
+    force_kind: str | None = None,
+) -> list[QueuedDigest]:
+    """Build the due digest of every regulator (or of regulator ``only``) and queue it in
+    the outbox: the text, then the workbook and the chart as documents. The outbox rows
+    and the snapshot are written in one transaction with per-digest dedup keys, so a
+    crash or a second run never sends a digest twice."""
+    from storage import outbox
+    from storage.digests import save_snapshot
+    from storage.institutions import get_user_language
+    from storage.regulators import list_regulators
+
+    queued: list[QueuedDigest] = []
+    files: dict[Scope, tuple[Path, Path]] = {}
+    for regulator in list_regulators(db):
+        if only is not None and regulator.telegram_id != only:
+            continue
+        kind = force_kind or due_kind(db, checklist, regulator.telegram_id, now)
+        if kind is None:
+            continue
+        digest = build_digest(db, checklist, regulator.telegram_id, regulator.scope, now, kind)
+        locale = get_user_language(db, regulator.telegram_id) or default_locale
+        text, xlsx_caption, png_caption = render_digest(db, checklist, i18n, digest, locale)
+        # Regulators sharing a scope share its files (the workbook is the slow part).
+        if regulator.scope not in files:
+            files[regulator.scope] = prepare_digest_files(db, checklist, digest, now, directory)
+        xlsx, png = files[regulator.scope]
+        key = f"digest:{regulator.telegram_id}:{kind}:{digest.date.isoformat()}"
+        with db.atomic():
+            if not save_snapshot(
+                db, regulator.telegram_id, kind, digest.date.isoformat(), digest.totals, digest.signed_ids
+            ):
+                continue
+            outbox.enqueue(db, kind=DIGEST_KIND, chat_id=regulator.telegram_id, text=text, dedup_key=key + ":text")
+            outbox.enqueue(
+                db, kind=DIGEST_KIND, chat_id=regulator.telegram_id, text=xlsx_caption, document=xlsx,
+                dedup_key=key + ":xlsx",
+            )  # fmt: skip
+            outbox.enqueue(
+                db, kind=DIGEST_KIND, chat_id=regulator.telegram_id, text=png_caption, document=png,
+                dedup_key=key + ":png",
+            )  # fmt: skip
+        queued.append(QueuedDigest(regulator.telegram_id, kind, digest.date, text, (xlsx, png)))
+    return queued
+
+
+def register_digest_job(
+    scheduler: object,
+    *,
+    db: sqlite_utils.Database,
+    checklist: Checklist,
+    i18n: object,
+    settings: object,
+    clock: object,
+    wake: object = None,
+) -> None:
+    """Add the daily digest to an APScheduler (fixed id, replace_existing: registered at
+    every start, nothing pickled). Missed by up to 6 hours (bot down at 08:30) it still
+    runs once; ``due_kind`` keeps it to one digest per regulator and day."""
+    hour, minute = settings.digest_time  # type: ignore[attr-defined]
+    directory = digest_dir(settings.zicha_db)  # type: ignore[attr-defined]
+
+    def work(now: dt.datetime) -> list[QueuedDigest]:
+        # In a worker thread on a connection of its own: a national digest writes a full
+        # workbook (tens of seconds at 54,000 institutions) and the bot must stay responsive.
+        from storage.db import open_db
+
+        in_memory = str(settings.zicha_db) == ":memory:"  # type: ignore[attr-defined]
+        conn = db if in_memory else open_db(settings.zicha_db, migrate=False)  # type: ignore[attr-defined]
+        try:
+            return queue_digests(
+                conn, checklist, i18n, now=now, directory=directory, default_locale=i18n.default_locale  # type: ignore[attr-defined]
+            )
+        finally:
+            if conn is not db:
+                conn.close()
+
+    async def job() -> None:
+        now = clock()  # type: ignore[operator]
+        try:
+            queued = await asyncio.to_thread(work, now)
+        except Exception:
+            log.exception("regulator digests failed")
+            return
+        if queued:
+            log.info("digests: queued %d regulator digest(s)", len(queued))
+            if callable(wake):
+                wake()
+
+    scheduler.add_job(  # type: ignore[attr-defined]
+        job, "cron", hour=hour, minute=minute, timezone=settings.tz,  # type: ignore[attr-defined]
+        id=DIGEST_JOB, replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=6 * 3600,
+    )  # fmt: skip

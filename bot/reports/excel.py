@@ -1,0 +1,315 @@
+"""The regulator's Excel workbook (openpyxl, write-only so a national scope streams).
+
+Sheets, in order:
+
+1. ``名册 Roster``         the roster import columns exactly (``ROSTER_COLUMNS``), so the
+                            file can be read back with ``zicha roster import`` (which reads
+                            the first sheet); the workbook opens on sheet 2.
+2. ``机构 Institutions``    status, progress, non-compliances, open rectifications, overdue.
+3. ``答案 Answers``         institutions × items: 符合 / 不符合 / 不适用 / 是 / 否 / 已填.
+4. ``整改 Rectification``   every non-compliant answer with problem, measure, status, date.
+5. ``统计 Statistics``      by field, in the spirit of Annex 3 (监督检查信息统计表).
+
+Headers are Chinese first with the English after them. Every cell that holds text a
+user or a roster typed goes through ``cell_text``: text starting with = + - @ (or a tab
+or carriage return) gets a leading apostrophe and is written as a string, never as a
+formula.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import sqlite_utils
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+from bot.core.checklist import Checklist
+from bot.core.fields import FIELDS, field_label
+from bot.core.roster import ROSTER_COLUMNS
+from bot.core.scope import Scope
+from bot.reports.status import (
+    Status,
+    build_status,
+    noncompliant_counts_by_section,
+    progress_by_selfcheck,
+)
+
+_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+# Excel refuses control characters other than tab, newline and carriage return in cells.
+_ILLEGAL = {c: None for c in range(32) if c not in (9, 10, 13)}
+
+STATUS_LABEL = {
+    Status.NOT_STARTED: "未开始 Not started",
+    Status.IN_PROGRESS: "进行中 In progress",
+    Status.FINISHED: "已完成 Finished",
+    Status.SIGNED: "已签署 Signed",
+}
+VALUE_LABEL = {
+    "compliant": "符合",
+    "noncompliant": "不符合",
+    "na": "不适用",
+    "yes": "是",
+    "no": "否",
+    "text": "已填",
+}
+RECT_LABEL = {"done": "已整改 Rectified", "in_progress": "整改中 In progress"}
+
+SHEET_ROSTER = "名册 Roster"
+SHEET_INSTITUTIONS = "机构 Institutions"
+SHEET_ANSWERS = "答案 Answers"
+SHEET_RECTIFICATION = "整改 Rectification"
+SHEET_STATISTICS = "统计 Statistics"
+
+
+def cell_text(value: object) -> object:
+    """A value safe to put in a cell: user text cannot become a formula."""
+    if not isinstance(value, str):
+        return value
+    text = value.translate(_ILLEGAL)
+    if text.startswith(_DANGEROUS_START):
+        text = "'" + text
+    return text
+
+
+class _Sheet:
+    """A write-only sheet whose string cells are always strings (never formulas)."""
+
+    def __init__(self, ws: WriteOnlyWorksheet, header: list[str], widths: list[int] | None = None) -> None:
+        self.ws = ws
+        bold = Font(bold=True)
+        for i, width in enumerate(widths or []):
+            ws.column_dimensions[_column_letter(i + 1)].width = width
+        ws.freeze_panes = "A2"
+        cells = []
+        for title in header:
+            cell = WriteOnlyCell(ws, value=title)
+            cell.font = bold
+            cells.append(cell)
+        ws.append(cells)
+
+    def trusted_row(self, values: list[object]) -> None:
+        """Values written here (fixed labels, numbers, None) cannot start a formula: skip
+        the per-cell wrapping, which dominates the time of a national answers matrix."""
+        self.ws.append(values)
+
+    def row(self, values: list[object]) -> None:
+        # a string cell typed "s": openpyxl would take a leading "=" as a formula
+        self.ws.append([_safe_cell(self.ws, value) for value in values])
+
+
+def _safe_cell(ws: WriteOnlyWorksheet, value: object) -> object:
+    safe = cell_text(value)
+    if isinstance(safe, str) and safe:
+        cell = WriteOnlyCell(ws, value=safe)
+        cell.data_type = "s"
+        return cell
+    return safe
+
+
+def _column_letter(n: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(n)
+
+
+def write_export(
+    db: sqlite_utils.Database,
+    checklist: Checklist,
+    scope: Scope,
+    now: dt.datetime,
+    path: str | os.PathLike[str],
+) -> Path:
+    """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed)."""
+    path = Path(path)
+    report = build_status(db, checklist, scope, now)
+    progress = progress_by_selfcheck(db, checklist, scope, report.institutions)
+    where, params = scope.sql("i")
+    wb = Workbook(write_only=True)
+
+    # 1. roster: exactly the import columns
+    roster = _Sheet(wb.create_sheet(SHEET_ROSTER), list(ROSTER_COLUMNS), [40, 22, 16, 10, 12, 30, 12, 16])
+    for row in db.execute(
+        f"""SELECT i.name, i.uscc, i.cma_cert, i.province, i.level, i.fields, i.contact_name, i.contact_phone
+            FROM institutions i WHERE {where} ORDER BY i.province, i.name, i.id""",
+        params,
+    ):
+        values = list(row)
+        values[5] = ";".join(json.loads(values[5]))
+        roster.row(values)
+
+    # 2. institutions with status and progress
+    inst = _Sheet(
+        wb.create_sheet(SHEET_INSTITUTIONS),
+        [
+            "机构名称 Name",
+            "统一社会信用代码 USCC",
+            "省份 Province",
+            "领域 Fields",
+            "状态 Status",
+            "已完成项 Items done",
+            "适用项 Items",
+            "完成率 Progress %",
+            "不符合项 Non-compliant",
+            "未完成整改 Open rectifications",
+            "逾期 Overdue",
+            "签署时间 Signed at",
+            "已绑定人员 Staff bound",
+        ],
+        [40, 22, 10, 30, 16, 10, 10, 10, 10, 12, 8, 22, 10],
+    )
+    staff: dict[int, int] = dict(
+        db.execute(
+            f"""SELECT m.institution_id, COUNT(*) FROM members m JOIN institutions i ON i.id = m.institution_id
+                WHERE {where} GROUP BY m.institution_id""",
+            params,
+        ).fetchall()
+    )
+    for i in report.institutions:
+        p = progress.get(i.selfcheck_id) if i.selfcheck_id is not None else None
+        inst.row(
+            [
+                i.name,
+                i.uscc,
+                i.province,
+                "、".join(field_label(f, "zh_CN") for f in i.fields),
+                STATUS_LABEL[i.status],
+                p.done if p else 0,
+                p.total if p else _total_for(checklist, i.fields),
+                p.percent if p else 0,
+                p.noncompliant if p else 0,
+                p.open_rectifications if p else 0,
+                "是" if i.overdue else "",
+                i.signed_at or "",
+                staff.get(i.id, 0),
+            ]
+        )
+
+    # 3. answers matrix
+    items = list(checklist.items)
+    column = {item.id: n for n, item in enumerate(items)}
+    answers = _Sheet(
+        wb.create_sheet(SHEET_ANSWERS),
+        ["机构名称 Name", "统一社会信用代码 USCC", "省份 Province", *[item.id for item in items]],
+        [40, 22, 10],
+    )
+    by_sc = {i.selfcheck_id: i for i in report.institutions if i.selfcheck_id is not None}
+    current: int | None = None
+    cells: list[object | None] = []
+
+    def flush() -> None:
+        if current is not None:
+            owner = by_sc[current]
+            # the first three cells are roster text (neutralised), the rest fixed labels
+            answers.trusted_row([*(_safe_cell(answers.ws, v) for v in (owner.name, owner.uscc, owner.province)), *cells])
+
+    for sc, item_id, value in db.execute(
+        f"""SELECT a.selfcheck_id, a.item_id, a.value FROM answers a
+            JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
+            WHERE s.checklist_id = ? AND {where} ORDER BY a.selfcheck_id""",
+        [checklist.id, *params],
+    ):
+        if sc != current:
+            flush()
+            current = sc
+            cells = [None] * len(items)
+        if sc in by_sc and item_id in column:
+            cells[column[item_id]] = VALUE_LABEL.get(value)
+    flush()
+
+    # 4. rectification list
+    rect = _Sheet(
+        wb.create_sheet(SHEET_RECTIFICATION),
+        [
+            "机构名称 Name",
+            "统一社会信用代码 USCC",
+            "省份 Province",
+            "自查项 Item",
+            "自查内容 Item text",
+            "存在问题 Problem",
+            "整改措施 Measure",
+            "整改状态 Status",
+            "计划完成日期 Target date",
+            "更新时间 Updated",
+        ],
+        [40, 22, 10, 16, 50, 40, 40, 16, 14, 22],
+    )
+    for name, uscc, province, item_id, problem, measure, rect_status, target, updated in db.execute(
+        f"""SELECT i.name, i.uscc, i.province, a.item_id, a.problem, a.measure, a.rect_status, a.target_date,
+                   a.updated_at
+            FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
+            WHERE a.value = 'noncompliant' AND s.checklist_id = ? AND {where}
+            ORDER BY i.province, i.name, a.item_id""",
+        [checklist.id, *params],
+    ):
+        text = checklist.item(item_id).text.zh_CN if checklist.has_item(item_id) else ""
+        rect.row(
+            [
+                name,
+                uscc,
+                province,
+                item_id,
+                text,
+                problem or "",
+                measure or "",
+                RECT_LABEL.get(rect_status or "", "未填写 Not given"),
+                target or "",
+                updated,
+            ]
+        )
+
+    # 5. statistics by field (Annex 3 in spirit)
+    sections = list(checklist.sections)
+    by_section, with_nc = noncompliant_counts_by_section(db, checklist, scope)
+    stats = _Sheet(
+        wb.create_sheet(SHEET_STATISTICS),
+        [
+            "领域 Field",
+            "机构数 Institutions",
+            "未开始 Not started",
+            "进行中 In progress",
+            "已完成自查 Finished",
+            "已签署承诺 Signed",
+            "逾期 Overdue",
+            "存在不符合的机构 With non-conformities",
+            "不符合项合计 Non-conformities",
+            *[f"{s.title.zh_CN} {s.title.en}" for s in sections],
+        ],
+        [30, 10, 10, 10, 10, 10, 10, 14, 12],
+    )
+    order = [f.id for f in FIELDS if f.id in report.by_field]
+    for f in order:
+        tally = report.by_field[f]
+        counts = by_section.get(f, {})
+        stats.row(
+            [
+                f"{field_label(f, 'zh_CN')} {field_label(f, 'en')}",
+                tally.total,
+                tally.not_started,
+                tally.in_progress,
+                tally.completed,
+                tally.signed,
+                tally.overdue,
+                with_nc.get(f, 0),
+                sum(counts.values()),
+                *[counts.get(s.id, 0) for s in sections],
+            ]
+        )
+    t = report.totals
+    stats.row(["合计（机构去重） Total (institutions counted once)", t.total, t.not_started, t.in_progress, t.completed, t.signed, t.overdue])
+    wb.active = 1  # open on the institutions sheet; the roster stays first for import
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    wb.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _total_for(checklist: Checklist, fields: tuple[str, ...]) -> int:
+    return len(checklist.applicable_items(fields))
+

@@ -1,0 +1,272 @@
+"""What the user sees of the signed pledge: the offer on the summary, the signing steps,
+the signed state, and what a regulator sees for /verify. Telegram HTML; every piece of
+data is escaped."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from html import escape
+from typing import Any
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+
+from bot.core.checklist import Item
+from bot.i18n import format_datetime, format_number
+from bot.pledge.document import format_code
+from bot.pledge.text import PledgeText
+from bot.selfcheck import Workspace
+from bot.telegram.views import MAX_LIST_CHARS, View
+from storage.pledges import Submission
+
+# A long list of missing items is cut here (the review screen shows all of them).
+MISSING_SHOWN = 15
+
+
+class PledgeAction(StrEnum):
+    START = "start"  # from the summary: preview and ask for the signer's name
+    ROLE = "role"  # the signer's role was chosen
+    CONFIRM = "sign"  # the explicit confirmation: sign now
+    CANCEL = "cancel"
+    PDF = "pdf"  # send the signed PDF again
+    REVISE = "rev"  # ask whether to void the signature and revise
+    REVISE_OK = "revok"  # yes: void it
+
+
+class PledgeCb(CallbackData, prefix="p"):
+    action: PledgeAction
+    sc: int
+    sub: int = 0  # the submission a PDF/revise button is about
+    role: str = ""
+    h: str = ""  # digest prefix of the previewed content (CONFIRM)
+
+
+def role_label(role: str) -> str:
+    return {"legal_representative": _("Legal representative"), "top_manager": _("Top manager (authorized)")}.get(role, role)
+
+
+def tz_of(moment: dt.datetime | None) -> Any:
+    return moment.tzinfo if moment is not None and moment.tzinfo is not None else dt.timezone.utc
+
+
+def signed_line(submission: Submission, locale: str, tz: Any) -> str:
+    return _("Signed by {name} ({role}) on {date}. Verification code: {code}").format(
+        name=escape(submission.signer_name),
+        role=escape(role_label(submission.signer_role)),
+        date=format_datetime(submission.signed_at, locale, tz),
+        code=f"<code>{format_code(submission.verification_code)}</code>",
+    )
+
+
+# --- on the completion summary ---------------------------------------------------------
+
+
+def summary_lines(ws: Workspace, locale: str, now: dt.datetime | None) -> list[str]:
+    """The signed state for the completion summary, or [] when not signed."""
+    submission = ws.submission()
+    if submission is None:
+        return []
+    return [
+        "✅ " + signed_line(submission, locale, tz_of(now)),
+        _("The answers are read-only now. To change them, choose Revise: the signature is voided and the pledge must be signed again."),
+    ]
+
+
+def summary_buttons(ws: Workspace) -> list[list[InlineKeyboardButton]]:
+    sc = ws.selfcheck.id
+    submission = ws.submission()
+    if submission is not None:
+        return [[
+            InlineKeyboardButton(text="📄 " + _("Signed pledge (PDF)"), callback_data=PledgeCb(action=PledgeAction.PDF, sc=sc, sub=submission.id).pack()),
+            InlineKeyboardButton(text="✏️ " + _("Revise"), callback_data=PledgeCb(action=PledgeAction.REVISE, sc=sc, sub=submission.id).pack()),
+        ]]  # fmt: skip
+    if ws.progress().finished:
+        return [[InlineKeyboardButton(text="✍️ " + _("Sign the pledge"), callback_data=PledgeCb(action=PledgeAction.START, sc=sc).pack())]]
+    return []
+
+
+# --- signing -------------------------------------------------------------------------
+
+
+def cancel_row(sc: int) -> list[InlineKeyboardButton]:
+    return [InlineKeyboardButton(text=_("Cancel"), callback_data=PledgeCb(action=PledgeAction.CANCEL, sc=sc).pack())]
+
+
+def pledge_block(text: PledgeText) -> str:
+    lines = [f"<b>{escape(text.title)}</b>", escape(text.intro)]
+    lines += [f"{n}. {escape(c)}" for n, c in enumerate(text.commitments, 1)]
+    lines.append(escape(text.closing))
+    return "\n".join(lines)
+
+
+def totals_lines(totals: dict[str, int], locale: str) -> list[str]:
+    return [
+        _("Items answered: {count}").format(count=format_number(totals["items"], locale)),
+        "• " + _("Compliant: {count}").format(count=format_number(totals["compliant"], locale)),
+        "• " + _("Non-compliant: {count}").format(count=format_number(totals["noncompliant"], locale)),
+        "• " + _("Not applicable: {count}").format(count=format_number(totals["not_applicable"], locale)),
+        _("Open rectifications: {count}").format(count=format_number(totals["open_rectifications"], locale)),
+    ]
+
+
+def name_view(ws: Workspace, totals: dict[str, int], text: PledgeText, locale: str) -> View:
+    parts = [
+        "✍️ <b>" + _("Sign the pledge") + "</b>",
+        escape(ws.institution.name),
+        "",
+        *totals_lines(totals, locale),
+        "",
+        pledge_block(text),
+        "",
+        "<b>" + _("Who signs? Type the full name of the legal representative, or of the top manager authorized to sign.") + "</b>",
+    ]
+    body = "\n".join(parts)
+    return View(body, InlineKeyboardMarkup(inline_keyboard=[cancel_row(ws.selfcheck.id)]))
+
+
+def role_view(ws: Workspace, name: str) -> View:
+    sc = ws.selfcheck.id
+    text = _("Signer: {name}").format(name=f"<b>{escape(name)}</b>") + "\n\n" + _("In which capacity does this person sign?")
+    rows = [
+        [InlineKeyboardButton(text=role_label(role), callback_data=PledgeCb(action=PledgeAction.ROLE, sc=sc, role=role).pack())]
+        for role in ("legal_representative", "top_manager")
+    ]
+    rows.append(cancel_row(sc))
+    return View(text, InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+def confirm_view(ws: Workspace, name: str, role: str, totals: dict[str, int], digest_prefix: str, locale: str) -> View:
+    sc = ws.selfcheck.id
+    parts = [
+        "<b>" + _("Please confirm") + "</b>",
+        "",
+        _("Institution: {name}").format(name=f"<b>{escape(ws.institution.name)}</b>"),
+        _("Signer: {name}").format(name=f"<b>{escape(name)}</b>") + " · " + escape(role_label(role)),
+        "",
+        *totals_lines(totals, locale),
+        "",
+        _(
+            "By signing, the institution confirms these self-check results and makes the pledge above. "
+            "After signing the answers are read-only; revising them voids the signature."
+        ),
+    ]
+    rows = [
+        [InlineKeyboardButton(text="✅ " + _("Confirm and sign"), callback_data=PledgeCb(action=PledgeAction.CONFIRM, sc=sc, h=digest_prefix).pack())],
+        cancel_row(sc),
+    ]
+    return View("\n".join(parts), InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+def missing_view(ws: Workspace, missing: list[Item], locale: str) -> View:
+    from bot.telegram.callbacks import NavAction, NavCb
+
+    lines = [
+        "⚠️ " + _("The pledge cannot be signed yet: {count} item(s) are unanswered or lack their rectification details.").format(
+            count=format_number(len(missing), locale)
+        ),
+        "",
+    ]
+    for item in missing[:MISSING_SHOWN]:
+        label = item.text.get(locale)
+        lines.append(f"{ws.interview.position(item.id)}. {escape(label if len(label) <= 60 else label[:59] + '…')}")
+    if len(missing) > MISSING_SHOWN:
+        lines.append("…")
+    text = "\n".join(lines)
+    if len(text) > MAX_LIST_CHARS:
+        text = text[: text.rfind("\n", 0, MAX_LIST_CHARS)] + "\n…"
+    sc = ws.selfcheck.id
+    rows = [[
+        InlineKeyboardButton(text="▶ " + _("Continue"), callback_data=NavCb(action=NavAction.CONTINUE, sc=sc).pack()),
+        InlineKeyboardButton(text="🔎 " + _("Review"), callback_data=NavCb(action=NavAction.REVIEW, sc=sc).pack()),
+    ]]  # fmt: skip
+    return View(text, InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+def signed_view(ws: Workspace, submission: Submission, locale: str, tz: Any) -> View:
+    lines = [
+        "✅ <b>" + _("The pledge is signed") + "</b>",
+        escape(ws.institution.name),
+        "",
+        signed_line(submission, locale, tz),
+        "",
+        _("The answers are read-only now. To change them, choose Revise: the signature is voided and the pledge must be signed again."),
+        "",
+        _("You may also send a scan or photo of the paper pledge, signed and sealed: it will be attached to this submission."),
+    ]
+    return View("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=summary_buttons(ws)))
+
+
+def revise_view(ws: Workspace, submission: Submission, locale: str, tz: Any) -> View:
+    sc = ws.selfcheck.id
+    text = "\n".join([
+        "⚠️ <b>" + _("Revise the answers?") + "</b>",
+        "",
+        signed_line(submission, locale, tz),
+        "",
+        _(
+            "Revising voids this signed pledge. It stays on record, marked as superseded, and regulators "
+            "checking its code will see that it is no longer current. After your changes the pledge must be signed again."
+        ),
+    ])  # fmt: skip
+    rows = [
+        [InlineKeyboardButton(text=_("Yes, void the signature and revise"), callback_data=PledgeCb(action=PledgeAction.REVISE_OK, sc=sc, sub=submission.id).pack())],
+        [InlineKeyboardButton(text=_("No, keep it signed"), callback_data=PledgeCb(action=PledgeAction.CANCEL, sc=sc).pack())],
+    ]  # fmt: skip
+    return View(text, InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+def frozen_text(submission: Submission, locale: str, tz: Any) -> str:
+    """For a change attempted on a signed self-check (plain text: it may go into a
+    callback notice, which shows no HTML)."""
+    return _(
+        "Signed on {date} (code {code}): the answers are read-only. "
+        "To change them, send /pledge and choose Revise; the signature will be voided."
+    ).format(date=format_datetime(submission.signed_at, locale, tz), code=format_code(submission.verification_code))
+
+
+def pdf_caption(submission: Submission, locale: str, tz: Any) -> str:
+    return _("Signed pledge summary · code {code} · signed {date}").format(
+        code=format_code(submission.verification_code), date=format_datetime(submission.signed_at, locale, tz)
+    )
+
+
+# --- for regulators ------------------------------------------------------------------
+
+
+def verify_view(
+    submission: Submission, institution: Any, later: Submission | None, signer_user: str, locale: str, tz: Any
+) -> str:
+    document = submission.document
+    totals = document["totals"]
+    if submission.current:
+        state = "✅ " + _("This is the institution's current signed submission.")
+    elif later is not None and later.current:
+        state = "⛔ " + _("Superseded on {date}: the answers were revised and signed again (current code {code}).").format(
+            date=format_datetime(submission.superseded_at or "", locale, tz), code=format_code(later.verification_code)
+        )
+    else:
+        state = "⛔ " + _("Superseded on {date}: the answers were revised and have not been signed again yet.").format(
+            date=format_datetime(submission.superseded_at or "", locale, tz)
+        )
+    lines = [
+        "<b>" + _("Signed pledge {code}").format(code=format_code(submission.verification_code)) + "</b>",
+        state,
+        "",
+        _("Institution: {name}").format(name=f"<b>{escape(institution.name)}</b>"),
+        _("Unified social credit code: {uscc}").format(uscc=f"<code>{escape(institution.uscc)}</code>"),
+        _("Signer: {name}").format(name=escape(submission.signer_name)) + " · " + escape(role_label(submission.signer_role)),
+        _("Signed on {date}, confirmed in Telegram by {user}").format(
+            date=format_datetime(submission.signed_at, locale, tz), user=escape(signer_user)
+        ),
+        _("Checklist {id} {version}; pledge {pledge} {pledge_version}").format(
+            id=escape(document["checklist"]["id"]), version=escape(document["checklist"]["version"]),
+            pledge=escape(submission.pledge_id), pledge_version=escape(submission.pledge_version),
+        ),
+        "",
+        *totals_lines(totals, locale),
+        "",
+        _("SHA-256: {sha}").format(sha=f"<code>{submission.sha256}</code>"),
+    ]  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""Webhook mode: Telegram POSTs updates to an aiohttp server, behind your HTTPS reverse proxy.
+
+Everything but the transport is shared with polling (``build_app``). The server:
+
+* ``POST {ZICHA_WEBHOOK_PATH}``: updates, through aiogram's ``SimpleRequestHandler``, which
+  answers 401 and processes nothing unless the ``X-Telegram-Bot-Api-Secret-Token`` header
+  equals the secret given to ``setWebhook``. The update is handled before the response
+  (``handle_in_background=False``): Telegram counts it delivered only once it is stored,
+  and resends it otherwise.
+* ``GET /health``: JSON of the health checks, 200 when healthy, 503 when not.
+
+At start: getMe, listen, then ``setWebhook(url, secret_token, allowed_updates)``; at
+SIGTERM/SIGINT: ``deleteWebhook`` (Telegram keeps new updates until the next start),
+stop listening, finish the updates in hand, stop services, close the session.
+
+ZICHA_WEBHOOK_SECRET unset: a random secret is made at each start. It need not be
+persisted, since every start registers the secret it uses with setWebhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+from collections.abc import Callable
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+
+from bot.ops.failures import StartupError, connect
+from bot.ops.health import live_health
+from bot.ops.lifecycle import DRAIN_TIMEOUT, Heartbeat, stop_services
+from bot.telegram.app import App, build_bot
+
+log = logging.getLogger("zicha.webhook")
+
+HEALTH_PATH = "/health"
+
+
+def webhook_secret(app: App) -> str:
+    configured = app.settings.zicha_webhook_secret
+    return configured.get_secret_value() if configured is not None else secrets.token_urlsafe(32)
+
+
+def build_web_app(app: App, bot: Bot, secret: str) -> web.Application:
+    web_app = web.Application()
+    # setup_application first: its shutdown hook (the dispatcher's shutdown handlers, which
+    # wait for updates in hand) must run before the request handler's, which closes the session.
+    setup_application(web_app, app.dispatcher, bot=bot)
+    SimpleRequestHandler(app.dispatcher, bot, secret_token=secret, handle_in_background=False).register(
+        web_app, path=app.settings.webhook_path
+    )
+
+    async def health(request: web.Request) -> web.Response:
+        report = live_health(app)
+        return web.json_response(report.as_json(), status=200 if report.healthy else 503)
+
+    web_app.router.add_get(HEALTH_PATH, health)
+    return web_app
+
+
+async def run_webhook(
+    app: App, *, stop: asyncio.Event | None = None, on_ready: Callable[[], None] | None = None
+) -> None:
+    """Serve webhook updates until SIGTERM or SIGINT (or ``stop`` is set, when given: then no
+    signal handlers are installed). Raises ``StartupError`` (one sentence) when the token,
+    the Bot API, the port or the webhook URL is wrong."""
+    settings = app.settings
+    url = settings.require_webhook_url()
+    host, port, path = settings.zicha_webhook_host, settings.zicha_webhook_port, settings.webhook_path
+    secret = webhook_secret(app)
+    bot = build_bot(settings)
+    handle_signals = stop is None
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        me = await connect(bot, settings.telegram_api_url)
+        runner = web.AppRunner(
+            build_web_app(app, bot, secret), access_log=None, handle_signals=False, shutdown_timeout=DRAIN_TIMEOUT + 5
+        )
+        await runner.setup()  # runs the dispatcher's startup handlers
+        heartbeat = Heartbeat(app.db, app, "webhook", settings.zicha_heartbeat_seconds)
+        try:
+            site = web.TCPSite(runner, host, port)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise StartupError(
+                    f"Cannot listen on {host}:{port} ({exc.strerror or exc}): stop what uses the port or set "
+                    "ZICHA_WEBHOOK_HOST and ZICHA_WEBHOOK_PORT."
+                ) from None
+            try:
+                await bot.set_webhook(
+                    url,
+                    secret_token=secret,
+                    allowed_updates=app.dispatcher.resolve_used_update_types(),
+                    drop_pending_updates=False,
+                )
+            except TelegramAPIError as exc:
+                raise StartupError(
+                    f"Telegram refused the webhook URL {url} ({exc.message}): check ZICHA_WEBHOOK_URL "
+                    "(Telegram needs https on port 443, 80, 88 or 8443)."
+                ) from None
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, stop.set)
+            heartbeat.start()
+            log.info(
+                "Zicha is running as @%s (webhook %s, listening on %s:%d%s)", me.username, url, host, port, path,
+                extra={"event": "start", "mode": "webhook"},
+            )  # fmt: skip
+            if on_ready is not None:
+                on_ready()
+            await stop.wait()
+            log.info("stopping: removing the webhook", extra={"event": "stopping", "mode": "webhook"})
+            with contextlib.suppress(TelegramAPIError):
+                await bot.delete_webhook(drop_pending_updates=False)
+        finally:
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            await runner.cleanup()  # stop listening, finish updates in hand, dispatcher shutdown
+            await stop_services(app)
+            await heartbeat.stop()
+            log.info("Zicha stopped", extra={"event": "stop", "mode": "webhook"})
+    finally:
+        await bot.session.close()

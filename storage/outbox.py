@@ -1,0 +1,264 @@
+"""The outbox: one persistent queue for every bulk message (reminders, broadcasts, digests).
+
+Producers only call ``enqueue`` (inside their own ``db.atomic()`` if they like: it nests);
+the sender in ``bot/outbox.py`` delivers rows within Telegram's limits. Public API::
+
+    enqueue(db, *, kind, chat_id, text, parse_mode="HTML", reply_markup=None,
+            document=None, filename=None, batch_id=None, dedup_key=None,
+            quiet=True, not_before=None) -> int | None
+    new_batch(db, *, kind, created_by=None, scope=None, text="", report_chat_id=None) -> int
+    batch_counts(db, batch_id) -> dict[str, int]      # {"pending", "sending", "sent", "blocked", "failed", "total"}
+    backlog(db) -> dict[str, int]                      # the same counts over the whole outbox, for a health check
+    is_unreachable(db, chat_id) -> bool
+    unreachable_chats(db) -> list[dict]                # chat_id, marked_at, error: who answered 403
+
+Rules a producer can rely on:
+
+* ``text`` is sent with ``parse_mode`` ("HTML" by default: escape user text with
+  ``html.escape``; ``None`` sends it as plain text). With ``document`` (a file path) the row
+  is sent with sendDocument and ``text`` is its caption (≤ 1,024 characters).
+* ``reply_markup`` is an aiogram ``InlineKeyboardMarkup`` or its dict form.
+* ``dedup_key`` makes enqueueing idempotent: a second row with the same key is not added
+  and ``enqueue`` returns None (e.g. ``f"digest:{regulator}:{date}"``).
+* ``quiet=True`` (bulk messages) holds the row during the quiet hours of the schedule;
+  ``quiet=False`` for a message somebody is waiting for (a delivery report).
+* Chats marked unreachable (403) are not skipped by ``enqueue``; the sender fails such a
+  row as 'blocked' at once without calling Telegram. Producers that want to leave them out
+  of a recipient count use ``is_unreachable``/``unreachable_chats``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from storage.db import query_one, query_rows, utcnow
+
+STATUSES = ("pending", "sending", "sent", "blocked", "failed")
+FINAL = ("sent", "blocked", "failed")
+
+
+# "As soon as possible": earlier than any clock, injected or not, so a new row is due at once.
+ASAP = "1970-01-01T00:00:00.000000+00:00"
+
+
+def _iso(moment: dt.datetime | None) -> str:
+    if moment is None:
+        return ASAP
+    if moment.tzinfo is None:
+        raise ValueError("not_before must be timezone-aware")
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _markup_json(reply_markup: Any) -> str | None:
+    if reply_markup is None:
+        return None
+    if hasattr(reply_markup, "model_dump"):
+        reply_markup = reply_markup.model_dump(mode="json", exclude_none=True)
+    return json.dumps(reply_markup, ensure_ascii=False)
+
+
+def enqueue(
+    db: sqlite_utils.Database,
+    *,
+    kind: str,
+    chat_id: int,
+    text: str,
+    parse_mode: str | None = "HTML",
+    reply_markup: Any = None,
+    document: str | Path | None = None,
+    filename: str | None = None,
+    batch_id: int | None = None,
+    dedup_key: str | None = None,
+    quiet: bool = True,
+    not_before: dt.datetime | None = None,
+) -> int | None:
+    """Queue one message; returns its row id, or None if ``dedup_key`` was queued before."""
+    if not kind:
+        raise ValueError("kind is required")
+    if document is None and not text.strip():
+        raise ValueError("an outbox message needs a text or a document")
+    now = utcnow()
+    with db.atomic():
+        cursor = db.execute(
+            "INSERT INTO outbox (kind, chat_id, text, parse_mode, reply_markup, document_path, document_name, "
+            "batch_id, dedup_key, quiet, not_before, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO NOTHING",
+            [
+                kind,
+                chat_id,
+                text,
+                parse_mode,
+                _markup_json(reply_markup),
+                str(document) if document is not None else None,
+                filename or (Path(document).name if document is not None else None),
+                batch_id,
+                dedup_key,
+                1 if quiet else 0,
+                _iso(not_before),
+                now,
+                now,
+            ],
+        )
+    return cursor.lastrowid if cursor.rowcount == 1 else None
+
+
+def new_batch(
+    db: sqlite_utils.Database,
+    *,
+    kind: str,
+    created_by: int | None = None,
+    scope: str | None = None,
+    text: str = "",
+    report_chat_id: int | None = None,
+) -> int:
+    """A batch groups rows for a delivery report (sent to ``report_chat_id`` when all are final)."""
+    with db.atomic():
+        cursor = db.execute(
+            "INSERT INTO outbox_batches (kind, created_by, scope, text, report_chat_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [kind, created_by, scope, text, report_chat_id, utcnow()],
+        )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in rows:
+        counts[row["status"]] = row["n"]
+    counts["total"] = sum(counts[s] for s in STATUSES)
+    return counts
+
+
+def batch_counts(db: sqlite_utils.Database, batch_id: int) -> dict[str, int]:
+    return _counts(query_rows(db, "SELECT status, count(*) AS n FROM outbox WHERE batch_id = ? GROUP BY status", [batch_id]))
+
+
+def backlog(db: sqlite_utils.Database) -> dict[str, int]:
+    """Rows by status over the whole outbox; a health check watches "pending" and "sending"."""
+    return _counts(query_rows(db, "SELECT status, count(*) AS n FROM outbox GROUP BY status"))
+
+
+def get_batch(db: sqlite_utils.Database, batch_id: int) -> dict[str, Any] | None:
+    return query_one(db, "SELECT * FROM outbox_batches WHERE id = ?", [batch_id])
+
+
+# --- unreachable chats (403) ----------------------------------------------------------
+
+
+def mark_unreachable(db: sqlite_utils.Database, chat_id: int, error: str) -> None:
+    with db.atomic():
+        db.execute(
+            "INSERT INTO unreachable (chat_id, marked_at, error) VALUES (?, ?, ?) "
+            "ON CONFLICT(chat_id) DO UPDATE SET error = excluded.error",
+            [chat_id, utcnow(), error],
+        )
+
+
+def clear_unreachable(db: sqlite_utils.Database, chat_id: int) -> bool:
+    with db.atomic():
+        cursor = db.execute("DELETE FROM unreachable WHERE chat_id = ?", [chat_id])
+    return cursor.rowcount == 1
+
+
+def is_unreachable(db: sqlite_utils.Database, chat_id: int) -> bool:
+    return query_one(db, "SELECT 1 AS x FROM unreachable WHERE chat_id = ?", [chat_id]) is not None
+
+
+def unreachable_chats(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return query_rows(db, "SELECT chat_id, marked_at, error FROM unreachable ORDER BY marked_at, chat_id")
+
+
+# --- used by the sender (bot/outbox.py) -----------------------------------------------
+
+
+def recover(db: sqlite_utils.Database, *, older_than: dt.timedelta | None = None) -> int:
+    """At start: rows left 'sending' by a crash go back to 'pending' (each may be sent twice).
+    With ``older_than``, only rows claimed at least that long ago (a live sender finishes a
+    request within its timeout), so a second process does not take over another's rows."""
+    cutoff = dt.datetime.now(dt.timezone.utc) - (older_than or dt.timedelta(0))
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE outbox SET status = 'pending', updated_at = ? WHERE status = 'sending' AND updated_at <= ?",
+            [utcnow(), cutoff.isoformat(timespec="microseconds")],
+        )
+    return cursor.rowcount
+
+
+def due(db: sqlite_utils.Database, now: dt.datetime, limit: int, *, quiet: bool) -> list[dict[str, Any]]:
+    """Pending rows whose time has come, oldest first; during quiet hours only quiet=0 rows."""
+    extra = " AND quiet = 0" if quiet else ""
+    return query_rows(
+        db,
+        f"SELECT * FROM outbox WHERE status = 'pending' AND not_before <= ?{extra} ORDER BY not_before, id LIMIT ?",
+        [_iso(now), limit],
+    )
+
+
+def next_due_at(db: sqlite_utils.Database, *, quiet: bool) -> dt.datetime | None:
+    extra = " AND quiet = 0" if quiet else ""
+    row = query_one(db, f"SELECT min(not_before) AS t FROM outbox WHERE status = 'pending'{extra}")
+    return dt.datetime.fromisoformat(row["t"]) if row and row["t"] else None
+
+
+def mark_sending(db: sqlite_utils.Database, row_id: int) -> bool:
+    """Claim a row before its request; committed, so a crash leaves it 'sending'."""
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ? "
+            "WHERE id = ? AND status = 'pending'",
+            [utcnow(), row_id],
+        )
+    return cursor.rowcount == 1
+
+
+def mark_sent(db: sqlite_utils.Database, row_id: int, message_id: int | None) -> None:
+    now = utcnow()
+    with db.atomic():
+        db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, error = NULL, updated_at = ? WHERE id = ?",
+            [now, message_id, now, row_id],
+        )
+
+
+def mark_final(db: sqlite_utils.Database, row_id: int, status: str, error: str) -> None:
+    assert status in ("blocked", "failed")
+    with db.atomic():
+        db.execute("UPDATE outbox SET status = ?, error = ?, updated_at = ? WHERE id = ?", [status, error, utcnow(), row_id])
+
+
+def mark_retry(
+    db: sqlite_utils.Database, row_id: int, not_before: dt.datetime, error: str, *, count_attempt: bool = True
+) -> None:
+    """Back to 'pending' until ``not_before``; a flood wait does not count as an attempt."""
+    with db.atomic():
+        db.execute(
+            "UPDATE outbox SET status = 'pending', not_before = ?, error = ?, updated_at = ?, "
+            "attempts = attempts - ? WHERE id = ?",
+            [_iso(not_before), error, utcnow(), 0 if count_attempt else 1, row_id],
+        )
+
+
+def batches_to_report(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Batches with a report recipient, not yet reported, whose rows are all final."""
+    return query_rows(
+        db,
+        """SELECT b.* FROM outbox_batches b
+           WHERE b.report_chat_id IS NOT NULL AND b.reported_at IS NULL
+             AND EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = b.id)
+             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = b.id AND o.status IN ('pending', 'sending'))
+           ORDER BY b.id""",
+    )
+
+
+def mark_reported(db: sqlite_utils.Database, batch_id: int) -> bool:
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE outbox_batches SET reported_at = ? WHERE id = ? AND reported_at IS NULL", [utcnow(), batch_id]
+        )
+    return cursor.rowcount == 1

@@ -1,0 +1,178 @@
+"""Webhook mode (`zicha run --webhook`), in this process against the stand-in: the secret
+header is enforced, the webhook is set at start and removed at shutdown, /health answers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import sqlite_utils
+
+from bot.config import load_settings
+from bot.telegram.app import App, build_app
+from bot.webhook import run_webhook
+from storage.db import open_db
+from storage.institutions import Institution
+from tests.harness import CAMPAIGN_NOW, Chat, invite, read_db
+from tests.standin import TelegramStandin
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Hook:
+    app: App
+    url: str
+    base: str
+
+
+@asynccontextmanager
+async def webhook_bot(tg: TelegramStandin, db_path: Path, **settings: Any) -> AsyncIterator[Hook]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/tg/hook"
+    config = load_settings(
+        _env_file=None, bot_token=tg.token, telegram_api_url=tg.base_url, zicha_db=db_path,
+        zicha_webhook_url=url, zicha_webhook_port=port, **settings,
+    )  # fmt: skip
+    db = open_db(db_path)
+    app = build_app(config, db, clock=lambda: CAMPAIGN_NOW)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_webhook(app, stop=stop, on_ready=ready.set))
+    try:
+        done, _ = await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()  # raises what stopped it
+        yield Hook(app, url, f"http://127.0.0.1:{port}")
+    finally:
+        stop.set()
+        await task
+        db.close()
+
+
+def start_update(update_id: int, user_id: int, text: str) -> dict[str, Any]:
+    chat = {"id": user_id, "type": "private", "first_name": "测试"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": 1, "date": int(time.time()), "chat": chat, "text": text,
+            "from": {"id": user_id, "is_bot": False, "first_name": "测试", "language_code": "zh-hans"},
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        },
+    }  # fmt: skip
+
+
+def counts(db_path: Path) -> dict[str, int]:
+    db = read_db(db_path)
+    result = {t: db[t].count for t in ("users", "members", "fsm", "answers")}
+    result["invite_uses"] = sum(r["uses"] for r in db["invites"].rows)
+    return result
+
+
+async def test_requests_without_the_right_secret_are_refused_and_change_nothing(
+    db: sqlite_utils.Database, tmp_path: Path, food_lab: Institution
+) -> None:
+    db_path = tmp_path / "zicha.db"
+    code = invite(db_path, food_lab.id)
+    async with TelegramStandin() as tg, webhook_bot(tg, db_path) as hook:
+        assert tg.webhook is not None and tg.webhook["url"] == hook.url
+        secret = tg.webhook["secret_token"]
+        assert secret and len(secret) >= 32, "a random secret is generated when ZICHA_WEBHOOK_SECRET is unset"
+        assert not tg.calls("getUpdates"), "webhook mode does not poll"
+        tg.add_user(5151)
+        before = counts(db_path)
+        mark = tg.mark()
+        update = start_update(900_001, 5151, f"/start {code}")
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: secret + "x"}, {SECRET_HEADER: ""}):
+                async with http.post(hook.url, json=update, headers=headers) as response:
+                    assert response.status == 401, headers
+            assert tg.calls(after=mark) == [], "nothing was sent to Telegram"
+            assert counts(db_path) == before, "nothing was written"
+
+            # The same update with Telegram's secret is handled.
+            async with http.post(hook.url, json=update, headers={SECRET_HEADER: secret}) as response:
+                assert response.status == 200
+        reply = await tg.wait_reply(5151, after=mark)
+        assert "是，这是我的机构" in reply.button_texts
+
+
+async def test_an_interview_over_the_webhook_then_the_webhook_is_removed_at_shutdown(
+    db: sqlite_utils.Database, tmp_path: Path, food_lab: Institution
+) -> None:
+    db_path = tmp_path / "zicha.db"
+    code = invite(db_path, food_lab.id)
+    async with TelegramStandin() as tg:
+        async with webhook_bot(tg, db_path, zicha_webhook_secret="s3cret_Configured-1") as hook:
+            assert tg.webhook is not None and tg.webhook["secret_token"] == "s3cret_Configured-1"
+            chat = Chat(tg, 6161)  # the stand-in delivers to the webhook, with the secret header
+            await chat.say(f"/start {code}")
+            await chat.press("是，这是我的机构")
+            _, screen = await chat.press("是，信息无误")
+            assert "第 2/" in screen.text
+            assert all(200 <= status < 300 for _, status in tg.webhook_deliveries)
+
+            async with aiohttp.ClientSession() as http, http.get(hook.base + "/health") as response:
+                assert response.status == 200
+                health = await response.json()
+            assert health["healthy"] is True
+            assert health["checks"]["database"]["status"] == "ok"
+            assert health["checks"]["scheduler"]["status"] in ("ok", "not configured")
+            assert health["checks"]["outbox"]["status"] in ("ok", "not configured")
+        assert tg.calls("deleteWebhook"), "the webhook is removed at shutdown"
+        assert tg.webhook is None
+    assert read_db(db_path)["answers"].count == 1
+
+
+async def test_stopping_finishes_the_update_in_hand_and_health_turns_503_when_the_scheduler_stops(
+    db: sqlite_utils.Database, tmp_path: Path, food_lab: Institution
+) -> None:
+    db_path = tmp_path / "zicha.db"
+    code = invite(db_path, food_lab.id)
+    async with TelegramStandin() as tg:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/tg/hook"
+        config = load_settings(
+            _env_file=None, bot_token=tg.token, telegram_api_url=tg.base_url, zicha_db=db_path,
+            zicha_webhook_url=url, zicha_webhook_port=port,
+        )  # fmt: skip
+        bot_db = open_db(db_path)
+        app = build_app(config, bot_db, clock=lambda: CAMPAIGN_NOW)
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(run_webhook(app, stop=stop, on_ready=ready.set))
+        await asyncio.wait_for(ready.wait(), 10)
+        chat = Chat(tg, 6262)
+        await chat.say(f"/start {code}")
+        hold = tg.hold("editMessageText")
+        query = tg.press(6262, chat.latest_with_button("是，这是我的机构"), text="是，这是我的机构")
+        await hold.wait_arrived()
+        stop.set()  # as SIGTERM does
+        await tg.wait_call("deleteWebhook", timeout=10)
+        hold.release()
+        await tg.wait_answered(query, timeout=10)
+        await asyncio.wait_for(task, 30)
+        assert read_db(db_path)["members"].count == 1, "the update in hand was finished"
+        assert [status for _, status in tg.webhook_deliveries] == [200, 200]
+        assert tg.pending_updates == [], "delivered once: not sent again after a restart"
+        bot_db.close()
+
+    async with TelegramStandin() as tg, webhook_bot(tg, tmp_path / "zicha.db") as hook:
+        assert hook.app.scheduler is not None
+        hook.app.scheduler.shutdown(wait=False)
+        async with aiohttp.ClientSession() as http, http.get(hook.base + "/health") as response:
+            assert response.status == 503
+            health = await response.json()
+        assert health["healthy"] is False
+        assert health["checks"]["scheduler"] == {"status": "fail", "detail": "stopped"}
