@@ -702,6 +702,8 @@ def profile_pass(zicha: ZichaRunner, n: int, top: int = 25) -> str:
     out.write("\n")
     stats.sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
+    if os.environ.get("BENCH_CALLERS"):
+        stats.print_callers(*os.environ["BENCH_CALLERS"].split(","))
     return out.getvalue()
 
 
@@ -809,7 +811,7 @@ def print_table(r: dict[str, Any]) -> None:
             f"{name:<7}{s['mean_us']:>9.0f}{s['p50_us']:>9.0f}{s['p95_us']:>9.0f}{s['p99_us']:>9.0f}{s['max_us']:>9.0f}"
             f"{s['steps_per_s']:>9.0f}{s['blocking_stretch_p99_us']:>11.0f}{s['longest_blocking_stretch_us']:>11.0f}"
         )
-    print(f"CPU time per step (thread CPU time, not inflated when other processes share the core): "
+    print("CPU time per step (thread CPU time, not inflated when other processes share the core): "
           + ", ".join(f"{n} mean {r['bots'][n]['cpu']['mean_us']:.0f} µs, p50 {r['bots'][n]['cpu']['p50_us']:.0f} µs, "
                       f"{r['bots'][n]['cpu']['steps_per_cpu_s']:.0f} steps per CPU-second" for n in ("bare", "zicha")))
     print("block = the longest stretch of one step between two awaits on the network (request serialisation and "

@@ -6,7 +6,7 @@ method that changes something commits before it returns.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlite_utils
 
@@ -48,6 +48,12 @@ class Workspace:
     institution: Institution
     selfcheck: SelfCheck
     interview: Interview
+    # The answers as this workspace last read or wrote them. A workspace lives for one
+    # update, so loading them once (and keeping our own writes in step) saves reading
+    # every answer three times per button press; staleness across users is caught by
+    # the revision check inside save_answer, not by this cache.
+    _answers: dict[str, Answer] | None = field(default=None, repr=False)
+    _progress: Progress | None = field(default=None, repr=False)
 
     def item(self, item_id: str) -> Item:
         """An item that applies to this institution; NotAllowed for any other id."""
@@ -56,13 +62,33 @@ class Workspace:
         return self.checklist.item(item_id)
 
     def answers(self) -> dict[str, Answer]:
-        return answer_store.load_answers(self.db, self.selfcheck.id)
+        if self._answers is None:
+            self._answers = answer_store.load_answers(self.db, self.selfcheck.id)
+        return self._answers
 
     def answer(self, item_id: str) -> Answer | None:
+        if self._answers is not None:
+            return self._answers.get(item_id)
         return answer_store.get_answer(self.db, self.selfcheck.id, item_id)
 
+    def _save(self, item_id: str, *, by: int, expected_rev: int | None = None, **changes: object) -> Answer:
+        try:
+            answer = answer_store.save_answer(
+                self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, **changes
+            )
+        except answer_store.StaleAnswer:
+            self._answers = None  # someone else wrote: read afresh next time
+            self._progress = None
+            raise
+        self._progress = None
+        if self._answers is not None:
+            self._answers[item_id] = answer
+        return answer
+
     def progress(self) -> Progress:
-        return self.interview.progress(self.answers())
+        if self._progress is None:
+            self._progress = self.interview.progress(self.answers())
+        return self._progress
 
     def submission(self) -> Submission | None:
         """The current signed submission, if the self-check is signed."""
@@ -80,9 +106,7 @@ class Workspace:
         if choice not in allowed_choices(item) or choice is Choice.TEXT:
             raise NotAllowed(f"{choice} for {item_id}")
         self._ensure_open()
-        answer = answer_store.save_answer(
-            self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, value=choice
-        )
+        answer = self._save(item_id, by=by, expected_rev=expected_rev, value=choice)
         self._sync_status()
         return answer
 
@@ -93,7 +117,7 @@ class Workspace:
             raise NotAllowed(item_id)
         text = clean_text(raw, item.max_length, item.pattern)
         self._ensure_open()
-        answer = answer_store.save_answer(self.db, self.selfcheck.id, item_id, by=by, value=Choice.TEXT, text=text)
+        answer = self._save(item_id, by=by, value=Choice.TEXT, text=text)
         self._sync_status()
         return answer
 
@@ -117,7 +141,7 @@ class Workspace:
         else:
             raise NotAllowed(str(followup))
         self._ensure_open()
-        answer = answer_store.save_answer(self.db, self.selfcheck.id, item_id, by=by, **changes)
+        answer = self._save(item_id, by=by, **changes)
         self._sync_status()
         return answer
 
@@ -127,9 +151,7 @@ class Workspace:
         if current is None or current.value is not Choice.NONCOMPLIANT:
             raise NotAllowed(f"status for {item_id}")
         self._ensure_open()
-        answer = answer_store.save_answer(
-            self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, rect_status=status
-        )
+        answer = self._save(item_id, by=by, expected_rev=expected_rev, rect_status=status)
         self._sync_status()
         return answer
 

@@ -46,6 +46,12 @@ def _selfcheck(row: dict[str, Any]) -> SelfCheck:
 
 
 def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, checklist: Checklist) -> SelfCheck:
+    # Almost always it exists: read it without opening a write transaction.
+    existing = query_one(
+        db, "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?", [institution_id, checklist.id]
+    )
+    if existing is not None:
+        return _selfcheck(existing)
     with db.atomic():
         row = query_one(
             db,

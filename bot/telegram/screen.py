@@ -9,7 +9,10 @@ message are recognised as stale.
 from __future__ import annotations
 
 from aiogram.exceptions import TelegramBadRequest
+from typing import Any
+
 from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, Message
 
 from bot.telegram.views import View
@@ -37,16 +40,33 @@ async def edit_or_send(query: CallbackQuery, view: View) -> Message:
     return await bot.send_message(query.from_user.id, view.text, reply_markup=view.markup)
 
 
-async def show(event: Message | CallbackQuery, view: View, state: FSMContext, *, live: bool = True) -> Message:
+async def show(
+    event: Message | CallbackQuery,
+    view: View,
+    state: FSMContext,
+    *,
+    live: bool = True,
+    data: dict[str, Any] | None = None,
+) -> Message:
     """Show ``view``: edit in place for a button press, reply for a message. ``live`` marks
-    the shown message as the one whose answer buttons are current."""
+    the shown message as the one whose answer buttons are current; ``data`` is stored with
+    it in the same write (one commit per screen)."""
     if isinstance(event, CallbackQuery):
         sent = await edit_or_send(event, view)
     else:
         sent = await event.answer(view.text, reply_markup=view.markup)
+    changes = dict(data or {})
     if live:
-        await state.update_data({CURRENT_MESSAGE: sent.message_id})
+        changes[CURRENT_MESSAGE] = sent.message_id
+    if changes:
+        await state.update_data(changes)
     return sent
+
+
+async def enter(state: FSMContext, target: State) -> None:
+    """Move to ``target`` unless already there (a state write is a commit)."""
+    if await state.get_state() != target.state:
+        await state.set_state(target)
 
 
 async def is_current(query: CallbackQuery, state: FSMContext) -> bool:

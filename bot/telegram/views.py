@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from html import escape
 
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -126,39 +127,45 @@ def question_view(
 
 
 def question_keyboard(ws: Workspace, item: Item, answer: Answer | None, *, guide: bool) -> InlineKeyboardMarkup:
+    # Built directly rather than with InlineKeyboardBuilder: its as_markup() deep-copies
+    # every button, which was a sixth of the cost of an answer step.
     sc, rev, fp = ws.selfcheck.id, answer.rev if answer else 0, ws.checklist.fingerprint
-    kb = InlineKeyboardBuilder()
+
+    def button(text: str, data: CallbackData) -> InlineKeyboardButton:
+        return InlineKeyboardButton(text=text, callback_data=data.pack())
+
     choices = [c for c in allowed_choices(item) if c is not Choice.TEXT]
-    for choice in choices:
-        mark = "✅ " if answer is not None and answer.value is choice else ""
-        kb.button(
-            text=mark + choice_label(choice),
-            callback_data=AnswerCb(sc=sc, item=item.id, fp=fp, rev=rev, choice=choice),
+    answers = [
+        button(
+            ("✅ " if answer is not None and answer.value is choice else "") + choice_label(choice),
+            AnswerCb(sc=sc, item=item.id, fp=fp, rev=rev, choice=choice),
         )
-    nav = [
-        InlineKeyboardButton(text="◀ " + _("Previous"), callback_data=NavCb(action=NavAction.PREV, sc=sc, item=item.id).pack()),
-        InlineKeyboardButton(text=_("Skip for now") + " ▶", callback_data=NavCb(action=NavAction.SKIP, sc=sc, item=item.id).pack()),
+        for choice in choices
     ]
-    tools = [
-        InlineKeyboardButton(
-            text=("💡 " + (_("Hide guidance") if guide else _("Guidance"))),
-            callback_data=NavCb(action=NavAction.GUIDE, sc=sc, item=item.id).pack(),
-        ),
-        InlineKeyboardButton(text="📋 " + _("Contents"), callback_data=NavCb(action=NavAction.TOC, sc=sc).pack()),
-        InlineKeyboardButton(text="🔎 " + _("Review"), callback_data=NavCb(action=NavAction.REVIEW, sc=sc).pack()),
-    ]
-    if item.guidance is None:
-        tools = tools[1:]
-    rows = list(kb.adjust(min(len(choices), 3)).as_markup().inline_keyboard) if choices else []
-    rows += [nav, tools]
+    rows = [answers[i : i + 3] for i in range(0, len(answers), 3)]
     if answer is not None and answer.value is Choice.NONCOMPLIANT and answer.rect_status is not None:
-        rows.insert(
-            len(rows) - 2,
-            [InlineKeyboardButton(
-                text="✏️ " + _("Edit rectification details"),
-                callback_data=AnswerCb(sc=sc, item=item.id, fp=fp, rev=rev, choice=Choice.NONCOMPLIANT).pack(),
-            )],
+        rows.append(
+            [
+                button(
+                    "✏️ " + _("Edit rectification details"),
+                    AnswerCb(sc=sc, item=item.id, fp=fp, rev=rev, choice=Choice.NONCOMPLIANT),
+                )
+            ]
         )
+    rows.append(
+        [
+            button("◀ " + _("Previous"), NavCb(action=NavAction.PREV, sc=sc, item=item.id)),
+            button(_("Skip for now") + " ▶", NavCb(action=NavAction.SKIP, sc=sc, item=item.id)),
+        ]
+    )
+    tools = [
+        button("📋 " + _("Contents"), NavCb(action=NavAction.TOC, sc=sc)),
+        button("🔎 " + _("Review"), NavCb(action=NavAction.REVIEW, sc=sc)),
+    ]
+    if item.guidance is not None:
+        guide_text = "💡 " + (_("Hide guidance") if guide else _("Guidance"))
+        tools.insert(0, button(guide_text, NavCb(action=NavAction.GUIDE, sc=sc, item=item.id)))
+    rows.append(tools)
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 

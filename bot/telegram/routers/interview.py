@@ -24,7 +24,7 @@ from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
 from bot.telegram import views
 from bot.telegram.callbacks import AnswerCb, NavAction, NavCb, RectCb, SectionCb
 from bot.telegram.pledge_views import frozen_text
-from bot.telegram.screen import is_current, show
+from bot.telegram.screen import enter, is_current, show
 from bot.telegram.states import Interview
 from storage.answers import StaleAnswer
 from storage.institutions import Institution
@@ -59,9 +59,8 @@ async def present_item(
     answer = ws.answer(item.id)
     evidence = ws.evidence_count(item.id) if answer is not None and answer.value is Choice.NONCOMPLIANT else 0
     view = views.question_view(ws, item, answer, ws.progress(), locale, guide=guide, evidence=evidence)
-    await state.set_state(Interview.question)
-    await state.update_data(item=item.id, guide=guide, edit=False)
-    await show(event, view, state)
+    await enter(state, Interview.question)
+    await show(event, view, state, data={"item": item.id, "guide": guide, "edit": False})
 
 
 async def present_next(
@@ -77,9 +76,8 @@ async def present_next(
 async def present_summary(
     event: Message | CallbackQuery, ws: Workspace, state: FSMContext, locale: str, clock: Clock
 ) -> None:
-    await state.set_state(Interview.question)
-    await state.update_data(item=None, edit=False)
-    await show(event, views.summary_view(ws, ws.progress(), locale, clock()), state)
+    await enter(state, Interview.question)
+    await show(event, views.summary_view(ws, ws.progress(), locale, clock()), state, data={"item": None, "edit": False})
 
 
 async def present_followup(
@@ -94,10 +92,9 @@ async def present_followup(
     *,
     editing: bool,
 ) -> None:
-    await state.set_state(FOLLOWUP_STATES[followup])
-    await state.update_data(item=item.id, edit=editing)
+    await enter(state, FOLLOWUP_STATES[followup])
     view = views.followup_view(ws, item, followup, answer, locale, clock().date(), editing=editing)
-    await show(event, view, state)
+    await show(event, view, state, data={"item": item.id, "edit": editing})
 
 
 async def continue_after(
