@@ -10,7 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.core.checklist import Checklist
-from bot.core.interview import Answer, Choice, RectStatus
+from bot.core.interview import ANSWER_FIELDS, Answer, Choice, RectStatus, answer_fields
 from storage.db import query_one, query_rows, utcnow
 
 
@@ -89,7 +89,7 @@ def set_selfcheck_status(db: sqlite_utils.Database, selfcheck_id: int, status: s
         )
 
 
-_ANSWER_FIELDS = ("value", "text", "problem", "measure", "rect_status", "target_date")
+_ANSWER_FIELDS = ANSWER_FIELDS
 
 
 def _answer(row: dict[str, Any]) -> Answer:
@@ -119,16 +119,7 @@ def get_answer(db: sqlite_utils.Database, selfcheck_id: int, item_id: str) -> An
 
 
 def _snapshot(answer: Answer | None) -> dict[str, Any] | None:
-    if answer is None:
-        return None
-    return {
-        "value": answer.value.value,
-        "text": answer.text,
-        "problem": answer.problem,
-        "measure": answer.measure,
-        "rect_status": answer.rect_status.value if answer.rect_status else None,
-        "target_date": answer.target_date.isoformat() if answer.target_date else None,
-    }
+    return None if answer is None else answer_fields(answer)
 
 
 def save_answer(

@@ -91,6 +91,25 @@ class Answer:
         return self.value is Choice.NONCOMPLIANT and self.rect_status is not RectStatus.DONE
 
 
+ANSWER_FIELDS = ("value", "text", "problem", "measure", "rect_status", "target_date")
+
+
+def answer_fields(answer: Answer | None) -> dict[str, str | None]:
+    """An answer as plain values, keyed by ANSWER_FIELDS in that order (all None for no
+    answer): the one shape used for answer history, the signed canonical document and
+    its verification."""
+    if answer is None:
+        return dict.fromkeys(ANSWER_FIELDS)
+    return {
+        "value": answer.value.value,
+        "text": answer.text,
+        "problem": answer.problem,
+        "measure": answer.measure,
+        "rect_status": answer.rect_status.value if answer.rect_status else None,
+        "target_date": answer.target_date.isoformat() if answer.target_date else None,
+    }
+
+
 def allowed_choices(item: Item) -> tuple[Choice, ...]:
     choices = CHOICES_BY_KIND[item.kind]
     if item.kind == "compliance" and not item.allow_na:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.core.checklist import Checklist, Item
-from bot.core.interview import Answer, Choice, Interview, Progress
+from bot.core.interview import Answer, Choice, Interview, Progress, answer_fields
 from bot.pledge.text import Pledge
 
 FORMAT = "zicha-pledge/1"
@@ -58,12 +58,7 @@ def _answer_json(item: Item, number: int, answer: Answer | None, locale: str, se
         "section": section_title,
         "kind": item.kind,
         "question": item.text.get(locale),
-        "value": answer.value.value if answer else None,
-        "text": answer.text if answer else None,
-        "problem": answer.problem if answer else None,
-        "measure": answer.measure if answer else None,
-        "rect_status": answer.rect_status.value if answer and answer.rect_status else None,
-        "target_date": answer.target_date.isoformat() if answer and answer.target_date else None,
+        **answer_fields(answer),
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.core.checklist import load_checklists
-from bot.core.interview import Interview
+from bot.core.interview import Interview, answer_fields
 from bot.i18n import format_datetime
 from bot.pledge import document as doc
 from bot.pledge.render import ATTACHMENT_NAME
@@ -96,19 +96,8 @@ def _changed_items(db: sqlite_utils.Database, submission: store.Submission, sign
     answers = load_answers(db, submission.selfcheck_id)
     interview = Interview(checklist, institution.fields)
     items = [
-        {"n": n, "id": item.id, **_answer_fields(answers.get(item.id))} for n, item in enumerate(interview.items, 1)
+        {"n": n, "id": item.id, **answer_fields(answers.get(item.id))} for n, item in enumerate(interview.items, 1)
     ]
     return doc.items_differ(signed, {"items": items})
 
 
-def _answer_fields(answer: Any) -> dict[str, Any]:
-    if answer is None:
-        return dict.fromkeys(("value", "text", "problem", "measure", "rect_status", "target_date"))
-    return {
-        "value": answer.value.value,
-        "text": answer.text,
-        "problem": answer.problem,
-        "measure": answer.measure,
-        "rect_status": answer.rect_status.value if answer.rect_status else None,
-        "target_date": answer.target_date.isoformat() if answer.target_date else None,
-    }
