@@ -105,16 +105,13 @@ def chat(demo: bool) -> None:
     from storage.institutions import get_membership
 
     settings = _settings()
-    db = _open_db(settings)
-    try:
+    with _open_db(settings) as db:
         if demo and get_membership(db, CONSOLE_USER_ID) is None:
             institution = seed_demo(db, CONSOLE_USER_ID)
             click.echo(f"Demo institution ready: {institution.name} ({institution.uscc}). Database: {settings.zicha_db}")
         app = build_app(settings, db)
         console = ConsoleChat(app, click.echo)
         asyncio.run(console.run(input))
-    finally:
-        db.close()
 
 
 # --- checklists ----------------------------------------------------------------------
@@ -210,12 +207,9 @@ def roster_import(file: Path, max_uses: int) -> None:
         click.echo(f"{file}: nothing imported, {len(exc.problems)} problem(s):", err=True)
         click.echo(exc.describe(locale), err=True)
         sys.exit(1)
-    db = _open_db(settings)
-    try:
+    with _open_db(settings) as db:
         created, updated = upsert_institutions(db, rows)
         invites = ensure_invites(db, max_uses)
-    finally:
-        db.close()
     click.echo(f"Imported {len(rows)} institutions: {created} new, {updated} updated; {invites} new invite codes.")
 
 
@@ -237,11 +231,8 @@ def invites(ctx: click.Context, fmt: str, bot_username: str | None) -> None:
 
     settings = _settings()
     username = bot_username or _bot_username(settings)
-    db = _open_db(settings)
-    try:
+    with _open_db(settings) as db:
         rows = list_invites(db)
-    finally:
-        db.close()
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["uscc", "name", "code", "link"])
@@ -286,14 +277,11 @@ def invites_create(uscc: str, max_uses: int) -> None:
     from bot.core.uscc import normalize_uscc
     from storage.institutions import create_invite, get_institution_by_uscc
 
-    db = _open_db(_settings())
-    try:
+    with _open_db(_settings()) as db:
         institution = get_institution_by_uscc(db, normalize_uscc(uscc))
         if institution is None:
             raise click.ClickException(f"No institution with USCC {uscc} (import the roster first).")
         code = create_invite(db, institution.id, max_uses)
-    finally:
-        db.close()
     click.echo(f"{format_invite_code(code)}  ({institution.name}, up to {max_uses} staff)")
 
 
@@ -305,11 +293,8 @@ def invites_revoke(code: str) -> None:
     from storage.institutions import revoke_invite
 
     normalized = normalize_invite_code(code)
-    db = _open_db(_settings())
-    try:
+    with _open_db(_settings()) as db:
         revoked = normalized is not None and revoke_invite(db, normalized)
-    finally:
-        db.close()
     if not revoked:
         raise click.ClickException(f"No active invite code {code}.")
     click.echo(f"Revoked {code}.")
@@ -340,11 +325,8 @@ def regulator_add(telegram_id: int, scope_text: str, name: str) -> None:
         scope = Scope.parse(scope_text)
     except ScopeError as exc:
         raise click.ClickException(f"--scope: {exc}") from None
-    db = _open_db(_settings())
-    try:
+    with _open_db(_settings()) as db:
         added = add_regulator(db, telegram_id, scope, name)
-    finally:
-        db.close()
     click.echo(f"Regulator {added.telegram_id} ({added.name or 'no name'}): {added.scope.to_text()}")
 
 
@@ -353,11 +335,8 @@ def regulator_list() -> None:
     """List regulators and their scopes."""
     from storage.regulators import list_regulators
 
-    db = _open_db(_settings())
-    try:
+    with _open_db(_settings()) as db:
         regulators = list_regulators(db)
-    finally:
-        db.close()
     if not regulators:
         click.echo("No regulators yet. Add one with: zicha regulator add --telegram-id ID --scope national")
     for r in regulators:
@@ -370,11 +349,8 @@ def regulator_remove(telegram_id: int) -> None:
     """Remove a regulator account (it loses access at once)."""
     from storage.regulators import remove_regulator
 
-    db = _open_db(_settings())
-    try:
+    with _open_db(_settings()) as db:
         removed = remove_regulator(db, telegram_id)
-    finally:
-        db.close()
     if not removed:
         raise click.ClickException(f"No regulator with Telegram id {telegram_id}.")
     click.echo(f"Removed regulator {telegram_id}.")
@@ -424,11 +400,8 @@ def verify(file: Path) -> None:
     from bot.pledge.verify import verify_pdf
 
     settings = _settings()
-    db = _open_db(settings)
-    try:
+    with _open_db(settings) as db:
         result = verify_pdf(file.read_bytes(), db, settings)
-    finally:
-        db.close()
     for line in result.details:
         click.echo(f"  {line}")
     if result.ok:
@@ -517,8 +490,7 @@ def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
         )  # fmt: skip
         click.echo(f"At {local:%Y-%m-%d %H:%M}: nothing to send ({why}).")
         return
-    db = _open_db(settings)
-    try:
+    with _open_db(settings) as db:
         i18n = build_i18n(settings.zicha_locale)
         if dry_run:
             due = due_reminders(db, checklist, schedule, now, settings.zicha_locale)
@@ -538,8 +510,6 @@ def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
 
             counts = backlog(db)
             click.echo(f"Outbox: {counts['sent']} sent, {counts['blocked']} blocked, {counts['failed']} failed in all.")
-    finally:
-        db.close()
 
 
 @cli.command()
@@ -577,8 +547,7 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
     if len(body) > MAX_BROADCAST_LENGTH:
         raise click.ClickException(f"The message has {len(body)} characters; at most {MAX_BROADCAST_LENGTH}.")
     settings = _settings()
-    db = _open_db(settings)
-    try:
+    with _open_db(settings) as db:
         reach = audience(db, scope)
         click.echo(
             f"Recipients: {reach.total} staff of {reach.institutions} institution(s) in {scope.to_text()}"
@@ -608,8 +577,6 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
         _deliver(settings, db, {batch_id}, lambda: now + dt.timedelta(seconds=time.monotonic() - started))
         counts = batch_counts(db, batch_id)
         click.echo(f"Delivered: {counts['sent']}, blocked: {counts['blocked']}, failed: {counts['failed']}, total: {counts['total']}.")
-    finally:
-        db.close()
 
 
 # --- regulators: exports and digests (issue 5) ---
@@ -634,11 +601,8 @@ def regulator_invite(scope_text: str, max_uses: int, name: str, bot_username: st
     if max_uses < 1:
         raise click.ClickException("--max-uses must be at least 1")
     settings = _settings()
-    db = _open_db(settings)
-    try:
+    with _open_db(settings) as db:
         code = create_regulator_invite(db, scope, name=name, max_uses=max_uses)
-    finally:
-        db.close()
     username = bot_username or _bot_username(settings)
     click.echo(f"Regulator invite for {scope.to_text()} ({max_uses} use(s)): {format_invite_code(code)}")
     click.echo(deep_link(username, code) if username else f"/start {code}  (set --bot-username for a link)")
@@ -677,11 +641,8 @@ def export_cmd(scope_text: str, output: Path) -> None:
     scope = _scope_option(scope_text)
     settings = _settings()
     checklist = _load_checklist(settings)
-    db = _open_db(settings)
-    try:
+    with _open_db(settings) as db:
         write_export(db, checklist, scope, dt.datetime.now(settings.tz), output)  # type: ignore[arg-type]
-    finally:
-        db.close()
     click.echo(f"Wrote {output}")
 
 
@@ -711,8 +672,7 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) 
     checklist = _load_checklist(settings)
     i18n = build_i18n(settings.zicha_locale)
     now = dt.datetime.now(settings.tz)
-    db = _open_db(settings)
-    try:
+    with _open_db(settings) as db:
         if send:
             queued = queue_digests(
                 db, checklist, i18n, now=now, directory=digest_dir(settings.zicha_db),  # type: ignore[arg-type]
@@ -735,8 +695,6 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) 
             click.echo(f"--- {digest.kind} digest for {r.telegram_id} ({r.scope.to_text()}) ---")
             click.echo(text)
             click.echo(f"[files: {xlsx} {png}]")
-    finally:
-        db.close()
 
 
 # --- operations (issue 6) ---
@@ -757,11 +715,8 @@ def status(as_json: bool) -> None:
     settings = _settings()
     if not settings.zicha_db.exists():
         raise click.ClickException(f"No database at {settings.zicha_db}: check ZICHA_DB, or start the bot once to create it.")
-    db = _open_db(settings)
-    try:
+    with _open_db(settings) as db:
         report = offline_health(db, settings.zicha_heartbeat_seconds)
-    finally:
-        db.close()
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     else:

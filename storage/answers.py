@@ -89,7 +89,6 @@ def set_selfcheck_status(db: sqlite_utils.Database, selfcheck_id: int, status: s
         )
 
 
-_ANSWER_FIELDS = ANSWER_FIELDS
 
 
 def _answer(row: dict[str, Any]) -> Answer:
@@ -138,7 +137,7 @@ def save_answer(
     raised. A new ``value`` drops the follow-ups that belonged to the old one (they stay
     in the history). A change that changes nothing writes nothing.
     """
-    unknown = set(changes) - set(_ANSWER_FIELDS)
+    unknown = set(changes) - set(ANSWER_FIELDS)
     if unknown:
         raise TypeError(f"unknown answer fields: {sorted(unknown)}")
     now = utcnow()
@@ -147,10 +146,10 @@ def save_answer(
         if expected_rev is not None and (current.rev if current else 0) != expected_rev:
             raise StaleAnswer(current)
         before = _snapshot(current)
-        after: dict[str, Any] = dict(before) if before else dict.fromkeys(_ANSWER_FIELDS)
+        after: dict[str, Any] = dict(before) if before else dict.fromkeys(ANSWER_FIELDS)
         new_value = changes.get("value")
         if new_value is not None and before is not None and Choice(new_value).value != before["value"]:
-            after = dict.fromkeys(_ANSWER_FIELDS)
+            after = dict.fromkeys(ANSWER_FIELDS)
         for key, value in changes.items():
             if isinstance(value, (Choice, RectStatus)):
                 value = value.value
@@ -170,13 +169,13 @@ def save_answer(
                 "INSERT INTO answers (selfcheck_id, item_id, value, text, problem, measure, rect_status, "
                 "target_date, rev, answered_by, answered_at, updated_by, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [selfcheck_id, item_id, *(after[k] for k in _ANSWER_FIELDS), rev, by, now, by, now],
+                [selfcheck_id, item_id, *(after[k] for k in ANSWER_FIELDS), rev, by, now, by, now],
             )
         else:
             db.execute(
                 "UPDATE answers SET value = ?, text = ?, problem = ?, measure = ?, rect_status = ?, "
                 "target_date = ?, rev = ?, updated_by = ?, updated_at = ? WHERE selfcheck_id = ? AND item_id = ?",
-                [*(after[k] for k in _ANSWER_FIELDS), rev, by, now, selfcheck_id, item_id],
+                [*(after[k] for k in ANSWER_FIELDS), rev, by, now, selfcheck_id, item_id],
             )
         db.execute(
             "INSERT INTO answer_history (selfcheck_id, item_id, rev, changed_by, changed_at, old, new) "
