@@ -34,6 +34,7 @@ def invite_problem_text(problem: InviteProblem) -> str:
         InviteProblem.USED_UP: _(
             "This invite has already been used by as many staff as it allows. Please ask your regulator for another."
         ),
+        InviteProblem.EXPIRED: _("This invite has expired. Please ask your regulator for a new one."),
     }[problem]
 
 
@@ -57,7 +58,11 @@ async def cmd_start_with_code(
         if regulator_invite.usable:
             await regulator_router.offer_regulator_invite(message, regulator_invite, state, locale)
         else:
-            problem = InviteProblem.REVOKED if regulator_invite.revoked else InviteProblem.USED_UP
+            problem = (
+                InviteProblem.REVOKED if regulator_invite.revoked
+                else InviteProblem.EXPIRED if regulator_invite.expired
+                else InviteProblem.USED_UP
+            )  # fmt: skip
             await message.answer(invite_problem_text(problem))
         return
     try:
