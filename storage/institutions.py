@@ -206,7 +206,9 @@ def check_invite(db: sqlite_utils.Database, code: str) -> Institution:
     return institution
 
 
-def bind_member(db: sqlite_utils.Database, telegram_id: int, code: str, first_name: str = "") -> Institution:
+def bind_member(
+    db: sqlite_utils.Database, telegram_id: int, code: str, first_name: str = "", username: str | None = None
+) -> Institution:
     """Bind a Telegram user to the institution of an invite, spending one use of it.
 
     Re-binding with a code of the institution the user already belongs to spends nothing.
@@ -216,7 +218,7 @@ def bind_member(db: sqlite_utils.Database, telegram_id: int, code: str, first_na
         current = get_membership(db, telegram_id)
         if current is not None and current.id == institution.id:
             return institution
-        ensure_user(db, telegram_id, first_name)
+        ensure_user(db, telegram_id, first_name, username)  # the @username lets operators name them
         db.execute("UPDATE invites SET uses = uses + 1 WHERE code = ?", [code])
         db.execute(
             "INSERT INTO members (telegram_id, institution_id, invite_code, bound_at) VALUES (?, ?, ?, ?) "

@@ -76,15 +76,18 @@ async def test_staff_removed_from_the_command_line_lose_access_on_their_next_upd
     other_lab_code = invite(db_path, motor_lab.id)
     async with running_bot(tg, db_path):
         removed, colleague, elsewhere = Chat(tg, 9501, "小王"), Chat(tg, 9502, "小李"), Chat(tg, 9503, "小张")
-        for chat, with_code in ((removed, code), (colleague, code), (elsewhere, other_lab_code)):
+        for chat, with_code in ((removed, code), (elsewhere, other_lab_code)):
             await join(chat, with_code)
+        await colleague.say(f"/start {code}")
+        tg.add_user(9502, first_name="小李", username="Xiao_Li_QM")  # pressing "yes" with a @username
+        await colleague.press("是，这是我的机构")
         screen = removed.current()  # the first question, with its answer buttons
         assert "是，信息无误" in screen.button_texts
 
         listing = zicha("staff", "list", food_lab.uscc)
         assert listing.exit_code == 0, listing.output
         assert f"{food_lab.name} ({food_lab.uscc}): 2 staff member(s)" in listing.output
-        assert "9501\t小王" in listing.output and "9502\t小李" in listing.output
+        assert "9501\t小王\t-\t" in listing.output and "9502\t小李\t@Xiao_Li_QM\t" in listing.output
         assert format_invite_code(code) in listing.output and "9503" not in listing.output
 
         # someone of another institution cannot be removed through this one
@@ -108,6 +111,9 @@ async def test_staff_removed_from_the_command_line_lose_access_on_their_next_upd
         # the colleague carries on
         await colleague.press("是，信息无误")
         assert answers_by(db_path, 9502) == 1
+        # by @username (as Telegram shows it, in any case) works too, for this institution only
+        assert "is not a staff member" in zicha("staff", "remove", motor_lab.uscc, "@xiao_li_qm").output
+        assert 9502 in members(db_path)
         # removing twice says so
         again = zicha("staff", "remove", food_lab.uscc, "9501")
         assert again.exit_code == 1 and "is not a staff member" in again.output

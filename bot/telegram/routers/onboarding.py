@@ -99,7 +99,7 @@ async def on_join(
         await edit_or_send(query, views.View(_("Nothing was changed. If the invite was meant for you, ask your regulator to check it.")))
         return
     try:
-        institution = bind_member(db, query.from_user.id, code, query.from_user.first_name)
+        institution = bind_member(db, query.from_user.id, code, query.from_user.first_name, query.from_user.username)
     except InviteError as exc:
         await state.set_state(None)
         await edit_or_send(query, views.View(invite_problem_text(exc.problem)))
