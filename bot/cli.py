@@ -335,9 +335,7 @@ def invites_list(show_all: bool) -> None:
                               _local_time(row["expires_at"], settings), labels[problem and problem.value],
                               f"{row['uscc']} {row['name']}"))  # fmt: skip
         for invite in list_regulator_invites(db):
-            problem = invite_problem(
-                {"revoked_at": invite.revoked_at, "expires_at": invite.expires_at, "uses": invite.uses, "max_uses": invite.max_uses}, now
-            )  # fmt: skip
+            problem = invite.problem
             if show_all or problem is None:
                 who = invite.scope.to_text() + (f" ({invite.name})" if invite.name else "")
                 lines.append(("regulator", format_invite_code(invite.code), f"{invite.uses}/{invite.max_uses}",

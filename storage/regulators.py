@@ -9,6 +9,7 @@ import sqlite_utils
 
 from bot.core.scope import Scope
 from storage.db import query_one, query_rows, utcnow
+from storage.institutions import InviteProblem, invite_problem, stored_time
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,15 @@ class RegulatorInvite:
     revoked_at: str | None = None
 
     @property
-    def expired(self) -> bool:
-        return self.expires_at is not None and self.expires_at <= utcnow()
+    def problem(self) -> InviteProblem | None:
+        """Why it admits nobody (revoked, expired, used up), or None if it is usable."""
+        return invite_problem(
+            {"revoked_at": self.revoked_at, "expires_at": self.expires_at, "uses": self.uses, "max_uses": self.max_uses}
+        )
 
     @property
     def usable(self) -> bool:
-        return not self.revoked and not self.expired and self.uses < self.max_uses
+        return self.problem is None
 
 
 def create_regulator_invite(
@@ -91,7 +95,6 @@ def create_regulator_invite(
     expires_at: dt.datetime | None = None,
 ) -> str:
     from bot.core.invites import new_invite_code
-    from storage.institutions import stored_time
 
     if max_uses < 1:
         raise ValueError("max_uses must be at least 1")

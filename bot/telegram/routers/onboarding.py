@@ -55,14 +55,10 @@ async def cmd_start_with_code(
     # Regulator invites (issue 5) share the code format; their scope is confirmed first.
     regulator_invite = get_regulator_invite(db, code)
     if regulator_invite is not None:
-        if regulator_invite.usable:
+        problem = regulator_invite.problem
+        if problem is None:
             await regulator_router.offer_regulator_invite(message, regulator_invite, state, locale)
         else:
-            problem = (
-                InviteProblem.REVOKED if regulator_invite.revoked
-                else InviteProblem.EXPIRED if regulator_invite.expired
-                else InviteProblem.USED_UP
-            )  # fmt: skip
             await message.answer(invite_problem_text(problem))
         return
     try:
