@@ -103,3 +103,24 @@ def test_a_database_left_world_readable_by_an_older_version_is_tightened(tmp_pat
         assert all(mode(p) == 0o600 for p in tmp_path.iterdir())
     finally:
         db.close()
+
+
+def test_digest_workbooks_wait_in_a_private_folder(tmp_path: Path, umask_022: None) -> None:
+    import datetime as dt
+
+    from bot.core.checklist import load_checklist
+    from bot.core.scope import Scope
+    from bot.reports.digest import build_digest, digest_dir, prepare_digest_files
+    from tests.conftest import SHIPPED_CHECKLIST
+    from tests.regulator_fixture import build_fixture
+
+    checklist = load_checklist(SHIPPED_CHECKLIST)
+    db = open_db(tmp_path / "zicha.db")
+    try:
+        build_fixture(db, checklist)
+        now = dt.datetime(2023, 10, 20, 8, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+        digest = build_digest(db, checklist, 9201, Scope.parse("广东"), now, None)
+        xlsx, png = prepare_digest_files(db, checklist, digest, now, digest_dir(tmp_path / "zicha.db"))
+    finally:
+        db.close()
+    assert mode(tmp_path / "digests") == 0o700 and mode(xlsx.parent) == 0o700 and xlsx.exists() and png.exists()
