@@ -322,3 +322,21 @@ def test_invite_expiry_uses_the_configured_time_zone(operator: Path, monkeypatch
     assert f"expires {year}-03-02 00:00)" in out.output
     row = read_db(operator).execute("SELECT expires_at FROM invites WHERE expires_at IS NOT NULL").fetchone()
     assert row[0] == f"{year}-03-02T00:00:00.000000+00:00"  # London midnight in winter = UTC midnight
+
+
+async def test_the_regulator_staff_view_reads_in_chinese(
+    tg: TelegramStandin, db: sqlite_utils.Database, checklist: Checklist, tmp_path: Path
+) -> None:
+    fx = build_fixture(db, checklist)
+    code = create_regulator_invite(db, Scope.parse("广东"))
+    async with running_bot(tg, tmp_path / "zicha.db", clock=lambda: AFTER):
+        regulator = Chat(tg, 9202, "监管")
+        offer = await regulator.say(f"/start {code}")
+        await regulator.press_data(RegulatorJoinCb(confirm=True).pack(), offer)
+        detail = await regulator.say(f"/institution {fx.usccs['gd_signed']}")
+        _, listing = await regulator.press("👥 工作人员（1）", detail)
+        assert f"{fx.names['gd_signed']} 工作人员" in listing.text and f"Telegram 用户 ID {STAFF + 1}" in listing.text
+        _, confirm = await regulator.press("✖ 移除 员工1", listing)
+        assert "确认将 员工1" in confirm.text and "其已填写的答案仍保留在该机构名下" in confirm.text
+        answer, done = await regulator.press("确认移除", confirm)
+        assert answer.text == "已移除。" and "该机构目前没有已绑定的工作人员。" in done.text
