@@ -276,10 +276,18 @@ def remove_member(
         if member is None:
             return None
         db.execute("DELETE FROM members WHERE telegram_id = ? AND institution_id = ?", [telegram_id, institution_id])
+        now = utcnow()
         db.execute(
             "INSERT INTO member_removals (telegram_id, institution_id, invite_code, bound_at, removed_at, removed_by) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [telegram_id, institution_id, member["invite_code"], member["bound_at"], utcnow(), removed_by],
+            [telegram_id, institution_id, member["invite_code"], member["bound_at"], now, removed_by],
+        )
+        # Reminders and broadcasts still waiting for them carry the institution's progress
+        # and news: they are not for someone removed (a delivery report counts them failed).
+        db.execute(
+            "UPDATE outbox SET status = 'failed', error = 'recipient removed from the institution', updated_at = ? "
+            "WHERE chat_id = ? AND status = 'pending' AND kind IN ('reminder', 'broadcast')",
+            [now, telegram_id],
         )
     return member
 

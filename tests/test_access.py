@@ -95,6 +95,14 @@ async def test_staff_removed_from_the_command_line_lose_access_on_their_next_upd
         assert wrong.exit_code == 1 and f"9503 is not a staff member of {food_lab.name}" in wrong.output
         assert zicha("staff", "remove", "91110108MA01A2B32G", "9501").exit_code == 1  # no such institution
 
+        # a reminder still waiting for them, and one for the colleague
+        from storage.outbox import enqueue
+
+        db = open_db(db_path)
+        waiting = {user: enqueue(db, kind="reminder", chat_id=user, text=f"{food_lab.name}: 3 days left", quiet=False,
+                                 not_before=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+                   for user in (9501, 9502)}  # fmt: skip
+        db.close()
         result = zicha("staff", "remove", food_lab.uscc, "9501")
         assert result.exit_code == 0, result.output
         assert result.output == f"Removed 9501 (小王) from {food_lab.name} ({food_lab.uscc}).\n"
@@ -119,6 +127,9 @@ async def test_staff_removed_from_the_command_line_lose_access_on_their_next_upd
         assert again.exit_code == 1 and "is not a staff member" in again.output
 
     assert members(db_path) == {9502, 9503}
+    outbox = {r["id"]: (r["status"], r["error"]) for r in read_db(db_path)["outbox"].rows}
+    assert outbox[waiting[9501]] == ("failed", "recipient removed from the institution")
+    assert outbox[waiting[9502]] == ("pending", None)
     removal = read_db(db_path).execute("SELECT telegram_id, institution_id, invite_code, removed_by FROM member_removals").fetchall()
     assert removal == [(9501, food_lab.id, code, "cli")]
 
