@@ -377,6 +377,7 @@ def m_issue12_member_removals(db: sqlite_utils.Database) -> None:
             removed_by TEXT NOT NULL          -- 'cli', or 'regulator:<telegram id>'
         );
         CREATE INDEX member_removals_institution ON member_removals(institution_id);
+        -- `zicha invites revoke CODE --remove-members` finds who joined with a code.
         CREATE INDEX IF NOT EXISTS members_invite ON members(invite_code);
         """,
     )
