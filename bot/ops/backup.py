@@ -20,6 +20,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.files import private_file
+
 REQUIRED_TABLES = ("_sqlite_migrations", "institutions", "answers")
 
 
@@ -79,6 +81,7 @@ def backup(db_path: Path, dest: Path, *, force: bool = False) -> BackupResult:
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
     try:
+        private_file(partial)  # 0600 whatever the umask: a backup holds everything
         source = _connect(db_path)
         target = _connect(partial)
         try:
@@ -118,11 +121,13 @@ def restore(backup_path: Path, db_path: Path) -> Path | None:
             backup(db_path, safety, force=True)
         except BackupError:
             # A damaged database cannot be copied page-perfectly; keep its bytes as they are.
+            private_file(safety)
             safety.write_bytes(db_path.read_bytes())
             db_path.unlink()
             for suffix in ("-wal", "-shm"):
                 Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     try:
+        private_file(db_path)
         source = _connect(backup_path)
         target = _connect(db_path)
         try:

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.files import private_dir, private_file
+
 KEY_DIR = "zicha-keys"
 KEY_FILE = "signing-key.pem"
 CERT_FILE = "signing-cert.pem"
@@ -92,16 +94,18 @@ def init_keys(ident: Identity, common_name: str = "Zicha pledge signing (self-si
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    ident.key.parent.mkdir(parents=True, exist_ok=True)
-    ident.cert.parent.mkdir(parents=True, exist_ok=True)
+    for folder in {ident.key.parent, ident.cert.parent}:
+        if not folder.is_dir():
+            private_dir(folder)  # zicha-keys/: 0700 whatever the umask (an existing folder is the operator's)
     encryption = (
         serialization.BestAvailableEncryption(ident.password) if ident.password else serialization.NoEncryption()
     )
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    fd = os.open(ident.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    ident.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    for path, content in ((ident.key, pem), (ident.cert, cert.public_bytes(serialization.Encoding.PEM))):
+        private_file(path)  # 0600 whatever the umask, also when replacing (--force) an older file
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
     return True
 
 

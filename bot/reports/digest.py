@@ -180,8 +180,10 @@ def prepare_digest_files(
     from bot.reports.chart import completion_chart
     from bot.reports.excel import write_export
 
-    folder = directory / f"{digest.regulator_id}" / f"{digest.date.isoformat()}-{digest.kind}"
-    folder.mkdir(parents=True, exist_ok=True)
+    from storage.files import private_dir
+
+    private_dir(directory)  # digests/: workbooks of every institution, for the operator only
+    folder = private_dir(directory / f"{digest.regulator_id}" / f"{digest.date.isoformat()}-{digest.kind}")
     xlsx = write_export(db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx")
     png = folder / f"zicha-{digest.date.isoformat()}.png"
     png.write_bytes(completion_chart(digest.report))

@@ -32,6 +32,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from bot.core.checklist import Checklist
 from bot.core.fields import FIELDS, field_label
 from bot.core.roster import ROSTER_COLUMNS
+from bot.core.spreadsheet import starts_like_formula
 from bot.core.scope import Scope
 from bot.reports.status import (
     Status,
@@ -40,7 +41,6 @@ from bot.reports.status import (
     progress_by_selfcheck,
 )
 
-_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 # Excel refuses control characters other than tab, newline and carriage return in cells.
 _ILLEGAL = {c: None for c in range(32) if c not in (9, 10, 13)}
 
@@ -68,11 +68,17 @@ SHEET_STATISTICS = "统计 Statistics"
 
 
 def cell_text(value: object) -> object:
-    """A value safe to put in a cell: user text cannot become a formula."""
+    """A value safe to put in a cell or a CSV field: user text cannot become a formula.
+
+    The one neutraliser for everything Zicha writes for a spreadsheet (this workbook and
+    ``zicha invites --format csv``). Text that ``starts_like_formula`` — = + - @, their
+    full-width and small forms, behind invisible characters, or a tab / CR / LF — gets a
+    leading apostrophe; nothing else is changed except characters Excel refuses.
+    """
     if not isinstance(value, str):
         return value
     text = value.translate(_ILLEGAL)
-    if text.startswith(_DANGEROUS_START):
+    if starts_like_formula(text):
         text = "'" + text
     return text
 

@@ -59,7 +59,14 @@ from bot.reports.status import (
 from bot.telegram.screen import edit_or_send
 from bot.telegram.views import MAX_LIST_CHARS, View, progress_bar
 from storage.answers import load_answers
-from storage.institutions import Institution, get_institution, get_membership, get_user_language, members_of
+from storage.institutions import (
+    Institution,
+    get_institution,
+    get_membership,
+    get_user_language,
+    members_of,
+    remove_member,
+)
 from storage.regulators import Regulator, RegulatorInvite, list_regulators, redeem_regulator_invite
 
 log = logging.getLogger(__name__)
@@ -79,6 +86,31 @@ class InstitutionCb(CallbackData, prefix="rgi"):
 
 class RegulatorJoinCb(CallbackData, prefix="rgj"):
     confirm: bool
+
+
+class StaffCb(CallbackData, prefix="rgs"):
+    """Show the staff of an institution (re-checked against the regulator's scope)."""
+
+    id: int
+
+
+class StaffRemoveCb(CallbackData, prefix="rgr"):
+    """Remove one staff member: ``ok=False`` asks for confirmation, ``ok=True`` removes."""
+
+    id: int
+    member: int
+    ok: bool = False
+
+
+# Ids from callback data reach SQLite, whose integers are 64-bit: anything else is forged.
+_MAX_ID = 2**63 - 1
+
+
+def _sane_ids(*ids: int) -> bool:
+    return all(0 < i <= _MAX_ID for i in ids)
+
+
+STAFF_BUTTONS = 20
 
 
 class RegulatorJoin(StatesGroup):
@@ -266,6 +298,11 @@ def institution_view(
         lines.append(_("Pledge: signed on {when}").format(when=format_datetime(status.signed_at, locale, settings.tz)))
     else:
         lines.append(_("Pledge: not signed"))
+    markup = None
+    if staff:
+        builder = InlineKeyboardBuilder()
+        builder.button(text=_("👥 Staff ({count})").format(count=len(staff)), callback_data=StaffCb(id=institution.id))
+        markup = builder.as_markup()
     if progress.noncompliant:
         lines += ["", _("<b>Non-compliant items ({count})</b>").format(count=len(progress.noncompliant))]
         body: list[str] = []
@@ -290,7 +327,53 @@ def institution_view(
                 break
             shown += ("\n" if shown else "") + line
         lines.append(shown)
-    return View("\n".join(lines))
+    return View("\n".join(lines), markup)
+
+
+def _member_name(member: dict[str, Any]) -> str:
+    name = member["first_name"] or str(member["telegram_id"])
+    return name + (f" @{member['username']}" if member["username"] else "")
+
+
+def staff_view(institution: Institution, staff: list[dict[str, Any]], settings: Settings, locale: str) -> View:
+    lines = [
+        _("<b>Staff of {name}</b> ({count})").format(name=escape(institution.name), count=len(staff)),
+    ]
+    for m in staff:
+        lines.append(
+            _("• {name} · Telegram id {id} · joined {when}").format(
+                name=escape(_member_name(m)),
+                id=f"<code>{m['telegram_id']}</code>",
+                when=format_datetime(m["bound_at"], locale, settings.tz),
+            )
+        )
+    if not staff:
+        lines.append(_("Nobody is bound to this institution."))
+    builder = InlineKeyboardBuilder()
+    for m in staff[:STAFF_BUTTONS]:
+        builder.button(
+            text=_("✖ Remove {name}").format(name=_member_name(m)[:40]),
+            callback_data=StaffRemoveCb(id=institution.id, member=m["telegram_id"]),
+        )
+    builder.adjust(1)
+    if len(staff) > STAFF_BUTTONS:
+        lines.append(_("Buttons for the first {count} only; the operator can remove others with zicha staff remove.").format(count=STAFF_BUTTONS))
+    text = "\n".join(lines)
+    if len(text) > MAX_LIST_CHARS:
+        text = text[: text.rfind("\n", 0, MAX_LIST_CHARS)] + "\n…"
+    return View(text, builder.as_markup() if staff else None)
+
+
+def confirm_removal_view(institution: Institution, member: dict[str, Any]) -> View:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("Yes, remove"), callback_data=StaffRemoveCb(id=institution.id, member=member["telegram_id"], ok=True))
+    builder.button(text=_("Cancel"), callback_data=StaffCb(id=institution.id))
+    text = _(
+        "Remove <b>{member}</b> (Telegram id {id}) from <b>{name}</b>?\n\n"
+        "They lose access with their next message. The answers they gave stay with the institution. "
+        "To let them back in, the institution needs a new invite."
+    ).format(member=escape(_member_name(member)), id=member["telegram_id"], name=escape(institution.name))
+    return View(text, builder.as_markup())
 
 
 # --- handlers ----------------------------------------------------------------------------
@@ -372,7 +455,7 @@ async def cmd_institution(
     if len(rows) == 1 or exact:
         chosen = exact[0] if exact else rows[0]
         view = await _show_institution(message, db, checklist, regulator, chosen["id"], settings, locale, clock)
-        await message.answer(view.text if view else not_found_text())
+        await message.answer(view.text if view else not_found_text(), reply_markup=view.markup if view else None)
         return
     view = search_results_view(rows[:SEARCH_LIMIT])
     text = view.text
@@ -397,7 +480,63 @@ async def on_institution(
         callback_answer.text = not_found_text()
         return
     assert query.bot is not None
-    await query.bot.send_message(query.from_user.id, view.text)
+    await query.bot.send_message(query.from_user.id, view.text, reply_markup=view.markup)
+
+
+def _institution_for(db: sqlite_utils.Database, regulator: Regulator, institution_id: int) -> Institution | None:
+    """The institution if it is in the regulator's scope as it is now, else None (forged,
+    foreign or out-of-range ids look exactly like ones that do not exist)."""
+    if not _sane_ids(institution_id) or not institution_in_scope(db, regulator.scope, institution_id):
+        return None
+    return get_institution(db, institution_id)
+
+
+async def on_staff(
+    query: CallbackQuery,
+    callback_data: StaffCb,
+    db: sqlite_utils.Database,
+    regulator: Regulator,
+    settings: Settings,
+    locale: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    institution = _institution_for(db, regulator, callback_data.id)
+    if institution is None:
+        callback_answer.text = not_found_text()
+        return
+    await edit_or_send(query, staff_view(institution, members_of(db, institution.id), settings, locale))
+
+
+async def on_staff_remove(
+    query: CallbackQuery,
+    callback_data: StaffRemoveCb,
+    db: sqlite_utils.Database,
+    regulator: Regulator,
+    settings: Settings,
+    locale: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    institution = _institution_for(db, regulator, callback_data.id)
+    if institution is None or not _sane_ids(callback_data.member):
+        callback_answer.text = not_found_text()
+        return
+    member = next((m for m in members_of(db, institution.id) if m["telegram_id"] == callback_data.member), None)
+    if member is None:
+        callback_answer.text = _("This person is no longer a staff member of this institution.")
+        await edit_or_send(query, staff_view(institution, members_of(db, institution.id), settings, locale))
+        return
+    if not callback_data.ok:
+        await edit_or_send(query, confirm_removal_view(institution, member))
+        return
+    removed = remove_member(db, institution.id, member["telegram_id"], removed_by=f"regulator:{regulator.telegram_id}")
+    log.info(
+        "staff member removed by a regulator",
+        extra={"event": "member_removed", "institution": institution.id, "by": regulator.telegram_id},
+    )
+    callback_answer.text = _("Removed.") if removed else _("This person is no longer a staff member of this institution.")
+    view = staff_view(institution, members_of(db, institution.id), settings, locale)
+    done = _("Removed {member} from {name}.").format(member=escape(_member_name(member)), name=escape(institution.name))
+    await edit_or_send(query, View(done + "\n\n" + view.text, view.markup))
 
 
 def _write_export_file(settings: Settings, checklist: Checklist, regulator: Regulator, now: dt.datetime, path: Path) -> None:
@@ -543,6 +682,8 @@ def build_router() -> Router:
     router.message.register(export_once, Command("export"))
     router.callback_query.register(on_overdue_page, OverduePageCb.filter())
     router.callback_query.register(on_institution, InstitutionCb.filter())
+    router.callback_query.register(on_staff, StaffCb.filter())
+    router.callback_query.register(on_staff_remove, StaffRemoveCb.filter())
     # A regulator who is not also staff: anything else gets the regulator's help.
     router.message.register(on_regulator_text, F.text, _not_staff)
     router.startup.register(register_all_regulator_commands)
