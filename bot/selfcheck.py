@@ -110,21 +110,31 @@ class Workspace:
         self._sync_status()
         return answer
 
-    def record_text(self, item_id: str, raw: str | None, *, by: int) -> Answer:
-        """The typed answer of a text item (validated against the item's pattern)."""
+    def record_text(self, item_id: str, raw: str | None, *, by: int, expected_rev: int | None = None) -> Answer:
+        """The typed answer of a text item (validated against the item's pattern).
+        ``expected_rev``: the revision shown with the question (StaleAnswer if it moved on)."""
         item = self.item(item_id)
         if item.kind != "text":
             raise NotAllowed(item_id)
         text = clean_text(raw, item.max_length, item.pattern)
         self._ensure_open()
-        answer = self._save(item_id, by=by, value=Choice.TEXT, text=text)
+        answer = self._save(item_id, by=by, expected_rev=expected_rev, value=Choice.TEXT, text=text)
         self._sync_status()
         return answer
 
     def record_followup(
-        self, item_id: str, followup: FollowUp, raw: str | None, *, by: int, today: dt.date
+        self,
+        item_id: str,
+        followup: FollowUp,
+        raw: str | None,
+        *,
+        by: int,
+        today: dt.date,
+        expected_rev: int | None = None,
     ) -> Answer:
-        """A typed follow-up (problem, measure, target date, correction) of an answer."""
+        """A typed follow-up (problem, measure, target date, correction) of an answer.
+        ``expected_rev``: the revision shown with the prompt; if a colleague saved the
+        answer since, StaleAnswer is raised and nothing is written (as for buttons)."""
         self.item(item_id)
         current = self.answer(item_id)
         expected = Choice.NO if followup is FollowUp.CORRECTION else Choice.NONCOMPLIANT
@@ -141,7 +151,7 @@ class Workspace:
         else:
             raise NotAllowed(str(followup))
         self._ensure_open()
-        answer = self._save(item_id, by=by, **changes)
+        answer = self._save(item_id, by=by, expected_rev=expected_rev, **changes)
         self._sync_status()
         return answer
 

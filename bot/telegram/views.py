@@ -414,3 +414,26 @@ def language_view() -> View:
     kb.button(text="中文", callback_data=LangCb(locale="zh_CN"))
     kb.button(text="English", callback_data=LangCb(locale="en"))
     return View(_("Choose your language:"), kb.as_markup())
+
+
+def stale_typed_text(ws: Workspace, item: Item, followup: FollowUp | None, current: Answer | None, locale: str) -> str:
+    """A typed answer refused because a colleague saved the item after the prompt was
+    shown: what they saved for the part being typed (``followup``, or the text answer of a
+    text item), and that nothing was overwritten."""
+    number = format_number(ws.interview.position(item.id), locale)
+    text = _("A colleague saved item {number} while you were typing, so your message was not saved and nothing was overwritten.").format(number=number)
+    value: str | None = None
+    label = ""
+    if current is not None:
+        if followup is FollowUp.PROBLEM:
+            label, value = _("Problem"), current.problem
+        elif followup is FollowUp.MEASURE:
+            label, value = _("Rectification measure"), current.measure
+        elif followup is FollowUp.TARGET_DATE:
+            label, value = _("Target date"), format_date(current.target_date, locale) if current.target_date else None
+        else:  # the correction of a "no", or the answer of a text item
+            label, value = _("Entry"), current.text
+    if value:
+        text += "\n" + _("{label} now reads: {value}").format(label=label, value=escape(value))
+    text += "\n" + _("To replace it with yours, send your message again.")
+    return text

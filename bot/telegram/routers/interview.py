@@ -19,7 +19,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from bot.core.checklist import Checklist, Item
-from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, next_followup
+from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, RectStatus, next_followup
 from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
 from bot.telegram import views
 from bot.telegram.callbacks import AnswerCb, NavAction, NavCb, RectCb, SectionCb
@@ -48,6 +48,14 @@ FOLLOWUP_STATES = {
 }
 STATE_FOLLOWUPS = {state.state: followup for followup, state in FOLLOWUP_STATES.items()}
 TYPED_FOLLOWUP_STATES = (Interview.problem, Interview.measure, Interview.target_date, Interview.correction)
+REV = "rev"
+"""FSM data: the revision of the item's answer when its question or prompt was shown."""
+
+
+def shown_rev(data: dict[str, Any]) -> int | None:
+    """The revision kept with the prompt (None for a conversation from before it was kept)."""
+    rev = data.get(REV)
+    return rev if isinstance(rev, int) and not isinstance(rev, bool) else None
 
 
 # --- presenting screens ------------------------------------------------------------
@@ -60,7 +68,9 @@ async def present_item(
     evidence = ws.evidence_count(item.id) if answer is not None and answer.value is Choice.NONCOMPLIANT else 0
     view = views.question_view(ws, item, answer, ws.progress(), locale, guide=guide, evidence=evidence)
     await enter(state, Interview.question)
-    await show(event, view, state, data={"item": item.id, "guide": guide, "edit": False})
+    # The revision shown: a typed answer is saved only if the item is still at it.
+    rev = answer.rev if answer is not None else 0
+    await show(event, view, state, data={"item": item.id, "guide": guide, "edit": False, REV: rev})
 
 
 async def present_next(
@@ -94,7 +104,7 @@ async def present_followup(
 ) -> None:
     await enter(state, FOLLOWUP_STATES[followup])
     view = views.followup_view(ws, item, followup, answer, locale, clock().date(), editing=editing)
-    await show(event, view, state, data={"item": item.id, "edit": editing})
+    await show(event, view, state, data={"item": item.id, "edit": editing, REV: answer.rev})
 
 
 async def continue_after(
@@ -287,10 +297,27 @@ async def on_followup_text(
         await resume(message, ws, state, locale, clock)
         return
     followup = STATE_FOLLOWUPS[current_state]
-    editing = bool((await state.get_data()).get("edit"))
+    data = await state.get_data()
+    editing = bool(data.get("edit"))
     assert message.from_user is not None
     try:
-        answer = ws.record_followup(item.id, followup, message.text, by=message.from_user.id, today=clock().date())
+        answer = ws.record_followup(
+            item.id, followup, message.text, by=message.from_user.id, today=clock().date(), expected_rev=shown_rev(data)
+        )
+    except StaleAnswer as exc:
+        # A colleague saved this item after the prompt was shown: theirs stands.
+        await message.answer(views.stale_typed_text(ws, item, followup, exc.current, locale))
+        current = exc.current
+        expected = Choice.NO if followup is FollowUp.CORRECTION else Choice.NONCOMPLIANT
+        if (
+            current is not None
+            and current.value is expected
+            and (followup is not FollowUp.TARGET_DATE or current.rect_status is RectStatus.IN_PROGRESS)
+        ):
+            await present_followup(message, ws, item, followup, current, state, locale, clock, editing=editing)
+        else:
+            await present_item(message, ws, item, state, locale)
+        return
     except InvalidInput as exc:
         await message.answer(views.invalid_input_text(exc, locale, clock().date()))
         current = ws.answer(item.id)
@@ -326,7 +353,11 @@ async def on_question_text(
         await resume(message, ws, state, locale, clock)
         return
     try:
-        answer = ws.record_text(item.id, message.text, by=message.from_user.id)
+        answer = ws.record_text(item.id, message.text, by=message.from_user.id, expected_rev=shown_rev(await state.get_data()))
+    except StaleAnswer as exc:
+        await message.answer(views.stale_typed_text(ws, item, None, exc.current, locale))
+        await present_item(message, ws, item, state, locale)
+        return
     except Frozen as exc:
         await message.answer(frozen_text(exc.submission, locale, clock().tzinfo))
         await present_summary(message, ws, state, locale, clock)
