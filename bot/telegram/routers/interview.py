@@ -18,8 +18,10 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
+from bot.config import Settings
 from bot.core.checklist import Checklist, Item
 from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, RectStatus, next_followup
+from bot.core.uploads import UploadLimits, UploadRefused
 from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
 from bot.telegram import views
 from bot.telegram.callbacks import AnswerCb, NavAction, NavCb, RectCb, SectionCb
@@ -380,6 +382,7 @@ async def on_evidence(
     state: FSMContext,
     locale: str,
     clock: Clock,
+    settings: Settings,
 ) -> None:
     ws = workspace(db, checklist, institution)
     item = await current_item(ws, state)
@@ -392,35 +395,42 @@ async def on_evidence(
     if signed is not None:  # read-only while signed; add_evidence would raise Frozen
         await message.answer(frozen_text(signed, locale, clock().tzinfo))
         return
-    if message.photo:
-        photo = message.photo[-1]  # the largest size Telegram made
-        ws.add_evidence(
-            item.id,
-            by=message.from_user.id,
-            kind="photo",
-            file_id=photo.file_id,
-            file_unique_id=photo.file_unique_id,
-            file_size=photo.file_size,
-            mime_type="image/jpeg",
-        )
+    limits = UploadLimits.from_settings(settings)
+    try:
+        if message.photo:
+            photo = message.photo[-1]  # the largest size Telegram made
+            ws.add_evidence(
+                item.id,
+                by=message.from_user.id,
+                limits=limits,
+                kind="photo",
+                file_id=photo.file_id,
+                file_unique_id=photo.file_unique_id,
+                file_size=photo.file_size,
+                mime_type="image/jpeg",
+            )
+        else:
+            document = message.document
+            assert document is not None
+            ws.add_evidence(
+                item.id,
+                by=message.from_user.id,
+                limits=limits,
+                kind="document",
+                file_id=document.file_id,
+                file_unique_id=document.file_unique_id,
+                file_name=document.file_name,
+                mime_type=document.mime_type,
+                file_size=document.file_size,
+            )
+    except UploadRefused as exc:
+        await message.answer(views.upload_refused_text(exc, locale, ws.interview.position(item.id)))
     else:
-        document = message.document
-        assert document is not None
-        ws.add_evidence(
-            item.id,
-            by=message.from_user.id,
-            kind="document",
-            file_id=document.file_id,
-            file_unique_id=document.file_unique_id,
-            file_name=document.file_name,
-            mime_type=document.mime_type,
-            file_size=document.file_size,
+        await message.answer(
+            _("Evidence saved for item {number} ({count} file(s) so far).").format(
+                number=ws.interview.position(item.id), count=ws.evidence_count(item.id)
+            )
         )
-    await message.answer(
-        _("Evidence saved for item {number} ({count} file(s) so far).").format(
-            number=ws.interview.position(item.id), count=ws.evidence_count(item.id)
-        )
-    )
     current_state = await state.get_state()
     followup = STATE_FOLLOWUPS.get(current_state or "")
     editing = bool((await state.get_data()).get("edit"))
