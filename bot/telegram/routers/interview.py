@@ -51,13 +51,18 @@ FOLLOWUP_STATES = {
 STATE_FOLLOWUPS = {state.state: followup for followup, state in FOLLOWUP_STATES.items()}
 TYPED_FOLLOWUP_STATES = (Interview.problem, Interview.measure, Interview.target_date, Interview.correction)
 REV = "rev"
-"""FSM data: the revision of the item's answer when its question or prompt was shown."""
+"""FSM data: [item id, revision of its answer] when its question or prompt was shown."""
 
 
-def shown_rev(data: dict[str, Any]) -> int | None:
-    """The revision kept with the prompt (None for a conversation from before it was kept)."""
-    rev = data.get(REV)
-    return rev if isinstance(rev, int) and not isinstance(rev, bool) else None
+def shown_rev(data: dict[str, Any], item_id: str) -> int | None:
+    """The revision kept with the prompt of ``item_id`` (None if none was kept for it, as
+    in a conversation from before revisions were kept: then the save is not checked)."""
+    kept = data.get(REV)
+    if isinstance(kept, list) and len(kept) == 2 and kept[0] == item_id:
+        rev = kept[1]
+        if isinstance(rev, int) and not isinstance(rev, bool):
+            return rev
+    return None
 
 
 # --- presenting screens ------------------------------------------------------------
@@ -72,7 +77,7 @@ async def present_item(
     await enter(state, Interview.question)
     # The revision shown: a typed answer is saved only if the item is still at it.
     rev = answer.rev if answer is not None else 0
-    await show(event, view, state, data={"item": item.id, "guide": guide, "edit": False, REV: rev})
+    await show(event, view, state, data={"item": item.id, "guide": guide, "edit": False, REV: [item.id, rev]})
 
 
 async def present_next(
@@ -106,7 +111,7 @@ async def present_followup(
 ) -> None:
     await enter(state, FOLLOWUP_STATES[followup])
     view = views.followup_view(ws, item, followup, answer, locale, clock().date(), editing=editing)
-    await show(event, view, state, data={"item": item.id, "edit": editing, REV: answer.rev})
+    await show(event, view, state, data={"item": item.id, "edit": editing, REV: [item.id, answer.rev]})
 
 
 async def continue_after(
@@ -304,7 +309,7 @@ async def on_followup_text(
     assert message.from_user is not None
     try:
         answer = ws.record_followup(
-            item.id, followup, message.text, by=message.from_user.id, today=clock().date(), expected_rev=shown_rev(data)
+            item.id, followup, message.text, by=message.from_user.id, today=clock().date(), expected_rev=shown_rev(data, item.id)
         )
     except StaleAnswer as exc:
         # A colleague saved this item after the prompt was shown: theirs stands.
@@ -355,7 +360,7 @@ async def on_question_text(
         await resume(message, ws, state, locale, clock)
         return
     try:
-        answer = ws.record_text(item.id, message.text, by=message.from_user.id, expected_rev=shown_rev(await state.get_data()))
+        answer = ws.record_text(item.id, message.text, by=message.from_user.id, expected_rev=shown_rev(await state.get_data(), item.id))
     except StaleAnswer as exc:
         await message.answer(views.stale_typed_text(ws, item, None, exc.current, locale))
         await present_item(message, ws, item, state, locale)

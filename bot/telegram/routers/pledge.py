@@ -65,9 +65,10 @@ class DownloadFailed(Exception):
     """A file could not be fetched from Telegram. ``transient``: it may work later (5xx,
     network), as opposed to a refusal such as "file is too big"."""
 
-    def __init__(self, reason: str, *, transient: bool) -> None:
+    def __init__(self, reason: str, *, transient: bool, attempts: int = 1) -> None:
         super().__init__(reason)
         self.transient = transient
+        self.attempts = attempts
 
 
 async def download_file(bot: Bot, file_id: str) -> bytes:
@@ -75,6 +76,7 @@ async def download_file(bot: Bot, file_id: str) -> bytes:
     endpoint, a dropped connection, a timeout, a flood wait) with backoff."""
     delay = DOWNLOAD_BACKOFF
     reason = ""
+    attempt = 0
     for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
         wait = delay
         try:
@@ -101,7 +103,7 @@ async def download_file(bot: Bot, file_id: str) -> bytes:
         if attempt < DOWNLOAD_ATTEMPTS:
             await asyncio.sleep(wait)
             delay *= 2
-    raise DownloadFailed(reason, transient=True)
+    raise DownloadFailed(reason, transient=True, attempts=attempt)
 
 
 class Signing(StatesGroup):
@@ -417,7 +419,7 @@ async def on_paper(
         log.warning("could not download a paper pledge: %s", exc)
         if exc.transient:
             await message.answer(
-                _("Telegram did not deliver the file just now (tried {attempts} times). Nothing was lost: the signed submission and the files attached before are unchanged. Please send the file again in a few minutes.").format(attempts=DOWNLOAD_ATTEMPTS)
+                _("Telegram did not deliver the file just now (tried {attempts} times). Nothing was lost: the signed submission and the files attached before are unchanged. Please send the file again in a few minutes.").format(attempts=exc.attempts)
             )
         else:
             await message.answer(_("The file could not be downloaded from Telegram. Please send it again."))
