@@ -85,3 +85,15 @@ def test_an_unreadable_free_space_is_a_failure(tmp_path: Path) -> None:
 
     disk, _ = check_storage(StorageLimits(tmp_path / "zicha.db"), disk_usage=broken)
     assert disk.status == FAIL and "denied" in disk.detail
+
+
+def test_upload_and_space_settings_are_documented_for_operators() -> None:
+    from bot.config import Settings
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    example = (REPO / "deploy" / "zicha.env.example").read_text(encoding="utf-8")
+    names = [n.upper() for n in Settings.model_fields if n.startswith(("zicha_upload_", "zicha_disk_", "zicha_db_"))]
+    assert len(names) == 9
+    for name in names:
+        assert f"`{name}`" in readme and f"# {name}=" in example, name
