@@ -865,24 +865,27 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 def status(as_json: bool) -> None:
-    """Check the installation: database, the running bot and its scheduler, outbox backlog, CJK font.
+    """Check the installation: database, the running bot and its scheduler, outbox backlog, CJK font, disk space.
 
     Reads the heartbeat the running bot writes every ZICHA_HEARTBEAT_SECONDS. Exits 1
-    when something fails (the bot is not running, the database is damaged), else 0.
+    when something fails (the bot is not running, the database is damaged, the disk is
+    all but full), else 0; a warning (free space below ZICHA_DISK_WARN_MB, the database
+    above ZICHA_DB_WARN_MB) is shown but does not fail.
     """
     import json
 
-    from bot.ops.health import offline_health
+    from bot.ops.health import StorageLimits, offline_health
 
     settings = _settings()
     if not settings.zicha_db.exists():
         raise click.ClickException(f"No database at {settings.zicha_db}: check ZICHA_DB, or start the bot once to create it.")
     with _open_db(settings) as db:
-        report = offline_health(db, settings.zicha_heartbeat_seconds)
+        report = offline_health(db, settings.zicha_heartbeat_seconds, StorageLimits.from_settings(settings))
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     else:
-        click.echo(f"Zicha {'healthy' if report.healthy else 'UNHEALTHY'} ({settings.zicha_db})")
+        warned = f", {len(report.warnings)} warning(s)" if report.warnings else ""
+        click.echo(f"Zicha {'healthy' if report.healthy else 'UNHEALTHY'}{warned} ({settings.zicha_db})")
         for line in report.lines():
             click.echo(f"  {line}")
     if not report.healthy:

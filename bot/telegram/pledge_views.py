@@ -18,6 +18,7 @@ from bot.i18n import format_datetime, format_number
 from bot.pledge.document import format_code
 from bot.pledge.text import PledgeText
 from bot.selfcheck import Workspace
+from bot.telegram.callbacks import Id
 from bot.telegram.views import MAX_LIST_CHARS, View
 from storage.pledges import Submission
 
@@ -37,8 +38,8 @@ class PledgeAction(StrEnum):
 
 class PledgeCb(CallbackData, prefix="p"):
     action: PledgeAction
-    sc: int
-    sub: int = 0  # the submission a PDF/revise button is about
+    sc: Id
+    sub: Id = 0  # the submission a PDF/revise button is about
     role: str = ""
     h: str = ""  # digest prefix of the previewed content (CONFIRM)
 

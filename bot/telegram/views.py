@@ -19,6 +19,8 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.core.checklist import Item
 from bot.core.fields import field_label
 from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, Progress, RectStatus, allowed_choices
+from bot.core.uploads import Scope as UploadScope
+from bot.core.uploads import UploadRefused
 from bot.i18n import format_date, format_number
 from bot.selfcheck import Workspace
 from bot.telegram.callbacks import AnswerCb, JoinCb, LangCb, NavAction, NavCb, RectCb, SectionCb
@@ -414,3 +416,58 @@ def language_view() -> View:
     kb.button(text="中文", callback_data=LangCb(locale="zh_CN"))
     kb.button(text="English", callback_data=LangCb(locale="en"))
     return View(_("Choose your language:"), kb.as_markup())
+
+
+def stale_typed_text(ws: Workspace, item: Item, followup: FollowUp | None, current: Answer | None, locale: str) -> str:
+    """A typed answer refused because a colleague saved the item after the prompt was
+    shown: what they saved for the part being typed (``followup``, or the text answer of a
+    text item), and that nothing was overwritten."""
+    number = format_number(ws.interview.position(item.id), locale)
+    text = _("A colleague saved item {number} while you were typing, so your message was not saved and nothing was overwritten.").format(number=number)
+    value: str | None = None
+    label = ""
+    if current is not None:
+        if followup is FollowUp.PROBLEM:
+            label, value = _("Problem"), current.problem
+        elif followup is FollowUp.MEASURE:
+            label, value = _("Rectification measure"), current.measure
+        elif followup is FollowUp.TARGET_DATE:
+            label, value = _("Target date"), format_date(current.target_date, locale) if current.target_date else None
+        else:  # the correction of a "no", or the answer of a text item
+            label, value = _("Entry"), current.text
+    if value:
+        text += "\n" + _("{label} now reads: {value}").format(label=label, value=escape(value))
+    text += "\n" + _("To replace it with yours, send your message again.")
+    return text
+
+
+def megabytes(size: int, locale: str) -> str:
+    """A size in MB for people: 20 MB, 0.5 MB."""
+    mb = size / (1024 * 1024)
+    return format_number(round(mb) if mb >= 10 else round(mb, 1), locale) + " MB"
+
+
+def upload_refused_text(exc: UploadRefused, locale: str, number: int | None = None) -> str:
+    """Why a file was not kept, what the limit is and what to do; files kept before stay."""
+    limit = exc.limit
+    files, size = format_number(limit.files, locale), megabytes(limit.bytes, locale)
+    if limit.scope is UploadScope.ITEM:
+        item = format_number(number or 0, locale)
+        if exc.by == "files":
+            text = _("Item {number} already has {files} evidence files, the most one item can have.").format(number=item, files=files)
+            hint = _("If more is needed, describe it in the problem text, or ask the authority that runs Zicha for you.")
+        else:
+            text = _("This file would bring the evidence of item {number} to more than {size}, the most one item can have.").format(number=item, size=size)
+            hint = _("Please send a smaller file, such as a photo or a compressed PDF.")
+    elif limit.scope is UploadScope.SUBMISSION:
+        if exc.by == "files":
+            text = _("This signed submission already has {files} paper-pledge files, the most it can have.").format(files=files)
+            hint = _("One clear scan or photo of the signed and sealed pledge is enough.")
+        else:
+            text = _("This file would bring the paper-pledge files of this submission to more than {size}, the most they can have.").format(size=size)
+            hint = _("Please send a smaller scan or a photo.")
+    else:
+        text = _("Your institution has reached its upload limit: {files} files or {size} in all.").format(files=files, size=size)
+        hint = _("If you really need to send more, please ask the authority that runs Zicha for you.")
+    kept = _("This file was not saved; the files sent before are kept.")
+    return f"{text} {kept}\n{hint}"

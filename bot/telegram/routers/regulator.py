@@ -56,6 +56,7 @@ from bot.reports.status import (
     institution_in_scope,
     institution_statuses,
 )
+from bot.telegram.callbacks import Id, Page
 from bot.telegram.screen import edit_or_send
 from bot.telegram.views import MAX_LIST_CHARS, View, progress_bar
 from storage.answers import load_answers
@@ -77,11 +78,11 @@ PENDING_REGULATOR_CODE = "regjoin"
 
 
 class OverduePageCb(CallbackData, prefix="rgo"):
-    page: int
+    page: Page
 
 
 class InstitutionCb(CallbackData, prefix="rgi"):
-    id: int
+    id: Id
 
 
 class RegulatorJoinCb(CallbackData, prefix="rgj"):
