@@ -105,7 +105,7 @@ def make_sample(locale: str = "zh_CN") -> tuple[bytes, str]:
     return pdf, submission.verification_code
 
 
-def write_pngs(pdf_path: Path, pages: tuple[int, ...] = (1, 2), dpi: int = 80) -> list[Path]:
+def write_pngs(pdf_path: Path, pages: tuple[int, ...] = (1, 2), dpi: int = 100) -> list[Path]:
     """PNGs of the given pages next to the PDF (``<stem>-<page>.png``)."""
     out = []
     for page in pages:
