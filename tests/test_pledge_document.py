@@ -235,6 +235,27 @@ async def test_an_english_user_signs_the_chinese_pledge_with_an_english_translat
     render_png(pdf, tmp_path, page_count(pdf, tmp_path))
 
 
+@needs_poppler
+def test_a_document_signed_before_this_layout_still_renders_in_its_own_language(
+    db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution, tmp_path: Path
+) -> None:
+    """Submissions signed with format 1 (one language throughout, no information count)
+    are re-rendered when their kept PDF is missing: they must still render."""
+    import zoneinfo
+
+    from bot.i18n import build_i18n
+    from bot.pledge.render import render_pdf
+
+    ws = fill(db, checklist, food_lab, by=USER, leave=0)
+    document = sign(ws, locale="en", signer_name="Wang Wu", signer_role="top_manager", by=USER, by_name="t").document
+    old = {k: v for k, v in document.items() if k not in ("language", "translation")} | {"format": "zicha-pledge/1"}
+    old["totals"] = {k: v for k, v in document["totals"].items() if k != "information"}
+    old["pledge"] = document["pledge"] | document["translation"]["pledge"]
+    text = pdftotext(render_pdf(old, build_i18n("zh_CN"), zoneinfo.ZoneInfo("Asia/Shanghai")), tmp_path)
+    assert "Integrity and Law-Abiding Pledge" in text and "Annex: self-check results" in text
+    assert "Informationitems" in flat(text) and "检验检测机构诚信守法承诺书" not in text
+
+
 # --- the words true to the state --------------------------------------------------------
 
 

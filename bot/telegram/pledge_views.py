@@ -171,13 +171,14 @@ def confirm_view(ws: Workspace, name: str, role: str, totals: dict[str, int], di
 
 
 def _followup_label(followup: FollowUp | None) -> str:
-    return {
+    labels = {
         FollowUp.PROBLEM: _("the problem"),
         FollowUp.MEASURE: _("the rectification measure"),
         FollowUp.STATUS: _("the rectification status"),
         FollowUp.TARGET_DATE: _("the target date"),
         FollowUp.CORRECTION: _("the correction"),
-    }.get(followup, "") if followup else ""  # type: ignore[arg-type]
+    }
+    return labels[followup] if followup is not None else ""
 
 
 def _missing_lines(ws: Workspace, items: list[Item], locale: str, detail: Any = None) -> list[str]:
