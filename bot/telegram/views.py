@@ -359,22 +359,18 @@ def progress_view(ws: Workspace, progress: Progress, locale: str) -> View:
 def summary_view(ws: Workspace, progress: Progress, locale: str, completed_at: dt.datetime | None) -> View:
     """Shown when every applicable item is answered. The signed pledge (a later feature)
     is offered from here: add its button in ``summary_keyboard``."""
-    counts = progress.counts
+    from bot.pledge.document import totals
+    from bot.telegram import pledge_views  # the signed pledge builds on this module
+
     lines = [
         "🎉 <b>" + _("Self-check complete") + "</b>",
         escape(ws.institution.name),
         "",
-        _("Items answered: {count}").format(count=format_number(progress.total, locale)),
-        "• " + _("Compliant: {count}").format(count=format_number(counts.get(Choice.COMPLIANT, 0), locale)),
-        "• " + _("Non-compliant: {count}").format(count=format_number(counts.get(Choice.NONCOMPLIANT, 0), locale)),
-        "• " + _("Not applicable: {count}").format(count=format_number(counts.get(Choice.NA, 0), locale)),
-        _("Open rectifications: {count}").format(count=format_number(progress.open_rectifications, locale)),
+        *pledge_views.totals_lines(totals(progress), locale),  # the same counts as the pledge
     ]
     if progress.noncompliant:
         lines += ["", "<b>" + _("Non-compliant items") + "</b>"]
         lines += [_item_line(ws, item, locale) for item in progress.noncompliant]
-    from bot.telegram import pledge_views  # the signed pledge builds on this module
-
     signed = pledge_views.summary_lines(ws, locale, completed_at)
     lines += ["", *signed] if signed else ["", _("You can still change any answer from the review screen.")]
     text = "\n".join(lines)
