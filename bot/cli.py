@@ -236,6 +236,8 @@ def invites(ctx: click.Context, fmt: str, bot_username: str | None) -> None:
     if fmt == "csv":
         from bot.reports.excel import cell_text
 
+        if not username and rows:
+            click.echo(NO_USERNAME_WARNING, err=True)
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["uscc", "name", "code", "link"])
         for row in rows:
@@ -245,6 +247,12 @@ def invites(ctx: click.Context, fmt: str, bot_username: str | None) -> None:
     for row in rows:
         link = deep_link(username, row["code"]) if username else "(set --bot-username for links)"
         click.echo(f"{row['uscc']}  {format_invite_code(row['code'])}  {row['uses']}/{row['max_uses']}  {row['name']}  {link}")
+
+
+NO_USERNAME_WARNING = (
+    "Warning: the bot's username is unknown, so the link column is empty. Give --bot-username NAME "
+    "or set ZICHA_BOT_USERNAME (or BOT_TOKEN, to ask Telegram); staff can also send /start CODE to the bot."
+)
 
 
 def _bot_username(settings: Settings) -> str | None:
@@ -525,7 +533,9 @@ def keys() -> None:
 
     Set ZICHA_SIGNING_KEY and ZICHA_SIGNING_CERT (PEM or DER files; optionally
     ZICHA_SIGNING_KEY_PASSWORD) to use your own, e.g. one issued to your regulator;
-    otherwise Zicha uses zicha-keys/ next to the database.
+    otherwise Zicha uses the folder ZICHA_KEYS_DIR, else zicha-keys/ next to the
+    database, except for a database inside a git checkout: then
+    $XDG_DATA_HOME/zicha/keys (~/.local/share/zicha/keys), out of the checkout.
     """
 
 
@@ -810,15 +820,20 @@ def export_cmd(scope_text: str, output: Path) -> None:
 
 @cli.command("digest")
 @click.option("--send", is_flag=True, help="Queue the digests in the outbox (the running bot sends them).")
-@click.option("--dry-run", is_flag=True, help="Print the digests and write their files; record nothing (default).")
+@click.option("--dry-run", is_flag=True, help="Print the digests as plain text and build their files; record nothing (default).")
 @click.option("--telegram-id", type=int, default=None, help="Only this regulator.")
 @click.option("--final", is_flag=True, help="Build the final digest whatever the date.")
-def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) -> None:
+@click.option(
+    "-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="With --dry-run: keep the workbooks and charts in this folder (default: built, checked and deleted).",
+)  # fmt: skip
+def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, output: Path | None) -> None:
     """Build the regulators' completion digests now.
 
-    By default (or with --dry-run) prints each digest and writes its workbook and chart
-    without recording anything. --send queues the due digests in the outbox, once per
-    regulator and day, exactly as the daily job at ZICHA_DIGEST_TIME does.
+    By default (or with --dry-run) prints each digest as plain text and builds its
+    workbook and chart without recording anything (-o DIR keeps the files). --send
+    queues the due digests in the outbox, once per regulator and day, exactly as the
+    daily job at ZICHA_DIGEST_TIME does.
     """
     import datetime as dt
     import tempfile
@@ -848,15 +863,21 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) 
         regulators = [r for r in list_regulators(db) if telegram_id is None or r.telegram_id == telegram_id]
         if not regulators:
             click.echo("No regulators.")
-        out = Path(tempfile.mkdtemp(prefix="zicha-digest-"))
-        for r in regulators:
-            digest = build_digest(db, checklist, r.telegram_id, r.scope, now, "final" if final else None)  # type: ignore[arg-type]
-            locale = get_user_language(db, r.telegram_id) or settings.zicha_locale
-            text, _x, _p = render_digest(db, checklist, i18n, digest, locale)  # type: ignore[arg-type]
-            xlsx, png = prepare_digest_files(db, checklist, digest, now, out)  # type: ignore[arg-type]
-            click.echo(f"--- {digest.kind} digest for {r.telegram_id} ({r.scope.to_text()}) ---")
-            click.echo(text)
-            click.echo(f"[files: {xlsx} {png}]")
+        # Without -o the files are only built (so a dry run also tries the workbook and
+        # the chart) and removed with their temporary folder.
+        with tempfile.TemporaryDirectory(prefix="zicha-digest-") as tmp:
+            out = output if output is not None else Path(tmp)
+            for r in regulators:
+                digest = build_digest(db, checklist, r.telegram_id, r.scope, now, "final" if final else None)  # type: ignore[arg-type]
+                locale = get_user_language(db, r.telegram_id) or settings.zicha_locale
+                text, _x, _p = render_digest(db, checklist, i18n, digest, locale, html=False)  # type: ignore[arg-type]
+                xlsx, png = prepare_digest_files(db, checklist, digest, now, out)  # type: ignore[arg-type]
+                click.echo(f"--- {digest.kind} digest for {r.telegram_id} ({r.scope.to_text()}) ---")
+                click.echo(text)
+                if output is not None:
+                    click.echo(f"[files: {xlsx} {png}]")
+                else:
+                    click.echo(f"[files: {xlsx.name} ({xlsx.stat().st_size:,} bytes), {png.name} ({png.stat().st_size:,} bytes); -o DIR keeps them]")
 
 
 # --- operations (issue 6) ---
@@ -896,7 +917,8 @@ def status(as_json: bool) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace PATH if it exists.")
 def backup(path: Path, force: bool) -> None:
-    """Copy the live database to PATH (a file, or a folder for zicha-YYYYMMDD-HHMMSS.db).
+    """Copy the live database to PATH (a file, or a folder for zicha-YYYYMMDD-HHMMSS.db,
+    in ZICHA_TIMEZONE).
 
     Uses SQLite's online backup: safe while the bot runs. The copy is checked with
     PRAGMA integrity_check before it is put in place.
@@ -906,7 +928,7 @@ def backup(path: Path, force: bool) -> None:
 
     settings = _settings()
     try:
-        result = backup_db(settings.zicha_db, path, force=force)
+        result = backup_db(settings.zicha_db, path, force=force, tz=settings.tz)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Backed up {settings.zicha_db} to {result.path} ({result.size:,} bytes, {result.tables} tables, integrity ok).")
@@ -946,7 +968,7 @@ def restore(path: Path, force: bool) -> None:
                     f"The bot (pid {row[0]}) is using {db_path}: stop it first (e.g. systemctl stop zicha), or pass --force."
                 )
     try:
-        safety = restore_db(path, db_path)
+        safety = restore_db(path, db_path, tz=settings.tz)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     db = _open_db(settings)  # migrates a backup taken by an older version

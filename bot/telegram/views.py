@@ -215,6 +215,17 @@ def followup_view(
     return View(intro + text, InlineKeyboardMarkup(inline_keyboard=[back]))
 
 
+def correction_recorded_text(answer: Answer) -> str:
+    """After staff typed the correct details of their institution: what happens next.
+    The correction is shown to the regulators of the institution (/institution, /status,
+    the digest and the workbook), who keep the roster."""
+    return _(
+        "Recorded: {text}\n"
+        "Your correction goes to the regulator, who keeps the roster of institutions; they will check it "
+        "and correct the details. Until then the details above stay as they are. You can continue the self-check."
+    ).format(text=f"<b>{escape(answer.text or '')}</b>")
+
+
 def example_date(today: dt.date) -> str:
     """A plausible target date to show as an example: a month from today."""
     return (today + dt.timedelta(days=30)).isoformat()

@@ -340,6 +340,8 @@ async def on_followup_text(
         await message.answer(_("This item was changed in the meantime. Here is its current answer."))
         await present_item(message, ws, item, state, locale)
         return
+    if followup is FollowUp.CORRECTION:
+        await message.answer(views.correction_recorded_text(answer))
     await continue_after(message, ws, item, answer, state, locale, clock, after=followup, editing=editing)
 
 
