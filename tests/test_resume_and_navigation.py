@@ -14,7 +14,9 @@ from bot.core.checklist import Checklist, ChecklistError, load_checklist
 from bot.core.interview import Interview
 from bot.telegram.callbacks import NavAction, NavCb
 from storage.institutions import Institution
+from storage.db import open_db
 from tests.conftest import SHIPPED_CHECKLIST
+from tests.pledge_support import fill
 from tests.harness import Chat, invite, read_db, running_bot
 from tests.standin import BotMessage, TelegramStandin
 from tests.test_e2e_interview import item_on, join
@@ -116,6 +118,17 @@ async def test_item_one_offers_no_previous_and_the_last_open_item_no_skip(
         # A forged "previous" on item 1 still changes nothing.
         answer = await chat.press_data(NavCb(action=NavAction.PREV, sc=1, item=checklist.items[0].id).pack(), screen)
         assert answer.text == "已经是第一项。"
+
+        # A colleague answers everything but the last item: there is nowhere to skip to.
+        db = open_db(db_path)
+        try:
+            fill(db, checklist, food_lab, by=USER + 1, leave=1)
+        finally:
+            db.close()
+        total = Interview(checklist, food_lab.fields).total
+        screen = await chat.say("/start")
+        assert f"第 {total}/{total} 项" in screen.text, screen.text
+        assert "暂时跳过 ▶" not in screen.button_texts and "◀ 上一项" in screen.button_texts
 
 
 async def test_a_phone_number_in_the_wrong_form_is_refused_with_what_is_expected(
