@@ -573,7 +573,7 @@ def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
         )  # fmt: skip
         click.echo(f"At {local:%Y-%m-%d %H:%M}: nothing to send ({why}).")
         return
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         i18n = build_i18n(settings.zicha_locale)
         if dry_run:
             due = due_reminders(db, checklist, schedule, now, settings.zicha_locale)
@@ -630,7 +630,7 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
     if len(body) > MAX_BROADCAST_LENGTH:
         raise click.ClickException(f"The message has {len(body)} characters; at most {MAX_BROADCAST_LENGTH}.")
     settings = _settings()
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         reach = audience(db, scope)
         click.echo(
             f"Recipients: {reach.total} staff of {reach.institutions} institution(s) in {scope.to_text()}"

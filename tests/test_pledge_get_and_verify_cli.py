@@ -121,6 +121,8 @@ def test_verify_says_one_sentence_without_a_traceback_for_an_untrusted_certifica
         ["digest", "--dry-run"],
         ["status"],
         ["pledge", "get", "91110108MA01A2B32G"],
+        ["remind", "--dry-run", "--at", "2023-10-20 09:00"],
+        ["broadcast", "--scope", "national", "--text", "hello", "--yes", "--queue-only"],
     ],
 )
 def test_read_commands_refuse_a_missing_database_instead_of_creating_one(
