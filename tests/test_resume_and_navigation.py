@@ -204,3 +204,21 @@ def test_a_pattern_hint_needs_its_pattern_and_both_languages(tmp_path: Path) -> 
     path.write_text(one_language, encoding="utf-8")
     with pytest.raises(ChecklistError, match="item 'header-phone'.*pattern_hint"):
         load_checklist(path)
+
+
+def test_the_resume_point_is_the_first_open_item_from_the_current_one(checklist: Checklist) -> None:
+    from bot.core.interview import Answer, Choice
+
+    interview = Interview(checklist, ["food"])
+    first, second, third = interview.items[:3]
+    answered = {first.id: Answer(first.id, Choice.YES)}
+    assert interview.resume_point(answered, second.id) == second  # the open item the user is on
+    assert interview.resume_point(answered, first.id) == second  # on an answered one: the next open
+    assert interview.resume_point(answered, None) == second
+    everything_but_first = {i.id: Answer(i.id, Choice.COMPLIANT) for i in interview.items[1:]}
+    assert interview.resume_point(everything_but_first, third.id) == first  # wraps around
+    assert interview.resume_point(everything_but_first | answered, third.id) is None  # all done: the summary
+    assert interview.skip_target(everything_but_first, first.id) == second
+    last = interview.items[-1]
+    only_last_open = {i.id: Answer(i.id, Choice.COMPLIANT) for i in interview.items[:-1]}
+    assert interview.skip_target(only_last_open, last.id) is None
