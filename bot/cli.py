@@ -31,6 +31,14 @@ def _open_db(settings: Settings) -> sqlite_utils.Database:
         raise click.ClickException(str(exc)) from None
 
 
+def _open_existing_db(settings: Settings) -> sqlite_utils.Database:
+    """The database of a command that reads it: refuse, rather than create an empty one,
+    when ZICHA_DB points where there is none."""
+    if not settings.zicha_db.is_file():
+        raise click.ClickException(f"No database at {settings.zicha_db}: check ZICHA_DB, or start the bot once to create it.")
+    return _open_db(settings)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zicha")
 def cli() -> None:
@@ -93,12 +101,20 @@ def run(webhook: bool) -> None:
 
 @cli.command()
 @click.option("--demo", is_flag=True, help="Create a demo institution and register you for it.")
-def chat(demo: bool) -> None:
+@click.option(
+    "--files", "files_dir", type=click.Path(file_okay=False, path_type=Path), default="zicha-files", show_default=True,
+    help="Folder for the files the bot sends (signed pledge PDF, workbooks).",
+)  # fmt: skip
+def chat(demo: bool, files_dir: Path) -> None:
     """Chat with Zicha in this terminal, with no token and no network.
 
     Runs the same handlers as the Telegram bot against the local database. Buttons
-    appear as numbers: type a number to press one, or type text to reply.
+    appear with keys: answers as numbers, navigation as fixed letters (p previous,
+    n skip or continue, c contents, r review). Type a key to press a button, or type
+    text to reply. Files the bot sends are saved in --files.
     """
+    from aiogram.utils.i18n import gettext as _
+
     from bot.console import CONSOLE_USER_ID, ConsoleChat
     from bot.demo import seed_demo
     from bot.telegram.app import build_app
@@ -106,11 +122,14 @@ def chat(demo: bool) -> None:
 
     settings = _settings()
     with _open_db(settings) as db:
+        app = build_app(settings, db)
+        console = ConsoleChat(app, click.echo, files_dir=files_dir)
         if demo and get_membership(db, CONSOLE_USER_ID) is None:
             institution = seed_demo(db, CONSOLE_USER_ID)
-            click.echo(f"Demo institution ready: {institution.name} ({institution.uscc}). Database: {settings.zicha_db}")
-        app = build_app(settings, db)
-        console = ConsoleChat(app, click.echo)
+            with console.speaking():
+                click.echo(_("Demo institution ready: {name} ({uscc}). Database: {db}").format(
+                    name=institution.name, uscc=institution.uscc, db=settings.zicha_db
+                ))  # fmt: skip
         asyncio.run(console.run(input))
 
 
@@ -231,7 +250,7 @@ def invites(ctx: click.Context, fmt: str, bot_username: str | None) -> None:
 
     settings = _settings()
     username = bot_username or _bot_username(settings)
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         rows = list_invites(db)
     if fmt == "csv":
         from bot.reports.excel import cell_text
@@ -309,7 +328,7 @@ def invites_create(uscc: str, max_uses: int, expires: str | None) -> None:
     expires_at = _expires_option(expires, settings)
     if max_uses < 1:
         raise click.ClickException("--max-uses must be at least 1")
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         institution = get_institution_by_uscc(db, normalize_uscc(uscc))
         if institution is None:
             raise click.ClickException(f"No institution with USCC {uscc} (import the roster first).")
@@ -335,7 +354,7 @@ def invites_list(show_all: bool) -> None:
     now = utcnow()
     labels = {None: "active", "revoked": "revoked", "expired": "expired", "used_up": "used up"}
     lines: list[tuple[str, ...]] = []
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         for row in list_invites(db, include_inactive=True):
             problem = invite_problem(row, now)
             if show_all or problem is None:
@@ -374,7 +393,7 @@ def invites_revoke(code: str, remove_members: bool) -> None:
     if normalized is None:
         raise click.ClickException(f"{code} is not an invite code.")
     shown = format_invite_code(normalized)
-    with _open_db(_settings()) as db:
+    with _open_existing_db(_settings()) as db:
         staff_invite = get_invite(db, normalized)
         if staff_invite is not None:
             revoked = revoke_invite(db, normalized)
@@ -430,7 +449,7 @@ def staff_list(uscc: str) -> None:
     from storage.institutions import members_of
 
     settings = _settings()
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         institution = _institution_or_fail(db, uscc)
         members = members_of(db, institution.id)
     click.echo(f"{institution.name} ({institution.uscc}): {len(members)} staff member(s)")
@@ -455,7 +474,7 @@ def staff_remove(uscc: str, member: str) -> None:
     """
     from storage.institutions import find_member, remove_member
 
-    with _open_db(_settings()) as db:
+    with _open_existing_db(_settings()) as db:
         institution = _institution_or_fail(db, uscc)
         found = find_member(db, institution.id, member)
         if found is None:
@@ -502,7 +521,7 @@ def regulator_list() -> None:
     """List regulators and their scopes."""
     from storage.regulators import list_regulators
 
-    with _open_db(_settings()) as db:
+    with _open_existing_db(_settings()) as db:
         regulators = list_regulators(db)
     if not regulators:
         click.echo("No regulators yet. Add one with: zicha regulator add --telegram-id ID --scope national")
@@ -516,7 +535,7 @@ def regulator_remove(telegram_id: int) -> None:
     """Remove a regulator account (it loses access at once)."""
     from storage.regulators import remove_regulator
 
-    with _open_db(_settings()) as db:
+    with _open_existing_db(_settings()) as db:
         removed = remove_regulator(db, telegram_id)
     if not removed:
         raise click.ClickException(f"No regulator with Telegram id {telegram_id}.")
@@ -569,7 +588,7 @@ def verify(file: Path) -> None:
     from bot.pledge.verify import verify_pdf
 
     settings = _settings()
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         result = verify_pdf(file.read_bytes(), db, settings)
     for line in result.details:
         click.echo(f"  {line}")
@@ -578,6 +597,70 @@ def verify(file: Path) -> None:
     else:
         click.echo(f"✗ {file}: NOT VALID: {result.reason}", err=True)
         sys.exit(1)
+
+
+@cli.group()
+def pledge() -> None:
+    """Signed pledges kept in the database."""
+
+
+@pledge.command("get")
+@click.argument("uscc")
+@click.option("--submission", "submission_id", type=int, default=None, help="This submission (default: the current one).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="FILE.pdf (default: the PDF's own name, here).")
+def pledge_get(uscc: str, submission_id: int | None, output: Path | None) -> None:
+    """Write the signed pledge PDF of the institution with USCC to a file.
+
+    The current signed submission, or an earlier (superseded) one with --submission N.
+    The PDF is the one sent to the institution: signed, and checkable with `zicha verify`.
+    """
+    from bot.core.uscc import normalize_uscc
+    from bot.i18n import build_i18n, format_datetime
+    from bot.pledge import document as doc
+    from bot.pledge.render import FontMissing
+    from bot.pledge.signing import SigningError, SigningSettings, identity
+    from bot.pledge.submit import pdf_file_name, produce_pdf
+    from storage import pledges as store
+    from storage.institutions import get_institution_by_uscc
+
+    settings = _settings()
+    checklist = _load_checklist(settings)
+    with _open_existing_db(settings) as db:
+        institution = get_institution_by_uscc(db, normalize_uscc(uscc))
+        if institution is None:
+            raise click.ClickException(f"No institution with USCC {uscc}.")
+        if submission_id is None:
+            submission = store.current_for_institution(db, institution.id, checklist.id)  # type: ignore[attr-defined]
+            if submission is None:
+                raise click.ClickException(
+                    f"{institution.name} ({institution.uscc}) has no signed pledge: its self-check is not signed, "
+                    "or a revision voided the signature (earlier ones: --submission N)."
+                )
+        else:
+            submission = store.get_submission(db, submission_id)
+            if submission is None or submission.institution_id != institution.id:
+                raise click.ClickException(f"{institution.name} ({institution.uscc}) has no submission #{submission_id}.")
+        row = store.get_pdf(db, submission.id)
+        if row is not None:
+            content = bytes(row["content"])
+        else:  # signed while the PDF could not be made (no font, say): make and keep it now
+            try:
+                ident = identity(SigningSettings(zicha_db=settings.zicha_db), db_path=settings.zicha_db)
+                content = produce_pdf(submission.document, build_i18n(settings.zicha_locale), settings.tz, ident)
+            except (FontMissing, SigningError) as exc:
+                raise click.ClickException(f"The PDF cannot be produced: {exc}") from None
+            store.save_pdf(db, submission.id, content, pdf_file_name(submission.document))
+    path = output or Path(pdf_file_name(submission.document))
+    try:
+        path.write_bytes(content)
+    except OSError as exc:
+        raise click.ClickException(f"Cannot write {path}: {exc.strerror or exc}") from None
+    state = "current" if submission.current else "superseded"
+    click.echo(
+        f"Wrote {path} ({len(content):,} bytes): submission #{submission.id} ({state}), "
+        f"code {doc.format_code(submission.verification_code)}, signed by {submission.signer_name} "
+        f"on {format_datetime(submission.signed_at, 'en', settings.tz)}."
+    )
 
 
 # --- reminders and broadcasts (issue 4) ---
@@ -659,7 +742,7 @@ def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
         )  # fmt: skip
         click.echo(f"At {local:%Y-%m-%d %H:%M}: nothing to send ({why}).")
         return
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         i18n = build_i18n(settings.zicha_locale)
         if dry_run:
             due = due_reminders(db, checklist, schedule, now, settings.zicha_locale)
@@ -716,7 +799,7 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
     if len(body) > MAX_BROADCAST_LENGTH:
         raise click.ClickException(f"The message has {len(body)} characters; at most {MAX_BROADCAST_LENGTH}.")
     settings = _settings()
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         reach = audience(db, scope)
         click.echo(
             f"Recipients: {reach.total} staff of {reach.institutions} institution(s) in {scope.to_text()}"
@@ -813,7 +896,7 @@ def export_cmd(scope_text: str, output: Path) -> None:
     scope = _scope_option(scope_text)
     settings = _settings()
     checklist = _load_checklist(settings)
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         write_export(db, checklist, scope, dt.datetime.now(settings.tz), output)  # type: ignore[arg-type]
     click.echo(f"Wrote {output}")
 
@@ -849,7 +932,7 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, 
     checklist = _load_checklist(settings)
     i18n = build_i18n(settings.zicha_locale)
     now = dt.datetime.now(settings.tz)
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         if send:
             queued = queue_digests(
                 db, checklist, i18n, now=now, directory=digest_dir(settings.zicha_db),  # type: ignore[arg-type]
@@ -898,9 +981,7 @@ def status(as_json: bool) -> None:
     from bot.ops.health import StorageLimits, offline_health
 
     settings = _settings()
-    if not settings.zicha_db.exists():
-        raise click.ClickException(f"No database at {settings.zicha_db}: check ZICHA_DB, or start the bot once to create it.")
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         report = offline_health(db, settings.zicha_heartbeat_seconds, StorageLimits.from_settings(settings))
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))

@@ -40,7 +40,7 @@ _CHECKLIST_KEYS = frozenset({"id", "version", "title", "campaign", "deadline", "
 _CHECKLIST_REQUIRED = ("id", "version", "title", "campaign", "source")
 _SECTION_KEYS = frozenset({"id", "title", "items"})
 _ITEM_KEYS = frozenset(
-    {"id", "kind", "text", "guidance", "basis", "allow_na", "fields", "pattern", "max_length"}
+    {"id", "kind", "text", "guidance", "basis", "allow_na", "fields", "pattern", "pattern_hint", "max_length"}
 )
 _TOP_KEYS = frozenset({"checklist", "sections"})
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -75,6 +75,8 @@ class Item:
     allow_na: bool = False
     fields: frozenset[str] = frozenset()
     pattern: str | None = None
+    # What a typed answer must look like, with an example, said when it does not match.
+    pattern_hint: Localized | None = None
     max_length: int = 0
 
     def __post_init__(self) -> None:
@@ -331,6 +333,11 @@ class _Builder:
                 re.compile(pattern)
             except re.error as exc:
                 self.fail(f"pattern does not compile: {exc}", item_id)
+        pattern_hint: Localized | None = None
+        if "pattern_hint" in raw:
+            if pattern is None:
+                self.fail("pattern_hint is only allowed together with pattern", item_id)
+            pattern_hint = self.localized(raw["pattern_hint"], "pattern_hint", item_id)
 
         max_length = DEFAULT_TEXT_MAX_LENGTH if kind == "text" else 0
         if "max_length" in raw:
@@ -362,6 +369,7 @@ class _Builder:
             allow_na=allow_na,
             fields=fields,
             pattern=pattern,
+            pattern_hint=pattern_hint,
             max_length=max_length,
         )
 

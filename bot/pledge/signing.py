@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime as dt
 import io
+import logging
 import os
-from collections.abc import Callable, Coroutine
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -146,6 +149,12 @@ def init_keys(ident: Identity, common_name: str = "Zicha pledge signing (self-si
     return True
 
 
+def ensure_default_keys(ident: Identity) -> bool:
+    """Create the default self-signed pair when no identity is configured and none exists
+    yet (at the bot's start, or the console chat's); True if it was created now."""
+    return not ident.configured and init_keys(ident)
+
+
 def load_signer(ident: Identity):  # type: ignore[no-untyped-def]
     from pyhanko.sign import signers
 
@@ -183,6 +192,36 @@ class SignatureCheck:
     signer_subject: str = ""
     signed_at: dt.datetime | None = None
     attachment: bytes | None = None
+
+
+# pyHanko logs every validation failure as a warning with the exception's traceback
+# (``pyhanko.sign.validation.generic_cms``: "Validation error [cert context: …]"), then
+# returns it in the status it hands back, which check_signature turns into one sentence.
+# While Zicha validates, those warnings are held back; errors still get through.
+_VALIDATION_LOGGERS = ("pyhanko", "pyhanko_certvalidator")
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved_levels: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def _quiet_validation_logs() -> Iterator[None]:
+    global _quiet_depth
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            for name in _VALIDATION_LOGGERS:
+                logger = logging.getLogger(name)
+                _saved_levels[name] = logger.level
+                logger.setLevel(max(logger.getEffectiveLevel(), logging.ERROR))
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                for name, level in _saved_levels.items():
+                    logging.getLogger(name).setLevel(level)
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -244,7 +283,8 @@ def check_signature(data: bytes, trusted_cert: Path, attachment_name: str) -> Si
         return SignatureCheck(False, f"cannot read the trusted certificate {trusted_cert}: {exc}")
     context = ValidationContext(trust_roots=[cert], allow_fetching=False)
     try:
-        status = _run(lambda: async_validate_pdf_signature(signatures[0], context, skip_diff=True))
+        with _quiet_validation_logs():
+            status = _run(lambda: async_validate_pdf_signature(signatures[0], context, skip_diff=True))
     except Exception as exc:  # noqa: BLE001 - pyHanko raises many kinds on malformed signatures
         return SignatureCheck(
             False, f"the signature cannot be checked: its data is damaged or of an unknown kind ({type(exc).__name__}: {exc})"

@@ -47,7 +47,7 @@ async def on_other_message(
         await message.answer(not_invited_text())
         return
     await message.answer(_("Here is where you are in the self-check:"))
-    await resume(message, workspace(db, checklist, institution), state, locale, clock)
+    await resume(message, workspace(db, checklist, institution), state, locale, clock, again=True)
 
 
 async def on_error(event: ErrorEvent) -> None:
