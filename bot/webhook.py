@@ -202,4 +202,6 @@ async def run_webhook(
             await heartbeat.stop()
             log.info("Zicha stopped", extra={"event": "stop", "mode": "webhook"})
     finally:
+        # Last: the server has stopped and every request in hand has finished with it.
         await bot.session.close()
+        log.info("stopping: Bot API session closed", extra={"event": "stop", "mode": "webhook"})
