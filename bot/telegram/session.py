@@ -20,6 +20,7 @@ from aiogram.exceptions import ClientDecodeError
 from aiogram.methods import GetUpdates, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import Update
+from aiogram.types.update import UpdateTypeLookupError
 from pydantic import ValidationError
 
 log = logging.getLogger("zicha.updates")
@@ -41,14 +42,18 @@ def unreadable_reason(exc: Exception) -> str:
             where = ".".join(str(part) for part in error.get("loc", ())) or "update"
             parts.append(f"{where}: {error.get('type', 'invalid')}")
         return "; ".join(parts)
+    if isinstance(exc, UpdateTypeLookupError):
+        return "a type this version does not know"
     return type(exc).__name__
 
 
 def parse_update(raw: Any, bot: Bot | None = None) -> Update | None:
     """The update, or None (logged with its id, type and the reason) when it cannot be read."""
     try:
-        return Update.model_validate(raw, context={"bot": bot} if bot is not None else {})
-    except (ValidationError, ValueError, TypeError) as exc:
+        update = Update.model_validate(raw, context={"bot": bot} if bot is not None else {})
+        update.event_type  # noqa: B018 - raises for a type this aiogram does not know (a newer Bot API's)
+        return update
+    except (ValidationError, ValueError, TypeError, UpdateTypeLookupError) as exc:
         update_id = raw.get("update_id") if isinstance(raw, dict) else None
         log.warning(
             "update skipped: it cannot be read (%s)",
