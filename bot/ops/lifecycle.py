@@ -156,13 +156,17 @@ async def confirm_handled_updates(bot: Bot, dp: Dispatcher, watch: OffsetWatch |
     that call was already made (``watch``); then nothing is sent.
     """
     tracker: UpdateTracker | None = dp.get("update_tracker")
-    if tracker is None or tracker.last_update_id is None:
+    if tracker is None:
         return
-    if watch is not None and watch.sent_offset > tracker.last_update_id:
+    # Updates the session skipped as unreadable (bot.telegram.session) are done too.
+    last = max(tracker.last_update_id or 0, getattr(bot.session, "skipped_up_to", 0))
+    if not last:
+        return
+    if watch is not None and watch.sent_offset > last:
         return
     with contextlib.suppress(TelegramAPIError, TimeoutError):
         await asyncio.wait_for(
-            bot.get_updates(offset=tracker.last_update_id + 1, limit=1, timeout=0, request_timeout=CONFIRM_TIMEOUT),
+            bot.get_updates(offset=last + 1, limit=1, timeout=0, request_timeout=CONFIRM_TIMEOUT),
             CONFIRM_TIMEOUT + 1,
         )
 
