@@ -91,10 +91,19 @@ def is_storage_failure(exc: BaseException | None) -> bool:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError:
-            return True
+        if isinstance(exc, sqlite3.DatabaseError):
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is not None:
+                return code & 0xFF in _TRANSIENT_CODES
+            return isinstance(exc, sqlite3.OperationalError)
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+_TRANSIENT_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+"""SQLite's primary result codes for a database that refuses work whatever the SQL: BUSY,
+LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB (not a bug such
+as SQLITE_ERROR "no such column", which trying again would not mend)."""
 
 
 def explain_database_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> str:

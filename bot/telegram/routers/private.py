@@ -5,7 +5,6 @@ button press that is not from a person in a private chat with the bot, so no oth
 * in a group or supergroup, a command (``/start``, ``/progress``…) or a press on a button
   gets a short notice to write to the bot privately, and nothing else: no institution's
   name, USCC, certificate number or progress is ever posted where others read it;
-* a button press whose data holds a number no stored id can have is refused as stale;
 * other group messages, and messages without a sender (``sender_chat`` only: a channel's
   post forwarded into a group, an anonymous admin) are taken and dropped; channel posts are
   not even asked for.
@@ -42,27 +41,6 @@ class PressOutsidePrivateChat(Filter):
         return query.message is None or query.message.chat.type != ChatType.PRIVATE
 
 
-SQLITE_INT_RANGE = range(-(2**63), 2**63)
-"""The integers SQLite stores: an id in button data outside it cannot name anything."""
-
-
-class OutOfRangeNumber(Filter):
-    """Button data with a number no stored id can have (``rgi:9223372036854775808``): forged.
-    Refused here, where the data is first read, so that no router passes it to the database
-    (which raises OverflowError for it). Routers still check the ids they decode."""
-
-    async def __call__(self, query: CallbackQuery) -> bool:
-        for part in (query.data or "").split(":"):
-            digits = part[1:] if part[:1] in "-+" else part
-            if digits.isascii() and digits.isdigit() and int(part) not in SQLITE_INT_RANGE:
-                return True
-        return False
-
-
-async def on_out_of_range_press(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
-    callback_answer.text = _("This button is no longer valid.")
-
-
 async def on_group_message(message: Message, **_: Any) -> None:
     text = message.text or message.caption or ""
     if message.from_user is not None and message.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP) and text.startswith("/"):
@@ -78,7 +56,6 @@ def build_router() -> Router:
     router = Router(name="private-only")
     router.message.register(on_group_message, NotFromAPerson())
     router.callback_query.register(on_group_press, PressOutsidePrivateChat())
-    router.callback_query.register(on_out_of_range_press, OutOfRangeNumber())
     # No handler for channel posts or edits: they are not even asked from Telegram
     # (allowed_updates), and when one comes anyway nobody acts on it.
     return router
