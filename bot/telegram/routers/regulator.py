@@ -95,14 +95,14 @@ class RegulatorJoinCb(CallbackData, prefix="rgj"):
 class StaffCb(CallbackData, prefix="rgs"):
     """Show the staff of an institution (re-checked against the regulator's scope)."""
 
-    id: int
+    id: Id
 
 
 class StaffRemoveCb(CallbackData, prefix="rgr"):
     """Remove one staff member: ``ok=False`` asks for confirmation, ``ok=True`` removes."""
 
-    id: int
-    member: int
+    id: Id
+    member: Id
     ok: bool = False
 
 
