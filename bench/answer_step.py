@@ -874,6 +874,25 @@ async def statements_pass(zicha: ZichaRunner, n: int) -> dict[str, Any]:
 MODES = ("full", "normal")
 
 
+def fsync_probe(folder: Path, n: int = 100) -> dict[str, float]:
+    """What one fsync costs on the disk under the databases right now (µs): the floor of a
+    COMMIT at synchronous=FULL, and on a shared machine the most variable figure here."""
+    path = folder / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    times = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            t0 = time.perf_counter_ns()
+            os.fsync(fd)
+            times.append(time.perf_counter_ns() - t0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    s = summarize(times)
+    return {"p50_us": s["p50_us"], "p99_us": s["p99_us"], "max_us": s["max_us"]}
+
+
 def order_for(round_no: int, names: list[str]) -> list[str]:
     """Each round starts with a different contender and alternates direction."""
     k = round_no % len(names)
@@ -914,6 +933,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     rounds = args.rounds
     per_round = max(1, args.steps // rounds)
+    fsync_before = fsync_probe(tmp)
     load_before = os.getloadavg()
     t_start = time.perf_counter()
     cpu_start = time.process_time()
@@ -943,6 +963,8 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "cpu_share": cpu_share,
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
+        "fsync_before": fsync_before,
+        "fsync_after": fsync_probe(tmp),
         "zicha_cycles_completed": {m: zichas[m].cycles for m in MODES},
         "bots": {},
     }
@@ -998,6 +1020,9 @@ def print_table(r: dict[str, Any]) -> None:
           f"load average before {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}, after {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}"
           + ("  -- WARNING: the core was shared with other processes, absolute figures are pessimistic"
              if r["cpu_share"] < 0.95 else ""))
+    fb, fa = r["fsync_before"], r["fsync_after"]
+    print(f"fsync of a 4 KiB write in the database folder: before p50 {fb['p50_us']:.0f} µs, p99 {fb['p99_us']:.0f} µs; "
+          f"after p50 {fa['p50_us']:.0f} µs, p99 {fa['p99_us']:.0f} µs")
     print()
     head = (f"{'bot':<22}{'mean µs':>9}{'p50 µs':>9}{'p95 µs':>9}{'p99 µs':>9}{'max µs':>9}{'steps/s':>9}"
             f"{'CPU p50':>9}{'block p99':>11}{'block max':>11}{'p50 ×bare':>11}{'mean ×bare':>11}")
