@@ -11,12 +11,16 @@ from a thread with its own connection instead:
   while SQLite works, so the event loop keeps running). Once everything is copied, the
   next COMMIT starts the WAL over from its beginning, and ``journal_size_limit`` truncates
   the file back.
+* Under sustained load a write lands during every background checkpoint, so the WAL is
+  never completely copied and never starts over. When the WAL file still exceeds
+  ``size_limit`` after a pass, one more ``PASSIVE`` checkpoint runs on the serving
+  connection itself, on the event loop between two updates: no write can land during it,
+  so the next COMMIT starts the WAL over. It only copies what the thread has not (a few
+  milliseconds at most). ``RESTART``/``TRUNCATE`` checkpoints are never used while the
+  bot runs: from another connection they reset the WAL under a writer that has already
+  read, which then fails with "database is locked" despite its busy timeout.
 * A reader that holds an old snapshot (an export on its own connection, a backup) keeps
-  the frames after it from being copied, and writes landing during every checkpoint can
-  keep the WAL from ever starting over. When the WAL file still exceeds ``size_limit``
-  after a passive pass, one ``TRUNCATE`` checkpoint is tried with a short busy timeout:
-  it copies the few frames left and empties the file, blocking writers for at most that
-  timeout; if a long reader is still there it gives up and the next pass tries again.
+  the frames after it from being copied until it finishes; nothing waits for it.
 * ``stop()`` (at shutdown) restores SQLite's automatic checkpoint on the serving
   connection and checkpoints everything into the database file (``TRUNCATE``).
 
@@ -28,6 +32,7 @@ mid-checkpoint is recovered from the WAL at the next open.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
@@ -42,9 +47,7 @@ log = logging.getLogger("zicha.ops")
 DEFAULT_INTERVAL = 1.0
 """Seconds between two passive checkpoints."""
 DEFAULT_SIZE_LIMIT = 16 * 1024 * 1024
-"""WAL bytes above which a TRUNCATE checkpoint is tried (and the journal_size_limit)."""
-TRUNCATE_BUSY_MS = 50
-"""How long a TRUNCATE checkpoint may wait for a reader or writer (blocking writers meanwhile)."""
+"""WAL bytes above which the serving connection catches up (and the journal_size_limit)."""
 SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 
@@ -78,8 +81,11 @@ class WalCheckpointer:
         self.db = db
         self.interval = interval
         self.size_limit = size_limit
-        self.runs = 0  # checkpoints done (passive and truncate)
+        self.runs = 0  # background checkpoints done
+        self.catch_ups = 0  # checkpoints on the serving connection, when the WAL grew past size_limit
         self.last: CheckpointResult | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._catch_up_pending = False
         self._path: str | None = None
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
@@ -99,7 +105,11 @@ class WalCheckpointer:
             return False
         self._path = path
         level = synchronous_level(self.db)
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=TRUNCATE_BUSY_MS / 1000, isolation_level=None)
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None  # no event loop: background checkpoints only
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=1, isolation_level=None)
         # The checkpoint's fsyncs follow this connection's level: never below NORMAL.
         conn.execute(f"PRAGMA synchronous={max(level, 1)}")
         self._conn = conn
@@ -137,10 +147,25 @@ class WalCheckpointer:
         while not self._stop.wait(self.interval):
             try:
                 self.checkpoint("PASSIVE")
-                if self.wal_size() > self.size_limit:
-                    self.checkpoint("TRUNCATE")
-            except sqlite3.Error as exc:  # a busy or failed checkpoint is retried at the next pass
+            except sqlite3.Error as exc:  # a failed checkpoint is retried at the next pass
                 log.warning("WAL checkpoint failed: %s", exc, extra={"event": "checkpoint_failed"})
+            if self.wal_size() > self.size_limit and self._loop is not None and not self._catch_up_pending:
+                self._catch_up_pending = True
+                try:
+                    self._loop.call_soon_threadsafe(self._catch_up)
+                except RuntimeError:  # the loop is closed
+                    self._catch_up_pending = False
+
+    def _catch_up(self) -> None:
+        """On the event loop, between two updates: copy the rest of the WAL so it can start over."""
+        self._catch_up_pending = False
+        if self._path is None or self.db.conn.in_transaction:
+            return
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.catch_ups += 1
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed: %s", exc, extra={"event": "checkpoint_failed"})
 
     def stop(self) -> None:
         """Stop the thread, give checkpoints back to SQLite, and checkpoint everything."""
@@ -154,6 +179,7 @@ class WalCheckpointer:
                 self._conn = None
         if self._path is None:
             return
+        self._path = None
         try:
             self.db.execute("PRAGMA wal_autocheckpoint=1000")
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -173,3 +173,29 @@ async def test_shutdown_checkpoints_every_answer_into_the_database_file(
     finally:
         copy.close()
     assert values[-2:] == ["compliant", "compliant"] and len(values) == 5
+
+
+async def test_a_wal_past_its_size_limit_is_caught_up_between_updates_and_no_press_fails(
+    db: sqlite_utils.Database, tmp_path: Path, food_lab: Institution
+) -> None:
+    db_path = tmp_path / "zicha.db"
+    code = invite(db_path, food_lab.id)
+    async with TelegramStandin() as tg, running_bot(tg, db_path) as app:
+        checkpointer = app.checkpointer
+        assert checkpointer is not None
+        checkpointer.size_limit = 1  # every WAL is "too large": each pass asks the loop to catch up
+        checkpointer.interval = 0.01
+        chat = Chat(tg, USER)
+        await onboard(chat, code)
+        for _ in range(12):
+            answer, screen = await chat.press("符合")
+            assert answer.text.startswith("已保存"), answer.text
+        assert "第 16/" in screen.text
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while checkpointer.catch_ups == 0:  # the thread's next pass asks the loop to catch up
+            assert loop.time() < deadline, "the serving connection never caught up"
+            await asyncio.sleep(0.02)
+        answer, _ = await chat.press("符合")  # and the bot still takes presses
+        assert answer.text.startswith("已保存"), answer.text
+    assert sum(1 for r in read_db(db_path)["answers"].rows if r["value"] == "compliant") == 13
