@@ -26,7 +26,7 @@ def _open_db(settings: Settings) -> sqlite_utils.Database:
     from storage.db import DatabaseError, open_db
 
     try:
-        return open_db(settings.zicha_db)
+        return open_db(settings.zicha_db, durability=settings.zicha_durability)
     except DatabaseError as exc:
         raise click.ClickException(str(exc)) from None
 

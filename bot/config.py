@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
     zicha_db: Path = Path("zicha.db")
+    # full: an answer acknowledged to the user is on disk (synchronous=FULL); normal: faster
+    # commits, but an OS crash or power loss can lose the last answers (storage/db.py).
+    zicha_durability: str = "full"
     zicha_timezone: str = "Asia/Shanghai"
     zicha_locale: str = "zh_CN"
     zicha_checklist: str = DEFAULT_CHECKLIST
@@ -79,6 +82,13 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("zicha_durability")
+    @classmethod
+    def _durability(cls, value: str) -> str:
+        if value.strip().lower() not in ("full", "normal"):
+            raise ValueError(f"must be full or normal, got {value!r}")
+        return value.strip().lower()
 
     @field_validator("zicha_timezone")
     @classmethod

@@ -35,11 +35,23 @@ def query_one(db: sqlite_utils.Database, sql: str, params: Iterable[Any] = ()) -
     return rows[0] if rows else None
 
 
-def open_db(path: str | os.PathLike[str] = "zicha.db", *, migrate: bool = True) -> sqlite_utils.Database:
+DURABILITY_MODES = {"full": "FULL", "normal": "NORMAL"}
+"""ZICHA_DURABILITY -> PRAGMA synchronous. In WAL mode, FULL syncs the WAL at every COMMIT,
+so an answer acknowledged to the user survives a power loss or an OS crash; NORMAL syncs
+only at checkpoints, so such a crash can lose the last transactions (an application
+crash or kill loses nothing either way)."""
+
+
+def open_db(
+    path: str | os.PathLike[str] = "zicha.db", *, migrate: bool = True, durability: str = "full"
+) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the database at ``path``.
 
+    ``durability`` is ``"full"`` (the default) or ``"normal"``: see ``DURABILITY_MODES``.
     ``":memory:"`` gives a private in-memory database, handy for tests.
     """
+    if durability not in DURABILITY_MODES:
+        raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, got {durability!r}")
     if str(path) != ":memory:":
         parent = Path(path).expanduser().resolve().parent
         if not parent.is_dir():
@@ -55,9 +67,7 @@ def open_db(path: str | os.PathLike[str] = "zicha.db", *, migrate: bool = True) 
         db = sqlite_utils.Database(conn)
         if str(path) != ":memory:":
             db.enable_wal()
-        # WAL with synchronous=NORMAL is durable across application crashes (only an OS
-        # crash can lose the last transactions) and keeps a commit in the tens of µs.
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA synchronous={DURABILITY_MODES[durability]}")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=10000")
         if migrate:

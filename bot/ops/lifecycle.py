@@ -8,6 +8,8 @@
 * ``Heartbeat``: a row renewed every few seconds, read by ``zicha status``.
 * ``stop_services``: stops the scheduler and the outbox sender, if this build has them and
   their own shutdown handlers did not already.
+* ``start_checkpointer`` / ``stop_checkpointer``: WAL checkpoints in a background thread while
+  the bot runs, and everything checkpointed at shutdown (storage/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from aiogram.methods import GetUpdates, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update
 
+from storage.checkpoint import WalCheckpointer
 from storage.db import is_storage_failure, utcnow
 
 log = logging.getLogger("zicha.updates")
@@ -128,6 +131,15 @@ def install(dp: Dispatcher) -> UpdateTracker:
     dp.update.outer_middleware(tracker)
     dp.shutdown.register(drain_updates)
     return tracker
+
+
+async def start_checkpointer(checkpointer: WalCheckpointer) -> None:
+    checkpointer.start()
+
+
+async def stop_checkpointer(checkpointer: WalCheckpointer) -> None:
+    # On the loop, not in a thread: the serving connection is used from the loop only.
+    checkpointer.stop()
 
 
 class OffsetWatch(BaseRequestMiddleware):

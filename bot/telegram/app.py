@@ -36,6 +36,8 @@ from bot.scheduler import Background, campaign_schedule, start_background, stop_
 from bot.ops.failures import StartupError, connect
 from bot.ops.lifecycle import Heartbeat, OffsetWatch, confirm_handled_updates, stop_services
 from bot.ops.lifecycle import install as install_lifecycle
+from bot.ops.lifecycle import start_checkpointer, stop_checkpointer
+from storage.checkpoint import WalCheckpointer
 from storage.fsm import SQLiteStorage
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class App:
     # what runs it, started and stopped by the dispatcher's startup and shutdown hooks.
     scheduler: AsyncIOScheduler | None = None
     background: Background | None = None
+    checkpointer: WalCheckpointer | None = None
 
 
 def load_checklist(settings: Settings) -> Checklist:
@@ -183,7 +186,13 @@ def build_app(settings: Settings, db: sqlite_utils.Database, clock: Callable[[],
     )  # fmt: skip
     dp.startup.register(start_background)
     dp.shutdown.register(stop_background)
-    return App(settings, db, checklist, i18n, dp, scheduler=background.scheduler, background=background)
+    # WAL checkpoints off the press path while the bot runs; all checkpointed at shutdown.
+    checkpointer = dp["checkpointer"] = WalCheckpointer(db)
+    dp.startup.register(start_checkpointer)
+    dp.shutdown.register(stop_checkpointer)
+    return App(
+        settings, db, checklist, i18n, dp, scheduler=background.scheduler, background=background, checkpointer=checkpointer
+    )
 
 
 async def remove_webhook(bot: Bot) -> None:
