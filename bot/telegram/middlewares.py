@@ -7,7 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import sqlite_utils
 from aiogram import BaseMiddleware, Dispatcher
@@ -75,8 +75,6 @@ class UserThrottleMiddleware(BaseMiddleware):
     lookups) that is active once the dispatcher starts on Telegram (polling or webhook: the
     startup hook); the terminal chat (``zicha chat``) feeds updates without starting it."""
 
-    THROTTLED_TYPES = frozenset({"message", "edited_message", "callback_query"})
-
     def __init__(self, i18n: I18n, *, rate: float, burst: int, notice_every: float = 60.0) -> None:
         self.i18n = i18n
         self.rate = rate
@@ -106,6 +104,13 @@ class UserThrottleMiddleware(BaseMiddleware):
             self._noticed = {u: t for u, t in self._noticed.items() if now - t < self.notice_every}
         return admitted
 
+    @staticmethod
+    def _throttled(event: TelegramObject) -> bool:
+        """Messages, their edits and button presses; not membership changes and the like."""
+        return isinstance(event, Update) and (
+            event.message is not None or event.edited_message is not None or event.callback_query is not None
+        )
+
     async def __call__(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
@@ -113,7 +118,7 @@ class UserThrottleMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         user: User | None = data.get("event_from_user")
-        if not self.active or user is None or not isinstance(event, Update) or event.event_type not in self.THROTTLED_TYPES:
+        if not self.active or user is None or not self._throttled(event):
             return await handler(event, data)
         now = time.monotonic()
         if self._admit(user.id, now):
@@ -121,7 +126,7 @@ class UserThrottleMiddleware(BaseMiddleware):
         self.dropped += 1
         if now - self._noticed.get(user.id, -math.inf) >= self.notice_every:
             self._noticed[user.id] = now
-            await self._tell(event, user, data)
+            await self._tell(cast(Update, event), user, data)
         return None
 
     async def _tell(self, update: Update, user: User, data: dict[str, Any]) -> None:
