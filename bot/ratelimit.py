@@ -10,8 +10,8 @@ chat; past that it answers 429 with ``retry_after``. ``SendLimiter`` keeps the b
   answer). A plain token bucket at exactly the rate cannot promise that: timer and network
   jitter put a 31st message into some second;
 * **smoothing for bulk sends**: outbox messages are also spaced ``(1 + margin) / rate`` apart
-  (a slot missed by timer jitter may be caught up by half an interval), so a backlog goes out
-  as an even stream rather than in bursts of ``rate``;
+  (a slot missed by less than half an interval through timer jitter keeps the schedule, so the
+  next one is not late too), so a backlog goes out as an even stream rather than in bursts;
 * **per chat**: a bulk message to a chat waits ``chat_interval × (1 + margin)`` after the answer
   to the previous message to that chat (a reply included);
 * **interactive first**: a bulk send waits while any interactive send is waiting, so a user's
@@ -141,7 +141,7 @@ class SendLimiter:
             return None
         at = max(at, self._paused_until)
         if not interactive:
-            at = max(at, self._bulk_next - self.interval / 2)
+            at = max(at, self._bulk_next)
             if chat_id is not None:
                 if self._chat_in_flight.get(chat_id):
                     return None
