@@ -144,16 +144,16 @@ async def test_a_flooding_user_is_throttled_politely_and_the_other_user_gets_eve
             assert answer.text and "已保存" in answer.text
             progress = [await worker.say("/progress", screen=False) for _ in range(5)]
             await tg.wait_until(lambda: not tg.pending_updates, what="every update taken")
-            # Let the flooder's admitted updates finish, then count.
+            # The flooder's admitted updates are answered (a burst's worth, and the notice).
+            burst = limits["zicha_user_burst"]
             await tg.wait_until(
-                lambda: len(tg.calls("sendMessage", chat_id=flooder.user_id, after=mark)) >= 2, what="flood replies"
-            )
-            await asyncio.sleep(0.5)
+                lambda: len([c for c in tg.calls("sendMessage", chat_id=flooder.user_id, after=mark) if c.ok]) > burst,
+                timeout=10, what="the replies to the flooder's admitted messages",
+            )  # fmt: skip
     assert all("进度" in p.text or "/" in p.text for p in progress), [p.text for p in progress]
     to_flooder = [c for c in tg.calls("sendMessage", chat_id=flooder.user_id, after=mark) if c.ok]
     notices = [c for c in to_flooder if THROTTLE_NOTICE_ZH in str(c.params.get("text"))]
     assert len(notices) == 1, "told once, not once per dropped message"
-    burst = limits["zicha_user_burst"]
     assert burst <= len(to_flooder) - 1 <= burst + 5, f"{len(to_flooder)} replies to 200 messages"
     assert not [c for c in tg.calls(after=mark) if ERROR_TEXT_ZH in str(c.params.get("text"))]
     assert enforcer.rejected == 0, "replies kept within the 30/s limit"
@@ -189,11 +189,12 @@ async def test_a_429_on_a_reply_is_waited_out_and_retried(
             assert [c.status for c in sends] == [429, 200]
             assert sends[1].started >= sends[0].time + 1.0, "retry_after honoured"
             assert ERROR_TEXT_ZH not in reply.text
-            # A press whose answer meets a 429 is answered all the same.
-            button = next((m for m in reversed(tg.messages(user.user_id)) if m.buttons), None)
-            if button is not None:
-                answer = await user.press_data(button.buttons[0][0][1] or "x", button)
-                assert answer is not None and press_flood.remaining == 0
+            # A press (here of a button the bot does not know) whose answer meets a 429 is answered all the same.
+            answer = await user.press_data("zz:stale", tg.message(user.user_id, reply.message_id))
+            assert press_flood.remaining == 0
+            assert answer.text is None or ERROR_TEXT_ZH not in answer.text
+            answers = tg.calls("answerCallbackQuery", after=mark)
+            assert [c.status for c in answers] == [429, 200]
     waits = [r for r in caplog.records if "flood wait" in r.getMessage()]
     assert waits and all(r.levelno == logging.WARNING and not r.exc_info for r in waits)
     assert tracebacks(caplog) == []
@@ -205,7 +206,7 @@ async def test_replies_during_a_broadcast_share_its_limit_and_are_not_queued_beh
     """The outbox (in `zicha run`, 30/s) is sending a broadcast when a user writes: the reply takes
     the next slot instead of waiting for the broadcast, and together they stay within 30/s."""
     enforcer = tg.enforce_sliding_window(global_limit=30, window=1.0, chat_limit=10, chat_window=1.0)
-    recipients = list(range(8001, 8091))
+    recipients = list(range(8001, 8151))
     user = Chat(tg, 8500)
     for chat in recipients:
         tg.add_user(chat)
@@ -228,6 +229,7 @@ async def test_replies_during_a_broadcast_share_its_limit_and_are_not_queued_beh
                 ahead.append(bulk_sent() - before)
             assert bulk_sent() < len(recipients), "the broadcast was still going"
             await tg.wait_until(lambda: bulk_sent() == len(recipients), timeout=20, what="the broadcast to finish")
-    assert max(ahead) <= 3, f"broadcast messages sent while each reply waited: {ahead}"
+    # Not queued behind the ~100 messages still to go: at most a few were sent while each reply was made.
+    assert max(ahead) <= 10, f"broadcast messages sent while each reply waited: {ahead}"
     assert enforcer.rejected == 0
     assert tracebacks(caplog) == []
