@@ -234,19 +234,25 @@ def invites(ctx: click.Context, fmt: str, bot_username: str | None) -> None:
     with _open_db(settings) as db:
         rows = list_invites(db)
     if fmt == "csv":
+        from bot.reports.excel import cell_text
+
+        if not username and rows:
+            click.echo(NO_USERNAME_WARNING, err=True)
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["uscc", "name", "code", "link"])
         for row in rows:
-            writer.writerow([row["uscc"], _csv_safe(row["name"]), row["code"], deep_link(username, row["code"]) if username else ""])
+            link = deep_link(username, row["code"]) if username else ""
+            writer.writerow([cell_text(v) for v in (row["uscc"], row["name"], row["code"], link)])
         return
     for row in rows:
         link = deep_link(username, row["code"]) if username else "(set --bot-username for links)"
         click.echo(f"{row['uscc']}  {format_invite_code(row['code'])}  {row['uses']}/{row['max_uses']}  {row['name']}  {link}")
 
 
-def _csv_safe(text: str) -> str:
-    """Keep a spreadsheet from reading user text as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+NO_USERNAME_WARNING = (
+    "Warning: the bot's username is unknown, so the link column is empty. Give --bot-username NAME "
+    "or set ZICHA_BOT_USERNAME (or BOT_TOKEN, to ask Telegram); staff can also send /start CODE to the bot."
+)
 
 
 def _bot_username(settings: Settings) -> str | None:
@@ -268,36 +274,197 @@ def _bot_username(settings: Settings) -> str | None:
         return None
 
 
+_EXPIRES_HELP = 'When the code stops working: a duration (14d, 12h, 2w) or a local date/time (2023-10-27 = through that day, "2023-10-27 18:00"). Default: never.'
+
+
+def _expires_option(text: str | None, settings: Settings) -> dt.datetime | None:
+    """--expires as a moment in ZICHA_TIMEZONE; None when not given."""
+    if text is None:
+        return None
+    from bot.core.invites import parse_expiry
+
+    try:
+        return parse_expiry(text, dt.datetime.now(settings.tz))
+    except ValueError as exc:
+        raise click.ClickException(f"--expires: {exc}") from None
+
+
+def _local_time(stored: str | None, settings: Settings) -> str:
+    if not stored:
+        return "never"
+    return f"{dt.datetime.fromisoformat(stored).astimezone(settings.tz):%Y-%m-%d %H:%M}"
+
+
 @invites.command("create")
 @click.argument("uscc")
 @click.option("--max-uses", default=5, show_default=True, help="How many staff may use the code.")
-def invites_create(uscc: str, max_uses: int) -> None:
+@click.option("--expires", default=None, metavar="WHEN", help=_EXPIRES_HELP)
+def invites_create(uscc: str, max_uses: int, expires: str | None) -> None:
     """Create another invite code for the institution with USCC."""
     from bot.core.invites import format_invite_code
     from bot.core.uscc import normalize_uscc
-    from storage.institutions import create_invite, get_institution_by_uscc
+    from storage.institutions import create_invite, get_institution_by_uscc, stored_time
 
-    with _open_db(_settings()) as db:
+    settings = _settings()
+    expires_at = _expires_option(expires, settings)
+    if max_uses < 1:
+        raise click.ClickException("--max-uses must be at least 1")
+    with _open_db(settings) as db:
         institution = get_institution_by_uscc(db, normalize_uscc(uscc))
         if institution is None:
             raise click.ClickException(f"No institution with USCC {uscc} (import the roster first).")
-        code = create_invite(db, institution.id, max_uses)
-    click.echo(f"{format_invite_code(code)}  ({institution.name}, up to {max_uses} staff)")
+        code = create_invite(db, institution.id, max_uses, expires_at=expires_at)
+    until = f", expires {_local_time(stored_time(expires_at), settings)}" if expires_at else ""
+    click.echo(f"{format_invite_code(code)}  ({institution.name}, up to {max_uses} staff{until})")
+
+
+@invites.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also revoked, expired and used-up codes.")
+def invites_list(show_all: bool) -> None:
+    """Every staff and regulator invite code: uses, expiry and state.
+
+    One line per code: kind (staff / regulator), code, uses/max, expiry (local time),
+    state (active, revoked, expired, used up), and the institution or the scope.
+    """
+    from bot.core.invites import format_invite_code
+    from storage.db import utcnow
+    from storage.institutions import invite_problem, list_invites
+    from storage.regulators import list_regulator_invites
+
+    settings = _settings()
+    now = utcnow()
+    labels = {None: "active", "revoked": "revoked", "expired": "expired", "used_up": "used up"}
+    lines: list[tuple[str, ...]] = []
+    with _open_db(settings) as db:
+        for row in list_invites(db, include_inactive=True):
+            problem = invite_problem(row, now)
+            if show_all or problem is None:
+                lines.append(("staff", format_invite_code(row["code"]), f"{row['uses']}/{row['max_uses']}",
+                              _local_time(row["expires_at"], settings), labels[problem and problem.value],
+                              f"{row['uscc']} {row['name']}"))  # fmt: skip
+        for invite in list_regulator_invites(db):
+            problem = invite.problem
+            if show_all or problem is None:
+                who = invite.scope.to_text() + (f" ({invite.name})" if invite.name else "")
+                lines.append(("regulator", format_invite_code(invite.code), f"{invite.uses}/{invite.max_uses}",
+                              _local_time(invite.expires_at, settings), labels[problem and problem.value], who))  # fmt: skip
+    if not lines:
+        click.echo("No invite codes." if show_all else "No usable invite codes (--all shows the others).")
+        return
+    click.echo(f"kind\tcode\tuses\texpires ({settings.tz.key})\tstate\tfor")
+    for line in lines:
+        click.echo("\t".join(line))
 
 
 @invites.command("revoke")
 @click.argument("code")
-def invites_revoke(code: str) -> None:
-    """Withdraw an invite CODE: nobody new can join with it (staff already joined stay)."""
-    from bot.core.invites import normalize_invite_code
-    from storage.institutions import revoke_invite
+@click.option("--remove-members", is_flag=True, help="Also remove the staff who joined with this code.")
+def invites_revoke(code: str, remove_members: bool) -> None:
+    """Withdraw an invite CODE (staff or regulator): nobody new can join with it.
+
+    Who already joined stays, unless --remove-members (staff codes): then every staff
+    member who joined with this code is removed too, from their next message on. A
+    regulator who joined with a code stays a regulator: `zicha regulator remove`.
+    """
+    from bot.core.invites import format_invite_code, normalize_invite_code
+    from storage.institutions import get_invite, members_of, remove_members_of_invite, revoke_invite
+    from storage.regulators import get_regulator_invite, revoke_regulator_invite
 
     normalized = normalize_invite_code(code)
+    if normalized is None:
+        raise click.ClickException(f"{code} is not an invite code.")
+    shown = format_invite_code(normalized)
     with _open_db(_settings()) as db:
-        revoked = normalized is not None and revoke_invite(db, normalized)
-    if not revoked:
-        raise click.ClickException(f"No active invite code {code}.")
-    click.echo(f"Revoked {code}.")
+        staff_invite = get_invite(db, normalized)
+        if staff_invite is not None:
+            revoked = revoke_invite(db, normalized)
+            if not revoked and not remove_members:
+                raise click.ClickException(f"{shown} was already revoked.")
+            removed = remove_members_of_invite(db, normalized, removed_by="cli") if remove_members else []
+            stay = sum(1 for m in members_of(db, staff_invite["institution_id"]) if m["invite_code"] == normalized)
+            click.echo(f"Revoked staff invite {shown}." if revoked else f"{shown} was already revoked.")
+            if remove_members:
+                click.echo(f"Removed {len(removed)} member(s) who joined with it: "
+                           + (", ".join(_member_label(m) for m in removed) or "none") + ".")  # fmt: skip
+            else:
+                click.echo(f"{stay} member(s) who joined with it stay (--remove-members removes them).")
+            return
+        if get_regulator_invite(db, normalized) is None:
+            raise click.ClickException(f"No invite code {shown}.")
+        if remove_members:
+            raise click.ClickException("--remove-members is for staff codes; remove a regulator with `zicha regulator remove`.")
+        if not revoke_regulator_invite(db, normalized):
+            raise click.ClickException(f"{shown} was already revoked.")
+        click.echo(f"Revoked regulator invite {shown}. Regulators who joined with it stay (`zicha regulator remove`).")
+
+
+def _member_label(member: dict[str, object]) -> str:
+    username = f" @{member['username']}" if member.get("username") else ""
+    return f"{member['telegram_id']} ({member['first_name'] or '-'}{username})"
+
+
+# --- staff of an institution (issue 12) ----------------------------------------------
+
+
+@cli.group()
+def staff() -> None:
+    """Staff bound to an institution: list them, remove one."""
+
+
+def _institution_or_fail(db: sqlite_utils.Database, uscc: str):  # type: ignore[no-untyped-def]
+    from bot.core.uscc import normalize_uscc
+    from storage.institutions import get_institution_by_uscc
+
+    institution = get_institution_by_uscc(db, normalize_uscc(uscc))
+    if institution is None:
+        raise click.ClickException(f"No institution with USCC {uscc}.")
+    return institution
+
+
+@staff.command("list")
+@click.argument("uscc")
+def staff_list(uscc: str) -> None:
+    """The staff bound to the institution with USCC: Telegram id, name, username, when
+    they joined and with which invite code."""
+    from bot.core.invites import format_invite_code
+    from storage.institutions import members_of
+
+    settings = _settings()
+    with _open_db(settings) as db:
+        institution = _institution_or_fail(db, uscc)
+        members = members_of(db, institution.id)
+    click.echo(f"{institution.name} ({institution.uscc}): {len(members)} staff member(s)")
+    if members:
+        click.echo(f"telegram_id\tname\tusername\tjoined ({settings.tz.key})\tinvite")
+    for m in members:
+        click.echo("\t".join((
+            str(m["telegram_id"]), m["first_name"] or "-", f"@{m['username']}" if m["username"] else "-",
+            _local_time(m["bound_at"], settings), format_invite_code(m["invite_code"]) if m["invite_code"] else "-",
+        )))  # fmt: skip
+
+
+@staff.command("remove")
+@click.argument("uscc")
+@click.argument("member")
+def staff_remove(uscc: str, member: str) -> None:
+    """Remove MEMBER (a Telegram user id, or @username) from the institution with USCC.
+
+    Takes effect at once: their next message or button press is refused. The answers
+    they gave stay with the institution. Naming the institution too guards against
+    removing someone from the wrong one. To let them back in, send them a new invite.
+    """
+    from storage.institutions import find_member, remove_member
+
+    with _open_db(_settings()) as db:
+        institution = _institution_or_fail(db, uscc)
+        found = find_member(db, institution.id, member)
+        if found is None:
+            raise click.ClickException(
+                f"{member} is not a staff member of {institution.name} (see `zicha staff list {institution.uscc}`)."
+            )
+        removed = remove_member(db, institution.id, found["telegram_id"], removed_by="cli")
+    assert removed is not None
+    click.echo(f"Removed {_member_label(removed)} from {institution.name} ({institution.uscc}).")
 
 
 # --- regulators ---------------------------------------------------------------------
@@ -366,7 +533,9 @@ def keys() -> None:
 
     Set ZICHA_SIGNING_KEY and ZICHA_SIGNING_CERT (PEM or DER files; optionally
     ZICHA_SIGNING_KEY_PASSWORD) to use your own, e.g. one issued to your regulator;
-    otherwise Zicha uses zicha-keys/ next to the database.
+    otherwise Zicha uses the folder ZICHA_KEYS_DIR, else zicha-keys/ next to the
+    database, except for a database inside a git checkout: then
+    $XDG_DATA_HOME/zicha/keys (~/.local/share/zicha/keys), out of the checkout.
     """
 
 
@@ -585,7 +754,8 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
 @click.option("--max-uses", default=1, show_default=True, help="How many people may become regulators with it.")
 @click.option("--name", default="", help="A name for the accounts it creates (bureau, person).")
 @click.option("--bot-username", envvar="ZICHA_BOT_USERNAME", help="The bot's @username, for the deep link.")
-def regulator_invite(scope_text: str, max_uses: int, name: str, bot_username: str | None) -> None:
+@click.option("--expires", default=None, metavar="WHEN", help=_EXPIRES_HELP)
+def regulator_invite(scope_text: str, max_uses: int, name: str, bot_username: str | None, expires: str | None) -> None:
     """Create a regulator invite code (and deep link) for a scope.
 
     Whoever opens the link sees the scope and confirms it before becoming a regulator.
@@ -601,10 +771,12 @@ def regulator_invite(scope_text: str, max_uses: int, name: str, bot_username: st
     if max_uses < 1:
         raise click.ClickException("--max-uses must be at least 1")
     settings = _settings()
+    expires_at = _expires_option(expires, settings)
     with _open_db(settings) as db:
-        code = create_regulator_invite(db, scope, name=name, max_uses=max_uses)
+        code = create_regulator_invite(db, scope, name=name, max_uses=max_uses, expires_at=expires_at)
     username = bot_username or _bot_username(settings)
-    click.echo(f"Regulator invite for {scope.to_text()} ({max_uses} use(s)): {format_invite_code(code)}")
+    until = f", expires {expires_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" if expires_at else ""
+    click.echo(f"Regulator invite for {scope.to_text()} ({max_uses} use(s){until}): {format_invite_code(code)}")
     click.echo(deep_link(username, code) if username else f"/start {code}  (set --bot-username for a link)")
 
 
@@ -648,15 +820,20 @@ def export_cmd(scope_text: str, output: Path) -> None:
 
 @cli.command("digest")
 @click.option("--send", is_flag=True, help="Queue the digests in the outbox (the running bot sends them).")
-@click.option("--dry-run", is_flag=True, help="Print the digests and write their files; record nothing (default).")
+@click.option("--dry-run", is_flag=True, help="Print the digests as plain text and build their files; record nothing (default).")
 @click.option("--telegram-id", type=int, default=None, help="Only this regulator.")
 @click.option("--final", is_flag=True, help="Build the final digest whatever the date.")
-def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) -> None:
+@click.option(
+    "-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="With --dry-run: keep the workbooks and charts in this folder (default: built, checked and deleted).",
+)  # fmt: skip
+def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, output: Path | None) -> None:
     """Build the regulators' completion digests now.
 
-    By default (or with --dry-run) prints each digest and writes its workbook and chart
-    without recording anything. --send queues the due digests in the outbox, once per
-    regulator and day, exactly as the daily job at ZICHA_DIGEST_TIME does.
+    By default (or with --dry-run) prints each digest as plain text and builds its
+    workbook and chart without recording anything (-o DIR keeps the files). --send
+    queues the due digests in the outbox, once per regulator and day, exactly as the
+    daily job at ZICHA_DIGEST_TIME does.
     """
     import datetime as dt
     import tempfile
@@ -686,15 +863,21 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) 
         regulators = [r for r in list_regulators(db) if telegram_id is None or r.telegram_id == telegram_id]
         if not regulators:
             click.echo("No regulators.")
-        out = Path(tempfile.mkdtemp(prefix="zicha-digest-"))
-        for r in regulators:
-            digest = build_digest(db, checklist, r.telegram_id, r.scope, now, "final" if final else None)  # type: ignore[arg-type]
-            locale = get_user_language(db, r.telegram_id) or settings.zicha_locale
-            text, _x, _p = render_digest(db, checklist, i18n, digest, locale)  # type: ignore[arg-type]
-            xlsx, png = prepare_digest_files(db, checklist, digest, now, out)  # type: ignore[arg-type]
-            click.echo(f"--- {digest.kind} digest for {r.telegram_id} ({r.scope.to_text()}) ---")
-            click.echo(text)
-            click.echo(f"[files: {xlsx} {png}]")
+        # Without -o the files are only built (so a dry run also tries the workbook and
+        # the chart) and removed with their temporary folder.
+        with tempfile.TemporaryDirectory(prefix="zicha-digest-") as tmp:
+            out = output if output is not None else Path(tmp)
+            for r in regulators:
+                digest = build_digest(db, checklist, r.telegram_id, r.scope, now, "final" if final else None)  # type: ignore[arg-type]
+                locale = get_user_language(db, r.telegram_id) or settings.zicha_locale
+                text, _x, _p = render_digest(db, checklist, i18n, digest, locale, html=False)  # type: ignore[arg-type]
+                xlsx, png = prepare_digest_files(db, checklist, digest, now, out)  # type: ignore[arg-type]
+                click.echo(f"--- {digest.kind} digest for {r.telegram_id} ({r.scope.to_text()}) ---")
+                click.echo(text)
+                if output is not None:
+                    click.echo(f"[files: {xlsx} {png}]")
+                else:
+                    click.echo(f"[files: {xlsx.name} ({xlsx.stat().st_size:,} bytes), {png.name} ({png.stat().st_size:,} bytes); -o DIR keeps them]")
 
 
 # --- operations (issue 6) ---
@@ -703,24 +886,27 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 def status(as_json: bool) -> None:
-    """Check the installation: database, the running bot and its scheduler, outbox backlog, CJK font.
+    """Check the installation: database, the running bot and its scheduler, outbox backlog, CJK font, disk space.
 
     Reads the heartbeat the running bot writes every ZICHA_HEARTBEAT_SECONDS. Exits 1
-    when something fails (the bot is not running, the database is damaged), else 0.
+    when something fails (the bot is not running, the database is damaged, the disk is
+    all but full), else 0; a warning (free space below ZICHA_DISK_WARN_MB, the database
+    above ZICHA_DB_WARN_MB) is shown but does not fail.
     """
     import json
 
-    from bot.ops.health import offline_health
+    from bot.ops.health import StorageLimits, offline_health
 
     settings = _settings()
     if not settings.zicha_db.exists():
         raise click.ClickException(f"No database at {settings.zicha_db}: check ZICHA_DB, or start the bot once to create it.")
     with _open_db(settings) as db:
-        report = offline_health(db, settings.zicha_heartbeat_seconds)
+        report = offline_health(db, settings.zicha_heartbeat_seconds, StorageLimits.from_settings(settings))
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     else:
-        click.echo(f"Zicha {'healthy' if report.healthy else 'UNHEALTHY'} ({settings.zicha_db})")
+        warned = f", {len(report.warnings)} warning(s)" if report.warnings else ""
+        click.echo(f"Zicha {'healthy' if report.healthy else 'UNHEALTHY'}{warned} ({settings.zicha_db})")
         for line in report.lines():
             click.echo(f"  {line}")
     if not report.healthy:
@@ -731,7 +917,8 @@ def status(as_json: bool) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace PATH if it exists.")
 def backup(path: Path, force: bool) -> None:
-    """Copy the live database to PATH (a file, or a folder for zicha-YYYYMMDD-HHMMSS.db).
+    """Copy the live database to PATH (a file, or a folder for zicha-YYYYMMDD-HHMMSS.db,
+    in ZICHA_TIMEZONE).
 
     Uses SQLite's online backup: safe while the bot runs. The copy is checked with
     PRAGMA integrity_check before it is put in place.
@@ -741,7 +928,7 @@ def backup(path: Path, force: bool) -> None:
 
     settings = _settings()
     try:
-        result = backup_db(settings.zicha_db, path, force=force)
+        result = backup_db(settings.zicha_db, path, force=force, tz=settings.tz)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Backed up {settings.zicha_db} to {result.path} ({result.size:,} bytes, {result.tables} tables, integrity ok).")
@@ -781,7 +968,7 @@ def restore(path: Path, force: bool) -> None:
                     f"The bot (pid {row[0]}) is using {db_path}: stop it first (e.g. systemctl stop zicha), or pass --force."
                 )
     try:
-        safety = restore_db(path, db_path)
+        safety = restore_db(path, db_path, tz=settings.tz)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     db = _open_db(settings)  # migrates a backup taken by an older version

@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     zicha_heartbeat_seconds: int = 30
     # --- regulators (issue 5): the daily completion digest, at this local time (HH:MM) ---
     zicha_digest_time: str = "08:30"
+    # --- uploads and disk (issue 12): evidence files of an item, paper-pledge files of a
+    # submission, everything of one institution (evidence + paper pledges); sizes in MB ---
+    zicha_upload_item_files: int = Field(default=10, ge=1, le=10_000)
+    zicha_upload_item_mb: float = Field(default=50.0, gt=0)
+    zicha_upload_submission_files: int = Field(default=5, ge=1, le=10_000)
+    zicha_upload_submission_mb: float = Field(default=40.0, gt=0)
+    zicha_upload_institution_files: int = Field(default=200, ge=1, le=1_000_000)
+    zicha_upload_institution_mb: float = Field(default=400.0, gt=0)
+    zicha_disk_warn_mb: float = Field(default=1024.0, ge=0)  # `zicha status` warns below this much free space
+    zicha_disk_fail_mb: float = Field(default=100.0, ge=0)  # ... and fails below this much
+    zicha_db_warn_mb: float = Field(default=2048.0, gt=0)  # ... and warns when the database grows past this
 
     @field_validator("bot_token")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlite_utils
 
@@ -22,10 +23,13 @@ from bot.core.interview import (
     clean_text,
     parse_target_date,
 )
+from bot.core import uploads
+from bot.core.uploads import UploadLimits
 from storage import answers as answer_store
+from storage import uploads as upload_store
 from storage.answers import SelfCheck
 from storage.institutions import Institution
-from storage.pledges import Submission, current_submission
+from storage.pledges import Submission, add_paper_pledge, current_submission
 
 
 class NotAllowed(Exception):
@@ -110,21 +114,31 @@ class Workspace:
         self._sync_status()
         return answer
 
-    def record_text(self, item_id: str, raw: str | None, *, by: int) -> Answer:
-        """The typed answer of a text item (validated against the item's pattern)."""
+    def record_text(self, item_id: str, raw: str | None, *, by: int, expected_rev: int | None = None) -> Answer:
+        """The typed answer of a text item (validated against the item's pattern).
+        ``expected_rev``: the revision shown with the question (StaleAnswer if it moved on)."""
         item = self.item(item_id)
         if item.kind != "text":
             raise NotAllowed(item_id)
         text = clean_text(raw, item.max_length, item.pattern)
         self._ensure_open()
-        answer = self._save(item_id, by=by, value=Choice.TEXT, text=text)
+        answer = self._save(item_id, by=by, expected_rev=expected_rev, value=Choice.TEXT, text=text)
         self._sync_status()
         return answer
 
     def record_followup(
-        self, item_id: str, followup: FollowUp, raw: str | None, *, by: int, today: dt.date
+        self,
+        item_id: str,
+        followup: FollowUp,
+        raw: str | None,
+        *,
+        by: int,
+        today: dt.date,
+        expected_rev: int | None = None,
     ) -> Answer:
-        """A typed follow-up (problem, measure, target date, correction) of an answer."""
+        """A typed follow-up (problem, measure, target date, correction) of an answer.
+        ``expected_rev``: the revision shown with the prompt; if a colleague saved the
+        answer since, StaleAnswer is raised and nothing is written (as for buttons)."""
         self.item(item_id)
         current = self.answer(item_id)
         expected = Choice.NO if followup is FollowUp.CORRECTION else Choice.NONCOMPLIANT
@@ -141,7 +155,7 @@ class Workspace:
         else:
             raise NotAllowed(str(followup))
         self._ensure_open()
-        answer = self._save(item_id, by=by, **changes)
+        answer = self._save(item_id, by=by, expected_rev=expected_rev, **changes)
         self._sync_status()
         return answer
 
@@ -155,10 +169,31 @@ class Workspace:
         self._sync_status()
         return answer
 
-    def add_evidence(self, item_id: str, *, by: int, **file: object) -> int:
+    def add_evidence(self, item_id: str, *, by: int, limits: UploadLimits | None = None, **file: object) -> int:
+        """Keep an evidence file (its Telegram id). With ``limits``: UploadRefused, and
+        nothing written, if it would exceed the item's or the institution's limit."""
         self.item(item_id)
         self._ensure_open()
+        if limits is not None:
+            size = file.get("file_size")
+            size = size if isinstance(size, int) else None
+            uploads.check(limits.item, upload_store.item_usage(self.db, self.selfcheck.id, item_id), size)
+            uploads.check(limits.institution, upload_store.institution_usage(self.db, self.institution.id), size)
         return answer_store.add_evidence(self.db, self.selfcheck.id, item_id, by=by, **file)  # type: ignore[arg-type]
+
+    def check_paper_pledge(self, submission: Submission, size: int | None, limits: UploadLimits) -> None:
+        """UploadRefused if a paper-pledge file of ``size`` bytes would exceed the
+        submission's or the institution's limit."""
+        uploads.check(limits.submission, upload_store.submission_usage(self.db, submission.id), size)
+        uploads.check(limits.institution, upload_store.institution_usage(self.db, self.institution.id), size)
+
+    def add_paper_pledge(
+        self, submission: Submission, content: bytes, *, by: int, limits: UploadLimits, **meta: Any
+    ) -> int:
+        """Attach the scan of the signed paper pledge, checked (again, now with its real
+        size) against the limits right before it is written."""
+        self.check_paper_pledge(submission, len(content), limits)
+        return add_paper_pledge(self.db, submission.id, content, by=by, **meta)
 
     def evidence_count(self, item_id: str) -> int:
         return len(answer_store.evidence_for(self.db, self.selfcheck.id, item_id))

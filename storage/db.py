@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
+from storage.files import private_file
 from storage.migrations import migrations
 
 
@@ -43,6 +44,10 @@ def open_db(path: str | os.PathLike[str] = "zicha.db", *, migrate: bool = True) 
         parent = Path(path).expanduser().resolve().parent
         if not parent.is_dir():
             raise DatabaseError(f"The folder for the database does not exist: {parent} (set ZICHA_DB to a writable path)")
+        try:
+            private_file(path)  # 0600 whatever the umask; SQLite gives -wal and -shm the same mode
+        except OSError:
+            pass  # a folder we may not write to: sqlite3 below says so in its own words
     try:
         # check_same_thread=False: the console chat and benchmarks hand the connection
         # between the event loop thread and worker threads, never concurrently.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -105,6 +106,14 @@ class InviteProblem(StrEnum):
     UNKNOWN = "unknown"
     REVOKED = "revoked"
     USED_UP = "used_up"
+    EXPIRED = "expired"
+
+
+def stored_time(moment: dt.datetime | None) -> str | None:
+    """A moment as stored (UTC ISO 8601, as ``utcnow``), so stored times compare as text."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 class InviteError(Exception):
@@ -114,13 +123,18 @@ class InviteError(Exception):
 
 
 def create_invite(
-    db: sqlite_utils.Database, institution_id: int, max_uses: int = DEFAULT_INVITE_USES, code: str | None = None
+    db: sqlite_utils.Database,
+    institution_id: int,
+    max_uses: int = DEFAULT_INVITE_USES,
+    code: str | None = None,
+    *,
+    expires_at: dt.datetime | None = None,
 ) -> str:
     code = code or new_invite_code()
     with db.atomic():
         db.execute(
-            "INSERT INTO invites (code, institution_id, max_uses, created_at) VALUES (?, ?, ?, ?)",
-            [code, institution_id, max_uses, utcnow()],
+            "INSERT INTO invites (code, institution_id, max_uses, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            [code, institution_id, max_uses, utcnow(), stored_time(expires_at)],
         )
     return code
 
@@ -131,8 +145,10 @@ def ensure_invites(db: sqlite_utils.Database, max_uses: int = DEFAULT_INVITE_USE
         db,
         """SELECT i.id FROM institutions i WHERE NOT EXISTS (
                SELECT 1 FROM invites v WHERE v.institution_id = i.id
-               AND v.revoked_at IS NULL AND v.uses < v.max_uses)
+               AND v.revoked_at IS NULL AND v.uses < v.max_uses
+               AND (v.expires_at IS NULL OR v.expires_at > ?))
            ORDER BY i.id""",
+        [utcnow()],
     )
     with db.atomic():
         for row in lacking:
@@ -141,16 +157,35 @@ def ensure_invites(db: sqlite_utils.Database, max_uses: int = DEFAULT_INVITE_USE
 
 
 def list_invites(db: sqlite_utils.Database, *, include_inactive: bool = False) -> list[dict[str, Any]]:
-    where = "" if include_inactive else "WHERE v.revoked_at IS NULL AND v.uses < v.max_uses"
+    """Staff invites with their institution; only usable ones unless ``include_inactive``."""
+    where = "" if include_inactive else "WHERE v.revoked_at IS NULL AND v.uses < v.max_uses AND (v.expires_at IS NULL OR v.expires_at > ?)"
     return query_rows(
         db,
-        f"""SELECT i.uscc, i.name, v.code, v.uses, v.max_uses, v.revoked_at, v.created_at
+        f"""SELECT i.uscc, i.name, v.code, v.uses, v.max_uses, v.revoked_at, v.created_at, v.expires_at
             FROM invites v JOIN institutions i ON i.id = v.institution_id {where}
             ORDER BY i.id, v.created_at""",
+        [] if include_inactive else [utcnow()],
     )
 
 
+def invite_problem(invite: dict[str, Any], now: str | None = None) -> InviteProblem | None:
+    """Why a stored invite row (staff or regulator) admits nobody, or None if it is usable."""
+    if invite["revoked_at"] is not None:
+        return InviteProblem.REVOKED
+    if invite["expires_at"] is not None and invite["expires_at"] <= (now or utcnow()):
+        return InviteProblem.EXPIRED
+    if invite["uses"] >= invite["max_uses"]:
+        return InviteProblem.USED_UP
+    return None
+
+
+def get_invite(db: sqlite_utils.Database, code: str) -> dict[str, Any] | None:
+    return query_one(db, "SELECT * FROM invites WHERE code = ?", [code])
+
+
 def revoke_invite(db: sqlite_utils.Database, code: str) -> bool:
+    """Stop a staff invite admitting anyone new. Staff who joined with it stay (see
+    ``remove_members_of_invite``)."""
     with db.atomic():
         cursor = db.execute(
             "UPDATE invites SET revoked_at = ? WHERE code = ? AND revoked_at IS NULL", [utcnow(), code]
@@ -160,19 +195,20 @@ def revoke_invite(db: sqlite_utils.Database, code: str) -> bool:
 
 def check_invite(db: sqlite_utils.Database, code: str) -> Institution:
     """The institution an invite code admits to; InviteError if it cannot be used."""
-    invite = query_one(db, "SELECT * FROM invites WHERE code = ?", [code])
+    invite = get_invite(db, code)
     if invite is None:
         raise InviteError(InviteProblem.UNKNOWN)
-    if invite["revoked_at"] is not None:
-        raise InviteError(InviteProblem.REVOKED)
-    if invite["uses"] >= invite["max_uses"]:
-        raise InviteError(InviteProblem.USED_UP)
+    problem = invite_problem(invite)
+    if problem is not None:
+        raise InviteError(problem)
     institution = get_institution(db, invite["institution_id"])
     assert institution is not None  # foreign key
     return institution
 
 
-def bind_member(db: sqlite_utils.Database, telegram_id: int, code: str, first_name: str = "") -> Institution:
+def bind_member(
+    db: sqlite_utils.Database, telegram_id: int, code: str, first_name: str = "", username: str | None = None
+) -> Institution:
     """Bind a Telegram user to the institution of an invite, spending one use of it.
 
     Re-binding with a code of the institution the user already belongs to spends nothing.
@@ -182,7 +218,7 @@ def bind_member(db: sqlite_utils.Database, telegram_id: int, code: str, first_na
         current = get_membership(db, telegram_id)
         if current is not None and current.id == institution.id:
             return institution
-        ensure_user(db, telegram_id, first_name)
+        ensure_user(db, telegram_id, first_name, username)  # the @username lets operators name them
         db.execute("UPDATE invites SET uses = uses + 1 WHERE code = ?", [code])
         db.execute(
             "INSERT INTO members (telegram_id, institution_id, invite_code, bound_at) VALUES (?, ?, ?, ?) "
@@ -206,9 +242,67 @@ def get_membership(db: sqlite_utils.Database, telegram_id: int) -> Institution |
 def members_of(db: sqlite_utils.Database, institution_id: int) -> list[dict[str, Any]]:
     return query_rows(
         db,
-        """SELECT m.telegram_id, u.first_name, u.username, m.bound_at FROM members m
+        """SELECT m.telegram_id, u.first_name, u.username, m.bound_at, m.invite_code FROM members m
            JOIN users u ON u.telegram_id = m.telegram_id WHERE m.institution_id = ? ORDER BY m.bound_at""",
         [institution_id],
+    )
+
+
+def find_member(db: sqlite_utils.Database, institution_id: int, who: str) -> dict[str, Any] | None:
+    """The member of this institution named by ``who``: a Telegram user id, or @username
+    (case-insensitive). None if no member of *this* institution matches."""
+    who = who.strip()
+    for member in members_of(db, institution_id):
+        if who.lstrip("-").isdigit() and int(who) == member["telegram_id"]:
+            return member
+        if who.startswith("@") and member["username"] and who[1:].lower() == member["username"].lower():
+            return member
+    return None
+
+
+def remove_member(
+    db: sqlite_utils.Database, institution_id: int, telegram_id: int, *, removed_by: str
+) -> dict[str, Any] | None:
+    """Unbind a member from this institution (their access ends with the next update) and
+    record who removed them. Their answers stay: they belong to the institution. Returns
+    the removed member, or None if they were not a member of this institution."""
+    with db.atomic():
+        member = query_one(
+            db,
+            """SELECT m.telegram_id, m.invite_code, m.bound_at, u.first_name, u.username FROM members m
+               JOIN users u ON u.telegram_id = m.telegram_id WHERE m.telegram_id = ? AND m.institution_id = ?""",
+            [telegram_id, institution_id],
+        )
+        if member is None:
+            return None
+        db.execute("DELETE FROM members WHERE telegram_id = ? AND institution_id = ?", [telegram_id, institution_id])
+        now = utcnow()
+        db.execute(
+            "INSERT INTO member_removals (telegram_id, institution_id, invite_code, bound_at, removed_at, removed_by) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [telegram_id, institution_id, member["invite_code"], member["bound_at"], now, removed_by],
+        )
+        # Reminders and broadcasts still waiting for them carry the institution's progress
+        # and news: they are not for someone removed (a delivery report counts them failed).
+        db.execute(
+            "UPDATE outbox SET status = 'failed', error = 'recipient removed from the institution', updated_at = ? "
+            "WHERE chat_id = ? AND status = 'pending' AND kind IN ('reminder', 'broadcast')",
+            [now, telegram_id],
+        )
+    return member
+
+
+def remove_members_of_invite(db: sqlite_utils.Database, code: str, *, removed_by: str) -> list[dict[str, Any]]:
+    """Remove every member who joined with this staff invite; returns them."""
+    with db.atomic():
+        rows = query_rows(db, "SELECT telegram_id, institution_id FROM members WHERE invite_code = ?", [code])
+        removed = [remove_member(db, r["institution_id"], r["telegram_id"], removed_by=removed_by) for r in rows]
+    return [m for m in removed if m is not None]
+
+
+def member_removals(db: sqlite_utils.Database, institution_id: int) -> list[dict[str, Any]]:
+    return query_rows(
+        db, "SELECT * FROM member_removals WHERE institution_id = ? ORDER BY removed_at", [institution_id]
     )
 
 

@@ -344,3 +344,40 @@ def m_issue6_heartbeat(db: sqlite_utils.Database) -> None:
         );
         """,
     )
+# --- access: removing staff, revoking and expiring invites (issue 12) ---
+
+
+@migrations()
+def m_issue12_invite_expiry(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- An optional end of validity for every invite (UTC ISO 8601, like every timestamp):
+        -- from then on the code admits nobody. NULL: valid until used up or revoked.
+        ALTER TABLE invites ADD COLUMN expires_at TEXT;
+        ALTER TABLE regulator_invites ADD COLUMN expires_at TEXT;
+        """,
+    )
+
+
+@migrations()
+def m_issue12_member_removals(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- Staff removed from an institution (the members row is deleted, so access ends at
+        -- the next update): who, from where, with which invite, and who removed them.
+        CREATE TABLE member_removals (
+            id INTEGER PRIMARY KEY,
+            telegram_id INTEGER NOT NULL,
+            institution_id INTEGER NOT NULL REFERENCES institutions(id),
+            invite_code TEXT,
+            bound_at TEXT NOT NULL,
+            removed_at TEXT NOT NULL,
+            removed_by TEXT NOT NULL          -- 'cli', or 'regulator:<telegram id>'
+        );
+        CREATE INDEX member_removals_institution ON member_removals(institution_id);
+        -- `zicha invites revoke CODE --remove-members` finds who joined with a code.
+        CREATE INDEX IF NOT EXISTS members_invite ON members(invite_code);
+        """,
+    )

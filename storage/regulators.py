@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import sqlite_utils
 
 from bot.core.scope import Scope
 from storage.db import query_one, query_rows, utcnow
+from storage.institutions import InviteProblem, invite_problem, stored_time
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,29 @@ class RegulatorInvite:
     max_uses: int
     uses: int
     revoked: bool
+    created_at: str = ""
+    expires_at: str | None = None  # UTC ISO 8601, as stored
+    revoked_at: str | None = None
+
+    @property
+    def problem(self) -> InviteProblem | None:
+        """Why it admits nobody (revoked, expired, used up), or None if it is usable."""
+        return invite_problem(
+            {"revoked_at": self.revoked_at, "expires_at": self.expires_at, "uses": self.uses, "max_uses": self.max_uses}
+        )
 
     @property
     def usable(self) -> bool:
-        return not self.revoked and self.uses < self.max_uses
+        return self.problem is None
 
 
 def create_regulator_invite(
-    db: sqlite_utils.Database, scope: Scope, *, name: str = "", max_uses: int = DEFAULT_REGULATOR_INVITE_USES
+    db: sqlite_utils.Database,
+    scope: Scope,
+    *,
+    name: str = "",
+    max_uses: int = DEFAULT_REGULATOR_INVITE_USES,
+    expires_at: dt.datetime | None = None,
 ) -> str:
     from bot.core.invites import new_invite_code
 
@@ -84,25 +101,35 @@ def create_regulator_invite(
     code = new_invite_code()
     with db.atomic():
         db.execute(
-            "INSERT INTO regulator_invites (code, scope, name, max_uses, created_at) VALUES (?, ?, ?, ?, ?)",
-            [code, scope.to_json(), name, max_uses, utcnow()],
+            "INSERT INTO regulator_invites (code, scope, name, max_uses, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [code, scope.to_json(), name, max_uses, utcnow(), stored_time(expires_at)],
         )
     return code
+
+
+def _regulator_invite(row: dict[str, object]) -> RegulatorInvite:
+    return RegulatorInvite(
+        code=str(row["code"]),
+        scope=Scope.from_json(str(row["scope"])),
+        name=str(row["name"]),
+        max_uses=int(row["max_uses"]),  # type: ignore[call-overload]
+        uses=int(row["uses"]),  # type: ignore[call-overload]
+        revoked=row["revoked_at"] is not None,
+        created_at=str(row["created_at"]),
+        expires_at=row["expires_at"],  # type: ignore[arg-type]
+        revoked_at=row["revoked_at"],  # type: ignore[arg-type]
+    )
 
 
 def get_regulator_invite(db: sqlite_utils.Database, code: str) -> RegulatorInvite | None:
     """The regulator invite with this canonical code (usable or not); None if there is none."""
     row = query_one(db, "SELECT * FROM regulator_invites WHERE code = ?", [code])
-    if row is None:
-        return None
-    return RegulatorInvite(
-        code=row["code"],
-        scope=Scope.from_json(row["scope"]),
-        name=row["name"],
-        max_uses=row["max_uses"],
-        uses=row["uses"],
-        revoked=row["revoked_at"] is not None,
-    )
+    return _regulator_invite(row) if row is not None else None
+
+
+def list_regulator_invites(db: sqlite_utils.Database) -> list[RegulatorInvite]:
+    """Every regulator invite, usable or not, oldest first."""
+    return [_regulator_invite(r) for r in query_rows(db, "SELECT * FROM regulator_invites ORDER BY created_at, code")]
 
 
 def redeem_regulator_invite(db: sqlite_utils.Database, code: str, telegram_id: int) -> Regulator | None:

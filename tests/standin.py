@@ -332,6 +332,22 @@ class Fault:
         return ApiError(self.status, self.description, retry_after=self.retry_after)
 
 
+@dataclass
+class DownloadFault:
+    """The next ``times`` downloads from the file endpoint fail: with HTTP ``status`` (a
+    plain-text body, as a proxy in front of Telegram sends), or, with ``disconnect``, by
+    closing the connection halfway through the body (a network error)."""
+
+    times: int
+    status: int = 502
+    disconnect: bool = False
+    hits: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.times - self.hits
+
+
 class Hold:
     """A call held open by the stand-in: see ``TelegramStandin.hold``."""
 
@@ -815,6 +831,7 @@ class TelegramStandin:
         self.request_delay: Callable[[str, dict[str, Any]], float] | None = None
         """Network jitter: seconds a request takes to "arrive" before it is counted by the rate limits and handled,
         e.g. ``tg.request_delay = lambda method, params: 0.015``; getUpdates is never delayed."""
+        self.download_faults: list[DownloadFault] = []
 
         self._messages: dict[int, list[BotMessage]] = {}
         self._by_id: dict[tuple[int, int], BotMessage] = {}
@@ -1145,6 +1162,13 @@ class TelegramStandin:
         self.interceptors.append(fault)
         return fault
 
+    def fail_downloads(self, times: int = 1, *, status: int = 502, disconnect: bool = False) -> DownloadFault:
+        """Make the next ``times`` requests to the file endpoint (``/file/bot<token>/<path>``) fail with HTTP
+        ``status``, or with ``disconnect`` by dropping the connection mid-body. getFile itself still works."""
+        fault = DownloadFault(times, status, disconnect)
+        self.download_faults.append(fault)
+        return fault
+
     def enforce_rate_limits(
         self,
         *,
@@ -1368,6 +1392,19 @@ class TelegramStandin:
         path = request.match_info["path"]
         params: dict[str, Any] = {"file_path": path}
         stored = next((f for f in self.files.values() if f.file_path == path), None)
+        fault = next((f for f in self.download_faults if f.remaining > 0), None)
+        if fault is not None and request.match_info["token"] == self.token and stored is not None:
+            fault.hits += 1
+            if fault.disconnect:
+                self._log("downloadFile", params, {}, 0, {"ok": False, "description": "connection dropped"}, started)
+                response = web.StreamResponse(headers={"Content-Length": str(len(stored.content) + 1024)})
+                await response.prepare(request)
+                await response.write(stored.content[:16])
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+            self._log("downloadFile", params, {}, fault.status, {"ok": False, "description": "Bad Gateway"}, started)
+            return web.Response(status=fault.status, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         if request.match_info["token"] != self.token:
             error = ApiError(401, "Unauthorized")
         elif stored is None:

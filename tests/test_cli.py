@@ -83,7 +83,7 @@ def test_checklist_commands(env: Path, tmp_path: Path) -> None:
     assert shown.exit_code == 0 and "机构基本信息" in shown.output and "(motor-vehicle)" not in shown.output
     shipped = Path(__file__).resolve().parents[1] / "checklists" / "samr-2023-national.toml"
     ok = runner.invoke(cli, ["checklist", "validate", str(shipped)])
-    assert ok.exit_code == 0 and "samr-2023-national 2023.1" in ok.output
+    assert ok.exit_code == 0 and "samr-2023-national 2023.2" in ok.output
     broken = tmp_path / "broken.toml"
     broken.write_text(
         '[checklist]\nid="x"\nversion="1"\ncampaign="2023"\nsource="s"\ntitle.zh_CN="t"\ntitle.en="t"\n'

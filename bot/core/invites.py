@@ -14,6 +14,7 @@ Hence:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 import unicodedata
@@ -78,3 +79,42 @@ def deep_link(bot_username: str, code: str) -> str:
     if not _USERNAME_RE.fullmatch(username):
         raise ValueError(f"not a Telegram bot username: {bot_username!r}")
     return f"https://t.me/{username}?start={_require_code(code)}"
+
+
+# --- expiry ------------------------------------------------------------------------
+
+_DURATION_RE = re.compile(r"(\d{1,4})\s*([dhw])")
+_DURATION_UNITS = {"h": dt.timedelta(hours=1), "d": dt.timedelta(days=1), "w": dt.timedelta(weeks=1)}
+MAX_VALIDITY = dt.timedelta(days=3 * 366)
+
+
+def parse_expiry(text: str, now: dt.datetime) -> dt.datetime:
+    """When an invite stops admitting anyone, from what an operator types.
+
+    ``14d``, ``12h``, ``2w``: that long from ``now``. ``2023-10-27``: valid through that
+    day, so it expires at the following midnight. ``2023-10-27 18:00``: at that time.
+    Dates and times are local to ``now``'s time zone (ZICHA_TIMEZONE). ValueError with
+    the reason for anything else, for a moment already past, or more than 3 years ahead.
+    """
+    raw = unicodedata.normalize("NFKC", text).strip().lower()
+    duration = _DURATION_RE.fullmatch(raw)
+    if duration:
+        moment = now + int(duration.group(1)) * _DURATION_UNITS[duration.group(2)]
+    else:
+        try:
+            if len(raw) == 10:
+                day = dt.date.fromisoformat(raw)
+                moment = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=now.tzinfo)
+            else:
+                moment = dt.datetime.fromisoformat(raw)
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=now.tzinfo)
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is neither a duration (14d, 12h, 2w) nor a date (2023-10-27) or time (2023-10-27 18:00)"
+            ) from None
+    if moment <= now:
+        raise ValueError(f"{text!r} is already past")
+    if moment - now > MAX_VALIDITY:
+        raise ValueError(f"{text!r} is more than 3 years ahead")
+    return moment

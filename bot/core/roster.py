@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core.fields import FIELDS, resolve_field
+from bot.core.spreadsheet import starts_like_formula, strip_invisible
 from bot.core.uscc import InvalidUSCC, validate_uscc
 
 ROSTER_COLUMNS: tuple[str, ...] = (
@@ -144,10 +145,10 @@ _PHONE_RE = re.compile(
 )
 # How Excel writes a long number it has turned into a float: 9.14403E+17.
 _SCIENTIFIC_RE = re.compile(r"\d(?:\.\d+)?E\+\d+", re.IGNORECASE)
-# Text starting with these is run as a formula when a CSV is opened in Excel
-# (CSV injection). No institution or person is named like that, so refuse it
-# here rather than exporting it later.
-_FORMULA_START = ("=", "+", "-", "@")
+# Text starting with = + - @ (also full-width, or behind invisible characters: see
+# bot/core/spreadsheet.py) is run as a formula when a CSV is opened in Excel (CSV
+# injection). No institution or person is named like that, so refuse it here rather
+# than exporting it later.
 
 
 @dataclass(frozen=True)
@@ -242,8 +243,9 @@ def _number_hint(text: str, was_number: bool) -> tuple[str, str]:
 
 
 def _collapse(text: str) -> str:
-    # Alt+Enter line breaks and doubled spaces inside a name are layout, not content.
-    return " ".join(text.split())
+    # Alt+Enter line breaks and doubled spaces inside a name are layout, not content;
+    # a zero-width space or byte-order mark at either end is a copy-and-paste leftover.
+    return strip_invisible(" ".join(text.split()))
 
 
 # --- per-column validators ---------------------------------------------------
@@ -260,10 +262,10 @@ def _check_name(text: str, column: str, limit: int, required: bool) -> str:
             f"过长：{len(name)}个字符，最多{limit}个",
             f"too long: {len(name)} characters, at most {limit}",
         )
-    if name.startswith(_FORMULA_START):
+    if starts_like_formula(name):
         raise _CellProblem(
-            "不能以 = + - @ 开头（会被 Excel 当作公式）",
-            "must not start with = + - @ (Excel would run it as a formula)",
+            "不能以 = + - @（含全角＝＋－＠）开头（会被 Excel 当作公式）",
+            "must not start with = + - @ or their full-width forms ＝ ＋ － ＠ (Excel would run it as a formula)",
         )
     return name
 

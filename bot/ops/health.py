@@ -2,7 +2,8 @@
 
 The same checks back the webhook server's ``GET /health`` (inside the bot) and
 ``zicha status`` (another process, which also reads the bot's heartbeat row). A check is
-``ok``, ``fail``, ``degraded`` (works with less: no CJK font) or ``not configured`` (a
+``ok``, ``fail``, ``degraded`` (works with less: no CJK font), ``warn`` (works, but the
+operator should act soon: little free disk, a large database) or ``not configured`` (a
 part this build does not have yet); only ``fail`` makes the whole unhealthy.
 """
 
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import shutil
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -19,7 +23,9 @@ import sqlite_utils
 from bot.ops.fonts import fonts_ok
 from bot.ops.lifecycle import scheduler_state
 
+MB = 1024 * 1024
 OK, FAIL, DEGRADED, NOT_CONFIGURED = "ok", "fail", "degraded", "not configured"
+WARN = "warn"  # works now, but needs the operator soon (disk filling up, a large database)
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,14 @@ class Health:
     def healthy(self) -> bool:
         return all(c.status != FAIL for c in self.checks)
 
+    @property
+    def warnings(self) -> list[str]:
+        return [c.name for c in self.checks if c.status == WARN]
+
     def as_json(self) -> dict[str, Any]:
         return {
             "healthy": self.healthy,
+            "warnings": self.warnings,
             "checks": {c.name: {"status": c.status, "detail": c.detail} for c in self.checks},
         }
 
@@ -114,14 +125,61 @@ def check_heartbeat(db: sqlite_utils.Database, interval: int, now: dt.datetime |
     return [bot, Check("scheduler", OK if scheduler == "running" else FAIL, scheduler)]
 
 
+@dataclass(frozen=True)
+class StorageLimits:
+    """When ``zicha status`` warns or fails about space (ZICHA_DISK_WARN_MB, ZICHA_DISK_FAIL_MB, ZICHA_DB_WARN_MB)."""
+
+    db_path: Path
+    disk_warn_mb: float = 1024.0
+    disk_fail_mb: float = 100.0
+    db_warn_mb: float = 2048.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> StorageLimits:
+        return cls(settings.zicha_db, settings.zicha_disk_warn_mb, settings.zicha_disk_fail_mb, settings.zicha_db_warn_mb)
+
+
+def _mb(size: float) -> str:
+    return f"{size / MB:,.0f} MB" if size >= 10 * MB else f"{size / MB:,.1f} MB"
+
+
+def check_storage(limits: StorageLimits, disk_usage: Callable[[Path], Any] = shutil.disk_usage) -> list[Check]:
+    """Free space on the database's file system, and the database's size (with its WAL):
+    a warning before writes start failing, so there is time to make room."""
+    folder = limits.db_path.resolve().parent
+    try:
+        free = disk_usage(folder).free
+    except OSError as exc:
+        disk = Check("disk", FAIL, f"cannot read the free space of {folder}: {exc}")
+    else:
+        if free < limits.disk_fail_mb * MB:
+            disk = Check("disk", FAIL, f"{_mb(free)} free in {folder}, below ZICHA_DISK_FAIL_MB ({limits.disk_fail_mb:g} MB): writes will fail soon; free space now (old backups, logs) or move the database")
+        elif free < limits.disk_warn_mb * MB:
+            disk = Check("disk", WARN, f"{_mb(free)} free in {folder}, below ZICHA_DISK_WARN_MB ({limits.disk_warn_mb:g} MB): make room before it fills up")
+        else:
+            disk = Check("disk", OK, f"{_mb(free)} free in {folder}")
+    size = 0
+    for path in (limits.db_path, limits.db_path.with_name(limits.db_path.name + "-wal")):
+        try:
+            size += path.stat().st_size
+        except OSError:
+            pass
+    if size > limits.db_warn_mb * MB:
+        database = Check("db size", WARN, f"{_mb(size)}, above ZICHA_DB_WARN_MB ({limits.db_warn_mb:g} MB): check the upload limits (ZICHA_UPLOAD_*) and the space for backups")
+    else:
+        database = Check("db size", OK, _mb(size))
+    return [disk, database]
+
+
 def live_health(app: Any) -> Health:
     """Inside the running bot (webhook ``/health``)."""
     return Health([check_database(app.db), check_scheduler_live(app), check_outbox(app.db)])
 
 
-def offline_health(db: sqlite_utils.Database, heartbeat_interval: int) -> Health:
+def offline_health(db: sqlite_utils.Database, heartbeat_interval: int, storage: StorageLimits | None = None) -> Health:
     """From the command line (``zicha status``)."""
     database = check_database(db, thorough=True)
+    space = check_storage(storage) if storage is not None else []
     if database.status == FAIL:
-        return Health([database])
-    return Health([database, *check_heartbeat(db, heartbeat_interval), check_outbox(db), check_fonts()])
+        return Health([database, *space])
+    return Health([database, *check_heartbeat(db, heartbeat_interval), check_outbox(db), check_fonts(), *space])

@@ -2,13 +2,17 @@
 
 A submission is one JSON document (sorted keys, no insignificant whitespace, UTF-8) made
 from the institution, every applicable item with its answer, the pledge text as shown,
-the signer and the moment of signing. Its SHA-256 is printed in the PDF and stored; the
+the signer and the moment of signing. The pledge is an official Chinese document: its
+text, the checklist's and the items' are Chinese whatever the signer's interface
+language; a signer using English also gets the English translation of the pledge
+(``translation``), for reference only. Its SHA-256 is printed in the PDF and stored; the
 PDF carries the JSON as an embedded file, so ``zicha verify`` can compare a PDF with the
 database without trusting anything but the signature and the stored digest.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -19,9 +23,11 @@ from typing import Any
 
 from bot.core.checklist import Checklist, Item
 from bot.core.interview import Answer, Choice, Interview, Progress, answer_fields
-from bot.pledge.text import Pledge
+from bot.pledge.text import AUTHORITATIVE, Pledge, PledgeText
 
-FORMAT = "zicha-pledge/1"
+# 2: Chinese text whatever the locale, a translation for others, the information-item count,
+# the preamble true to the rectifications.
+FORMAT = "zicha-pledge/2"
 
 ROLES = ("legal_representative", "top_manager")
 # A person's name as typed: long enough for any Chinese or foreign name with a title.
@@ -62,6 +68,53 @@ def _answer_json(item: Item, number: int, answer: Answer | None, locale: str, se
     }
 
 
+def totals(progress: Progress) -> dict[str, int]:
+    """The counts shown in the bot and the PDF; they add up: items = information +
+    compliant + non-compliant + not applicable (once every item is answered)."""
+    counts = progress.counts
+    return {
+        "items": progress.total,
+        "information": sum(counts.get(c, 0) for c in (Choice.YES, Choice.NO, Choice.TEXT)),
+        "compliant": counts.get(Choice.COMPLIANT, 0),
+        "noncompliant": counts.get(Choice.NONCOMPLIANT, 0),
+        "not_applicable": counts.get(Choice.NA, 0),
+        "open_rectifications": progress.open_rectifications,
+    }
+
+
+def information_count(totals: Mapping[str, int]) -> int:
+    """The information items of a totals block (older documents did not record them)."""
+    if "information" in totals:
+        return totals["information"]
+    return totals["items"] - totals["compliant"] - totals["noncompliant"] - totals["not_applicable"]
+
+
+def rectification_state(interview: Interview, answers: Mapping[str, Answer]) -> tuple[int, int, dt.date | None]:
+    """(problems found, rectifications still open, the latest target date of the open ones)."""
+    found = opened = 0
+    latest: dt.date | None = None
+    for item in interview.items:
+        answer = answers.get(item.id)
+        if answer is None or answer.value is not Choice.NONCOMPLIANT:
+            continue
+        found += 1
+        if answer.open_rectification:
+            opened += 1
+            if answer.target_date is not None and (latest is None or answer.target_date > latest):
+                latest = answer.target_date
+    return found, opened, latest
+
+
+def pledge_json(text: PledgeText, state: tuple[int, int, dt.date | None], locale: str) -> dict[str, Any]:
+    found, opened, latest = state
+    return {
+        "title": text.title,
+        "intro": text.preamble(found, opened, latest, locale),
+        "commitments": list(text.commitments),
+        "closing": text.closing,
+    }
+
+
 def content(
     *,
     checklist: Checklist,
@@ -75,16 +128,18 @@ def content(
     signer_role: str,
 ) -> dict[str, Any]:
     """Everything the signer confirms (no id, code or time yet): also what the preview
-    shows, so a change between preview and confirmation is detected by its digest."""
-    text = pledge.text(locale)
+    shows, so a change between preview and confirmation is detected by its digest.
+    ``locale`` is the signer's interface language; the document is Chinese."""
+    zh = AUTHORITATIVE
     items = [
-        _answer_json(item, n, answers.get(item.id), locale, checklist.section(item.section_id).title.get(locale))
+        _answer_json(item, n, answers.get(item.id), zh, checklist.section(item.section_id).title.get(zh))
         for n, item in enumerate(interview.items, 1)
     ]
-    counts = progress.counts
-    return {
+    state = rectification_state(interview, answers)
+    body: dict[str, Any] = {
         "format": FORMAT,
         "locale": locale,
+        "language": zh,
         "institution": {
             "name": institution.name,
             "uscc": institution.uscc,
@@ -97,26 +152,16 @@ def content(
             "id": checklist.id,
             "version": checklist.version,
             "fingerprint": checklist.fingerprint,
-            "title": checklist.title.get(locale),
+            "title": checklist.title.get(zh),
         },
         "items": items,
-        "totals": {
-            "items": progress.total,
-            "compliant": counts.get(Choice.COMPLIANT, 0),
-            "noncompliant": counts.get(Choice.NONCOMPLIANT, 0),
-            "not_applicable": counts.get(Choice.NA, 0),
-            "open_rectifications": progress.open_rectifications,
-        },
-        "pledge": {
-            "id": pledge.id,
-            "version": pledge.version,
-            "title": text.title,
-            "intro": text.intro,
-            "commitments": list(text.commitments),
-            "closing": text.closing,
-        },
+        "totals": totals(progress),
+        "pledge": {"id": pledge.id, "version": pledge.version, **pledge_json(pledge.text(zh), state, zh)},
         "signer": {"name": signer_name, "role": signer_role},
     }
+    if locale != zh and locale in pledge.texts:
+        body["translation"] = {"locale": locale, "pledge": pledge_json(pledge.text(locale), state, locale)}
+    return body
 
 
 def canonical_json(document: Mapping[str, Any]) -> str:

@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.i18n import format_date, format_datetime, format_number
-from bot.pledge.document import canonical_json, digest, format_code
+from bot.pledge.document import canonical_json, digest, format_code, information_count
 
 ATTACHMENT_NAME = "zicha-submission.json"
 # Fonts tried in order; the first with Chinese glyphs wins (fonts-noto-cjk provides both Noto ones).
@@ -67,8 +68,8 @@ def labels() -> dict[str, str]:
     """The document's fixed words, in the current gettext locale. Kept in Python (not in
     the template) so they are extracted and translated with the rest of the UI."""
     return {
-        "summary": _("Self-check summary"),
         "institution": _("Institution"),
+        "institution_name": _("Name of the institution"),
         "uscc": _("Unified social credit code"),
         "cma_cert": _("CMA certificate"),
         "fields": _("Fields"),
@@ -76,6 +77,17 @@ def labels() -> dict[str, str]:
         "province": _("Province"),
         "national": _("national"),
         "provincial": _("provincial"),
+        "pledger": _("Institution making the pledge (seal)"),
+        "seal": _("(seal of the institution)"),
+        "hand_signature": _("Signature of the legal representative or the authorized top manager"),
+        "hand_date": _("Date:"),
+        "date_blank": _("(year) (month) (day)"),
+        "e_record": _("Electronic signature record"),
+        "annex": _("Annex: self-check results"),
+        "checklist_title": _("Self-check table"),
+        "checklist_id": _("Self-check table ID"),
+        "checklist_version": _("Self-check table version"),
+        "pledge_version": _("Pledge version"),
         "results": _("Self-check results"),
         "number": _("No."),
         "item": _("Item"),
@@ -86,24 +98,24 @@ def labels() -> dict[str, str]:
         "status": _("Status"),
         "correction": _("Correction"),
         "totals": _("Totals"),
-        "items": _("Items"),
+        "items_total": _("Items in total"),
+        "information": _("Information items"),
         "compliant": _("Compliant"),
         "noncompliant": _("Non-compliant"),
         "na": _("Not applicable"),
+        "sum_rule": _("Items in total = information items + compliant + non-compliant + not applicable."),
         "yes": _("Yes, correct"),
         "no": _("No, needs correction"),
         "open_rectifications": _("Open rectifications"),
         "done": _("Rectified"),
         "in_progress": _("Rectification in progress"),
-        "target_date": _("target date {date}"),
-        "signature": _("Signature"),
+        "target_date": _("to be completed by {date}"),
         "signer": _("Signed by"),
         "role": _("Role"),
         "legal_representative": _("Legal representative"),
         "top_manager": _("Top manager (authorized)"),
         "signed_at": _("Date and time"),
         "pressed_by": _("Confirmed in Telegram by"),
-        "seal": _("Seal of the institution"),
         "verification": _("Verification"),
         "submission": _("Submission"),
         "code": _("Verification code"),
@@ -112,9 +124,41 @@ def labels() -> dict[str, str]:
             "This PDF is digitally signed. Regulators can check it with the command zicha verify, or by sending "
             "/verify and the code above to the Zicha bot."
         ),
-        "checklist": _("Checklist"),
-        "page": _("Page"),
+        "translation": _("Translation for reference only; the Chinese text above prevails."),
+        "page_of": _("Page {page} of {pages}"),
     }
+
+
+# The numbering of an official Chinese list: 一、二、三、…
+_CN_DIGITS = "零一二三四五六七八九"
+
+
+def cn_numeral(n: int) -> str:
+    """1 → 一, 10 → 十, 12 → 十二, 20 → 二十, 99 → 九十九 (a pledge has far fewer items)."""
+    if n < 10:
+        return _CN_DIGITS[n]
+    tens, ones = divmod(n, 10)
+    return ("" if tens == 1 else _CN_DIGITS[tens]) + "十" + (_CN_DIGITS[ones] if ones else "")
+
+
+def nobreak(text: str | None) -> Markup:
+    """Text whose words (numbers, codes, phone numbers) must not wrap inside: each
+    space-separated part is kept whole; a part too long for a line may still wrap."""
+    parts = (text or "").split(" ")
+    return Markup(" ").join(
+        Markup('<span class="nw">{}</span>').format(part) if len(part) <= 24 else escape(part) for part in parts
+    )
+
+
+def _css_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def page_counter(template: str) -> str:
+    """``Page {page} of {pages}`` as CSS content with the page counters."""
+    before, _sep, rest = template.partition("{page}")
+    middle, _sep, after = rest.partition("{pages}")
+    return f"{_css_string(before)} counter(page) {_css_string(middle)} counter(pages) {_css_string(after)}"
 
 
 def qr_svg(data: str) -> str:
@@ -133,37 +177,57 @@ def qr_payload(document: Mapping[str, Any]) -> str:
 
 
 def render_html(document: Mapping[str, Any], i18n: I18n, tz: zoneinfo.ZoneInfo) -> str:
-    locale = document["locale"]
-    with i18n.context(), i18n.use_locale(locale):
-        words = labels()
+    """The document in Chinese (its authoritative language), with the English translation
+    of the pledge after it when the signer used English. Documents of format 1 (signed
+    in one language throughout) still render, in that language."""
+    language = document.get("language") or document["locale"]
+    translation = document.get("translation")
+    with i18n.context():
+        with i18n.use_locale(language):
+            words = labels()
+            footer_pages = page_counter(words["page_of"])
+        words_tr: dict[str, str] = {}
+        if translation:
+            with i18n.use_locale(translation["locale"]):
+                words_tr = labels()
         from bot.core.fields import field_label
 
-        fields_sep = "、" if locale.startswith("zh") else ", "
-        fields = fields_sep.join(field_label(f, locale) for f in document["institution"]["fields"])
+        zh = language.startswith("zh")
+        fields_sep = "、" if zh else ", "
+        fields = fields_sep.join(field_label(f, language) for f in document["institution"]["fields"])
 
         def status_text(item: Mapping[str, Any]) -> str:
             if not item["rect_status"]:
                 return ""
             text = words[item["rect_status"]]
             if item["target_date"]:
-                date = format_date(dt.date.fromisoformat(item["target_date"]), locale)
-                text += " · " + words["target_date"].format(date=date)
+                date = format_date(dt.date.fromisoformat(item["target_date"]), language)
+                text += ("，" if zh else ", ") + words["target_date"].format(date=date)
             return text
 
+        totals = dict(document["totals"])
+        totals["information"] = information_count(totals)
         template = _environment().get_template("pledge.html")
         return template.render(
             d=document,
             t=words,
+            tr=words_tr,
+            translation=translation,
+            totals=totals,
             fields=fields,
             status_text=status_text,
-            signed_at=format_datetime(document["signed_at"], locale, tz),
+            signed_at=format_datetime(document["signed_at"], language, tz),
+            signed_at_tr=format_datetime(document["signed_at"], translation["locale"], tz) if translation else "",
             timezone=str(tz),
             code=format_code(document["verification_code"]),
             sha256=digest(document),
             qr=qr_svg(qr_payload(document)),
-            num=lambda n: format_number(n, locale),
-            lang="zh-CN" if locale.startswith("zh") else "en",
-            colon="：" if locale.startswith("zh") else ": ",
+            num=lambda n: format_number(n, language),
+            cn=cn_numeral if zh else str,
+            nb=nobreak,
+            footer_pages=footer_pages,
+            lang="zh-CN" if zh else "en",
+            colon="：" if zh else ": ",
             cjk_families=", ".join(f'"{f}"' for f in CJK_FAMILIES),
         )
 

@@ -1,8 +1,20 @@
 """The deployment's signing identity, PAdES signatures (pyHanko) and their verification.
 
 Key and certificate come from ZICHA_SIGNING_KEY and ZICHA_SIGNING_CERT (PEM or DER; a
-regulator's own certificate works as well), else from ``zicha-keys/`` next to the
-database, where ``zicha keys init`` (or the bot's first start) puts a self-signed pair.
+regulator's own certificate works as well), else from the keys folder, where ``zicha
+keys init`` (or the bot's first start) puts a self-signed pair. The keys folder is
+(``default_keys_dir``):
+
+1. ZICHA_KEYS_DIR, if set;
+2. ``zicha-keys/`` next to the database, if it already holds a key or certificate
+   (where every earlier version put them: existing deployments keep theirs);
+3. ``zicha-keys/`` next to the database when the database is outside a git checkout
+   (a deployment: /var/lib/zicha, the container's /data volume), so the key lives and
+   is backed up with the data it signs;
+4. otherwise — the database sits in a clone of the repository, as after the README's
+   first command — a per-user folder, ``$XDG_DATA_HOME/zicha/keys`` (by default
+   ``~/.local/share/zicha/keys``), so that a private key is never among a checkout's
+   files for ``git add`` to pick up.
 """
 
 from __future__ import annotations
@@ -19,6 +31,8 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.files import private_dir, private_file
 
 KEY_DIR = "zicha-keys"
 KEY_FILE = "signing-key.pem"
@@ -37,6 +51,7 @@ class SigningSettings(BaseSettings):
     zicha_signing_key: Path | None = None
     zicha_signing_cert: Path | None = None
     zicha_signing_key_password: SecretStr | None = None
+    zicha_keys_dir: Path | None = None  # where the default self-signed pair lives (see default_keys_dir)
 
 
 @dataclass(frozen=True)
@@ -54,8 +69,32 @@ def identity(settings: SigningSettings | None = None, db_path: Path | None = Non
         if not (settings.zicha_signing_key and settings.zicha_signing_cert):
             raise SigningError("ZICHA_SIGNING_KEY and ZICHA_SIGNING_CERT must be set together")
         return Identity(settings.zicha_signing_key, settings.zicha_signing_cert, password, True)
-    folder = Path(db_path or settings.zicha_db).expanduser().resolve().parent / KEY_DIR
+    folder = default_keys_dir(Path(db_path or settings.zicha_db), settings.zicha_keys_dir)
     return Identity(folder / KEY_FILE, folder / CERT_FILE, password, False)
+
+
+def _in_checkout(folder: Path) -> bool:
+    """True if ``folder`` is inside a git working tree (a ``.git`` folder, or the
+    ``.git`` file of a worktree, in it or above it)."""
+    return any((parent / ".git").exists() for parent in (folder, *folder.parents))
+
+
+def user_keys_dir() -> Path:
+    """``$XDG_DATA_HOME/zicha/keys``, by default ``~/.local/share/zicha/keys``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "zicha" / "keys"
+
+
+def default_keys_dir(db_path: Path, configured: Path | None = None) -> Path:
+    """The folder of the default key pair (the order is in the module's docstring)."""
+    if configured is not None and str(configured):
+        return configured.expanduser().resolve()
+    beside = db_path.expanduser().resolve().parent / KEY_DIR
+    if (beside / KEY_FILE).exists() or (beside / CERT_FILE).exists():
+        return beside
+    if not _in_checkout(beside.parent):
+        return beside
+    return user_keys_dir()
 
 
 def init_keys(ident: Identity, common_name: str = "Zicha pledge signing (self-signed)", *, force: bool = False) -> bool:
@@ -92,16 +131,18 @@ def init_keys(ident: Identity, common_name: str = "Zicha pledge signing (self-si
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    ident.key.parent.mkdir(parents=True, exist_ok=True)
-    ident.cert.parent.mkdir(parents=True, exist_ok=True)
+    for folder in {ident.key.parent, ident.cert.parent}:
+        if not folder.is_dir():
+            private_dir(folder)  # zicha-keys/: 0700 whatever the umask (an existing folder is the operator's)
     encryption = (
         serialization.BestAvailableEncryption(ident.password) if ident.password else serialization.NoEncryption()
     )
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    fd = os.open(ident.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    ident.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    for path, content in ((ident.key, pem), (ident.cert, cert.public_bytes(serialization.Encoding.PEM))):
+        private_file(path)  # 0600 whatever the umask, also when replacing (--force) an older file
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
     return True
 
 

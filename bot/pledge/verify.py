@@ -15,17 +15,14 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.core.checklist import load_checklists
-from bot.core.interview import Interview, answer_fields
+from bot.core.interview import answer_fields
 from bot.i18n import format_datetime
 from bot.pledge import document as doc
 from bot.pledge.render import ATTACHMENT_NAME
 from bot.pledge.signing import SigningSettings, check_signature, identity
-from bot.resources import data_dir
 from storage import pledges as store
 from storage.answers import load_answers
 from storage.db import query_one
-from storage.institutions import get_institution
 
 
 @dataclass
@@ -87,17 +84,9 @@ def verify_pdf(data: bytes, db: sqlite_utils.Database, settings: Any) -> Verdict
 
 def _changed_items(db: sqlite_utils.Database, submission: store.Submission, signed: dict[str, Any]) -> list[int]:
     """Items whose stored answers differ from the signed document (should never happen
-    while signed: the workspace refuses changes; this catches edits made around it)."""
-    institution = get_institution(db, submission.institution_id)
-    checklists = load_checklists(data_dir("checklists"))
-    checklist = checklists.get(signed["checklist"]["id"])
-    if institution is None or checklist is None:
-        return []
+    while signed: the workspace refuses changes; this catches edits made around it).
+    The signed items are compared by id, so a later checklist version (an item removed
+    or added) does not make an untouched signed submission look edited."""
     answers = load_answers(db, submission.selfcheck_id)
-    interview = Interview(checklist, institution.fields)
-    items = [
-        {"n": n, "id": item.id, **answer_fields(answers.get(item.id))} for n, item in enumerate(interview.items, 1)
-    ]
+    items = [{"n": i["n"], "id": i["id"], **answer_fields(answers.get(i["id"]))} for i in signed["items"]]
     return doc.items_differ(signed, {"items": items})
-
-

@@ -3,30 +3,45 @@
 Buttons that change an answer carry the self-check id, the checklist fingerprint and
 the revision the user saw, so a forged, foreign or stale press is recognised and
 changes nothing.
+
+Every number decoded from callback data is range-checked here, once, for every router:
+``Id`` (database ids and revisions, which SQLite stores as signed 64-bit integers) and
+``Page``. Data outside the range does not unpack, so the press matches no handler and
+gets the fallback router's "no longer valid" notice instead of reaching SQL.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
 
 from bot.core.interview import Choice, RectStatus
 
+SQLITE_MAX_INT = 2**63 - 1
+MAX_PAGE = 10_000
+
+Id = Annotated[int, Field(ge=0, le=SQLITE_MAX_INT)]
+"""A database id or a revision from callback data: what SQLite can store, never negative."""
+Page = Annotated[int, Field(ge=0, le=MAX_PAGE)]
+"""A page number from callback data."""
+
 
 class AnswerCb(CallbackData, prefix="a"):
-    sc: int
+    sc: Id
     item: str
     fp: str
-    rev: int
+    rev: Id
     choice: Choice
 
 
 class RectCb(CallbackData, prefix="r"):
-    sc: int
+    sc: Id
     item: str
     fp: str
-    rev: int
+    rev: Id
     status: RectStatus
 
 
@@ -44,13 +59,13 @@ class NavAction(StrEnum):
 
 class NavCb(CallbackData, prefix="n"):
     action: NavAction
-    sc: int
+    sc: Id
     item: str = ""
-    page: int = 0
+    page: Page = 0
 
 
 class SectionCb(CallbackData, prefix="s"):
-    sc: int
+    sc: Id
     section: str
 
 

@@ -49,7 +49,11 @@ class UserLanguageMiddleware(I18nMiddleware):
 class MembershipMiddleware(BaseMiddleware):
     """Puts who the user is into handler data: ``institution`` (the one they are bound
     to, or None) and ``regulator`` (their regulator account, or None). Routers admit
-    updates by these: staff routers need an institution, regulator routers a regulator."""
+    updates by these: staff routers need an institution, regulator routers a regulator.
+
+    Both are read from the database for every update and never cached: a member removed
+    (``zicha staff remove``, a regulator's button) or a regulator removed is refused from
+    their very next update on."""
 
     async def __call__(
         self,

@@ -14,15 +14,18 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from bot.core.checklist import Item
+from bot.core.interview import FollowUp
 from bot.i18n import format_datetime, format_number
-from bot.pledge.document import format_code
-from bot.pledge.text import PledgeText
+from bot.pledge.document import format_code, information_count, rectification_state
+from bot.pledge.text import AUTHORITATIVE, PledgeText
 from bot.selfcheck import Workspace
+from bot.telegram.callbacks import Id
 from bot.telegram.views import MAX_LIST_CHARS, View
 from storage.pledges import Submission
 
-# A long list of missing items is cut here (the review screen shows all of them).
-MISSING_SHOWN = 15
+# Each list of what keeps the pledge from being signed (unanswered; answered but lacking
+# details) is cut here, with "and N more" (the review screen shows all of them).
+MISSING_SHOWN = 8
 
 
 class PledgeAction(StrEnum):
@@ -37,8 +40,8 @@ class PledgeAction(StrEnum):
 
 class PledgeCb(CallbackData, prefix="p"):
     action: PledgeAction
-    sc: int
-    sub: int = 0  # the submission a PDF/revise button is about
+    sc: Id
+    sub: Id = 0  # the submission a PDF/revise button is about
     role: str = ""
     h: str = ""  # digest prefix of the previewed content (CONFIRM)
 
@@ -94,16 +97,18 @@ def cancel_row(sc: int) -> list[InlineKeyboardButton]:
     return [InlineKeyboardButton(text=_("Cancel"), callback_data=PledgeCb(action=PledgeAction.CANCEL, sc=sc).pack())]
 
 
-def pledge_block(text: PledgeText) -> str:
-    lines = [f"<b>{escape(text.title)}</b>", escape(text.intro)]
+def pledge_block(text: PledgeText, intro: str | None = None) -> str:
+    lines = [f"<b>{escape(text.title)}</b>", escape(intro if intro is not None else text.intro)]
     lines += [f"{n}. {escape(c)}" for n, c in enumerate(text.commitments, 1)]
     lines.append(escape(text.closing))
     return "\n".join(lines)
 
 
 def totals_lines(totals: dict[str, int], locale: str) -> list[str]:
+    """The counts; the four kinds add up to the number of items."""
     return [
         _("Items answered: {count}").format(count=format_number(totals["items"], locale)),
+        "• " + _("Information items: {count}").format(count=format_number(information_count(totals), locale)),
         "• " + _("Compliant: {count}").format(count=format_number(totals["compliant"], locale)),
         "• " + _("Non-compliant: {count}").format(count=format_number(totals["noncompliant"], locale)),
         "• " + _("Not applicable: {count}").format(count=format_number(totals["not_applicable"], locale)),
@@ -112,13 +117,20 @@ def totals_lines(totals: dict[str, int], locale: str) -> list[str]:
 
 
 def name_view(ws: Workspace, totals: dict[str, int], text: PledgeText, locale: str) -> View:
+    """The pledge as it will be signed: its preamble says what became of the problems
+    found. A signer using another language reads the translation, marked as such."""
+    found, opened, latest = rectification_state(ws.interview, ws.answers())
     parts = [
         "✍️ <b>" + _("Sign the pledge") + "</b>",
         escape(ws.institution.name),
         "",
         *totals_lines(totals, locale),
         "",
-        pledge_block(text),
+    ]
+    if locale != AUTHORITATIVE:
+        parts.append("<i>" + _("The pledge is signed in Chinese, as printed in the PDF; this translation is for reference only.") + "</i>")
+    parts += [
+        pledge_block(text, text.preamble(found, opened, latest, locale)),
         "",
         "<b>" + _("Who signs? Type the full name of the legal representative, or of the top manager authorized to sign.") + "</b>",
     ]
@@ -159,20 +171,49 @@ def confirm_view(ws: Workspace, name: str, role: str, totals: dict[str, int], di
     return View("\n".join(parts), InlineKeyboardMarkup(inline_keyboard=rows))
 
 
+def _followup_label(followup: FollowUp | None) -> str:
+    labels = {
+        FollowUp.PROBLEM: _("the problem"),
+        FollowUp.MEASURE: _("the rectification measure"),
+        FollowUp.STATUS: _("the rectification status"),
+        FollowUp.TARGET_DATE: _("the target date"),
+        FollowUp.CORRECTION: _("the correction"),
+    }
+    return labels[followup] if followup is not None else ""
+
+
+def _missing_lines(ws: Workspace, items: list[Item], locale: str, detail: Any = None) -> list[str]:
+    lines = []
+    for item in items[:MISSING_SHOWN]:
+        label = item.text.get(locale)
+        line = f"{ws.interview.position(item.id)}. {escape(label if len(label) <= 50 else label[:49] + '…')}"
+        if detail is not None:
+            line += " — " + _("missing: {what}").format(what=detail(item))
+        lines.append(line)
+    if len(items) > MISSING_SHOWN:
+        lines.append(_("… and {count} more").format(count=format_number(len(items) - MISSING_SHOWN, locale)))
+    return lines
+
+
 def missing_view(ws: Workspace, missing: list[Item], locale: str) -> View:
+    """Why the pledge cannot be signed: the unanswered items and the answered ones that
+    lack their details (an unfinished rectification record), each list with its count."""
     from bot.telegram.callbacks import NavAction, NavCb
 
+    answers = ws.answers()
+    unanswered = [item for item in missing if item.id not in answers]
+    incomplete = [item for item in missing if item.id in answers]
     lines = [
         "⚠️ " + _("The pledge cannot be signed yet: {count} item(s) are unanswered or lack their rectification details.").format(
             count=format_number(len(missing), locale)
         ),
-        "",
     ]
-    for item in missing[:MISSING_SHOWN]:
-        label = item.text.get(locale)
-        lines.append(f"{ws.interview.position(item.id)}. {escape(label if len(label) <= 60 else label[:59] + '…')}")
-    if len(missing) > MISSING_SHOWN:
-        lines.append("…")
+    if incomplete:
+        lines += ["", "<b>" + _("Answered, details missing: {count}").format(count=format_number(len(incomplete), locale)) + "</b>"]
+        lines += _missing_lines(ws, incomplete, locale, lambda item: _followup_label(answers[item.id].pending_followup))
+    if unanswered:
+        lines += ["", "<b>" + _("Unanswered: {count}").format(count=format_number(len(unanswered), locale)) + "</b>"]
+        lines += _missing_lines(ws, unanswered, locale)
     text = "\n".join(lines)
     if len(text) > MAX_LIST_CHARS:
         text = text[: text.rfind("\n", 0, MAX_LIST_CHARS)] + "\n…"
@@ -260,9 +301,9 @@ def verify_view(
         _("Signed on {date}, confirmed in Telegram by {user}").format(
             date=format_datetime(submission.signed_at, locale, tz), user=escape(signer_user)
         ),
-        _("Checklist {id} {version}; pledge {pledge} {pledge_version}").format(
+        _("Self-check table ID: {id}; version: {version}; pledge version: {pledge_version}").format(
             id=escape(document["checklist"]["id"]), version=escape(document["checklist"]["version"]),
-            pledge=escape(submission.pledge_id), pledge_version=escape(submission.pledge_version),
+            pledge_version=escape(submission.pledge_version),
         ),
         "",
         *totals_lines(totals, locale),

@@ -19,6 +19,8 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.core.checklist import Item
 from bot.core.fields import field_label
 from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, Progress, RectStatus, allowed_choices
+from bot.core.uploads import Scope as UploadScope
+from bot.core.uploads import UploadRefused
 from bot.i18n import format_date, format_number
 from bot.selfcheck import Workspace
 from bot.telegram.callbacks import AnswerCb, JoinCb, LangCb, NavAction, NavCb, RectCb, SectionCb
@@ -213,6 +215,17 @@ def followup_view(
     return View(intro + text, InlineKeyboardMarkup(inline_keyboard=[back]))
 
 
+def correction_recorded_text(answer: Answer) -> str:
+    """After staff typed the correct details of their institution: what happens next.
+    The correction is shown to the regulators of the institution (/institution, /status,
+    the digest and the workbook), who keep the roster."""
+    return _(
+        "Recorded: {text}\n"
+        "Your correction goes to the regulator, who keeps the roster of institutions; they will check it "
+        "and correct the details. Until then the details above stay as they are. You can continue the self-check."
+    ).format(text=f"<b>{escape(answer.text or '')}</b>")
+
+
 def example_date(today: dt.date) -> str:
     """A plausible target date to show as an example: a month from today."""
     return (today + dt.timedelta(days=30)).isoformat()
@@ -357,22 +370,18 @@ def progress_view(ws: Workspace, progress: Progress, locale: str) -> View:
 def summary_view(ws: Workspace, progress: Progress, locale: str, completed_at: dt.datetime | None) -> View:
     """Shown when every applicable item is answered. The signed pledge (a later feature)
     is offered from here: add its button in ``summary_keyboard``."""
-    counts = progress.counts
+    from bot.pledge.document import totals
+    from bot.telegram import pledge_views  # the signed pledge builds on this module
+
     lines = [
         "🎉 <b>" + _("Self-check complete") + "</b>",
         escape(ws.institution.name),
         "",
-        _("Items answered: {count}").format(count=format_number(progress.total, locale)),
-        "• " + _("Compliant: {count}").format(count=format_number(counts.get(Choice.COMPLIANT, 0), locale)),
-        "• " + _("Non-compliant: {count}").format(count=format_number(counts.get(Choice.NONCOMPLIANT, 0), locale)),
-        "• " + _("Not applicable: {count}").format(count=format_number(counts.get(Choice.NA, 0), locale)),
-        _("Open rectifications: {count}").format(count=format_number(progress.open_rectifications, locale)),
+        *pledge_views.totals_lines(totals(progress), locale),  # the same counts as the pledge
     ]
     if progress.noncompliant:
         lines += ["", "<b>" + _("Non-compliant items") + "</b>"]
         lines += [_item_line(ws, item, locale) for item in progress.noncompliant]
-    from bot.telegram import pledge_views  # the signed pledge builds on this module
-
     signed = pledge_views.summary_lines(ws, locale, completed_at)
     lines += ["", *signed] if signed else ["", _("You can still change any answer from the review screen.")]
     text = "\n".join(lines)
@@ -414,3 +423,58 @@ def language_view() -> View:
     kb.button(text="中文", callback_data=LangCb(locale="zh_CN"))
     kb.button(text="English", callback_data=LangCb(locale="en"))
     return View(_("Choose your language:"), kb.as_markup())
+
+
+def stale_typed_text(ws: Workspace, item: Item, followup: FollowUp | None, current: Answer | None, locale: str) -> str:
+    """A typed answer refused because a colleague saved the item after the prompt was
+    shown: what they saved for the part being typed (``followup``, or the text answer of a
+    text item), and that nothing was overwritten."""
+    number = format_number(ws.interview.position(item.id), locale)
+    text = _("A colleague saved item {number} while you were typing, so your message was not saved and nothing was overwritten.").format(number=number)
+    value: str | None = None
+    label = ""
+    if current is not None:
+        if followup is FollowUp.PROBLEM:
+            label, value = _("Problem"), current.problem
+        elif followup is FollowUp.MEASURE:
+            label, value = _("Rectification measure"), current.measure
+        elif followup is FollowUp.TARGET_DATE:
+            label, value = _("Target date"), format_date(current.target_date, locale) if current.target_date else None
+        else:  # the correction of a "no", or the answer of a text item
+            label, value = _("Entry"), current.text
+    if value:
+        text += "\n" + _("{label} now reads: {value}").format(label=label, value=escape(value))
+    text += "\n" + _("To replace it with yours, send your message again.")
+    return text
+
+
+def megabytes(size: int, locale: str) -> str:
+    """A size in MB for people: 20 MB, 0.5 MB."""
+    mb = size / (1024 * 1024)
+    return format_number(round(mb) if mb >= 10 else round(mb, 1), locale) + " MB"
+
+
+def upload_refused_text(exc: UploadRefused, locale: str, number: int | None = None) -> str:
+    """Why a file was not kept, what the limit is and what to do; files kept before stay."""
+    limit = exc.limit
+    files, size = format_number(limit.files, locale), megabytes(limit.bytes, locale)
+    if limit.scope is UploadScope.ITEM:
+        item = format_number(number or 0, locale)
+        if exc.by == "files":
+            text = _("Item {number} already has {files} evidence files, the most one item can have.").format(number=item, files=files)
+            hint = _("If more is needed, describe it in the problem text, or ask the authority that runs Zicha for you.")
+        else:
+            text = _("This file would bring the evidence of item {number} to more than {size}, the most one item can have.").format(number=item, size=size)
+            hint = _("Please send a smaller file, such as a photo or a compressed PDF.")
+    elif limit.scope is UploadScope.SUBMISSION:
+        if exc.by == "files":
+            text = _("This signed submission already has {files} paper-pledge files, the most it can have.").format(files=files)
+            hint = _("One clear scan or photo of the signed and sealed pledge is enough.")
+        else:
+            text = _("This file would bring the paper-pledge files of this submission to more than {size}, the most they can have.").format(size=size)
+            hint = _("Please send a smaller scan or a photo.")
+    else:
+        text = _("Your institution has reached its upload limit: {files} files or {size} in all.").format(files=files, size=size)
+        hint = _("If you really need to send more, please ask the authority that runs Zicha for you.")
+    kept = _("This file was not saved; the files sent before are kept.")
+    return f"{text} {kept}\n{hint}"

@@ -16,14 +16,18 @@ from bot.core.checklist import Checklist
 from bot.telegram.routers.common import not_invited_text
 from bot.telegram.routers.interview import Clock, resume, workspace
 from storage.institutions import Institution
+from storage.regulators import Regulator
 
 log = logging.getLogger(__name__)
 
 
 async def on_unknown_button(
-    query: CallbackQuery, institution: Institution | None, callback_answer: CallbackAnswer
+    query: CallbackQuery,
+    institution: Institution | None,
+    callback_answer: CallbackAnswer,
+    regulator: Regulator | None = None,
 ) -> None:
-    if institution is None:
+    if institution is None and regulator is None:
         callback_answer.text = _("Only invited staff can use these buttons. Send /start for help.")
         callback_answer.show_alert = True
     else:

@@ -18,8 +18,10 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
+from bot.config import Settings
 from bot.core.checklist import Checklist, Item
-from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, next_followup
+from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, RectStatus, next_followup
+from bot.core.uploads import UploadLimits, UploadRefused
 from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
 from bot.telegram import views
 from bot.telegram.callbacks import AnswerCb, NavAction, NavCb, RectCb, SectionCb
@@ -48,6 +50,19 @@ FOLLOWUP_STATES = {
 }
 STATE_FOLLOWUPS = {state.state: followup for followup, state in FOLLOWUP_STATES.items()}
 TYPED_FOLLOWUP_STATES = (Interview.problem, Interview.measure, Interview.target_date, Interview.correction)
+REV = "rev"
+"""FSM data: [item id, revision of its answer] when its question or prompt was shown."""
+
+
+def shown_rev(data: dict[str, Any], item_id: str) -> int | None:
+    """The revision kept with the prompt of ``item_id`` (None if none was kept for it, as
+    in a conversation from before revisions were kept: then the save is not checked)."""
+    kept = data.get(REV)
+    if isinstance(kept, list) and len(kept) == 2 and kept[0] == item_id:
+        rev = kept[1]
+        if isinstance(rev, int) and not isinstance(rev, bool):
+            return rev
+    return None
 
 
 # --- presenting screens ------------------------------------------------------------
@@ -60,7 +75,9 @@ async def present_item(
     evidence = ws.evidence_count(item.id) if answer is not None and answer.value is Choice.NONCOMPLIANT else 0
     view = views.question_view(ws, item, answer, ws.progress(), locale, guide=guide, evidence=evidence)
     await enter(state, Interview.question)
-    await show(event, view, state, data={"item": item.id, "guide": guide, "edit": False})
+    # The revision shown: a typed answer is saved only if the item is still at it.
+    rev = answer.rev if answer is not None else 0
+    await show(event, view, state, data={"item": item.id, "guide": guide, "edit": False, REV: [item.id, rev]})
 
 
 async def present_next(
@@ -94,7 +111,7 @@ async def present_followup(
 ) -> None:
     await enter(state, FOLLOWUP_STATES[followup])
     view = views.followup_view(ws, item, followup, answer, locale, clock().date(), editing=editing)
-    await show(event, view, state, data={"item": item.id, "edit": editing})
+    await show(event, view, state, data={"item": item.id, "edit": editing, REV: [item.id, answer.rev]})
 
 
 async def continue_after(
@@ -287,10 +304,27 @@ async def on_followup_text(
         await resume(message, ws, state, locale, clock)
         return
     followup = STATE_FOLLOWUPS[current_state]
-    editing = bool((await state.get_data()).get("edit"))
+    data = await state.get_data()
+    editing = bool(data.get("edit"))
     assert message.from_user is not None
     try:
-        answer = ws.record_followup(item.id, followup, message.text, by=message.from_user.id, today=clock().date())
+        answer = ws.record_followup(
+            item.id, followup, message.text, by=message.from_user.id, today=clock().date(), expected_rev=shown_rev(data, item.id)
+        )
+    except StaleAnswer as exc:
+        # A colleague saved this item after the prompt was shown: theirs stands.
+        await message.answer(views.stale_typed_text(ws, item, followup, exc.current, locale))
+        current = exc.current
+        expected = Choice.NO if followup is FollowUp.CORRECTION else Choice.NONCOMPLIANT
+        if (
+            current is not None
+            and current.value is expected
+            and (followup is not FollowUp.TARGET_DATE or current.rect_status is RectStatus.IN_PROGRESS)
+        ):
+            await present_followup(message, ws, item, followup, current, state, locale, clock, editing=editing)
+        else:
+            await present_item(message, ws, item, state, locale)
+        return
     except InvalidInput as exc:
         await message.answer(views.invalid_input_text(exc, locale, clock().date()))
         current = ws.answer(item.id)
@@ -306,6 +340,8 @@ async def on_followup_text(
         await message.answer(_("This item was changed in the meantime. Here is its current answer."))
         await present_item(message, ws, item, state, locale)
         return
+    if followup is FollowUp.CORRECTION:
+        await message.answer(views.correction_recorded_text(answer))
     await continue_after(message, ws, item, answer, state, locale, clock, after=followup, editing=editing)
 
 
@@ -326,7 +362,11 @@ async def on_question_text(
         await resume(message, ws, state, locale, clock)
         return
     try:
-        answer = ws.record_text(item.id, message.text, by=message.from_user.id)
+        answer = ws.record_text(item.id, message.text, by=message.from_user.id, expected_rev=shown_rev(await state.get_data(), item.id))
+    except StaleAnswer as exc:
+        await message.answer(views.stale_typed_text(ws, item, None, exc.current, locale))
+        await present_item(message, ws, item, state, locale)
+        return
     except Frozen as exc:
         await message.answer(frozen_text(exc.submission, locale, clock().tzinfo))
         await present_summary(message, ws, state, locale, clock)
@@ -349,6 +389,7 @@ async def on_evidence(
     state: FSMContext,
     locale: str,
     clock: Clock,
+    settings: Settings,
 ) -> None:
     ws = workspace(db, checklist, institution)
     item = await current_item(ws, state)
@@ -361,35 +402,42 @@ async def on_evidence(
     if signed is not None:  # read-only while signed; add_evidence would raise Frozen
         await message.answer(frozen_text(signed, locale, clock().tzinfo))
         return
-    if message.photo:
-        photo = message.photo[-1]  # the largest size Telegram made
-        ws.add_evidence(
-            item.id,
-            by=message.from_user.id,
-            kind="photo",
-            file_id=photo.file_id,
-            file_unique_id=photo.file_unique_id,
-            file_size=photo.file_size,
-            mime_type="image/jpeg",
-        )
+    limits = UploadLimits.from_settings(settings)
+    try:
+        if message.photo:
+            photo = message.photo[-1]  # the largest size Telegram made
+            ws.add_evidence(
+                item.id,
+                by=message.from_user.id,
+                limits=limits,
+                kind="photo",
+                file_id=photo.file_id,
+                file_unique_id=photo.file_unique_id,
+                file_size=photo.file_size,
+                mime_type="image/jpeg",
+            )
+        else:
+            document = message.document
+            assert document is not None
+            ws.add_evidence(
+                item.id,
+                by=message.from_user.id,
+                limits=limits,
+                kind="document",
+                file_id=document.file_id,
+                file_unique_id=document.file_unique_id,
+                file_name=document.file_name,
+                mime_type=document.mime_type,
+                file_size=document.file_size,
+            )
+    except UploadRefused as exc:
+        await message.answer(views.upload_refused_text(exc, locale, ws.interview.position(item.id)))
     else:
-        document = message.document
-        assert document is not None
-        ws.add_evidence(
-            item.id,
-            by=message.from_user.id,
-            kind="document",
-            file_id=document.file_id,
-            file_unique_id=document.file_unique_id,
-            file_name=document.file_name,
-            mime_type=document.mime_type,
-            file_size=document.file_size,
+        await message.answer(
+            _("Evidence saved for item {number} ({count} file(s) so far).").format(
+                number=ws.interview.position(item.id), count=ws.evidence_count(item.id)
+            )
         )
-    await message.answer(
-        _("Evidence saved for item {number} ({count} file(s) so far).").format(
-            number=ws.interview.position(item.id), count=ws.evidence_count(item.id)
-        )
-    )
     current_state = await state.get_state()
     followup = STATE_FOLLOWUPS.get(current_state or "")
     editing = bool((await state.get_data()).get("edit"))

@@ -34,6 +34,7 @@ def invite_problem_text(problem: InviteProblem) -> str:
         InviteProblem.USED_UP: _(
             "This invite has already been used by as many staff as it allows. Please ask your regulator for another."
         ),
+        InviteProblem.EXPIRED: _("This invite has expired. Please ask your regulator for a new one."),
     }[problem]
 
 
@@ -54,10 +55,10 @@ async def cmd_start_with_code(
     # Regulator invites (issue 5) share the code format; their scope is confirmed first.
     regulator_invite = get_regulator_invite(db, code)
     if regulator_invite is not None:
-        if regulator_invite.usable:
+        problem = regulator_invite.problem
+        if problem is None:
             await regulator_router.offer_regulator_invite(message, regulator_invite, state, locale)
         else:
-            problem = InviteProblem.REVOKED if regulator_invite.revoked else InviteProblem.USED_UP
             await message.answer(invite_problem_text(problem))
         return
     try:
@@ -94,7 +95,7 @@ async def on_join(
         await edit_or_send(query, views.View(_("Nothing was changed. If the invite was meant for you, ask your regulator to check it.")))
         return
     try:
-        institution = bind_member(db, query.from_user.id, code, query.from_user.first_name)
+        institution = bind_member(db, query.from_user.id, code, query.from_user.first_name, query.from_user.username)
     except InviteError as exc:
         await state.set_state(None)
         await edit_or_send(query, views.View(invite_problem_text(exc.problem)))

@@ -12,9 +12,16 @@ import asyncio
 import logging
 from typing import Any
 
+import aiohttp
 import sqlite_utils
 from aiogram import Bot, F, Router
-from aiogram.exceptions import ClientDecodeError, TelegramAPIError
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -26,6 +33,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.config import Settings
 from bot.core.checklist import Checklist
 from bot.core.interview import InvalidInput, clean_text
+from bot.core.uploads import UploadLimits, UploadRefused
 from bot.pledge import document as doc
 from bot.pledge.render import NO_CJK_FONT, FontMissing, cjk_font_available
 from bot.pledge.signing import SigningError, SigningSettings, identity, init_keys
@@ -46,6 +54,56 @@ log = logging.getLogger(__name__)
 
 # Telegram lets bots download files up to 20 MB; a phone photo or a scanned page is far less.
 MAX_PAPER_BYTES = 20 * 1024 * 1024
+# A download that meets a 5xx, a flood wait or a network error is tried this often, waiting
+# DOWNLOAD_BACKOFF seconds before the second attempt and twice as long before each next one.
+DOWNLOAD_ATTEMPTS = 3
+DOWNLOAD_BACKOFF = 1.0
+MAX_DOWNLOAD_WAIT = 10.0  # a longer retry_after is not waited for: the user is asked to send again
+
+
+class DownloadFailed(Exception):
+    """A file could not be fetched from Telegram. ``transient``: it may work later (5xx,
+    network), as opposed to a refusal such as "file is too big"."""
+
+    def __init__(self, reason: str, *, transient: bool, attempts: int = 1) -> None:
+        super().__init__(reason)
+        self.transient = transient
+        self.attempts = attempts
+
+
+async def download_file(bot: Bot, file_id: str) -> bytes:
+    """The bytes of a file a user sent, retrying transient failures (a 502 from the file
+    endpoint, a dropped connection, a timeout, a flood wait) with backoff."""
+    delay = DOWNLOAD_BACKOFF
+    reason = ""
+    attempt = 0
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        wait = delay
+        try:
+            content = await bot.download(file_id)
+        except TelegramRetryAfter as exc:
+            reason, wait = type(exc).__name__, float(exc.retry_after)
+            if wait > MAX_DOWNLOAD_WAIT:
+                break
+        except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as exc:
+            reason = type(exc).__name__
+        except TelegramAPIError as exc:  # 400 "file is too big", 404...: trying again will not help
+            raise DownloadFailed(type(exc).__name__, transient=False) from exc
+        except aiohttp.ClientResponseError as exc:  # the file endpoint answered with an HTTP error
+            if exc.status < 500 and exc.status not in (408, 429):
+                raise DownloadFailed(f"HTTP {exc.status}", transient=False) from exc
+            reason = f"HTTP {exc.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            reason = type(exc).__name__
+        else:
+            if content is None:
+                raise DownloadFailed("no content", transient=False)
+            return content.getvalue()
+        log.warning("download attempt %s of %s failed: %s", attempt, DOWNLOAD_ATTEMPTS, reason)
+        if attempt < DOWNLOAD_ATTEMPTS:
+            await asyncio.sleep(wait)
+            delay *= 2
+    raise DownloadFailed(reason, transient=True, attempts=attempt)
 
 
 class Signing(StatesGroup):
@@ -328,6 +386,7 @@ async def on_revise_ok(
 
 async def on_paper(
     message: Message, db: sqlite_utils.Database, checklist: Checklist, institution: Institution, bot: Bot,
+    locale: str, settings: Settings,
 ) -> None:  # fmt: skip
     """A scan or photo of the paper pledge (signed and sealed), kept with the submission."""
     ws = workspace(db, checklist, institution)
@@ -348,17 +407,35 @@ async def on_paper(
     if size is not None and size > MAX_PAPER_BYTES:
         await message.answer(_("This file is too large (over 20 MB). Please send a smaller scan or a photo."))
         return
+    limits = UploadLimits.from_settings(settings)
     try:
-        content = await bot.download(file_id)
-    except TelegramAPIError as exc:
-        log.warning("could not download a paper pledge: %s", type(exc).__name__)
-        await message.answer(_("The file could not be downloaded from Telegram. Please send it again."))
+        ws.check_paper_pledge(submission, size, limits)  # before downloading it
+    except UploadRefused as exc:
+        await message.answer(views.upload_refused_text(exc, locale))
         return
-    assert content is not None
-    store.add_paper_pledge(
-        db, submission.id, content.getvalue(), by=message.from_user.id, file_name=name, mime_type=mime,
-        telegram_file_id=file_id, file_unique_id=unique,
-    )  # fmt: skip
+    try:
+        content = await download_file(bot, file_id)
+    except DownloadFailed as exc:
+        log.warning("could not download a paper pledge: %s", exc)
+        if exc.transient:
+            await message.answer(
+                _("Telegram did not deliver the file just now (tried {attempts} times). Nothing was lost: the signed submission and the files attached before are unchanged. Please send the file again in a few minutes.").format(attempts=exc.attempts)
+            )
+        else:
+            await message.answer(_("The file could not be downloaded from Telegram. Please send it again."))
+        return
+    current = ws.submission()
+    if current is None or current.id != submission.id:  # revised while downloading
+        await message.answer(_("The pledge is not signed (any more), so the file was not attached. Send /pledge to see where things stand."))
+        return
+    try:
+        ws.add_paper_pledge(
+            submission, content, by=message.from_user.id, limits=limits, file_name=name, mime_type=mime,
+            telegram_file_id=file_id, file_unique_id=unique,
+        )  # fmt: skip
+    except UploadRefused as exc:  # the real size, or a colleague's file that arrived meanwhile
+        await message.answer(views.upload_refused_text(exc, locale))
+        return
     count = len(store.paper_pledges(db, submission.id))
     await message.answer(
         _("The paper pledge was attached to the signed submission {code} ({count} file(s) so far).").format(

@@ -45,7 +45,9 @@ from bot.config import Settings
 from bot.core.checklist import Checklist
 from bot.core.fields import field_label
 from bot.core.interview import Interview, RectStatus
+from bot.core.scope import Scope
 from bot.i18n import format_date, format_datetime
+from bot.reports.items import CONTACT_ITEM_IDS, confirm_item_ids, item_heading
 from bot.reports.status import (
     InstitutionStatus,
     Status,
@@ -56,11 +58,20 @@ from bot.reports.status import (
     institution_in_scope,
     institution_statuses,
 )
+from bot.telegram.callbacks import Id, Page
 from bot.telegram.screen import edit_or_send
 from bot.telegram.views import MAX_LIST_CHARS, View, progress_bar
 from storage.answers import load_answers
-from storage.institutions import Institution, get_institution, get_membership, get_user_language, members_of
+from storage.institutions import (
+    Institution,
+    get_institution,
+    get_membership,
+    get_user_language,
+    members_of,
+    remove_member,
+)
 from storage.regulators import Regulator, RegulatorInvite, list_regulators, redeem_regulator_invite
+from storage.reports import pending_corrections
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +81,40 @@ PENDING_REGULATOR_CODE = "regjoin"
 
 
 class OverduePageCb(CallbackData, prefix="rgo"):
-    page: int
+    page: Page
 
 
 class InstitutionCb(CallbackData, prefix="rgi"):
-    id: int
+    id: Id
 
 
 class RegulatorJoinCb(CallbackData, prefix="rgj"):
     confirm: bool
+
+
+class StaffCb(CallbackData, prefix="rgs"):
+    """Show the staff of an institution (re-checked against the regulator's scope)."""
+
+    id: int
+
+
+class StaffRemoveCb(CallbackData, prefix="rgr"):
+    """Remove one staff member: ``ok=False`` asks for confirmation, ``ok=True`` removes."""
+
+    id: int
+    member: int
+    ok: bool = False
+
+
+# Ids from callback data reach SQLite, whose integers are 64-bit: anything else is forged.
+_MAX_ID = 2**63 - 1
+
+
+def _sane_ids(*ids: int) -> bool:
+    return all(0 < i <= _MAX_ID for i in ids)
+
+
+STAFF_BUTTONS = 20
 
 
 class RegulatorJoin(StatesGroup):
@@ -161,7 +197,12 @@ def _tally_line(label: str, tally: Tally) -> str:
     return f"{escape(label)} {progress_bar(tally.completed, tally.total)} {pct}% ({tally.completed}/{tally.total})"
 
 
-def status_view(report: StatusReport, locale: str) -> View:
+def corrections_line(count: int) -> str:
+    """For /status and the digest: institutions whose staff asked to correct their details."""
+    return _("Details to correct (asked by staff, see /institution or the workbook): {count}").format(count=count)
+
+
+def status_view(report: StatusReport, locale: str, *, corrections: int = 0) -> View:
     t = report.totals
     lines = [_("<b>Self-check status</b> · {scope}").format(scope=escape(report.scope.describe(locale)))]
     if report.deadline is not None:
@@ -175,6 +216,8 @@ def status_view(report: StatusReport, locale: str) -> View:
     ]
     if report.past_deadline:
         lines.append(_("Overdue: {count}").format(count=t.overdue))
+    if corrections:
+        lines.append("⚠️ " + corrections_line(corrections))
     lines += ["", _("Bars: finished or signed.")]
     if report.by_province:
         lines += ["", _("<b>By province</b>")]
@@ -256,6 +299,9 @@ def institution_view(
     lines.append(_("Staff bound: {count}").format(count=len(staff)) + (f" ({names})" if names else ""))
     interview = Interview(checklist, institution.fields)
     answers = load_answers(db, status.selfcheck_id) if status.selfcheck_id is not None else {}
+    contact = [answers[i].text for i in CONTACT_ITEM_IDS if i in answers and answers[i].text]
+    if contact:
+        lines.append(_("Self-check contact: {contact}").format(contact=escape(", ".join(contact))))  # type: ignore[arg-type]
     progress = interview.progress(answers)
     lines.append(
         _("Progress: {bar} {done}/{total}").format(
@@ -266,6 +312,23 @@ def institution_view(
         lines.append(_("Pledge: signed on {when}").format(when=format_datetime(status.signed_at, locale, settings.tz)))
     else:
         lines.append(_("Pledge: not signed"))
+    corrections = pending_corrections(
+        db, checklist.id, confirm_item_ids(checklist), Scope(national=True), institution_id=institution.id
+    )  # the caller has checked the scope
+    for correction in corrections:
+        lines += [
+            "",
+            "⚠️ "
+            + _("<b>Details to correct</b> (asked on {when}): {text}").format(
+                when=format_datetime(correction.updated_at, locale, settings.tz), text=escape(correction.text)
+            ),
+            _("Check them, correct the roster (zicha roster import) and ask the staff to confirm the details again."),
+        ]
+    markup = None
+    if staff:
+        builder = InlineKeyboardBuilder()
+        builder.button(text=_("👥 Staff ({count})").format(count=len(staff)), callback_data=StaffCb(id=institution.id))
+        markup = builder.as_markup()
     if progress.noncompliant:
         lines += ["", _("<b>Non-compliant items ({count})</b>").format(count=len(progress.noncompliant))]
         body: list[str] = []
@@ -282,7 +345,8 @@ def institution_view(
             problem = answer.problem or "—"
             if len(problem) > 120:
                 problem = problem[:119] + "…"
-            body.append(f"• <code>{escape(item.id)}</code> {escape(problem)} — {escape(rect)}")
+            heading = item_heading(interview.position(item.id), item, locale)
+            body.append(f"• <b>{escape(heading)}</b>: {escape(problem)} — {escape(rect)}")
         shown = ""
         for n, line in enumerate(body):
             if len(shown) + len(line) > MAX_LIST_CHARS:
@@ -290,7 +354,53 @@ def institution_view(
                 break
             shown += ("\n" if shown else "") + line
         lines.append(shown)
-    return View("\n".join(lines))
+    return View("\n".join(lines), markup)
+
+
+def _member_name(member: dict[str, Any]) -> str:
+    name = member["first_name"] or str(member["telegram_id"])
+    return name + (f" @{member['username']}" if member["username"] else "")
+
+
+def staff_view(institution: Institution, staff: list[dict[str, Any]], settings: Settings, locale: str) -> View:
+    lines = [
+        _("<b>Staff of {name}</b> ({count})").format(name=escape(institution.name), count=len(staff)),
+    ]
+    for m in staff:
+        lines.append(
+            _("• {name} · Telegram id {id} · joined {when}").format(
+                name=escape(_member_name(m)),
+                id=f"<code>{m['telegram_id']}</code>",
+                when=format_datetime(m["bound_at"], locale, settings.tz),
+            )
+        )
+    if not staff:
+        lines.append(_("Nobody is bound to this institution."))
+    builder = InlineKeyboardBuilder()
+    for m in staff[:STAFF_BUTTONS]:
+        builder.button(
+            text=_("✖ Remove {name}").format(name=_member_name(m)[:40]),
+            callback_data=StaffRemoveCb(id=institution.id, member=m["telegram_id"]),
+        )
+    builder.adjust(1)
+    if len(staff) > STAFF_BUTTONS:
+        lines.append(_("Buttons for the first {count} only; the operator can remove others with zicha staff remove.").format(count=STAFF_BUTTONS))
+    text = "\n".join(lines)
+    if len(text) > MAX_LIST_CHARS:
+        text = text[: text.rfind("\n", 0, MAX_LIST_CHARS)] + "\n…"
+    return View(text, builder.as_markup() if staff else None)
+
+
+def confirm_removal_view(institution: Institution, member: dict[str, Any]) -> View:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("Yes, remove"), callback_data=StaffRemoveCb(id=institution.id, member=member["telegram_id"], ok=True))
+    builder.button(text=_("Cancel"), callback_data=StaffCb(id=institution.id))
+    text = _(
+        "Remove <b>{member}</b> (Telegram id {id}) from <b>{name}</b>?\n\n"
+        "They lose access with their next message. The answers they gave stay with the institution. "
+        "To let them back in, the institution needs a new invite."
+    ).format(member=escape(_member_name(member)), id=member["telegram_id"], name=escape(institution.name))
+    return View(text, builder.as_markup())
 
 
 # --- handlers ----------------------------------------------------------------------------
@@ -304,7 +414,8 @@ async def cmd_status(
     message: Message, db: sqlite_utils.Database, checklist: Checklist, regulator: Regulator, locale: str, clock: Any
 ) -> None:
     report = build_status(db, checklist, regulator.scope, _now(clock))
-    view = status_view(report, locale)
+    corrections = pending_corrections(db, checklist.id, confirm_item_ids(checklist), regulator.scope)
+    view = status_view(report, locale, corrections=len({c.institution_id for c in corrections}))
     await message.answer(view.text)
 
 
@@ -372,7 +483,7 @@ async def cmd_institution(
     if len(rows) == 1 or exact:
         chosen = exact[0] if exact else rows[0]
         view = await _show_institution(message, db, checklist, regulator, chosen["id"], settings, locale, clock)
-        await message.answer(view.text if view else not_found_text())
+        await message.answer(view.text if view else not_found_text(), reply_markup=view.markup if view else None)
         return
     view = search_results_view(rows[:SEARCH_LIMIT])
     text = view.text
@@ -397,7 +508,63 @@ async def on_institution(
         callback_answer.text = not_found_text()
         return
     assert query.bot is not None
-    await query.bot.send_message(query.from_user.id, view.text)
+    await query.bot.send_message(query.from_user.id, view.text, reply_markup=view.markup)
+
+
+def _institution_for(db: sqlite_utils.Database, regulator: Regulator, institution_id: int) -> Institution | None:
+    """The institution if it is in the regulator's scope as it is now, else None (forged,
+    foreign or out-of-range ids look exactly like ones that do not exist)."""
+    if not _sane_ids(institution_id) or not institution_in_scope(db, regulator.scope, institution_id):
+        return None
+    return get_institution(db, institution_id)
+
+
+async def on_staff(
+    query: CallbackQuery,
+    callback_data: StaffCb,
+    db: sqlite_utils.Database,
+    regulator: Regulator,
+    settings: Settings,
+    locale: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    institution = _institution_for(db, regulator, callback_data.id)
+    if institution is None:
+        callback_answer.text = not_found_text()
+        return
+    await edit_or_send(query, staff_view(institution, members_of(db, institution.id), settings, locale))
+
+
+async def on_staff_remove(
+    query: CallbackQuery,
+    callback_data: StaffRemoveCb,
+    db: sqlite_utils.Database,
+    regulator: Regulator,
+    settings: Settings,
+    locale: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    institution = _institution_for(db, regulator, callback_data.id)
+    if institution is None or not _sane_ids(callback_data.member):
+        callback_answer.text = not_found_text()
+        return
+    member = next((m for m in members_of(db, institution.id) if m["telegram_id"] == callback_data.member), None)
+    if member is None:
+        callback_answer.text = _("This person is no longer a staff member of this institution.")
+        await edit_or_send(query, staff_view(institution, members_of(db, institution.id), settings, locale))
+        return
+    if not callback_data.ok:
+        await edit_or_send(query, confirm_removal_view(institution, member))
+        return
+    removed = remove_member(db, institution.id, member["telegram_id"], removed_by=f"regulator:{regulator.telegram_id}")
+    log.info(
+        "staff member removed by a regulator",
+        extra={"event": "member_removed", "institution": institution.id, "by": regulator.telegram_id},
+    )
+    callback_answer.text = _("Removed.") if removed else _("This person is no longer a staff member of this institution.")
+    view = staff_view(institution, members_of(db, institution.id), settings, locale)
+    done = _("Removed {member} from {name}.").format(member=escape(_member_name(member)), name=escape(institution.name))
+    await edit_or_send(query, View(done + "\n\n" + view.text, view.markup))
 
 
 def _write_export_file(settings: Settings, checklist: Checklist, regulator: Regulator, now: dt.datetime, path: Path) -> None:
@@ -543,6 +710,8 @@ def build_router() -> Router:
     router.message.register(export_once, Command("export"))
     router.callback_query.register(on_overdue_page, OverduePageCb.filter())
     router.callback_query.register(on_institution, InstitutionCb.filter())
+    router.callback_query.register(on_staff, StaffCb.filter())
+    router.callback_query.register(on_staff_remove, StaffRemoveCb.filter())
     # A regulator who is not also staff: anything else gets the regulator's help.
     router.message.register(on_regulator_text, F.text, _not_staff)
     router.startup.register(register_all_regulator_commands)
