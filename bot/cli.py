@@ -598,7 +598,12 @@ def _deliver(settings: Settings, db: sqlite_utils.Database, batch_ids: set[int] 
         bot = build_bot(settings)
         try:
             quiet = quiet_hours(settings, campaign_schedule(settings, load_checklist(settings)))
-            sender = OutboxSender(bot, db, limits=limits_from_settings(settings), quiet=quiet, clock=clock)  # type: ignore[arg-type]
+            from bot.mail import Mailer
+
+            sender = OutboxSender(
+                bot, db, limits=limits_from_settings(settings), quiet=quiet, clock=clock,  # type: ignore[arg-type]
+                mailer=Mailer.from_settings(settings),
+            )
             await sender.drain(batch_ids=batch_ids)
         finally:
             await bot.session.close()
