@@ -45,6 +45,22 @@ class WebContext:
 CTX = web.AppKey("zicha_web", WebContext)
 
 
+@dataclass
+class RequestState:
+    session: store.Session | None = None
+    set_cookie: tuple[str, dt.timedelta] | None = None
+    clear_cookie: bool = False
+
+
+STATE = web.RequestKey("zicha_request", RequestState)
+
+
+def state(request: web.Request) -> RequestState:
+    if STATE not in request:
+        request[STATE] = RequestState()
+    return request[STATE]
+
+
 def templates_env(i18n: I18n) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -52,7 +68,6 @@ def templates_env(i18n: I18n) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
-        undefined=jinja2.StrictUndefined,
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=lambda message: i18n.gettext(message),
@@ -64,7 +79,7 @@ def templates_env(i18n: I18n) -> jinja2.Environment:
 
 def request_locale(request: web.Request) -> str:
     ctx = request.app[CTX]
-    session: store.Session | None = request.get("session")
+    session: store.Session | None = state(request).session
     if session is not None and session.data.get("lang"):
         return normalize_locale(session.data["lang"], ctx.settings.zicha_locale)
     accept = request.headers.get("Accept-Language", "").lower()
@@ -79,7 +94,7 @@ def request_locale(request: web.Request) -> str:
 def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
     ctx = request.app[CTX]
     locale = request_locale(request)
-    session: store.Session | None = request.get("session")
+    session: store.Session | None = state(request).session
     with ctx.i18n.context(), ctx.i18n.use_locale(locale):
         body = ctx.templates.get_template(template).render(
             locale=locale,
@@ -105,13 +120,13 @@ def gettext_for(request: web.Request):  # type: ignore[no-untyped-def]
 
 def ensure_session(request: web.Request) -> store.Session:
     """The visitor's session, created (anonymous) if there is none yet."""
-    session: store.Session | None = request.get("session")
+    session: store.Session | None = state(request).session
     if session is not None:
         return session
     ctx = request.app[CTX]
     token, session = store.create_session(ctx.db, user_id=None, lifetime=ctx.security.anonymous_lifetime)
-    request["session"] = session
-    request["set_cookie"] = (token, ctx.security.anonymous_lifetime)
+    state(request).session = session
+    state(request).set_cookie = (token, ctx.security.anonymous_lifetime)
     return session
 
 
@@ -119,17 +134,30 @@ def start_signed_in_session(request: web.Request, user_id: int, data: dict[str, 
     """A fresh session for a person who just joined or signed in (the anonymous one is
     dropped: a new token at every change of privilege)."""
     ctx = request.app[CTX]
-    old: store.Session | None = request.get("session")
+    old: store.Session | None = state(request).session
     keep = {"lang": old.data["lang"]} if old is not None and old.data.get("lang") else {}
     if old is not None:
         store.delete_session(ctx.db, old.token_sha256)
     token, session = store.create_session(ctx.db, user_id=user_id, lifetime=ctx.security.lifetime, data={**keep, **(data or {})})
-    request["session"] = session
-    request["set_cookie"] = (token, ctx.security.lifetime)
+    state(request).session = session
+    state(request).set_cookie = (token, ctx.security.lifetime)
     return session
 
 
 # --- middlewares -------------------------------------------------------------------------
+
+
+def _finish(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    for name, value in sec.SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    pending = state(request).set_cookie
+    if pending is not None:
+        sec.set_cookie(response, pending[0], request.app[CTX].security, pending[1])
+    elif state(request).clear_cookie:
+        response.del_cookie(sec.COOKIE, path="/")
+    return response
 
 
 @web.middleware
@@ -138,28 +166,17 @@ async def headers_middleware(request: web.Request, handler: sec.Handler) -> web.
         response = await handler(request)
     except web.HTTPRequestEntityTooLarge:
         response = render(request, "error.html", status=413, problem="too_large")
-    except web.HTTPNotFound:
-        response = render(request, "error.html", status=404, problem="not_found")
-    except web.HTTPMethodNotAllowed:
-        response = render(request, "error.html", status=405, problem="not_found")
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        response = render(request, "error.html", status=exc.status, problem="not_found")
     except web.HTTPException as exc:
-        if exc.status >= 400:
-            response = render(request, "error.html", status=exc.status, problem="generic")
-        else:
-            response = exc
+        if exc.status < 400:  # a redirect: raised on, with our headers and cookie
+            _finish(request, exc)
+            raise
+        response = render(request, "error.html", status=exc.status, problem="generic")
     except Exception:  # noqa: BLE001 - a calm page instead of a stack trace
         log.exception("web: request failed: %s %s", request.method, request.path)
         response = render(request, "error.html", status=500, problem="server")
-    for name, value in sec.SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if not request.path.startswith("/static/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    pending = request.get("set_cookie")
-    if pending is not None:
-        sec.set_cookie(response, pending[0], request.app[CTX].security, pending[1])
-    if request.get("clear_cookie"):
-        response.del_cookie(sec.COOKIE, path="/")
-    return response
+    return _finish(request, response)
 
 
 @web.middleware
@@ -168,17 +185,17 @@ async def session_middleware(request: web.Request, handler: sec.Handler) -> web.
     token = request.cookies.get(sec.COOKIE)
     session = store.load_session(ctx.db, token, idle=ctx.security.idle) if token else None
     if token and session is None:
-        request["clear_cookie"] = True
+        state(request).clear_cookie = True
     if session is not None and session.user_id is not None:
         from storage.institutions import get_membership
 
         if get_membership(ctx.db, session.user_id) is None:  # removed: cut at once
             store.end_sessions_of(ctx.db, session.user_id)
             session = None
-            request["clear_cookie"] = True
+            state(request).clear_cookie = True
             if not sec.is_public(request.path):
                 return render(request, "error.html", status=403, problem="removed")
-    request["session"] = session
+    state(request).session = session
     if request.method == "POST":
         try:
             form = await request.post()

@@ -18,7 +18,7 @@ from bot.core.interview import InvalidInput, clean_text
 from bot.core.invites import normalize_invite_code
 from bot.i18n import format_datetime
 from bot.web import security as sec
-from bot.web.app import CTX, ensure_session, gettext_for, render, start_signed_in_session
+from bot.web.app import CTX, ensure_session, state, gettext_for, render, start_signed_in_session
 from storage import web as store
 from storage.institutions import InviteError, InviteProblem, bind_member, check_invite, get_membership
 
@@ -99,7 +99,7 @@ async def join_page(request: web.Request) -> web.Response:
     except InviteError as exc:
         _wrong_guess(request, "invite:" + code)
         return _invite_problem(request, exc.problem)
-    session = request.get("session")
+    session = state(request).session
     if session is not None and session.user_id is not None:
         current = get_membership(ctx.db, session.user_id)
         if current is not None and current.id == institution.id:
@@ -117,7 +117,7 @@ async def join_post(request: web.Request) -> web.Response:
         return _slow_down(request)
     form = await request.post()
     code = normalize_invite_code(request.match_info["code"])
-    session = request["session"]  # the CSRF check guarantees one
+    session = state(request).session  # the CSRF check guarantees one
     pending = session.data.get("join") or {}
     if code is None or pending.get("code") != code:
         return render(request, "error.html", status=409, problem="stale")
@@ -240,10 +240,10 @@ async def signin_post(request: web.Request) -> web.Response:
 
 async def signout(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    session = request.get("session")
+    session = state(request).session
     if session is not None:
         store.delete_session(ctx.db, session.token_sha256)
-    request["clear_cookie"] = True
+    state(request).clear_cookie = True
     raise web.HTTPSeeOther("/signed-out")
 
 
@@ -254,7 +254,7 @@ async def signed_out(request: web.Request) -> web.Response:
 async def switch_language(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     form = await request.post()
-    session = request["session"]
+    session = state(request).session
     lang = form.get("lang")
     if lang in ("zh_CN", "en"):
         session.data["lang"] = lang
@@ -276,7 +276,7 @@ async def landing(request: web.Request) -> web.Response:
     from bot.selfcheck import open_workspace
 
     ctx = request.app[CTX]
-    session = request["session"]
+    session = state(request).session
     institution = get_membership(ctx.db, session.user_id)
     assert institution is not None  # the session middleware checked it
     user = store.get_web_user(ctx.db, session.user_id)
