@@ -13,7 +13,6 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import Any
 
 import sqlite_utils
@@ -37,6 +36,7 @@ class Mailer:
     rate: float = 1.0
     public_url: str | None = None
     timeout: float = 30.0
+    locale: str = "zh_CN"
 
     @classmethod
     def from_settings(cls, settings: Any) -> Mailer | None:
@@ -51,19 +51,30 @@ class Mailer:
             starttls=settings.zicha_smtp_starttls,
             rate=settings.zicha_email_rate,
             public_url=settings.zicha_public_url,
+            locale=settings.zicha_locale,
         )
 
     def compose(self, db: sqlite_utils.Database, row: dict[str, Any]) -> EmailMessage:
         """The message of an outbox row; rows queued ``with_link`` get a fresh personal link."""
         text = row["text"]
         if row["parse_mode"] == "link" and self.public_url:
+            from bot.i18n import build_i18n, normalize_locale
+
+            person = web_store.get_web_user(db, int(row["chat_id"]))
+            locale = normalize_locale(person["language"] if person else None, self.locale)
+            i18n = build_i18n(self.locale)
+            with i18n.context(), i18n.use_locale(locale):
+                intro = _("Open the self-check with your personal link (keep it to yourself):")
             token = web_store.create_link(db, int(row["chat_id"]))
-            text += "\n\n" + _("Open the self-check with your personal link (keep it to yourself):") + f"\n{self.public_url}/s/{token}\n"
+            text += "\n\n" + intro + f"\n{self.public_url}/s/{token}\n"
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = row["email_to"]
         message["Subject"] = row["subject"] or text.strip().splitlines()[0][:120]
-        message["Message-ID"] = make_msgid(idstring=f"zicha-outbox-{row['id']}")
+        # The same Message-ID for every attempt of a row: a re-send after a crash in flight is
+        # recognisably the same message to the recipient's mail system.
+        domain = self.sender.rpartition("@")[2].strip(">") or "zicha.invalid"
+        message["Message-ID"] = f"<zicha-outbox-{row['id']}@{domain}>"
         message.set_content(text)
         return message
 

@@ -259,3 +259,25 @@ async def serve_forever(app: web.Application, host: str, port: int) -> None:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+
+
+def mount_beside_bot(zicha_app: Any) -> web.Application:
+    """Serve the web chat in ``zicha run``'s process: started and stopped with the
+    dispatcher, on the same database, checklist and translations; what it queues (a
+    sign-in e-mail) wakes the running outbox sender."""
+    background = getattr(zicha_app, "background", None)
+    wake = getattr(background, "wake", None)
+    settings = zicha_app.settings
+    web_app = build_web_app(settings, zicha_app.db, zicha_app.checklist, zicha_app.i18n, on_enqueue=wake)
+    runners: list[web.AppRunner] = []
+
+    async def on_startup() -> None:
+        runners.append(await start_web(web_app, settings.zicha_web_host, settings.zicha_web_port))
+
+    async def on_shutdown() -> None:
+        while runners:
+            await runners.pop().cleanup()
+
+    zicha_app.dispatcher.startup.register(on_startup)
+    zicha_app.dispatcher.shutdown.register(on_shutdown)
+    return web_app
