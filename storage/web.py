@@ -192,3 +192,9 @@ def links_of(db: sqlite_utils.Database, user_id: int) -> list[dict[str, Any]]:
     return query_rows(
         db, "SELECT id, created_at, used_at, revoked_at FROM web_links WHERE user_id = ? ORDER BY id", [user_id]
     )
+
+
+def set_web_language(db: sqlite_utils.Database, user_id: int, language: str) -> None:
+    """The language a web person chose (``set_user_language`` would reset their name)."""
+    with db.atomic():
+        db.execute("UPDATE users SET language = ?, updated_at = ? WHERE telegram_id = ?", [language, utcnow(), user_id])

@@ -260,9 +260,7 @@ async def switch_language(request: web.Request) -> web.Response:
         session.data["lang"] = lang
         store.save_session_data(ctx.db, session)
         if session.user_id is not None:
-            from storage.institutions import set_user_language
-
-            set_user_language(ctx.db, session.user_id, str(lang))
+            store.set_web_language(ctx.db, session.user_id, str(lang))
     back = str(form.get("next", "/"))
     if not back.startswith("/") or back.startswith("//") or "\\" in back:
         back = "/"
