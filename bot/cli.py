@@ -120,7 +120,7 @@ def web_command() -> None:
         db.close()
 
 
-@cli.command("web-revoke")
+@cli.command("web-revoke", context_settings={"ignore_unknown_options": True})  # USER_ID is negative
 @click.argument("user_id", type=int)
 def web_revoke(user_id: int) -> None:
     """Revoke every personal sign-in link of the web person USER_ID (a negative id, see

@@ -242,3 +242,35 @@ async def test_verify_refuses_oversized_and_wrong_type_uploads(db: sqlite_utils.
         assert empty.status == 400
     finally:
         await client.close()
+
+
+def test_cli_prints_web_links_and_revokes_a_web_persons_links(
+    db: sqlite_utils.Database, motor_lab: Institution, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+    from storage.institutions import bind_member
+
+    code = create_invite(db, motor_lab.id)
+    monkeypatch.setenv("ZICHA_DB", str(_db_path(db)))
+    monkeypatch.setenv("ZICHA_PUBLIC_URL", "https://zicha.example.org/")
+    result = CliRunner().invoke(cli, ["invites", "--bot-username", "zicha_bot"])
+    assert result.exit_code == 0, result.output
+    assert f"https://t.me/zicha_bot?start={code}  https://zicha.example.org/j/{code}" in result.output
+    csv_out = CliRunner().invoke(cli, ["invites", "--format", "csv", "--bot-username", "zicha_bot"]).output
+    assert csv_out.splitlines()[0] == "uscc,name,code,link,web_link"
+
+    person = store.create_web_user(db, "王芳", None, "zh_CN")
+    bind_member(db, person, code, first_name="王芳")
+    token = store.create_link(db, person)
+    store.create_session(db, user_id=person, lifetime=__import__("datetime").timedelta(hours=1))
+    staff = CliRunner().invoke(cli, ["staff", "list", motor_lab.uscc])
+    assert str(person) in staff.output and "王芳" in staff.output
+    revoked = CliRunner().invoke(cli, ["web-revoke", str(person)])
+    assert revoked.exit_code == 0, revoked.output
+    assert "Revoked 1 sign-in link(s)" in revoked.output
+    assert store.user_of_link(db, token) is None and store.count_sessions(db) == 0
+    assert get_membership(db, person) is not None  # still a member: only the links are gone
+    wrong = CliRunner().invoke(cli, ["web-revoke", "12345"])
+    assert wrong.exit_code == 1 and "not a person who joined on the web" in wrong.output
