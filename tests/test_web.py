@@ -3,6 +3,7 @@ hostile input we could think of, through the real aiohttp app and a real HTTP cl
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 from pathlib import Path
@@ -274,3 +275,47 @@ def test_cli_prints_web_links_and_revokes_a_web_persons_links(
     assert get_membership(db, person) is not None  # still a member: only the links are gone
     wrong = CliRunner().invoke(cli, ["web-revoke", "12345"])
     assert wrong.exit_code == 1 and "not a person who joined on the web" in wrong.output
+
+
+async def test_verify_a_signed_pdf_valid_altered_superseded_like_zicha_verify(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, tmp_path: Path
+) -> None:
+    import aiohttp
+    import zoneinfo
+
+    from bot.i18n import build_i18n
+    from bot.pledge.signing import SigningSettings, identity, init_keys
+    from bot.pledge.submit import produce_pdf, sign
+    from storage.pledges import supersede
+    from tests.pledge_support import fill
+
+    ident = identity(SigningSettings(zicha_db=_db_path(db)), db_path=_db_path(db))
+    init_keys(ident)
+    ws = fill(db, checklist, motor_lab, by=4242, leave=0)
+    submission = sign(ws, locale="zh_CN", signer_name="张三<b>", signer_role="legal_representative", by=4242, by_name="t")
+    pdf = await asyncio.to_thread(produce_pdf, submission.document, build_i18n("zh_CN"), zoneinfo.ZoneInfo("Asia/Shanghai"), ident)
+    client = await web_client(db, checklist, _db_path(db), zicha_locale="en")
+
+    async def check(data: bytes) -> tuple[int, str]:
+        page = await (await client.get("/verify", headers={"Accept-Language": "en"})).text()
+        form = aiohttp.FormData()
+        form.add_field("csrf", csrf_of(page))
+        form.add_field("pdf", io.BytesIO(data), filename="pledge.pdf", content_type="application/pdf")
+        response = await client.post("/verify", data=form, headers={"Accept-Language": "en"})
+        return response.status, await response.text()
+
+    try:
+        status, text = await check(pdf)
+        assert status == 200 and "Valid: this is the current signed submission" in text
+        assert "valid: signature intact and trusted" in text  # zicha verify's own words, in the details
+        altered = pdf.replace(b"/Producer", b"/Producex", 1) if b"/Producer" in pdf else pdf[:-200] + b"0" * 200
+        status, text = await check(altered)
+        assert "Not valid" in text
+        page = await (await client.get("/verify")).text()
+        by_code = await (await client.post("/verify", data={"csrf": csrf_of(page), "code": submission.verification_code.lower()})).text()
+        assert "This code belongs to the current signed submission" in by_code and "张三&lt;b&gt;" in by_code
+        supersede(db, submission.id, by=4242)
+        status, text = await check(pdf)
+        assert "Superseded" in text and "superseded: the answers were revised" in text
+    finally:
+        await client.close()

@@ -114,3 +114,47 @@ async def test_join_then_sign_in_again_in_a_fresh_browser(
         assert person["first_name"] == "王芳<script>"
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
+async def test_verify_a_signed_pdf_in_the_browser(
+    javascript: bool, db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, tmp_path: Path
+) -> None:
+    import zoneinfo
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from bot.pledge.signing import SigningSettings, identity, init_keys
+    from bot.pledge.submit import produce_pdf, sign
+    from tests.pledge_support import fill
+
+    db_path = tmp_path / "zicha.db"
+    ident = identity(SigningSettings(zicha_db=db_path), db_path=db_path)
+    init_keys(ident)
+    ws = fill(db, checklist, motor_lab, by=4242, leave=0)
+    submission = sign(ws, locale="zh_CN", signer_name="张三", signer_role="legal_representative", by=4242, by_name="t")
+    pdf_path = tmp_path / "pledge.pdf"
+    pdf_path.write_bytes(await asyncio.to_thread(produce_pdf, submission.document, build_i18n("zh_CN"), zoneinfo.ZoneInfo("Asia/Shanghai"), ident))
+    port = _free_port()
+    app = build_web_app(web_settings(db_path), db, checklist, build_i18n("zh_CN"))
+    runner = await start_web(app, "127.0.0.1", port)
+
+    def verify() -> str:
+        driver = _browser(javascript)
+        try:
+            driver.get(f"http://127.0.0.1:{port}/verify")
+            driver.find_element(By.ID, "pdf").send_keys(str(pdf_path))
+            driver.find_element(By.CSS_SELECTOR, "form.fields button").click()
+            WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".result"))
+            if javascript:
+                driver.save_screenshot(str(SHOTS / "web-verify-valid.png"))
+            return driver.page_source
+        finally:
+            driver.quit()
+
+    try:
+        page = await asyncio.to_thread(verify)
+        assert "有效" in page and "result valid" in page
+    finally:
+        await runner.cleanup()
