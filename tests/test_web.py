@@ -319,3 +319,31 @@ async def test_verify_a_signed_pdf_valid_altered_superseded_like_zicha_verify(
         assert "Superseded" in text and "superseded: the answers were revised" in text
     finally:
         await client.close()
+
+
+async def test_sessions_expire_when_idle_and_at_their_absolute_end(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    import datetime as dt
+
+    code = create_invite(db, motor_lab.id)
+    client = await web_client(db, checklist, _db_path(db), zicha_web_session_idle_minutes=30)
+    try:
+        await _join(client, code)
+        assert (await client.get("/")).status == 200
+        old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=31)).isoformat(timespec="microseconds")
+        db.execute("UPDATE web_sessions SET seen_at = ?", [old])  # half an hour without a request
+        db.conn.commit()
+        assert (await client.get("/")).status == 401
+        assert store.count_sessions(db) == 0
+    finally:
+        await client.close()
+    _token, live = store.create_session(db, user_id=None, lifetime=dt.timedelta(hours=1))
+    _token2, ended = store.create_session(db, user_id=None, lifetime=dt.timedelta(hours=1))
+    db.execute("UPDATE web_sessions SET expires_at = ? WHERE token_sha256 = ?", [old, ended.token_sha256])
+    db.conn.commit()
+    assert store.load_session(db, _token2, idle=dt.timedelta(hours=2)) is None  # past its absolute end
+    db.execute("UPDATE web_sessions SET seen_at = ? WHERE token_sha256 = ?", [old, live.token_sha256])
+    db.conn.commit()
+    assert store.purge_expired_sessions(db, idle=dt.timedelta(minutes=30)) == 1
+    assert store.count_sessions(db) == 0

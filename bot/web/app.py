@@ -237,8 +237,36 @@ def build_web_app(
         on_enqueue=on_enqueue,
     )
     views.add_routes(app)
+    app.cleanup_ctx.append(_purge_sessions)
     app.router.add_static("/static/", HERE / "static", show_index=False, append_version=False)
     return app
+
+
+PURGE_EVERY = 600.0  # seconds between two sweeps of expired sessions
+
+
+async def _purge_sessions(app: web.Application) -> Any:
+    """Expired sessions are refused when presented; this also deletes those never presented
+    again, so the table holds live sessions only."""
+    ctx = app[CTX]
+
+    async def loop() -> None:
+        while True:
+            try:
+                removed = store.purge_expired_sessions(ctx.db, idle=ctx.security.idle)
+                if removed:
+                    log.info("web: %d expired session(s) removed", removed)
+            except Exception:  # noqa: BLE001 - a locked database: try at the next round
+                log.exception("web: purging expired sessions failed")
+            await asyncio.sleep(PURGE_EVERY)
+
+    task = asyncio.create_task(loop(), name="web-session-purge")
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner:
