@@ -347,3 +347,27 @@ async def test_sessions_expire_when_idle_and_at_their_absolute_end(
     db.conn.commit()
     assert store.purge_expired_sessions(db, idle=dt.timedelta(minutes=30)) == 1
     assert store.count_sessions(db) == 0
+
+
+async def test_the_landing_shows_what_colleagues_answered_in_telegram(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    from bot.core.interview import Choice
+    from bot.selfcheck import open_workspace
+    from storage.institutions import bind_member
+
+    code = create_invite(db, motor_lab.id)
+    bind_member(db, 5150, code, first_name="电报同事")  # a Telegram colleague of the same institution
+    ws = open_workspace(db, checklist, motor_lab)
+    compliance = [i for i in ws.interview.items if i.kind == "compliance"]
+    ws.record_choice(compliance[0].id, Choice.COMPLIANT, by=5150, expected_rev=0)
+    ws.record_choice(compliance[1].id, Choice.NA if compliance[1].allow_na else Choice.COMPLIANT, by=5150, expected_rev=0)
+    client = await web_client(db, checklist, _db_path(db), zicha_locale="en")
+    try:
+        await _join(client, code)
+        landing = await (await client.get("/", headers={"Accept-Language": "en"})).text()
+        total = ws.progress().total
+        assert f"2 of {total} items answered" in landing
+        assert f'<progress max="{total}" value="2">' in landing
+    finally:
+        await client.close()
