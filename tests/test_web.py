@@ -371,3 +371,20 @@ async def test_the_landing_shows_what_colleagues_answered_in_telegram(
         assert f'<progress max="{total}" value="2">' in landing
     finally:
         await client.close()
+
+
+async def test_a_revoked_code_tried_from_many_addresses_is_limited_per_code(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    code = create_invite(db, motor_lab.id)
+    revoke_invite(db, code)
+    client = await web_client(db, checklist, _db_path(db), zicha_locale="en", zicha_web_guess_limit=5)
+    try:
+        statuses = []
+        for n in range(8):  # each request from another address, as a proxy on this host says
+            response = await client.get(f"/j/{code}", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+            statuses.append(response.status)
+        assert statuses == [410] * 5 + [429] * 3
+        assert store.count_sessions(db) == 0
+    finally:
+        await client.close()

@@ -94,6 +94,8 @@ async def join_page(request: web.Request) -> web.Response:
     if code is None:
         _wrong_guess(request)
         return _invite_problem(request, InviteProblem.UNKNOWN)
+    if _too_many(request, "invite:" + code):  # a withdrawn code tried again and again, from anywhere
+        return _slow_down(request)
     try:
         institution = check_invite(ctx.db, code)
     except InviteError as exc:
