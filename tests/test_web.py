@@ -388,3 +388,37 @@ async def test_a_revoked_code_tried_from_many_addresses_is_limited_per_code(
         assert store.count_sessions(db) == 0
     finally:
         await client.close()
+
+
+def test_zicha_web_serves_alone_and_stops_on_sigterm(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = os.environ | {"ZICHA_DB": str(_db_path(db)), "ZICHA_WEB_PORT": str(port), "ZICHA_LOG_FORMAT": "text"}
+    env.pop("BOT_TOKEN", None)  # no Telegram needed
+    process = subprocess.Popen([sys.executable, "-m", "bot", "web"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("zicha web did not start")
+        assert b'"ok"' in body
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output = process.communicate()[0].decode()
+    assert "web chat stopped" in output, output

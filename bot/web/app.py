@@ -281,12 +281,19 @@ async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner
 
 
 async def serve_forever(app: web.Application, host: str, port: int) -> None:
-    """``zicha web``: serve until cancelled (SIGTERM / Ctrl-C)."""
+    """``zicha web``: serve until SIGTERM or Ctrl-C, then finish the requests in hand."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     runner = await start_web(app, host, port)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
+        log.info("web chat stopped", extra={"event": "web_stopped"})
 
 
 def mount_beside_bot(zicha_app: Any) -> web.Application:
