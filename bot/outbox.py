@@ -71,8 +71,14 @@ class OutboxSender:
         on_batch_done: BatchDone | None = None,
         idle_poll: float = 1.0,
         limiter: SendLimiter | None = None,
+        mailer: Any = None,
     ) -> None:
         self.bot = bot
+        # E-mail (issue 11): rows of channel 'email' go through ``mailer`` (bot/mail.py), paced
+        # by their own limiter; without a mailer they wait, without a bot Telegram rows wait.
+        self.mailer = mailer
+        self.channels = tuple(c for c, on in (("telegram", bot is not None), ("email", mailer is not None)) if on)
+        self.email_limiter = SendLimiter(mailer.rate, 0.0) if mailer is not None else None
         self.db = db
         self.limits = limits
         self.quiet = quiet
@@ -163,11 +169,14 @@ class OutboxSender:
         """Send one round of due rows; False if there was nothing to do."""
         now = self.clock()
         quiet = self.quiet is not None and self.quiet.active(now)
-        rows = store.due(self.db, now, limit=max(100, self.limits.concurrency * 4), quiet=quiet)
+        rows = store.due(self.db, now, limit=max(100, self.limits.concurrency * 4), quiet=quiet, channels=self.channels)
         worked = False
         for row in rows:
             if self._stopping:
                 break
+            if row.get("channel") == "email":
+                worked = await self._claim_email(row) or worked
+                continue
             if not self.limiter.chat_ready(row["chat_id"]):
                 continue  # another message to this chat went out less than chat_interval ago
             if store.is_unreachable(self.db, row["chat_id"]):
@@ -223,6 +232,42 @@ class OutboxSender:
             self._retry_or_fail(row, f"{type(exc).__name__}: {exc}")
         else:
             store.mark_sent(self.db, row["id"], message_id)
+            self.sent += 1
+        finally:
+            self._slots.release()
+
+    async def _claim_email(self, row: dict[str, Any]) -> bool:
+        assert self.email_limiter is not None
+        await self._slots.acquire()
+        try:
+            # E-mail is paced by its own rate only; the slot counts from the moment it is claimed.
+            ticket = await self.email_limiter.acquire(None, interactive=False)
+            claimed = not self._stopping and store.mark_sending(self.db, row["id"])
+            self.email_limiter.release(ticket, sent=claimed)
+            if not claimed:
+                self._slots.release()
+                return False
+        except BaseException:
+            self._slots.release()
+            raise
+        task = asyncio.create_task(self._deliver_email(row))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return True
+
+    async def _deliver_email(self, row: dict[str, Any]) -> None:
+        from bot.mail import PermanentMailError
+
+        try:
+            message = self.mailer.compose(self.db, row)
+            await self.mailer.send(message)
+        except PermanentMailError as exc:
+            store.mark_final(self.db, row["id"], "failed", str(exc))
+        except Exception as exc:  # noqa: BLE001 - relay down, timeouts: retry with backoff
+            log.warning("outbox: e-mail row %s not sent: %s", row["id"], exc)
+            self._retry_or_fail(row, f"{type(exc).__name__}: {exc}")
+        else:
+            store.mark_sent(self.db, row["id"], None)
             self.sent += 1
         finally:
             self._slots.release()

@@ -262,8 +262,11 @@ class SharedRateLimit(BaseRequestMiddleware):
                 await asyncio.sleep(float(exc.retry_after))
 
 
-def shared_limiter(bot: Bot) -> SendLimiter | None:
-    """The limiter of the bot's ``SharedRateLimit`` middleware, if it has one."""
+def shared_limiter(bot: Bot | None) -> SendLimiter | None:
+    """The limiter of the bot's ``SharedRateLimit`` middleware, if it has one (an e-mail-only
+    sender has no bot)."""
+    if bot is None:
+        return None
     for middleware in bot.session.middleware:
         if isinstance(middleware, SharedRateLimit):
             return middleware.limiter

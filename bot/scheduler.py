@@ -23,6 +23,7 @@ from bot.broadcast import queue_report
 from bot.config import Settings
 from bot.core.checklist import Checklist
 from bot.core.schedule import DEFAULT_QUIET_HOURS, CampaignSchedule, QuietHours, load_schedule
+from bot.mail import Mailer
 from bot.outbox import OutboxSender, limits_from_settings
 from bot.resources import data_dir
 
@@ -79,6 +80,7 @@ class Background:
             quiet=quiet_hours(self.settings, self.schedule),
             clock=self.clock,
             on_batch_done=self._report,
+            mailer=Mailer.from_settings(self.settings),  # e-mail to web-only staff (issue 11)
         )
         self._sender_task = asyncio.create_task(self.sender.run(), name="outbox-sender")
         if self.settings.zicha_reminders and self.schedule is not None:

@@ -381,3 +381,50 @@ def m_issue12_member_removals(db: sqlite_utils.Database) -> None:
         CREATE INDEX IF NOT EXISTS members_invite ON members(invite_code);
         """,
     )
+# --- web chat (issue 11) ---
+
+
+@migrations()
+def m_issue11_web_people_sessions_email(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- People who joined on the web are rows of `users` like Telegram users, so answers,
+        -- history, membership, removal and every access check keep working unchanged: their
+        -- ids come from a separate range (negative; Telegram user ids are positive), handed
+        -- out by storage/web.py. `channel` says which kind a row is.
+        ALTER TABLE users ADD COLUMN channel TEXT NOT NULL DEFAULT 'telegram'
+            CHECK (channel IN ('telegram', 'web'));
+        ALTER TABLE users ADD COLUMN email TEXT;
+
+        -- Server-side web sessions; the cookie holds a random token, only its SHA-256 is kept.
+        -- user_id NULL: an anonymous session (a join in progress, the verify form).
+        CREATE TABLE web_sessions (
+            token_sha256 TEXT PRIMARY KEY,
+            user_id INTEGER,
+            csrf TEXT NOT NULL,               -- the synchronizer token of every form of this session
+            data TEXT NOT NULL DEFAULT '{}',  -- JSON: the join step in progress, the language
+            created_at TEXT NOT NULL,
+            seen_at TEXT NOT NULL,            -- idle expiry counts from here
+            expires_at TEXT NOT NULL          -- absolute expiry
+        );
+        CREATE INDEX web_sessions_user ON web_sessions(user_id);
+
+        -- Personal sign-in links (/s/TOKEN): shown once, kept as SHA-256, revocable.
+        CREATE TABLE web_links (
+            id INTEGER PRIMARY KEY,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES users(telegram_id),
+            created_at TEXT NOT NULL,
+            used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE INDEX web_links_user ON web_links(user_id);
+
+        -- The outbox delivers by e-mail too: web-only staff get reminders and broadcasts there.
+        ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'telegram'
+            CHECK (channel IN ('telegram', 'email'));
+        ALTER TABLE outbox ADD COLUMN email_to TEXT;
+        ALTER TABLE outbox ADD COLUMN subject TEXT;
+        """,
+    )
