@@ -298,3 +298,18 @@ def covering_campaigns(
         if c.id not in shut and c.is_open_on(today) and c.coverage.covers(level, province, fields)
     ]
     return sorted(found, key=lambda c: (c.coverage.level != "national", -c.year, c.id))
+
+
+def campaigns_dir() -> Path:
+    from bot.resources import data_dir
+
+    return data_dir("checklists") / "campaigns"
+
+
+def load_configured_campaign(campaign_id: str, tz: dt.tzinfo) -> Campaign:
+    """The shipped campaign ``campaign_id``, its relative dates counted from today in ``tz``."""
+    path = campaigns_dir() / f"{campaign_id}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in campaigns_dir().glob("*.toml")))
+        raise CampaignError(f"ZICHA_CAMPAIGN: no campaign {campaign_id!r} (known: {known})")
+    return load_campaign(path, today=dt.datetime.now(tz).date())

@@ -151,6 +151,15 @@ class Checklist:
     # sha256 of the file as loaded; kept rather than re-read so the fingerprint
     # describes the questions in memory even if the file is edited afterwards.
     sha256: str = field(default="", repr=False)
+    # The campaign this checklist runs in, when a deployment runs one (ZICHA_CAMPAIGN);
+    # None: the campaign named after the checklist (the 2023 table: samr-2023-national).
+    campaign_id: str | None = None
+
+    def for_campaign(self, campaign_id: str, deadline: datetime.date | None) -> Checklist:
+        """This checklist as a campaign runs it: that campaign's id and deadline."""
+        import dataclasses
+
+        return dataclasses.replace(self, campaign_id=campaign_id, deadline=deadline)
 
     @cached_property
     def _items(self) -> tuple[Item, ...]:

@@ -81,6 +81,13 @@ class App:
 
 def load_checklist(settings: Settings) -> Checklist:
     checklists = load_checklists(data_dir("checklists"))
+    if settings.zicha_campaign:
+        from bot.core.campaigns import load_configured_campaign
+
+        campaign = load_configured_campaign(settings.zicha_campaign, settings.tz)
+        if campaign.checklist_id not in checklists:
+            raise ValueError(f"ZICHA_CAMPAIGN {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
+        return checklists[campaign.checklist_id].for_campaign(campaign.id, campaign.deadline)
     try:
         return checklists[settings.zicha_checklist]
     except KeyError:
