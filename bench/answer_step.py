@@ -1,20 +1,32 @@
-"""Benchmark: the cost of ONE ANSWER STEP through Zicha's real dispatcher, against a bare
-aiogram bot that sends the same kind of reply.
+"""Benchmark: the cost of ONE ANSWER STEP through Zicha's real dispatcher, beside a bare
+aiogram bot and aiogram-dialog asking the same survey.
 
-One "answer step" is a staff member pressing "compliant" under the live question: the
-update is parsed, goes through Zicha's dispatcher (membership and language middlewares,
-the SQLite FSM storage, the interview router's filters), ``on_answer`` records the
-answer in SQLite and commits, the message is edited to the next question and the
-callback is answered. The bare bot is a realistic minimal aiogram bot: a Dispatcher with
-MemoryStorage, one router, a CallbackData filter, a handler that keeps the answer in FSM
-data, edits the message to the next question (similar text and the same keyboard shape)
-and answers the callback.
+One "answer step" is a staff member pressing "符合" (compliant) under the live question:
+the update is parsed, goes through Zicha's dispatcher (membership and language
+middlewares, the SQLite FSM storage, the interview router's filters), ``on_answer``
+records the answer in SQLite and commits, the message is edited to the next question and
+the callback is answered.
 
-Both bots talk to the same kind of null session: it does the client-side work of the
-real aiohttp session (serialising the method's fields, parsing a JSON response into
-aiogram types) but no I/O, so only dispatcher + handler + storage differ.
+The contenders, all in this process, fed the same kind of updates through the same null
+session, in alternating rounds:
 
-Run from the repository root:
+* ``bare``: the fair baseline. A Dispatcher with MemoryStorage, one router, a CallbackData
+  filter; the handler keeps the answer in FSM data, edits the message to the next
+  question (Zicha's text for it, the same 3 + 2 + 3 keyboard, built directly with
+  InlineKeyboardMarkup/InlineKeyboardButton: the cheapest way aiogram allows) and answers
+  the callback.
+* ``dialog/memory``, ``dialog/sqlite-full``, ``dialog/sqlite-normal``: aiogram-dialog 2
+  (the ``bench`` extra) asking the same questions with the same text and keyboard (one
+  Window, a getter, Buttons), on MemoryStorage and on Zicha's own SQLite FSM storage at
+  each durability.
+* ``zicha/full``, ``zicha/normal``: Zicha at ZICHA_DURABILITY=full and normal, each on its
+  own database file with the background WAL checkpointer of ``zicha run``.
+
+The null session does the client-side work of the real aiohttp session (serialising the
+method's fields, parsing a JSON response into aiogram types) but no I/O, so only the
+dispatcher, the handlers and the storage differ.
+
+Run from the repository root (``pip install -e '.[bench]'`` first):
 
     python bench/answer_step.py [--steps N] [--json] [--profile]
 """
@@ -45,11 +57,19 @@ from aiogram.client.session.base import BaseSession
 from aiogram.enums import ParseMode
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.methods import EditMessageText, GetMe, SendMessage, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import CallbackQuery, InlineKeyboardButton, Update
-from aiogram.utils.keyboard import InlineKeyboardBuilder
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+
+try:
+    from aiogram_dialog import Dialog, DialogManager, StartMode, Window, setup_dialogs
+    from aiogram_dialog.widgets.kbd import Button, Row
+    from aiogram_dialog.widgets.text import Const, Format
+except ImportError:  # pragma: no cover
+    sys.exit("aiogram-dialog is missing: install the bench extra with  pip install -e '.[bench]'")
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -63,7 +83,9 @@ from bot.core.uscc import make_uscc  # noqa: E402
 from bot.telegram.app import build_app  # noqa: E402
 from bot.telegram.callbacks import AnswerCb  # noqa: E402
 from storage.answers import get_or_create_selfcheck, save_answer  # noqa: E402
+from storage.checkpoint import WalCheckpointer  # noqa: E402
 from storage.db import open_db  # noqa: E402
+from storage.fsm import SQLiteStorage  # noqa: E402
 from storage.institutions import bind_member, create_invite, get_institution_by_uscc, upsert_institutions  # noqa: E402
 
 TOKEN = "42:TEST"
@@ -186,6 +208,14 @@ class Updates:
         }
 
 
+def button_by_text(message: dict[str, Any], text: str) -> str | None:
+    for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+        for button in row:
+            if button.get("text") == text:
+                return button.get("callback_data")
+    return None
+
+
 def answer_button(message: dict[str, Any], choice: str) -> str | None:
     for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
         for button in row:
@@ -246,11 +276,16 @@ class Runner:
 class ZichaRunner(Runner):
     name = "zicha"
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, durability: str = "full") -> None:
         super().__init__()
-        db_path = tmp / "zicha.db"
-        self.settings = load_settings(_env_file=None, bot_token=TOKEN, zicha_db=db_path, zicha_locale=LOCALE)
-        self.db = open_db(db_path)  # a file, WAL, synchronous=NORMAL: as in production
+        self.name = f"zicha/{durability}"
+        db_path = tmp / f"zicha-{durability}.db"
+        self.settings = load_settings(
+            _env_file=None, bot_token=TOKEN, zicha_db=db_path, zicha_locale=LOCALE, zicha_durability=durability
+        )
+        # A file in WAL mode at the chosen durability, checkpointed in the background: as `zicha run`.
+        self.db = open_db(db_path, durability=durability)
+        self.checkpointer = WalCheckpointer(self.db)
         row = RosterRow(
             line=2,
             name="食品检验所",
@@ -281,6 +316,7 @@ class ZichaRunner(Runner):
         self.compliance = [i for i in self.interview.items if i.kind == "compliance"]
         self.answered_in_cycle = 0
         self.cycles = 0
+        self.checkpointer.start()
 
     def reset(self) -> None:
         """Untimed: forget the compliance answers so the interview starts over."""
@@ -328,7 +364,8 @@ class ZichaRunner(Runner):
         assert text.startswith(("已保存", "Saved")), f"the press was not taken: {text!r}"
 
 
-# The bare bot: what a minimal aiogram questionnaire bot does per press.
+# The baseline and the peer: the same survey (Zicha's compliance items, in order), the
+# same question text and the same 3 + 2 + 3 keyboard, built the cheapest way each allows.
 
 
 class BareAnswerCb(CallbackData, prefix="a"):
@@ -342,39 +379,54 @@ class BareAnswerCb(CallbackData, prefix="a"):
 CHOICE_LABELS = {"compliant": "符合", "noncompliant": "不符合", "na": "不适用"}
 
 
-def bare_router(items: list[Item], section_titles: dict[str, str]) -> Router:
-    router = Router(name="bare")
-    total = len(items)
-    index = {item.id: k for k, item in enumerate(items)}
+class Survey:
+    """The questions both the bare bot and aiogram-dialog ask: text as Zicha shows it."""
 
-    def question(k: int) -> tuple[str, Any]:
-        item = items[k]
+    def __init__(self, items: list[Item], section_titles: dict[str, str]) -> None:
+        self.items = items
+        self.total = len(items)
+        self.index = {item.id: k for k, item in enumerate(items)}
+        self.titles = section_titles
+
+    def text(self, k: int) -> str:
+        item, total = self.items[k], self.total
         pct = round(100 * k / total)
-        bar = "▓" * (k * 10 // total) + "░" * (10 - k * 10 // total)
-        text = (
-            f"<b>{section_titles[item.section_id]}</b>\n第 {k + 1}/{total} 项  {bar} {pct}%\n\n"
+        bar = "▰" * (k * 10 // total) + "▱" * (10 - k * 10 // total)
+        return (
+            f"<b>{self.titles[item.section_id]}</b>\n第 {k + 1}/{total} 项  {bar} {pct}%\n\n"
             f"<b>{item.text.get(LOCALE)}</b>"
             + (f"\n\n<i>依据：{item.basis.get(LOCALE)}</i>" if item.basis is not None else "")
         )
-        kb = InlineKeyboardBuilder()
-        for choice in ("compliant", "noncompliant", "na"):
-            kb.button(text=CHOICE_LABELS[choice], callback_data=BareAnswerCb(sc=1, item=item.id, fp="9dce4f8a", rev=0, choice=choice))
-        kb.adjust(3)
-        kb.row(
+
+
+def bare_router(survey: Survey) -> Router:
+    router = Router(name="bare")
+
+    def question(k: int) -> tuple[str, InlineKeyboardMarkup]:
+        item = survey.items[k]
+        # Built directly: InlineKeyboardBuilder.as_markup() deep-copies every button.
+        answers = [
+            InlineKeyboardButton(
+                text=CHOICE_LABELS[c], callback_data=BareAnswerCb(sc=1, item=item.id, fp="9dce4f8a", rev=0, choice=c).pack()
+            )
+            for c in ("compliant", "noncompliant", "na")
+        ]
+        nav = [
             InlineKeyboardButton(text="◀ 上一项", callback_data=f"n:prev:1:{item.id}"),
             InlineKeyboardButton(text="暂时跳过 ▶", callback_data=f"n:skip:1:{item.id}"),
-        )
-        kb.row(
-            InlineKeyboardButton(text="💡 说明", callback_data=f"n:guide:1:{item.id}"),
+        ]
+        tools = [
             InlineKeyboardButton(text="📋 目录", callback_data="n:toc:1"),
             InlineKeyboardButton(text="🔎 检查", callback_data="n:review:1"),
-        )
-        return text, kb.as_markup()
+        ]
+        if item.guidance is not None:
+            tools.insert(0, InlineKeyboardButton(text="💡 说明", callback_data=f"n:guide:1:{item.id}"))
+        return survey.text(k), InlineKeyboardMarkup(inline_keyboard=[answers, nav, tools])
 
     @router.callback_query(BareAnswerCb.filter())
     async def on_answer(query: CallbackQuery, callback_data: BareAnswerCb, state: FSMContext) -> None:
         await state.update_data({callback_data.item: callback_data.choice})
-        k = (index[callback_data.item] + 1) % total
+        k = (survey.index[callback_data.item] + 1) % survey.total
         text, markup = question(k)
         await query.message.edit_text(text, reply_markup=markup)  # type: ignore[union-attr]
         await query.answer("已保存：" + CHOICE_LABELS[callback_data.choice])
@@ -390,11 +442,10 @@ def bare_router(items: list[Item], section_titles: dict[str, str]) -> Router:
 class BareRunner(Runner):
     name = "bare"
 
-    def __init__(self, checklist: Checklist, items: list[Item]) -> None:
+    def __init__(self, survey: Survey) -> None:
         super().__init__()
-        titles = {s.id: s.title.get(LOCALE) for s in checklist.sections}
         self.dp = Dispatcher(storage=MemoryStorage())
-        self.dp.include_router(bare_router(items, titles))
+        self.dp.include_router(bare_router(survey))
 
     async def prepare(self) -> None:
         if self.session.last_message_json is not None:
@@ -410,6 +461,78 @@ class BareRunner(Runner):
 
     def check_last(self) -> None:
         assert (self.session.last_callback_text or "").startswith("已保存")
+
+
+class SurveyStates(StatesGroup):
+    question = State()
+
+
+def survey_dialog(survey: Survey) -> Dialog:
+    """aiogram-dialog's way: one window, the question from a getter, Buttons with on_click."""
+
+    async def getter(dialog_manager: DialogManager, **kwargs: Any) -> dict[str, Any]:
+        k = dialog_manager.dialog_data.get("k", 0)
+        return {"text": survey.text(k), "guide": survey.items[k].guidance is not None}
+
+    async def on_choice(callback: CallbackQuery, button: Button, manager: DialogManager) -> None:
+        k = manager.dialog_data.get("k", 0)
+        manager.dialog_data.setdefault("answers", {})[survey.items[k].id] = button.widget_id
+        manager.dialog_data["k"] = (k + 1) % survey.total
+
+    async def on_nav(callback: CallbackQuery, button: Button, manager: DialogManager) -> None:
+        pass  # never pressed in the benchmark
+
+    window = Window(
+        Format("{text}"),
+        Row(*(Button(Const(CHOICE_LABELS[c]), id=c, on_click=on_choice) for c in ("compliant", "noncompliant", "na"))),
+        Row(Button(Const("◀ 上一项"), id="prev", on_click=on_nav), Button(Const("暂时跳过 ▶"), id="skip", on_click=on_nav)),
+        Row(
+            Button(Const("💡 说明"), id="guide", on_click=on_nav, when="guide"),
+            Button(Const("📋 目录"), id="toc", on_click=on_nav),
+            Button(Const("🔎 检查"), id="review", on_click=on_nav),
+        ),
+        getter=getter,
+        state=SurveyStates.question,
+        parse_mode="HTML",
+    )
+    return Dialog(window)
+
+
+class DialogRunner(Runner):
+    """aiogram-dialog 2 running the same survey; its context and stack live in ``storage``."""
+
+    def __init__(self, name: str, survey: Survey, storage: BaseStorage) -> None:
+        super().__init__()
+        self.name = name
+        self.dp = Dispatcher(storage=storage)
+        self.dp.include_router(survey_dialog(survey))
+        start = Router(name="start")
+
+        @start.message()
+        async def on_start(message: Any, dialog_manager: DialogManager) -> None:
+            await dialog_manager.start(SurveyStates.question, mode=StartMode.RESET_STACK)
+
+        self.dp.include_router(start)
+        setup_dialogs(self.dp)
+        self.answered = 0
+
+    async def prepare(self) -> None:
+        if self.session.last_message_json is not None:
+            self.message = json.loads(self.session.last_message_json)
+        if not self.message:
+            await self.feed(self.updates.message("/start"))
+            assert self.session.last_message_json is not None, "aiogram-dialog showed nothing"
+            self.message = json.loads(self.session.last_message_json)
+        data = button_by_text(self.message, CHOICE_LABELS["compliant"])
+        assert data is not None, self.message
+        self.session.last_message_json = None
+        self.session.last_callback_text = "(not answered)"
+        self.payload = self.updates.press(self.message, data)
+
+    def check_last(self) -> None:
+        # aiogram-dialog answers the callback itself, without a text; the message moved on.
+        assert self.session.last_callback_text is None, "the callback was not answered"
+        assert self.session.last_message_json is not None, "the message was not edited"
 
 
 # --- where the time goes (a separate pass; only timers are added) --------------------
@@ -717,29 +840,106 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+async def statements_pass(zicha: ZichaRunner, n: int) -> dict[str, Any]:
+    """Zicha again, with sqlite3's trace callback on the serving connection: every
+    statement SQLite runs for a press (the sqlite3 module's implicit BEGINs included)."""
+    log: list[str] = []
+    conn = zicha.db.conn
+    per_step: list[int] = []
+    commits: list[int] = []
+    kinds: dict[str, int] = {}
+    conn.set_trace_callback(log.append)
+    try:
+        for _ in range(n):
+            await zicha.prepare()
+            log.clear()
+            await zicha.step()
+            zicha.check_last()
+            per_step.append(len(log))
+            commits.append(sum(1 for q in log if q.lstrip().upper().startswith(("COMMIT", "END"))))
+            for q in log:
+                word = q.split(None, 1)[0].upper() if q.strip() else "?"
+                kinds[word] = kinds.get(word, 0) + 1
+    finally:
+        conn.set_trace_callback(None)
+    return {
+        "steps": n,
+        "statements_per_press": statistics.fmean(per_step),
+        "commits_per_press": statistics.fmean(commits),
+        "max_statements": max(per_step),
+        "by_kind_per_press": {k: v / n for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+    }
+
+
+MODES = ("full", "normal")
+
+
+def fsync_probe(folder: Path, n: int = 100) -> dict[str, float]:
+    """What one fsync costs on the disk under the databases right now (µs): the floor of a
+    COMMIT at synchronous=FULL, and on a shared machine the most variable figure here."""
+    path = folder / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    times = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            t0 = time.perf_counter_ns()
+            os.fsync(fd)
+            times.append(time.perf_counter_ns() - t0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    s = summarize(times)
+    return {"p50_us": s["p50_us"], "p99_us": s["p99_us"], "max_us": s["max_us"]}
+
+
+def order_for(round_no: int, names: list[str]) -> list[str]:
+    """Each round starts with a different contender and alternates direction."""
+    k = round_no % len(names)
+    rotated = names[k:] + names[:k]
+    return rotated if round_no % 2 == 0 else rotated[::-1]
+
+
 async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    zicha = ZichaRunner(tmp)
-    bare = BareRunner(zicha.checklist, zicha.compliance)
-    runners = {"zicha": zicha, "bare": bare}
-    times: dict[str, list[int]] = {"zicha": [], "bare": []}
-    blocking: dict[str, list[int]] = {"zicha": [], "bare": []}
-    calls: dict[str, list[int]] = {"zicha": [], "bare": []}
-    session: dict[str, list[int]] = {"zicha": [], "bare": []}
-    cpu: dict[str, list[int]] = {"zicha": [], "bare": []}
+    zichas = {mode: ZichaRunner(tmp, mode) for mode in MODES}
+    ref = zichas["full"]
+    survey = Survey(ref.compliance, {s.id: s.title.get(LOCALE) for s in ref.checklist.sections})
+    dialog_dbs = {mode: open_db(tmp / f"dialog-{mode}.db", durability=mode) for mode in MODES}
+    checkpointers = [z.checkpointer for z in zichas.values()]
+    for db in dialog_dbs.values():
+        checkpointers.append(WalCheckpointer(db))
+        checkpointers[-1].start()
+    runners: dict[str, Runner] = {"bare": BareRunner(survey), "dialog/memory": DialogRunner("dialog/memory", survey, MemoryStorage())}
+    for mode in MODES:
+        runners[f"dialog/sqlite-{mode}"] = DialogRunner(f"dialog/sqlite-{mode}", survey, SQLiteStorage(dialog_dbs[mode]))
+    for mode in MODES:
+        runners[f"zicha/{mode}"] = zichas[mode]
+    names = list(runners)
+    times: dict[str, list[int]] = {n: [] for n in names}
+    blocking: dict[str, list[int]] = {n: [] for n in names}
+    calls: dict[str, list[int]] = {n: [] for n in names}
+    session: dict[str, list[int]] = {n: [] for n in names}
+    cpu: dict[str, list[int]] = {n: [] for n in names}
+
+    def quiet() -> None:
+        # Untimed, before each batch: no contender pays for another's garbage or WAL.
+        gc.collect()
+        for c in checkpointers:
+            c.checkpoint()
 
     # Warm-up (imports, caches, pydantic validators, SQLite page cache), not recorded.
-    for runner in (zicha, bare):
+    for runner in runners.values():
         await run_batch(runner, args.warmup, [], [], [], [])
 
-    # Alternate batches of both bots to cancel drift (thermal, page cache, GC state).
     rounds = args.rounds
     per_round = max(1, args.steps // rounds)
+    fsync_before = fsync_probe(tmp)
+    load_before = os.getloadavg()
     t_start = time.perf_counter()
     cpu_start = time.process_time()
     for r in range(rounds):
-        order = ("bare", "zicha") if r % 2 == 0 else ("zicha", "bare")
-        for name in order:
-            gc.collect()
+        for name in order_for(r, names):
+            quiet()
             await run_batch(runners[name], per_round, times[name], blocking[name], calls[name], session[name], cpu[name])
     wall = time.perf_counter() - t_start
     # Below 1.0, the core was shared with other processes (the figures are then pessimistic).
@@ -752,18 +952,23 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "pinned_to_cpu": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "python": platform.python_version(),
             "aiogram": __import__("aiogram").__version__,
+            "aiogram_dialog": __import__("importlib.metadata").metadata.version("aiogram-dialog"),
             "sqlite": sqlite3.sqlite_version,
         },
+        "survey_items": survey.total,
         "steps_per_bot": per_round * rounds,
         "rounds": rounds,
         "warmup": args.warmup,
         "wall_s": wall,
         "cpu_share": cpu_share,
-        "loadavg_1min_after": os.getloadavg()[0],
-        "zicha_cycles_completed": zicha.cycles,
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "fsync_before": fsync_before,
+        "fsync_after": fsync_probe(tmp),
+        "zicha_cycles_completed": {m: zichas[m].cycles for m in MODES},
         "bots": {},
     }
-    for name in ("bare", "zicha"):
+    for name in names:
         s = summarize(times[name])
         s["longest_blocking_stretch_us"] = max(blocking[name]) / 1000
         block = summarize(blocking[name])
@@ -773,73 +978,91 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         s["null_session_us_per_step"] = statistics.fmean(session[name]) / 1000
         c = summarize(cpu[name])
         s["cpu"] = {"mean_us": c["mean_us"], "p50_us": c["p50_us"], "p99_us": c["p99_us"], "steps_per_cpu_s": c["steps_per_s"]}
-        s["outside_session_us_per_step"] = s["mean_us"] - s["null_session_us_per_step"]
         result["bots"][name] = s
-    z, b = result["bots"]["zicha"], result["bots"]["bare"]
-    result["ratio"] = {
-        "mean": z["mean_us"] / b["mean_us"],
-        "p50": z["p50_us"] / b["p50_us"],
-        "cpu_mean": z["cpu"]["mean_us"] / b["cpu"]["mean_us"],
-        "cpu_p50": z["cpu"]["p50_us"] / b["cpu"]["p50_us"],
-    }
+    bots = result["bots"]
+    bare = bots["bare"]
+    result["vs_bare"] = {
+        n: {"p50": bots[n]["p50_us"] / bare["p50_us"], "mean": bots[n]["mean_us"] / bare["mean_us"],
+            "cpu_p50": bots[n]["cpu"]["p50_us"] / bare["cpu"]["p50_us"]}
+        for n in names if n != "bare"
+    }  # fmt: skip
+    result["zicha_vs_dialog"] = {
+        f"zicha/{m} vs {d}": {"p50": bots[f"zicha/{m}"]["p50_us"] / bots[d]["p50_us"],
+                              "mean": bots[f"zicha/{m}"]["mean_us"] / bots[d]["mean_us"]}
+        for m in MODES for d in ("dialog/memory", f"dialog/sqlite-{m}")
+    }  # fmt: skip
+    for c in checkpointers:
+        c.stop()
+    result["statements"] = await statements_pass(zichas["normal"], args.breakdown_steps)
+    result["breakdown"] = {m: await breakdown_pass(zichas[m], args.breakdown_steps) for m in MODES}
+    st = result["statements"]
     result["targets"] = {
-        "ratio_le_1.5": result["ratio"]["mean"] <= 1.5 and result["ratio"]["p50"] <= 1.5,
-        "zicha_ge_1000_steps_per_s": z["steps_per_s"] >= 1000,
+        **{f"zicha/{m} p50 <= 1.4x bare": result["vs_bare"][f"zicha/{m}"]["p50"] <= 1.4 for m in MODES},
+        **{f"zicha/{m} ahead of dialog/memory (p50)": bots[f"zicha/{m}"]["p50_us"] < bots["dialog/memory"]["p50_us"] for m in MODES},
+        **{f"zicha/{m} ahead of dialog/sqlite-{m} (p50)": bots[f"zicha/{m}"]["p50_us"] < bots[f"dialog/sqlite-{m}"]["p50_us"] for m in MODES},
+        "zicha/normal >= 1500 steps/s": bots["zicha/normal"]["steps_per_s"] >= 1500,
+        "zicha/full >= 800 steps/s": bots["zicha/full"]["steps_per_s"] >= 800,
+        "<= 6 statements per press": st["statements_per_press"] <= 6,
+        "1 COMMIT per press": st["commits_per_press"] <= 1,
     }
-    result["breakdown"] = await breakdown_pass(zicha, args.breakdown_steps)
+    for db in dialog_dbs.values():
+        db.close()
     return result
 
 
 def print_table(r: dict[str, Any]) -> None:
     m = r["machine"]
-    print(f"Zicha answer-step benchmark — {m['cpu']}, {m['nproc']} CPUs, pinned to CPU {m['pinned_to_cpu']}, "
-          f"Python {m['python']}, aiogram {m['aiogram']}, SQLite {m['sqlite']}")
+    print(f"Answer-step benchmark — {m['cpu']}, {m['nproc']} CPUs, pinned to CPU {m['pinned_to_cpu']}, "
+          f"Python {m['python']}, aiogram {m['aiogram']}, aiogram-dialog {m['aiogram_dialog']}, SQLite {m['sqlite']}")
     print(f"{r['steps_per_bot']} steps per bot in {r['rounds']} alternating rounds after {r['warmup']} warm-up steps "
-          f"({r['wall_s']:.1f} s; Zicha went through the 33-item checklist {r['zicha_cycles_completed']} times)")
+          f"({r['wall_s']:.1f} s; a {r['survey_items']}-question survey; Zicha went through it "
+          + ", ".join(f"{n} times ({k})" for k, n in r["zicha_cycles_completed"].items()) + ")")
+    lb, la = r["loadavg_before"], r["loadavg_after"]
     print(f"this process got {100 * r['cpu_share']:.0f}% of its core during the timed rounds; "
-          f"load average {r['loadavg_1min_after']:.2f} after"
-          + ("  -- WARNING: the core was shared with other processes, figures are pessimistic"
+          f"load average before {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}, after {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}"
+          + ("  -- WARNING: the core was shared with other processes, absolute figures are pessimistic"
              if r["cpu_share"] < 0.95 else ""))
+    fb, fa = r["fsync_before"], r["fsync_after"]
+    print(f"fsync of a 4 KiB write in the database folder: before p50 {fb['p50_us']:.0f} µs, p99 {fb['p99_us']:.0f} µs; "
+          f"after p50 {fa['p50_us']:.0f} µs, p99 {fa['p99_us']:.0f} µs")
     print()
-    head = (f"{'bot':<7}{'mean µs':>9}{'p50 µs':>9}{'p95 µs':>9}{'p99 µs':>9}{'max µs':>9}{'steps/s':>9}"
-            f"{'block p99':>11}{'block max':>11}")
+    head = (f"{'bot':<22}{'mean µs':>9}{'p50 µs':>9}{'p95 µs':>9}{'p99 µs':>9}{'max µs':>9}{'steps/s':>9}"
+            f"{'CPU p50':>9}{'block p99':>11}{'block max':>11}{'p50 ×bare':>11}{'mean ×bare':>11}{'CPU ×bare':>11}")
     print(head)
     print("-" * len(head))
-    for name in ("bare", "zicha"):
-        s = r["bots"][name]
+    for name, s in r["bots"].items():
+        ratio = r["vs_bare"].get(name, {"p50": 1.0, "mean": 1.0, "cpu_p50": 1.0})
         print(
-            f"{name:<7}{s['mean_us']:>9.0f}{s['p50_us']:>9.0f}{s['p95_us']:>9.0f}{s['p99_us']:>9.0f}{s['max_us']:>9.0f}"
-            f"{s['steps_per_s']:>9.0f}{s['blocking_stretch_p99_us']:>11.0f}{s['longest_blocking_stretch_us']:>11.0f}"
+            f"{name:<22}{s['mean_us']:>9.0f}{s['p50_us']:>9.0f}{s['p95_us']:>9.0f}{s['p99_us']:>9.0f}{s['max_us']:>9.0f}"
+            f"{s['steps_per_s']:>9.0f}{s['cpu']['p50_us']:>9.0f}{s['blocking_stretch_p99_us']:>11.0f}"
+            f"{s['longest_blocking_stretch_us']:>11.0f}{ratio['p50']:>10.2f}×{ratio['mean']:>10.2f}×{ratio['cpu_p50']:>10.2f}×"
         )
-    print("CPU time per step (thread CPU time, not inflated when other processes share the core): "
-          + ", ".join(f"{n} mean {r['bots'][n]['cpu']['mean_us']:.0f} µs, p50 {r['bots'][n]['cpu']['p50_us']:.0f} µs, "
-                      f"{r['bots'][n]['cpu']['steps_per_cpu_s']:.0f} steps per CPU-second" for n in ("bare", "zicha")))
-    print("block = the longest stretch of one step between two awaits on the network (request serialisation and "
-          "response parsing included): how long the step would hold the event loop with a real session (µs)")
-    print(f"API calls per step: bare {r['bots']['bare']['api_calls_per_step']:.1f}, "
-          f"zicha {r['bots']['zicha']['api_calls_per_step']:.1f} (edit the message, answer the callback)")
+    print("steps/s = 1 / mean on one core; CPU p50 = thread CPU time (not inflated when the core is shared); "
+          "block = the longest stretch of a step between two awaits on the network (serialisation and parsing "
+          "included): how long it would hold the event loop with a real session; CPU ×bare = ratio of the CPU p50s")
+    print("API calls per step: " + ", ".join(f"{n} {s['api_calls_per_step']:.1f}" for n, s in r["bots"].items()))
     print()
-    b, z = r["bots"]["bare"], r["bots"]["zicha"]
-    print(f"of the mean step, inside the null session (request serialisation + response parsing, same for both): "
-          f"bare {b['null_session_us_per_step']:.0f} µs, zicha {z['null_session_us_per_step']:.0f} µs; "
-          f"outside it: bare {b['outside_session_us_per_step']:.0f} µs, zicha {z['outside_session_us_per_step']:.0f} µs "
-          f"({z['outside_session_us_per_step'] / b['outside_session_us_per_step']:.2f}×)")
-    ratio, t = r["ratio"], r["targets"]
-    print(f"zicha / bare: mean {ratio['mean']:.2f}×, p50 {ratio['p50']:.2f}× (CPU time: mean {ratio['cpu_mean']:.2f}×, "
-          f"p50 {ratio['cpu_p50']:.2f}×)   "
-          f"(target ≤ 1.5×: {'met' if t['ratio_le_1.5'] else 'NOT met'})")
-    print(f"zicha steps/s on one core: {r['bots']['zicha']['steps_per_s']:.0f}   "
-          f"(target ≥ 1,000: {'met' if t['zicha_ge_1000_steps_per_s'] else 'NOT met'})")
-    q = r["breakdown"]
+    for k, v in r["zicha_vs_dialog"].items():
+        print(f"{k}: p50 {v['p50']:.2f}×, mean {v['mean']:.2f}×")
+    st = r["statements"]
     print()
-    print(f"Where a Zicha step's time goes ({q['steps']} more steps with timers; exclusive µs per step, "
-          f"mean step {q['step_us_mean']:.0f} µs):")
-    for name, us in q["components_us_per_step"].items():
-        print(f"  {us:>6.0f} µs  {100 * us / q['step_us_mean']:>3.0f}%  {name}")
-    print(f"SQLite: {q['sql_calls_per_step']:.1f} statements per step, {q['commits_per_step']:.1f} of them COMMIT "
-          f"(COMMIT p50 {q['commit_us_p50']:.0f} µs, p99 {q['commit_us_p99']:.0f} µs, max {q['longest_commit_us']:.0f} µs; "
-          f"{q['commits_over_1ms']} COMMITs over 1 ms); longest single SQLite call {q['longest_sql_call_us']:.0f} µs "
-          f"({q['longest_sql_call']!r})")
+    print(f"SQLite per Zicha press (sqlite3 trace callback, {st['steps']} presses, normal): "
+          f"{st['statements_per_press']:.1f} statements (max {st['max_statements']}), "
+          f"{st['commits_per_press']:.2f} COMMITs; by kind: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in st["by_kind_per_press"].items()))
+    print()
+    print("Targets:")
+    for k, ok in r["targets"].items():
+        print(f"  {'met    ' if ok else 'NOT met'}  {k}")
+    for mode, q in r["breakdown"].items():
+        print()
+        print(f"Where a zicha/{mode} step's time goes ({q['steps']} more steps with timers; exclusive µs per step, "
+              f"mean step {q['step_us_mean']:.0f} µs):")
+        for name, us in q["components_us_per_step"].items():
+            print(f"  {us:>6.0f} µs  {100 * us / q['step_us_mean']:>3.0f}%  {name}")
+        print(f"  COMMIT p50 {q['commit_us_p50']:.0f} µs, p99 {q['commit_us_p99']:.0f} µs, max {q['longest_commit_us']:.0f} µs; "
+              f"{q['commits_over_1ms']} COMMITs over 1 ms; longest single SQLite call {q['longest_sql_call_us']:.0f} µs "
+              f"({q['longest_sql_call']!r})")
 
 
 def main() -> None:
@@ -848,10 +1071,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="alternating batches per bot (default 6)")
     parser.add_argument("--warmup", type=int, default=300, help="untimed warm-up steps per bot (default 300)")
     parser.add_argument("--breakdown-steps", type=int, default=660,
-                        help="Zicha steps with timers around SQLite, Babel and Zicha's parts (default 660)")
+                        help="Zicha steps with timers / with the trace callback, per mode (default 660)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--profile", type=int, nargs="?", const=1000, default=0, metavar="N",
-                        help="also cProfile N Zicha steps (default 1000) and print the top functions")
+                        help="also cProfile N Zicha steps (default 1000, normal durability) and print the top functions")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to CPU 0")
     args = parser.parse_args()
 
@@ -873,8 +1096,9 @@ def main() -> None:
             if args.profile:
                 # A fresh Zicha (same setup) so the profile is not skewed by the runs above.
                 (Path(tmp) / "profile").mkdir()
-                zicha = ZichaRunner(Path(tmp) / "profile")
+                zicha = ZichaRunner(Path(tmp) / "profile", "normal")
                 print(profile_pass(zicha, args.profile), file=sys.stderr if args.json else sys.stdout)
+                zicha.checkpointer.stop()
         finally:
             loop.close()
 

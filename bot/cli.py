@@ -26,9 +26,17 @@ def _open_db(settings: Settings) -> sqlite_utils.Database:
     from storage.db import DatabaseError, open_db
 
     try:
-        return open_db(settings.zicha_db)
+        return open_db(settings.zicha_db, durability=settings.zicha_durability)
     except DatabaseError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _open_existing_db(settings: Settings) -> sqlite_utils.Database:
+    """The database of a command that reads it: refuse, rather than create an empty one,
+    when ZICHA_DB points where there is none."""
+    if not settings.zicha_db.is_file():
+        raise click.ClickException(f"No database at {settings.zicha_db}: check ZICHA_DB, or start the bot once to create it.")
+    return _open_db(settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,12 +101,20 @@ def run(webhook: bool) -> None:
 
 @cli.command()
 @click.option("--demo", is_flag=True, help="Create a demo institution and register you for it.")
-def chat(demo: bool) -> None:
+@click.option(
+    "--files", "files_dir", type=click.Path(file_okay=False, path_type=Path), default="zicha-files", show_default=True,
+    help="Folder for the files the bot sends (signed pledge PDF, workbooks).",
+)  # fmt: skip
+def chat(demo: bool, files_dir: Path) -> None:
     """Chat with Zicha in this terminal, with no token and no network.
 
     Runs the same handlers as the Telegram bot against the local database. Buttons
-    appear as numbers: type a number to press one, or type text to reply.
+    appear with keys: answers as numbers, navigation as fixed letters (p previous,
+    n skip or continue, c contents, r review). Type a key to press a button, or type
+    text to reply. Files the bot sends are saved in --files.
     """
+    from aiogram.utils.i18n import gettext as _
+
     from bot.console import CONSOLE_USER_ID, ConsoleChat
     from bot.demo import seed_demo
     from bot.telegram.app import build_app
@@ -114,11 +130,14 @@ def chat(demo: bool) -> None:
             from storage.campaigns import open_campaign
 
             open_campaign(db, load_configured_campaign(settings.zicha_campaign or "demo", settings.tz))
+        app = build_app(settings, db)
+        console = ConsoleChat(app, click.echo, files_dir=files_dir)
         if demo and get_membership(db, CONSOLE_USER_ID) is None:
             institution = seed_demo(db, CONSOLE_USER_ID)
-            click.echo(f"Demo institution ready: {institution.name} ({institution.uscc}). Database: {settings.zicha_db}")
-        app = build_app(settings, db)
-        console = ConsoleChat(app, click.echo)
+            with console.speaking():
+                click.echo(_("Demo institution ready: {name} ({uscc}). Database: {db}").format(
+                    name=institution.name, uscc=institution.uscc, db=settings.zicha_db
+                ))  # fmt: skip
         asyncio.run(console.run(input))
 
 
@@ -239,11 +258,13 @@ def invites(ctx: click.Context, fmt: str, bot_username: str | None) -> None:
 
     settings = _settings()
     username = bot_username or _bot_username(settings)
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         rows = list_invites(db)
     if fmt == "csv":
         from bot.reports.excel import cell_text
 
+        if not username and rows:
+            click.echo(NO_USERNAME_WARNING, err=True)
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["uscc", "name", "code", "link"])
         for row in rows:
@@ -253,6 +274,12 @@ def invites(ctx: click.Context, fmt: str, bot_username: str | None) -> None:
     for row in rows:
         link = deep_link(username, row["code"]) if username else "(set --bot-username for links)"
         click.echo(f"{row['uscc']}  {format_invite_code(row['code'])}  {row['uses']}/{row['max_uses']}  {row['name']}  {link}")
+
+
+NO_USERNAME_WARNING = (
+    "Warning: the bot's username is unknown, so the link column is empty. Give --bot-username NAME "
+    "or set ZICHA_BOT_USERNAME (or BOT_TOKEN, to ask Telegram); staff can also send /start CODE to the bot."
+)
 
 
 def _bot_username(settings: Settings) -> str | None:
@@ -309,7 +336,7 @@ def invites_create(uscc: str, max_uses: int, expires: str | None) -> None:
     expires_at = _expires_option(expires, settings)
     if max_uses < 1:
         raise click.ClickException("--max-uses must be at least 1")
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         institution = get_institution_by_uscc(db, normalize_uscc(uscc))
         if institution is None:
             raise click.ClickException(f"No institution with USCC {uscc} (import the roster first).")
@@ -335,7 +362,7 @@ def invites_list(show_all: bool) -> None:
     now = utcnow()
     labels = {None: "active", "revoked": "revoked", "expired": "expired", "used_up": "used up"}
     lines: list[tuple[str, ...]] = []
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         for row in list_invites(db, include_inactive=True):
             problem = invite_problem(row, now)
             if show_all or problem is None:
@@ -374,7 +401,7 @@ def invites_revoke(code: str, remove_members: bool) -> None:
     if normalized is None:
         raise click.ClickException(f"{code} is not an invite code.")
     shown = format_invite_code(normalized)
-    with _open_db(_settings()) as db:
+    with _open_existing_db(_settings()) as db:
         staff_invite = get_invite(db, normalized)
         if staff_invite is not None:
             revoked = revoke_invite(db, normalized)
@@ -430,7 +457,7 @@ def staff_list(uscc: str) -> None:
     from storage.institutions import members_of
 
     settings = _settings()
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         institution = _institution_or_fail(db, uscc)
         members = members_of(db, institution.id)
     click.echo(f"{institution.name} ({institution.uscc}): {len(members)} staff member(s)")
@@ -455,7 +482,7 @@ def staff_remove(uscc: str, member: str) -> None:
     """
     from storage.institutions import find_member, remove_member
 
-    with _open_db(_settings()) as db:
+    with _open_existing_db(_settings()) as db:
         institution = _institution_or_fail(db, uscc)
         found = find_member(db, institution.id, member)
         if found is None:
@@ -502,7 +529,7 @@ def regulator_list() -> None:
     """List regulators and their scopes."""
     from storage.regulators import list_regulators
 
-    with _open_db(_settings()) as db:
+    with _open_existing_db(_settings()) as db:
         regulators = list_regulators(db)
     if not regulators:
         click.echo("No regulators yet. Add one with: zicha regulator add --telegram-id ID --scope national")
@@ -516,7 +543,7 @@ def regulator_remove(telegram_id: int) -> None:
     """Remove a regulator account (it loses access at once)."""
     from storage.regulators import remove_regulator
 
-    with _open_db(_settings()) as db:
+    with _open_existing_db(_settings()) as db:
         removed = remove_regulator(db, telegram_id)
     if not removed:
         raise click.ClickException(f"No regulator with Telegram id {telegram_id}.")
@@ -533,7 +560,9 @@ def keys() -> None:
 
     Set ZICHA_SIGNING_KEY and ZICHA_SIGNING_CERT (PEM or DER files; optionally
     ZICHA_SIGNING_KEY_PASSWORD) to use your own, e.g. one issued to your regulator;
-    otherwise Zicha uses zicha-keys/ next to the database.
+    otherwise Zicha uses the folder ZICHA_KEYS_DIR, else zicha-keys/ next to the
+    database, except for a database inside a git checkout: then
+    $XDG_DATA_HOME/zicha/keys (~/.local/share/zicha/keys), out of the checkout.
     """
 
 
@@ -567,7 +596,7 @@ def verify(file: Path) -> None:
     from bot.pledge.verify import verify_pdf
 
     settings = _settings()
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         result = verify_pdf(file.read_bytes(), db, settings)
     for line in result.details:
         click.echo(f"  {line}")
@@ -576,6 +605,70 @@ def verify(file: Path) -> None:
     else:
         click.echo(f"✗ {file}: NOT VALID: {result.reason}", err=True)
         sys.exit(1)
+
+
+@cli.group()
+def pledge() -> None:
+    """Signed pledges kept in the database."""
+
+
+@pledge.command("get")
+@click.argument("uscc")
+@click.option("--submission", "submission_id", type=int, default=None, help="This submission (default: the current one).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="FILE.pdf (default: the PDF's own name, here).")
+def pledge_get(uscc: str, submission_id: int | None, output: Path | None) -> None:
+    """Write the signed pledge PDF of the institution with USCC to a file.
+
+    The current signed submission, or an earlier (superseded) one with --submission N.
+    The PDF is the one sent to the institution: signed, and checkable with `zicha verify`.
+    """
+    from bot.core.uscc import normalize_uscc
+    from bot.i18n import build_i18n, format_datetime
+    from bot.pledge import document as doc
+    from bot.pledge.render import FontMissing
+    from bot.pledge.signing import SigningError, SigningSettings, identity
+    from bot.pledge.submit import pdf_file_name, produce_pdf
+    from storage import pledges as store
+    from storage.institutions import get_institution_by_uscc
+
+    settings = _settings()
+    checklist = _load_checklist(settings)
+    with _open_existing_db(settings) as db:
+        institution = get_institution_by_uscc(db, normalize_uscc(uscc))
+        if institution is None:
+            raise click.ClickException(f"No institution with USCC {uscc}.")
+        if submission_id is None:
+            submission = store.current_for_institution(db, institution.id, checklist.id)  # type: ignore[attr-defined]
+            if submission is None:
+                raise click.ClickException(
+                    f"{institution.name} ({institution.uscc}) has no signed pledge: its self-check is not signed, "
+                    "or a revision voided the signature (earlier ones: --submission N)."
+                )
+        else:
+            submission = store.get_submission(db, submission_id)
+            if submission is None or submission.institution_id != institution.id:
+                raise click.ClickException(f"{institution.name} ({institution.uscc}) has no submission #{submission_id}.")
+        row = store.get_pdf(db, submission.id)
+        if row is not None:
+            content = bytes(row["content"])
+        else:  # signed while the PDF could not be made (no font, say): make and keep it now
+            try:
+                ident = identity(SigningSettings(zicha_db=settings.zicha_db), db_path=settings.zicha_db)
+                content = produce_pdf(submission.document, build_i18n(settings.zicha_locale), settings.tz, ident)
+            except (FontMissing, SigningError) as exc:
+                raise click.ClickException(f"The PDF cannot be produced: {exc}") from None
+            store.save_pdf(db, submission.id, content, pdf_file_name(submission.document))
+    path = output or Path(pdf_file_name(submission.document))
+    try:
+        path.write_bytes(content)
+    except OSError as exc:
+        raise click.ClickException(f"Cannot write {path}: {exc.strerror or exc}") from None
+    state = "current" if submission.current else "superseded"
+    click.echo(
+        f"Wrote {path} ({len(content):,} bytes): submission #{submission.id} ({state}), "
+        f"code {doc.format_code(submission.verification_code)}, signed by {submission.signer_name} "
+        f"on {format_datetime(submission.signed_at, 'en', settings.tz)}."
+    )
 
 
 # --- reminders and broadcasts (issue 4) ---
@@ -657,7 +750,7 @@ def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
         )  # fmt: skip
         click.echo(f"At {local:%Y-%m-%d %H:%M}: nothing to send ({why}).")
         return
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         i18n = build_i18n(settings.zicha_locale)
         if dry_run:
             due = due_reminders(db, checklist, schedule, now, settings.zicha_locale)
@@ -714,7 +807,7 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
     if len(body) > MAX_BROADCAST_LENGTH:
         raise click.ClickException(f"The message has {len(body)} characters; at most {MAX_BROADCAST_LENGTH}.")
     settings = _settings()
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         reach = audience(db, scope)
         click.echo(
             f"Recipients: {reach.total} staff of {reach.institutions} institution(s) in {scope.to_text()}"
@@ -811,22 +904,27 @@ def export_cmd(scope_text: str, output: Path) -> None:
     scope = _scope_option(scope_text)
     settings = _settings()
     checklist = _load_checklist(settings)
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         write_export(db, checklist, scope, dt.datetime.now(settings.tz), output)  # type: ignore[arg-type]
     click.echo(f"Wrote {output}")
 
 
 @cli.command("digest")
 @click.option("--send", is_flag=True, help="Queue the digests in the outbox (the running bot sends them).")
-@click.option("--dry-run", is_flag=True, help="Print the digests and write their files; record nothing (default).")
+@click.option("--dry-run", is_flag=True, help="Print the digests as plain text and build their files; record nothing (default).")
 @click.option("--telegram-id", type=int, default=None, help="Only this regulator.")
 @click.option("--final", is_flag=True, help="Build the final digest whatever the date.")
-def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) -> None:
+@click.option(
+    "-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="With --dry-run: keep the workbooks and charts in this folder (default: built, checked and deleted).",
+)  # fmt: skip
+def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, output: Path | None) -> None:
     """Build the regulators' completion digests now.
 
-    By default (or with --dry-run) prints each digest and writes its workbook and chart
-    without recording anything. --send queues the due digests in the outbox, once per
-    regulator and day, exactly as the daily job at ZICHA_DIGEST_TIME does.
+    By default (or with --dry-run) prints each digest as plain text and builds its
+    workbook and chart without recording anything (-o DIR keeps the files). --send
+    queues the due digests in the outbox, once per regulator and day, exactly as the
+    daily job at ZICHA_DIGEST_TIME does.
     """
     import datetime as dt
     import tempfile
@@ -842,7 +940,7 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) 
     checklist = _load_checklist(settings)
     i18n = build_i18n(settings.zicha_locale)
     now = dt.datetime.now(settings.tz)
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         if send:
             queued = queue_digests(
                 db, checklist, i18n, now=now, directory=digest_dir(settings.zicha_db),  # type: ignore[arg-type]
@@ -856,15 +954,21 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool) 
         regulators = [r for r in list_regulators(db) if telegram_id is None or r.telegram_id == telegram_id]
         if not regulators:
             click.echo("No regulators.")
-        out = Path(tempfile.mkdtemp(prefix="zicha-digest-"))
-        for r in regulators:
-            digest = build_digest(db, checklist, r.telegram_id, r.scope, now, "final" if final else None)  # type: ignore[arg-type]
-            locale = get_user_language(db, r.telegram_id) or settings.zicha_locale
-            text, _x, _p = render_digest(db, checklist, i18n, digest, locale)  # type: ignore[arg-type]
-            xlsx, png = prepare_digest_files(db, checklist, digest, now, out)  # type: ignore[arg-type]
-            click.echo(f"--- {digest.kind} digest for {r.telegram_id} ({r.scope.to_text()}) ---")
-            click.echo(text)
-            click.echo(f"[files: {xlsx} {png}]")
+        # Without -o the files are only built (so a dry run also tries the workbook and
+        # the chart) and removed with their temporary folder.
+        with tempfile.TemporaryDirectory(prefix="zicha-digest-") as tmp:
+            out = output if output is not None else Path(tmp)
+            for r in regulators:
+                digest = build_digest(db, checklist, r.telegram_id, r.scope, now, "final" if final else None)  # type: ignore[arg-type]
+                locale = get_user_language(db, r.telegram_id) or settings.zicha_locale
+                text, _x, _p = render_digest(db, checklist, i18n, digest, locale, html=False)  # type: ignore[arg-type]
+                xlsx, png = prepare_digest_files(db, checklist, digest, now, out)  # type: ignore[arg-type]
+                click.echo(f"--- {digest.kind} digest for {r.telegram_id} ({r.scope.to_text()}) ---")
+                click.echo(text)
+                if output is not None:
+                    click.echo(f"[files: {xlsx} {png}]")
+                else:
+                    click.echo(f"[files: {xlsx.name} ({xlsx.stat().st_size:,} bytes), {png.name} ({png.stat().st_size:,} bytes); -o DIR keeps them]")
 
 
 # --- operations (issue 6) ---
@@ -885,9 +989,7 @@ def status(as_json: bool) -> None:
     from bot.ops.health import StorageLimits, offline_health
 
     settings = _settings()
-    if not settings.zicha_db.exists():
-        raise click.ClickException(f"No database at {settings.zicha_db}: check ZICHA_DB, or start the bot once to create it.")
-    with _open_db(settings) as db:
+    with _open_existing_db(settings) as db:
         report = offline_health(db, settings.zicha_heartbeat_seconds, StorageLimits.from_settings(settings))
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
@@ -904,7 +1006,8 @@ def status(as_json: bool) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace PATH if it exists.")
 def backup(path: Path, force: bool) -> None:
-    """Copy the live database to PATH (a file, or a folder for zicha-YYYYMMDD-HHMMSS.db).
+    """Copy the live database to PATH (a file, or a folder for zicha-YYYYMMDD-HHMMSS.db,
+    in ZICHA_TIMEZONE).
 
     Uses SQLite's online backup: safe while the bot runs. The copy is checked with
     PRAGMA integrity_check before it is put in place.
@@ -914,7 +1017,7 @@ def backup(path: Path, force: bool) -> None:
 
     settings = _settings()
     try:
-        result = backup_db(settings.zicha_db, path, force=force)
+        result = backup_db(settings.zicha_db, path, force=force, tz=settings.tz)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Backed up {settings.zicha_db} to {result.path} ({result.size:,} bytes, {result.tables} tables, integrity ok).")
@@ -954,7 +1057,7 @@ def restore(path: Path, force: bool) -> None:
                     f"The bot (pid {row[0]}) is using {db_path}: stop it first (e.g. systemctl stop zicha), or pass --force."
                 )
     try:
-        safety = restore_db(path, db_path)
+        safety = restore_db(path, db_path, tz=settings.tz)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     db = _open_db(settings)  # migrates a backup taken by an older version

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
     zicha_db: Path = Path("zicha.db")
+    # full: an answer acknowledged to the user is on disk (synchronous=FULL); normal: faster
+    # commits, but an OS crash or power loss can lose the last answers (storage/db.py).
+    zicha_durability: str = "full"
     zicha_timezone: str = "Asia/Shanghai"
     zicha_locale: str = "zh_CN"
     zicha_checklist: str = DEFAULT_CHECKLIST
@@ -43,6 +46,9 @@ class Settings(BaseSettings):
     zicha_outbox_concurrency: int = Field(default=1, ge=1, le=64)
     zicha_outbox_max_attempts: int = Field(default=5, ge=1, le=100)  # for 5xx and network errors
     zicha_outbox_backoff: float = Field(default=2.0, ge=0, le=3600)  # first retry after this many seconds, doubling
+    # Per-user flood limit (issue 12): updates a second one user may send, and the burst allowed.
+    zicha_user_rate: float = Field(default=2.0, gt=0, le=10000)
+    zicha_user_burst: int = Field(default=20, ge=1, le=100000)
     # --- operations (issue 6): webhook mode, logs, heartbeat ---
     zicha_webhook_url: str | None = None
     zicha_webhook_secret: SecretStr | None = None
@@ -82,6 +88,13 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("zicha_durability")
+    @classmethod
+    def _durability(cls, value: str) -> str:
+        if value.strip().lower() not in ("full", "normal"):
+            raise ValueError(f"must be full or normal, got {value!r}")
+        return value.strip().lower()
 
     @field_validator("zicha_timezone")
     @classmethod

@@ -6,12 +6,15 @@ Everything but the transport is shared with polling (``build_app``). The server:
   answers 401 and processes nothing unless the ``X-Telegram-Bot-Api-Secret-Token`` header
   equals the secret given to ``setWebhook``. The update is handled before the response
   (``handle_in_background=False``): Telegram counts it delivered only once it is stored,
-  and resends it otherwise.
-* ``GET /health``: JSON of the health checks, 200 when healthy, 503 when not.
+  and resends it otherwise; an update whose write the database refused is answered 503
+  (resent later), one that cannot be read is logged and answered 200 (never resent).
+* ``GET /health``: JSON of the health checks (the database must take a write), 200 when
+  healthy, 503 when not.
 
 At start: getMe, listen, then ``setWebhook(url, secret_token, allowed_updates)``; at
 SIGTERM/SIGINT: ``deleteWebhook`` (Telegram keeps new updates until the next start),
-stop listening, finish the updates in hand, stop services, close the session.
+stop listening, finish the requests and updates in hand, stop services, then close the
+session (no update in hand can still be using it).
 
 ZICHA_WEBHOOK_SECRET unset: a random secret is made at each start. It need not be
 persisted, since every start registers the secret it uses with setWebhook.
@@ -25,16 +28,18 @@ import logging
 import secrets
 import signal
 from collections.abc import Callable
+from typing import Any
 
-from aiogram import Bot
+from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
 from bot.ops.failures import StartupError, connect
 from bot.ops.health import live_health
-from bot.ops.lifecycle import DRAIN_TIMEOUT, Heartbeat, stop_services
+from bot.ops.lifecycle import DRAIN_TIMEOUT, Heartbeat, UpdateOutcome, stop_services
 from bot.telegram.app import App, build_bot
+from bot.telegram.session import parse_update
 
 log = logging.getLogger("zicha.webhook")
 
@@ -46,14 +51,83 @@ def webhook_secret(app: App) -> str:
     return configured.get_secret_value() if configured is not None else secrets.token_urlsafe(32)
 
 
+RETRY_AFTER_SECONDS = 5
+"""``Retry-After`` of a 503 answer (a write failed, or the server is stopping)."""
+
+
+class UpdateRequestHandler(SimpleRequestHandler):
+    """aiogram's handler, with three changes:
+
+    * an update aiogram's models cannot read is logged (id and type, never its content) and
+      answered 200, so Telegram stops resending it instead of retrying it for a day;
+    * an update whose write the database refused (read-only, full, locked) is answered 503,
+      so Telegram sends it again later, instead of 200 and lost;
+    * requests are counted: shutdown waits for those in hand (``drain``) before the
+      dispatcher stops, and the bot session is closed only after the server stopped
+      (by ``run_webhook``), not by this handler's shutdown hook.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, bot: Bot, **kwargs: Any) -> None:
+        super().__init__(dispatcher, bot, **kwargs)
+        self.in_flight = 0
+        self.stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def close(self) -> None:
+        """Nothing: ``run_webhook`` closes the session once no request can still use it."""
+
+    async def _handle_request(self, bot: Bot, request: web.Request) -> web.Response:
+        if self.stopping:
+            # On a connection kept alive after shutdown began: Telegram keeps it for the next start.
+            return web.Response(status=503, text="stopping", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            try:
+                raw = await request.json(loads=bot.session.json_loads)
+            except ValueError:
+                log.warning("webhook request skipped: its body is not JSON", extra={"event": "update_skipped"})
+                return web.json_response({})
+            update = parse_update(raw, bot)
+            if update is None:
+                return web.json_response({})  # logged by parse_update; answered so it is not resent
+            outcome = UpdateOutcome()
+            result = await self.dispatcher.feed_webhook_update(bot, update, update_outcome=outcome, **self.data)
+            if outcome.storage_failed:
+                log.warning(
+                    "update %s not stored (%s): Telegram will send it again",
+                    update.update_id, type(outcome.error).__name__,
+                    extra={"event": "update_retry", "update_id": update.update_id, "outcome": "retry"},
+                )  # fmt: skip
+                return web.Response(status=503, text="not stored", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return web.Response(body=self._build_response_writer(bot=bot, result=result))
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def drain(self, *_: Any) -> None:
+        """aiohttp shutdown hook: take no new request; wait (up to ``DRAIN_TIMEOUT``) for those in hand."""
+        self.stopping = True
+        if self.in_flight == 0:
+            return
+        log.info("shutdown: waiting for %d webhook request(s) in hand", self.in_flight, extra={"event": "drain"})
+        try:
+            await asyncio.wait_for(self._idle.wait(), DRAIN_TIMEOUT)
+        except TimeoutError:
+            log.warning("shutdown: %d webhook request(s) still running after %.0f s", self.in_flight, DRAIN_TIMEOUT)
+
+
 def build_web_app(app: App, bot: Bot, secret: str) -> web.Application:
     web_app = web.Application()
-    # setup_application first: its shutdown hook (the dispatcher's shutdown handlers, which
-    # wait for updates in hand) must run before the request handler's, which closes the session.
+    handler = UpdateRequestHandler(app.dispatcher, bot, secret_token=secret, handle_in_background=False)
+    # Shutdown hooks run in order: first the requests in hand finish (the site already takes no
+    # new connection), then the dispatcher's shutdown handlers (its updates in hand, the
+    # scheduler, the outbox). The session stays open until run_webhook closes it at the end.
+    web_app.on_shutdown.append(handler.drain)
     setup_application(web_app, app.dispatcher, bot=bot)
-    SimpleRequestHandler(app.dispatcher, bot, secret_token=secret, handle_in_background=False).register(
-        web_app, path=app.settings.webhook_path
-    )
+    handler.register(web_app, path=app.settings.webhook_path)
 
     async def health(request: web.Request) -> web.Response:
         report = live_health(app)
@@ -128,4 +202,6 @@ async def run_webhook(
             await heartbeat.stop()
             log.info("Zicha stopped", extra={"event": "stop", "mode": "webhook"})
     finally:
+        # Last: the server has stopped and every request in hand has finished with it.
         await bot.session.close()
+        log.info("stopping: Bot API session closed", extra={"event": "stop", "mode": "webhook"})

@@ -35,11 +35,23 @@ def query_one(db: sqlite_utils.Database, sql: str, params: Iterable[Any] = ()) -
     return rows[0] if rows else None
 
 
-def open_db(path: str | os.PathLike[str] = "zicha.db", *, migrate: bool = True) -> sqlite_utils.Database:
+DURABILITY_MODES = {"full": "FULL", "normal": "NORMAL"}
+"""ZICHA_DURABILITY -> PRAGMA synchronous. In WAL mode, FULL syncs the WAL at every COMMIT,
+so an answer acknowledged to the user survives a power loss or an OS crash; NORMAL syncs
+only at checkpoints, so such a crash can lose the last transactions (an application
+crash or kill loses nothing either way)."""
+
+
+def open_db(
+    path: str | os.PathLike[str] = "zicha.db", *, migrate: bool = True, durability: str = "full"
+) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the database at ``path``.
 
+    ``durability`` is ``"full"`` (the default) or ``"normal"``: see ``DURABILITY_MODES``.
     ``":memory:"`` gives a private in-memory database, handy for tests.
     """
+    if durability not in DURABILITY_MODES:
+        raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, got {durability!r}")
     if str(path) != ":memory:":
         parent = Path(path).expanduser().resolve().parent
         if not parent.is_dir():
@@ -55,23 +67,22 @@ def open_db(path: str | os.PathLike[str] = "zicha.db", *, migrate: bool = True) 
         db = sqlite_utils.Database(conn)
         if str(path) != ":memory:":
             db.enable_wal()
-        # WAL with synchronous=NORMAL is durable across application crashes (only an OS
-        # crash can lose the last transactions) and keeps a commit in the tens of µs.
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA synchronous={DURABILITY_MODES[durability]}")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=10000")
         if migrate:
             migrations.apply(db)
         if str(path) != ":memory:":
-            _probe_writable(db)
+            probe_writable(db)
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(explain_database_error(path, exc)) from exc
     return db
 
 
-def _probe_writable(db: sqlite_utils.Database) -> None:
-    """Fail now, not at the first answer, when the file cannot be written: a write that is
-    rolled back. (A read-only file opens and reads fine; only writes fail.)"""
+def probe_writable(db: sqlite_utils.Database) -> None:
+    """Raise ``sqlite3.OperationalError`` when the database cannot be written now (read-only
+    file or mount, ``query_only``): a write that is rolled back. (A read-only file opens and
+    reads fine; only writes fail.) Does nothing inside a transaction."""
     if db.conn.in_transaction:
         return
     version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -79,7 +90,30 @@ def _probe_writable(db: sqlite_utils.Database) -> None:
     try:
         db.execute(f"PRAGMA user_version = {int(version)}")
     finally:
-        db.execute("ROLLBACK")
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+
+
+def is_storage_failure(exc: BaseException | None) -> bool:
+    """Did the database refuse work for a reason outside the update itself (read-only file,
+    full disk, lock timeout, I/O error, damage)? Then trying the same update later may
+    succeed. Follows the exception's cause and context."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sqlite3.DatabaseError):
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is not None:
+                return code & 0xFF in _TRANSIENT_CODES
+            return isinstance(exc, sqlite3.OperationalError)
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+_TRANSIENT_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+"""SQLite's primary result codes for a database that refuses work whatever the SQL: BUSY,
+LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB (not a bug such
+as SQLITE_ERROR "no such column", which trying again would not mend)."""
 
 
 def explain_database_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> str:

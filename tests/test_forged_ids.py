@@ -18,7 +18,7 @@ from bot.core.interview import Choice, RectStatus
 from bot.core.scope import Scope
 from bot.telegram.callbacks import AnswerCb, NavAction, NavCb, RectCb, SectionCb
 from bot.telegram.pledge_views import PledgeAction, PledgeCb
-from bot.telegram.routers.regulator import InstitutionCb, OverduePageCb
+from bot.telegram.routers.regulator import InstitutionCb, OverduePageCb, StaffCb, StaffRemoveCb
 from storage.institutions import Institution
 from storage.regulators import add_regulator
 from tests.harness import Chat, invite, read_db, running_bot
@@ -86,6 +86,8 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
             PledgeCb(action=PledgeAction.PDF, sc=sc, sub=1),
             OverduePageCb(page=0),
             InstitutionCb(id=motor_lab.id),
+            StaffCb(id=motor_lab.id),
+            StaffRemoveCb(id=motor_lab.id, member=STAFF),
         ]
         # A new factory with numbers in it must be added here (and so be range-checked).
         assert {type(v) for v in valid} == {f for f in factories() if int_fields(f)}
@@ -102,7 +104,7 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
                         assert answer.text == "此按钮已失效。", (chat.user_id, data, answer)
                         assert not answer.show_alert
                         pressed += 1
-        assert pressed == 2 * len(FORGED) * 11  # 11 numeric fields in all
+        assert pressed == 2 * len(FORGED) * 14  # 14 numeric fields in all
         # A real press still works: the range check refuses only what is out of range.
         ok = await regulator.press_data(InstitutionCb(id=motor_lab.id).pack())
         assert ok.text != "此按钮已失效。"

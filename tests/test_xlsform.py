@@ -83,7 +83,7 @@ def test_import_lists_every_problem_by_sheet_row_and_column_and_writes_nothing(t
         "survey, row 5, column B: id 'Bad 02' must match",
         "survey, row 5, column G: citation 'order39:2021:99': the 2021 edition of 'order39' has no article '99'",
         "survey, row 6, column J: unknown field 'astrology'",
-        "survey, row 6, column P: min must be a number, got 'ten'",
+        "survey, row 6, column R: min must be a number, got 'ten'",
         "survey, row 7, column A: no list 'colours' in the choices sheet (lists: levels)",
         "survey, row 8, column B: id 'ok-01' is already used in row 3",
         "survey, row 8, column C: the question text is required in both languages",

@@ -56,8 +56,8 @@ _CHECKLIST_REQUIRED = ("id", "version", "title", "campaign", "source")
 _SECTION_KEYS = frozenset({"id", "title", "items"})
 _ITEM_KEYS = frozenset(
     {
-        "id", "kind", "text", "guidance", "basis", "cites", "allow_na", "fields", "pattern", "max_length",
-        "min", "max", "unit", "options", "relevant", "required", "same_as",
+        "id", "kind", "text", "guidance", "basis", "cites", "allow_na", "fields", "pattern", "pattern_hint",
+        "max_length", "min", "max", "unit", "options", "relevant", "required", "same_as",
     }
 )
 _OPTION_KEYS = frozenset({"id", "label"})
@@ -102,6 +102,8 @@ class Item:
     allow_na: bool = False
     fields: frozenset[str] = frozenset()
     pattern: str | None = None
+    # What a typed answer must look like, with an example, said when it does not match.
+    pattern_hint: Localized | None = None
     max_length: int = 0
     cites: tuple[_regulations.Citation, ...] = ()
     minimum: float | None = None  # number items
@@ -388,6 +390,11 @@ class _Builder:
                 re.compile(pattern)
             except re.error as exc:
                 self.fail(f"pattern does not compile: {exc}", item_id)
+        pattern_hint: Localized | None = None
+        if "pattern_hint" in raw:
+            if pattern is None:
+                self.fail("pattern_hint is only allowed together with pattern", item_id)
+            pattern_hint = self.localized(raw["pattern_hint"], "pattern_hint", item_id)
 
         max_length = DEFAULT_TEXT_MAX_LENGTH if kind == "text" else 0
         if "max_length" in raw:
@@ -451,6 +458,7 @@ class _Builder:
             allow_na=allow_na,
             fields=fields,
             pattern=pattern,
+            pattern_hint=pattern_hint,
             max_length=max_length,
             cites=cites,
             minimum=minimum,

@@ -226,10 +226,24 @@ class Interview:
         return None
 
     def resume_point(self, answers: Mapping[str, Answer], current: str | None) -> Item | None:
-        """Where a returning user continues: the item they were on, if it still applies."""
+        """Where a user continues (/start, every "Continue" button): the first item still
+        open, searching from the item they are on (itself included) and wrapping around;
+        None when every item is complete."""
         if current in self._index:
-            return self.items[self._index[current]]
+            item = self.items[self._index[current]]
+            answer = answers.get(item.id)
+            if answer is None or not answer.is_complete:
+                return item
+            return self.next_open(answers, after=current)
         return self.next_open(answers)
+
+    def skip_target(self, answers: Mapping[str, Answer], item_id: str) -> Item | None:
+        """Where "Skip for now" on ``item_id`` leads: the next open item (wrapping around),
+        else simply the next item; None when there is nowhere to go."""
+        following = self.next_open(answers, after=item_id)
+        if following is None or following.id == item_id:
+            following = self.following(item_id)
+        return following
 
     def progress(self, answers: Mapping[str, Answer]) -> Progress:
         counts: Counter[Choice] = Counter()

@@ -11,7 +11,7 @@ Workbook layout (documented with every column in ``checklists/README.md``):
   ``guidance::en``, ``basis`` (citations ``regulation:edition:article`` separated by ``;``),
   ``basis::zh_CN``, ``basis::en`` (a basis in words, when no citation fits), ``fields``
   (field ids separated by ``;``), ``relevant``, ``required``, ``allow_na``, ``pattern``,
-  ``max_length``, ``min``, ``max``, ``unit::zh_CN``, ``unit::en``, ``same_as``.
+  ``pattern_hint::zh_CN``, ``pattern_hint::en``, ``max_length``, ``min``, ``max``, ``unit::zh_CN``, ``unit::en``, ``same_as``.
 - ``choices``: ``list_name, id, label::zh_CN, label::en``, one row per option.
 
 :func:`import_workbook` checks every cell it can on its own and reports *every* problem
@@ -38,7 +38,8 @@ from bot.core.conditions import ConditionError, parse_condition
 SETTINGS_COLUMNS = ("id", "version", "campaign", "deadline", "source", "title::zh_CN", "title::en", "header")
 SURVEY_COLUMNS = (
     "type", "id", "text::zh_CN", "text::en", "guidance::zh_CN", "guidance::en", "basis", "basis::zh_CN",
-    "basis::en", "fields", "relevant", "required", "allow_na", "pattern", "max_length", "min", "max",
+    "basis::en", "fields", "relevant", "required", "allow_na", "pattern", "pattern_hint::zh_CN",
+    "pattern_hint::en", "max_length", "min", "max",
     "unit::zh_CN", "unit::en", "same_as",
 )
 CHOICES_COLUMNS = ("list_name", "id", "label::zh_CN", "label::en")
@@ -301,7 +302,7 @@ def _survey(
             bad("id", f"id {item_id!r} is already used in row {rows_by_item[item_id]}")
         rows_by_item.setdefault(item_id, r)
         item: dict[str, Any] = {"id": item_id, "kind": base}
-        for key in ("text", "guidance", "basis", "unit"):
+        for key in ("text", "guidance", "basis", "unit", "pattern_hint"):
             zh, en = values.get(f"{key}::zh_CN", ""), values.get(f"{key}::en", "")
             if key == "text" and (not zh or not en):
                 bad("text::zh_CN" if not zh else "text::en", "the question text is required in both languages")
@@ -384,7 +385,7 @@ def _render_toml(header: list[str], head: dict[str, Any], sections: list[dict[st
         out.append(_loc("title", section["title"]))
         for item in section["items"]:
             out.append(f"\n[[sections.items]]\nid = {_toml_string(item['id'])}\nkind = {_toml_string(item['kind'])}\n")
-            for key in ("text", "guidance", "basis", "unit"):
+            for key in ("text", "guidance", "basis", "unit", "pattern_hint"):
                 if key in item:
                     out.append(_loc(key, item[key]))
             for key in ("cites", "fields", "relevant", "required", "allow_na", "pattern", "max_length", "min", "max", "same_as"):
@@ -444,6 +445,9 @@ def export_workbook(checklist: cl.Checklist, path: str | os.PathLike[str], heade
                 row["allow_na"] = "true"
             if item.pattern:
                 row["pattern"] = item.pattern
+            hint = getattr(item, "pattern_hint", None)
+            if hint is not None:
+                row["pattern_hint::zh_CN"], row["pattern_hint::en"] = hint.zh_CN, hint.en
             if item.kind == "text":
                 row["max_length"] = item.max_length
             for key, value in (("min", item.minimum), ("max", item.maximum)):

@@ -61,17 +61,20 @@ def integrity_problem(path: Path) -> str | None:
     return None
 
 
-def default_backup_name(now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.timezone.utc)
+def default_backup_name(now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> str:
+    """``zicha-YYYYMMDD-HHMMSS.db`` in local time (``tz``: ZICHA_TIMEZONE), the time every
+    date users see is in; UTC only when no zone is given."""
+    now = now or dt.datetime.now(tz or dt.timezone.utc)
     return f"zicha-{now:%Y%m%d-%H%M%S}.db"
 
 
-def backup(db_path: Path, dest: Path, *, force: bool = False) -> BackupResult:
-    """Copy the live database at ``db_path`` to ``dest`` (a file, or a folder for a dated name)."""
+def backup(db_path: Path, dest: Path, *, force: bool = False, tz: dt.tzinfo | None = None) -> BackupResult:
+    """Copy the live database at ``db_path`` to ``dest`` (a file, or a folder for a name
+    dated in the time zone ``tz``)."""
     if not db_path.is_file():
         raise BackupError(f"There is no database at {db_path} to back up (check ZICHA_DB).")
     if dest.is_dir():
-        dest = dest / default_backup_name()
+        dest = dest / default_backup_name(tz=tz)
     if dest.resolve() == db_path.resolve():
         raise BackupError("The backup must not overwrite the database itself: give another PATH.")
     if not dest.parent.is_dir():
@@ -105,9 +108,10 @@ def backup(db_path: Path, dest: Path, *, force: bool = False) -> BackupResult:
     return BackupResult(dest, dest.stat().st_size, tables)
 
 
-def restore(backup_path: Path, db_path: Path) -> Path | None:
+def restore(backup_path: Path, db_path: Path, *, tz: dt.tzinfo | None = None) -> Path | None:
     """Replace the database at ``db_path`` by the backup; returns the safety copy of the
-    replaced database (None if there was none). The caller checks the bot is stopped."""
+    replaced database (None if there was none), named with the local time in ``tz``.
+    The caller checks the bot is stopped."""
     problem = integrity_problem(backup_path)
     if problem is not None:
         raise BackupError(f"Not restoring: {problem}.")
@@ -115,7 +119,7 @@ def restore(backup_path: Path, db_path: Path) -> Path | None:
         raise BackupError("The backup is the database itself: nothing to restore.")
     safety: Path | None = None
     if db_path.exists() and db_path.stat().st_size > 0:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = dt.datetime.now(tz or dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
         safety = db_path.with_name(f"{db_path.name}.before-restore-{stamp}")
         try:
             backup(db_path, safety, force=True)

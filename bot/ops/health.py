@@ -22,6 +22,7 @@ import sqlite_utils
 
 from bot.ops.fonts import fonts_ok
 from bot.ops.lifecycle import scheduler_state
+from storage.db import probe_writable
 
 MB = 1024 * 1024
 OK, FAIL, DEGRADED, NOT_CONFIGURED = "ok", "fail", "degraded", "not configured"
@@ -59,7 +60,9 @@ class Health:
         return [f"{c.name:<{width}}  {c.status}" + (f": {c.detail}" if c.detail else "") for c in self.checks]
 
 
-def check_database(db: sqlite_utils.Database, *, thorough: bool = False) -> Check:
+def check_database(db: sqlite_utils.Database, *, thorough: bool = False, writable: bool = False) -> Check:
+    """Readable (and, ``thorough``, undamaged); with ``writable``, a write is tried and rolled
+    back: a database that reads fine but refuses writes loses every answer."""
     try:
         tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
         if thorough:
@@ -68,7 +71,12 @@ def check_database(db: sqlite_utils.Database, *, thorough: bool = False) -> Chec
                 return Check("database", FAIL, f"quick_check: {result} (restore from a backup with zicha restore)")
     except sqlite3.Error as exc:
         return Check("database", FAIL, f"{exc} (see the README: Backups, to restore)")
-    return Check("database", OK, f"{tables} tables")
+    if writable:
+        try:
+            probe_writable(db)
+        except sqlite3.Error as exc:
+            return Check("database", FAIL, f"cannot write: {exc} (check the file, its folder and the disk)")
+    return Check("database", OK, f"{tables} tables" + (", writable" if writable else ""))
 
 
 def check_scheduler_live(app: Any) -> Check:
@@ -173,7 +181,7 @@ def check_storage(limits: StorageLimits, disk_usage: Callable[[Path], Any] = shu
 
 def live_health(app: Any) -> Health:
     """Inside the running bot (webhook ``/health``)."""
-    return Health([check_database(app.db), check_scheduler_live(app), check_outbox(app.db)])
+    return Health([check_database(app.db, writable=True), check_scheduler_live(app), check_outbox(app.db)])
 
 
 def offline_health(db: sqlite_utils.Database, heartbeat_interval: int, storage: StorageLimits | None = None) -> Health:

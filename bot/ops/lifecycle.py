@@ -8,6 +8,8 @@
 * ``Heartbeat``: a row renewed every few seconds, read by ``zicha status``.
 * ``stop_services``: stops the scheduler and the outbox sender, if this build has them and
   their own shutdown handlers did not already.
+* ``start_checkpointer`` / ``stop_checkpointer``: WAL checkpoints in a background thread while
+  the bot runs, and everything checkpointed at shutdown (storage/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
@@ -30,13 +33,27 @@ from aiogram.methods import GetUpdates, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update
 
-from storage.db import utcnow
+from storage.checkpoint import WalCheckpointer
+from storage.db import is_storage_failure, utcnow
 
 log = logging.getLogger("zicha.updates")
 ops_log = logging.getLogger("zicha.ops")
 
 DRAIN_TIMEOUT = 25.0
 """Seconds shutdown waits for updates in hand; below systemd's and Docker's stop timeouts."""
+
+
+@dataclass
+class UpdateOutcome:
+    """Passed as ``update_outcome`` to ``feed_update`` by a caller that needs to know how the
+    update ended even though the error handler took its exception."""
+
+    error: Exception | None = None
+
+    @property
+    def storage_failed(self) -> bool:
+        """The database refused a write (read-only, full, locked): the update may be retried."""
+        return is_storage_failure(self.error)
 
 
 class UpdateTracker(BaseMiddleware):
@@ -62,6 +79,13 @@ class UpdateTracker(BaseMiddleware):
             result = await handler(event, data)
             outcome = "unhandled" if result is UNHANDLED else "handled"
             return result
+        except Exception as exc:
+            # Seen here, inside aiogram's error middleware, before the error handler answers the
+            # user: the webhook server reads it to answer Telegram non-2xx when a write failed.
+            record = data.get("update_outcome")
+            if isinstance(record, UpdateOutcome):
+                record.error = exc
+            raise
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
@@ -109,6 +133,15 @@ def install(dp: Dispatcher) -> UpdateTracker:
     return tracker
 
 
+async def start_checkpointer(checkpointer: WalCheckpointer) -> None:
+    checkpointer.start()
+
+
+async def stop_checkpointer(checkpointer: WalCheckpointer) -> None:
+    # On the loop, not in a thread: the serving connection is used from the loop only.
+    checkpointer.stop()
+
+
 class OffsetWatch(BaseRequestMiddleware):
     """Session middleware: remembers the highest getUpdates offset the bot has sent."""
 
@@ -135,13 +168,17 @@ async def confirm_handled_updates(bot: Bot, dp: Dispatcher, watch: OffsetWatch |
     that call was already made (``watch``); then nothing is sent.
     """
     tracker: UpdateTracker | None = dp.get("update_tracker")
-    if tracker is None or tracker.last_update_id is None:
+    if tracker is None:
         return
-    if watch is not None and watch.sent_offset > tracker.last_update_id:
+    # Updates the session skipped as unreadable (bot.telegram.session) are done too.
+    last = max(tracker.last_update_id or 0, getattr(bot.session, "skipped_up_to", 0))
+    if not last:
+        return
+    if watch is not None and watch.sent_offset > last:
         return
     with contextlib.suppress(TelegramAPIError, TimeoutError):
         await asyncio.wait_for(
-            bot.get_updates(offset=tracker.last_update_id + 1, limit=1, timeout=0, request_timeout=CONFIRM_TIMEOUT),
+            bot.get_updates(offset=last + 1, limit=1, timeout=0, request_timeout=CONFIRM_TIMEOUT),
             CONFIRM_TIMEOUT + 1,
         )
 

@@ -110,4 +110,8 @@ def setup_logging(
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     # An access log would carry the webhook path and client addresses on every request.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # APScheduler narrates at INFO ("Adding job tentatively" while the app is built, before
+    # any setting is known to work, then "Running job" at every sweep); Zicha logs its own
+    # "background: … started" line. Its warnings (missed runs) and errors still come through.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     return handler

@@ -1,18 +1,33 @@
 """The deployment's signing identity, PAdES signatures (pyHanko) and their verification.
 
 Key and certificate come from ZICHA_SIGNING_KEY and ZICHA_SIGNING_CERT (PEM or DER; a
-regulator's own certificate works as well), else from ``zicha-keys/`` next to the
-database, where ``zicha keys init`` (or the bot's first start) puts a self-signed pair.
+regulator's own certificate works as well), else from the keys folder, where ``zicha
+keys init`` (or the bot's first start) puts a self-signed pair. The keys folder is
+(``default_keys_dir``):
+
+1. ZICHA_KEYS_DIR, if set;
+2. ``zicha-keys/`` next to the database, if it already holds a key or certificate
+   (where every earlier version put them: existing deployments keep theirs);
+3. ``zicha-keys/`` next to the database when the database is outside a git checkout
+   (a deployment: /var/lib/zicha, the container's /data volume), so the key lives and
+   is backed up with the data it signs;
+4. otherwise — the database sits in a clone of the repository, as after the README's
+   first command — a per-user folder, ``$XDG_DATA_HOME/zicha/keys`` (by default
+   ``~/.local/share/zicha/keys``), so that a private key is never among a checkout's
+   files for ``git add`` to pick up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime as dt
 import io
+import logging
 import os
-from collections.abc import Callable, Coroutine
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +54,7 @@ class SigningSettings(BaseSettings):
     zicha_signing_key: Path | None = None
     zicha_signing_cert: Path | None = None
     zicha_signing_key_password: SecretStr | None = None
+    zicha_keys_dir: Path | None = None  # where the default self-signed pair lives (see default_keys_dir)
 
 
 @dataclass(frozen=True)
@@ -56,8 +72,32 @@ def identity(settings: SigningSettings | None = None, db_path: Path | None = Non
         if not (settings.zicha_signing_key and settings.zicha_signing_cert):
             raise SigningError("ZICHA_SIGNING_KEY and ZICHA_SIGNING_CERT must be set together")
         return Identity(settings.zicha_signing_key, settings.zicha_signing_cert, password, True)
-    folder = Path(db_path or settings.zicha_db).expanduser().resolve().parent / KEY_DIR
+    folder = default_keys_dir(Path(db_path or settings.zicha_db), settings.zicha_keys_dir)
     return Identity(folder / KEY_FILE, folder / CERT_FILE, password, False)
+
+
+def _in_checkout(folder: Path) -> bool:
+    """True if ``folder`` is inside a git working tree (a ``.git`` folder, or the
+    ``.git`` file of a worktree, in it or above it)."""
+    return any((parent / ".git").exists() for parent in (folder, *folder.parents))
+
+
+def user_keys_dir() -> Path:
+    """``$XDG_DATA_HOME/zicha/keys``, by default ``~/.local/share/zicha/keys``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "zicha" / "keys"
+
+
+def default_keys_dir(db_path: Path, configured: Path | None = None) -> Path:
+    """The folder of the default key pair (the order is in the module's docstring)."""
+    if configured is not None and str(configured):
+        return configured.expanduser().resolve()
+    beside = db_path.expanduser().resolve().parent / KEY_DIR
+    if (beside / KEY_FILE).exists() or (beside / CERT_FILE).exists():
+        return beside
+    if not _in_checkout(beside.parent):
+        return beside
+    return user_keys_dir()
 
 
 def init_keys(ident: Identity, common_name: str = "Zicha pledge signing (self-signed)", *, force: bool = False) -> bool:
@@ -109,6 +149,12 @@ def init_keys(ident: Identity, common_name: str = "Zicha pledge signing (self-si
     return True
 
 
+def ensure_default_keys(ident: Identity) -> bool:
+    """Create the default self-signed pair when no identity is configured and none exists
+    yet (at the bot's start, or the console chat's); True if it was created now."""
+    return not ident.configured and init_keys(ident)
+
+
 def load_signer(ident: Identity):  # type: ignore[no-untyped-def]
     from pyhanko.sign import signers
 
@@ -146,6 +192,36 @@ class SignatureCheck:
     signer_subject: str = ""
     signed_at: dt.datetime | None = None
     attachment: bytes | None = None
+
+
+# pyHanko logs every validation failure as a warning with the exception's traceback
+# (``pyhanko.sign.validation.generic_cms``: "Validation error [cert context: …]"), then
+# returns it in the status it hands back, which check_signature turns into one sentence.
+# While Zicha validates, those warnings are held back; errors still get through.
+_VALIDATION_LOGGERS = ("pyhanko", "pyhanko_certvalidator")
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved_levels: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def _quiet_validation_logs() -> Iterator[None]:
+    global _quiet_depth
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            for name in _VALIDATION_LOGGERS:
+                logger = logging.getLogger(name)
+                _saved_levels[name] = logger.level
+                logger.setLevel(max(logger.getEffectiveLevel(), logging.ERROR))
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                for name, level in _saved_levels.items():
+                    logging.getLogger(name).setLevel(level)
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -207,7 +283,8 @@ def check_signature(data: bytes, trusted_cert: Path, attachment_name: str) -> Si
         return SignatureCheck(False, f"cannot read the trusted certificate {trusted_cert}: {exc}")
     context = ValidationContext(trust_roots=[cert], allow_fetching=False)
     try:
-        status = _run(lambda: async_validate_pdf_signature(signatures[0], context, skip_diff=True))
+        with _quiet_validation_logs():
+            status = _run(lambda: async_validate_pdf_signature(signatures[0], context, skip_diff=True))
     except Exception as exc:  # noqa: BLE001 - pyHanko raises many kinds on malformed signatures
         return SignatureCheck(
             False, f"the signature cannot be checked: its data is damaged or of an unknown kind ({type(exc).__name__}: {exc})"

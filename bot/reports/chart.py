@@ -11,9 +11,13 @@ from __future__ import annotations
 import io
 import logging
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from bot.core.fields import field_label
 from bot.reports.status import StatusReport, Tally
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +59,18 @@ def cjk_font() -> str | None:
 def completion_chart(report: StatusReport, *, chinese: bool | None = None) -> bytes:
     """PNG bytes: signed / finished / in progress / not started per province, or per field
     when the scope has a single province. ``chinese=None``: Chinese if a CJK font exists."""
+    buffer = io.BytesIO()
+    completion_figure(report, chinese=chinese, png=buffer)
+    return buffer.getvalue()
+
+
+def completion_figure(report: StatusReport, *, chinese: bool | None = None, png: io.BytesIO | None = None) -> Figure:
+    """The chart's figure (drawn, so its layout can be inspected); written as PNG to ``png``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
 
     font = cjk_font()
     zh = font is not None if chinese is None else (chinese and font is not None)
@@ -79,11 +91,13 @@ def completion_chart(report: StatusReport, *, chinese: bool | None = None) -> by
         ("in_progress", "进行中" if zh else "In progress", "#ffb74d"),
         ("not_started", "未开始" if zh else "Not started", "#e0e0e0"),
     ]
-    height = max(3.2, 0.32 * len(labels) + 2.0)
+    height = max(3.4, 0.32 * len(labels) + 2.2)
     rc = {"font.family": "sans-serif", "font.sans-serif": [font, "DejaVu Sans"]} if zh and font else {}
     left = [0.0] * len(labels)
     with matplotlib.rc_context(rc):
-        fig = Figure(figsize=(8, height), dpi=100)
+        # constrained layout: title, axis label, the counts on the right and the legend
+        # below the axis label each get their own room, whatever the fonts.
+        fig = Figure(figsize=(8, height), dpi=100, layout="constrained")
         ax = fig.add_subplot()
         for key, name, color in series:
             values = [
@@ -91,15 +105,32 @@ def completion_chart(report: StatusReport, *, chinese: bool | None = None) -> by
             ] or [0.0]
             ax.barh(labels, values, left=left, color=color, label=name, height=0.7)
             left = [a + b for a, b in zip(left, values, strict=True)]
-        for y, (_label, t) in enumerate(groups):
-            pct = 100 * t.completed // t.total if t.total else 0
-            ax.text(101, y, f"{pct}%  ({t.completed}/{t.total})", va="center", fontsize=8)
-        ax.set_xlim(0, 125)
-        ax.set_xlabel("机构占比 %" if zh else "Share of institutions, %")
+        ax.set_xlim(0, 100)  # shares of institutions: never beyond 100%
+        ax.set_xticks(range(0, 101, 20))
+        ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
+        ax.set_xlabel("机构占比（完成 = 已签署 + 已完成未签署）" if zh else "Share of institutions (finished = signed + finished, not signed)")
         ax.set_title(title)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 * 3 / height), ncol=4, fontsize=8, frameon=False)
         ax.tick_params(axis="y", labelsize=8)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+        ax.margins(y=0.02)
+        # the share finished and the counts, as tick labels on a right-hand axis
+        counts = ax.twinx()
+        counts.set_ylim(ax.get_ylim())
+        counts.set_yticks(range(len(labels)))
+        counts.set_yticklabels(
+            [
+                f"{100 * t.completed // t.total if t.total else 0}%  ({t.completed}/{t.total})"
+                for _label, t in groups
+            ]
+            or [""],
+            fontsize=8,
+        )
+        counts.tick_params(axis="y", length=0)
+        for spine in ("top", "right"):
+            ax.spines[spine].set_visible(False)
+            counts.spines[spine].set_visible(False)
+        fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+        if png is not None:
+            fig.savefig(png, format="png")
+        else:
+            fig.draw_without_rendering()
+    return fig

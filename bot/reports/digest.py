@@ -2,9 +2,10 @@
 is late or unreachable, what is most often found non-compliant — with the workbook and
 a chart attached.
 
-``build_digest`` computes (no Telegram, no gettext); ``digest_text`` renders Telegram
-HTML with gettext (the caller sets the locale); ``prepare_digest_files`` writes the
-attachments; ``queue_digests`` puts everything in the outbox and records snapshots.
+``build_digest`` computes (no Telegram, no gettext); ``digest_text`` renders it with
+gettext (the caller sets the locale) as Telegram HTML, or as plain text for a terminal
+(``zicha digest``) from the same data; ``prepare_digest_files`` writes the attachments;
+``queue_digests`` puts everything in the outbox and records snapshots.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sqlite_utils
 
 from bot.core.checklist import Checklist
 from bot.core.scope import Scope
+from bot.reports.items import checklist_numbers, confirm_item_ids, short_text
 from bot.reports.status import (
     InstitutionStatus,
     Status,
@@ -30,6 +32,7 @@ from bot.reports.status import (
     top_noncompliant_items,
 )
 from storage.digests import DigestSnapshot, last_snapshot
+from storage.reports import Correction, pending_corrections
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ class Digest:
     newly_signed: list[InstitutionStatus] = field(default_factory=list)
     unreachable: list[InstitutionStatus] = field(default_factory=list)
     top_items: list[tuple[str, int]] = field(default_factory=list)
+    corrections: list[Correction] = field(default_factory=list)  # details staff asked to correct
 
     @property
     def totals(self) -> dict[str, int]:
@@ -104,13 +108,28 @@ def build_digest(
     digest.newly_signed = [i for i in report.institutions if i.status is Status.SIGNED and i.id not in already]
     digest.unreachable = unreachable_institutions(db, scope, report.institutions)
     digest.top_items = top_noncompliant_items(db, checklist, scope, TOP_ITEMS)
+    digest.corrections = pending_corrections(db, checklist.id, confirm_item_ids(checklist), scope)
     return digest
 
 
-def _names(rows: list[InstitutionStatus]) -> str:
+@dataclass(frozen=True)
+class _Markup:
+    """Telegram HTML, or plain text for a terminal: the same digest either way."""
+
+    html: bool
+
+    def esc(self, text: str) -> str:
+        return escape(text) if self.html else text
+
+    def bold(self, text: str) -> str:
+        """``text`` is already escaped (it may hold other markup)."""
+        return f"<b>{text}</b>" if self.html else text
+
+
+def _names(rows: list[InstitutionStatus] | list[Correction], m: _Markup) -> str:
     from aiogram.utils.i18n import gettext as _
 
-    shown = "\n".join(f"• {escape(r.name)} ({escape(r.province)})" for r in rows[:LIST_LIMIT])
+    shown = "\n".join(f"• {m.esc(r.name)} ({m.esc(r.province)})" for r in rows[:LIST_LIMIT])
     if len(rows) > LIST_LIMIT:
         shown += "\n" + _("… and {count} more (see the workbook)").format(count=len(rows) - LIST_LIMIT)
     return shown
@@ -122,18 +141,21 @@ def _delta(value: int | None) -> str:
     return f" ({value:+d})"
 
 
-def digest_text(digest: Digest, checklist: Checklist, locale: str) -> str:
-    """Telegram HTML (under 4,096 characters). Call inside ``i18n.use_locale``."""
+def digest_text(digest: Digest, checklist: Checklist, locale: str, *, html: bool = True) -> str:
+    """Telegram HTML (under 4,096 characters), or with ``html=False`` plain text for a
+    terminal. Call inside ``i18n.use_locale``."""
     from aiogram.utils.i18n import gettext as _
 
     from bot.i18n import format_date
 
+    m = _Markup(html)
     report = digest.report
     t = digest.totals
+    scope = m.esc(report.scope.describe(locale))
     if digest.kind == "final":
-        head = _("<b>Final self-check digest</b> · {scope}").format(scope=escape(report.scope.describe(locale)))
+        head = m.bold(_("Final self-check digest · {scope}").format(scope=scope))
     else:
-        head = _("<b>Daily self-check digest</b> · {scope}").format(scope=escape(report.scope.describe(locale)))
+        head = m.bold(_("Daily self-check digest · {scope}").format(scope=scope))
     lines = [head, format_date(digest.date, locale)]
     if report.deadline is not None:
         lines.append(_("Deadline: {date}").format(date=format_date(report.deadline, locale)))
@@ -150,20 +172,30 @@ def digest_text(digest: Digest, checklist: Checklist, locale: str) -> str:
     if digest.previous is None:
         lines.append(_("(First digest: changes are shown from the next one.)"))
     if digest.newly_signed:
-        lines += ["", _("<b>Newly signed ({count})</b>").format(count=len(digest.newly_signed)), _names(digest.newly_signed)]
+        lines += [
+            "",
+            m.bold(_("Newly signed ({count})").format(count=len(digest.newly_signed))),
+            _names(digest.newly_signed, m),
+        ]
     if report.past_deadline and report.overdue:
-        lines += ["", _("<b>Overdue ({count})</b>").format(count=len(report.overdue)), _names(report.overdue)]
+        lines += ["", m.bold(_("Overdue ({count})").format(count=len(report.overdue))), _names(report.overdue, m)]
     lines += ["", _("Unreachable (blocked the bot): {count}").format(count=len(digest.unreachable))]
     if digest.unreachable:
-        lines.append(_names(digest.unreachable))
+        lines.append(_names(digest.unreachable, m))
+    if digest.corrections:
+        lines += [
+            "",
+            m.bold(_("Details to correct ({count})").format(count=len(digest.corrections))),
+            _("Staff say the roster's details of their institution are wrong: check them and correct the roster."),
+            _names(digest.corrections, m),
+        ]
     if digest.top_items:
-        lines += ["", _("<b>Most frequent non-compliant items</b>")]
+        numbers = checklist_numbers(checklist)
+        lines += ["", m.bold(_("Most frequent non-compliant items"))]
         for item_id, count in digest.top_items:
-            text = checklist.item(item_id).text.get(locale)
-            short = text if len(text) <= 60 else text[:59] + "…"
-            lines.append(
-                _("{count} × {item}").format(count=count, item=f"<code>{escape(item_id)}</code> {escape(short)}")
-            )
+            number, short = numbers[item_id], short_text(checklist.item(item_id).text.get(locale), locale)
+            item = f"<code>{number}</code> {escape(short)}" if html else f"{number}. {short}"
+            lines.append(_("{count} × {item}").format(count=count, item=item))
     lines += ["", _("The workbook and the chart follow.")]
     return "\n".join(lines)
 
@@ -217,13 +249,14 @@ def due_kind(db: sqlite_utils.Database, checklist: Checklist, regulator_id: int,
 
 
 def render_digest(
-    db: sqlite_utils.Database, checklist: Checklist, i18n: object, digest: Digest, locale: str
+    db: sqlite_utils.Database, checklist: Checklist, i18n: object, digest: Digest, locale: str, *, html: bool = True
 ) -> tuple[str, str, str]:
-    """(message text, workbook caption, chart caption) in ``locale``."""
+    """(message text, workbook caption, chart caption) in ``locale``; the text as
+    Telegram HTML, or plain text with ``html=False``."""
     from aiogram.utils.i18n import gettext as _
 
     with i18n.context(), i18n.use_locale(locale):  # type: ignore[attr-defined]
-        text = digest_text(digest, checklist, locale)
+        text = digest_text(digest, checklist, locale, html=html)
         xlsx_caption = _("Workbook: status, answers, rectifications, statistics, roster.")
         png_caption = _("Completion chart.")
     return text, xlsx_caption, png_caption

@@ -6,14 +6,20 @@ Sheets, in order:
                             file can be read back with ``zicha roster import`` (which reads
                             the first sheet); the workbook opens on sheet 2.
 2. ``机构 Institutions``    status, progress, non-compliances, open rectifications, overdue.
-3. ``答案 Answers``         institutions × items: 符合 / 不符合 / 不适用 / 是 / 否 / 已填.
+   The self-check contact (name and phone as typed in the self-check) and the
+   corrections of the institution's details that staff asked for (信息更正).
+3. ``答案 Answers``         institutions × items: 符合 / 不符合 / 不适用 / 是 / 否, and
+                            the typed text of text items. Item columns are headed by the
+                            item's number and a short text ("4. 本机构资质认定证书…"),
+                            the full text and the item id in the header cell's comment.
 4. ``整改 Rectification``   every non-compliant answer with problem, measure, status, date.
 5. ``统计 Statistics``      by field, in the spirit of Annex 3 (监督检查信息统计表).
 
-Headers are Chinese first with the English after them. Every cell that holds text a
-user or a roster typed goes through ``cell_text``: text starting with = + - @ (or a tab
-or carriage return) gets a leading apostrophe and is written as a string, never as a
-formula.
+Headers are Chinese first with the English after them. Times are real date-time cells
+in the time zone of ``now`` (ZICHA_TIMEZONE, named in the header), dates real date
+cells. Every cell that holds text a user or a roster typed goes through ``cell_text``:
+text starting with = + - @ (or a tab or carriage return) gets a leading apostrophe and
+is written as a string, never as a formula.
 """
 
 from __future__ import annotations
@@ -26,20 +32,23 @@ from pathlib import Path
 import sqlite_utils
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.comments import Comment
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from bot.core.checklist import Checklist
+from bot.core.checklist import Checklist, Item
 from bot.core.fields import all_fields, field_label
 from bot.core.roster import ROSTER_COLUMNS
 from bot.core.spreadsheet import starts_like_formula
 from bot.core.scope import Scope
+from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_ids, item_heading
 from bot.reports.status import (
     Status,
     build_status,
     noncompliant_counts_by_section,
     progress_by_selfcheck,
 )
+from storage.reports import pending_corrections, text_answers
 
 # Excel refuses control characters other than tab, newline and carriage return in cells.
 _ILLEGAL = {c: None for c in range(32) if c not in (9, 10, 13)}
@@ -56,7 +65,7 @@ VALUE_LABEL = {
     "na": "不适用",
     "yes": "是",
     "no": "否",
-    "text": "已填",
+    "text": "已填",  # only if the typed text is missing; otherwise the text itself is shown
 }
 RECT_LABEL = {"done": "已整改 Rectified", "in_progress": "整改中 In progress"}
 
@@ -65,6 +74,11 @@ SHEET_INSTITUTIONS = "机构 Institutions"
 SHEET_ANSWERS = "答案 Answers"
 SHEET_RECTIFICATION = "整改 Rectification"
 SHEET_STATISTICS = "统计 Statistics"
+
+# Headers of the self-check contact columns (see CONTACT_ITEM_IDS).
+CONTACT_TITLES = {"header-person": "自查负责人 Self-check contact", "header-phone": "联系电话 Contact phone"}
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+DATE_FORMAT = "yyyy-mm-dd"
 
 
 def cell_text(value: object) -> object:
@@ -83,21 +97,61 @@ def cell_text(value: object) -> object:
     return text
 
 
-class _Sheet:
-    """A write-only sheet whose string cells are always strings (never formulas)."""
+def local_time(stored: str | None, tz: dt.tzinfo | None) -> dt.datetime | None:
+    """A stored UTC ISO timestamp as a naive local date-time for a cell (Excel has no
+    time zones; the header names the zone), to the second."""
+    if not stored:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(stored)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(tz).replace(tzinfo=None, microsecond=0)
 
-    def __init__(self, ws: WriteOnlyWorksheet, header: list[str], widths: list[int] | None = None) -> None:
+
+def tz_label(now: dt.datetime) -> str:
+    """The zone's name for headers: "Asia/Shanghai", else its offset ("UTC+08:00")."""
+    key = getattr(now.tzinfo, "key", None)
+    if key:
+        return str(key)
+    offset = now.utcoffset() or dt.timedelta(0)
+    sign = "-" if offset < dt.timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+class _Sheet:
+    """A write-only sheet whose string cells are always strings (never formulas).
+
+    A header entry is a title, or (title, comment) for a header cell with a comment."""
+
+    def __init__(
+        self, ws: WriteOnlyWorksheet, header: list[str | tuple[str, str]], widths: list[int] | None = None
+    ) -> None:
         self.ws = ws
         bold = Font(bold=True)
         for i, width in enumerate(widths or []):
             ws.column_dimensions[_column_letter(i + 1)].width = width
         ws.freeze_panes = "A2"
         cells = []
-        for title in header:
+        for entry in header:
+            title, note = (entry, None) if isinstance(entry, str) else entry
             cell = WriteOnlyCell(ws, value=title)
             cell.font = bold
+            if note:
+                cell.comment = Comment(note, "Zicha", width=320, height=160)
             cells.append(cell)
         ws.append(cells)
+
+    def when(self, value: dt.datetime | dt.date | None) -> object:
+        """A date-time (or date) cell with its number format; None stays empty."""
+        if value is None:
+            return None
+        cell = WriteOnlyCell(self.ws, value=value)
+        cell.number_format = DATETIME_FORMAT if isinstance(value, dt.datetime) else DATE_FORMAT
+        return cell
 
     def trusted_row(self, values: list[object]) -> None:
         """Values written here (fixed labels, numbers, None) cannot start a formula: skip
@@ -133,6 +187,8 @@ def write_export(
 ) -> Path:
     """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed)."""
     path = Path(path)
+    tz = now.tzinfo
+    zone = tz_label(now)
     report = build_status(db, checklist, scope, now)
     progress = progress_by_selfcheck(db, checklist, scope, report.institutions)
     where, params = scope.sql("i")
@@ -149,7 +205,16 @@ def write_export(
         values[5] = ";".join(json.loads(values[5]))
         roster.row(values)
 
-    # 2. institutions with status and progress
+    # 2. institutions with status and progress, the self-check contact and corrections
+    contact_ids = [item_id for item_id in CONTACT_ITEM_IDS if checklist.has_item(item_id)]
+    contact_titles = [CONTACT_TITLES[item_id] for item_id in contact_ids]
+    contacts = text_answers(db, checklist.id, contact_ids, scope)
+    corrections: dict[int, list[str]] = {}
+    for c in pending_corrections(db, checklist.id, confirm_item_ids(checklist), scope):
+        stamp = local_time(c.updated_at, tz)
+        corrections.setdefault(c.institution_id, []).append(
+            c.text + (f"（{stamp:%Y-%m-%d %H:%M} 提交）" if stamp else "")
+        )
     inst = _Sheet(
         wb.create_sheet(SHEET_INSTITUTIONS),
         [
@@ -164,10 +229,18 @@ def write_export(
             "不符合项 Non-compliant",
             "未完成整改 Open rectifications",
             "逾期 Overdue",
-            "签署时间 Signed at",
+            f"签署时间 Signed at ({zone})",
             "已绑定人员 Staff bound",
+            *contact_titles,
+            (
+                "信息更正 Details to correct",
+                "本机构人员认为名册中的机构信息有误，并填写了正确信息（自查表第1项答“否”）。"
+                "请核对后更正名册（zicha roster import），机构人员随后重新确认。\n"
+                "Staff say the roster's details of their institution are wrong and typed the correct ones. "
+                "Check them, correct the roster (zicha roster import); staff then confirm the details again.",
+            ),
         ],
-        [40, 22, 10, 30, 16, 10, 10, 10, 10, 12, 8, 22, 10],
+        [40, 22, 10, 30, 16, 10, 10, 10, 10, 12, 8, 18, 10, *[14] * len(contact_titles), 50],
     )
     staff: dict[int, int] = dict(
         db.execute(
@@ -191,18 +264,26 @@ def write_export(
                 p.noncompliant if p else 0,
                 p.open_rectifications if p else 0,
                 "是" if i.overdue else "",
-                i.signed_at or "",
+                inst.when(local_time(i.signed_at, tz)),
                 staff.get(i.id, 0),
+                *[contacts.get(i.id, {}).get(item_id, "") for item_id in contact_ids],
+                "；".join(corrections.get(i.id, [])),
             ]
         )
 
     # 3. answers matrix
     items = list(checklist.items)
     column = {item.id: n for n, item in enumerate(items)}
+    numbers = checklist_numbers(checklist)
     answers = _Sheet(
         wb.create_sheet(SHEET_ANSWERS),
-        ["机构名称 Name", "统一社会信用代码 USCC", "省份 Province", *[item.id for item in items]],
-        [40, 22, 10],
+        [
+            "机构名称 Name",
+            "统一社会信用代码 USCC",
+            "省份 Province",
+            *[(item_heading(numbers[item.id], item), _item_note(numbers[item.id], item)) for item in items],
+        ],
+        [40, 22, 10, *[16] * len(items)],
     )
     by_sc = {i.selfcheck_id: i for i in report.institutions if i.selfcheck_id is not None}
     current: int | None = None
@@ -211,11 +292,12 @@ def write_export(
     def flush() -> None:
         if current is not None:
             owner = by_sc[current]
-            # the first three cells are roster text (neutralised), the rest fixed labels
+            # the first three cells are roster text (neutralised), the rest fixed labels or
+            # cells already neutralised
             answers.trusted_row([*(_safe_cell(answers.ws, v) for v in (owner.name, owner.uscc, owner.province)), *cells])
 
-    for sc, item_id, value in db.execute(
-        f"""SELECT a.selfcheck_id, a.item_id, a.value FROM answers a
+    for sc, item_id, value, typed in db.execute(
+        f"""SELECT a.selfcheck_id, a.item_id, a.value, a.text FROM answers a
             JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
             WHERE s.checklist_id = ? AND {where} ORDER BY a.selfcheck_id""",
         [checklist.id, *params],
@@ -225,7 +307,8 @@ def write_export(
             current = sc
             cells = [None] * len(items)
         if sc in by_sc and item_id in column:
-            cells[column[item_id]] = VALUE_LABEL.get(value)
+            # typed text (a name, a phone number) is user text: neutralised cell by cell
+            cells[column[item_id]] = _safe_cell(answers.ws, typed) if value == "text" and typed else VALUE_LABEL.get(value)
     flush()
 
     # 4. rectification list
@@ -235,15 +318,15 @@ def write_export(
             "机构名称 Name",
             "统一社会信用代码 USCC",
             "省份 Province",
-            "自查项 Item",
+            "序号 Item No.",
             "自查内容 Item text",
             "存在问题 Problem",
             "整改措施 Measure",
             "整改状态 Status",
             "计划完成日期 Target date",
-            "更新时间 Updated",
+            f"更新时间 Updated ({zone})",
         ],
-        [40, 22, 10, 16, 50, 40, 40, 16, 14, 22],
+        [40, 22, 10, 10, 50, 40, 40, 16, 14, 18],
     )
     for name, uscc, province, item_id, problem, measure, rect_status, target, updated in db.execute(
         f"""SELECT i.name, i.uscc, i.province, a.item_id, a.problem, a.measure, a.rect_status, a.target_date,
@@ -259,13 +342,13 @@ def write_export(
                 name,
                 uscc,
                 province,
-                item_id,
+                numbers.get(item_id, item_id),
                 text,
                 problem or "",
                 measure or "",
                 RECT_LABEL.get(rect_status or "", "未填写 Not given"),
-                target or "",
-                updated,
+                rect.when(_date(target)),
+                rect.when(local_time(updated, tz)),
             ]
         )
 
@@ -314,6 +397,18 @@ def write_export(
     wb.save(tmp)
     os.replace(tmp, path)
     return path
+
+
+def _item_note(number: int, item: Item) -> str:
+    """The header comment of an item column: its full text in both languages and its id."""
+    return f"{number}. {item.text.zh_CN}\n\n{item.text.en}\n\n({item.id})"
+
+
+def _date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def _total_for(checklist: Checklist, fields: tuple[str, ...]) -> int:

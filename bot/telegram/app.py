@@ -10,14 +10,13 @@ from dataclasses import dataclass
 import sqlite_utils
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram import methods
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
 from aiogram.methods.base import Response
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,16 +25,25 @@ from bot.config import Settings
 from bot.core.checklist import Checklist, load_checklists
 from bot.i18n import build_i18n
 from bot.resources import data_dir
-from bot.telegram.middlewares import MembershipMiddleware, UserLanguageMiddleware
-from bot.telegram.routers import common, fallback, interview, onboarding
+from bot.ratelimit import SendLimiter, SharedRateLimit
+from bot.telegram.middlewares import (
+    MembershipMiddleware,
+    OneCallbackAnswer,
+    UserLanguageMiddleware,
+    UserThrottleMiddleware,
+)
+from bot.telegram.session import ZichaSession
+from bot.telegram.routers import common, fallback, interview, onboarding, private
 from bot.telegram.routers import pledge
 from bot.telegram.routers import regulator
 from bot.reports.digest import register_digest_job
 from bot.telegram.routers import broadcast as broadcast_router
 from bot.scheduler import Background, campaign_schedule, start_background, stop_background
-from bot.ops.failures import connect
+from bot.ops.failures import StartupError, connect
 from bot.ops.lifecycle import Heartbeat, OffsetWatch, confirm_handled_updates, stop_services
 from bot.ops.lifecycle import install as install_lifecycle
+from bot.ops.lifecycle import start_checkpointer, stop_checkpointer
+from storage.checkpoint import WalCheckpointer
 from storage.fsm import SQLiteStorage
 
 log = logging.getLogger(__name__)
@@ -77,6 +85,7 @@ class App:
     # what runs it, started and stopped by the dispatcher's startup and shutdown hooks.
     scheduler: AsyncIOScheduler | None = None
     background: Background | None = None
+    checkpointer: WalCheckpointer | None = None
 
 
 def load_checklist(settings: Settings) -> Checklist:
@@ -130,6 +139,8 @@ def build_dispatcher(
     # finish the update in hand before anything else stops (bot/ops/lifecycle.py).
     install_lifecycle(dp)
     dp.include_routers(
+        # Private chats only: groups, channels and sender-less messages stop here.
+        private.build_router(),
         onboarding.build_router(),
         common.build_router(),
         # --- feature routers (pledge, regulators, broadcasts) go here, before the fallback ---
@@ -141,9 +152,11 @@ def build_dispatcher(
         interview.build_router(),
         fallback.build_router(),
     )
+    UserThrottleMiddleware(i18n, rate=settings.zicha_user_rate, burst=settings.zicha_user_burst).setup(dp)
     dp.update.outer_middleware(MembershipMiddleware())
     UserLanguageMiddleware(i18n).setup(dp)
-    dp.callback_query.middleware(CallbackAnswerMiddleware())
+    # One answer per press, with the error's text when the handler failed.
+    dp.callback_query.middleware(OneCallbackAnswer())
     dp.startup.register(_register_commands)
     return dp
 
@@ -171,7 +184,9 @@ async def _register_commands(bot: Bot, i18n: I18n) -> None:
 
 
 def build_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    # Skips (and logs) an update it cannot read instead of failing its whole batch.
+    session = ZichaSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(SharedRateLimit(SendLimiter(settings.zicha_outbox_rate, settings.zicha_outbox_chat_interval)))
     return Bot(
         token=settings.require_token(),
         session=session,
@@ -195,7 +210,25 @@ def build_app(settings: Settings, db: sqlite_utils.Database, clock: Callable[[],
     )  # fmt: skip
     dp.startup.register(start_background)
     dp.shutdown.register(stop_background)
-    return App(settings, db, checklist, i18n, dp, scheduler=background.scheduler, background=background)
+    # WAL checkpoints off the press path while the bot runs; all checkpointed at shutdown.
+    checkpointer = dp["checkpointer"] = WalCheckpointer(db)
+    dp.startup.register(start_checkpointer)
+    dp.shutdown.register(stop_checkpointer)
+    return App(
+        settings, db, checklist, i18n, dp, scheduler=background.scheduler, background=background, checkpointer=checkpointer
+    )
+
+
+async def remove_webhook(bot: Bot) -> None:
+    """Telegram refuses getUpdates (409) while a webhook is set, as after a webhook server
+    that was killed before it could remove its own: remove it, keeping the updates waiting."""
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)
+    except TelegramAPIError as exc:
+        raise StartupError(
+            f"Cannot switch to polling: Telegram did not remove the webhook ({exc.message}); try again, or run "
+            "zicha run --webhook."
+        ) from None
 
 
 async def run_polling(app: App) -> None:
@@ -211,6 +244,7 @@ async def run_polling(app: App) -> None:
             me.username, app.checklist.id, app.checklist.version,
             extra={"event": "start", "mode": "polling"},
         )
+        await remove_webhook(bot)
         heartbeat = Heartbeat(app.db, app, "polling", app.settings.zicha_heartbeat_seconds)
         heartbeat.start()
         offsets = OffsetWatch()

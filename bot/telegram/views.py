@@ -154,12 +154,14 @@ def question_keyboard(ws: Workspace, item: Item, answer: Answer | None, *, guide
                 )
             ]
         )
-    rows.append(
-        [
-            button("◀ " + _("Previous"), NavCb(action=NavAction.PREV, sc=sc, item=item.id)),
-            button(_("Skip for now") + " ▶", NavCb(action=NavAction.SKIP, sc=sc, item=item.id)),
-        ]
-    )
+    # Only what can be done: no "Previous" on the first item, no "Skip" with nowhere to go.
+    moves = []
+    if ws.interview.previous(item.id) is not None:
+        moves.append(button("◀ " + _("Previous"), NavCb(action=NavAction.PREV, sc=sc, item=item.id)))
+    if ws.interview.skip_target(ws.answers(), item.id) is not None:
+        moves.append(button(_("Skip for now") + " ▶", NavCb(action=NavAction.SKIP, sc=sc, item=item.id)))
+    if moves:
+        rows.append(moves)
     tools = [
         button("📋 " + _("Contents"), NavCb(action=NavAction.TOC, sc=sc)),
         button("🔎 " + _("Review"), NavCb(action=NavAction.REVIEW, sc=sc)),
@@ -215,15 +217,30 @@ def followup_view(
     return View(intro + text, InlineKeyboardMarkup(inline_keyboard=[back]))
 
 
+def correction_recorded_text(answer: Answer) -> str:
+    """After staff typed the correct details of their institution: what happens next.
+    The correction is shown to the regulators of the institution (/institution, /status,
+    the digest and the workbook), who keep the roster."""
+    return _(
+        "Recorded: {text}\n"
+        "Your correction goes to the regulator, who keeps the roster of institutions; they will check it "
+        "and correct the details. Until then the details above stay as they are. You can continue the self-check."
+    ).format(text=f"<b>{escape(answer.text or '')}</b>")
+
+
 def example_date(today: dt.date) -> str:
     """A plausible target date to show as an example: a month from today."""
     return (today + dt.timedelta(days=30)).isoformat()
 
 
-def invalid_input_text(exc: InvalidInput, locale: str, today: dt.date) -> str:
+def invalid_input_text(exc: InvalidInput, locale: str, today: dt.date, item: Item | None = None) -> str:
     """Why a typed text was not accepted. Nothing was saved; the user's own message stays
     in the chat above, so they can copy and correct it."""
     code, params = exc.code, exc.params
+    if code == "pattern" and item is not None and item.pattern_hint is not None:
+        return _("That does not have the expected format, so nothing was saved. Expected: {hint}. Please send it again.").format(
+            hint=escape(item.pattern_hint.get(locale))
+        )
     if code == "empty":
         return _("The message is empty. Please type your answer as text.")
     if code == "too_long":

@@ -11,11 +11,12 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import SUPPORTED_LOCALES
+from bot.config import SUPPORTED_LOCALES, Settings
 from bot.core.checklist import Checklist
 from bot.telegram import views
 from bot.telegram.callbacks import LangCb
 from bot.telegram.routers.interview import Clock, resume, workspace
+from bot.telegram.routers.pledge import show_signing_step
 from bot.telegram.screen import edit_or_send
 from storage.institutions import Institution, set_user_language
 
@@ -74,17 +75,30 @@ async def on_language(
     query: CallbackQuery,
     callback_data: LangCb,
     db: sqlite_utils.Database,
+    checklist: Checklist,
+    institution: Institution | None,
+    state: FSMContext,
+    settings: Settings,
+    clock: Clock,
     i18n: I18n,
     callback_answer: CallbackAnswer,
 ) -> None:
-    if callback_data.locale not in SUPPORTED_LOCALES:
+    """Set the language, then show the screen the user was on again, in that language."""
+    locale = callback_data.locale
+    if locale not in SUPPORTED_LOCALES:
         callback_answer.text = _("This button is no longer valid.")
         return
-    set_user_language(db, query.from_user.id, callback_data.locale, query.from_user.first_name)
-    with i18n.use_locale(callback_data.locale):
-        text = _("Language set to English.") if callback_data.locale == "en" else _("Language set to Chinese.")
+    set_user_language(db, query.from_user.id, locale, query.from_user.first_name)
+    with i18n.use_locale(locale):
+        text = _("Language set to English.") if locale == "en" else _("Language set to Chinese.")
         callback_answer.text = text
-        await edit_or_send(query, views.View(text + "\n" + _("Send /start to continue.")))
+        if institution is None:
+            await edit_or_send(query, views.View(text + "\n" + _("Send /start to continue.")))
+            return
+        confirmation = await edit_or_send(query, views.View(text))
+        ws = workspace(db, checklist, institution)
+        if not await show_signing_step(confirmation, ws, state, locale, settings):
+            await resume(confirmation, ws, state, locale, clock, again=True)
 
 
 def build_router() -> Router:

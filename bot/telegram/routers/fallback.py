@@ -4,6 +4,7 @@ are not (yet) staff of an institution. Registered last."""
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 
 import sqlite_utils
 from aiogram import Router
@@ -47,14 +48,28 @@ async def on_other_message(
         await message.answer(not_invited_text())
         return
     await message.answer(_("Here is where you are in the self-check:"))
-    await resume(message, workspace(db, checklist, institution), state, locale, clock)
+    await resume(message, workspace(db, checklist, institution), state, locale, clock, again=True)
 
 
-async def on_error(event: ErrorEvent) -> None:
+TOLD_MEMORY = 1000
+"""How many failed updates ``on_error`` remembers having told the user about."""
+
+
+async def on_error(event: ErrorEvent, told: OrderedDict[int, None] | None = None) -> None:
     """An unexpected failure: log it with the update id (no message text: it may be
-    personal) and tell the user plainly that what they saved before is safe."""
+    personal) and tell the user plainly that what they saved before is safe.
+
+    ``told``: updates already told about. A write the database refused is answered non-2xx
+    in webhook mode, so Telegram sends the same update again, maybe many times while the
+    disk is read-only: the user is told once, not at every retry."""
     update = event.update
     log.exception("update %s failed: %s", update.update_id, type(event.exception).__name__, exc_info=event.exception)
+    if told is not None:
+        if update.update_id in told:
+            return
+        told[update.update_id] = None
+        while len(told) > TOLD_MEMORY:
+            told.popitem(last=False)
     text = _("Sorry, something went wrong on our side. Your saved answers are safe; please try again or send /start.")
     if update.callback_query is not None:
         try:
@@ -70,5 +85,10 @@ def build_router() -> Router:
     router = Router(name="fallback")
     router.callback_query.register(on_unknown_button)
     router.message.register(on_other_message)
-    router.errors.register(on_error)
+    told: OrderedDict[int, None] = OrderedDict()
+
+    async def on_error_once(event: ErrorEvent) -> None:
+        await on_error(event, told)
+
+    router.errors.register(on_error_once)
     return router

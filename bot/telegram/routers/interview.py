@@ -145,9 +145,13 @@ async def current_item(ws: Workspace, state: FSMContext) -> Item | None:
     return None
 
 
-async def resume(event: Message | CallbackQuery, ws: Workspace, state: FSMContext, locale: str, clock: Clock) -> None:
-    """Show the user where they are: the follow-up question they were answering, their
-    current item, or the next open one."""
+async def resume(
+    event: Message | CallbackQuery, ws: Workspace, state: FSMContext, locale: str, clock: Clock, *, again: bool = False
+) -> None:
+    """Continue where the user is (/start and every "Continue" button): the follow-up
+    question they were answering, else the first open item from the one they are on
+    (``Interview.resume_point``), else the summary. With ``again``, their current item is
+    shown even if it is answered (to repeat the question they are looking at)."""
     data = await state.get_data()
     followup = STATE_FOLLOWUPS.get(await state.get_state() or "")
     current = await current_item(ws, state)
@@ -157,11 +161,11 @@ async def resume(event: Message | CallbackQuery, ws: Workspace, state: FSMContex
         if answer is not None and answer.value is expected:
             await present_followup(event, ws, current, followup, answer, state, locale, clock, editing=bool(data.get("edit")))
             return
-    item = ws.interview.resume_point(ws.answers(), data.get("item"))
+    item = current if again and current is not None else ws.interview.resume_point(ws.answers(), data.get("item"))
     if item is None:
         await present_summary(event, ws, state, locale, clock)
     else:
-        await present_item(event, ws, item, state, locale)
+        await present_item(event, ws, item, state, locale, guide=again and bool(data.get("guide")))
 
 
 # --- commands ------------------------------------------------------------------------
@@ -340,6 +344,8 @@ async def on_followup_text(
         await message.answer(_("This item was changed in the meantime. Here is its current answer."))
         await present_item(message, ws, item, state, locale)
         return
+    if followup is FollowUp.CORRECTION:
+        await message.answer(views.correction_recorded_text(answer))
     await continue_after(message, ws, item, answer, state, locale, clock, after=followup, editing=editing)
 
 
@@ -357,7 +363,7 @@ async def on_question_text(
     assert message.from_user is not None
     if item is None or item.kind != "text":
         await message.answer(_("Please answer with the buttons under the question. Here it is again:"))
-        await resume(message, ws, state, locale, clock)
+        await resume(message, ws, state, locale, clock, again=True)
         return
     try:
         answer = ws.record_text(item.id, message.text, by=message.from_user.id, expected_rev=shown_rev(await state.get_data(), item.id))
@@ -370,7 +376,7 @@ async def on_question_text(
         await present_summary(message, ws, state, locale, clock)
         return
     except InvalidInput as exc:
-        await message.answer(views.invalid_input_text(exc, locale, clock().date()))
+        await message.answer(views.invalid_input_text(exc, locale, clock().date(), item))
         await present_item(message, ws, item, state, locale)
         return
     await continue_after(message, ws, item, answer, state, locale, clock, after=None, editing=False)
@@ -455,7 +461,7 @@ async def on_unsupported_content(
     clock: Clock,
 ) -> None:
     await message.answer(_("Sorry, I can only read text messages, button presses, and photos or documents as evidence."))
-    await resume(message, workspace(db, checklist, institution), state, locale, clock)
+    await resume(message, workspace(db, checklist, institution), state, locale, clock, again=True)
 
 
 # --- navigation ----------------------------------------------------------------------
@@ -493,9 +499,7 @@ async def on_nav(
             await present_item(query, ws, previous, state, locale)
     elif action is NavAction.SKIP:
         assert item is not None
-        following = ws.interview.next_open(ws.answers(), after=item.id)
-        if following is None or following.id == item.id:
-            following = ws.interview.following(item.id)
+        following = ws.interview.skip_target(ws.answers(), item.id)
         if following is None:
             callback_answer.text = _("This is the last item.")
         else:
@@ -518,14 +522,8 @@ async def on_nav(
         await show(query, views.review_view(ws, ws.progress(), locale, callback_data.page), state, live=False)
     elif action is NavAction.SUMMARY:
         await present_summary(query, ws, state, locale, clock)
-    elif action is NavAction.CONTINUE:
-        data = await state.get_data()
-        after = data.get("item") if isinstance(data.get("item"), str) and ws.interview.applies(data["item"]) else None
-        following = ws.interview.next_open(ws.answers(), after=after)
-        if following is None:
-            await present_summary(query, ws, state, locale, clock)
-        else:
-            await present_item(query, ws, following, state, locale)
+    elif action is NavAction.CONTINUE:  # from /progress, the contents, review, a reminder, "cannot sign yet"
+        await resume(query, ws, state, locale, clock)
 
 
 async def on_section(

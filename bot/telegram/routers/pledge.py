@@ -36,7 +36,7 @@ from bot.core.interview import InvalidInput, clean_text
 from bot.core.uploads import UploadLimits, UploadRefused
 from bot.pledge import document as doc
 from bot.pledge.render import NO_CJK_FONT, FontMissing, cjk_font_available
-from bot.pledge.signing import SigningError, SigningSettings, identity, init_keys
+from bot.pledge.signing import SigningError, SigningSettings, ensure_default_keys, identity
 from bot.pledge.submit import AlreadySigned, ContentChanged, NotReady, build_content, missing_items, pdf_file_name, produce_pdf, sign
 from bot.pledge.text import load_pledge
 from bot.selfcheck import Frozen, Workspace
@@ -129,7 +129,7 @@ def _identity(settings: Settings) -> Any:
     """The signing identity; the default self-signed pair is created on first use when
     none is configured (a configured one that is missing is an error, said when signing)."""
     ident = identity(SigningSettings(zicha_db=settings.zicha_db), db_path=settings.zicha_db)
-    if not ident.configured and init_keys(ident):
+    if ensure_default_keys(ident):
         log.warning("Created a self-signed signing key for pledges: %s (certificate %s)", ident.key, ident.cert)
     return ident
 
@@ -213,6 +213,31 @@ async def offer(
     await state.set_state(Signing.name)
     await state.update_data(signer=None, role=None)
     await show(event, pv.name_view(ws, body["totals"], text, locale), state)
+
+
+async def show_signing_step(
+    event: Message | CallbackQuery, ws: Workspace, state: FSMContext, locale: str, settings: Settings
+) -> bool:
+    """Show the signing step the user is on again (after /language, in the new language);
+    False when they are not signing."""
+    current = await state.get_state()
+    data = await state.get_data()
+    name, role = data.get("signer"), data.get("role")
+    if current == Signing.signed.state:
+        submission = ws.submission()
+        if submission is None:
+            return False
+        await present_signed(event, ws, submission, state, locale, settings)
+    elif current == Signing.name.state:
+        await offer(event, ws, state, locale, settings)
+    elif current == Signing.role.state and isinstance(name, str):
+        await show(event, pv.role_view(ws, name), state)
+    elif current == Signing.confirm.state and isinstance(name, str) and isinstance(role, str):
+        body = build_content(ws, locale, name, role)
+        await show(event, pv.confirm_view(ws, name, role, body["totals"], doc.digest(body)[:16], locale), state)
+    else:
+        return False
+    return True
 
 
 async def on_start(

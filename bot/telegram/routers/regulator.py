@@ -45,7 +45,9 @@ from bot.config import Settings
 from bot.core.checklist import Checklist
 from bot.core.fields import field_label
 from bot.core.interview import Interview, RectStatus
+from bot.core.scope import Scope
 from bot.i18n import format_date, format_datetime
+from bot.reports.items import CONTACT_ITEM_IDS, confirm_item_ids, item_heading
 from bot.reports.status import (
     InstitutionStatus,
     Status,
@@ -69,6 +71,7 @@ from storage.institutions import (
     remove_member,
 )
 from storage.regulators import Regulator, RegulatorInvite, list_regulators, redeem_regulator_invite
+from storage.reports import pending_corrections
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +95,14 @@ class RegulatorJoinCb(CallbackData, prefix="rgj"):
 class StaffCb(CallbackData, prefix="rgs"):
     """Show the staff of an institution (re-checked against the regulator's scope)."""
 
-    id: int
+    id: Id
 
 
 class StaffRemoveCb(CallbackData, prefix="rgr"):
     """Remove one staff member: ``ok=False`` asks for confirmation, ``ok=True`` removes."""
 
-    id: int
-    member: int
+    id: Id
+    member: Id
     ok: bool = False
 
 
@@ -194,7 +197,12 @@ def _tally_line(label: str, tally: Tally) -> str:
     return f"{escape(label)} {progress_bar(tally.completed, tally.total)} {pct}% ({tally.completed}/{tally.total})"
 
 
-def status_view(report: StatusReport, locale: str) -> View:
+def corrections_line(count: int) -> str:
+    """For /status and the digest: institutions whose staff asked to correct their details."""
+    return _("Details to correct (asked by staff, see /institution or the workbook): {count}").format(count=count)
+
+
+def status_view(report: StatusReport, locale: str, *, corrections: int = 0) -> View:
     t = report.totals
     lines = [_("<b>Self-check status</b> · {scope}").format(scope=escape(report.scope.describe(locale)))]
     if report.deadline is not None:
@@ -208,6 +216,8 @@ def status_view(report: StatusReport, locale: str) -> View:
     ]
     if report.past_deadline:
         lines.append(_("Overdue: {count}").format(count=t.overdue))
+    if corrections:
+        lines.append("⚠️ " + corrections_line(corrections))
     lines += ["", _("Bars: finished or signed.")]
     if report.by_province:
         lines += ["", _("<b>By province</b>")]
@@ -289,6 +299,9 @@ def institution_view(
     lines.append(_("Staff bound: {count}").format(count=len(staff)) + (f" ({names})" if names else ""))
     interview = Interview(checklist, institution.fields)
     answers = load_answers(db, status.selfcheck_id) if status.selfcheck_id is not None else {}
+    contact = [answers[i].text for i in CONTACT_ITEM_IDS if i in answers and answers[i].text]
+    if contact:
+        lines.append(_("Self-check contact: {contact}").format(contact=escape(", ".join(contact))))  # type: ignore[arg-type]
     progress = interview.progress(answers)
     lines.append(
         _("Progress: {bar} {done}/{total}").format(
@@ -299,6 +312,18 @@ def institution_view(
         lines.append(_("Pledge: signed on {when}").format(when=format_datetime(status.signed_at, locale, settings.tz)))
     else:
         lines.append(_("Pledge: not signed"))
+    corrections = pending_corrections(
+        db, checklist.id, confirm_item_ids(checklist), Scope(national=True), institution_id=institution.id
+    )  # the caller has checked the scope
+    for correction in corrections:
+        lines += [
+            "",
+            "⚠️ "
+            + _("<b>Details to correct</b> (asked on {when}): {text}").format(
+                when=format_datetime(correction.updated_at, locale, settings.tz), text=escape(correction.text)
+            ),
+            _("Check them, correct the roster (zicha roster import) and ask the staff to confirm the details again."),
+        ]
     markup = None
     if staff:
         builder = InlineKeyboardBuilder()
@@ -320,7 +345,8 @@ def institution_view(
             problem = answer.problem or "—"
             if len(problem) > 120:
                 problem = problem[:119] + "…"
-            body.append(f"• <code>{escape(item.id)}</code> {escape(problem)} — {escape(rect)}")
+            heading = item_heading(interview.position(item.id), item, locale)
+            body.append(f"• <b>{escape(heading)}</b>: {escape(problem)} — {escape(rect)}")
         shown = ""
         for n, line in enumerate(body):
             if len(shown) + len(line) > MAX_LIST_CHARS:
@@ -388,7 +414,8 @@ async def cmd_status(
     message: Message, db: sqlite_utils.Database, checklist: Checklist, regulator: Regulator, locale: str, clock: Any
 ) -> None:
     report = build_status(db, checklist, regulator.scope, _now(clock))
-    view = status_view(report, locale)
+    corrections = pending_corrections(db, checklist.id, confirm_item_ids(checklist), regulator.scope)
+    view = status_view(report, locale, corrections=len({c.institution_id for c in corrections}))
     await message.answer(view.text)
 
 
