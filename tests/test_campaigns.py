@@ -192,3 +192,21 @@ def test_a_migrated_2023_database_keeps_every_answer_history_row_and_submission(
     sc = get_or_create_selfcheck(db, 1, national)
     assert sc.id == 1 and sc.campaign_id == "samr-2023-national"
     assert set(load_answers(db, 1)) == {"header-details", "lawful-01", "system-08"}
+
+
+def test_zicha_campaign_serves_the_demo_and_refuses_a_table_the_bot_cannot_show_yet(env: Path) -> None:
+    from bot.config import Settings
+    from bot.scheduler import campaign_schedule
+    from bot.telegram.app import load_checklist
+
+    settings = Settings(zicha_campaign="demo")
+    checklist = load_checklist(settings)
+    assert checklist.id == "samr-2023-national" and checklist.campaign_id == "demo"
+    assert checklist.deadline is not None and checklist.deadline > dt.date.today()
+    schedule = campaign_schedule(settings, checklist)
+    assert schedule is not None and schedule.deadline == checklist.deadline
+    # The 2025 table uses the new kinds, which the handlers show only after the redesign.
+    with pytest.raises(ValueError, match="cannot show yet"):
+        load_checklist(Settings(zicha_campaign="samr-2025-national"))
+    with pytest.raises(CampaignError, match="no campaign 'nope'"):
+        load_checklist(Settings(zicha_campaign="nope"))
