@@ -165,7 +165,15 @@ def chat(demo: bool, files_dir: Path) -> None:
     from storage.institutions import get_membership
 
     settings = _settings()
+    if demo and not settings.zicha_campaign:
+        # The demo campaign's dates count from today, so a newcomer sees a live campaign.
+        settings = settings.model_copy(update={"zicha_campaign": "demo"})
     with _open_db(settings) as db:
+        if demo:
+            from bot.core.campaigns import load_configured_campaign
+            from storage.campaigns import open_campaign
+
+            open_campaign(db, load_configured_campaign(settings.zicha_campaign or "demo", settings.tz))
         app = build_app(settings, db)
         console = ConsoleChat(app, click.echo, files_dir=files_dir)
         if demo and get_membership(db, CONSOLE_USER_ID) is None:
@@ -1109,6 +1117,15 @@ def restore(path: Path, force: bool) -> None:
     db.close()
     kept = f" The replaced database is kept as {safety}." if safety else ""
     click.echo(f"Restored {db_path} from {path} (integrity ok).{kept}")
+
+
+def _register_issue9() -> None:
+    from bot.cli_campaigns import register
+
+    register(cli, checklist)
+
+
+_register_issue9()
 
 
 def main() -> None:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     zicha_timezone: str = "Asia/Shanghai"
     zicha_locale: str = "zh_CN"
     zicha_checklist: str = DEFAULT_CHECKLIST
+    # Run this campaign (checklists/campaigns/<id>.toml): its checklist, deadline and reminders
+    # replace ZICHA_CHECKLIST's. `zicha chat --demo` sets "demo" (issue 9).
+    zicha_campaign: str | None = None
     # Reminders and the outbox (issue 4). Telegram allows about 30 messages/s in bulk and
     # about 1/s per chat; a test or a local Bot API server may allow more.
     zicha_reminders: bool = True  # the scheduler in `zicha run` sends deadline reminders

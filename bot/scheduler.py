@@ -36,6 +36,10 @@ SWEEP_AT_SEND_TIME_JOB = "reminder-sweep-send-time"
 
 def campaign_schedule(settings: Settings, checklist: Checklist) -> CampaignSchedule | None:
     """The reminder schedule of the configured checklist (ScheduleError if its file is wrong)."""
+    if settings.zicha_campaign:
+        from bot.core.campaigns import load_configured_campaign
+
+        return load_configured_campaign(settings.zicha_campaign, settings.tz).schedule(settings.zicha_timezone)
     return load_schedule(
         data_dir("checklists") / "campaigns",
         checklist.id,
