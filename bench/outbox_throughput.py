@@ -1,6 +1,6 @@
 """Outbox throughput: N recipients against the stand-in enforcing Telegram's flood limits.
 
-Zicha's outbox (bot/outbox.py, default settings: 30 msg/s, 1 request in flight) and an existing
+Zicha's outbox (bot/delivery/outbox.py, default settings: 30 msg/s, 1 request in flight) and an existing
 aiogram broadcast library (aiogram-broadcaster, given its best settings: a 1/30 s interval and its
 opt-in retry_after handler) each send one message to every recipient through a fresh stand-in that
 answers 429 with retry_after past 30 msg/s (token bucket, burst 10) or 1 msg/s per chat, plus a
@@ -38,7 +38,7 @@ from aiogram.client.default import DefaultBotProperties  # noqa: E402
 from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.enums import ParseMode  # noqa: E402
 
-from bot.outbox import OutboxLimits, OutboxSender  # noqa: E402
+from bot.delivery.outbox import OutboxLimits, OutboxSender  # noqa: E402
 from storage import outbox  # noqa: E402
 from storage.db import open_db  # noqa: E402
 from tests.standin import ApiError, TelegramStandin  # noqa: E402

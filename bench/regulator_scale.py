@@ -45,7 +45,7 @@ def run_once(db_path: Path, operation: str, scope_text: str, trace: bool) -> dic
     from national_fixture import bench_checklist
     from bot.core.scope import Scope
     from bot.i18n import build_i18n
-    from bot.reports.digest import build_digest, digest_text, prepare_digest_files
+    from bot.services.digests import build_digest, digest_text, prepare_digest_files
     from bot.reports.excel import write_export
     from bot.reports.status import build_status
     from storage.db import open_db

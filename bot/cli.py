@@ -678,8 +678,8 @@ def _parse_at(text: str | None, tz: object) -> dt.datetime:
 
 def _deliver(settings: Settings, db: sqlite_utils.Database, batch_ids: set[int] | None, clock: object) -> None:
     """Send queued rows now, within the configured limits (the same sender as `zicha run`)."""
-    from bot.outbox import OutboxSender, limits_from_settings
-    from bot.scheduler import campaign_schedule, quiet_hours
+    from bot.delivery.outbox import OutboxSender, limits_from_settings
+    from bot.delivery.scheduler import campaign_schedule, quiet_hours
     from bot.telegram.app import build_bot, load_checklist
 
     try:
@@ -714,8 +714,8 @@ def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
 
     from bot.core.schedule import ScheduleError
     from bot.i18n import build_i18n
-    from bot.reminders import due_reminders, sweep
-    from bot.scheduler import campaign_schedule
+    from bot.services.reminders import due_reminders, sweep
+    from bot.delivery.scheduler import campaign_schedule
     from bot.telegram.app import load_checklist
 
     settings = _settings()
@@ -781,7 +781,7 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
     import html
     import time
 
-    from bot.broadcast import MAX_BROADCAST_LENGTH, audience, create_broadcast
+    from bot.services.broadcast import MAX_BROADCAST_LENGTH, audience, create_broadcast
     from bot.core.scope import Scope, ScopeError
     from bot.i18n import build_i18n
     from storage.outbox import batch_counts
@@ -818,7 +818,7 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
         click.echo(f"Broadcast #{batch_id} queued for {queued} recipient(s).")
         if queue_only:
             return
-        from bot.scheduler import campaign_schedule, quiet_hours
+        from bot.delivery.scheduler import campaign_schedule, quiet_hours
         from bot.telegram.app import load_checklist
 
         started, now = time.monotonic(), dt.datetime.now(settings.tz)
@@ -922,7 +922,7 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, 
     import tempfile
 
     from bot.i18n import build_i18n
-    from bot.reports.digest import build_digest, digest_dir, prepare_digest_files, queue_digests, render_digest
+    from bot.services.digests import build_digest, digest_dir, prepare_digest_files, queue_digests, render_digest
     from storage.institutions import get_user_language
     from storage.regulators import list_regulators
 

@@ -1,7 +1,7 @@
 """The outbox: one persistent queue for every bulk message (reminders, broadcasts, digests).
 
 Producers only call ``enqueue`` (inside their own ``db.atomic()`` if they like: it nests);
-the sender in ``bot/outbox.py`` delivers rows within Telegram's limits. Public API::
+the sender in ``bot/delivery/outbox.py`` delivers rows within Telegram's limits. Public API::
 
     enqueue(db, *, kind, chat_id, text, parse_mode="HTML", reply_markup=None,
             document=None, filename=None, batch_id=None, dedup_key=None,
@@ -174,7 +174,7 @@ def unreachable_chats(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return query_rows(db, "SELECT chat_id, marked_at, error FROM unreachable ORDER BY marked_at, chat_id")
 
 
-# --- used by the sender (bot/outbox.py) -----------------------------------------------
+# --- used by the sender (bot/delivery/outbox.py) -----------------------------------------------
 
 
 def recover(db: sqlite_utils.Database, *, older_than: dt.timedelta | None = None) -> int:

@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 from bot.core.checklist import Checklist
 from bot.core.scope import Scope
 from bot.i18n import build_i18n
-from bot.reports.digest import build_digest, queue_digests, render_digest
+from bot.services.digests import build_digest, queue_digests, render_digest
 from storage import outbox
 from storage.regulators import add_regulator
 from tests.regulator_fixture import STAFF, Fixture, build_fixture
@@ -111,7 +111,7 @@ async def test_the_daily_job_is_registered_at_the_digest_time_and_queues_once(
     db: sqlite_utils.Database, checklist: Checklist, fx: Fixture, tmp_path: Path
 ) -> None:
     from bot.config import load_settings
-    from bot.reports.digest import DIGEST_JOB, register_digest_job
+    from bot.services.digests import DIGEST_JOB, register_digest_job
 
     class Scheduler:
         def __init__(self) -> None:

@@ -228,7 +228,7 @@ async def test_regulators_added_from_the_command_line_get_their_menu_at_start(
 async def test_the_digest_reaches_the_regulator_through_the_outbox_with_their_province_only(
     tg: TelegramStandin, db_path: Path, checklist: Checklist, fx: Fixture, tmp_path: Path
 ) -> None:
-    from bot.reports.digest import queue_digests
+    from bot.services.digests import queue_digests
     from storage.regulators import add_regulator
 
     db = open_db(db_path)

@@ -16,7 +16,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.enums import ParseMode
 
 from bot.core.schedule import QuietHours
-from bot.outbox import OutboxLimits, OutboxSender
+from bot.delivery.outbox import OutboxLimits, OutboxSender
 from storage import outbox
 from tests.standin import TelegramStandin
 

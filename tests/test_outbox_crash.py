@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from bot.broadcast import create_broadcast
+from bot.services.broadcast import create_broadcast
 from bot.core.roster import RosterRow
 from bot.core.scope import Scope
 from bot.core.uscc import make_uscc

@@ -20,7 +20,7 @@ from bot.core.checklist import Checklist
 from bot.core.interview import Interview
 from bot.core.scope import Scope
 from bot.i18n import build_i18n
-from bot.reports.digest import build_digest, render_digest
+from bot.services.digests import build_digest, render_digest
 from bot.reports.excel import SHEET_ANSWERS, SHEET_INSTITUTIONS, SHEET_RECTIFICATION, write_export
 from bot.reports.items import checklist_numbers, item_heading, short_text
 from storage.db import open_db

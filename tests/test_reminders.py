@@ -15,7 +15,7 @@ from bot.core.checklist import Checklist
 from bot.core.interview import Choice
 from bot.core.schedule import ScheduleError, load_schedule, parse_schedule
 from bot.i18n import build_i18n
-from bot.reminders import due_reminders, sweep
+from bot.services.reminders import due_reminders, sweep
 from bot.selfcheck import open_workspace
 from storage import outbox
 from storage.institutions import Institution, bind_member, create_invite, get_institution_by_uscc, set_user_language, upsert_institutions

@@ -30,9 +30,9 @@ from bot.telegram.session import ZichaSession
 from bot.telegram.routers import common, fallback, interview, onboarding, private
 from bot.telegram.routers import pledge
 from bot.telegram.routers import regulator
-from bot.reports.digest import register_digest_job
+from bot.services.digests import register_digest_job
 from bot.telegram.routers import broadcast as broadcast_router
-from bot.scheduler import Background, campaign_schedule, start_background, stop_background
+from bot.delivery.scheduler import Background, campaign_schedule, start_background, stop_background
 from bot.ops.failures import StartupError, connect
 from bot.ops.lifecycle import Heartbeat, OffsetWatch, confirm_handled_updates, stop_services
 from bot.ops.lifecycle import install as install_lifecycle
