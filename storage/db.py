@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from storage.files import private_file
-from storage.migrations import migrations
+from storage import migrations
 
 
 class DatabaseError(RuntimeError):
