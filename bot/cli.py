@@ -1027,26 +1027,20 @@ def restore(path: Path, force: bool) -> None:
     runs, restore refuses unless --force. Older backups are migrated on the next start.
     """
     import datetime as dt
-    import sqlite3
 
     from bot.ops.backup import BackupError, restore as restore_db
+    from storage.heartbeat import running_bot_in_file
 
     settings = _settings()
     db_path = settings.zicha_db
     if not force and db_path.exists():
-        try:
-            conn = sqlite3.connect(f"file:{db_path.resolve()}?mode=ro", uri=True)
-            try:
-                row = conn.execute("SELECT pid, beat_at FROM heartbeat WHERE role = 'bot' AND stopped_at IS NULL").fetchone()
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            row = None  # no heartbeat table, or a damaged database: nothing running on it to protect
+        # None also for no heartbeat table, or a damaged database: nothing running on it to protect
+        row = running_bot_in_file(db_path)
         if row is not None:
-            age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(row[1])).total_seconds()
+            age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(row.beat_at)).total_seconds()
             if age <= 3 * settings.zicha_heartbeat_seconds:
                 raise click.ClickException(
-                    f"The bot (pid {row[0]}) is using {db_path}: stop it first (e.g. systemctl stop zicha), or pass --force."
+                    f"The bot (pid {row.pid}) is using {db_path}: stop it first (e.g. systemctl stop zicha), or pass --force."
                 )
     try:
         safety = restore_db(path, db_path, tz=settings.tz)
