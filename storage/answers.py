@@ -11,7 +11,7 @@ import sqlite_utils
 
 from bot.core.checklist import Checklist
 from bot.core.interview import ANSWER_FIELDS, Answer, Choice, RectStatus, answer_fields
-from storage.db import query_one, query_rows, utcnow
+from storage.db import utcnow
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,21 @@ def _selfcheck(row: dict[str, Any]) -> SelfCheck:
 
 def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, checklist: Checklist) -> SelfCheck:
     # Almost always it exists: read it without opening a write transaction.
-    existing = query_one(
-        db, "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?", [institution_id, checklist.id]
+    existing = next(
+        db.query(
+            "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?", [institution_id, checklist.id],
+        ),
+        None,
     )
     if existing is not None:
         return _selfcheck(existing)
     with db.atomic():
-        row = query_one(
-            db,
-            "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
-            [institution_id, checklist.id],
+        row = next(
+            db.query(
+                "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
+                [institution_id, checklist.id],
+            ),
+            None,
         )
         if row is None:
             now = utcnow()
@@ -65,17 +70,19 @@ def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, chec
                 "VALUES (?, ?, ?, ?, ?)",
                 [institution_id, checklist.id, checklist.version, now, now],
             )
-            row = query_one(
-                db,
-                "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
-                [institution_id, checklist.id],
+            row = next(
+                db.query(
+                    "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
+                    [institution_id, checklist.id],
+                ),
+                None,
             )
     assert row is not None
     return _selfcheck(row)
 
 
 def get_selfcheck(db: sqlite_utils.Database, selfcheck_id: int) -> SelfCheck | None:
-    row = query_one(db, "SELECT * FROM selfchecks WHERE id = ?", [selfcheck_id])
+    row = next(db.query("SELECT * FROM selfchecks WHERE id = ?", [selfcheck_id]), None)
     return _selfcheck(row) if row else None
 
 
@@ -108,12 +115,12 @@ def _answer(row: dict[str, Any]) -> Answer:
 
 
 def load_answers(db: sqlite_utils.Database, selfcheck_id: int) -> dict[str, Answer]:
-    rows = query_rows(db, "SELECT * FROM answers WHERE selfcheck_id = ?", [selfcheck_id])
+    rows = list(db.query("SELECT * FROM answers WHERE selfcheck_id = ?", [selfcheck_id]))
     return {row["item_id"]: _answer(row) for row in rows}
 
 
 def get_answer(db: sqlite_utils.Database, selfcheck_id: int, item_id: str) -> Answer | None:
-    row = query_one(db, "SELECT * FROM answers WHERE selfcheck_id = ? AND item_id = ?", [selfcheck_id, item_id])
+    row = next(db.query("SELECT * FROM answers WHERE selfcheck_id = ? AND item_id = ?", [selfcheck_id, item_id]), None)
     return _answer(row) if row else None
 
 
@@ -202,7 +209,7 @@ def answer_history(db: sqlite_utils.Database, selfcheck_id: int, item_id: str | 
     if item_id is not None:
         sql += " AND item_id = ?"
         params.append(item_id)
-    rows = query_rows(db, sql + " ORDER BY id", params)
+    rows = list(db.query(sql + " ORDER BY id", params))
     for row in rows:
         row["old"] = json.loads(row["old"]) if row["old"] else None
         row["new"] = json.loads(row["new"])
@@ -237,4 +244,4 @@ def evidence_for(db: sqlite_utils.Database, selfcheck_id: int, item_id: str | No
     if item_id is not None:
         sql += " AND item_id = ?"
         params.append(item_id)
-    return query_rows(db, sql + " ORDER BY id", params)
+    return list(db.query(sql + " ORDER BY id", params))

@@ -24,15 +24,12 @@ def utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
-def query_rows(db: sqlite_utils.Database, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-    cursor = db.execute(sql, list(params))
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 def query_one(db: sqlite_utils.Database, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-    rows = query_rows(db, sql, params)
-    return rows[0] if rows else None
+    """The first row of ``sql``. Storage reads through sqlite-utils' ``db.query`` /
+    ``table.rows_where``; this is left only for bot/telegram/routers/pledge.py, which the
+    conversation-engine branch is moving onto ``storage.institutions.get_user_name``
+    (the lead removes it after that merge)."""
+    return next(db.query(sql, list(params)), None)
 
 
 DURABILITY_MODES = {"full": "FULL", "normal": "NORMAL"}

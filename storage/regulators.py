@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from bot.core.scope import Scope
-from storage.db import query_one, query_rows, utcnow
+from storage.db import utcnow
 from storage.institutions import InviteProblem, invite_problem, stored_time
 
 
@@ -43,12 +43,12 @@ def add_regulator(db: sqlite_utils.Database, telegram_id: int, scope: Scope, nam
 
 
 def get_regulator(db: sqlite_utils.Database, telegram_id: int) -> Regulator | None:
-    row = query_one(db, "SELECT * FROM regulators WHERE telegram_id = ?", [telegram_id])
+    row = next(db.query("SELECT * FROM regulators WHERE telegram_id = ?", [telegram_id]), None)
     return _regulator(row) if row else None
 
 
 def list_regulators(db: sqlite_utils.Database) -> list[Regulator]:
-    return [_regulator(r) for r in query_rows(db, "SELECT * FROM regulators ORDER BY added_at, telegram_id")]
+    return [_regulator(r) for r in list(db.query("SELECT * FROM regulators ORDER BY added_at, telegram_id"))]
 
 
 def remove_regulator(db: sqlite_utils.Database, telegram_id: int) -> bool:
@@ -123,13 +123,13 @@ def _regulator_invite(row: dict[str, object]) -> RegulatorInvite:
 
 def get_regulator_invite(db: sqlite_utils.Database, code: str) -> RegulatorInvite | None:
     """The regulator invite with this canonical code (usable or not); None if there is none."""
-    row = query_one(db, "SELECT * FROM regulator_invites WHERE code = ?", [code])
+    row = next(db.query("SELECT * FROM regulator_invites WHERE code = ?", [code]), None)
     return _regulator_invite(row) if row is not None else None
 
 
 def list_regulator_invites(db: sqlite_utils.Database) -> list[RegulatorInvite]:
     """Every regulator invite, usable or not, oldest first."""
-    return [_regulator_invite(r) for r in query_rows(db, "SELECT * FROM regulator_invites ORDER BY created_at, code")]
+    return [_regulator_invite(r) for r in list(db.query("SELECT * FROM regulator_invites ORDER BY created_at, code"))]
 
 
 def redeem_regulator_invite(db: sqlite_utils.Database, code: str, telegram_id: int) -> Regulator | None:

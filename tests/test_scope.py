@@ -10,6 +10,7 @@ from bot.cli import cli
 from bot.core.scope import Scope, ScopeError
 from storage.institutions import upsert_institutions
 from storage.regulators import add_regulator, get_regulator, list_regulators, remove_regulator
+from storage.scope import scope_where
 from tests.conftest import roster_row
 
 
@@ -45,7 +46,7 @@ def test_the_sql_condition_selects_exactly_what_covers_accepts(db: sqlite_utils.
     ]
     upsert_institutions(db, rows)
     for scope in [Scope(national=True), Scope(provinces=frozenset({"广东"})), Scope(provinces=frozenset({"广东"}), fields=frozenset({"food"})), Scope(national=True, fields=frozenset({"motor-vehicle"}))]:
-        where, params = scope.sql("i")
+        where, params = scope_where(scope, "i")
         selected = {r[0] for r in db.execute(f"SELECT name FROM institutions i WHERE {where}", params).fetchall()}
         assert selected == {r.name for r in rows if scope.covers(r.province, r.fields)}, scope
 
