@@ -583,7 +583,7 @@ SQLITE = "SQLite (C library, COMMITs included)"
 
 
 class TimedCursor:
-    __slots__ = ("_cursor", "_attribution")
+    __slots__ = ("_attribution", "_cursor")
 
     def __init__(self, cursor: sqlite3.Cursor, attribution: Attribution) -> None:
         self._cursor = cursor
@@ -732,7 +732,7 @@ def summarize(ns: list[int]) -> dict[str, float]:
     us = sorted(x / 1000 for x in ns)
 
     def pct(p: float) -> float:
-        return us[min(len(us) - 1, int(round(p / 100 * (len(us) - 1))))]
+        return us[min(len(us) - 1, round(p / 100 * (len(us) - 1)))]
 
     mean = statistics.fmean(us)
     return {

@@ -33,15 +33,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiogram import Bot  # noqa: E402
-from aiogram.client.default import DefaultBotProperties  # noqa: E402
-from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
-from aiogram.enums import ParseMode  # noqa: E402
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.enums import ParseMode
 
-from bot.delivery.outbox import OutboxLimits, OutboxSender  # noqa: E402
-from storage import outbox  # noqa: E402
-from storage.db import open_db  # noqa: E402
-from tests.standin import ApiError, TelegramStandin  # noqa: E402
+from bot.delivery.outbox import OutboxLimits, OutboxSender
+from storage import outbox
+from storage.db import open_db
+from tests.standin import ApiError, TelegramStandin
 
 LIMIT = 30.0
 FIRST_CHAT = 10_000_000

@@ -713,9 +713,9 @@ def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
     import time
 
     from bot.core.schedule import ScheduleError
+    from bot.delivery.scheduler import campaign_schedule
     from bot.i18n import build_i18n
     from bot.services.reminders import due_reminders, sweep
-    from bot.delivery.scheduler import campaign_schedule
     from bot.telegram.app import load_checklist
 
     settings = _settings()
@@ -781,9 +781,9 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
     import html
     import time
 
-    from bot.services.broadcast import MAX_BROADCAST_LENGTH, audience, create_broadcast
     from bot.core.scope import Scope, ScopeError
     from bot.i18n import build_i18n
+    from bot.services.broadcast import MAX_BROADCAST_LENGTH, audience, create_broadcast
     from storage.outbox import batch_counts
 
     try:
@@ -1028,7 +1028,8 @@ def restore(path: Path, force: bool) -> None:
     """
     import datetime as dt
 
-    from bot.ops.backup import BackupError, restore as restore_db
+    from bot.ops.backup import BackupError
+    from bot.ops.backup import restore as restore_db
     from storage.heartbeat import running_bot_in_file
 
     settings = _settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sqlite3
@@ -11,8 +12,8 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.files import private_file
 from storage import migrations
+from storage.files import private_file
 
 
 class DatabaseError(RuntimeError):
@@ -53,10 +54,10 @@ def open_db(
         parent = Path(path).expanduser().resolve().parent
         if not parent.is_dir():
             raise DatabaseError(f"The folder for the database does not exist: {parent} (set ZICHA_DB to a writable path)")
-        try:
-            private_file(path)  # 0600 whatever the umask; SQLite gives -wal and -shm the same mode
-        except OSError:
-            pass  # a folder we may not write to: sqlite3 below says so in its own words
+        # 0600 whatever the umask; SQLite gives -wal and -shm the same mode. OSError: a folder
+        # we may not write to, which sqlite3 below reports in its own words.
+        with contextlib.suppress(OSError):
+            private_file(path)
     try:
         # check_same_thread=False: the console chat and benchmarks hand the connection
         # between the event loop thread and worker threads, never concurrently.

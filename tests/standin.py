@@ -30,6 +30,7 @@ Only stdlib, aiohttp and aiogram are imported, so ``bench/`` scripts can use thi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import math
@@ -53,8 +54,8 @@ __all__ = [
     "CallbackQueryRecord",
     "EntityParseError",
     "Fault",
-    "RateLimitEnforcer",
     "Hold",
+    "RateLimitEnforcer",
     "StoredFile",
     "TelegramStandin",
     "UploadedFile",
@@ -1191,10 +1192,8 @@ class TelegramStandin:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what or condition!r}\n{self.dump()}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     async def wait_for(
         self, predicate: Callable[[ApiCall], object], *, after: int = 0, timeout: float = 5.0, what: str = ""
@@ -1407,10 +1406,8 @@ class TelegramStandin:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return []
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), remaining)
-                except TimeoutError:
-                    pass
         finally:
             self._active_polls -= 1
             self._notify()
@@ -1473,10 +1470,8 @@ class TelegramStandin:
         task, self._webhook_task = self._webhook_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
     async def _deliver_webhook_updates(self) -> None:
         """POST pending updates one at a time to the webhook, with its secret header, as Telegram does;

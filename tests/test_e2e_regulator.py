@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +25,6 @@ AFTER = dt.datetime(2023, 10, 28, 9, 0, tzinfo=SHANGHAI)
 REGULATOR = 9201
 OUTSIDER = 9202
 OTHER_PROVINCES = ("北京", "浙江")
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 @pytest.fixture

@@ -75,10 +75,15 @@ def sql_in(source: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.JoinedStr):
             inside_fstring.update(id(v) for v in node.values)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CALLS:
-            if node.args and _literal_text(node.args[0]) is not None:
-                found.append((node.lineno, f".{node.func.attr}() with SQL written here"))
-                continue
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in CALLS
+            and node.args
+            and _literal_text(node.args[0]) is not None
+        ):
+            found.append((node.lineno, f".{node.func.attr}() with SQL written here"))
+            continue
         if id(node) in skip or id(node) in inside_fstring:
             continue
         text = _literal_text(node)

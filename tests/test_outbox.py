@@ -39,12 +39,6 @@ class MovingClock:
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
-
-
-@pytest.fixture
 async def bot(tg: TelegramStandin) -> AsyncIterator[Bot]:
     session = AiohttpSession(api=tg.api_server)
     b = Bot(tg.token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))

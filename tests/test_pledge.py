@@ -135,7 +135,7 @@ def test_hostile_names_render_literally_and_keep_the_signature_valid(
     db.execute("UPDATE institutions SET name = ? WHERE id = ?", [name, motor_lab.id])
     db.conn.commit()
     hostile_lab = Institution(**{**motor_lab.__dict__, "name": name})
-    ws, submission = signed_ws(db, checklist, hostile_lab, name=name[:100])
+    _ws, submission = signed_ws(db, checklist, hostile_lab, name=name[:100])
     html = render.render_html(submission.document, i18n, TZ)
     assert "<script>" not in html and "<b>Ltd" not in html  # escaped, never markup
     pdf = produce_pdf(submission.document, i18n, TZ, keys)
@@ -164,7 +164,7 @@ def pages(pdf: bytes, tmp_path: Path) -> int:
 
 def test_no_cjk_font_gives_one_clear_sentence_instead_of_boxes(monkeypatch: pytest.MonkeyPatch, i18n) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(render, "cjk_font_available", lambda: False)
-    with pytest.raises(render.FontMissing, match="No Chinese \\(CJK\\) font is installed.*fonts-noto-cjk"):
+    with pytest.raises(render.FontMissing, match=r"No Chinese \(CJK\) font is installed.*fonts-noto-cjk"):
         render.render_pdf({"locale": "zh_CN"}, i18n, TZ)
 
 
@@ -247,6 +247,7 @@ def test_keys_init_creates_a_pair_once_and_env_vars_point_elsewhere(tmp_path: Pa
     assert (tmp_path / "own" / "c.pem").is_file()
 
 
+@pytest.mark.slow
 def test_the_pledge_text_and_template_ship_in_the_wheel(tmp_path: Path) -> None:
     import subprocess
     import sys

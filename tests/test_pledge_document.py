@@ -11,10 +11,8 @@ import re
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
@@ -37,17 +35,6 @@ from tests.test_pledge_e2e import button, join, role_button
 USER, REGULATOR = 9301, 9302
 TITLE = "检验检测机构诚信守法承诺书"
 ANNEX = "附：自查情况"
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
-
-
-@pytest.fixture
-def db_path(db: sqlite_utils.Database, tmp_path: Path) -> Path:
-    return tmp_path / "zicha.db"
 
 
 def pdftotext(pdf: bytes, tmp_path: Path, page: int | None = None) -> str:

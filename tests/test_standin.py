@@ -72,14 +72,13 @@ async def test_get_me_answers_and_a_wrong_token_is_unauthorized(tg: TelegramStan
 
 
 async def test_unknown_method_is_404_json(tg: TelegramStandin) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{tg.base_url}/bot{tg.token}/sendHologram", data={"chat_id": "1"}) as response:
-            assert response.status == 404
-            assert await response.json() == {
-                "ok": False,
-                "error_code": 404,
-                "description": "Not Found: method not found",
-            }
+    async with aiohttp.ClientSession() as http, http.post(f"{tg.base_url}/bot{tg.token}/sendHologram", data={"chat_id": "1"}) as response:
+        assert response.status == 404
+        assert await response.json() == {
+            "ok": False,
+            "error_code": 404,
+            "description": "Not Found: method not found",
+        }
 
 
 async def test_echo_round_trip_through_real_polling(tg: TelegramStandin, bot: Bot) -> None:

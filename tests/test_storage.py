@@ -13,7 +13,6 @@ from bot.core.checklist import Checklist
 from bot.core.interview import Choice, RectStatus
 from storage import answers as store
 from storage.db import DatabaseError, open_db
-from storage.migrations import migrations
 from storage.institutions import (
     Institution,
     InviteError,
@@ -26,6 +25,7 @@ from storage.institutions import (
     revoke_invite,
     upsert_institutions,
 )
+from storage.migrations import migrations
 from tests.conftest import roster_row
 
 

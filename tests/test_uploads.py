@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,6 @@ from tests.standin import TelegramStandin
 
 USER, COLLEAGUE = 9501, 9502
 KEPT = "该文件未保存，此前发送的文件均已保留。"
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 async def join(chat: Chat, code: str) -> None:

@@ -9,6 +9,7 @@ part this build does not have yet); only ``fail`` makes the whole unhealthy.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import shutil
@@ -167,10 +168,8 @@ def check_storage(limits: StorageLimits, disk_usage: Callable[[Path], Any] = shu
             disk = Check("disk", OK, f"{_mb(free)} free in {folder}")
     size = 0
     for path in (limits.db_path, limits.db_path.with_name(limits.db_path.name + "-wal")):
-        try:
+        with contextlib.suppress(OSError):
             size += path.stat().st_size
-        except OSError:
-            pass
     if size > limits.db_warn_mb * MB:
         database = Check("db size", WARN, f"{_mb(size)}, above ZICHA_DB_WARN_MB ({limits.db_warn_mb:g} MB): check the upload limits (ZICHA_UPLOAD_*) and the space for backups")
     else:

@@ -26,8 +26,8 @@ from typing import Any
 
 import sqlite_utils
 from aiogram import BaseMiddleware, Bot, Dispatcher
-from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import GetUpdates, Response, TelegramMethod
 from aiogram.methods.base import TelegramType

@@ -39,8 +39,8 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from bot.core.checklist import Checklist, Item
 from bot.core.fields import FIELDS, field_label
 from bot.core.roster import ROSTER_COLUMNS
-from bot.core.spreadsheet import starts_like_formula
 from bot.core.scope import Scope
+from bot.core.spreadsheet import starts_like_formula
 from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_ids, item_heading
 from bot.reports.status import (
     Status,

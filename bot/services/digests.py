@@ -199,7 +199,6 @@ def prepare_digest_files(
     """Write the workbook and the chart for a digest; returns (xlsx, png)."""
     from bot.reports.chart import completion_chart
     from bot.reports.excel import write_export
-
     from storage.files import private_dir
 
     private_dir(directory)  # digests/: workbooks of every institution, for the operator only

@@ -25,8 +25,8 @@ from bot.selfcheck import open_workspace
 from bot.telegram.callbacks import NavAction, NavCb
 from storage import outbox
 from storage import reminders as reminders_sent
-from storage.recipients import unfinished_members
 from storage.institutions import get_institution
+from storage.recipients import unfinished_members
 
 REMINDER_KIND = "reminder"
 
