@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 
@@ -20,9 +21,9 @@ class DigestSnapshot:
     signed_ids: frozenset[int]
 
 
-def _snapshot(row: dict[str, object]) -> DigestSnapshot:
+def _snapshot(row: dict[str, Any]) -> DigestSnapshot:
     return DigestSnapshot(
-        regulator_id=int(row["regulator_id"]),  # type: ignore[arg-type]
+        regulator_id=int(row["regulator_id"]),
         kind=str(row["kind"]),
         digest_date=str(row["digest_date"]),
         created_at=str(row["created_at"]),

@@ -40,7 +40,7 @@ class Submission:
 
     @property
     def document(self) -> dict[str, Any]:
-        return json.loads(self.canonical)  # type: ignore[no-any-return]
+        return json.loads(self.canonical)
 
 
 class AlreadySigned(Exception):

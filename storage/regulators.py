@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 
@@ -20,9 +21,9 @@ class Regulator:
     added_at: str
 
 
-def _regulator(row: dict[str, object]) -> Regulator:
+def _regulator(row: dict[str, Any]) -> Regulator:
     return Regulator(
-        telegram_id=int(row["telegram_id"]),  # type: ignore[arg-type]
+        telegram_id=int(row["telegram_id"]),
         name=str(row["name"]),
         scope=Scope.from_json(str(row["scope"])),
         added_at=str(row["added_at"]),
@@ -107,17 +108,17 @@ def create_regulator_invite(
     return code
 
 
-def _regulator_invite(row: dict[str, object]) -> RegulatorInvite:
+def _regulator_invite(row: dict[str, Any]) -> RegulatorInvite:
     return RegulatorInvite(
         code=str(row["code"]),
         scope=Scope.from_json(str(row["scope"])),
         name=str(row["name"]),
-        max_uses=int(row["max_uses"]),  # type: ignore[call-overload]
-        uses=int(row["uses"]),  # type: ignore[call-overload]
+        max_uses=int(row["max_uses"]),
+        uses=int(row["uses"]),
         revoked=row["revoked_at"] is not None,
         created_at=str(row["created_at"]),
-        expires_at=row["expires_at"],  # type: ignore[arg-type]
-        revoked_at=row["revoked_at"],  # type: ignore[arg-type]
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
     )
 
 

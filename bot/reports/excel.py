@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import sqlite_utils
@@ -140,7 +141,8 @@ class _Sheet:
         self.ws = ws
         bold = Font(bold=True)
         for i, width in enumerate(widths or []):
-            ws.column_dimensions[_column_letter(i + 1)].width = width
+            # WriteOnlyWorksheet has column_dimensions at runtime; types-openpyxl omits it
+            ws.column_dimensions[_column_letter(i + 1)].width = width  # type: ignore[attr-defined]
         ws.freeze_panes = "A2"
         cells = []
         for entry in header:
@@ -156,7 +158,7 @@ class _Sheet:
         """A date-time (or date) cell with its number format; None stays empty."""
         if value is None:
             return None
-        cell = WriteOnlyCell(self.ws, value=value)
+        cell = WriteOnlyCell(self.ws, value=value)  # type: ignore[arg-type]  # dates are cells too; the stubs say datetime only
         cell.number_format = DATETIME_FORMAT if isinstance(value, dt.datetime) else DATE_FORMAT
         return cell
 
@@ -360,7 +362,7 @@ def write_export(
     order = [f.id for f in FIELDS if f.id in report.by_field]
     for f in order:
         tally = report.by_field[f]
-        counts = by_section.get(f, {})
+        counts = by_section.get(f) or Counter[str]()
         stats.row(
             [
                 f"{field_label(f, 'zh_CN')} {field_label(f, 'en')}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 from aiogram.utils.i18n import I18n
@@ -105,16 +106,16 @@ def report_text(counts: dict[str, int]) -> str:
 
 
 def queue_report(
-    db: sqlite_utils.Database, i18n: I18n, batch: dict[str, object], counts: dict[str, int], default_locale: str
+    db: sqlite_utils.Database, i18n: I18n, batch: dict[str, Any], counts: dict[str, int], default_locale: str
 ) -> int | None:
     """Queue the report of a finished batch to whoever asked for it (not held by quiet hours)."""
     chat_id = batch.get("report_chat_id")
     if chat_id is None:
         return None
-    locale = normalize_locale(get_user_language(db, int(chat_id)), default_locale)  # type: ignore[call-overload]
+    locale = normalize_locale(get_user_language(db, int(chat_id)), default_locale)
     with i18n.context(), i18n.use_locale(locale):
         text = report_text(counts)
     return outbox.enqueue(
-        db, kind=REPORT_KIND, chat_id=int(chat_id),  # type: ignore[arg-type]
+        db, kind=REPORT_KIND, chat_id=int(chat_id),
         text=text, quiet=False, dedup_key=f"report:{batch['id']}",
     )  # fmt: skip
