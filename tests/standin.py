@@ -1837,7 +1837,7 @@ class TelegramStandin:
             if message.kind == "photo":
                 body["photo"] = _photo_sizes(stored)
             else:
-                document = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id}
+                document: dict[str, object] = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id}
                 if stored.file_name:
                     document["file_name"] = stored.file_name
                 if stored.mime_type:

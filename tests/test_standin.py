@@ -258,6 +258,7 @@ async def test_files_both_ways_are_recorded_and_downloadable(tg: TelegramStandin
     tg.send_document(USER, file_name="检验报告.pdf", content=b"%PDF-1.4 report")
     document = tg.pending_updates[-1]["message"]["document"]
     file = await bot.get_file(document["file_id"])
+    assert file.file_path is not None
     downloaded = await bot.download_file(file.file_path)
     assert downloaded is not None and downloaded.read() == b"%PDF-1.4 report"
     with pytest.raises(TelegramBadRequest, match="invalid file_id"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -39,7 +40,7 @@ def paper(db_path: Path) -> list[dict[str, object]]:
     return list(read_db(db_path)["submission_files"].rows_where("kind = 'paper_pledge'", order_by="id"))
 
 
-async def upload(chat: Chat, kind: str, **kwargs: object) -> str:
+async def upload(chat: Chat, kind: str, **kwargs: Any) -> str:
     """Send evidence; wait for the screen shown after it; return the notice before it."""
     mark = chat.tg.mark()
     await chat.send(kind, **kwargs)
