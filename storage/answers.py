@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,56 +34,42 @@ class StaleAnswer(Exception):
         self.current = current
 
 
-def _selfcheck(row: dict[str, Any]) -> SelfCheck:
-    return SelfCheck(
-        id=row["id"],
-        institution_id=row["institution_id"],
-        checklist_id=row["checklist_id"],
-        checklist_version=row["checklist_version"],
-        status=row["status"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-    )
+_SELFCHECK_COLUMNS = "id, institution_id, checklist_id, checklist_version, status, started_at, completed_at"
+
+
+def _selfcheck(values: Sequence[Any]) -> SelfCheck:
+    return SelfCheck(*values)
+
+
+def _find_selfcheck(db: sqlite_utils.Database, institution_id: int, checklist_id: str) -> SelfCheck | None:
+    row = db.execute(
+        f"SELECT {_SELFCHECK_COLUMNS} FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
+        [institution_id, checklist_id],
+    ).fetchone()
+    return _selfcheck(row) if row else None
 
 
 def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, checklist: Checklist) -> SelfCheck:
     # Almost always it exists: read it without opening a write transaction.
-    existing = next(
-        db.query(
-            "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?", [institution_id, checklist.id],
-        ),
-        None,
-    )
+    existing = _find_selfcheck(db, institution_id, checklist.id)
     if existing is not None:
-        return _selfcheck(existing)
+        return existing
     with db.atomic():
-        row = next(
-            db.query(
-                "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
-                [institution_id, checklist.id],
-            ),
-            None,
-        )
-        if row is None:
+        found = _find_selfcheck(db, institution_id, checklist.id)
+        if found is None:
             now = utcnow()
             db.execute(
                 "INSERT INTO selfchecks (institution_id, checklist_id, checklist_version, started_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 [institution_id, checklist.id, checklist.version, now, now],
             )
-            row = next(
-                db.query(
-                    "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
-                    [institution_id, checklist.id],
-                ),
-                None,
-            )
-    assert row is not None
-    return _selfcheck(row)
+            found = _find_selfcheck(db, institution_id, checklist.id)
+    assert found is not None
+    return found
 
 
 def get_selfcheck(db: sqlite_utils.Database, selfcheck_id: int) -> SelfCheck | None:
-    row = next(db.query("SELECT * FROM selfchecks WHERE id = ?", [selfcheck_id]), None)
+    row = db.execute(f"SELECT {_SELFCHECK_COLUMNS} FROM selfchecks WHERE id = ?", [selfcheck_id]).fetchone()
     return _selfcheck(row) if row else None
 
 
@@ -98,29 +85,37 @@ def set_selfcheck_status(db: sqlite_utils.Database, selfcheck_id: int, status: s
 
 
 
-def _answer(row: dict[str, Any]) -> Answer:
+_ANSWER_COLUMNS = (
+    "item_id, value, text, problem, measure, rect_status, target_date, rev, answered_by, updated_by, updated_at"
+)
+
+
+def _answer(values: Sequence[Any]) -> Answer:
+    item_id, value, text, problem, measure, rect_status, target_date, rev, answered_by, updated_by, updated_at = values
     return Answer(
-        item_id=row["item_id"],
-        value=Choice(row["value"]),
-        text=row["text"],
-        problem=row["problem"],
-        measure=row["measure"],
-        rect_status=RectStatus(row["rect_status"]) if row["rect_status"] else None,
-        target_date=dt.date.fromisoformat(row["target_date"]) if row["target_date"] else None,
-        rev=row["rev"],
-        answered_by=row["answered_by"],
-        updated_by=row["updated_by"],
-        updated_at=row["updated_at"],
+        item_id=item_id,
+        value=Choice(value),
+        text=text,
+        problem=problem,
+        measure=measure,
+        rect_status=RectStatus(rect_status) if rect_status else None,
+        target_date=dt.date.fromisoformat(target_date) if target_date else None,
+        rev=rev,
+        answered_by=answered_by,
+        updated_by=updated_by,
+        updated_at=updated_at,
     )
 
 
 def load_answers(db: sqlite_utils.Database, selfcheck_id: int) -> dict[str, Answer]:
-    rows = list(db.query("SELECT * FROM answers WHERE selfcheck_id = ?", [selfcheck_id]))
-    return {row["item_id"]: _answer(row) for row in rows}
+    cursor = db.execute(f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE selfcheck_id = ?", [selfcheck_id])
+    return {row[0]: _answer(row) for row in cursor}
 
 
 def get_answer(db: sqlite_utils.Database, selfcheck_id: int, item_id: str) -> Answer | None:
-    row = next(db.query("SELECT * FROM answers WHERE selfcheck_id = ? AND item_id = ?", [selfcheck_id, item_id]), None)
+    row = db.execute(
+        f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE selfcheck_id = ? AND item_id = ?", [selfcheck_id, item_id]
+    ).fetchone()
     return _answer(row) if row else None
 
 

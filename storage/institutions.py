@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -47,6 +47,12 @@ class Institution:
             contact_phone=row["contact_phone"],
         )
 
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> Institution:
+        """From a row of ``_INSTITUTION_COLUMNS``, in that order."""
+        id_, uscc, name, cma_cert, province, level, fields, contact_name, contact_phone = values
+        return cls(id_, uscc, name, cma_cert, province, level, tuple(json.loads(fields)), contact_name, contact_phone)
+
 
 _INSTITUTION_COLUMNS = "id, uscc, name, cma_cert, province, level, fields, contact_name, contact_phone"
 
@@ -86,8 +92,9 @@ def upsert_institutions(db: sqlite_utils.Database, rows: Iterable[RosterRow]) ->
 
 
 def get_institution(db: sqlite_utils.Database, institution_id: int) -> Institution | None:
-    row = next(db.query(f"SELECT {_INSTITUTION_COLUMNS} FROM institutions WHERE id = ?", [institution_id]), None)
-    return Institution.from_row(row) if row else None
+    # on every update (hot path): db.execute, see storage/__init__.py
+    row = db.execute(f"SELECT {_INSTITUTION_COLUMNS} FROM institutions WHERE id = ?", [institution_id]).fetchone()
+    return Institution.from_values(row) if row else None
 
 
 def get_institution_by_uscc(db: sqlite_utils.Database, uscc: str) -> Institution | None:
@@ -232,15 +239,13 @@ def bind_member(
 
 
 def get_membership(db: sqlite_utils.Database, telegram_id: int) -> Institution | None:
-    row = next(
-        db.query(
-            f"SELECT {', '.join('i.' + c.strip() for c in _INSTITUTION_COLUMNS.split(','))} "
-            "FROM members m JOIN institutions i ON i.id = m.institution_id WHERE m.telegram_id = ?",
-            [telegram_id],
-        ),
-        None,
-    )
-    return Institution.from_row(row) if row else None
+    # on every update (hot path): db.execute, see storage/__init__.py
+    row = db.execute(
+        f"SELECT {', '.join('i.' + c.strip() for c in _INSTITUTION_COLUMNS.split(','))} "
+        "FROM members m JOIN institutions i ON i.id = m.institution_id WHERE m.telegram_id = ?",
+        [telegram_id],
+    ).fetchone()
+    return Institution.from_values(row) if row else None
 
 
 def members_of(db: sqlite_utils.Database, institution_id: int) -> list[dict[str, Any]]:
