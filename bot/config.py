@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     zicha_outbox_concurrency: int = Field(default=1, ge=1, le=64)
     zicha_outbox_max_attempts: int = Field(default=5, ge=1, le=100)  # for 5xx and network errors
     zicha_outbox_backoff: float = Field(default=2.0, ge=0, le=3600)  # first retry after this many seconds, doubling
+    # Per-user flood limit (issue 12): updates a second one user may send, and the burst allowed.
+    zicha_user_rate: float = Field(default=2.0, gt=0, le=10000)
+    zicha_user_burst: int = Field(default=20, ge=1, le=100000)
     # --- operations (issue 6): webhook mode, logs, heartbeat ---
     zicha_webhook_url: str | None = None
     zicha_webhook_secret: SecretStr | None = None

@@ -25,7 +25,13 @@ from bot.config import Settings
 from bot.core.checklist import Checklist, load_checklists
 from bot.i18n import build_i18n
 from bot.resources import data_dir
-from bot.telegram.middlewares import MembershipMiddleware, OneCallbackAnswer, UserLanguageMiddleware
+from bot.ratelimit import SendLimiter, SharedRateLimit
+from bot.telegram.middlewares import (
+    MembershipMiddleware,
+    OneCallbackAnswer,
+    UserLanguageMiddleware,
+    UserThrottleMiddleware,
+)
 from bot.telegram.session import ZichaSession
 from bot.telegram.routers import common, fallback, interview, onboarding, private
 from bot.telegram.routers import pledge
@@ -130,6 +136,7 @@ def build_dispatcher(
         interview.build_router(),
         fallback.build_router(),
     )
+    UserThrottleMiddleware(i18n, rate=settings.zicha_user_rate, burst=settings.zicha_user_burst).setup(dp)
     dp.update.outer_middleware(MembershipMiddleware())
     UserLanguageMiddleware(i18n).setup(dp)
     # One answer per press, with the error's text when the handler failed.
@@ -163,6 +170,7 @@ async def _register_commands(bot: Bot, i18n: I18n) -> None:
 def build_bot(settings: Settings) -> Bot:
     # Skips (and logs) an update it cannot read instead of failing its whole batch.
     session = ZichaSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(SharedRateLimit(SendLimiter(settings.zicha_outbox_rate, settings.zicha_outbox_chat_interval)))
     return Bot(
         token=settings.require_token(),
         session=session,
