@@ -20,7 +20,7 @@ from aiogram.enums import ParseMode
 
 from bot.config import Settings
 from bot.delivery.outbox import OutboxLimits, OutboxSender
-from bot.ratelimit import SendLimiter
+from bot.delivery.ratelimit import SendLimiter
 from storage import outbox
 from storage.institutions import Institution
 from tests.harness import Chat, invite, read_db, running_bot

@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.core.checklist import Checklist, load_checklists
 from bot.i18n import build_i18n
 from bot.resources import data_dir
-from bot.ratelimit import SendLimiter, SharedRateLimit
+from bot.delivery.ratelimit import SendLimiter, SharedRateLimit
 from bot.telegram.middlewares import (
     MembershipMiddleware,
     OneCallbackAnswer,
