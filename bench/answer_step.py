@@ -272,6 +272,10 @@ class Runner:
     async def prepare(self) -> None:
         raise NotImplementedError
 
+    def check_last(self) -> None:
+        """Check (untimed) that the last step did what it should."""
+        raise NotImplementedError
+
 
 class ZichaRunner(Runner):
     name = "zicha"
@@ -583,7 +587,7 @@ SQLITE = "SQLite (C library, COMMITs included)"
 
 
 class TimedCursor:
-    __slots__ = ("_cursor", "_attribution")
+    __slots__ = ("_attribution", "_cursor")
 
     def __init__(self, cursor: sqlite3.Cursor, attribution: Attribution) -> None:
         self._cursor = cursor
@@ -732,7 +736,7 @@ def summarize(ns: list[int]) -> dict[str, float]:
     us = sorted(x / 1000 for x in ns)
 
     def pct(p: float) -> float:
-        return us[min(len(us) - 1, int(round(p / 100 * (len(us) - 1))))]
+        return us[min(len(us) - 1, round(p / 100 * (len(us) - 1)))]
 
     mean = statistics.fmean(us)
     return {
@@ -969,7 +973,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "bots": {},
     }
     for name in names:
-        s = summarize(times[name])
+        s: dict[str, Any] = summarize(times[name])
         s["longest_blocking_stretch_us"] = max(blocking[name]) / 1000
         block = summarize(blocking[name])
         s["blocking_stretch_p50_us"] = block["p50_us"]
@@ -991,8 +995,8 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                               "mean": bots[f"zicha/{m}"]["mean_us"] / bots[d]["mean_us"]}
         for m in MODES for d in ("dialog/memory", f"dialog/sqlite-{m}")
     }  # fmt: skip
-    for c in checkpointers:
-        c.stop()
+    for checkpointer in checkpointers:
+        checkpointer.stop()
     result["statements"] = await statements_pass(zichas["normal"], args.breakdown_steps)
     result["breakdown"] = {m: await breakdown_pass(zichas[m], args.breakdown_steps) for m in MODES}
     st = result["statements"]

@@ -8,7 +8,7 @@ before as a token bucket gives. Each request also takes a seeded random 0-``--ji
 
 Three runs, each with a fresh stand-in and database, the same recipients and the same message:
 
-* **Zicha outbox**: bot/outbox.py with the defaults ``zicha run`` uses (30 msg/s, 1 s per chat,
+* **Zicha outbox**: bot/delivery/outbox.py with the defaults ``zicha run`` uses (30 msg/s, 1 s per chat,
   1 request in flight);
 * **baseline**: the same sender with main's pacing before issue 12 (slots exactly 1/30 s apart, a
   slot missed by jitter caught up, per-chat spacing from the request's start), verbatim below;
@@ -42,16 +42,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiogram import Bot  # noqa: E402
-from aiogram.client.default import DefaultBotProperties  # noqa: E402
-from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
-from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
-from aiogram.enums import ParseMode  # noqa: E402
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
 
-from bot.outbox import OutboxLimits, OutboxSender  # noqa: E402
-from storage import outbox  # noqa: E402
-from storage.db import open_db  # noqa: E402
-from tests.standin import SlidingWindowEnforcer, TelegramStandin  # noqa: E402
+from bot.delivery.outbox import OutboxLimits, OutboxSender
+from storage import outbox
+from storage.db import open_db
+from tests.standin import SlidingWindowEnforcer, TelegramStandin
 
 LIMIT = 30
 FIRST_CHAT = 10_000_000
@@ -59,7 +59,7 @@ TEXT = "📢 <b>Message from your regulator</b> (广东省市场监管局)\n\n�
 
 
 class MainPacing:
-    """``RateLimiter`` of bot/outbox.py on main before issue 12 (commit 7b23272), verbatim but for
+    """``RateLimiter`` of bot/delivery/outbox.py on main before issue 12 (commit 7b23272), verbatim but for
     the two lines that adapt it to this branch's interface (``interactive``, ``release``)."""
 
     def __init__(self, rate: float, chat_interval: float) -> None:
@@ -190,8 +190,14 @@ async def run_with_crashes(n: int, jitter_ms: float, seed: int, crashes: int) ->
                 await child.wait()
                 break
             target = n * (crash + 1) // (crashes + 1)
+
+            def reached(target: int = target) -> bool:
+                return sum(1 for c in tg.calls("sendMessage") if c.ok) >= target
+
             await tg.wait_until(
-                lambda: sum(1 for c in tg.calls("sendMessage") if c.ok) >= target, timeout=n, what=f"{target} sends"
+                reached,
+                timeout=n,
+                what=f"{target} sends",
             )
             child.send_signal(signal.SIGKILL)
             await child.wait()

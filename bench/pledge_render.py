@@ -120,10 +120,10 @@ def main() -> None:
                 sizes.append(len(signed))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-    def pct(values: list[float], q: float) -> float:
+    def pct(values: list[float], q: int) -> float:
         return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
-    result = {
+    result: dict[str, Any] = {
         "items": len(document["items"]),
         "noncompliant": sum(1 for i in document["items"] if i["value"] == "noncompliant"),
         "runs": len(totals),

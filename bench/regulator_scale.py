@@ -42,12 +42,13 @@ SCOPES = {"national": "national", "guangdong": "province:广东"}
 
 def run_once(db_path: Path, operation: str, scope_text: str, trace: bool) -> dict[str, float]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from national_fixture import bench_checklist
+    from national_fixture import bench_checklist  # type: ignore[import-not-found]  # bench/ is on sys.path (line above)
+
     from bot.core.scope import Scope
     from bot.i18n import build_i18n
-    from bot.reports.digest import build_digest, digest_text, prepare_digest_files
     from bot.reports.excel import write_export
     from bot.reports.status import build_status
+    from bot.services.digests import build_digest, digest_text, prepare_digest_files
     from storage.db import open_db
 
     checklist = bench_checklist()

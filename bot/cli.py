@@ -734,8 +734,8 @@ def _parse_at(text: str | None, tz: object) -> dt.datetime:
 
 def _deliver(settings: Settings, db: sqlite_utils.Database, batch_ids: set[int] | None, clock: object) -> None:
     """Send queued rows now, within the configured limits (the same sender as `zicha run`)."""
-    from bot.outbox import OutboxSender, limits_from_settings
-    from bot.scheduler import campaign_schedule, quiet_hours
+    from bot.delivery.outbox import OutboxSender, limits_from_settings
+    from bot.delivery.scheduler import campaign_schedule, quiet_hours
     from bot.telegram.app import build_bot, load_checklist
 
     try:
@@ -774,9 +774,9 @@ def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
     import time
 
     from bot.core.schedule import ScheduleError
+    from bot.delivery.scheduler import campaign_schedule
     from bot.i18n import build_i18n
-    from bot.reminders import due_reminders, sweep
-    from bot.scheduler import campaign_schedule
+    from bot.services.reminders import due_reminders, sweep
     from bot.telegram.app import load_checklist
 
     settings = _settings()
@@ -842,9 +842,9 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
     import html
     import time
 
-    from bot.broadcast import MAX_BROADCAST_LENGTH, audience, create_broadcast
     from bot.core.scope import Scope, ScopeError
     from bot.i18n import build_i18n
+    from bot.services.broadcast import MAX_BROADCAST_LENGTH, audience, create_broadcast
     from storage.outbox import batch_counts
 
     try:
@@ -879,7 +879,7 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
         click.echo(f"Broadcast #{batch_id} queued for {queued} recipient(s).")
         if queue_only:
             return
-        from bot.scheduler import campaign_schedule, quiet_hours
+        from bot.delivery.scheduler import campaign_schedule, quiet_hours
         from bot.telegram.app import load_checklist
 
         started, now = time.monotonic(), dt.datetime.now(settings.tz)
@@ -983,7 +983,7 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, 
     import tempfile
 
     from bot.i18n import build_i18n
-    from bot.reports.digest import build_digest, digest_dir, prepare_digest_files, queue_digests, render_digest
+    from bot.services.digests import build_digest, digest_dir, prepare_digest_files, queue_digests, render_digest
     from storage.institutions import get_user_language
     from storage.regulators import list_regulators
 
@@ -1088,26 +1088,21 @@ def restore(path: Path, force: bool) -> None:
     runs, restore refuses unless --force. Older backups are migrated on the next start.
     """
     import datetime as dt
-    import sqlite3
 
-    from bot.ops.backup import BackupError, restore as restore_db
+    from bot.ops.backup import BackupError
+    from bot.ops.backup import restore as restore_db
+    from storage.heartbeat import running_bot_in_file
 
     settings = _settings()
     db_path = settings.zicha_db
     if not force and db_path.exists():
-        try:
-            conn = sqlite3.connect(f"file:{db_path.resolve()}?mode=ro", uri=True)
-            try:
-                row = conn.execute("SELECT pid, beat_at FROM heartbeat WHERE role = 'bot' AND stopped_at IS NULL").fetchone()
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            row = None  # no heartbeat table, or a damaged database: nothing running on it to protect
+        # None also for no heartbeat table, or a damaged database: nothing running on it to protect
+        row = running_bot_in_file(db_path)
         if row is not None:
-            age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(row[1])).total_seconds()
+            age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(row.beat_at)).total_seconds()
             if age <= 3 * settings.zicha_heartbeat_seconds:
                 raise click.ClickException(
-                    f"The bot (pid {row[0]}) is using {db_path}: stop it first (e.g. systemctl stop zicha), or pass --force."
+                    f"The bot (pid {row.pid}) is using {db_path}: stop it first (e.g. systemctl stop zicha), or pass --force."
                 )
     try:
         safety = restore_db(path, db_path, tz=settings.tz)

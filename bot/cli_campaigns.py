@@ -18,7 +18,7 @@ def _today() -> dt.date:
     return dt.datetime.now(_settings().tz).date()
 
 
-def _definitions(today: dt.date) -> dict:  # type: ignore[type-arg]
+def _definitions(today: dt.date) -> dict:
     from bot.core.campaigns import CampaignError, campaigns_dir, load_campaigns
 
     try:
@@ -43,7 +43,7 @@ def campaign_list() -> None:
     with _open_db(_settings()) as db:
         stored = {c.id: c for c in list_campaigns(db)}
     click.echo(f"{'id':<24} {'year':<5} {'level':<10} {'checklist':<24} {'opens':<10} {'deadline':<10} {'closes':<10} state")
-    for cid in sorted(set(defined) | set(stored), key=lambda i: (getattr(defined.get(i) or stored[i], "year"), i)):
+    for cid in sorted(set(defined) | set(stored), key=lambda i: ((defined.get(i) or stored[i]).year, i)):
         d, s = defined.get(cid), stored.get(cid)
         if d is not None:
             row = (d.year, d.coverage.level, d.checklist_id, d.opens.isoformat(),

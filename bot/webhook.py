@@ -93,7 +93,7 @@ class UpdateRequestHandler(SimpleRequestHandler):
             if update is None:
                 return web.json_response({})  # logged by parse_update; answered so it is not resent
             outcome = UpdateOutcome()
-            result = await self.dispatcher.feed_webhook_update(bot, update, update_outcome=outcome, **self.data)
+            result: Any = await self.dispatcher.feed_webhook_update(bot, update, update_outcome=outcome, **self.data)
             if outcome.storage_failed:
                 log.warning(
                     "update %s not stored (%s): Telegram will send it again",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ import sqlite_utils
 from bot.core.checklist import Checklist
 from bot.core.interview import ANSWER_FIELDS, Answer, Choice, RectStatus, answer_fields
 from storage.campaigns import ensure_campaign_row
-from storage.db import query_one, query_rows, utcnow
+from storage.db import utcnow
 
 
 @dataclass(frozen=True)
@@ -35,33 +36,29 @@ class StaleAnswer(Exception):
         self.current = current
 
 
-def _selfcheck(row: dict[str, Any]) -> SelfCheck:
-    return SelfCheck(
-        id=row["id"],
-        institution_id=row["institution_id"],
-        checklist_id=row["checklist_id"],
-        checklist_version=row["checklist_version"],
-        status=row["status"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        campaign_id=row.get("campaign_id"),
-    )
+_SELFCHECK_COLUMNS = "id, institution_id, checklist_id, checklist_version, status, started_at, completed_at, campaign_id"
+
+
+def _selfcheck(values: Sequence[Any]) -> SelfCheck:
+    return SelfCheck(*values)
+
+
+def _find_selfcheck(db: sqlite_utils.Database, institution_id: int, checklist_id: str) -> SelfCheck | None:
+    row = db.execute(
+        f"SELECT {_SELFCHECK_COLUMNS} FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
+        [institution_id, checklist_id],
+    ).fetchone()
+    return _selfcheck(row) if row else None
 
 
 def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, checklist: Checklist) -> SelfCheck:
     # Almost always it exists: read it without opening a write transaction.
-    existing = query_one(
-        db, "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?", [institution_id, checklist.id]
-    )
+    existing = _find_selfcheck(db, institution_id, checklist.id)
     if existing is not None:
-        return _selfcheck(existing)
+        return existing
     with db.atomic():
-        row = query_one(
-            db,
-            "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
-            [institution_id, checklist.id],
-        )
-        if row is None:
+        found = _find_selfcheck(db, institution_id, checklist.id)
+        if found is None:
             now = utcnow()
             campaign_id = checklist.campaign_id or checklist.id
             year = int(checklist.campaign) if checklist.campaign.isdigit() else int(now[:4])
@@ -71,17 +68,13 @@ def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, chec
                 "campaign_id) VALUES (?, ?, ?, ?, ?, ?)",
                 [institution_id, checklist.id, checklist.version, now, now, campaign_id],
             )
-            row = query_one(
-                db,
-                "SELECT * FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
-                [institution_id, checklist.id],
-            )
-    assert row is not None
-    return _selfcheck(row)
+            found = _find_selfcheck(db, institution_id, checklist.id)
+    assert found is not None
+    return found
 
 
 def get_selfcheck(db: sqlite_utils.Database, selfcheck_id: int) -> SelfCheck | None:
-    row = query_one(db, "SELECT * FROM selfchecks WHERE id = ?", [selfcheck_id])
+    row = db.execute(f"SELECT {_SELFCHECK_COLUMNS} FROM selfchecks WHERE id = ?", [selfcheck_id]).fetchone()
     return _selfcheck(row) if row else None
 
 
@@ -97,29 +90,37 @@ def set_selfcheck_status(db: sqlite_utils.Database, selfcheck_id: int, status: s
 
 
 
-def _answer(row: dict[str, Any]) -> Answer:
+_ANSWER_COLUMNS = (
+    "item_id, value, text, problem, measure, rect_status, target_date, rev, answered_by, updated_by, updated_at"
+)
+
+
+def _answer(values: Sequence[Any]) -> Answer:
+    item_id, value, text, problem, measure, rect_status, target_date, rev, answered_by, updated_by, updated_at = values
     return Answer(
-        item_id=row["item_id"],
-        value=Choice(row["value"]),
-        text=row["text"],
-        problem=row["problem"],
-        measure=row["measure"],
-        rect_status=RectStatus(row["rect_status"]) if row["rect_status"] else None,
-        target_date=dt.date.fromisoformat(row["target_date"]) if row["target_date"] else None,
-        rev=row["rev"],
-        answered_by=row["answered_by"],
-        updated_by=row["updated_by"],
-        updated_at=row["updated_at"],
+        item_id=item_id,
+        value=Choice(value),
+        text=text,
+        problem=problem,
+        measure=measure,
+        rect_status=RectStatus(rect_status) if rect_status else None,
+        target_date=dt.date.fromisoformat(target_date) if target_date else None,
+        rev=rev,
+        answered_by=answered_by,
+        updated_by=updated_by,
+        updated_at=updated_at,
     )
 
 
 def load_answers(db: sqlite_utils.Database, selfcheck_id: int) -> dict[str, Answer]:
-    rows = query_rows(db, "SELECT * FROM answers WHERE selfcheck_id = ?", [selfcheck_id])
-    return {row["item_id"]: _answer(row) for row in rows}
+    cursor = db.execute(f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE selfcheck_id = ?", [selfcheck_id])
+    return {row[0]: _answer(row) for row in cursor}
 
 
 def get_answer(db: sqlite_utils.Database, selfcheck_id: int, item_id: str) -> Answer | None:
-    row = query_one(db, "SELECT * FROM answers WHERE selfcheck_id = ? AND item_id = ?", [selfcheck_id, item_id])
+    row = db.execute(
+        f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE selfcheck_id = ? AND item_id = ?", [selfcheck_id, item_id]
+    ).fetchone()
     return _answer(row) if row else None
 
 
@@ -208,7 +209,7 @@ def answer_history(db: sqlite_utils.Database, selfcheck_id: int, item_id: str | 
     if item_id is not None:
         sql += " AND item_id = ?"
         params.append(item_id)
-    rows = query_rows(db, sql + " ORDER BY id", params)
+    rows = list(db.query(sql + " ORDER BY id", params))
     for row in rows:
         row["old"] = json.loads(row["old"]) if row["old"] else None
         row["new"] = json.loads(row["new"])
@@ -243,4 +244,4 @@ def evidence_for(db: sqlite_utils.Database, selfcheck_id: int, item_id: str | No
     if item_id is not None:
         sql += " AND item_id = ?"
         params.append(item_id)
-    return query_rows(db, sql + " ORDER BY id", params)
+    return list(db.query(sql + " ORDER BY id", params))

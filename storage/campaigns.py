@@ -13,7 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.core.campaigns import Campaign
-from storage.db import query_one, query_rows, utcnow
+from storage.db import utcnow
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,16 @@ _SELECT = (
 
 
 def list_campaigns(db: sqlite_utils.Database) -> list[StoredCampaign]:
-    return [_stored(r) for r in query_rows(db, _SELECT + " ORDER BY c.year, c.id")]
+    return [_stored(r) for r in list(db.query(_SELECT + " ORDER BY c.year, c.id"))]
 
 
 def get_campaign(db: sqlite_utils.Database, campaign_id: str) -> StoredCampaign | None:
-    row = query_one(db, _SELECT + " WHERE c.id = ?", [campaign_id])
+    row = next(db.query(_SELECT + " WHERE c.id = ?", [campaign_id]), None)
     return _stored(row) if row else None
 
 
 def closed_campaign_ids(db: sqlite_utils.Database) -> set[str]:
-    return {r["id"] for r in query_rows(db, "SELECT id FROM campaigns WHERE status = 'closed'")}
+    return {r["id"] for r in list(db.query("SELECT id FROM campaigns WHERE status = 'closed'"))}
 
 
 def open_campaign(db: sqlite_utils.Database, campaign: Campaign) -> StoredCampaign:
@@ -95,7 +95,7 @@ def open_campaign(db: sqlite_utils.Database, campaign: Campaign) -> StoredCampai
         json.dumps(list(campaign.editions)),
     ]
     with db.atomic():
-        if query_one(db, "SELECT 1 FROM campaigns WHERE id = ?", [campaign.id]) is None:
+        if next(db.query("SELECT 1 FROM campaigns WHERE id = ?", [campaign.id]), None) is None:
             db.execute(
                 "INSERT INTO campaigns (year, title_zh, title_en, checklist_id, pledge_id, level, provinces, fields, "
                 "opens_on, closes_on, deadline, editions, id, status, opened_at, updated_at) "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sqlite3
@@ -11,8 +12,8 @@ from typing import Any
 
 import sqlite_utils
 
+from storage import migrations
 from storage.files import private_file
-from storage.migrations import migrations
 
 
 class DatabaseError(RuntimeError):
@@ -24,15 +25,12 @@ def utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
-def query_rows(db: sqlite_utils.Database, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-    cursor = db.execute(sql, list(params))
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 def query_one(db: sqlite_utils.Database, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-    rows = query_rows(db, sql, params)
-    return rows[0] if rows else None
+    """The first row of ``sql``. Storage reads through sqlite-utils' ``db.query`` /
+    ``table.rows_where``; this is left only for bot/telegram/routers/pledge.py, which the
+    conversation-engine branch is moving onto ``storage.institutions.get_user_name``
+    (the lead removes it after that merge)."""
+    return next(db.query(sql, list(params)), None)
 
 
 DURABILITY_MODES = {"full": "FULL", "normal": "NORMAL"}
@@ -56,10 +54,10 @@ def open_db(
         parent = Path(path).expanduser().resolve().parent
         if not parent.is_dir():
             raise DatabaseError(f"The folder for the database does not exist: {parent} (set ZICHA_DB to a writable path)")
-        try:
-            private_file(path)  # 0600 whatever the umask; SQLite gives -wal and -shm the same mode
-        except OSError:
-            pass  # a folder we may not write to: sqlite3 below says so in its own words
+        # 0600 whatever the umask; SQLite gives -wal and -shm the same mode. OSError: a folder
+        # we may not write to, which sqlite3 below reports in its own words.
+        with contextlib.suppress(OSError):
+            private_file(path)
     try:
         # check_same_thread=False: the console chat and benchmarks hand the connection
         # between the event loop thread and worker threads, never concurrently.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 
-from storage.db import query_one, utcnow
+from storage.db import utcnow
 
 
 @dataclass(frozen=True)
@@ -20,9 +21,9 @@ class DigestSnapshot:
     signed_ids: frozenset[int]
 
 
-def _snapshot(row: dict[str, object]) -> DigestSnapshot:
+def _snapshot(row: dict[str, Any]) -> DigestSnapshot:
     return DigestSnapshot(
-        regulator_id=int(row["regulator_id"]),  # type: ignore[arg-type]
+        regulator_id=int(row["regulator_id"]),
         kind=str(row["kind"]),
         digest_date=str(row["digest_date"]),
         created_at=str(row["created_at"]),
@@ -34,15 +35,20 @@ def _snapshot(row: dict[str, object]) -> DigestSnapshot:
 def last_snapshot(db: sqlite_utils.Database, regulator_id: int, before_date: str | None = None) -> DigestSnapshot | None:
     """The latest digest of a regulator (strictly before ``before_date`` if given)."""
     if before_date is None:
-        row = query_one(
-            db, "SELECT * FROM digest_snapshots WHERE regulator_id = ? ORDER BY created_at DESC, id DESC LIMIT 1", [regulator_id]
+        row = next(
+            db.query(
+                "SELECT * FROM digest_snapshots WHERE regulator_id = ? ORDER BY created_at DESC, id DESC LIMIT 1", [regulator_id],
+            ),
+            None,
         )
     else:
-        row = query_one(
-            db,
-            "SELECT * FROM digest_snapshots WHERE regulator_id = ? AND digest_date < ? "
-            "ORDER BY digest_date DESC, id DESC LIMIT 1",
-            [regulator_id, before_date],
+        row = next(
+            db.query(
+                "SELECT * FROM digest_snapshots WHERE regulator_id = ? AND digest_date < ? "
+                "ORDER BY digest_date DESC, id DESC LIMIT 1",
+                [regulator_id, before_date],
+            ),
+            None,
         )
     return _snapshot(row) if row else None
 

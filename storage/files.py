@@ -8,6 +8,7 @@ them private too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -46,7 +47,6 @@ def tighten(path: Path, mode: int) -> None:
         return
     if path.is_symlink() or current & ~mode == 0:
         return
-    try:
+    # PermissionError: not ours to change (e.g. a read-only mount); SQLite's own checks still apply
+    with contextlib.suppress(PermissionError):
         os.chmod(path, current & mode)
-    except PermissionError:
-        pass  # not ours to change (e.g. a read-only mount); SQLite's own checks still apply

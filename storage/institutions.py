@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -13,7 +13,7 @@ import sqlite_utils
 
 from bot.core.invites import new_invite_code
 from bot.core.roster import RosterRow
-from storage.db import query_one, query_rows, utcnow
+from storage.db import utcnow
 
 # How many staff one invite code admits unless the operator says otherwise: enough for
 # a quality manager, a deputy and a few section heads, few enough that a leaked code
@@ -47,6 +47,12 @@ class Institution:
             contact_phone=row["contact_phone"],
         )
 
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> Institution:
+        """From a row of ``_INSTITUTION_COLUMNS``, in that order."""
+        id_, uscc, name, cma_cert, province, level, fields, contact_name, contact_phone = values
+        return cls(id_, uscc, name, cma_cert, province, level, tuple(json.loads(fields)), contact_name, contact_phone)
+
 
 _INSTITUTION_COLUMNS = "id, uscc, name, cma_cert, province, level, fields, contact_name, contact_phone"
 
@@ -66,7 +72,7 @@ def upsert_institutions(db: sqlite_utils.Database, rows: Iterable[RosterRow]) ->
                 "contact_name": row.contact_name,
                 "contact_phone": row.contact_phone,
             }
-            existing = query_one(db, "SELECT id FROM institutions WHERE uscc = ?", [row.uscc])
+            existing = next(db.query("SELECT id FROM institutions WHERE uscc = ?", [row.uscc]), None)
             if existing:
                 sets = ", ".join(f"{k} = ?" for k in values)
                 db.execute(
@@ -86,17 +92,18 @@ def upsert_institutions(db: sqlite_utils.Database, rows: Iterable[RosterRow]) ->
 
 
 def get_institution(db: sqlite_utils.Database, institution_id: int) -> Institution | None:
-    row = query_one(db, f"SELECT {_INSTITUTION_COLUMNS} FROM institutions WHERE id = ?", [institution_id])
-    return Institution.from_row(row) if row else None
+    # on every update (hot path): db.execute, see storage/__init__.py
+    row = db.execute(f"SELECT {_INSTITUTION_COLUMNS} FROM institutions WHERE id = ?", [institution_id]).fetchone()
+    return Institution.from_values(row) if row else None
 
 
 def get_institution_by_uscc(db: sqlite_utils.Database, uscc: str) -> Institution | None:
-    row = query_one(db, f"SELECT {_INSTITUTION_COLUMNS} FROM institutions WHERE uscc = ?", [uscc])
+    row = next(db.query(f"SELECT {_INSTITUTION_COLUMNS} FROM institutions WHERE uscc = ?", [uscc]), None)
     return Institution.from_row(row) if row else None
 
 
 def list_institutions(db: sqlite_utils.Database) -> list[Institution]:
-    return [Institution.from_row(r) for r in query_rows(db, f"SELECT {_INSTITUTION_COLUMNS} FROM institutions ORDER BY id")]
+    return [Institution.from_row(r) for r in db.query(f"SELECT {_INSTITUTION_COLUMNS} FROM institutions ORDER BY id")]
 
 
 # --- invites -------------------------------------------------------------------------
@@ -141,14 +148,15 @@ def create_invite(
 
 def ensure_invites(db: sqlite_utils.Database, max_uses: int = DEFAULT_INVITE_USES) -> int:
     """Give every institution without a usable invite a new one; returns how many were made."""
-    lacking = query_rows(
-        db,
-        """SELECT i.id FROM institutions i WHERE NOT EXISTS (
-               SELECT 1 FROM invites v WHERE v.institution_id = i.id
-               AND v.revoked_at IS NULL AND v.uses < v.max_uses
-               AND (v.expires_at IS NULL OR v.expires_at > ?))
-           ORDER BY i.id""",
-        [utcnow()],
+    lacking = list(
+        db.query(
+            """SELECT i.id FROM institutions i WHERE NOT EXISTS (
+                   SELECT 1 FROM invites v WHERE v.institution_id = i.id
+                   AND v.revoked_at IS NULL AND v.uses < v.max_uses
+                   AND (v.expires_at IS NULL OR v.expires_at > ?))
+               ORDER BY i.id""",
+            [utcnow()],
+        )
     )
     with db.atomic():
         for row in lacking:
@@ -159,12 +167,13 @@ def ensure_invites(db: sqlite_utils.Database, max_uses: int = DEFAULT_INVITE_USE
 def list_invites(db: sqlite_utils.Database, *, include_inactive: bool = False) -> list[dict[str, Any]]:
     """Staff invites with their institution; only usable ones unless ``include_inactive``."""
     where = "" if include_inactive else "WHERE v.revoked_at IS NULL AND v.uses < v.max_uses AND (v.expires_at IS NULL OR v.expires_at > ?)"
-    return query_rows(
-        db,
-        f"""SELECT i.uscc, i.name, v.code, v.uses, v.max_uses, v.revoked_at, v.created_at, v.expires_at
-            FROM invites v JOIN institutions i ON i.id = v.institution_id {where}
-            ORDER BY i.id, v.created_at""",
-        [] if include_inactive else [utcnow()],
+    return list(
+        db.query(
+            f"""SELECT i.uscc, i.name, v.code, v.uses, v.max_uses, v.revoked_at, v.created_at, v.expires_at
+                FROM invites v JOIN institutions i ON i.id = v.institution_id {where}
+                ORDER BY i.id, v.created_at""",
+            [] if include_inactive else [utcnow()],
+        )
     )
 
 
@@ -180,7 +189,7 @@ def invite_problem(invite: dict[str, Any], now: str | None = None) -> InviteProb
 
 
 def get_invite(db: sqlite_utils.Database, code: str) -> dict[str, Any] | None:
-    return query_one(db, "SELECT * FROM invites WHERE code = ?", [code])
+    return next(db.query("SELECT * FROM invites WHERE code = ?", [code]), None)
 
 
 def revoke_invite(db: sqlite_utils.Database, code: str) -> bool:
@@ -230,21 +239,22 @@ def bind_member(
 
 
 def get_membership(db: sqlite_utils.Database, telegram_id: int) -> Institution | None:
-    row = query_one(
-        db,
+    # on every update (hot path): db.execute, see storage/__init__.py
+    row = db.execute(
         f"SELECT {', '.join('i.' + c.strip() for c in _INSTITUTION_COLUMNS.split(','))} "
         "FROM members m JOIN institutions i ON i.id = m.institution_id WHERE m.telegram_id = ?",
         [telegram_id],
-    )
-    return Institution.from_row(row) if row else None
+    ).fetchone()
+    return Institution.from_values(row) if row else None
 
 
 def members_of(db: sqlite_utils.Database, institution_id: int) -> list[dict[str, Any]]:
-    return query_rows(
-        db,
-        """SELECT m.telegram_id, u.first_name, u.username, m.bound_at, m.invite_code FROM members m
-           JOIN users u ON u.telegram_id = m.telegram_id WHERE m.institution_id = ? ORDER BY m.bound_at""",
-        [institution_id],
+    return list(
+        db.query(
+            """SELECT m.telegram_id, u.first_name, u.username, m.bound_at, m.invite_code FROM members m
+               JOIN users u ON u.telegram_id = m.telegram_id WHERE m.institution_id = ? ORDER BY m.bound_at""",
+            [institution_id],
+        )
     )
 
 
@@ -267,11 +277,13 @@ def remove_member(
     record who removed them. Their answers stay: they belong to the institution. Returns
     the removed member, or None if they were not a member of this institution."""
     with db.atomic():
-        member = query_one(
-            db,
-            """SELECT m.telegram_id, m.invite_code, m.bound_at, u.first_name, u.username FROM members m
-               JOIN users u ON u.telegram_id = m.telegram_id WHERE m.telegram_id = ? AND m.institution_id = ?""",
-            [telegram_id, institution_id],
+        member = next(
+            db.query(
+                """SELECT m.telegram_id, m.invite_code, m.bound_at, u.first_name, u.username FROM members m
+                   JOIN users u ON u.telegram_id = m.telegram_id WHERE m.telegram_id = ? AND m.institution_id = ?""",
+                [telegram_id, institution_id],
+            ),
+            None,
         )
         if member is None:
             return None
@@ -298,14 +310,16 @@ def remove_member(
 def remove_members_of_invite(db: sqlite_utils.Database, code: str, *, removed_by: str) -> list[dict[str, Any]]:
     """Remove every member who joined with this staff invite; returns them."""
     with db.atomic():
-        rows = query_rows(db, "SELECT telegram_id, institution_id FROM members WHERE invite_code = ?", [code])
+        rows = list(db.query("SELECT telegram_id, institution_id FROM members WHERE invite_code = ?", [code]))
         removed = [remove_member(db, r["institution_id"], r["telegram_id"], removed_by=removed_by) for r in rows]
     return [m for m in removed if m is not None]
 
 
 def member_removals(db: sqlite_utils.Database, institution_id: int) -> list[dict[str, Any]]:
-    return query_rows(
-        db, "SELECT * FROM member_removals WHERE institution_id = ? ORDER BY removed_at", [institution_id]
+    return list(
+        db.query(
+            "SELECT * FROM member_removals WHERE institution_id = ? ORDER BY removed_at", [institution_id],
+        )
     )
 
 
@@ -332,3 +346,15 @@ def set_user_language(db: sqlite_utils.Database, telegram_id: int, language: str
     ensure_user(db, telegram_id, first_name)
     with db.atomic():
         db.execute("UPDATE users SET language = ? WHERE telegram_id = ?", [language, telegram_id])
+
+
+@dataclass(frozen=True, slots=True)
+class UserName:
+    first_name: str
+    username: str | None
+
+
+def get_user_name(db: sqlite_utils.Database, telegram_id: int) -> UserName | None:
+    """The names Telegram last told us for this user; None for a user never seen."""
+    rows = list(db.query("SELECT first_name, username FROM users WHERE telegram_id = ?", [telegram_id]))
+    return UserName(**rows[0]) if rows else None

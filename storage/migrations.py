@@ -1,6 +1,9 @@
 """Schema migrations, applied in order at start; each runs in its own transaction.
 
-Never edit a migration that has shipped: add a new one below it.
+Never edit a migration that has shipped: add a new one below it. Migrations are named
+``mNNN_what_it_does``. sqlite-utils records each applied migration by name in
+``_sqlite_migrations``, so renaming a shipped migration needs an entry in ``RENAMED``:
+``apply`` rewrites the recorded old names first, and nothing runs twice.
 """
 
 from __future__ import annotations
@@ -11,6 +14,41 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 migrations = Migrations("zicha")
+
+RENAMED: dict[str, str] = {
+    # name recorded by databases created before the rename -> the migration's name now
+    "m_issue4_outbox_reminders": "m005_outbox_and_reminders",
+    "m_issue5_regulator_invites_digests": "m006_regulator_invites_and_digests",
+    "m_issue6_heartbeat": "m007_heartbeat",
+    "m_issue12_invite_expiry": "m008_invite_expiry",
+    "m_issue12_member_removals": "m009_member_removals",
+}
+
+
+def adopt_renamed(db: sqlite_utils.Database, renamed: dict[str, str] | None = None) -> int:
+    """Record migrations applied under an old name under their new name (before ``apply``
+    looks for pending ones), so a renamed migration is not run again. Returns how many
+    records were rewritten; in one transaction with nothing else."""
+    renamed = RENAMED if renamed is None else renamed
+    table = Migrations.migrations_table
+    if not db[table].exists():
+        return 0
+    changed = 0
+    with db.atomic():
+        for old, new in renamed.items():
+            cursor = db.execute(
+                f"UPDATE [{table}] SET name = ? WHERE migration_set = ? AND name = ? "
+                f"AND NOT EXISTS (SELECT 1 FROM [{table}] WHERE migration_set = ? AND name = ?)",
+                [new, migrations.name, old, migrations.name, new],
+            )
+            changed += cursor.rowcount
+    return changed
+
+
+def apply(db: sqlite_utils.Database) -> None:
+    """Bring the database's schema up to date: renamed records first, then what is pending."""
+    adopt_renamed(db)
+    migrations.apply(db)
 
 
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
@@ -218,7 +256,7 @@ def m004_pledge_files(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m_issue4_outbox_reminders(db: sqlite_utils.Database) -> None:
+def m005_outbox_and_reminders(db: sqlite_utils.Database) -> None:
     _run_script(
         db,
         """
@@ -287,7 +325,7 @@ def m_issue4_outbox_reminders(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m_issue5_regulator_invites_digests(db: sqlite_utils.Database) -> None:
+def m006_regulator_invites_and_digests(db: sqlite_utils.Database) -> None:
     _run_script(
         db,
         """
@@ -328,7 +366,7 @@ def m_issue5_regulator_invites_digests(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m_issue6_heartbeat(db: sqlite_utils.Database) -> None:
+def m007_heartbeat(db: sqlite_utils.Database) -> None:
     _run_script(
         db,
         """
@@ -348,7 +386,7 @@ def m_issue6_heartbeat(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m_issue12_invite_expiry(db: sqlite_utils.Database) -> None:
+def m008_invite_expiry(db: sqlite_utils.Database) -> None:
     _run_script(
         db,
         """
@@ -361,7 +399,7 @@ def m_issue12_invite_expiry(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m_issue12_member_removals(db: sqlite_utils.Database) -> None:
+def m009_member_removals(db: sqlite_utils.Database) -> None:
     _run_script(
         db,
         """
@@ -385,7 +423,7 @@ def m_issue12_member_removals(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m_issue11_web_people_sessions_email(db: sqlite_utils.Database) -> None:
+def m010_web_people_sessions_and_email(db: sqlite_utils.Database) -> None:
     _run_script(
         db,
         """
@@ -431,7 +469,7 @@ def m_issue11_web_people_sessions_email(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m_issue9_campaigns_and_selfcheck_campaign(db: sqlite_utils.Database) -> None:
+def m011_campaigns_and_selfcheck_campaign(db: sqlite_utils.Database) -> None:
     """Campaigns become stored data, and each self-check belongs to one.
 
     Everything stored so far belongs to a campaign named after its checklist: the shipped

@@ -1,7 +1,7 @@
 """The outbox: one persistent queue for every bulk message (reminders, broadcasts, digests).
 
 Producers only call ``enqueue`` (inside their own ``db.atomic()`` if they like: it nests);
-the sender in ``bot/outbox.py`` delivers rows within Telegram's limits. Public API::
+the sender in ``bot/delivery/outbox.py`` delivers rows within Telegram's limits. Public API::
 
     enqueue(db, *, kind, chat_id, text, parse_mode="HTML", reply_markup=None,
             document=None, filename=None, batch_id=None, dedup_key=None,
@@ -36,7 +36,7 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.db import query_one, query_rows, utcnow
+from storage.db import utcnow
 
 STATUSES = ("pending", "sending", "sent", "blocked", "failed")
 FINAL = ("sent", "blocked", "failed")
@@ -128,7 +128,7 @@ def plain_text(text: str, parse_mode: str | None) -> str:
 def _enqueue_for_web_person(
     db: sqlite_utils.Database, *, kind: str, user_id: int, text: str, parse_mode: str | None, **rest: Any
 ) -> int | None:
-    row = query_one(db, "SELECT email FROM users WHERE telegram_id = ?", [user_id])
+    row = next(db.query("SELECT email FROM users WHERE telegram_id = ?", [user_id]), None)
     return enqueue_email(
         db, kind=kind, user_id=user_id, email=row["email"] if row else None,
         subject=None, text=plain_text(text, parse_mode), with_link=True, **rest,
@@ -196,16 +196,16 @@ def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def batch_counts(db: sqlite_utils.Database, batch_id: int) -> dict[str, int]:
-    return _counts(query_rows(db, "SELECT status, count(*) AS n FROM outbox WHERE batch_id = ? GROUP BY status", [batch_id]))
+    return _counts(list(db.query("SELECT status, count(*) AS n FROM outbox WHERE batch_id = ? GROUP BY status", [batch_id])))
 
 
 def backlog(db: sqlite_utils.Database) -> dict[str, int]:
     """Rows by status over the whole outbox; a health check watches "pending" and "sending"."""
-    return _counts(query_rows(db, "SELECT status, count(*) AS n FROM outbox GROUP BY status"))
+    return _counts(list(db.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")))
 
 
 def get_batch(db: sqlite_utils.Database, batch_id: int) -> dict[str, Any] | None:
-    return query_one(db, "SELECT * FROM outbox_batches WHERE id = ?", [batch_id])
+    return next(db.query("SELECT * FROM outbox_batches WHERE id = ?", [batch_id]), None)
 
 
 # --- unreachable chats (403) ----------------------------------------------------------
@@ -227,14 +227,14 @@ def clear_unreachable(db: sqlite_utils.Database, chat_id: int) -> bool:
 
 
 def is_unreachable(db: sqlite_utils.Database, chat_id: int) -> bool:
-    return query_one(db, "SELECT 1 AS x FROM unreachable WHERE chat_id = ?", [chat_id]) is not None
+    return next(db.query("SELECT 1 AS x FROM unreachable WHERE chat_id = ?", [chat_id]), None) is not None
 
 
 def unreachable_chats(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return query_rows(db, "SELECT chat_id, marked_at, error FROM unreachable ORDER BY marked_at, chat_id")
+    return list(db.query("SELECT chat_id, marked_at, error FROM unreachable ORDER BY marked_at, chat_id"))
 
 
-# --- used by the sender (bot/outbox.py) -----------------------------------------------
+# --- used by the sender (bot/delivery/outbox.py) -----------------------------------------------
 
 
 def recover(db: sqlite_utils.Database, *, older_than: dt.timedelta | None = None) -> int:
@@ -260,16 +260,17 @@ def due(
     if channels is not None:
         extra += f" AND channel IN ({', '.join('?' for _ in channels)})"
         params.extend(channels)
-    return query_rows(
-        db,
-        f"SELECT * FROM outbox WHERE status = 'pending' AND not_before <= ?{extra} ORDER BY not_before, id LIMIT ?",
-        [*params, limit],
+    return list(
+        db.query(
+            f"SELECT * FROM outbox WHERE status = 'pending' AND not_before <= ?{extra} ORDER BY not_before, id LIMIT ?",
+            [*params, limit],
+        )
     )
 
 
 def next_due_at(db: sqlite_utils.Database, *, quiet: bool) -> dt.datetime | None:
     extra = " AND quiet = 0" if quiet else ""
-    row = query_one(db, f"SELECT min(not_before) AS t FROM outbox WHERE status = 'pending'{extra}")
+    row = next(db.query(f"SELECT min(not_before) AS t FROM outbox WHERE status = 'pending'{extra}"), None)
     return dt.datetime.fromisoformat(row["t"]) if row and row["t"] else None
 
 
@@ -313,13 +314,14 @@ def mark_retry(
 
 def batches_to_report(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Batches with a report recipient, not yet reported, whose rows are all final."""
-    return query_rows(
-        db,
-        """SELECT b.* FROM outbox_batches b
-           WHERE b.report_chat_id IS NOT NULL AND b.reported_at IS NULL
-             AND EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = b.id)
-             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = b.id AND o.status IN ('pending', 'sending'))
-           ORDER BY b.id""",
+    return list(
+        db.query(
+            """SELECT b.* FROM outbox_batches b
+               WHERE b.report_chat_id IS NOT NULL AND b.reported_at IS NULL
+                 AND EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = b.id)
+                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = b.id AND o.status IN ('pending', 'sending'))
+               ORDER BY b.id""",
+        )
     )
 
 

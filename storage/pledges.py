@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.db import query_one, query_rows, utcnow
+from storage.db import utcnow
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Submission:
 
     @property
     def document(self) -> dict[str, Any]:
-        return json.loads(self.canonical)  # type: ignore[no-any-return]
+        return json.loads(self.canonical)
 
 
 class AlreadySigned(Exception):
@@ -56,32 +56,34 @@ def _submission(row: dict[str, Any]) -> Submission:
 
 
 def current_submission(db: sqlite_utils.Database, selfcheck_id: int) -> Submission | None:
-    row = query_one(db, "SELECT * FROM submissions WHERE selfcheck_id = ? AND superseded_at IS NULL", [selfcheck_id])
+    row = next(db.query("SELECT * FROM submissions WHERE selfcheck_id = ? AND superseded_at IS NULL", [selfcheck_id]), None)
     return _submission(row) if row else None
 
 
 def current_for_institution(db: sqlite_utils.Database, institution_id: int, checklist_id: str) -> Submission | None:
-    row = query_one(
-        db,
-        "SELECT s.* FROM submissions s JOIN selfchecks c ON c.id = s.selfcheck_id "
-        "WHERE c.institution_id = ? AND c.checklist_id = ? AND s.superseded_at IS NULL",
-        [institution_id, checklist_id],
+    row = next(
+        db.query(
+            "SELECT s.* FROM submissions s JOIN selfchecks c ON c.id = s.selfcheck_id "
+            "WHERE c.institution_id = ? AND c.checklist_id = ? AND s.superseded_at IS NULL",
+            [institution_id, checklist_id],
+        ),
+        None,
     )
     return _submission(row) if row else None
 
 
 def get_submission(db: sqlite_utils.Database, submission_id: int) -> Submission | None:
-    row = query_one(db, "SELECT * FROM submissions WHERE id = ?", [submission_id])
+    row = next(db.query("SELECT * FROM submissions WHERE id = ?", [submission_id]), None)
     return _submission(row) if row else None
 
 
 def submission_by_code(db: sqlite_utils.Database, code: str) -> Submission | None:
-    row = query_one(db, "SELECT * FROM submissions WHERE verification_code = ?", [code])
+    row = next(db.query("SELECT * FROM submissions WHERE verification_code = ?", [code]), None)
     return _submission(row) if row else None
 
 
 def submissions_of(db: sqlite_utils.Database, selfcheck_id: int) -> list[Submission]:
-    rows = query_rows(db, "SELECT * FROM submissions WHERE selfcheck_id = ? ORDER BY id", [selfcheck_id])
+    rows = list(db.query("SELECT * FROM submissions WHERE selfcheck_id = ? ORDER BY id", [selfcheck_id]))
     return [_submission(r) for r in rows]
 
 
@@ -141,9 +143,12 @@ def supersede(db: sqlite_utils.Database, submission_id: int, *, by: int) -> bool
 
 def later_submission(db: sqlite_utils.Database, submission: Submission) -> Submission | None:
     """The newest submission of the same self-check signed after ``submission``."""
-    row = query_one(
-        db, "SELECT * FROM submissions WHERE selfcheck_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
-        [submission.selfcheck_id, submission.id],
+    row = next(
+        db.query(
+            "SELECT * FROM submissions WHERE selfcheck_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
+            [submission.selfcheck_id, submission.id],
+        ),
+        None,
     )
     return _submission(row) if row else None
 
@@ -162,8 +167,11 @@ def save_pdf(db: sqlite_utils.Database, submission_id: int, content: bytes, file
 
 
 def get_pdf(db: sqlite_utils.Database, submission_id: int) -> dict[str, Any] | None:
-    return query_one(
-        db, "SELECT * FROM submission_files WHERE submission_id = ? AND kind = 'signed_pdf'", [submission_id]
+    return next(
+        db.query(
+            "SELECT * FROM submission_files WHERE submission_id = ? AND kind = 'signed_pdf'", [submission_id],
+        ),
+        None,
     )
 
 
@@ -191,9 +199,10 @@ def add_paper_pledge(
 
 
 def paper_pledges(db: sqlite_utils.Database, submission_id: int) -> list[dict[str, Any]]:
-    return query_rows(
-        db,
-        "SELECT id, file_name, mime_type, sha256, length(content) AS size, added_by, added_at FROM submission_files "
-        "WHERE submission_id = ? AND kind = 'paper_pledge' ORDER BY id",
-        [submission_id],
+    return list(
+        db.query(
+            "SELECT id, file_name, mime_type, sha256, length(content) AS size, added_by, added_at FROM submission_files "
+            "WHERE submission_id = ? AND kind = 'paper_pledge' ORDER BY id",
+            [submission_id],
+        )
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 
 from bot.core.scope import Scope
-from storage.db import query_one, query_rows, utcnow
+from storage.db import utcnow
 from storage.institutions import InviteProblem, invite_problem, stored_time
 
 
@@ -20,9 +21,9 @@ class Regulator:
     added_at: str
 
 
-def _regulator(row: dict[str, object]) -> Regulator:
+def _regulator(row: dict[str, Any]) -> Regulator:
     return Regulator(
-        telegram_id=int(row["telegram_id"]),  # type: ignore[arg-type]
+        telegram_id=int(row["telegram_id"]),
         name=str(row["name"]),
         scope=Scope.from_json(str(row["scope"])),
         added_at=str(row["added_at"]),
@@ -43,12 +44,12 @@ def add_regulator(db: sqlite_utils.Database, telegram_id: int, scope: Scope, nam
 
 
 def get_regulator(db: sqlite_utils.Database, telegram_id: int) -> Regulator | None:
-    row = query_one(db, "SELECT * FROM regulators WHERE telegram_id = ?", [telegram_id])
+    row = next(db.query("SELECT * FROM regulators WHERE telegram_id = ?", [telegram_id]), None)
     return _regulator(row) if row else None
 
 
 def list_regulators(db: sqlite_utils.Database) -> list[Regulator]:
-    return [_regulator(r) for r in query_rows(db, "SELECT * FROM regulators ORDER BY added_at, telegram_id")]
+    return [_regulator(r) for r in list(db.query("SELECT * FROM regulators ORDER BY added_at, telegram_id"))]
 
 
 def remove_regulator(db: sqlite_utils.Database, telegram_id: int) -> bool:
@@ -107,29 +108,29 @@ def create_regulator_invite(
     return code
 
 
-def _regulator_invite(row: dict[str, object]) -> RegulatorInvite:
+def _regulator_invite(row: dict[str, Any]) -> RegulatorInvite:
     return RegulatorInvite(
         code=str(row["code"]),
         scope=Scope.from_json(str(row["scope"])),
         name=str(row["name"]),
-        max_uses=int(row["max_uses"]),  # type: ignore[call-overload]
-        uses=int(row["uses"]),  # type: ignore[call-overload]
+        max_uses=int(row["max_uses"]),
+        uses=int(row["uses"]),
         revoked=row["revoked_at"] is not None,
         created_at=str(row["created_at"]),
-        expires_at=row["expires_at"],  # type: ignore[arg-type]
-        revoked_at=row["revoked_at"],  # type: ignore[arg-type]
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
     )
 
 
 def get_regulator_invite(db: sqlite_utils.Database, code: str) -> RegulatorInvite | None:
     """The regulator invite with this canonical code (usable or not); None if there is none."""
-    row = query_one(db, "SELECT * FROM regulator_invites WHERE code = ?", [code])
+    row = next(db.query("SELECT * FROM regulator_invites WHERE code = ?", [code]), None)
     return _regulator_invite(row) if row is not None else None
 
 
 def list_regulator_invites(db: sqlite_utils.Database) -> list[RegulatorInvite]:
     """Every regulator invite, usable or not, oldest first."""
-    return [_regulator_invite(r) for r in query_rows(db, "SELECT * FROM regulator_invites ORDER BY created_at, code")]
+    return [_regulator_invite(r) for r in list(db.query("SELECT * FROM regulator_invites ORDER BY created_at, code"))]
 
 
 def redeem_regulator_invite(db: sqlite_utils.Database, code: str, telegram_id: int) -> Regulator | None:

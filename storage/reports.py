@@ -1,20 +1,24 @@
-"""Queries for the regulators' views that read typed answers across a scope: the
+"""Queries for the regulators' views across a scope: the status of every institution,
+what their answers add up to, the rows of the workbook; and the typed answers: the
 corrections staff asked for (a "no" to a confirm item, with the correct details) and the
 texts of text items (the self-check contact person and phone).
 
-Both go from the institutions in scope to their answers by the answers' primary key
+The typed-answer queries go from the institutions in scope to their answers by the answers' primary key
 (self-check, item), so a national scope stays a lookup per self-check, not a scan of
 every answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlite_utils
 
 from bot.core.scope import Scope
+from storage.scope import scope_where
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,9 @@ def pending_corrections(
     ids = list(item_ids)
     if not ids:
         return []
-    where, params = scope.sql("i")
+    where, params = scope_where(scope, "i")
     if institution_id is not None:
-        where, params = f"i.id = ? AND {where}", [institution_id, *params]  # type: ignore[list-item]
+        where, params = f"i.id = ? AND {where}", [institution_id, *params]
     marks = ", ".join("?" for _ in ids)
     rows = db.execute(
         f"""SELECT i.id, i.uscc, i.name, i.province, a.item_id, a.text, a.updated_at
@@ -67,7 +71,7 @@ def text_answers(
     ids = list(item_ids)
     if not ids:
         return {}
-    where, params = scope.sql("i")
+    where, params = scope_where(scope, "i")
     marks = ", ".join("?" for _ in ids)
     result: dict[int, dict[str, str]] = {}
     for iid, item_id, text in db.execute(
@@ -80,3 +84,276 @@ def text_answers(
     ):
         result.setdefault(iid, {})[item_id] = text or ""
     return result
+
+
+# --- the status of every institution in a scope, and what the answers add up to --------
+#
+# National queries return tens of thousands of rows (and the answer streams millions):
+# those come as NamedTuples, typed and immutable like the frozen dataclasses elsewhere but
+# built straight from the cursor's tuples. Small results are frozen dataclasses.
+
+
+class StatusRow(NamedTuple):
+    """One institution in scope with its self-check for the checklist, if any."""
+
+    id: int
+    uscc: str
+    name: str
+    province: str
+    level: str
+    fields: str  # JSON list of field ids, as stored
+    selfcheck_id: int | None
+    selfcheck_status: str | None
+    answered: bool  # at least one answer
+    signed_at: str | None  # of the current submission
+
+
+def status_rows(
+    db: sqlite_utils.Database, checklist_id: str, scope: Scope, *, only: int | None = None
+) -> list[StatusRow]:
+    """Every institution in ``scope`` (or just institution ``only``, if it is in scope), unsorted."""
+    where, params = scope_where(scope, "i")
+    if only is not None:
+        where, params = f"i.id = ? AND {where}", [only, *params]
+    cursor = db.execute(
+        f"""SELECT i.id, i.uscc, i.name, i.province, i.level, i.fields, s.id, s.status,
+                   (s.id IS NOT NULL AND EXISTS (SELECT 1 FROM answers a WHERE a.selfcheck_id = s.id)),
+                   sub.signed_at
+            FROM institutions i
+            LEFT JOIN selfchecks s ON s.institution_id = i.id AND s.checklist_id = ?
+            LEFT JOIN submissions sub ON sub.selfcheck_id = s.id AND sub.superseded_at IS NULL
+            WHERE {where}""",
+        [checklist_id, *params],
+    )
+    return list(map(StatusRow._make, cursor))
+
+
+_DONE_SQL = """CASE
+    WHEN a.value = 'noncompliant' THEN (COALESCE(a.problem, '') != '' AND COALESCE(a.measure, '') != ''
+        AND (a.rect_status = 'done' OR (a.rect_status = 'in_progress' AND a.target_date IS NOT NULL)))
+    WHEN a.value = 'no' THEN COALESCE(a.text, '') != ''
+    ELSE 1 END"""
+"""1 when an answer is complete: a non-compliance needs its problem, measure and a
+rectification done (or under way with a target date); a "no" needs its typed text."""
+
+
+class AnswerTally(NamedTuple):
+    """For one self-check (and, per answer, one item): complete answers, non-compliances,
+    non-compliances whose rectification is not done."""
+
+    selfcheck_id: int
+    done: int
+    noncompliant: int
+    open_rectifications: int
+
+
+class ItemTally(NamedTuple):
+    selfcheck_id: int
+    item_id: str
+    done: int
+    noncompliant: int
+    open_rectifications: int
+
+
+def tallies_by_selfcheck(
+    db: sqlite_utils.Database, checklist_id: str, scope: Scope, item_ids: Iterable[str]
+) -> Iterator[AnswerTally]:
+    """Summed over the answers to ``item_ids``, one row per self-check in scope (one query)."""
+    ids = list(item_ids)
+    where, params = scope_where(scope, "i")
+    cursor = db.execute(
+        f"""SELECT a.selfcheck_id, SUM({_DONE_SQL}), SUM(a.value = 'noncompliant'),
+                   SUM(a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done')
+            FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
+            WHERE s.checklist_id = ? AND a.item_id IN ({", ".join("?" for _ in ids)}) AND {where}
+            GROUP BY a.selfcheck_id""",
+        [checklist_id, *ids, *params],
+    )
+    return map(AnswerTally._make, cursor)
+
+
+def tallies_by_item(
+    db: sqlite_utils.Database, checklist_id: str, scope: Scope, item_ids: Iterable[str]
+) -> Iterator[ItemTally]:
+    """The same per answer to ``item_ids`` (for items that apply to some fields only)."""
+    ids = list(item_ids)
+    where, params = scope_where(scope, "i")
+    cursor = db.execute(
+        f"""SELECT a.selfcheck_id, a.item_id, {_DONE_SQL}, a.value = 'noncompliant',
+                   a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done'
+            FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
+            WHERE s.checklist_id = ? AND a.item_id IN ({", ".join("?" for _ in ids)}) AND {where}""",
+        [checklist_id, *ids, *params],
+    )
+    return map(ItemTally._make, cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemCount:
+    item_id: str
+    institutions: int
+
+
+def noncompliant_item_counts(
+    db: sqlite_utils.Database, checklist_id: str, scope: Scope, limit: int
+) -> list[ItemCount]:
+    """The items most often answered non-compliant in scope, most first."""
+    where, params = scope_where(scope, "i")
+    return [
+        ItemCount(r["item_id"], r["n"])
+        for r in db.query(
+            f"""SELECT a.item_id, COUNT(*) AS n FROM answers a
+                JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
+                WHERE a.value = 'noncompliant' AND s.checklist_id = ? AND {where}
+                GROUP BY a.item_id ORDER BY n DESC, a.item_id LIMIT ?""",
+            [checklist_id, *params, limit],
+        )
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class InstitutionMatch:
+    id: int
+    uscc: str
+    name: str
+    province: str
+
+
+def find_in_scope(db: sqlite_utils.Database, scope: Scope, query: str, limit: int) -> list[InstitutionMatch]:
+    """Institutions in scope whose USCC is ``query`` (any case) or whose name contains it
+    (``%`` and ``_`` taken literally), the exact USCC first, then by name."""
+    text = query.strip()
+    where, params = scope_where(scope, "i")
+    like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return [
+        InstitutionMatch(**r)
+        for r in db.query(
+            f"""SELECT i.id, i.uscc, i.name, i.province FROM institutions i
+                WHERE (i.uscc = ? OR i.name LIKE ? ESCAPE '\\') AND {where}
+                ORDER BY i.uscc = ? DESC, i.name LIMIT ?""",
+            [text.upper(), f"%{like}%", *params, text.upper(), limit],
+        )
+    ]
+
+
+def in_scope(db: sqlite_utils.Database, scope: Scope, institution_id: int) -> bool:
+    where, params = scope_where(scope, "i")
+    return db.execute(f"SELECT 1 FROM institutions i WHERE i.id = ? AND {where}", [institution_id, *params]).fetchone() is not None
+
+
+class NoncompliantAnswer(NamedTuple):
+    institution_id: int
+    fields: str  # JSON list of the institution's field ids
+    item_id: str
+
+
+def noncompliant_answers(db: sqlite_utils.Database, checklist_id: str, scope: Scope) -> Iterator[NoncompliantAnswer]:
+    where, params = scope_where(scope, "i")
+    cursor = db.execute(
+        f"""SELECT i.id, i.fields, a.item_id FROM answers a
+            JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
+            WHERE a.value = 'noncompliant' AND s.checklist_id = ? AND {where}""",
+        [checklist_id, *params],
+    )
+    return map(NoncompliantAnswer._make, cursor)
+
+
+def fully_unreachable_institutions(db: sqlite_utils.Database, scope: Scope) -> set[int]:
+    """Institutions in scope whose every bound staff member has blocked the bot (marked by
+    the outbox on 403); empty for a database without the outbox's tables."""
+    where, params = scope_where(scope, "i")
+    try:
+        rows = db.execute(
+            f"""SELECT m.institution_id FROM members m JOIN institutions i ON i.id = m.institution_id
+                WHERE {where}
+                GROUP BY m.institution_id
+                HAVING SUM(m.telegram_id IN (SELECT chat_id FROM unreachable)) = COUNT(*)""",
+            params,
+        ).fetchall()
+    except sqlite3.OperationalError:  # no outbox (and no unreachable table) in this database
+        return set()
+    return {r[0] for r in rows}
+
+
+# --- the regulator's workbook -------------------------------------------------------------
+
+
+class RosterExportRow(NamedTuple):
+    """An institution as the roster import reads it."""
+
+    name: str
+    uscc: str
+    cma_cert: str
+    province: str
+    level: str
+    fields: str  # JSON list of field ids
+    contact_name: str
+    contact_phone: str
+
+
+def roster_in_scope(db: sqlite_utils.Database, scope: Scope) -> Iterator[RosterExportRow]:
+    """By province, then name."""
+    where, params = scope_where(scope, "i")
+    cursor = db.execute(
+        f"""SELECT i.name, i.uscc, i.cma_cert, i.province, i.level, i.fields, i.contact_name, i.contact_phone
+            FROM institutions i WHERE {where} ORDER BY i.province, i.name, i.id""",
+        params,
+    )
+    return map(RosterExportRow._make, cursor)
+
+
+def staff_counts(db: sqlite_utils.Database, scope: Scope) -> dict[int, int]:
+    """Institution id → staff bound to it, for the institutions in scope with any."""
+    where, params = scope_where(scope, "i")
+    return dict(
+        db.execute(
+            f"""SELECT m.institution_id, COUNT(*) FROM members m JOIN institutions i ON i.id = m.institution_id
+                WHERE {where} GROUP BY m.institution_id""",
+            params,
+        ).fetchall()
+    )
+
+
+class AnswerCell(NamedTuple):
+    selfcheck_id: int
+    item_id: str
+    value: str
+    text: str | None
+
+
+def answers_in_scope(db: sqlite_utils.Database, checklist_id: str, scope: Scope) -> Iterator[AnswerCell]:
+    """Every answer in scope, grouped by self-check (in self-check id order)."""
+    where, params = scope_where(scope, "i")
+    cursor = db.execute(
+        f"""SELECT a.selfcheck_id, a.item_id, a.value, a.text FROM answers a
+            JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
+            WHERE s.checklist_id = ? AND {where} ORDER BY a.selfcheck_id""",
+        [checklist_id, *params],
+    )
+    return map(AnswerCell._make, cursor)
+
+
+class Rectification(NamedTuple):
+    name: str
+    uscc: str
+    province: str
+    item_id: str
+    problem: str | None
+    measure: str | None
+    rect_status: str | None
+    target_date: str | None
+    updated_at: str
+
+
+def rectifications_in_scope(db: sqlite_utils.Database, checklist_id: str, scope: Scope) -> Iterator[Rectification]:
+    """Every non-compliance in scope, by province, institution name and item."""
+    where, params = scope_where(scope, "i")
+    cursor = db.execute(
+        f"""SELECT i.name, i.uscc, i.province, a.item_id, a.problem, a.measure, a.rect_status, a.target_date,
+                   a.updated_at
+            FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
+            WHERE a.value = 'noncompliant' AND s.checklist_id = ? AND {where}
+            ORDER BY i.province, i.name, a.item_id""",
+        [checklist_id, *params],
+    )
+    return map(Rectification._make, cursor)

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.db import query_one, query_rows, utcnow
+from storage.db import utcnow
 
 
 def token_hash(token: str) -> str:
@@ -43,7 +43,7 @@ def create_web_user(db: sqlite_utils.Database, name: str, email: str | None, lan
     """A new web person; returns their (negative) user id."""
     now = utcnow()
     with db.atomic():
-        row = query_one(db, "SELECT min(telegram_id) AS m FROM users")
+        row = next(db.query("SELECT min(telegram_id) AS m FROM users"), None)
         lowest = row["m"] if row and row["m"] is not None else 0
         user_id = min(lowest, 0) - 1
         db.execute(
@@ -55,16 +55,14 @@ def create_web_user(db: sqlite_utils.Database, name: str, email: str | None, lan
 
 
 def get_web_user(db: sqlite_utils.Database, user_id: int) -> dict[str, Any] | None:
-    return query_one(
-        db,
+    return next(db.query(
         "SELECT telegram_id AS id, first_name AS name, email, language, channel FROM users "
         "WHERE telegram_id = ? AND channel = 'web'",
-        [user_id],
-    )
+        [user_id]), None)
 
 
 def email_of(db: sqlite_utils.Database, user_id: int) -> str | None:
-    row = query_one(db, "SELECT email FROM users WHERE telegram_id = ? AND channel = 'web'", [user_id])
+    row = next(db.query("SELECT email FROM users WHERE telegram_id = ? AND channel = 'web'", [user_id]), None)
     return row["email"] if row else None
 
 
@@ -106,7 +104,7 @@ def load_session(db: sqlite_utils.Database, token: str, *, idle: dt.timedelta) -
     """The live session of a cookie token, its idle clock renewed; None if unknown or expired
     (an expired one is deleted)."""
     digest = token_hash(token)
-    row = query_one(db, "SELECT * FROM web_sessions WHERE token_sha256 = ?", [digest])
+    row = next(db.query("SELECT * FROM web_sessions WHERE token_sha256 = ?", [digest]), None)
     if row is None:
         return None
     now = dt.datetime.now(dt.timezone.utc)
@@ -147,7 +145,7 @@ def purge_expired_sessions(db: sqlite_utils.Database, *, idle: dt.timedelta) -> 
 
 
 def count_sessions(db: sqlite_utils.Database) -> int:
-    row = query_one(db, "SELECT count(*) AS n FROM web_sessions")
+    row = next(db.query("SELECT count(*) AS n FROM web_sessions"), None)
     return int(row["n"]) if row else 0
 
 
@@ -167,9 +165,7 @@ def create_link(db: sqlite_utils.Database, user_id: int) -> str:
 
 def user_of_link(db: sqlite_utils.Database, token: str) -> int | None:
     """The person a sign-in token belongs to, or None if unknown or revoked."""
-    row = query_one(
-        db, "SELECT user_id FROM web_links WHERE token_sha256 = ? AND revoked_at IS NULL", [token_hash(token)]
-    )
+    row = next(db.query( "SELECT user_id FROM web_links WHERE token_sha256 = ? AND revoked_at IS NULL", [token_hash(token)]), None)
     return int(row["user_id"]) if row else None
 
 
@@ -189,9 +185,7 @@ def revoke_links(db: sqlite_utils.Database, user_id: int) -> int:
 
 
 def links_of(db: sqlite_utils.Database, user_id: int) -> list[dict[str, Any]]:
-    return query_rows(
-        db, "SELECT id, created_at, used_at, revoked_at FROM web_links WHERE user_id = ? ORDER BY id", [user_id]
-    )
+    return list(db.query( "SELECT id, created_at, used_at, revoked_at FROM web_links WHERE user_id = ? ORDER BY id", [user_id]))
 
 
 def set_web_language(db: sqlite_utils.Database, user_id: int, language: str) -> None:

@@ -1,8 +1,9 @@
-"""Shared fixtures: a migrated database, the shipped checklist, a roster of institutions."""
+"""Shared fixtures: a migrated database, the shipped checklist, a roster of institutions,
+the Telegram stand-in (``tg``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from bot.core.roster import RosterRow
 from bot.core.uscc import make_uscc
 from storage.db import open_db
 from storage.institutions import Institution, get_institution_by_uscc, upsert_institutions
+from tests.standin import TelegramStandin
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CHECKLIST = REPO / "checklists" / "samr-2023-national.toml"
@@ -37,6 +39,19 @@ def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
     database = open_db(tmp_path / "zicha.db")
     yield database
     database.close()
+
+
+@pytest.fixture
+def db_path(db: sqlite_utils.Database, tmp_path: Path) -> Path:
+    """The file of ``db``, for the bot and CLI processes a test starts on it."""
+    return tmp_path / "zicha.db"
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[TelegramStandin]:
+    """A fake Telegram Bot API server (tests/standin.py) for the real dispatcher to talk to."""
+    async with TelegramStandin() as standin:
+        yield standin
 
 
 @pytest.fixture(scope="session")

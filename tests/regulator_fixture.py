@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlite_utils
 
@@ -63,7 +64,7 @@ def _row(n: int, key: str, province: str, fields: tuple[str, ...]) -> RosterRow:
 
 
 def _answer_all(db: sqlite_utils.Database, checklist: Checklist, sc: int, fields: tuple[str, ...], by: int,
-                noncompliant: dict[str, dict[str, object]], stop_after: int | None = None) -> None:
+                noncompliant: dict[str, dict[str, Any]], stop_after: int | None = None) -> None:
     items = Interview(checklist, fields).items
     for n, item in enumerate(items):
         if stop_after is not None and n >= stop_after:

@@ -30,6 +30,7 @@ Only stdlib, aiohttp and aiogram are imported, so ``bench/`` scripts can use thi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import math
@@ -54,9 +55,9 @@ __all__ = [
     "CallbackQueryRecord",
     "EntityParseError",
     "Fault",
+    "Hold",
     "RateLimitEnforcer",
     "SlidingWindowEnforcer",
-    "Hold",
     "StoredFile",
     "TelegramStandin",
     "UploadedFile",
@@ -1258,10 +1259,8 @@ class TelegramStandin:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what or condition!r}\n{self.dump()}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     async def wait_for(
         self, predicate: Callable[[ApiCall], object], *, after: int = 0, timeout: float = 5.0, what: str = ""
@@ -1478,10 +1477,8 @@ class TelegramStandin:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return []
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), remaining)
-                except TimeoutError:
-                    pass
         finally:
             self._active_polls -= 1
             self._notify()
@@ -1544,10 +1541,8 @@ class TelegramStandin:
         task, self._webhook_task = self._webhook_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
     async def _deliver_webhook_updates(self) -> None:
         """POST pending updates one at a time to the webhook, with its secret header, as Telegram does;
@@ -1913,7 +1908,7 @@ class TelegramStandin:
             if message.kind == "photo":
                 body["photo"] = _photo_sizes(stored)
             else:
-                document = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id}
+                document: dict[str, object] = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id}
                 if stored.file_name:
                     document["file_name"] = stored.file_name
                 if stored.mime_type:

@@ -5,7 +5,6 @@ each checked in the running bot on the very next update, and in what was stored.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,12 +28,6 @@ NOT_INVITED = "本服务仅供受邀人员使用"  # from the not-invited text, 
 BUTTON_REFUSED = "只有受邀的机构工作人员才能使用这些按钮。发送 /start 查看说明。"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 AFTER = dt.datetime(2023, 10, 28, 9, 0, tzinfo=SHANGHAI)
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 @pytest.fixture
@@ -291,7 +284,7 @@ async def test_expired_invites_are_refused_politely_and_listed(
         late = Chat(tg, 9801, language_code="en")
         offer = await late.say(f"/start {pending_code}")  # shown while still valid...
         time_passes(staff_code, reg_code, pending_code)
-        answer, message = await late.press("Yes, that is my institution", offer)  # ...confirmed after it expired
+        _answer, message = await late.press("Yes, that is my institution", offer)  # ...confirmed after it expired
         assert "This invite has expired. Please ask your regulator for a new one." in message.text
         assert "has expired" in (await late.say(f"/start {staff_code}", screen=False)).text
         assert "has expired" in (await late.say(f"/start {reg_code}", screen=False)).text

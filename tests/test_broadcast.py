@@ -4,14 +4,12 @@ and from the command line; forged and foreign presses change nothing."""
 from __future__ import annotations
 
 import asyncio
-import re
 import os
-from collections.abc import AsyncIterator
+import re
 from pathlib import Path
 
 import pytest
 import sqlite_utils
-
 from click.testing import CliRunner
 
 from bot.cli import cli
@@ -29,12 +27,6 @@ from tests.test_reminders import at
 REGULATOR = 8_001
 GD_STAFF = (8_101, 8_102, 8_103)
 BJ_STAFF = (8_201,)
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 @pytest.fixture

@@ -11,11 +11,18 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
-from bot.core.campaigns import CampaignError, covering_campaigns, campaigns_dir, load_campaign, load_campaigns, parse_campaign
+from bot.core.campaigns import (
+    CampaignError,
+    campaigns_dir,
+    covering_campaigns,
+    load_campaign,
+    load_campaigns,
+    parse_campaign,
+)
 from storage.db import open_db
 from storage.migrations import migrations
 
-MIGRATION = "m_issue9_campaigns_and_selfcheck_campaign"
+MIGRATION = "m011_campaigns_and_selfcheck_campaign"
 
 
 @pytest.fixture
@@ -62,7 +69,7 @@ def test_an_institution_covered_by_two_campaigns_gets_both_national_first() -> N
         ({"checklist": "x", "year": 2025, "title": {"zh_CN": "a", "en": "a"}, "opens": "2025-06-01", "opens_in_days": 3}, "give opens or opens_in_days, not both"),
     ],
 )
-def test_a_wrong_campaign_definition_names_the_key_and_the_reason(table: dict, reason: str) -> None:  # type: ignore[type-arg]
+def test_a_wrong_campaign_definition_names_the_key_and_the_reason(table: dict, reason: str) -> None:
     with pytest.raises(CampaignError, match=None) as caught:
         parse_campaign(table, path="c.toml", default_id="c", today=dt.date(2025, 7, 1))
     assert reason in str(caught.value)
@@ -135,7 +142,7 @@ def _old_database(path: Path) -> None:
             "VALUES (?, ?, ?, '2023.2', 'completed', ?, ?)",
             [sc, inst, checklist, now, now],
         )
-    for n, (item, value) in enumerate((("header-details", "yes"), ("lawful-01", "noncompliant"), ("system-08", "compliant")), start=1):
+    for item, value in (("header-details", "yes"), ("lawful-01", "noncompliant"), ("system-08", "compliant")):
         db.execute(
             "INSERT INTO answers (selfcheck_id, item_id, value, problem, rev, answered_by, answered_at, updated_by, updated_at) "
             "VALUES (1, ?, ?, ?, 1, 7, ?, 7, ?)",
@@ -161,7 +168,7 @@ def _old_database(path: Path) -> None:
     db.close()
 
 
-def _snapshot(db, table: str) -> list:  # type: ignore[no-untyped-def,type-arg]
+def _snapshot(db, table: str) -> list:
     return [tuple(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()]
 
 
@@ -196,7 +203,7 @@ def test_a_migrated_2023_database_keeps_every_answer_history_row_and_submission(
 
 def test_zicha_campaign_serves_the_demo_and_refuses_a_table_the_bot_cannot_show_yet(env: Path) -> None:
     from bot.config import Settings
-    from bot.scheduler import campaign_schedule
+    from bot.delivery.scheduler import campaign_schedule
     from bot.telegram.app import load_checklist
 
     settings = Settings(zicha_campaign="demo")

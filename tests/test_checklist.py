@@ -391,5 +391,5 @@ def test_load_checklists_rejects_duplicate_checklist_ids(tmp_path: Path) -> None
 def test_load_checklists_propagates_a_broken_file(tmp_path: Path) -> None:
     write(tmp_path, VALID, "a.toml")
     write(tmp_path, HEAD, "b.toml")
-    with pytest.raises(ChecklistError, match="b.toml: at least one section"):
+    with pytest.raises(ChecklistError, match=r"b\.toml: at least one section"):
         load_checklists(tmp_path)

@@ -17,8 +17,8 @@ from bot.cli import cli
 from bot.console import CONSOLE_USER_ID
 from bot.core.checklist import load_checklist
 from bot.demo import DEMO_ROW, DEMO_USCC, seed_demo
-from bot.pledge.signing import SigningSettings, check_signature, identity
 from bot.pledge.render import ATTACHMENT_NAME
+from bot.pledge.signing import SigningSettings, check_signature, identity
 from storage.db import open_db
 from tests.conftest import SHIPPED_CHECKLIST
 from tests.pledge_support import fill

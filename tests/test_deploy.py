@@ -29,7 +29,7 @@ def test_the_systemd_unit_runs_zicha_hardened_and_stops_it_with_sigterm() -> Non
 
 def test_the_dockerfile_has_fonts_a_non_root_user_and_a_volume_for_the_database() -> None:
     text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
-    assert text.splitlines()[[i for i, l in enumerate(text.splitlines()) if l.startswith("FROM")][0]] == "FROM python:3.11-slim"
+    assert next(line for line in text.splitlines() if line.startswith("FROM")) == "FROM python:3.11-slim"
     assert "fonts-noto-cjk" in text
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0")

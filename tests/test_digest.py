@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 from bot.core.checklist import Checklist
 from bot.core.scope import Scope
 from bot.i18n import build_i18n
-from bot.reports.digest import build_digest, queue_digests, render_digest
+from bot.services.digests import QueuedDigest, build_digest, queue_digests, render_digest
 from storage import outbox
 from storage.regulators import add_regulator
 from tests.regulator_fixture import STAFF, Fixture, build_fixture
@@ -39,7 +39,7 @@ def rows_for(db: sqlite_utils.Database, chat_id: int) -> list[dict[str, object]]
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
-def queue(db: sqlite_utils.Database, checklist: Checklist, now: dt.datetime, tmp_path: Path) -> list[object]:
+def queue(db: sqlite_utils.Database, checklist: Checklist, now: dt.datetime, tmp_path: Path) -> list[QueuedDigest]:
     return queue_digests(
         db, checklist, build_i18n("zh_CN"), now=now, directory=tmp_path / "digests", default_locale="en"
     )
@@ -49,7 +49,7 @@ def test_a_provincial_digest_names_its_province_only_and_goes_through_the_outbox
     db: sqlite_utils.Database, checklist: Checklist, fx: Fixture, tmp_path: Path
 ) -> None:
     queued = queue(db, checklist, DAY1, tmp_path)
-    assert {q.regulator_id for q in queued} == {GD_REGULATOR, NATIONAL}  # type: ignore[attr-defined]
+    assert {q.regulator_id for q in queued} == {GD_REGULATOR, NATIONAL}
     rows = rows_for(db, GD_REGULATOR)
     assert [r["kind"] for r in rows] == ["digest"] * 3
     text = str(rows[0]["text"])
@@ -111,7 +111,7 @@ async def test_the_daily_job_is_registered_at_the_digest_time_and_queues_once(
     db: sqlite_utils.Database, checklist: Checklist, fx: Fixture, tmp_path: Path
 ) -> None:
     from bot.config import load_settings
-    from bot.reports.digest import DIGEST_JOB, register_digest_job
+    from bot.services.digests import DIGEST_JOB, register_digest_job
 
     class Scheduler:
         def __init__(self) -> None:

@@ -92,7 +92,7 @@ async def test_the_running_bot_checkpoints_in_the_background_and_keeps_the_wal_b
         high_water = checkpointer.last.wal_frames  # the largest WAL so far: onboarding's
 
         frames, sizes = [], []
-        for batch in range(5):
+        for _batch in range(5):
             for _ in range(5):
                 answer, screen = await chat.press("符合")
                 assert answer.text.startswith("已保存")
@@ -137,6 +137,7 @@ async def test_backup_while_the_bot_runs_has_the_answers_still_in_the_wal(
     assert values[-2:] == ["compliant", "compliant"] and len(values) == 5
 
 
+@pytest.mark.slow
 async def test_shutdown_checkpoints_every_answer_into_the_database_file(
     db: sqlite_utils.Database, tmp_path: Path, food_lab: Institution
 ) -> None:

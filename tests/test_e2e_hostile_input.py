@@ -3,7 +3,6 @@ as it was. Every callback query is answered."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,6 @@ from tests.standin import BotMessage, TelegramStandin
 
 STAFF = 9001
 STRANGER = 9002
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 def snapshot(db_path: Path) -> dict[str, list[dict[str, object]]]:
@@ -45,7 +38,7 @@ async def join(chat: Chat, code: str) -> BotMessage:
 
 
 async def reach_first_compliance_item(chat: Chat) -> BotMessage:
-    _, screen = await chat.press("是，信息无误")
+    _, _screen = await chat.press("是，信息无误")
     await chat.say("王五")
     return await chat.say("13812345678")
 
@@ -224,7 +217,7 @@ async def test_a_used_up_or_revoked_invite_is_explained(
         # Declining an invite binds nobody.
         other = invite(db_path, food_lab.id, max_uses=1)
         await second.say(f"/start {other}")
-        answer, message = await second.press("否")
+        _answer, message = await second.press("否")
         assert "未做任何更改" in message.text
         stale = await second.press_data("j:1", message)
         assert stale.text == "此按钮已失效。"

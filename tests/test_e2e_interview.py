@@ -4,10 +4,7 @@ with the real bot, real handlers and the real database."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from bot.core.checklist import Checklist
 from bot.core.interview import Interview
@@ -17,17 +14,6 @@ from tests.harness import Chat, invite, read_db, running_bot
 from tests.standin import BotMessage, TelegramStandin
 
 USER = 5001
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
-
-
-@pytest.fixture
-def db_path(db: object, tmp_path: Path) -> Path:
-    return tmp_path / "zicha.db"
 
 
 def item_on(message: BotMessage) -> str | None:
@@ -204,7 +190,7 @@ async def test_progress_contents_and_guidance_screens(
         assert "依法从业" in opened.text and "符合" in opened.button_texts
         _, prev = await chat.press("◀ 上一项", opened)
         assert "第 3/" in prev.text
-        answer, _ = await chat.press("暂时跳过 ▶", prev)
+        _answer, _ = await chat.press("暂时跳过 ▶", prev)
         assert not tg.unanswered()
 
 

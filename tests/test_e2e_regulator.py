@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +25,6 @@ AFTER = dt.datetime(2023, 10, 28, 9, 0, tzinfo=SHANGHAI)
 REGULATOR = 9201
 OUTSIDER = 9202
 OTHER_PROVINCES = ("北京", "浙江")
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 @pytest.fixture
@@ -228,7 +221,7 @@ async def test_regulators_added_from_the_command_line_get_their_menu_at_start(
 async def test_the_digest_reaches_the_regulator_through_the_outbox_with_their_province_only(
     tg: TelegramStandin, db_path: Path, checklist: Checklist, fx: Fixture, tmp_path: Path
 ) -> None:
-    from bot.reports.digest import queue_digests
+    from bot.services.digests import queue_digests
     from storage.regulators import add_regulator
 
     db = open_db(db_path)

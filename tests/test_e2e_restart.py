@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from bot.core.checklist import Checklist
 from storage.institutions import Institution
 from tests.harness import BotProcess, Chat, invite, read_db
 from tests.standin import TelegramStandin
+
+pytestmark = pytest.mark.slow  # kills, restarts or builds: `pytest -m "not slow"` skips it
 
 USER = 4242
 
@@ -63,4 +66,4 @@ async def test_killed_mid_interview_the_user_continues_where_they_were(
         assert tg.token not in log, "the token must never be logged"
     rows = {r["item_id"]: r for r in read_db(db_path)["answers"].rows}
     assert len(rows) == 5
-    assert [r for r in rows.values() if r["value"] == "noncompliant"][0]["problem"] == "设备校准证书过期"
+    assert next(r for r in rows.values() if r["value"] == "noncompliant")["problem"] == "设备校准证书过期"

@@ -110,7 +110,7 @@ def test_digest_workbooks_wait_in_a_private_folder(tmp_path: Path, umask_022: No
 
     from bot.core.checklist import load_checklist
     from bot.core.scope import Scope
-    from bot.reports.digest import build_digest, digest_dir, prepare_digest_files
+    from bot.services.digests import build_digest, digest_dir, prepare_digest_files
     from tests.conftest import SHIPPED_CHECKLIST
     from tests.regulator_fixture import build_fixture
 

@@ -5,7 +5,6 @@ the stand-in: each gets the usual "no longer valid" notice, nothing is written, 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +25,6 @@ from tests.standin import TelegramStandin
 
 STAFF, REGULATOR = 9301, 9302
 FORGED = ("9223372036854775808", "-1", "-9223372036854775809", "1" + "0" * 40)
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 def factories() -> set[type[CallbackData]]:
@@ -72,7 +65,7 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
     async with running_bot(tg, db_path):
         staff = Chat(tg, STAFF)
         await staff.say(f"/start {code}")
-        _, question = await staff.press("是，这是我的机构")
+        _, _question = await staff.press("是，这是我的机构")
         regulator = Chat(tg, REGULATOR, "监管")
         await regulator.say("/status", screen=False)
 

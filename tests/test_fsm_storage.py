@@ -6,9 +6,9 @@ from pathlib import Path
 
 from aiogram.fsm.storage.base import StorageKey
 
+from bot.telegram.states import Interview
 from storage.db import open_db
 from storage.fsm import SQLiteStorage
-from bot.telegram.states import Interview
 
 
 async def test_state_and_data_survive_reopening_the_database(tmp_path: Path) -> None:

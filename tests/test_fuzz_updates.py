@@ -110,7 +110,7 @@ class RecordingSession(BaseSession):
 
 
 def protected(db: sqlite_utils.Database) -> dict[str, list[tuple[Any, ...]]]:
-    return {table: db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() for table in PROTECTED}  # noqa: S608
+    return {table: db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() for table in PROTECTED}
 
 
 class Fuzzer:
@@ -221,7 +221,7 @@ class Fuzzer:
         user = self.user()
         chat_kind = rng.choice(("group", "supergroup", "channel"))
         statuses = ("member", "kicked", "left", "administrator", "restricted")
-        def member(status: str) -> dict[str, Any]:  # noqa: E306
+        def member(status: str) -> dict[str, Any]:
             base: dict[str, Any] = {"status": status, "user": {"id": 42, "is_bot": True, "first_name": "Zicha"}}
             if status == "kicked":
                 base["until_date"] = 0

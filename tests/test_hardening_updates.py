@@ -5,37 +5,28 @@ each leave the bot answering everyone else, and lose or leak nothing."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import sqlite_utils
 
 from bot.config import load_settings
 from bot.telegram.app import build_app
 from bot.webhook import run_webhook
-from storage.institutions import Institution
-from tests.harness import BotProcess, Chat, CAMPAIGN_NOW, invite, read_db, running_bot
-from tests.standin import TelegramStandin
-from tests.test_shutdown import until
-from tests.test_e2e_hostile_input import join, reach_first_compliance_item, snapshot
-from tests.test_webhook import SECRET_HEADER, free_port, start_update, webhook_bot
 from storage.db import open_db
+from storage.institutions import Institution
+from tests.harness import CAMPAIGN_NOW, BotProcess, Chat, invite, read_db, running_bot
+from tests.standin import TelegramStandin
+from tests.test_e2e_hostile_input import join, reach_first_compliance_item, snapshot
+from tests.test_shutdown import until
+from tests.test_webhook import SECRET_HEADER, free_port, webhook_bot
 
 APOLOGY = "抱歉，系统出现了问题。您已保存的答案不会丢失；请重试或发送 /start。"
 PRIVATE_ONLY = "“自查助手”仅在私聊中提供服务。请打开与本机器人的私聊窗口，并在其中发送 /start。"
 SECRET_QUESTION = "王五的手机号是 13812345678 吗"
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 def old_server_poll(user_id: int) -> dict[str, Any]:
@@ -115,9 +106,8 @@ async def test_webhook_answers_an_unreadable_update_so_telegram_stops_resending_
         assert tg.pending_updates == []
 
         secret = tg.webhook["secret_token"]
-        async with aiohttp.ClientSession() as http:
-            async with http.post(hook.url, data=b"{not json", headers={SECRET_HEADER: secret}) as response:
-                assert response.status == 200
+        async with aiohttp.ClientSession() as http, http.post(hook.url, data=b"{not json", headers={SECRET_HEADER: secret}) as response:
+            assert response.status == 200
     assert [getattr(r, "update_id", None) for r in skipped_records(caplog)] == [bad, None]
     assert_no_content_logged(caplog)
 
@@ -275,6 +265,7 @@ async def test_a_failed_button_press_shows_the_error_alert(
 # ------------------------------------------------------------------------------------------ defect 14
 
 
+@pytest.mark.slow
 async def test_polling_after_a_killed_webhook_server_removes_the_webhook_first(
     tmp_path: Path, food_lab: Institution
 ) -> None:
@@ -310,6 +301,7 @@ async def test_polling_after_a_killed_webhook_server_removes_the_webhook_first(
 # ------------------------------------------------------------------------------------------ defect 15
 
 
+@pytest.mark.slow
 async def test_webhook_shutdown_finishes_the_requests_in_hand_before_services_and_session_stop(
     tmp_path: Path, food_lab: Institution, caplog: pytest.LogCaptureFixture
 ) -> None:

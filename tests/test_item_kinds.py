@@ -7,18 +7,17 @@ answers but not counting them.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from bot.core.checklist import ChecklistError, load_checklist
-from bot.core.conditions import ConditionError, parse_condition
+from bot.core.conditions import ConditionError, Value, parse_condition
 from bot.core.interview import (
     Answer,
     Choice,
-    InvalidInput,
     Interview,
+    InvalidInput,
     invalid_message,
     parse_answer,
     parse_date_answer,
@@ -26,10 +25,10 @@ from bot.core.interview import (
     parse_options,
 )
 from bot.core.roster import RosterRow
+from bot.core.uscc import make_uscc
 from storage import answers as store
 from storage.db import open_db
 from storage.institutions import get_institution_by_uscc, upsert_institutions
-from bot.core.uscc import make_uscc
 
 TABLE = """
 [checklist]
@@ -115,13 +114,13 @@ text.en = "Upload the CMA certificate."
 
 
 @pytest.fixture
-def table(tmp_path: Path):  # type: ignore[no-untyped-def]
+def table(tmp_path: Path):
     path = tmp_path / "kinds.toml"
     path.write_text(TABLE, encoding="utf-8")
     return load_checklist(path)
 
 
-def test_every_new_kind_loads_with_its_settings(table) -> None:  # type: ignore[no-untyped-def]
+def test_every_new_kind_loads_with_its_settings(table) -> None:
     count = table.item("site-count")
     assert (count.kind, count.minimum, count.maximum, count.unit.zh_CN) == ("number", 2, 50, "个")
     assert [o.id for o in table.item("certs").options] == ["cma", "cnas"]
@@ -177,7 +176,7 @@ def test_a_choice_item_without_options_is_refused(tmp_path: Path) -> None:
         ("", "empty", "内容为空"),
     ],
 )
-def test_an_out_of_range_or_non_numeric_number_is_refused_with_a_clear_message(table, raw: str, code: str, zh: str) -> None:  # type: ignore[no-untyped-def]
+def test_an_out_of_range_or_non_numeric_number_is_refused_with_a_clear_message(table, raw: str, code: str, zh: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_number(table.item("site-count"), raw)
     assert caught.value.code == code
@@ -185,7 +184,7 @@ def test_an_out_of_range_or_non_numeric_number_is_refused_with_a_clear_message(t
     assert invalid_message(caught.value, "en")
 
 
-def test_a_number_is_read_with_full_width_digits_and_its_unit(table) -> None:  # type: ignore[no-untyped-def]
+def test_a_number_is_read_with_full_width_digits_and_its_unit(table) -> None:
     item = table.item("site-count")
     assert parse_number(item, "１２") == "12"
     assert parse_number(item, "3 个") == "3"
@@ -204,7 +203,7 @@ def test_dates_are_read_in_the_usual_chinese_forms() -> None:
     assert {parse_date_answer(r) for r in ("2027-06-30", "2027/6/30", "2027年6月30日", "20270630")} == {"2027-06-30"}
 
 
-def test_an_unknown_option_is_refused_and_the_message_lists_the_options(table) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_option_is_refused_and_the_message_lists_the_options(table) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_options(table.item("certs"), "cma, iso9001")
     assert caught.value.code == "unknown_option"
@@ -215,12 +214,12 @@ def test_an_unknown_option_is_refused_and_the_message_lists_the_options(table) -
     assert one.value.code == "one_option_only"
 
 
-def test_options_are_read_by_id_label_or_number_and_stored_in_list_order(table) -> None:  # type: ignore[no-untyped-def]
+def test_options_are_read_by_id_label_or_number_and_stored_in_list_order(table) -> None:
     assert parse_options(table.item("certs"), "实验室认可证书、1") == "cma cnas"
     assert parse_options(table.item("certs"), ["CNAS"]) == "cnas"
 
 
-def test_typed_text_where_a_file_is_required_is_refused(table) -> None:  # type: ignore[no-untyped-def]
+def test_typed_text_where_a_file_is_required_is_refused(table) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_answer(table.item("cma-scan"), "我稍后再上传")
     assert caught.value.code == "file_required"
@@ -228,7 +227,7 @@ def test_typed_text_where_a_file_is_required_is_refused(table) -> None:  # type:
     assert parse_answer(table.item("cma-scan"), None, file_ref="AgADBQAD") == (Choice.FILE, "AgADBQAD")
 
 
-def test_yes_no_answers_accept_chinese_and_english_words(table) -> None:  # type: ignore[no-untyped-def]
+def test_yes_no_answers_accept_chinese_and_english_words(table) -> None:
     assert parse_answer(table.item("sites"), "是") == (Choice.AFFIRMATIVE, None)
     assert parse_answer(table.item("sites"), "No") == (Choice.NEGATIVE, None)
     with pytest.raises(InvalidInput):
@@ -242,7 +241,7 @@ def _a(item_id: str, value: Choice, text: str | None = None) -> Answer:
     return Answer(item_id, value, text)
 
 
-def test_an_item_appears_and_disappears_as_an_earlier_answer_changes(table) -> None:  # type: ignore[no-untyped-def]
+def test_an_item_appears_and_disappears_as_an_earlier_answer_changes(table) -> None:
     interview = Interview(table, [])
     answers: dict[str, Answer] = {}
     visible = lambda: [i.id for i in interview.visible_items(answers)]  # noqa: E731
@@ -258,7 +257,7 @@ def test_an_item_appears_and_disappears_as_an_earlier_answer_changes(table) -> N
     assert "site-count" not in visible() and "site-audit" not in visible()
 
 
-def test_a_hidden_items_answer_is_kept_but_not_counted(table) -> None:  # type: ignore[no-untyped-def]
+def test_a_hidden_items_answer_is_kept_but_not_counted(table) -> None:
     interview = Interview(table, [])
     answers = {
         "sites": _a("sites", Choice.AFFIRMATIVE),
@@ -280,7 +279,7 @@ def test_a_hidden_items_answer_is_kept_but_not_counted(table) -> None:  # type: 
     assert interview.progress(answers).total == 5  # and it comes back as it was
 
 
-def test_new_kinds_are_stored_with_history_and_counted(table, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_new_kinds_are_stored_with_history_and_counted(table, tmp_path: Path) -> None:
     db = open_db(tmp_path / "z.db")
     uscc = make_uscc("91440300MA5F00002")
     upsert_institutions(db, [RosterRow(2, "测试所", uscc, "250000000002", "广东", "provincial", ("food",), "赵", "13812345678")])
@@ -311,7 +310,7 @@ def test_a_condition_that_is_not_in_the_language_is_refused(text: str) -> None:
 
 def test_and_binds_tighter_than_or_and_unanswered_items_are_false() -> None:
     condition = parse_condition("${a} = 'x' or ${b} > 3 and not ${c} != 'y'")
-    values = {"a": "z", "b": None, "c": "y"}
+    values: dict[str, Value] = {"a": "z", "b": None, "c": "y"}
     assert condition.evaluate(values.get) is False
     from decimal import Decimal
 

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import zoneinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
@@ -26,6 +27,9 @@ from storage.institutions import ensure_invites, upsert_institutions
 from storage.regulators import add_regulator
 from tests.conftest import REPO
 from tests.regulator_fixture import build_fixture
+
+if TYPE_CHECKING:
+    from bot.reports.status import Status
 
 HOSTILE = "<B&R>检测有限公司"
 
@@ -146,7 +150,7 @@ def test_keys_already_next_to_the_database_in_a_checkout_are_still_found(
 
     init_keys(Identity(legacy / KEY_FILE, legacy / CERT_FILE, None, False))
     before = (legacy / KEY_FILE).read_bytes()
-    ident = identity(SigningSettings(_env_file=None, zicha_db=checkout / "zicha.db"), db_path=checkout / "zicha.db")
+    ident = identity(SigningSettings(_env_file=None, zicha_db=checkout / "zicha.db"), db_path=checkout / "zicha.db")  # type: ignore[call-arg]  # pydantic-settings' own init option
     assert ident.key == legacy / KEY_FILE
     result = CliRunner().invoke(cli, ["keys", "init"], env={"ZICHA_DB": str(checkout / "zicha.db")})
     assert result.exit_code == 0 and "already exists" in result.output and str(legacy / KEY_FILE) in result.output
@@ -207,7 +211,7 @@ def _report(provinces: int) -> object:
     return StatusReport(Scope(national=True), None, None, False, [], by_province=by_province)  # type: ignore[arg-type]
 
 
-def _status(value: str) -> object:
+def _status(value: str) -> Status:
     from bot.reports.status import Status
 
     return Status(value)

@@ -16,7 +16,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.enums import ParseMode
 
 from bot.core.schedule import QuietHours
-from bot.outbox import OutboxLimits, OutboxSender
+from bot.delivery.outbox import OutboxLimits, OutboxSender
 from storage import outbox
 from tests.standin import TelegramStandin
 
@@ -36,12 +36,6 @@ class MovingClock:
 
     def jump(self, to: dt.datetime) -> None:
         self.start, self._t0 = to, dt.datetime.now(dt.timezone.utc)
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 @pytest.fixture

@@ -4,35 +4,38 @@ recipient ends up with the message, at most one of them twice."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
-from bot.broadcast import create_broadcast
 from bot.core.roster import RosterRow
 from bot.core.scope import Scope
 from bot.core.uscc import make_uscc
 from bot.i18n import build_i18n
+from bot.services.broadcast import create_broadcast
 from storage.db import open_db, utcnow
 from storage.institutions import upsert_institutions
 from storage.regulators import add_regulator
 from tests.harness import BotProcess
 from tests.standin import TelegramStandin
 
+pytestmark = pytest.mark.slow  # kills, restarts or builds: `pytest -m "not slow"` skips it
+
 REGULATOR = 9_000_001
 FIRST_STAFF = 100_000
 
 
 def seed_recipients(db: sqlite_utils.Database, institutions: int, per_institution: int) -> list[int]:
+    # fmt: off
     rows = [
         RosterRow(
             line=n + 2, name=f"第{n}检测有限公司", uscc=make_uscc(f"91440300MA5{n:06d}"), cma_cert=f"23{n:010d}",
             province="广东", level="national", fields=("food",), contact_name="张三", contact_phone="13812345678",
-        )  # fmt: skip
+        )
         for n in range(institutions)
     ]
+    # fmt: on
     upsert_institutions(db, rows)
     ids = [r[0] for r in db.execute("SELECT id FROM institutions ORDER BY id").fetchall()]
     now = utcnow()
@@ -48,12 +51,6 @@ def seed_recipients(db: sqlite_utils.Database, institutions: int, per_institutio
                     [telegram_id, institution_id, now],
                 )
     return staff
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 async def test_a_killed_broadcast_resumes_and_reaches_everyone_with_at_most_one_duplicate(

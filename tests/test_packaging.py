@@ -9,6 +9,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # kills, restarts or builds: `pytest -m "not slow"` skips it
+
 REPO = Path(__file__).resolve().parents[1]
 
 

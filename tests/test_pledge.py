@@ -33,18 +33,18 @@ USER = 4242
 
 
 @pytest.fixture
-def keys(tmp_path: Path):  # type: ignore[no-untyped-def]
+def keys(tmp_path: Path):
     ident = identity(SigningSettings(zicha_db=tmp_path / "zicha.db"), db_path=tmp_path / "zicha.db")
     init_keys(ident)
     return ident
 
 
 @pytest.fixture(scope="module")
-def i18n():  # type: ignore[no-untyped-def]
+def i18n():
     return build_i18n("zh_CN")
 
 
-def signed_ws(db: sqlite_utils.Database, checklist: Checklist, institution: Institution, name: str = "张三"):  # type: ignore[no-untyped-def]
+def signed_ws(db: sqlite_utils.Database, checklist: Checklist, institution: Institution, name: str = "张三"):
     ws = fill(db, checklist, institution, by=USER, leave=0)
     submission = sign(ws, locale="zh_CN", signer_name=name, signer_role="legal_representative", by=USER, by_name="测试")
     return ws, submission
@@ -100,12 +100,12 @@ def test_signing_refuses_missing_items_then_freezes_the_answers_until_revised(
         sign(ws, locale="zh_CN", signer_name="王五", signer_role="top_manager", by=USER + 1, by_name="t")
     last = ws.interview.items[-1]
     with pytest.raises(Frozen):
-        ws.record_choice(last.id, Choice.NONCOMPLIANT, by=USER, expected_rev=ws.answer(last.id).rev)  # type: ignore[union-attr]
+        ws.record_choice(last.id, Choice.NONCOMPLIANT, by=USER, expected_rev=ws.answer(last.id).rev)
     with pytest.raises(Frozen):
         ws.add_evidence(last.id, by=USER, kind="photo", file_id="f", file_unique_id="u")
-    assert ws.answer(last.id).value is Choice.COMPLIANT  # type: ignore[union-attr]
+    assert ws.answer(last.id).value is Choice.COMPLIANT
     assert store.supersede(db, submission.id, by=USER) and not store.supersede(db, submission.id, by=USER)
-    ws.record_choice(last.id, Choice.NA if last.allow_na else Choice.NONCOMPLIANT, by=USER, expected_rev=ws.answer(last.id).rev)  # type: ignore[union-attr]
+    ws.record_choice(last.id, Choice.NA if last.allow_na else Choice.NONCOMPLIANT, by=USER, expected_rev=ws.answer(last.id).rev)
     assert [s.current for s in store.submissions_of(db, ws.selfcheck.id)] == [False]
 
 
@@ -130,12 +130,12 @@ HOSTILE = [
 @needs_poppler
 @pytest.mark.parametrize("name", HOSTILE, ids=["script", "ampersand", "long", "rtl", "emoji"])
 def test_hostile_names_render_literally_and_keep_the_signature_valid(
-    name: str, db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, keys, i18n, tmp_path: Path  # type: ignore[no-untyped-def]
+    name: str, db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, keys, i18n, tmp_path: Path
 ) -> None:
     db.execute("UPDATE institutions SET name = ? WHERE id = ?", [name, motor_lab.id])
     db.conn.commit()
     hostile_lab = Institution(**{**motor_lab.__dict__, "name": name})
-    ws, submission = signed_ws(db, checklist, hostile_lab, name=name[:100])
+    _ws, submission = signed_ws(db, checklist, hostile_lab, name=name[:100])
     html = render.render_html(submission.document, i18n, TZ)
     assert "<script>" not in html and "<b>Ltd" not in html  # escaped, never markup
     pdf = produce_pdf(submission.document, i18n, TZ, keys)
@@ -159,12 +159,12 @@ def pages(pdf: bytes, tmp_path: Path) -> int:
     path = tmp_path / "pages.pdf"
     path.write_bytes(pdf)
     info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
-    return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
+    return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
 
 
-def test_no_cjk_font_gives_one_clear_sentence_instead_of_boxes(monkeypatch: pytest.MonkeyPatch, i18n) -> None:  # type: ignore[no-untyped-def]
+def test_no_cjk_font_gives_one_clear_sentence_instead_of_boxes(monkeypatch: pytest.MonkeyPatch, i18n) -> None:
     monkeypatch.setattr(render, "cjk_font_available", lambda: False)
-    with pytest.raises(render.FontMissing, match="No Chinese \\(CJK\\) font is installed.*fonts-noto-cjk"):
+    with pytest.raises(render.FontMissing, match=r"No Chinese \(CJK\) font is installed.*fonts-noto-cjk"):
         render.render_pdf({"locale": "zh_CN"}, i18n, TZ)
 
 
@@ -183,7 +183,7 @@ def _verify(pdf: bytes, tmp_path: Path) -> tuple[int, str]:
 
 
 def test_verify_names_the_reason_for_each_kind_of_failure(
-    db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution, keys, i18n, tmp_path: Path  # type: ignore[no-untyped-def]
+    db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution, keys, i18n, tmp_path: Path
 ) -> None:
     ws, submission = signed_ws(db, checklist, food_lab)
     pdf = produce_pdf(submission.document, i18n, TZ, keys)
@@ -219,7 +219,7 @@ def test_verify_names_the_reason_for_each_kind_of_failure(
 
 @needs_poppler
 def test_the_english_pdf_has_english_pledge_text(
-    db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution, keys, i18n, tmp_path: Path  # type: ignore[no-untyped-def]
+    db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution, keys, i18n, tmp_path: Path
 ) -> None:
     ws = fill(db, checklist, food_lab, by=USER, leave=0)
     submission = sign(ws, locale="en", signer_name="Wang Wu", signer_role="top_manager", by=USER, by_name="t")
@@ -247,6 +247,7 @@ def test_keys_init_creates_a_pair_once_and_env_vars_point_elsewhere(tmp_path: Pa
     assert (tmp_path / "own" / "c.pem").is_file()
 
 
+@pytest.mark.slow
 def test_the_pledge_text_and_template_ship_in_the_wheel(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -11,10 +11,8 @@ import re
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
@@ -39,17 +37,6 @@ TITLE = "检验检测机构诚信守法承诺书"
 ANNEX = "附：自查情况"
 
 
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
-
-
-@pytest.fixture
-def db_path(db: sqlite_utils.Database, tmp_path: Path) -> Path:
-    return tmp_path / "zicha.db"
-
-
 def pdftotext(pdf: bytes, tmp_path: Path, page: int | None = None) -> str:
     path = tmp_path / "doc.pdf"
     path.write_bytes(pdf)
@@ -61,7 +48,7 @@ def page_count(pdf: bytes, tmp_path: Path) -> int:
     path = tmp_path / "count.pdf"
     path.write_bytes(pdf)
     info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
-    return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
+    return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -100,7 +87,7 @@ def assert_adds_up(numbers: dict[str, int]) -> None:
     assert numbers["information"] + numbers["compliant"] + numbers["noncompliant"] + numbers["na"] == numbers["items"], numbers
 
 
-def make_incomplete(ws, item_id: str) -> None:  # type: ignore[no-untyped-def]
+def make_incomplete(ws, item_id: str) -> None:
     """A non-compliance with its problem but no rectification measure yet."""
     answer = ws.answer(item_id)
     ws.record_choice(item_id, Choice.NONCOMPLIANT, by=USER, expected_rev=answer.rev if answer else 0)
@@ -266,7 +253,7 @@ def test_the_preamble_says_what_became_of_the_problems_found(
     intro = build_content(ws, "zh_CN", "张三", "legal_representative")["pledge"]["intro"]
     assert "对自查发现的2项问题已制定整改措施，其中1项正在整改，将于2023年11月30日前完成。" in intro
     open_item = next(i for i in ws.interview.items if (a := ws.answer(i.id)) and a.open_rectification)
-    ws.record_rect_status(open_item.id, RectStatus.DONE, by=USER, expected_rev=ws.answer(open_item.id).rev)  # type: ignore[union-attr]
+    ws.record_rect_status(open_item.id, RectStatus.DONE, by=USER, expected_rev=ws.answer(open_item.id).rev)
     intro = build_content(ws, "zh_CN", "张三", "legal_representative")["pledge"]["intro"]
     assert "对自查发现的2项问题已全部完成整改。" in intro and "正在整改" not in intro
     english = build_content(ws, "en", "Wang", "legal_representative")

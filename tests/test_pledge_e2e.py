@@ -4,7 +4,6 @@ through the workspace (tests/pledge_support.py) to keep the tests fast."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,17 +26,6 @@ USER, COLLEAGUE, REGULATOR, FAR_REGULATOR = 9101, 9102, 9201, 9202
 SIGNER = "张<三> & 李"
 
 pytestmark = needs_poppler
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
-
-
-@pytest.fixture
-def db_path(db: sqlite_utils.Database, tmp_path: Path) -> Path:
-    return tmp_path / "zicha.db"
 
 
 def button(message: BotMessage, prefix: str) -> str:
@@ -99,7 +87,7 @@ async def test_sign_receive_the_pdf_verify_it_then_revise_voids_it(
         assert "⚠️" in refused.text and f"{ws.interview.total}." in refused.text
 
         screen = await sign_as(chat, await finish_and_open_signing(chat, last_item))
-        answer, signed = await chat.press(button(screen, "✅"), screen)
+        _answer, signed = await chat.press(button(screen, "✅"), screen)
         assert "✅" in signed.text and "SIGNED" not in signed.text
         document = tg.messages(USER)[-1]
         assert document.kind == "document" and document.file is not None
@@ -130,7 +118,7 @@ async def test_sign_receive_the_pdf_verify_it_then_revise_voids_it(
 
         # /pledge sends the kept PDF again (the same bytes).
         await chat.say("/pledge")
-        await tg.wait_until(lambda: tg.messages(USER)[-1].kind == "document" and tg.messages(USER)[-1] is not document or None)
+        await tg.wait_until(lambda: (tg.messages(USER)[-1].kind == "document" and tg.messages(USER)[-1] is not document) or None)
         assert tg.messages(USER)[-1].file.content == pdf
 
         # A regulator whose scope covers the institution sees who signed what, when; another does not.
@@ -156,7 +144,7 @@ async def test_sign_receive_the_pdf_verify_it_then_revise_voids_it(
         # Revise: a warning first, then the signature is void and answers can change.
         _, warning = await chat.press(button(signed, "✏️"), signed)
         assert "⚠️" in warning.text
-        answer, review = await chat.press(warning.button_texts[0], warning)
+        _answer, review = await chat.press(warning.button_texts[0], warning)
         assert review.text.splitlines()[0] == "检查"  # the review screen: answers can change again
         _, reopened = await chat.press(review.button_texts[0], review)  # a non-compliant item
         saved, _ = await chat.press("符合", reopened)

@@ -66,7 +66,7 @@ def test_pledge_get_writes_the_signed_pdf_that_verify_accepts(
     done = zicha_here("pledge", "get", food_lab.uscc.lower(), "-o", "pledge.pdf", cwd=tmp_path, monkeypatch=monkeypatch, **env)
     assert done.exit_code == 0, done.stderr
     assert "Wrote pledge.pdf" in done.stdout and f"submission #{signed.id} (current)" in done.stdout
-    assert (tmp_path / "pledge.pdf").read_bytes() == bytes(store.get_pdf(db, signed.id)["content"])  # type: ignore[index]
+    assert (tmp_path / "pledge.pdf").read_bytes() == bytes(store.get_pdf(db, signed.id)["content"])
     verified = zicha_here("verify", "pledge.pdf", cwd=tmp_path, monkeypatch=monkeypatch, **env)
     assert verified.exit_code == 0 and "valid" in verified.stdout, verified.stdout + verified.stderr
 

@@ -6,10 +6,9 @@ window with more than N sends gets 429."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import itertools
+import logging
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,8 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.enums import ParseMode
 
 from bot.config import Settings
-from bot.outbox import OutboxLimits, OutboxSender
-from bot.ratelimit import SendLimiter
+from bot.delivery.outbox import OutboxLimits, OutboxSender
+from bot.delivery.ratelimit import SendLimiter
 from storage import outbox
 from storage.institutions import Institution
 from tests.harness import Chat, invite, read_db, running_bot
@@ -29,12 +28,6 @@ from tests.standin import SlidingWindowEnforcer, TelegramStandin
 
 THROTTLE_NOTICE_ZH = "您发送消息的速度过快"
 ERROR_TEXT_ZH = "抱歉，系统出现了问题"
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 @pytest.fixture

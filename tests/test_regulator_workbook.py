@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zoneinfo
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,9 @@ from bot.core.checklist import Checklist
 from bot.core.interview import Interview
 from bot.core.scope import Scope
 from bot.i18n import build_i18n
-from bot.reports.digest import build_digest, render_digest
 from bot.reports.excel import SHEET_ANSWERS, SHEET_INSTITUTIONS, SHEET_RECTIFICATION, write_export
 from bot.reports.items import checklist_numbers, item_heading, short_text
+from bot.services.digests import build_digest, render_digest
 from storage.db import open_db
 from storage.institutions import Institution
 from storage.regulators import add_regulator
@@ -35,12 +34,6 @@ REGULATOR = 9301
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 AFTER = dt.datetime(2023, 10, 28, 9, 0, tzinfo=SHANGHAI)
 CORRECTION = "机构名称应为：广东省食品检验所有限公司 <B&R>"
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 async def reply(chat: Chat, text: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,17 @@ from bot.core.checklist import Checklist
 from bot.core.interview import Choice
 from bot.core.schedule import ScheduleError, load_schedule, parse_schedule
 from bot.i18n import build_i18n
-from bot.reminders import due_reminders, sweep
 from bot.selfcheck import open_workspace
+from bot.services.reminders import due_reminders, sweep
 from storage import outbox
-from storage.institutions import Institution, bind_member, create_invite, get_institution_by_uscc, set_user_language, upsert_institutions
+from storage.institutions import (
+    Institution,
+    bind_member,
+    create_invite,
+    get_institution_by_uscc,
+    set_user_language,
+    upsert_institutions,
+)
 from tests.conftest import REPO, roster_row
 from tests.harness import Chat, running_bot
 from tests.standin import TelegramStandin
@@ -173,12 +179,6 @@ def test_the_sweep_queues_each_due_reminder_once_and_never_for_signed_institutio
 
 
 # --- end to end: the scheduler in the running bot sends them -------------------------
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 @pytest.fixture

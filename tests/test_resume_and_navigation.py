@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,27 +12,16 @@ import pytest
 from bot.core.checklist import Checklist, ChecklistError, load_checklist
 from bot.core.interview import Interview
 from bot.telegram.callbacks import NavAction, NavCb
-from storage.institutions import Institution
 from storage.db import open_db
+from storage.institutions import Institution
 from tests.conftest import SHIPPED_CHECKLIST
-from tests.pledge_support import fill
 from tests.harness import Chat, invite, read_db, running_bot
+from tests.pledge_support import fill
 from tests.standin import BotMessage, TelegramStandin
 from tests.test_e2e_interview import item_on, join
 
 USER = 9301
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
-
-
-@pytest.fixture
-def db_path(db: object, tmp_path: Path) -> Path:
-    return tmp_path / "zicha.db"
 
 
 async def answer_header(chat: Chat, screen: BotMessage) -> BotMessage:
@@ -198,11 +186,11 @@ def test_a_pattern_hint_needs_its_pattern_and_both_languages(tmp_path: Path) -> 
     )
     path = tmp_path / "bad.toml"
     path.write_text(without_pattern, encoding="utf-8")
-    with pytest.raises(ChecklistError, match="item 'header-person'.*pattern_hint is only allowed together with pattern"):
+    with pytest.raises(ChecklistError, match=r"item 'header-person'.*pattern_hint is only allowed together with pattern"):
         load_checklist(path)
     one_language = text.replace('pattern_hint.en = "a mobile number', 'pattern_hint.fr = "a mobile number')
     path.write_text(one_language, encoding="utf-8")
-    with pytest.raises(ChecklistError, match="item 'header-phone'.*pattern_hint"):
+    with pytest.raises(ChecklistError, match=r"item 'header-phone'.*pattern_hint"):
         load_checklist(path)
 
 

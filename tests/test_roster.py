@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import Workbook
@@ -37,7 +38,7 @@ def write_csv(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "r
     return path
 
 
-def write_xlsx(tmp_path: Path, rows: list[list[object]], name: str = "roster.xlsx") -> Path:
+def write_xlsx(tmp_path: Path, rows: list[list[Any]], name: str = "roster.xlsx") -> Path:
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None

@@ -7,11 +7,14 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from storage.institutions import Institution
 from tests.harness import BotProcess, Chat, invite, read_db
 from tests.standin import TelegramStandin
+
+pytestmark = pytest.mark.slow  # kills, restarts or builds: `pytest -m "not slow"` skips it
 
 USER = 7373
 

@@ -72,14 +72,13 @@ async def test_get_me_answers_and_a_wrong_token_is_unauthorized(tg: TelegramStan
 
 
 async def test_unknown_method_is_404_json(tg: TelegramStandin) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{tg.base_url}/bot{tg.token}/sendHologram", data={"chat_id": "1"}) as response:
-            assert response.status == 404
-            assert await response.json() == {
-                "ok": False,
-                "error_code": 404,
-                "description": "Not Found: method not found",
-            }
+    async with aiohttp.ClientSession() as http, http.post(f"{tg.base_url}/bot{tg.token}/sendHologram", data={"chat_id": "1"}) as response:
+        assert response.status == 404
+        assert await response.json() == {
+            "ok": False,
+            "error_code": 404,
+            "description": "Not Found: method not found",
+        }
 
 
 async def test_echo_round_trip_through_real_polling(tg: TelegramStandin, bot: Bot) -> None:
@@ -259,6 +258,7 @@ async def test_files_both_ways_are_recorded_and_downloadable(tg: TelegramStandin
     tg.send_document(USER, file_name="检验报告.pdf", content=b"%PDF-1.4 report")
     document = tg.pending_updates[-1]["message"]["document"]
     file = await bot.get_file(document["file_id"])
+    assert file.file_path is not None
     downloaded = await bot.download_file(file.file_path)
     assert downloaded is not None and downloaded.read() == b"%PDF-1.4 report"
     with pytest.raises(TelegramBadRequest, match="invalid file_id"):

@@ -13,7 +13,6 @@ from bot.core.checklist import Checklist
 from bot.core.interview import Choice, RectStatus
 from storage import answers as store
 from storage.db import DatabaseError, open_db
-from storage.migrations import migrations
 from storage.institutions import (
     Institution,
     InviteError,
@@ -26,6 +25,7 @@ from storage.institutions import (
     revoke_invite,
     upsert_institutions,
 )
+from storage.migrations import migrations
 from tests.conftest import roster_row
 
 
@@ -91,7 +91,7 @@ def test_a_stale_revision_writes_nothing(db: sqlite_utils.Database, checklist: C
     with pytest.raises(store.StaleAnswer) as caught:
         store.save_answer(db, sc.id, item, by=2, expected_rev=0, value=Choice.NONCOMPLIANT)
     assert caught.value.current is not None and caught.value.current.value is Choice.COMPLIANT
-    assert store.get_answer(db, sc.id, item).value is Choice.COMPLIANT  # type: ignore[union-attr]
+    assert store.get_answer(db, sc.id, item).value is Choice.COMPLIANT
     assert len(store.answer_history(db, sc.id, item)) == 1
 
 

@@ -4,10 +4,8 @@ value, nothing is overwritten; sending again then replaces it deliberately."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import sqlite_utils
 
 from bot.core.checklist import Checklist
@@ -19,12 +17,6 @@ from tests.standin import BotMessage, TelegramStandin
 
 ALICE, BOB = 9401, 9402
 STALE = "同事已保存"
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
 
 
 async def join(chat: Chat, code: str) -> None:

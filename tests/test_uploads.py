@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -26,12 +26,6 @@ USER, COLLEAGUE = 9501, 9502
 KEPT = "该文件未保存，此前发送的文件均已保留。"
 
 
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramStandin]:
-    async with TelegramStandin() as standin:
-        yield standin
-
-
 async def join(chat: Chat, code: str) -> None:
     await chat.say(f"/start {code}")
     await chat.press("是，这是我的机构")
@@ -46,7 +40,7 @@ def paper(db_path: Path) -> list[dict[str, object]]:
     return list(read_db(db_path)["submission_files"].rows_where("kind = 'paper_pledge'", order_by="id"))
 
 
-async def upload(chat: Chat, kind: str, **kwargs: object) -> str:
+async def upload(chat: Chat, kind: str, **kwargs: Any) -> str:
     """Send evidence; wait for the screen shown after it; return the notice before it."""
     mark = chat.tg.mark()
     await chat.send(kind, **kwargs)

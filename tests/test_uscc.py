@@ -34,7 +34,7 @@ def test_alphabet_has_31_characters_without_ambiguous_letters() -> None:
 
 def test_weights_are_powers_of_three_mod_31() -> None:
     # The standard's table is 3**i mod 31; checking it guards against a typo in the literal.
-    assert WEIGHTS == tuple(pow(3, i, 31) for i in range(17))
+    assert tuple(pow(3, i, 31) for i in range(17)) == WEIGHTS
 
 
 @pytest.mark.parametrize("code", CONSTRUCTED)

@@ -15,7 +15,6 @@ import sqlite_utils
 from bot.core.checklist import Checklist
 from bot.web.security import SlidingWindow
 from storage import web as store
-from storage.db import query_one, query_rows
 from storage.institutions import Institution, create_invite, get_invite, get_membership, remove_member, revoke_invite
 from tests.web_support import csrf_of, link_of, web_client
 
@@ -23,10 +22,10 @@ EVIL = '<script>alert("x")</script><b>张三</b>'
 
 
 def _db_path(db: sqlite_utils.Database) -> Path:
-    return Path(query_one(db, "PRAGMA database_list")["file"])
+    return Path(next(db.query("PRAGMA database_list"))["file"])
 
 
-async def _join(client, code: str, name: str = "王芳", email: str = "") -> str:  # type: ignore[no-untyped-def]
+async def _join(client, code: str, name: str = "王芳", email: str = "") -> str:
     page = await (await client.get(f"/j/{code}")).text()
     await client.post(f"/j/{code}", data={"csrf": csrf_of(page), "step": "confirm", "answer": "yes"})
     response = await client.post(f"/j/{code}", data={"csrf": csrf_of(page), "step": "name", "name": name, "email": email})
@@ -34,8 +33,8 @@ async def _join(client, code: str, name: str = "王芳", email: str = "") -> str
     return await response.text()
 
 
-def _web_users(db: sqlite_utils.Database) -> list[dict]:  # type: ignore[type-arg]
-    return query_rows(db, "SELECT telegram_id, first_name, email, channel FROM users WHERE channel = 'web'")
+def _web_users(db: sqlite_utils.Database) -> list[dict]:
+    return list(db.query("SELECT telegram_id, first_name, email, channel FROM users WHERE channel = 'web'"))
 
 
 async def test_join_with_invite_then_sign_in_again_with_the_personal_link(
@@ -56,8 +55,8 @@ async def test_join_with_invite_then_sign_in_again_with_the_personal_link(
         assert get_membership(db, person["telegram_id"]).id == motor_lab.id  # a real member
         assert get_invite(db, code)["uses"] == 1
         # the link is stored hashed only, and its e-mail waits in the outbox
-        assert not query_rows(db, "SELECT 1 FROM web_links WHERE token_sha256 = ?", [urlsplit(link).path[3:]])
-        (mail,) = query_rows(db, "SELECT channel, email_to, text, status FROM outbox")
+        assert not list(db.query("SELECT 1 FROM web_links WHERE token_sha256 = ?", [urlsplit(link).path[3:]]))
+        (mail,) = list(db.query("SELECT channel, email_to, text, status FROM outbox"))
         assert mail["channel"] == "email" and mail["email_to"] == "wang@example.com" and link in mail["text"]
         landing = await (await client.get("/")).text()
         assert motor_lab.name in landing and "<script>" not in landing
@@ -70,7 +69,7 @@ async def test_join_with_invite_then_sign_in_again_with_the_personal_link(
             assert response.status == 303 and response.headers["Location"] == "/"
             landing = await (await fresh.get("/")).text()
             assert motor_lab.uscc in landing
-            progress = query_rows(db, "SELECT count(*) AS n FROM selfchecks WHERE institution_id = ?", [motor_lab.id])
+            progress = list(db.query("SELECT count(*) AS n FROM selfchecks WHERE institution_id = ?", [motor_lab.id]))
             assert progress[0]["n"] == 1  # the landing read the institution's workspace
             # signing out ends the session
             await fresh.post("/signout", data={"csrf": csrf_of(landing)})
@@ -151,7 +150,7 @@ async def test_revoked_link_and_removal_cut_access_at_once(db: sqlite_utils.Data
             other = next(p for p in _web_users(db) if p["first_name"] == "李雷")
             assert (await second.get("/")).status == 200
             remove_member(db, motor_lab.id, other["telegram_id"], removed_by="cli")
-            assert query_rows(db, "SELECT 1 FROM web_sessions WHERE user_id = ?", [other["telegram_id"]]) == []
+            assert list(db.query("SELECT 1 FROM web_sessions WHERE user_id = ?", [other["telegram_id"]])) == []
             assert (await second.get("/")).status == 401
         finally:
             await second.close()
@@ -280,8 +279,9 @@ def test_cli_prints_web_links_and_revokes_a_web_persons_links(
 async def test_verify_a_signed_pdf_valid_altered_superseded_like_zicha_verify(
     db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, tmp_path: Path
 ) -> None:
-    import aiohttp
     import zoneinfo
+
+    import aiohttp
 
     from bot.i18n import build_i18n
     from bot.pledge.signing import SigningSettings, identity, init_keys

@@ -16,7 +16,6 @@ import sqlite_utils
 from bot.core.checklist import Checklist
 from bot.i18n import build_i18n
 from bot.web.app import build_web_app, start_web
-from storage.db import query_rows
 from storage.institutions import Institution, create_invite
 from tests.web_support import web_settings
 
@@ -31,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _browser(javascript: bool):  # type: ignore[no-untyped-def]
+def _browser(javascript: bool):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -118,7 +117,7 @@ async def test_join_then_sign_in_again_in_a_fresh_browser(
         link = await asyncio.to_thread(join)
         pages = await asyncio.to_thread(sign_in, link)
         assert motor_lab.uscc in pages and "Progress of your institution" in pages
-        (person,) = query_rows(db, "SELECT first_name FROM users WHERE channel = 'web'")
+        (person,) = list(db.query("SELECT first_name FROM users WHERE channel = 'web'"))
         assert person["first_name"] == "王芳<script>"
     finally:
         await runner.cleanup()

@@ -14,25 +14,26 @@ import sqlite_utils
 from aiosmtpd.controller import Controller
 
 from bot.core.checklist import Checklist
+from bot.core.schedule import load_schedule
+from bot.delivery.outbox import OutboxLimits, OutboxSender
 from bot.i18n import build_i18n
 from bot.mail import Mailer
-from bot.outbox import OutboxLimits, OutboxSender
-from bot.reminders import sweep
-from bot.core.schedule import load_schedule
+from bot.services.reminders import sweep
 from storage import web as store
-from storage.db import query_rows
 from storage.institutions import Institution, create_invite
 from tests.conftest import REPO
 from tests.web_support import csrf_of, link_of, web_client
 
-SHIPPED = load_schedule(REPO / "checklists" / "campaigns", "samr-2023-national", default_deadline=None, default_tz="UTC")
+_SCHEDULE = load_schedule(REPO / "checklists" / "campaigns", "samr-2023-national", default_deadline=None, default_tz="UTC")
+assert _SCHEDULE is not None  # the shipped campaign has its schedule file
+SHIPPED = _SCHEDULE
 
 
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.Message] = []
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -56,7 +57,7 @@ async def test_a_web_person_gets_each_reminder_once_by_email_with_a_working_link
             link_of(await joined.text())
         finally:
             await client.close()
-        (person,) = query_rows(db, "SELECT telegram_id FROM users WHERE channel = 'web'")
+        (person,) = list(db.query("SELECT telegram_id FROM users WHERE channel = 'web'"))
         mailer = Mailer(host="127.0.0.1", port=port, sender="zicha@example.org", starttls=False, rate=100, public_url="http://zicha.test")
         i18n = build_i18n("zh_CN")
         now = dt.datetime(2023, 10, 20, 10, 0, tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai"))
@@ -72,7 +73,7 @@ async def test_a_web_person_gets_each_reminder_once_by_email_with_a_working_link
         assert len({m["Message-ID"] for m in inbox.messages}) == 2
         link = next(line for line in body.splitlines() if line.startswith("http://zicha.test/s/"))
         assert store.user_of_link(db, urlsplit(link).path[3:]) == person["telegram_id"]
-        rows = query_rows(db, "SELECT channel, status FROM outbox ORDER BY id")
+        rows = list(db.query("SELECT channel, status FROM outbox ORDER BY id"))
         assert rows == [{"channel": "email", "status": "sent"}] * 2
     finally:
         smtp.stop()

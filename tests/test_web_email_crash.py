@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 from bot.core.checklist import load_checklist
 from bot.core.schedule import load_schedule
 from bot.i18n import build_i18n
-from bot.reminders import sweep
+from bot.services.reminders import sweep
 from storage import web as store
 from storage.db import open_db
 from storage.institutions import bind_member, create_invite, get_institution_by_uscc, upsert_institutions
@@ -33,7 +33,9 @@ from tests.standin import TelegramStandin
 
 PEOPLE = 300
 TELEGRAM_COLLEAGUE = 777_001
-SHIPPED = load_schedule(REPO / "checklists" / "campaigns", "samr-2023-national", default_deadline=None, default_tz="UTC")
+_SCHEDULE = load_schedule(REPO / "checklists" / "campaigns", "samr-2023-national", default_deadline=None, default_tz="UTC")
+assert _SCHEDULE is not None  # the shipped campaign has its schedule file
+SHIPPED = _SCHEDULE
 
 
 class Inbox:
@@ -41,7 +43,7 @@ class Inbox:
         self.lock = threading.Lock()
         self.messages: list[email.message.Message] = []
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"

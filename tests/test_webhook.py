@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import sqlite_utils
 
 from bot.config import load_settings
@@ -136,6 +137,7 @@ async def test_an_interview_over_the_webhook_then_the_webhook_is_removed_at_shut
     assert read_db(db_path)["answers"].count == 1
 
 
+@pytest.mark.slow
 async def test_stopping_finishes_the_update_in_hand_and_health_turns_503_when_the_scheduler_stops(
     db: sqlite_utils.Database, tmp_path: Path, food_lab: Institution
 ) -> None:

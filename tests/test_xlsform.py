@@ -10,7 +10,14 @@ from openpyxl import Workbook, load_workbook
 
 from bot.cli import cli
 from bot.core.checklist import load_checklist, load_checklists
-from bot.core.xlsform import CHOICES_COLUMNS, SETTINGS_COLUMNS, SURVEY_COLUMNS, export_workbook, import_workbook, same_checklist
+from bot.core.xlsform import (
+    CHOICES_COLUMNS,
+    SETTINGS_COLUMNS,
+    SURVEY_COLUMNS,
+    export_workbook,
+    import_workbook,
+    same_checklist,
+)
 from bot.resources import data_dir
 
 SHIPPED = load_checklists(data_dir("checklists"))

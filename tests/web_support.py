@@ -17,7 +17,7 @@ from bot.web.app import build_web_app
 _CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
 
-def web_settings(db_path: Path, **overrides: Any):  # type: ignore[no-untyped-def]
+def web_settings(db_path: Path, **overrides: Any):
     values: dict[str, Any] = {
         "zicha_db": db_path,
         "zicha_web_secure_cookies": False,

@@ -18,7 +18,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Union
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -32,7 +31,7 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 
-Value = Union[str, Decimal, frozenset, None]
+Value = str | Decimal | frozenset[str] | None
 
 
 class ConditionError(ValueError):
@@ -73,7 +72,7 @@ class BoolOp:
     operands: tuple[Node, ...]
 
 
-Node = Union[Compare, Selected, Not, BoolOp]
+Node = Compare | Selected | Not | BoolOp
 
 
 @dataclass(frozen=True)

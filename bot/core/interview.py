@@ -13,11 +13,11 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
-from decimal import Decimal, InvalidOperation
-
 from bot.core.checklist import Checklist, Item, Section
+from bot.core.conditions import Value
 
 
 class Choice(StrEnum):
@@ -195,7 +195,7 @@ class Interview:
         holds again it comes back with it."""
         return item.relevant is None or item.relevant.evaluate(lambda ref: self._value(ref, answers))
 
-    def _value(self, item_id: str, answers: Mapping[str, Answer]) -> object:
+    def _value(self, item_id: str, answers: Mapping[str, Answer]) -> Value:
         if not self.checklist.has_item(item_id):
             return None
         item = self.checklist.item(item_id)
@@ -380,7 +380,7 @@ def next_followup(answer: Answer, after: FollowUp | None = None, *, editing: boo
     return answer.pending_followup
 
 
-def condition_value(item: Item, answer: Answer | None) -> object:
+def condition_value(item: Item, answer: Answer | None) -> Value:
     """An answer as a ``relevant`` condition sees it: 'compliant' / 'noncompliant' / 'na',
     'yes' / 'no', a number, an ISO date string, an option id, a set of option ids, a text."""
     if answer is None:

@@ -601,7 +601,7 @@ def _read_xlsx(path: Path) -> list[RosterRow]:
         sheet = workbook.worksheets[0]
         # Files written by other tools sometimes declare wrong dimensions; read-only
         # mode trusts them unless reset, and would silently miss rows.
-        sheet.reset_dimensions()  # type: ignore[union-attr]
+        sheet.reset_dimensions()
         # iter_rows starts at sheet row 1 and yields empty tuples for empty rows,
         # so the position is the row number a person sees in Excel.
         records = [(n, list(values)) for n, values in enumerate(sheet.iter_rows(values_only=True), start=1)]

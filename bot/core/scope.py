@@ -1,7 +1,7 @@
 """What a regulator may see: national, or some provinces, optionally narrowed to fields.
 
 Every regulator-facing query, export, digest and broadcast goes through a ``Scope``:
-``covers`` for one institution, ``sql`` for a whole query.
+``covers`` for one institution, ``storage.scope.scope_where`` for a whole query.
 """
 
 from __future__ import annotations
@@ -35,20 +35,6 @@ class Scope:
         if not self.national and province not in self.provinces:
             return False
         return not self.fields or bool(self.fields & set(fields))
-
-    def sql(self, alias: str = "institutions") -> tuple[str, list[str]]:
-        """A WHERE condition (and its parameters) selecting the institutions in scope.
-        ``fields`` is stored as a JSON array, searched with json_each."""
-        clauses: list[str] = []
-        params: list[str] = []
-        if not self.national:
-            clauses.append(f"{alias}.province IN ({', '.join('?' for _ in self.provinces)})")
-            params += sorted(self.provinces)
-        if self.fields:
-            marks = ", ".join("?" for _ in self.fields)
-            clauses.append(f"EXISTS (SELECT 1 FROM json_each({alias}.fields) WHERE json_each.value IN ({marks}))")
-            params += sorted(self.fields)
-        return (" AND ".join(clauses) or "1"), params
 
     def describe(self, locale: str) -> str:
         from bot.core.fields import field_label

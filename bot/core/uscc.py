@@ -83,7 +83,7 @@ def _character_error(bad: list[tuple[int, str]]) -> InvalidUSCC:
 
 
 def _check_value(first17: str) -> str:
-    total = sum(_VALUE[ch] * w for ch, w in zip(first17, WEIGHTS))
+    total = sum(_VALUE[ch] * w for ch, w in zip(first17, WEIGHTS, strict=True))
     # 31 - 0 would be 31, which has no character: the standard maps it to 0.
     return ALPHABET[(31 - total % 31) % 31]
 

@@ -25,7 +25,7 @@ import datetime as dt
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,7 +146,7 @@ def import_workbook(path: str | os.PathLike[str]) -> tuple[str, cl.Checklist]:
     shown = os.fspath(path)
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a file that is not a workbook
         raise WorkbookError(shown, [Problem("workbook", None, None, f"cannot open it as an .xlsx workbook: {exc}")]) from None
     problems: list[Problem] = []
     settings = _Sheet(wb, "settings", SETTINGS_COLUMNS, problems)
@@ -254,7 +254,7 @@ def _survey(
         kind = " ".join(values.get("type", "").split())
         letter = sheet.letter
 
-        def bad(column: str, message: str) -> None:
+        def bad(column: str, message: str, r: int = r, letter: Callable[[str], str] = letter) -> None:
             problems.append(Problem("survey", r, letter(column), message))
 
         if kind in ("begin_group", "begin group"):
@@ -403,9 +403,11 @@ def export_workbook(checklist: cl.Checklist, path: str | os.PathLike[str], heade
     """Write ``checklist`` as a workbook that :func:`import_workbook` reads back to the same checklist."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     wb = Workbook()
     ws = wb.active
+    assert ws is not None  # a new workbook always has its first sheet
     ws.title = "settings"
     ws.append(list(SETTINGS_COLUMNS))
     ws.append([
@@ -469,7 +471,7 @@ def export_workbook(checklist: cl.Checklist, path: str | os.PathLike[str], heade
             cell.font = Font(bold=True)
         sheet.freeze_panes = "A2"
         for column in sheet.columns:
-            letter = column[0].column_letter
+            letter = get_column_letter(column[0].column or 1)
             sheet.column_dimensions[letter].width = 14 if letter in ("A", "B") else 30
     wb.save(path)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage.files import private_file
+from storage.maintenance import check_file, copy_file
 
 REQUIRED_TABLES = ("_sqlite_migrations", "institutions", "answers")
 
@@ -36,26 +37,17 @@ class BackupResult:
     tables: int
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(str(path), timeout=10)
-
-
 def integrity_problem(path: Path) -> str | None:
     """None when ``path`` is an intact Zicha database, else what is wrong with it."""
     if not path.is_file():
         return f"{path} does not exist"
     try:
-        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=10)
-        try:
-            result = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
-            if result != ["ok"]:
-                return f"{path} fails PRAGMA integrity_check: {'; '.join(result[:3])}"
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        finally:
-            conn.close()
+        checked = check_file(path)
     except sqlite3.DatabaseError as exc:
         return f"{path} is not a readable SQLite database ({exc})"
-    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if checked.integrity != ("ok",):
+        return f"{path} fails SQLite's integrity check: {'; '.join(checked.integrity[:3])}"
+    missing = [t for t in REQUIRED_TABLES if t not in checked.tables]
     if missing:
         return f"{path} is not a Zicha database (no table {', '.join(missing)})"
     return None
@@ -85,16 +77,7 @@ def backup(db_path: Path, dest: Path, *, force: bool = False, tz: dt.tzinfo | No
     partial.unlink(missing_ok=True)
     try:
         private_file(partial)  # 0600 whatever the umask: a backup holds everything
-        source = _connect(db_path)
-        target = _connect(partial)
-        try:
-            # pages=-1: the whole database in one step, i.e. one read snapshot.
-            source.backup(target, pages=-1)
-            target.execute("PRAGMA journal_mode=DELETE")
-            tables = target.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-        finally:
-            target.close()
-            source.close()
+        tables = copy_file(db_path, partial)
     except sqlite3.DatabaseError as exc:
         partial.unlink(missing_ok=True)
         raise BackupError(f"Could not back up {db_path}: {exc}.") from None
@@ -132,13 +115,7 @@ def restore(backup_path: Path, db_path: Path, *, tz: dt.tzinfo | None = None) ->
                 Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     try:
         private_file(db_path)
-        source = _connect(backup_path)
-        target = _connect(db_path)
-        try:
-            source.backup(target, pages=-1)
-        finally:
-            target.close()
-            source.close()
+        copy_file(backup_path, db_path, self_contained=False)
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"Could not restore into {db_path}: {exc}.") from None
     return safety

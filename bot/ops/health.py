@@ -9,6 +9,7 @@ part this build does not have yet); only ``fail`` makes the whole unhealthy.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import shutil
@@ -23,6 +24,8 @@ import sqlite_utils
 from bot.ops.fonts import fonts_ok
 from bot.ops.lifecycle import scheduler_state
 from storage.db import probe_writable
+from storage.heartbeat import bot_heartbeat
+from storage.maintenance import quick_check, table_count
 
 MB = 1024 * 1024
 OK, FAIL, DEGRADED, NOT_CONFIGURED = "ok", "fail", "degraded", "not configured"
@@ -64,9 +67,9 @@ def check_database(db: sqlite_utils.Database, *, thorough: bool = False, writabl
     """Readable (and, ``thorough``, undamaged); with ``writable``, a write is tried and rolled
     back: a database that reads fine but refuses writes loses every answer."""
     try:
-        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        tables = table_count(db)
         if thorough:
-            result = db.execute("PRAGMA quick_check").fetchone()[0]
+            result = quick_check(db)
             if result != "ok":
                 return Check("database", FAIL, f"quick_check: {result} (restore from a backup with zicha restore)")
     except sqlite3.Error as exc:
@@ -114,13 +117,10 @@ def check_fonts() -> Check:
 
 def check_heartbeat(db: sqlite_utils.Database, interval: int, now: dt.datetime | None = None) -> list[Check]:
     """The bot's own report, read from another process: is it running, is its scheduler."""
-    try:
-        row = db.execute("SELECT pid, mode, beat_at, stopped_at, scheduler FROM heartbeat WHERE role = 'bot'").fetchone()
-    except sqlite3.OperationalError:
-        row = None
+    row = bot_heartbeat(db)
     if row is None:
         return [Check("bot", FAIL, "has never run against this database (start it with zicha run)")]
-    pid, mode, beat_at, stopped_at, scheduler = row
+    pid, mode, beat_at, stopped_at, scheduler = row.pid, row.mode, row.beat_at, row.stopped_at, row.scheduler
     now = now or dt.datetime.now(dt.timezone.utc)
     if stopped_at is not None:
         return [Check("bot", FAIL, f"stopped at {stopped_at[:19]}Z (start it with zicha run)")]
@@ -168,10 +168,8 @@ def check_storage(limits: StorageLimits, disk_usage: Callable[[Path], Any] = shu
             disk = Check("disk", OK, f"{_mb(free)} free in {folder}")
     size = 0
     for path in (limits.db_path, limits.db_path.with_name(limits.db_path.name + "-wal")):
-        try:
+        with contextlib.suppress(OSError):
             size += path.stat().st_size
-        except OSError:
-            pass
     if size > limits.db_warn_mb * MB:
         database = Check("db size", WARN, f"{_mb(size)}, above ZICHA_DB_WARN_MB ({limits.db_warn_mb:g} MB): check the upload limits (ZICHA_UPLOAD_*) and the space for backups")
     else:

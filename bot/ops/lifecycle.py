@@ -26,13 +26,14 @@ from typing import Any
 
 import sqlite_utils
 from aiogram import BaseMiddleware, Bot, Dispatcher
-from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import GetUpdates, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update
 
+from storage import heartbeat
 from storage.checkpoint import WalCheckpointer
 from storage.db import is_storage_failure, utcnow
 
@@ -226,20 +227,7 @@ class Heartbeat:
         self._task: asyncio.Task[None] | None = None
 
     def beat(self) -> None:
-        now = utcnow()
-        with self.db.atomic():
-            self.db.execute(
-                """
-                INSERT INTO heartbeat (role, pid, mode, started_at, beat_at, stopped_at, scheduler)
-                VALUES ('bot', ?, ?, ?, ?, NULL, ?)
-                ON CONFLICT (role) DO UPDATE SET
-                    pid = excluded.pid, mode = excluded.mode, beat_at = excluded.beat_at,
-                    stopped_at = NULL, scheduler = excluded.scheduler,
-                    started_at = CASE WHEN heartbeat.pid = excluded.pid THEN heartbeat.started_at
-                                      ELSE excluded.started_at END
-                """,
-                [os.getpid(), self.mode, now, now, scheduler_state(self.app)],
-            )
+        heartbeat.beat(self.db, pid=os.getpid(), mode=self.mode, now=utcnow(), scheduler=scheduler_state(self.app))
 
     def start(self) -> None:
         self.beat()
@@ -259,8 +247,4 @@ class Heartbeat:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
-            with self.db.atomic():
-                self.db.execute(
-                    "UPDATE heartbeat SET stopped_at = ?, scheduler = ? WHERE role = 'bot' AND pid = ?",
-                    [utcnow(), scheduler_state(self.app), os.getpid()],
-                )
+            heartbeat.mark_stopped(self.db, pid=os.getpid(), now=utcnow(), scheduler=scheduler_state(self.app))

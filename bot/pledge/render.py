@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
-from markupsafe import Markup, escape
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
+from markupsafe import Markup, escape
 
 from bot.i18n import format_date, format_datetime, format_number
 from bot.pledge.document import canonical_json, digest, format_code, information_count

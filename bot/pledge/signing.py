@@ -179,7 +179,7 @@ def sign_pdf(pdf: bytes, signer, *, reason: str, location: str = "") -> bytes:  
         reason=reason, location=location or None,
     )
     out = signers.sign_pdf(writer, meta, signer=signer)
-    return out.getvalue()  # type: ignore[no-any-return]
+    return out.getvalue()
 
 
 # --- verification --------------------------------------------------------------------
@@ -255,7 +255,7 @@ def _embedded_file(reader, name: str) -> bytes | None:  # type: ignore[no-untype
                 return found
         return None
 
-    return walk(names)  # type: ignore[no-any-return]
+    return walk(names)
 
 
 def check_signature(data: bytes, trusted_cert: Path, attachment_name: str) -> SignatureCheck:

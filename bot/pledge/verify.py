@@ -22,7 +22,7 @@ from bot.pledge.render import ATTACHMENT_NAME
 from bot.pledge.signing import SigningSettings, check_signature, identity
 from storage import pledges as store
 from storage.answers import load_answers
-from storage.db import query_one
+from storage.institutions import get_user_name
 
 
 @dataclass
@@ -62,8 +62,8 @@ def verify_pdf(data: bytes, db: sqlite_utils.Database, settings: Any) -> Verdict
     if sha != submission.sha256:
         return Verdict(False, f"the PDF's content does not match the stored submission #{submission.id} (SHA-256 differs)", details)
     if not submission.current:
-        who = query_one(db, "SELECT first_name FROM users WHERE telegram_id = ?", [submission.superseded_by])
-        by = f"{who['first_name']} (Telegram ID {submission.superseded_by})" if who else f"Telegram ID {submission.superseded_by}"
+        who = get_user_name(db, submission.superseded_by) if submission.superseded_by is not None else None
+        by = f"{who.first_name} (Telegram ID {submission.superseded_by})" if who else f"Telegram ID {submission.superseded_by}"
         later = store.current_submission(db, submission.selfcheck_id)
         again = (
             f"; the current submission is #{later.id}, code {doc.format_code(later.verification_code)}"

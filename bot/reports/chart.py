@@ -94,7 +94,7 @@ def completion_figure(report: StatusReport, *, chinese: bool | None = None, png:
     height = max(3.4, 0.32 * len(labels) + 2.2)
     rc = {"font.family": "sans-serif", "font.sans-serif": [font, "DejaVu Sans"]} if zh and font else {}
     left = [0.0] * len(labels)
-    with matplotlib.rc_context(rc):
+    with matplotlib.rc_context(rc):  # type: ignore[arg-type]  # the stubs accept only literal rcParams keys
         # constrained layout: title, axis label, the counts on the right and the legend
         # below the axis label each get their own room, whatever the fonts.
         fig = Figure(figsize=(8, height), dpi=100, layout="constrained")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import sqlite_utils
@@ -39,8 +40,8 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from bot.core.checklist import Checklist, Item
 from bot.core.fields import all_fields, field_label
 from bot.core.roster import ROSTER_COLUMNS
-from bot.core.spreadsheet import starts_like_formula
 from bot.core.scope import Scope
+from bot.core.spreadsheet import starts_like_formula
 from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_ids, item_heading
 from bot.reports.status import (
     Status,
@@ -48,7 +49,14 @@ from bot.reports.status import (
     noncompliant_counts_by_section,
     progress_by_selfcheck,
 )
-from storage.reports import pending_corrections, text_answers
+from storage.reports import (
+    answers_in_scope,
+    pending_corrections,
+    rectifications_in_scope,
+    roster_in_scope,
+    staff_counts,
+    text_answers,
+)
 
 # Excel refuses control characters other than tab, newline and carriage return in cells.
 _ILLEGAL = {c: None for c in range(32) if c not in (9, 10, 13)}
@@ -133,7 +141,8 @@ class _Sheet:
         self.ws = ws
         bold = Font(bold=True)
         for i, width in enumerate(widths or []):
-            ws.column_dimensions[_column_letter(i + 1)].width = width
+            # WriteOnlyWorksheet has column_dimensions at runtime; types-openpyxl omits it
+            ws.column_dimensions[_column_letter(i + 1)].width = width  # type: ignore[attr-defined]
         ws.freeze_panes = "A2"
         cells = []
         for entry in header:
@@ -149,7 +158,7 @@ class _Sheet:
         """A date-time (or date) cell with its number format; None stays empty."""
         if value is None:
             return None
-        cell = WriteOnlyCell(self.ws, value=value)
+        cell = WriteOnlyCell(self.ws, value=value)  # type: ignore[arg-type]  # dates are cells too; the stubs say datetime only
         cell.number_format = DATETIME_FORMAT if isinstance(value, dt.datetime) else DATE_FORMAT
         return cell
 
@@ -191,18 +200,13 @@ def write_export(
     zone = tz_label(now)
     report = build_status(db, checklist, scope, now)
     progress = progress_by_selfcheck(db, checklist, scope, report.institutions)
-    where, params = scope.sql("i")
     wb = Workbook(write_only=True)
 
     # 1. roster: exactly the import columns
     roster = _Sheet(wb.create_sheet(SHEET_ROSTER), list(ROSTER_COLUMNS), [40, 22, 16, 10, 12, 30, 12, 16])
-    for row in db.execute(
-        f"""SELECT i.name, i.uscc, i.cma_cert, i.province, i.level, i.fields, i.contact_name, i.contact_phone
-            FROM institutions i WHERE {where} ORDER BY i.province, i.name, i.id""",
-        params,
-    ):
-        values = list(row)
-        values[5] = ";".join(json.loads(values[5]))
+    for row in roster_in_scope(db, scope):
+        values: list[object] = list(row)
+        values[5] = ";".join(json.loads(row.fields))
         roster.row(values)
 
     # 2. institutions with status and progress, the self-check contact and corrections
@@ -242,13 +246,7 @@ def write_export(
         ],
         [40, 22, 10, 30, 16, 10, 10, 10, 10, 12, 8, 18, 10, *[14] * len(contact_titles), 50],
     )
-    staff: dict[int, int] = dict(
-        db.execute(
-            f"""SELECT m.institution_id, COUNT(*) FROM members m JOIN institutions i ON i.id = m.institution_id
-                WHERE {where} GROUP BY m.institution_id""",
-            params,
-        ).fetchall()
-    )
+    staff = staff_counts(db, scope)
     for i in report.institutions:
         p = progress.get(i.selfcheck_id) if i.selfcheck_id is not None else None
         inst.row(
@@ -296,12 +294,7 @@ def write_export(
             # cells already neutralised
             answers.trusted_row([*(_safe_cell(answers.ws, v) for v in (owner.name, owner.uscc, owner.province)), *cells])
 
-    for sc, item_id, value, typed in db.execute(
-        f"""SELECT a.selfcheck_id, a.item_id, a.value, a.text FROM answers a
-            JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE s.checklist_id = ? AND {where} ORDER BY a.selfcheck_id""",
-        [checklist.id, *params],
-    ):
+    for sc, item_id, value, typed in answers_in_scope(db, checklist.id, scope):
         if sc != current:
             flush()
             current = sc
@@ -328,13 +321,8 @@ def write_export(
         ],
         [40, 22, 10, 10, 50, 40, 40, 16, 14, 18],
     )
-    for name, uscc, province, item_id, problem, measure, rect_status, target, updated in db.execute(
-        f"""SELECT i.name, i.uscc, i.province, a.item_id, a.problem, a.measure, a.rect_status, a.target_date,
-                   a.updated_at
-            FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE a.value = 'noncompliant' AND s.checklist_id = ? AND {where}
-            ORDER BY i.province, i.name, a.item_id""",
-        [checklist.id, *params],
+    for name, uscc, province, item_id, problem, measure, rect_status, target, updated in rectifications_in_scope(
+        db, checklist.id, scope
     ):
         text = checklist.item(item_id).text.zh_CN if checklist.has_item(item_id) else ""
         rect.row(
@@ -374,7 +362,7 @@ def write_export(
     order = [f.id for f in all_fields() if f.id in report.by_field]
     for f in order:
         tally = report.by_field[f]
-        counts = by_section.get(f, {})
+        counts = by_section.get(f) or Counter[str]()
         stats.row(
             [
                 f"{field_label(f, 'zh_CN')} {field_label(f, 'en')}",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 import sqlite_utils
@@ -26,7 +26,7 @@ import sqlite_utils
 from bot.core.checklist import Checklist
 from bot.core.interview import Interview
 from bot.core.scope import Scope
-from storage.db import query_rows
+from storage import reports as store
 
 
 class Status(StrEnum):
@@ -110,22 +110,10 @@ def institution_statuses(
 ) -> list[InstitutionStatus]:
     """Every institution in ``scope`` (or just institution ``only``, if it is in scope)
     with its state, ordered by province, then name."""
-    where, params = scope.sql("i")
-    if only is not None:
-        where, params = f"i.id = ? AND {where}", [only, *params]  # type: ignore[list-item]
     late = past_deadline(checklist, now)
-    rows = db.execute(
-        f"""SELECT i.id, i.uscc, i.name, i.province, i.level, i.fields, s.id, s.status,
-                   (s.id IS NOT NULL AND EXISTS (SELECT 1 FROM answers a WHERE a.selfcheck_id = s.id)),
-                   sub.signed_at
-            FROM institutions i
-            LEFT JOIN selfchecks s ON s.institution_id = i.id AND s.checklist_id = ?
-            LEFT JOIN submissions sub ON sub.selfcheck_id = s.id AND sub.superseded_at IS NULL
-            WHERE {where}""",
-        [checklist.id, *params],
-    ).fetchall()
+    rows = store.status_rows(db, checklist.id, scope, only=only)
     # Sorted here rather than in SQL: sorting 54,000 names in SQLite costs more than the query.
-    rows.sort(key=lambda r: (r[3], r[2], r[0]))
+    rows.sort(key=lambda r: (r.province, r.name, r.id))
     parsed: dict[str, tuple[str, ...]] = {}
     result: list[InstitutionStatus] = []
     for iid, uscc, name, province, level, fields, sc, sc_status, answered, signed_at in rows:
@@ -174,12 +162,6 @@ def build_status(db: sqlite_utils.Database, checklist: Checklist, scope: Scope, 
 
 # --- per-institution progress and findings (exports, digests, detail) -------------------
 
-_DONE_SQL = """CASE
-    WHEN a.value = 'noncompliant' THEN (COALESCE(a.problem, '') != '' AND COALESCE(a.measure, '') != ''
-        AND (a.rect_status = 'done' OR (a.rect_status = 'in_progress' AND a.target_date IS NOT NULL)))
-    WHEN a.value = 'no' THEN COALESCE(a.text, '') != ''
-    ELSE 1 END"""
-
 
 @dataclass(frozen=True)
 class Progress:
@@ -205,7 +187,6 @@ def progress_by_selfcheck(
 ) -> dict[int, Progress]:
     """Items complete, non-compliances and open rectifications per self-check, by one
     aggregate query. Only answers to items that apply to the institution count."""
-    where, params = scope.sql("i")
     applicable: dict[tuple[str, ...], frozenset[str]] = {}
 
     def items_for(fields: tuple[str, ...]) -> frozenset[str]:
@@ -217,28 +198,13 @@ def progress_by_selfcheck(
     # Field-specific items are few; count per (self-check, item) only for those, and
     # per self-check for the items every institution answers.
     general = [item.id for item in checklist.items if not item.fields]
-    general_marks = ", ".join("?" for _ in general)
     by_sc: dict[int, list[int]] = {}
-    for sc, done, nc, open_rect in db.execute(
-        f"""SELECT a.selfcheck_id, SUM({_DONE_SQL}), SUM(a.value = 'noncompliant'),
-                   SUM(a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done')
-            FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE s.checklist_id = ? AND a.item_id IN ({general_marks}) AND {where}
-            GROUP BY a.selfcheck_id""",
-        [checklist.id, *general, *params],
-    ):
+    for sc, done, nc, open_rect in store.tallies_by_selfcheck(db, checklist.id, scope, general):
         by_sc[sc] = [done, nc, open_rect]
     fields_of = {i.selfcheck_id: i.fields for i in institutions if i.selfcheck_id is not None}
     special = [item.id for item in checklist.items if item.fields]
     if special:
-        marks = ", ".join("?" for _ in special)
-        for sc, item_id, done, nc, open_rect in db.execute(
-            f"""SELECT a.selfcheck_id, a.item_id, {_DONE_SQL}, a.value = 'noncompliant',
-                       a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done'
-                FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-                WHERE s.checklist_id = ? AND a.item_id IN ({marks}) AND {where}""",
-            [checklist.id, *special, *params],
-        ):
+        for sc, item_id, done, nc, open_rect in store.tallies_by_item(db, checklist.id, scope, special):
             if sc in fields_of and item_id in items_for(fields_of[sc]):
                 counts = by_sc.setdefault(sc, [0, 0, 0])
                 counts[0] += done
@@ -259,38 +225,22 @@ def top_noncompliant_items(
     db: sqlite_utils.Database, checklist: Checklist, scope: Scope, limit: int = 5
 ) -> list[tuple[str, int]]:
     """The items most often answered 不符合 in scope: (item id, institutions)."""
-    where, params = scope.sql("i")
-    rows = db.execute(
-        f"""SELECT a.item_id, COUNT(*) AS n FROM answers a
-            JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE a.value = 'noncompliant' AND s.checklist_id = ? AND {where}
-            GROUP BY a.item_id ORDER BY n DESC, a.item_id LIMIT ?""",
-        [checklist.id, *params, limit],
-    ).fetchall()
-    return [(item_id, n) for item_id, n in rows if checklist.has_item(item_id)]
+    rows = store.noncompliant_item_counts(db, checklist.id, scope, limit)
+    return [(r.item_id, r.institutions) for r in rows if checklist.has_item(r.item_id)]
 
 
 def find_institutions(
     db: sqlite_utils.Database, scope: Scope, query: str, limit: int = 10
 ) -> list[dict[str, object]]:
     """Institutions in scope whose USCC is ``query`` or whose name contains it. Outside
-    the scope nothing is found, exactly as if it did not exist."""
-    text = query.strip()
-    where, params = scope.sql("i")
-    like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return query_rows(
-        db,
-        f"""SELECT i.id, i.uscc, i.name, i.province FROM institutions i
-            WHERE (i.uscc = ? OR i.name LIKE ? ESCAPE '\\') AND {where}
-            ORDER BY i.uscc = ? DESC, i.name LIMIT ?""",
-        [text.upper(), f"%{like}%", *params, text.upper(), limit],
-    )
+    the scope nothing is found, exactly as if it did not exist. As dicts (id, uscc, name,
+    province) while bot/telegram's regulator views read them so; ``storage.reports.
+    find_in_scope`` has the typed rows."""
+    return [asdict(m) for m in store.find_in_scope(db, scope, query, limit)]
 
 
 def institution_in_scope(db: sqlite_utils.Database, scope: Scope, institution_id: int) -> bool:
-    where, params = scope.sql("i")
-    row = db.execute(f"SELECT 1 FROM institutions i WHERE i.id = ? AND {where}", [institution_id, *params]).fetchone()
-    return row is not None
+    return store.in_scope(db, scope, institution_id)
 
 
 def noncompliant_counts_by_section(
@@ -298,16 +248,10 @@ def noncompliant_counts_by_section(
 ) -> tuple[dict[str, Counter[str]], dict[str, int]]:
     """For the statistics sheet: per field, non-compliant answers by checklist section
     (the "type" of problem), and per field the institutions with at least one."""
-    where, params = scope.sql("i")
     section_of = {item.id: item.section_id for item in checklist.items}
     by_field: dict[str, Counter[str]] = {}
     institutions_with: dict[str, set[int]] = {}
-    for iid, fields, item_id in db.execute(
-        f"""SELECT i.id, i.fields, a.item_id FROM answers a
-            JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE a.value = 'noncompliant' AND s.checklist_id = ? AND {where}""",
-        [checklist.id, *params],
-    ):
+    for iid, fields, item_id in store.noncompliant_answers(db, checklist.id, scope):
         section = section_of.get(item_id)
         if section is None:
             continue

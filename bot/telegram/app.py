@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.core.checklist import Checklist, load_checklists
 from bot.i18n import build_i18n
 from bot.resources import data_dir
-from bot.ratelimit import SendLimiter, SharedRateLimit
+from bot.delivery.ratelimit import SendLimiter, SharedRateLimit
 from bot.telegram.middlewares import (
     MembershipMiddleware,
     OneCallbackAnswer,
@@ -36,9 +36,9 @@ from bot.telegram.session import ZichaSession
 from bot.telegram.routers import common, fallback, interview, onboarding, private
 from bot.telegram.routers import pledge
 from bot.telegram.routers import regulator
-from bot.reports.digest import register_digest_job
+from bot.services.digests import register_digest_job
 from bot.telegram.routers import broadcast as broadcast_router
-from bot.scheduler import Background, campaign_schedule, start_background, stop_background
+from bot.delivery.scheduler import Background, campaign_schedule, start_background, stop_background
 from bot.ops.failures import StartupError, connect
 from bot.ops.lifecycle import Heartbeat, OffsetWatch, confirm_handled_updates, stop_services
 from bot.ops.lifecycle import install as install_lifecycle

@@ -8,6 +8,7 @@ the browser's Accept-Language, else ZICHA_LOCALE).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -173,7 +174,7 @@ async def headers_middleware(request: web.Request, handler: sec.Handler) -> web.
             _finish(request, exc)
             raise
         response = render(request, "error.html", status=exc.status, problem="generic")
-    except Exception:  # noqa: BLE001 - a calm page instead of a stack trace
+    except Exception:
         log.exception("web: request failed: %s %s", request.method, request.path)
         response = render(request, "error.html", status=500, problem="server")
     return _finish(request, response)
@@ -197,11 +198,10 @@ async def session_middleware(request: web.Request, handler: sec.Handler) -> web.
                 return render(request, "error.html", status=403, problem="removed")
     state(request).session = session
     if request.method == "POST":
-        try:
-            form = await request.post()
-        except ValueError:
-            form = {}
-        if not sec.csrf_ok(session, form.get("csrf")):
+        sent: object = None
+        with contextlib.suppress(ValueError):  # a body that is not a form: no token
+            sent = (await request.post()).get("csrf")
+        if not sec.csrf_ok(session, sent):
             return render(request, "error.html", status=403, problem="csrf")
     if not sec.is_public(request.path) and (session is None or session.user_id is None):
         return render(request, "error.html", status=401, problem="signin")
@@ -256,17 +256,15 @@ async def _purge_sessions(app: web.Application) -> Any:
                 removed = store.purge_expired_sessions(ctx.db, idle=ctx.security.idle)
                 if removed:
                     log.info("web: %d expired session(s) removed", removed)
-            except Exception:  # noqa: BLE001 - a locked database: try at the next round
+            except Exception:
                 log.exception("web: purging expired sessions failed")
             await asyncio.sleep(PURGE_EVERY)
 
     task = asyncio.create_task(loop(), name="web-session-purge")
     yield
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
 
 
 async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner:

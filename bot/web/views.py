@@ -18,7 +18,7 @@ from bot.core.interview import InvalidInput, clean_text
 from bot.core.invites import normalize_invite_code
 from bot.i18n import format_datetime
 from bot.web import security as sec
-from bot.web.app import CTX, ensure_session, state, gettext_for, render, start_signed_in_session
+from bot.web.app import CTX, ensure_session, gettext_for, render, start_signed_in_session, state
 from storage import web as store
 from storage.institutions import InviteError, InviteProblem, bind_member, check_invite, get_membership
 
@@ -40,6 +40,14 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/verify", verify_page)
     app.router.add_post("/verify", verify_post)
 
+
+
+def _session(request: web.Request) -> store.Session:
+    """The request's session: every form handler runs after the CSRF check, which needs one."""
+    session = state(request).session
+    if session is None:
+        raise web.HTTPForbidden(text="no session")
+    return session
 
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
@@ -119,7 +127,7 @@ async def join_post(request: web.Request) -> web.Response:
         return _slow_down(request)
     form = await request.post()
     code = normalize_invite_code(request.match_info["code"])
-    session = state(request).session  # the CSRF check guarantees one
+    session = _session(request)
     pending = session.data.get("join") or {}
     if code is None or pending.get("code") != code:
         return render(request, "error.html", status=409, problem="stale")
@@ -164,7 +172,7 @@ async def join_post(request: web.Request) -> web.Response:
     return render(request, "joined.html", institution=institution, name=name, email=email, link=link)
 
 
-def _person(request: web.Request, form: MultiDictProxy) -> tuple[str, str | None, dict[str, str]]:  # type: ignore[type-arg]
+def _person(request: web.Request, form: MultiDictProxy) -> tuple[str, str | None, dict[str, str]]:
     _ = gettext_for(request)
     errors: dict[str, str] = {}
     name = ""
@@ -242,9 +250,7 @@ async def signin_post(request: web.Request) -> web.Response:
 
 async def signout(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    session = state(request).session
-    if session is not None:
-        store.delete_session(ctx.db, session.token_sha256)
+    store.delete_session(ctx.db, _session(request).token_sha256)
     state(request).clear_cookie = True
     raise web.HTTPSeeOther("/signed-out")
 
@@ -256,7 +262,7 @@ async def signed_out(request: web.Request) -> web.Response:
 async def switch_language(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     form = await request.post()
-    session = state(request).session
+    session = _session(request)
     lang = form.get("lang")
     if lang in ("zh_CN", "en"):
         session.data["lang"] = lang
@@ -276,10 +282,12 @@ async def landing(request: web.Request) -> web.Response:
     from bot.selfcheck import open_workspace
 
     ctx = request.app[CTX]
-    session = state(request).session
-    institution = get_membership(ctx.db, session.user_id)
+    session = _session(request)
+    user_id = session.user_id
+    assert user_id is not None  # the session middleware admits only a signed-in session here
+    institution = get_membership(ctx.db, user_id)
     assert institution is not None  # the session middleware checked it
-    user = store.get_web_user(ctx.db, session.user_id)
+    user = store.get_web_user(ctx.db, user_id)
     workspace = open_workspace(ctx.db, ctx.checklist, institution)
     progress = workspace.progress()
     submission = workspace.submission()

@@ -1,7 +1,7 @@
 """Regulators broadcast to the staff in their scope: /broadcast, write, preview, confirm.
 
 The preview names the number of recipients; confirming queues one outbox row per
-recipient (bot/broadcast.py) and the regulator later gets a delivery report. Buttons carry
+recipient (bot/services/broadcast.py) and the regulator later gets a delivery report. Buttons carry
 the id of the preview they belong to, kept in the conversation state: a forged, repeated
 or old press queues nothing, and only regulators reach these handlers at all.
 
@@ -27,7 +27,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.broadcast import MAX_BROADCAST_LENGTH, audience, compose, create_broadcast
+from bot.services.broadcast import MAX_BROADCAST_LENGTH, audience, compose, create_broadcast
 from storage import outbox
 from storage.regulators import Regulator
 

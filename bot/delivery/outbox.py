@@ -4,7 +4,7 @@ One ``OutboxSender`` per process sends the rows that are due:
 
 * pacing: at most ``rate`` messages per second over all chats, and one message per
   ``chat_interval`` seconds to any one chat, with a margin, measured by a sliding-window log of
-  actual sends shared with the bot's interactive replies, which go first (bot/ratelimit.py);
+  actual sends shared with the bot's interactive replies, which go first (bot/delivery/ratelimit.py);
 * 429 ``retry_after``: every send pauses for that long (the row goes back to the queue; a
   flood wait is not an attempt);
 * 5xx and network errors: retried with exponential backoff, up to ``max_attempts``;
@@ -19,6 +19,7 @@ loses nothing and re-sends at most the ``concurrency`` rows in flight (one by de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -41,7 +42,7 @@ from aiogram.exceptions import (
 from aiogram.types import FSInputFile, InlineKeyboardMarkup
 
 from bot.core.schedule import QuietHours
-from bot.ratelimit import SendLimiter, Ticket, bulk_send, shared_limiter
+from bot.delivery.ratelimit import SendLimiter, Ticket, bulk_send, shared_limiter
 from storage import outbox as store
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class OutboxSender:
             try:
                 worked = await self._pass()
                 await self._report_batches()
-            except Exception:  # noqa: BLE001 - the sender must outlive any one bad row or a locked database
+            except Exception:  # the sender must outlive any one bad row or a locked database
                 log.exception("outbox: pass failed; retrying shortly")
                 worked = False
             if not worked:
@@ -160,10 +161,8 @@ class OutboxSender:
         if self.limiter.paused:
             wait = max(wait, 0.05)
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.01))
-        except TimeoutError:
-            pass
 
     async def _pass(self) -> bool:
         """Send one round of due rows; False if there was nothing to do."""
@@ -227,7 +226,7 @@ class OutboxSender:
             self._retry_or_fail(row, f"{type(exc).__name__}: {exc.message}")
         except (OSError, ValueError) as exc:  # a document that is gone, a corrupt markup
             store.mark_final(self.db, row["id"], "failed", f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - anything else: retry, never leave the row 'sending'
+        except Exception as exc:  # anything else: retry, never leave the row 'sending'
             log.exception("outbox: unexpected error sending row %s", row["id"])
             self._retry_or_fail(row, f"{type(exc).__name__}: {exc}")
         else:

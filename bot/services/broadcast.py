@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 from aiogram.utils.i18n import I18n
@@ -20,7 +21,8 @@ from aiogram.utils.i18n import gettext as _
 from bot.core.scope import Scope
 from bot.i18n import normalize_locale
 from storage import outbox
-from storage.db import query_rows
+from storage.institutions import get_user_language
+from storage.recipients import members_in_scope
 
 BROADCAST_KIND = "broadcast"
 REPORT_KIND = "report"
@@ -42,21 +44,12 @@ class Audience:
 
 def audience(db: sqlite_utils.Database, scope: Scope) -> Audience:
     """Bound staff of the institutions in ``scope``; ``unreachable`` of them answered 403 before."""
-    condition, params = scope.sql("i")
-    rows = query_rows(
-        db,
-        f"""SELECT m.telegram_id, m.institution_id, u.language,
-                   EXISTS (SELECT 1 FROM unreachable x WHERE x.chat_id = m.telegram_id) AS blocked
-            FROM members m JOIN institutions i ON i.id = m.institution_id
-            LEFT JOIN users u ON u.telegram_id = m.telegram_id
-            WHERE {condition} ORDER BY m.institution_id, m.telegram_id""",
-        params,
-    )
+    rows = members_in_scope(db, scope)
     return Audience(
-        members=[int(r["telegram_id"]) for r in rows],
-        languages={int(r["telegram_id"]): r["language"] for r in rows},
-        institutions=len({r["institution_id"] for r in rows}),
-        unreachable=sum(1 for r in rows if r["blocked"]),
+        members=[r.telegram_id for r in rows],
+        languages={r.telegram_id: r.language for r in rows},
+        institutions=len({r.institution_id for r in rows}),
+        unreachable=sum(1 for r in rows if r.unreachable),
     )
 
 
@@ -113,17 +106,16 @@ def report_text(counts: dict[str, int]) -> str:
 
 
 def queue_report(
-    db: sqlite_utils.Database, i18n: I18n, batch: dict[str, object], counts: dict[str, int], default_locale: str
+    db: sqlite_utils.Database, i18n: I18n, batch: dict[str, Any], counts: dict[str, int], default_locale: str
 ) -> int | None:
     """Queue the report of a finished batch to whoever asked for it (not held by quiet hours)."""
     chat_id = batch.get("report_chat_id")
     if chat_id is None:
         return None
-    row = db.execute("SELECT language FROM users WHERE telegram_id = ?", [chat_id]).fetchone()
-    locale = normalize_locale(row[0] if row else None, default_locale)
+    locale = normalize_locale(get_user_language(db, int(chat_id)), default_locale)
     with i18n.context(), i18n.use_locale(locale):
         text = report_text(counts)
     return outbox.enqueue(
-        db, kind=REPORT_KIND, chat_id=int(chat_id),  # type: ignore[arg-type]
+        db, kind=REPORT_KIND, chat_id=int(chat_id),
         text=text, quiet=False, dedup_key=f"report:{batch['id']}",
     )  # fmt: skip

@@ -18,14 +18,14 @@ from aiogram import Bot
 from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import reminders
-from bot.broadcast import queue_report
 from bot.config import Settings
 from bot.core.checklist import Checklist
 from bot.core.schedule import DEFAULT_QUIET_HOURS, CampaignSchedule, QuietHours, load_schedule
+from bot.delivery.outbox import OutboxSender, limits_from_settings
 from bot.mail import Mailer
-from bot.outbox import OutboxSender, limits_from_settings
 from bot.resources import data_dir
+from bot.services import reminders
+from bot.services.broadcast import queue_report
 
 log = logging.getLogger(__name__)
 

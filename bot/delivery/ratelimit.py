@@ -19,7 +19,7 @@ chat; past that it answers 429 with ``retry_after``. ``SendLimiter`` keeps the b
 * **a global pause** after a 429, for its ``retry_after``.
 
 ``SharedRateLimit`` is the aiogram request middleware (``bot.session.middleware(...)``) that puts
-every request of the bot through the limiter. The outbox (bot/outbox.py) takes its slots itself
+every request of the bot through the limiter. The outbox (bot/delivery/outbox.py) takes its slots itself
 (it has to pick a row whose chat is ready) and marks its requests with ``bulk_send()``; every
 other request is an interactive reply: it takes an interactive slot and, on a 429, waits out
 ``retry_after`` and tries again (up to ``max_retries`` times, if ``retry_after`` is at most
@@ -165,10 +165,8 @@ class SendLimiter:
                 if at is not None and at <= now:
                     break
                 timeout = None if at is None else at - now
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), timeout)
-                except TimeoutError:
-                    pass
         finally:
             if interactive:
                 self._interactive_waiting -= 1
@@ -231,7 +229,8 @@ class SharedRateLimit(BaseRequestMiddleware):
         self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
     ) -> Response[TelegramType]:
         if isinstance(method, GetUpdates):
-            return await make_request(bot, method)
+            # the isinstance narrows `method` to GetUpdates, which mypy no longer relates to TelegramType
+            return await make_request(bot, method)  # type: ignore[arg-type]
         if _BULK.get():  # the outbox took its slot and handles its own 429s
             try:
                 return await make_request(bot, method)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -32,7 +31,7 @@ from bot.reports.status import (
     top_noncompliant_items,
 )
 from storage.digests import DigestSnapshot, last_snapshot
-from storage.reports import Correction, pending_corrections
+from storage.reports import Correction, fully_unreachable_institutions, pending_corrections
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +76,7 @@ def unreachable_institutions(
 ) -> list[InstitutionStatus]:
     """Institutions not yet signed whose every bound staff member has blocked the bot
     (marked by the outbox on 403). Institutions nobody has joined are "not started"."""
-    where, params = scope.sql("i")
-    try:
-        rows = db.execute(
-            f"""SELECT m.institution_id FROM members m JOIN institutions i ON i.id = m.institution_id
-                WHERE {where}
-                GROUP BY m.institution_id
-                HAVING SUM(m.telegram_id IN (SELECT chat_id FROM unreachable)) = COUNT(*)""",
-            params,
-        ).fetchall()
-    except sqlite3.OperationalError:  # no outbox (and no unreachable table) in this database
-        return []
-    ids = {r[0] for r in rows}
+    ids = fully_unreachable_institutions(db, scope)
     return [i for i in institutions if i.id in ids and i.status is not Status.SIGNED]
 
 
@@ -211,7 +199,6 @@ def prepare_digest_files(
     """Write the workbook and the chart for a digest; returns (xlsx, png)."""
     from bot.reports.chart import completion_chart
     from bot.reports.excel import write_export
-
     from storage.files import private_dir
 
     private_dir(directory)  # digests/: workbooks of every institution, for the operator only

@@ -24,8 +24,9 @@ from bot.i18n import format_date, normalize_locale
 from bot.selfcheck import open_workspace
 from bot.telegram.callbacks import NavAction, NavCb
 from storage import outbox
-from storage.db import query_rows, utcnow
+from storage import reminders as reminders_sent
 from storage.institutions import get_institution
+from storage.recipients import unfinished_members
 
 REMINDER_KIND = "reminder"
 
@@ -41,22 +42,6 @@ class DueReminder:
     progress: Progress
 
 
-def unfinished_members(db: sqlite_utils.Database, checklist_id: str) -> list[dict[str, object]]:
-    """Bound staff of institutions without a current signed submission, reachable ones only."""
-    return query_rows(
-        db,
-        """SELECT m.telegram_id, m.institution_id, u.language
-           FROM members m
-           JOIN users u ON u.telegram_id = m.telegram_id
-           WHERE NOT EXISTS (
-                   SELECT 1 FROM submissions s JOIN selfchecks c ON c.id = s.selfcheck_id
-                   WHERE c.institution_id = m.institution_id AND c.checklist_id = ? AND s.superseded_at IS NULL)
-             AND NOT EXISTS (SELECT 1 FROM unreachable x WHERE x.chat_id = m.telegram_id)
-           ORDER BY m.institution_id, m.telegram_id""",
-        [checklist_id],
-    )
-
-
 def due_reminders(
     db: sqlite_utils.Database, checklist: Checklist, schedule: CampaignSchedule, now: dt.datetime, default_locale: str
 ) -> list[DueReminder]:
@@ -64,28 +49,21 @@ def due_reminders(
     reminder = schedule.due_reminder(now)
     if reminder is None:
         return []
-    already = {
-        r["telegram_id"]
-        for r in query_rows(
-            db,
-            "SELECT telegram_id FROM reminders_sent WHERE checklist_id = ? AND reminder = ?",
-            [checklist.id, reminder.key],
-        )
-    }
+    already = reminders_sent.reminded(db, checklist.id, reminder.key)
     found: list[DueReminder] = []
     workspaces: dict[int, tuple[str, int, Progress]] = {}
     for member in unfinished_members(db, checklist.id):
-        telegram_id = int(member["telegram_id"])  # type: ignore[arg-type]
+        telegram_id = member.telegram_id
         if telegram_id in already:
             continue
-        institution_id = int(member["institution_id"])  # type: ignore[arg-type]
+        institution_id = member.institution_id
         if institution_id not in workspaces:
             institution = get_institution(db, institution_id)
             assert institution is not None
             ws = open_workspace(db, checklist, institution)
             workspaces[institution_id] = (institution.name, ws.selfcheck.id, ws.progress())
         name, selfcheck_id, progress = workspaces[institution_id]
-        locale = normalize_locale(member["language"], default_locale)  # type: ignore[arg-type]
+        locale = normalize_locale(member.language, default_locale)
         found.append(DueReminder(telegram_id, institution_id, name, locale, reminder, selfcheck_id, progress))
     return found
 
@@ -133,11 +111,13 @@ def sweep(
             text = reminder_text(due, schedule, now)
             markup = reminder_markup(due)
         with db.atomic():
-            claimed = db.execute(
-                "INSERT INTO reminders_sent (telegram_id, checklist_id, reminder, institution_id, created_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [due.telegram_id, checklist.id, due.reminder.key, due.institution_id, utcnow()],
-            ).rowcount
+            claimed = reminders_sent.claim(
+                db,
+                telegram_id=due.telegram_id,
+                checklist_id=checklist.id,
+                reminder=due.reminder.key,
+                institution_id=due.institution_id,
+            )
             if not claimed:
                 continue  # an overlapping sweep got there first
             row_id = outbox.enqueue(
@@ -148,9 +128,8 @@ def sweep(
                 reply_markup=markup,
                 dedup_key=f"reminder:{checklist.id}:{due.reminder.key}:{due.telegram_id}",
             )
-            db.execute(
-                "UPDATE reminders_sent SET outbox_id = ? WHERE telegram_id = ? AND checklist_id = ? AND reminder = ?",
-                [row_id, due.telegram_id, checklist.id, due.reminder.key],
+            reminders_sent.link_outbox(
+                db, telegram_id=due.telegram_id, checklist_id=checklist.id, reminder=due.reminder.key, outbox_id=row_id
             )
         queued.append(due)
     return queued

@@ -1,0 +1,1 @@
+"""Getting messages out: the outbox and its rate limiter, and the scheduler that fills it."""

@@ -1,0 +1,1 @@
+"""Work done on the operator's behalf: reminders, broadcasts, regulator digests."""
