@@ -27,6 +27,8 @@ from bot.i18n import build_i18n
 from bot.resources import data_dir
 from bot.telegram.middlewares import MembershipMiddleware, OneCallbackAnswer, UserLanguageMiddleware
 from bot.telegram.session import ZichaSession
+from bot.conversation.engine import Conversation
+from storage.conversations import SQLiteStates
 from bot.telegram.routers import common, fallback, interview, onboarding, private
 from bot.telegram.routers import pledge
 from bot.telegram.routers import regulator
@@ -113,6 +115,11 @@ def build_dispatcher(
     # Onboarding goes first so "/start CODE" is read as an invite even from someone already
     # bound; the fallback is last and takes whatever nobody else did.
     dp["i18n"] = i18n
+    # The conversation engine, built once: handlers receive it (and their actor) through
+    # the EngineContext filter of bot.telegram.conversation.
+    dp["conversation"] = Conversation(
+        db=db, checklist=checklist, settings=settings, clock=dp["clock"], states=SQLiteStates(db), catalog=i18n
+    )
     # Outermost middleware and first shutdown handler: logs each update, lets shutdown
     # finish the update in hand before anything else stops (bot/ops/lifecycle.py).
     install_lifecycle(dp)

@@ -19,8 +19,9 @@ from bot.i18n import format_datetime, format_number
 from bot.pledge.document import format_code, information_count, rectification_state
 from bot.pledge.text import AUTHORITATIVE, PledgeText
 from bot.selfcheck import Workspace
-from bot.telegram.callbacks import Id
+from bot.telegram.callbacks import PledgeAction, PledgeCb
 from bot.telegram.views import MAX_LIST_CHARS, View
+from bot.conversation.render import frozen_text, role_label, signed_line, totals_lines, tz_of
 from storage.pledges import Submission
 
 # Each list of what keeps the pledge from being signed (unanswered; answered but lacking
@@ -28,67 +29,15 @@ from storage.pledges import Submission
 MISSING_SHOWN = 8
 
 
-class PledgeAction(StrEnum):
-    START = "start"  # from the summary: preview and ask for the signer's name
-    ROLE = "role"  # the signer's role was chosen
-    CONFIRM = "sign"  # the explicit confirmation: sign now
-    CANCEL = "cancel"
-    PDF = "pdf"  # send the signed PDF again
-    REVISE = "rev"  # ask whether to void the signature and revise
-    REVISE_OK = "revok"  # yes: void it
+# --- on the completion summary: computed by the engine (bot.conversation.render) -------
 
 
-class PledgeCb(CallbackData, prefix="p"):
-    action: PledgeAction
-    sc: Id
-    sub: Id = 0  # the submission a PDF/revise button is about
-    role: str = ""
-    h: str = ""  # digest prefix of the previewed content (CONFIRM)
-
-
-def role_label(role: str) -> str:
-    return {"legal_representative": _("Legal representative"), "top_manager": _("Top manager (authorized)")}.get(role, role)
-
-
-def tz_of(moment: dt.datetime | None) -> Any:
-    return moment.tzinfo if moment is not None and moment.tzinfo is not None else dt.timezone.utc
-
-
-def signed_line(submission: Submission, locale: str, tz: Any) -> str:
-    return _("Signed by {name} ({role}) on {date}. Verification code: {code}").format(
-        name=escape(submission.signer_name),
-        role=escape(role_label(submission.signer_role)),
-        date=format_datetime(submission.signed_at, locale, tz),
-        code=f"<code>{format_code(submission.verification_code)}</code>",
-    )
-
-
-# --- on the completion summary ---------------------------------------------------------
-
-
-def summary_lines(ws: Workspace, locale: str, now: dt.datetime | None) -> list[str]:
-    """The signed state for the completion summary, or [] when not signed."""
-    submission = ws.submission()
-    if submission is None:
-        return []
-    return [
-        "✅ " + signed_line(submission, locale, tz_of(now)),
-        _("The answers are read-only now. To change them, choose Revise: the signature is voided and the pledge must be signed again."),
-    ]
-
-
-def summary_buttons(ws: Workspace) -> list[list[InlineKeyboardButton]]:
-    sc = ws.selfcheck.id
-    submission = ws.submission()
-    if submission is not None:
-        return [[
-            InlineKeyboardButton(text="📄 " + _("Signed pledge (PDF)"), callback_data=PledgeCb(action=PledgeAction.PDF, sc=sc, sub=submission.id).pack()),
-            InlineKeyboardButton(text="✏️ " + _("Revise"), callback_data=PledgeCb(action=PledgeAction.REVISE, sc=sc, sub=submission.id).pack()),
-        ]]  # fmt: skip
-    if ws.progress().finished:
-        return [[InlineKeyboardButton(text="✍️ " + _("Sign the pledge"), callback_data=PledgeCb(action=PledgeAction.START, sc=sc).pack())]]
-    return []
-
+def signed_buttons(sc: int, submission: Submission) -> list[list[InlineKeyboardButton]]:
+    """The signed PDF again, and "revise" (as on the completion summary)."""
+    return [[
+        InlineKeyboardButton(text="📄 " + _("Signed pledge (PDF)"), callback_data=PledgeCb(action=PledgeAction.PDF, sc=sc, sub=submission.id).pack()),
+        InlineKeyboardButton(text="✏️ " + _("Revise"), callback_data=PledgeCb(action=PledgeAction.REVISE, sc=sc, sub=submission.id).pack()),
+    ]]  # fmt: skip
 
 # --- signing -------------------------------------------------------------------------
 
@@ -102,18 +51,6 @@ def pledge_block(text: PledgeText, intro: str | None = None) -> str:
     lines += [f"{n}. {escape(c)}" for n, c in enumerate(text.commitments, 1)]
     lines.append(escape(text.closing))
     return "\n".join(lines)
-
-
-def totals_lines(totals: dict[str, int], locale: str) -> list[str]:
-    """The counts; the four kinds add up to the number of items."""
-    return [
-        _("Items answered: {count}").format(count=format_number(totals["items"], locale)),
-        "• " + _("Information items: {count}").format(count=format_number(information_count(totals), locale)),
-        "• " + _("Compliant: {count}").format(count=format_number(totals["compliant"], locale)),
-        "• " + _("Non-compliant: {count}").format(count=format_number(totals["noncompliant"], locale)),
-        "• " + _("Not applicable: {count}").format(count=format_number(totals["not_applicable"], locale)),
-        _("Open rectifications: {count}").format(count=format_number(totals["open_rectifications"], locale)),
-    ]
 
 
 def name_view(ws: Workspace, totals: dict[str, int], text: PledgeText, locale: str) -> View:
@@ -236,7 +173,7 @@ def signed_view(ws: Workspace, submission: Submission, locale: str, tz: Any) -> 
         "",
         _("You may also send a scan or photo of the paper pledge, signed and sealed: it will be attached to this submission."),
     ]
-    return View("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=summary_buttons(ws)))
+    return View("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=signed_buttons(ws.selfcheck.id, submission)))
 
 
 def revise_view(ws: Workspace, submission: Submission, locale: str, tz: Any) -> View:
@@ -256,15 +193,6 @@ def revise_view(ws: Workspace, submission: Submission, locale: str, tz: Any) -> 
         [InlineKeyboardButton(text=_("No, keep it signed"), callback_data=PledgeCb(action=PledgeAction.CANCEL, sc=sc).pack())],
     ]  # fmt: skip
     return View(text, InlineKeyboardMarkup(inline_keyboard=rows))
-
-
-def frozen_text(submission: Submission, locale: str, tz: Any) -> str:
-    """For a change attempted on a signed self-check (plain text: it may go into a
-    callback notice, which shows no HTML)."""
-    return _(
-        "Signed on {date} (code {code}): the answers are read-only. "
-        "To change them, send /pledge and choose Revise; the signature will be voided."
-    ).format(date=format_datetime(submission.signed_at, locale, tz), code=format_code(submission.verification_code))
 
 
 def pdf_caption(submission: Submission, locale: str, tz: Any) -> str:
@@ -311,3 +239,6 @@ def verify_view(
         _("SHA-256: {sha}").format(sha=f"<code>{submission.sha256}</code>"),
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+__all__ = ["PledgeAction", "PledgeCb", "frozen_text", "role_label", "signed_line", "totals_lines", "tz_of"]

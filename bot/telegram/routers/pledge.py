@@ -39,15 +39,15 @@ from bot.pledge.render import NO_CJK_FONT, FontMissing, cjk_font_available
 from bot.pledge.signing import SigningError, SigningSettings, ensure_default_keys, identity
 from bot.pledge.submit import AlreadySigned, ContentChanged, NotReady, build_content, missing_items, pdf_file_name, produce_pdf, sign
 from bot.pledge.text import load_pledge
-from bot.selfcheck import Frozen, Workspace
+from bot.selfcheck import Frozen, Workspace, open_workspace
 from bot.telegram import pledge_views as pv
 from bot.telegram import views
-from bot.telegram.routers.interview import Clock, IsStaff, guard_selfcheck, present_summary, workspace
+from bot.conversation.engine import Conversation
+from bot.telegram.conversation import IsStaff, actor_of, deliver
 from bot.telegram.screen import is_current, show
 from bot.telegram.states import Interview
 from storage import pledges as store
-from storage.db import query_one
-from storage.institutions import Institution, get_institution
+from storage.institutions import Institution, get_institution, user_label
 from storage.regulators import Regulator
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,19 @@ async def send_pdf(
 
 
 # --- signing -----------------------------------------------------------------------------
+
+
+def workspace(db: sqlite_utils.Database, checklist: Checklist, institution: Institution) -> Workspace:
+    return open_workspace(db, checklist, institution)
+
+
+def guard_selfcheck(ws: Workspace, sc: int, item_id: None, callback_answer: CallbackAnswer) -> bool:
+    """False (and a notice) if the button names another institution's self-check."""
+    if sc != ws.selfcheck.id:
+        callback_answer.text = _("This button does not belong to your institution's self-check.")
+        callback_answer.show_alert = True
+        return False
+    return True
 
 
 async def present_signed(
@@ -336,12 +349,13 @@ async def on_confirm(
 
 async def on_cancel(
     query: CallbackQuery, callback_data: pv.PledgeCb, db: sqlite_utils.Database, checklist: Checklist,
-    institution: Institution, state: FSMContext, locale: str, clock: Clock, callback_answer: CallbackAnswer,
+    institution: Institution, state: FSMContext, locale: str, conversation: Conversation, callback_answer: CallbackAnswer,
 ) -> None:  # fmt: skip
     ws = workspace(db, checklist, institution)
     if guard_selfcheck(ws, callback_data.sc, None, callback_answer) is False:
         return
-    await present_summary(query, ws, state, locale, clock)
+    actor = actor_of(query.from_user, institution, locale, state)
+    await deliver(query, conversation.summary(actor), conversation, actor, callback_answer)
 
 
 # --- after signing -----------------------------------------------------------------------
@@ -395,7 +409,7 @@ async def on_revise(
 
 async def on_revise_ok(
     query: CallbackQuery, callback_data: pv.PledgeCb, db: sqlite_utils.Database, checklist: Checklist,
-    institution: Institution, state: FSMContext, locale: str, callback_answer: CallbackAnswer,
+    institution: Institution, state: FSMContext, locale: str, conversation: Conversation, callback_answer: CallbackAnswer,
 ) -> None:  # fmt: skip
     ws = workspace(db, checklist, institution)
     submission = _own_current(ws, callback_data, callback_answer)
@@ -404,9 +418,8 @@ async def on_revise_ok(
             callback_answer.text = _("This signed pledge is no longer current.")
         return
     callback_answer.text = _("The signature is void. You can change the answers now.")
-    await state.set_state(Interview.question)
-    await state.update_data(item=None, edit=False)
-    await show(query, views.review_view(ws, ws.progress(), locale), state, live=False)
+    actor = actor_of(query.from_user, institution, locale, state)
+    await deliver(query, conversation.revised(actor), conversation, actor)
 
 
 async def on_paper(
@@ -490,10 +503,8 @@ async def cmd_verify(
     if submission is None or institution is None or not regulator.scope.covers(institution.province, institution.fields):
         await message.answer(_("No signed pledge with the code {code} within your scope.").format(code=doc.format_code(code)))
         return
-    user = query_one(db, "SELECT first_name, username FROM users WHERE telegram_id = ?", [submission.signed_by])
-    who = submission.document["signed_by"]["name"]
-    if user is not None:
-        who = user["first_name"] + (f" @{user['username']}" if user["username"] else "")
+    known = user_label(db, submission.signed_by)
+    who = known if known is not None else submission.document["signed_by"]["name"]
     who += f" (Telegram ID {submission.signed_by})"
     later = store.later_submission(db, submission)
     current_later = store.current_submission(db, submission.selfcheck_id) if later is not None else None
