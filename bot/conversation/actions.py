@@ -47,7 +47,7 @@ class Action:
 
     def to_fields(self) -> dict[str, str]:
         """The action as flat form fields (``origin`` is left to the form's screen token)."""
-        out = {"action": self.kind}
+        out = {"kind": self.kind}
         for f in fields(self):
             if f.name == "origin":
                 continue
@@ -169,7 +169,7 @@ class BadAction(ValueError):
 
 def from_fields(form: dict[str, Any], origin: int | None = None) -> Action:
     """The action named by flat form fields (see ``Action.to_fields``); BadAction otherwise."""
-    cls = ACTIONS.get(str(form.get("action", "")))
+    cls = ACTIONS.get(str(form.get("kind", "")))
     if cls is None:
         raise BadAction("unknown action")
     values: dict[str, Any] = {}
@@ -177,7 +177,7 @@ def from_fields(form: dict[str, Any], origin: int | None = None) -> Action:
         if f.name == "origin" or f.name not in form:
             continue
         raw = form[f.name]
-        default = getattr(cls, f.name, None) if not callable(getattr(cls, f.name, None)) else None
+        default = f.default
         try:
             if isinstance(default, StrEnum):
                 values[f.name] = type(default)(raw)
