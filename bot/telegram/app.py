@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.core.checklist import Checklist, load_checklists
 from bot.i18n import build_i18n
 from bot.resources import data_dir
+from bot.telegram.commands import BOT_COMMANDS, bot_commands  # noqa: F401  (BOT_COMMANDS re-exported)
 from bot.telegram.middlewares import MembershipMiddleware, OneCallbackAnswer, UserLanguageMiddleware
 from bot.telegram.session import ZichaSession
 from bot.conversation.engine import Conversation
@@ -143,22 +144,6 @@ def build_dispatcher(
     dp.callback_query.middleware(OneCallbackAnswer())
     dp.startup.register(_register_commands)
     return dp
-
-
-BOT_COMMANDS = ("start", "progress", "review", "pledge", "language", "help")
-
-
-def bot_commands(i18n: I18n, locale: str) -> list[BotCommand]:
-    with i18n.context(), i18n.use_locale(locale):
-        descriptions = {
-            "start": _("Continue the self-check"),
-            "progress": _("Show your institution's progress"),
-            "review": _("Unanswered and non-compliant items"),
-            "pledge": _("Your signed pledge summary (PDF)"),
-            "language": _("Language: 中文 / English"),
-            "help": _("How Zicha works"),
-        }
-    return [BotCommand(command=c, description=descriptions[c]) for c in BOT_COMMANDS]
 
 
 async def _register_commands(bot: Bot, i18n: I18n) -> None:

@@ -59,6 +59,7 @@ from bot.reports.status import (
     institution_statuses,
 )
 from bot.telegram.callbacks import Id, Page
+from bot.telegram.commands import bot_commands
 from bot.telegram.screen import edit_or_send
 from bot.telegram.views import MAX_LIST_CHARS, View, progress_bar
 from storage.answers import load_answers
@@ -162,8 +163,6 @@ async def set_regulator_commands(
     Best effort: the menu is a convenience."""
     commands = regulator_commands(i18n, locale)
     if also_staff:
-        from bot.telegram.app import bot_commands  # the app imports this module
-
         names = {c.command for c in commands}
         commands = [c for c in bot_commands(i18n, locale) if c.command not in names] + commands
     try:
