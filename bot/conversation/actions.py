@@ -133,6 +133,7 @@ class Resume(Action):
 
     kind: ClassVar[str] = "resume"
     again: bool = False
+    signing: bool = False  # show the signing step the user is on, if any (after /language)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,13 @@ class ShowProgress(Action):
 @dataclass(frozen=True)
 class ShowReview(Action):
     kind: ClassVar[str] = "review"
+
+
+@dataclass(frozen=True)
+class ShowPledge(Action):
+    """/pledge: the signed state and its PDF, or the way to signing."""
+
+    kind: ClassVar[str] = "pledge_status"
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,7 @@ class PledgeStep(Action):
 
 ACTIONS: dict[str, type[Action]] = {
     cls.kind: cls
-    for cls in (Choose, SetRect, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, PledgeStep)
+    for cls in (Choose, SetRect, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, PledgeStep)
 }
 
 

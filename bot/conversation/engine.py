@@ -15,7 +15,9 @@ one write per shown screen. The guards live here, once, for every channel:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 
 import sqlite_utils
 
+from bot.conversation import pledge_screens as ps
 from bot.conversation import render
 from bot.conversation import state as st
 from bot.conversation.actions import (
@@ -31,26 +34,37 @@ from bot.conversation.actions import (
     Navigate,
     NavAction,
     OpenSection,
+    PledgeAction,
+    PledgeStep,
     Resume,
     SendFile,
     SetRect,
+    ShowPledge,
     ShowProgress,
     ShowReview,
     TypeText,
     Unsupported,
 )
 from bot.conversation.render import Facts
-from bot.conversation.screens import Outcome, Screen
+from bot.conversation.screens import Attachment, Outcome, Screen
 from bot.conversation.state import ConversationState, StateStore
 from bot.conversation.text import _, use_gettext
 from bot.core.checklist import Checklist, Item
-from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, RectStatus, next_followup
+from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, RectStatus, clean_text, next_followup
+from bot.pledge import document as doc
+from bot.pledge.fonts import FontMissing
+from bot.pledge.signing import SigningError, SigningSettings, ensure_default_keys, identity
+from bot.pledge.submit import AlreadySigned, ContentChanged, NotReady, build_content, missing_items, pdf_file_name, produce_pdf, sign
+from bot.pledge.text import load_pledge
 from bot.core.uploads import UploadLimits, UploadRefused
 from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
+from storage import pledges as pledge_store
 from storage.answers import StaleAnswer
+from storage.pledges import Submission
 from storage.institutions import Institution
 
 Clock = Callable[[], dt.datetime]
+log = logging.getLogger(__name__)
 
 FOLLOWUP_STEPS = {
     FollowUp.PROBLEM: st.PROBLEM,
@@ -79,6 +93,7 @@ class Actor:
     institution: Institution | None
     locale: str
     key: str
+    name: str = ""  # how the channel names them (kept with a signature)
 
 
 class Step:
@@ -170,7 +185,7 @@ class Step:
         """A notice if an answer button is stale: an older checklist, an old screen."""
         if action.fp != self.ws.checklist.fingerprint:
             return Outcome(notice=_("The checklist has been updated since this message. Please use the latest question."))
-        if action.origin is None or self.state.live != action.origin:
+        if not self.is_live(action):
             return Outcome(notice=_("This message is out of date. Please use the latest question below."))
         return None
 
@@ -216,6 +231,8 @@ class Step:
         return self.continue_after(item, answer, after=FollowUp.STATUS, editing=self.state.editing, notice=saved)
 
     def type_text(self, action: TypeText) -> Outcome:
+        if self.state.step == st.SIGN_NAME:
+            return self.type_signer(action)
         if self.state.step in TYPED_FOLLOWUP_STEPS:
             return self.type_followup(action)
         if self.state.step == st.QUESTION:
@@ -339,6 +356,126 @@ class Step:
             return Outcome(notice=_("This section is not part of your self-check."))
         return self.passive(render.section_screen(self.facts(), action.section))
 
+    # --- the signed pledge ---------------------------------------------------------------
+
+    def signed(self, submission: Submission, **extra: Any) -> Outcome:
+        screen = ps.signed_screen(self.facts(), submission, self.c.settings.tz)
+        return Outcome(screen, state=self.state.moved(st.SIGNED), **extra)
+
+    def offer(self, **extra: Any) -> Outcome:
+        """The first step: refusal with what is missing, the signed state, or the pledge and
+        the question who signs."""
+        signed = self.ws.submission()
+        if signed is not None:
+            return self.signed(signed, **extra)
+        missing = missing_items(self.ws)
+        if missing:
+            return self.passive(ps.missing_screen(self.facts(), missing), **extra)
+        body = build_content(self.ws, self.actor.locale, "", "legal_representative")
+        text = load_pledge(self.ws.checklist.id).text(self.actor.locale)
+        state = self.state.moved(st.SIGN_NAME, **{st.SIGNER: None, st.ROLE: None})
+        return Outcome(ps.name_screen(self.facts(), body["totals"], text), live=True, state=state, **extra)
+
+    def confirm_screen(self, name: str, role: str, **extra: Any) -> Outcome:
+        body = build_content(self.ws, self.actor.locale, name, role)
+        screen = ps.confirm_screen(self.facts(), name, role, body["totals"], doc.digest(body)[:16])
+        return Outcome(screen, live=True, state=self.state.moved(st.SIGN_CONFIRM, **{st.ROLE: role}), **extra)
+
+    def signing_step(self) -> Outcome | None:
+        """The signing step the user is on, shown again (after /language); None when not signing."""
+        name, role = self.state.data.get(st.SIGNER), self.state.data.get(st.ROLE)
+        step = self.state.step
+        if step == st.SIGNED:
+            submission = self.ws.submission()
+            return None if submission is None else self.signed(submission)
+        if step == st.SIGN_NAME:
+            return self.offer()
+        if step == st.SIGN_ROLE and isinstance(name, str):
+            return Outcome(ps.role_screen(self.facts(), name), live=True, state=self.state.moved(st.SIGN_ROLE))
+        if step == st.SIGN_CONFIRM and isinstance(name, str) and isinstance(role, str):
+            return self.confirm_screen(name, role)
+        return None
+
+    def type_signer(self, action: TypeText) -> Outcome:
+        try:
+            name = clean_text(action.text, doc.SIGNER_NAME_MAX)
+        except InvalidInput as exc:
+            if exc.code == "too_long":
+                told = _("A name may have at most {limit} characters. Please type it again.").format(limit=doc.SIGNER_NAME_MAX)
+            else:
+                told = _("Please type the signer's name as text.")
+            return Outcome(messages=[told])
+        state = self.state.moved(st.SIGN_ROLE, **{st.SIGNER: name})
+        return Outcome(ps.role_screen(self.facts(), name), live=True, state=state)
+
+    def own_current(self, action: PledgeStep) -> Submission | Outcome:
+        """The current submission the button is about, or a notice."""
+        current = self.ws.submission()
+        if current is None or current.id != action.sub:
+            return Outcome(notice=_("This signed pledge is no longer current."))
+        return current
+
+    def pledge_step(self, action: PledgeStep) -> Outcome:
+        refused = self.guard(action.sc, None)
+        if isinstance(refused, Outcome):
+            return refused
+        step = action.action
+        if step is PledgeAction.START:
+            return self.offer()
+        if step is PledgeAction.CANCEL:
+            return self.summary()
+        if step is PledgeAction.ROLE:
+            name = self.state.data.get(st.SIGNER)
+            if self.state.step != st.SIGN_ROLE or not isinstance(name, str) or action.role not in doc.ROLES or not self.is_live(action):
+                return Outcome(notice=_("This button is no longer valid."))
+            return self.confirm_screen(name, action.role)
+        if step is PledgeAction.CONFIRM:
+            return self.confirm(action)
+        current = self.own_current(action)
+        if isinstance(current, Outcome):
+            return current
+        if step is PledgeAction.PDF:
+            return Outcome(notice=_("Sending the PDF…"), pdf=current)
+        if step is PledgeAction.REVISE:
+            return self.passive(ps.revise_screen(self.facts(), current, self.c.settings.tz))
+        if step is PledgeAction.REVISE_OK:
+            if not pledge_store.supersede(self.c.db, current.id, by=self.actor.user_id):
+                return Outcome(notice=_("This signed pledge is no longer current."))
+            state = self.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False})
+            screen = render.review_screen(self.facts())
+            return Outcome(screen, notice=_("The signature is void. You can change the answers now."), state=state)
+        return Outcome(notice=_("This button is no longer valid."))
+
+    def confirm(self, action: PledgeStep) -> Outcome:
+        name, role = self.state.data.get(st.SIGNER), self.state.data.get(st.ROLE)
+        already = self.ws.submission()
+        if already is not None:
+            return self.signed(already, notice=_("The pledge is already signed."))
+        if self.state.step != st.SIGN_CONFIRM or not isinstance(name, str) or not isinstance(role, str) or not self.is_live(action):
+            return Outcome(notice=_("This button is no longer valid."))
+        try:
+            submission = sign(
+                self.ws, locale=self.actor.locale, signer_name=name, signer_role=role, by=self.actor.user_id,
+                by_name=self.actor.name, expected_digest=action.h,
+            )  # fmt: skip
+        except AlreadySigned as exc:
+            return self.signed(exc.submission, notice=_("The pledge is already signed."))
+        except NotReady as exc:
+            screen = ps.missing_screen(self.facts(), exc.missing)
+            return Outcome(screen, notice=_("The pledge cannot be signed yet."), state=self.state.moved(st.QUESTION))
+        except ContentChanged:
+            return self.confirm_screen(name, role, notice=_("The answers were changed in the meantime. Please check them and confirm again."))
+        return self.signed(submission, notice=_("Signed."), pdf=submission)
+
+    def show_pledge(self) -> Outcome:
+        submission = self.ws.submission()
+        if submission is None:
+            return self.offer()
+        return self.signed(submission, pdf=submission)
+
+    def is_live(self, action: Action) -> bool:
+        return action.origin is not None and self.state.live == action.origin
+
 
 def expected_choice(followup: FollowUp) -> Choice:
     """The answer a follow-up belongs to."""
@@ -406,8 +543,13 @@ class Conversation:
         if isinstance(action, Unsupported):
             told = _("Sorry, I can only read text messages, button presses, and photos or documents as evidence.")
             return step.resume(again=True, messages=[told])
+        if isinstance(action, PledgeStep):
+            return step.pledge_step(action)
+        if isinstance(action, ShowPledge):
+            return step.show_pledge()
         if isinstance(action, Resume):
-            return step.resume(again=action.again)
+            again = step.signing_step() if action.signing else None
+            return again if again is not None else step.resume(again=action.again)
         if isinstance(action, ShowProgress):
             return step.passive(render.progress_screen(step.facts()))
         if isinstance(action, ShowReview):
@@ -420,13 +562,33 @@ class Conversation:
         with self._speaking(actor.locale):
             return Step(self, actor, actor.institution).summary()
 
-    def revised(self, actor: Actor) -> Outcome:
-        """After the signature was voided: the review, with no item on screen."""
-        assert actor.institution is not None
+    def signing_identity(self) -> Any:
+        """The signing identity; the default self-signed pair is created on first use when
+        none is configured (a configured one that is missing is an error, said when signing)."""
+        ident = identity(SigningSettings(zicha_db=self.settings.zicha_db), db_path=self.settings.zicha_db)
+        if ensure_default_keys(ident):
+            log.warning("Created a self-signed signing key for pledges: %s (certificate %s)", ident.key, ident.cert)
+        return ident
+
+    async def pledge_pdf(self, actor: Actor, submission: Submission) -> Attachment | str:
+        """The signed PDF of ``submission`` (made in a worker thread and kept the first
+        time), or why it cannot be made, in the actor's language."""
         with self._speaking(actor.locale):
-            step = Step(self, actor, actor.institution)
-            state = step.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False})
-            return Outcome(render.review_screen(step.facts()), state=state)
+            row = pledge_store.get_pdf(self.db, submission.id)
+            if row is None:
+                document = submission.document
+                try:
+                    content = await asyncio.to_thread(produce_pdf, document, self.catalog, self.settings.tz, self.signing_identity())
+                except FontMissing:
+                    return _("The PDF cannot be produced: no Chinese font is installed on the server. The signature is recorded; please ask the operator to install fonts-noto-cjk, then send /pledge.")
+                except SigningError as exc:
+                    log.error("cannot sign the pledge PDF: %s", exc)
+                    return _("The PDF cannot be signed: the server's signing key is not usable. The signature is recorded; please ask the operator, then send /pledge.")
+                pledge_store.save_pdf(self.db, submission.id, content, pdf_file_name(document))
+                row = pledge_store.get_pdf(self.db, submission.id)
+                assert row is not None
+            caption = ps.pdf_caption(submission, actor.locale, self.settings.tz)
+            return Attachment(pdf_file_name(submission.document), bytes(row["content"]), caption)
 
     def shown(self, actor: Actor, outcome: Outcome, live: Any = None) -> None:
         """The outcome's screen is shown: keep its state, and ``live`` as the token of the

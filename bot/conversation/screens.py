@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from bot.conversation.actions import Action
 from bot.conversation.state import ConversationState
+from storage.pledges import Submission
 
 
 class Expect(StrEnum):
@@ -82,4 +83,5 @@ class Outcome:
     messages: list[str] = field(default_factory=list)
     live: bool = False
     state: ConversationState | None = None
+    pdf: Submission | None = None
 

@@ -16,8 +16,14 @@ STATUS = "Interview:status"
 TARGET_DATE = "Interview:target_date"
 CORRECTION = "Interview:correction"
 INTERVIEW_STEPS = (QUESTION, PROBLEM, MEASURE, STATUS, TARGET_DATE, CORRECTION)
+SIGN_NAME = "Signing:name"  # waiting for the signer's name
+SIGN_ROLE = "Signing:role"  # waiting for the signer's role (buttons)
+SIGN_CONFIRM = "Signing:confirm"  # the explicit confirmation is on screen
+SIGNED = "Signing:signed"  # signed: a scan or photo of the paper pledge is welcome
+SIGNING_STEPS = (SIGN_NAME, SIGN_ROLE, SIGN_CONFIRM, SIGNED)
 
 ITEM, GUIDE, EDIT, REV, LIVE = "item", "guide", "edit", "rev", "msg"
+SIGNER, ROLE = "signer", "role"
 
 
 @dataclass

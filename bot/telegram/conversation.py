@@ -11,13 +11,16 @@ before the screen, the screen edited in place for a press (a new message for typ
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiogram.filters import Filter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
+from aiogram.exceptions import ClientDecodeError, TelegramAPIError
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
 from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
 
 from bot.conversation.actions import Action, Choose, Navigate, OpenSection, PledgeStep, SetRect
 from bot.conversation.engine import Actor, Conversation
@@ -27,6 +30,9 @@ from bot.telegram.screen import edit_or_send
 from bot.telegram.views import View
 from storage.fsm import storage_key_text
 from storage.institutions import Institution
+from storage.pledges import Submission
+
+log = logging.getLogger(__name__)
 
 
 def _answer(a: Choose) -> CallbackData:
@@ -71,6 +77,9 @@ def _unpack(data: str) -> Action | None:
     if prefix == SectionCb.__prefix__:
         s = SectionCb.unpack(data)
         return OpenSection(sc=s.sc, section=s.section)
+    if prefix == PledgeCb.__prefix__:
+        p = PledgeCb.unpack(data)
+        return PledgeStep(action=p.action, sc=p.sc, sub=p.sub, role=p.role, h=p.h)
     return None
 
 
@@ -118,6 +127,8 @@ async def deliver(
         if isinstance(target, Message):
             await target.answer(text)
     if outcome.screen is None:
+        if outcome.pdf is not None:
+            await send_pdf(event, conversation, actor, outcome.pdf)
         return
     if isinstance(event, CallbackQuery):
         sent = await edit_or_send(event, view(outcome.screen))
@@ -125,10 +136,30 @@ async def deliver(
         shown = view(outcome.screen)
         sent = await event.answer(shown.text, reply_markup=shown.markup)
     conversation.shown(actor, outcome, sent.message_id)
+    if outcome.pdf is not None:
+        await send_pdf(event, conversation, actor, outcome.pdf)
+
+
+async def send_pdf(event: Message | CallbackQuery, conversation: Conversation, actor: Actor, submission: Submission) -> bool:
+    """The signed PDF as a document (made and kept first if needed), or why not."""
+    bot = event.bot
+    assert bot is not None
+    made = await conversation.pledge_pdf(actor, submission)
+    if isinstance(made, str):
+        await bot.send_message(actor.user_id, made)
+        return False
+    try:
+        await bot.send_document(actor.user_id, BufferedInputFile(made.content, filename=made.name), caption=made.caption)
+    except (TelegramAPIError, ClientDecodeError) as exc:  # network trouble; the console chat cannot show files
+        log.warning("could not send the pledge PDF of submission %s: %s", submission.id, type(exc).__name__)
+        await bot.send_message(actor.user_id, _("The signed PDF is kept with the submission but could not be sent just now. Send /pledge to try again."))
+        return False
+    return True
 
 
 def actor_of(user: User, institution: Institution | None, locale: str, state: FSMContext) -> Actor:
-    return Actor(user.id, institution, locale, storage_key_text(state.key))
+    name = user.full_name + (f" @{user.username}" if user.username else "")
+    return Actor(user.id, institution, locale, storage_key_text(state.key), name)
 
 
 class IsStaff(Filter):

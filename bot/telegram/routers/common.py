@@ -16,10 +16,8 @@ from bot.core.checklist import Checklist
 from bot.telegram import views
 from bot.telegram.callbacks import LangCb
 from bot.conversation.engine import Conversation
-from bot.selfcheck import open_workspace
 from bot.telegram.conversation import actor_of
 from bot.telegram.routers.interview import show_where
-from bot.telegram.routers.pledge import show_signing_step
 from bot.telegram.screen import edit_or_send
 from storage.institutions import Institution, set_user_language
 
@@ -97,10 +95,8 @@ async def on_language(
             await edit_or_send(query, views.View(text + "\n" + _("Send /start to continue.")))
             return
         confirmation = await edit_or_send(query, views.View(text))
-        ws = open_workspace(db, checklist, institution)
-        if not await show_signing_step(confirmation, ws, state, locale, settings):
-            actor = actor_of(query.from_user, institution, locale, state)
-            await show_where(confirmation, conversation, actor, again=True)
+        actor = actor_of(query.from_user, institution, locale, state)
+        await show_where(confirmation, conversation, actor, again=True, signing=True)
 
 
 def build_router() -> Router:

@@ -12,7 +12,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.conversation.actions import Resume, SendFile, ShowProgress, ShowReview, TypeText, Unsupported
 from bot.conversation.engine import Actor, Conversation
-from bot.conversation.state import INTERVIEW_STEPS, QUESTION
+from bot.conversation.state import INTERVIEW_STEPS, QUESTION, SIGN_NAME
 from bot.conversation.engine import TYPED_FOLLOWUP_STEPS
 from bot.telegram.conversation import Action, EngineContext, deliver
 
@@ -30,8 +30,8 @@ async def cmd_review(message: Message, conversation: Conversation, actor: Actor)
 async def on_press(
     query: CallbackQuery, conversation: Conversation, actor: Actor, action: Action, callback_answer: CallbackAnswer
 ) -> None:
-    """Every engine button (answers, statuses, navigation, sections), routed by prefix in
-    ``bot.telegram.conversation.decode``."""
+    """Every engine button (answers, statuses, navigation, sections, the pledge's steps),
+    routed by prefix in ``bot.telegram.conversation.decode``."""
     await deliver(query, conversation.handle(actor, action), conversation, actor, callback_answer)
 
 
@@ -55,10 +55,11 @@ async def on_unsupported_content(message: Message, conversation: Conversation, a
 
 
 async def show_where(
-    event: Message | CallbackQuery, conversation: Conversation, actor: Actor, *, again: bool = False
+    event: Message | CallbackQuery, conversation: Conversation, actor: Actor, *, again: bool = False, signing: bool = False
 ) -> None:
-    """The screen the user is on (from /start, after joining, for anything unexpected)."""
-    await deliver(event, conversation.handle(actor, Resume(again=again)), conversation, actor)
+    """The screen the user is on (from /start, after joining, for anything unexpected;
+    with ``signing``, the signing step they are on, after /language)."""
+    await deliver(event, conversation.handle(actor, Resume(again=again, signing=signing)), conversation, actor)
 
 
 def build_router() -> Router:
@@ -67,7 +68,7 @@ def build_router() -> Router:
     router.message.register(cmd_progress, Command("progress"), staff)
     router.message.register(cmd_review, Command("review"), staff)
     router.callback_query.register(on_press, EngineContext(decode_press=True))
-    router.message.register(on_text, StateFilter(*TYPED_FOLLOWUP_STEPS, QUESTION), TEXT, staff)
+    router.message.register(on_text, StateFilter(*TYPED_FOLLOWUP_STEPS, QUESTION, SIGN_NAME), TEXT, staff)
     router.message.register(on_evidence, StateFilter(*INTERVIEW_STEPS), F.photo | F.document, staff)
     router.message.register(on_unsupported_content, StateFilter(*INTERVIEW_STEPS), ~F.text, staff)
     return router
