@@ -16,6 +16,7 @@ from bot.conversation.actions import (
     Navigate,
     NavAction,
     OpenSection,
+    PledgeAction,
     PledgeStep,
     Resume,
     SendFile,
@@ -188,3 +189,51 @@ def test_a_signed_self_check_is_read_only_and_a_restart_resumes_the_follow_up(
     outcome = channel.press(choose(Choice.COMPLIANT))
     assert outcome.alert and submission.verification_code[:5] in (outcome.notice or "").replace("-", "") and "答案已锁定" in (outcome.notice or "") and channel.screen.kind == "summary"
     assert answer_store.load_answers(db, ws.selfcheck.id) == before
+
+
+def test_a_pledge_signed_revised_and_signed_again_with_no_channel(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, tmp_path: object
+) -> None:
+    from tests.pledge_support import fill
+
+    fill(db, checklist, motor_lab, by=USER, leave=0)
+    channel = build(db, checklist, motor_lab)
+    channel.conversation.settings = Settings(_env_file=None, zicha_db=tmp_path / "zicha.db")  # type: ignore[operator]
+    channel.show(channel.conversation.screen_for(channel.actor))
+    assert channel.screen is not None and channel.screen.kind == "summary"
+    channel.press(lambda a: isinstance(a, PledgeStep) and a.action.value == "start")
+    assert channel.screen.kind == "pledge:name" and channel.screen.expects is Expect.TEXT
+    channel.do(TypeText(text="   "))  # no name: asked again, the step stays
+    assert channel.messages[-1] == "请以文字输入签署人姓名。" and channel.screen.kind == "pledge:name"
+    channel.do(TypeText(text="张<三>"))
+    assert channel.screen.kind == "pledge:role" and "张&lt;三&gt;" in channel.screen.text
+    role = next(b.action for b in channel.screen.buttons() if isinstance(b.action, PledgeStep) and b.action.role)
+    stale = channel.conversation.handle(channel.actor, role.at(channel.token - 1))  # an older screen's button
+    assert stale.notice == "此按钮已失效。" and stale.screen is None
+    channel.do(role)
+    assert channel.screen.kind == "pledge:confirm"
+    outcome = channel.press(lambda a: isinstance(a, PledgeStep) and a.action.value == "sign")
+    assert outcome.notice == "已签署。" and channel.screen.kind == "pledge:signed"
+    first = outcome.pdf
+    assert first is not None and first.signer_name == "张<三>" and first.current
+    # Revise: the signature is voided, the answers open again, the review is shown.
+    channel.press(lambda a: isinstance(a, PledgeStep) and a.action.value == "rev")
+    assert channel.screen.kind == "pledge:revise"
+    outcome = channel.press(lambda a: isinstance(a, PledgeStep) and a.action.value == "revok")
+    assert channel.screen.kind == "review" and "作废" in (outcome.notice or "")
+    from storage import pledges as pledge_store
+
+    assert pledge_store.get_submission(db, first.id).current is False  # type: ignore[union-attr]
+    ws = channel.conversation.workspace(motor_lab)
+    assert ws.submission() is None
+    # An answer can change now; then the pledge is signed again, as a new submission.
+    item = next(i for i in ws.interview.items if i.kind == "compliance" and ws.answer(i.id).value is Choice.COMPLIANT)  # type: ignore[union-attr]
+    channel.do(Navigate(action=NavAction.OPEN, sc=ws.selfcheck.id, item=item.id))
+    channel.press(lambda a: isinstance(a, Choose) and a.choice is Choice.NA) if item.allow_na else channel.press(choose(Choice.COMPLIANT))
+    channel.do(PledgeStep(action=PledgeAction.START, sc=ws.selfcheck.id))
+    channel.do(TypeText(text="李四"))
+    channel.press(lambda a: isinstance(a, PledgeStep) and a.role == "top_manager")
+    outcome = channel.press(lambda a: isinstance(a, PledgeStep) and a.action.value == "sign")
+    second = outcome.pdf
+    assert second is not None and second.id != first.id and second.signer_role == "top_manager"
+    assert channel.conversation.workspace(motor_lab).submission() == second
