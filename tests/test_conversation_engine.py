@@ -63,6 +63,12 @@ class Channel:
     def do(self, action: object) -> Outcome:
         return self.show(self.conversation.handle(self.actor, action.at(self.token)))  # type: ignore[attr-defined]
 
+    def key(self, key: str) -> Outcome:
+        assert self.screen is not None
+        button = self.screen.button(key)
+        assert button is not None, [b.key for b in self.screen.buttons()]
+        return self.do(button.action)
+
     def press(self, predicate: object) -> Outcome:
         assert self.screen is not None
         matches = [b.action for b in self.screen.buttons() if predicate(b.action)]  # type: ignore[operator]
@@ -201,7 +207,7 @@ def test_a_pledge_signed_revised_and_signed_again_with_no_channel(
     channel.conversation.settings = Settings(_env_file=None, zicha_db=tmp_path / "zicha.db")  # type: ignore[operator]
     channel.show(channel.conversation.screen_for(channel.actor))
     assert channel.screen is not None and channel.screen.kind == "summary"
-    channel.press(lambda a: isinstance(a, PledgeStep) and a.action.value == "start")
+    channel.key("pledge:start")
     assert channel.screen.kind == "pledge:name" and channel.screen.expects is Expect.TEXT
     channel.do(TypeText(text="   "))  # no name: asked again, the step stays
     assert channel.messages[-1] == "请以文字输入签署人姓名。" and channel.screen.kind == "pledge:name"
@@ -232,8 +238,40 @@ def test_a_pledge_signed_revised_and_signed_again_with_no_channel(
     channel.press(lambda a: isinstance(a, Choose) and a.choice is Choice.NA) if item.allow_na else channel.press(choose(Choice.COMPLIANT))
     channel.do(PledgeStep(action=PledgeAction.START, sc=ws.selfcheck.id))
     channel.do(TypeText(text="李四"))
-    channel.press(lambda a: isinstance(a, PledgeStep) and a.role == "top_manager")
+    channel.key("pledge:role:top_manager")
     outcome = channel.press(lambda a: isinstance(a, PledgeStep) and a.action.value == "sign")
     second = outcome.pdf
     assert second is not None and second.id != first.id and second.signer_role == "top_manager"
     assert channel.conversation.workspace(motor_lab).submission() == second
+
+
+async def test_the_paper_pledge_is_fetched_only_within_the_limits_and_kept(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    from storage import pledges as pledge_store
+    from tests.pledge_support import fill
+
+    channel = build(db, checklist, motor_lab)
+    file = SendFile(ref="scan", unique_ref="u-scan", file_name="承诺书.pdf", mime_type="application/pdf", file_size=2000)
+    fetched: list[str] = []
+
+    async def fetch() -> bytes:
+        fetched.append(file.ref)
+        return b"%PDF-1.4 scan"
+
+    unsigned = await channel.conversation.receive_paper(channel.actor, file, fetch)
+    assert "未签署" in unsigned.messages[0] and fetched == []
+    ws = fill(db, checklist, motor_lab, by=USER, leave=0)
+    submission = sign(ws, locale="zh_CN", signer_name="张三", signer_role="legal_representative", by=USER, by_name="t")
+    huge = SendFile(ref="big", unique_ref="u-big", file_size=21 * 1024 * 1024)
+    refused = await channel.conversation.receive_paper(channel.actor, huge, fetch)
+    assert "20 MB" in refused.messages[0] and fetched == []  # refused before fetching anything
+
+    async def not_delivered() -> str:
+        return "the channel could not fetch it"
+
+    failed = await channel.conversation.receive_paper(channel.actor, file, not_delivered)
+    assert failed.messages == ["the channel could not fetch it"]
+    kept = await channel.conversation.receive_paper(channel.actor, file, fetch)
+    assert fetched == ["scan"] and "（目前共 1 个文件）" in kept.messages[0]
+    assert len(pledge_store.paper_pledges(db, submission.id)) == 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -64,6 +64,9 @@ from storage.pledges import Submission
 from storage.institutions import Institution
 
 Clock = Callable[[], dt.datetime]
+# The largest paper-pledge file taken (Telegram lets bots download files up to 20 MB; a
+# phone photo or a scanned page is far less).
+MAX_PAPER_BYTES = 20 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 FOLLOWUP_STEPS = {
@@ -589,6 +592,43 @@ class Conversation:
                 assert row is not None
             caption = ps.pdf_caption(submission, actor.locale, self.settings.tz)
             return Attachment(pdf_file_name(submission.document), bytes(row["content"]), caption)
+
+    async def receive_paper(self, actor: Actor, file: SendFile, fetch: Callable[[], Awaitable[bytes | str]]) -> Outcome:
+        """A scan or photo of the paper pledge (signed and sealed), kept with the current
+        submission. ``fetch`` gets the file's bytes from the channel (or the channel's own
+        words for why it could not); it is called only once the limits allow the file."""
+        assert actor.institution is not None
+        with self._speaking(actor.locale):
+            ws = self.workspace(actor.institution)
+            submission = ws.submission()
+            not_signed = _("The pledge is not signed (any more), so the file was not attached. Send /pledge to see where things stand.")
+            if submission is None:
+                return Outcome(messages=[not_signed])
+            if file.file_size is not None and file.file_size > MAX_PAPER_BYTES:
+                return Outcome(messages=[_("This file is too large (over 20 MB). Please send a smaller scan or a photo.")])
+            limits = UploadLimits.from_settings(self.settings)
+            try:
+                ws.check_paper_pledge(submission, file.file_size, limits)  # before fetching it
+            except UploadRefused as exc:
+                return Outcome(messages=[render.upload_refused_text(exc, actor.locale)])
+            content = await fetch()
+            if isinstance(content, str):
+                return Outcome(messages=[content])
+            current = ws.submission()
+            if current is None or current.id != submission.id:  # revised while fetching
+                return Outcome(messages=[not_signed])
+            try:
+                ws.add_paper_pledge(
+                    submission, content, by=actor.user_id, limits=limits, file_name=file.file_name, mime_type=file.mime_type,
+                    telegram_file_id=file.ref, file_unique_id=file.unique_ref,
+                )  # fmt: skip
+            except UploadRefused as exc:  # the real size, or a colleague's file that arrived meanwhile
+                return Outcome(messages=[render.upload_refused_text(exc, actor.locale)])
+            count = len(pledge_store.paper_pledges(self.db, submission.id))
+            told = _("The paper pledge was attached to the signed submission {code} ({count} file(s) so far).").format(
+                code=doc.format_code(submission.verification_code), count=count
+            )
+            return Outcome(messages=[told])
 
     def shown(self, actor: Actor, outcome: Outcome, live: Any = None) -> None:
         """The outcome's screen is shown: keep its state, and ``live`` as the token of the

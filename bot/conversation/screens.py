@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bot.conversation.actions import Action
+from bot.conversation.actions import Action, Choose, Navigate, NavAction, OpenSection, PledgeStep, SetRect
 from bot.conversation.state import ConversationState
 from storage.pledges import Submission
 
@@ -28,6 +28,31 @@ class Expect(StrEnum):
 class Button:
     label: str
     action: Action
+
+    @property
+    def key(self) -> str:
+        """A stable name for the button within its screen, whatever its label or language:
+        ``compliant``, ``rect:done``, ``nav:prev``, ``nav:open:<item>``, ``section:<id>``,
+        ``pledge:role:<role>`` … (a form's button name, a test's handle)."""
+        return action_key(self.action)
+
+
+def action_key(action: Action) -> str:
+    if isinstance(action, Choose):
+        return action.choice.value
+    if isinstance(action, SetRect):
+        return f"rect:{action.status.value}"
+    if isinstance(action, Navigate):
+        if action.action is NavAction.OPEN:
+            return f"nav:open:{action.item}"
+        if action.action is NavAction.REVIEW and action.page:
+            return f"nav:review:{action.page}"
+        return f"nav:{action.action.value}"
+    if isinstance(action, OpenSection):
+        return f"section:{action.section}"
+    if isinstance(action, PledgeStep):
+        return f"pledge:{action.action.value}" + (f":{action.role}" if action.role else "")
+    return action.kind
 
 
 @dataclass(frozen=True)
@@ -64,6 +89,10 @@ class Screen:
 
     def buttons(self) -> list[Button]:
         return [button for row in self.rows for button in row]
+
+    def button(self, key: str) -> Button | None:
+        """The button with this key (see ``Button.key``), if the screen has one."""
+        return next((b for b in self.buttons() if b.key == key), None)
 
 
 @dataclass

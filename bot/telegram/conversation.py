@@ -22,7 +22,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from bot.conversation.actions import Action, Choose, Navigate, OpenSection, PledgeStep, SetRect
+from bot.conversation.actions import Action, Choose, Navigate, OpenSection, PledgeStep, SendFile, SetRect
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.screens import Outcome, Screen
 from bot.telegram.callbacks import AnswerCb, NavCb, PledgeCb, RectCb, SectionCb
@@ -92,6 +92,16 @@ def decode(query: CallbackQuery) -> Action | None:
         return None
     message = query.message
     return action.at(message.message_id) if action is not None and message is not None else action
+
+
+def file_of(message: Message) -> SendFile:
+    """The engine's form of a photo (its largest size) or a document."""
+    if message.photo:
+        photo = message.photo[-1]
+        return SendFile(file_kind="photo", ref=photo.file_id, unique_ref=photo.file_unique_id, mime_type="image/jpeg", file_size=photo.file_size)
+    d = message.document
+    assert d is not None
+    return SendFile(ref=d.file_id, unique_ref=d.file_unique_id, file_name=d.file_name, mime_type=d.mime_type, file_size=d.file_size)
 
 
 def markup(screen: Screen) -> InlineKeyboardMarkup | None:

@@ -10,11 +10,11 @@ from aiogram.filters import Command, StateFilter
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.conversation.actions import Resume, SendFile, ShowProgress, ShowReview, TypeText, Unsupported
+from bot.conversation.actions import Resume, ShowProgress, ShowReview, TypeText, Unsupported
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.state import INTERVIEW_STEPS, QUESTION, SIGN_NAME
 from bot.conversation.engine import TYPED_FOLLOWUP_STEPS
-from bot.telegram.conversation import Action, EngineContext, deliver
+from bot.telegram.conversation import Action, EngineContext, deliver, file_of
 
 TEXT = F.text & ~F.text.startswith("/")
 
@@ -40,14 +40,7 @@ async def on_text(message: Message, conversation: Conversation, actor: Actor) ->
 
 
 async def on_evidence(message: Message, conversation: Conversation, actor: Actor) -> None:
-    if message.photo:
-        photo = message.photo[-1]  # the largest size Telegram made
-        file = SendFile(file_kind="photo", ref=photo.file_id, unique_ref=photo.file_unique_id, mime_type="image/jpeg", file_size=photo.file_size)
-    else:
-        d = message.document
-        assert d is not None
-        file = SendFile(ref=d.file_id, unique_ref=d.file_unique_id, file_name=d.file_name, mime_type=d.mime_type, file_size=d.file_size)
-    await deliver(message, conversation.handle(actor, file), conversation, actor)
+    await deliver(message, conversation.handle(actor, file_of(message)), conversation, actor)
 
 
 async def on_unsupported_content(message: Message, conversation: Conversation, actor: Actor) -> None:

@@ -28,24 +28,20 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
 from bot.conversation.actions import ShowPledge
-from bot.conversation.engine import Actor, Conversation
+from bot.conversation.engine import MAX_PAPER_BYTES, Actor, Conversation  # noqa: F401  (MAX_PAPER_BYTES re-exported)
 from bot.core.checklist import Checklist
-from bot.core.uploads import UploadLimits, UploadRefused
 from bot.pledge import document as doc
 from bot.pledge.fonts import NO_CJK_FONT, cjk_font_available
 from bot.pledge.text import load_pledge
-from bot.selfcheck import Frozen, open_workspace
+from bot.selfcheck import Frozen
 from bot.telegram import pledge_views as pv
-from bot.telegram import views
-from bot.telegram.conversation import EngineContext, IsStaff, deliver
+from bot.telegram.conversation import EngineContext, IsStaff, deliver, file_of
 from storage import pledges as store
 from storage.institutions import Institution, get_institution, user_label
 from storage.regulators import Regulator
 
 log = logging.getLogger(__name__)
 
-# Telegram lets bots download files up to 20 MB; a phone photo or a scanned page is far less.
-MAX_PAPER_BYTES = 20 * 1024 * 1024
 # A download that meets a 5xx, a flood wait or a network error is tried this often, waiting
 # DOWNLOAD_BACKOFF seconds before the second attempt and twice as long before each next one.
 DOWNLOAD_ATTEMPTS = 3
@@ -137,64 +133,22 @@ async def cmd_pledge(message: Message, conversation: Conversation, actor: Actor)
 # --- the paper pledge: a file Telegram holds, fetched here ---------------------------------
 
 
-async def on_paper(
-    message: Message, db: sqlite_utils.Database, checklist: Checklist, institution: Institution, bot: Bot,
-    locale: str, settings: Settings,
-) -> None:  # fmt: skip
-    """A scan or photo of the paper pledge (signed and sealed), kept with the submission."""
-    ws = open_workspace(db, checklist, institution)
-    submission = ws.submission()
-    assert message.from_user is not None
-    if submission is None:
-        await message.answer(_("The pledge is not signed (any more), so the file was not attached. Send /pledge to see where things stand."))
-        return
-    if message.photo:
-        photo = message.photo[-1]
-        file_id, unique, name, mime, size = photo.file_id, photo.file_unique_id, None, "image/jpeg", photo.file_size
-    else:
-        document = message.document
-        assert document is not None
-        file_id, unique, name, mime, size = (
-            document.file_id, document.file_unique_id, document.file_name, document.mime_type, document.file_size,
-        )  # fmt: skip
-    if size is not None and size > MAX_PAPER_BYTES:
-        await message.answer(_("This file is too large (over 20 MB). Please send a smaller scan or a photo."))
-        return
-    limits = UploadLimits.from_settings(settings)
+async def fetched(bot: Bot, file_id: str) -> bytes | str:
+    """The file's bytes, or what to tell the user when Telegram did not deliver them."""
     try:
-        ws.check_paper_pledge(submission, size, limits)  # before downloading it
-    except UploadRefused as exc:
-        await message.answer(views.upload_refused_text(exc, locale))
-        return
-    try:
-        content = await download_file(bot, file_id)
+        return await download_file(bot, file_id)
     except DownloadFailed as exc:
         log.warning("could not download a paper pledge: %s", exc)
         if exc.transient:
-            await message.answer(
-                _("Telegram did not deliver the file just now (tried {attempts} times). Nothing was lost: the signed submission and the files attached before are unchanged. Please send the file again in a few minutes.").format(attempts=exc.attempts)
-            )
-        else:
-            await message.answer(_("The file could not be downloaded from Telegram. Please send it again."))
-        return
-    current = ws.submission()
-    if current is None or current.id != submission.id:  # revised while downloading
-        await message.answer(_("The pledge is not signed (any more), so the file was not attached. Send /pledge to see where things stand."))
-        return
-    try:
-        ws.add_paper_pledge(
-            submission, content, by=message.from_user.id, limits=limits, file_name=name, mime_type=mime,
-            telegram_file_id=file_id, file_unique_id=unique,
-        )  # fmt: skip
-    except UploadRefused as exc:  # the real size, or a colleague's file that arrived meanwhile
-        await message.answer(views.upload_refused_text(exc, locale))
-        return
-    count = len(store.paper_pledges(db, submission.id))
-    await message.answer(
-        _("The paper pledge was attached to the signed submission {code} ({count} file(s) so far).").format(
-            code=doc.format_code(submission.verification_code), count=count
-        )
-    )
+            return _("Telegram did not deliver the file just now (tried {attempts} times). Nothing was lost: the signed submission and the files attached before are unchanged. Please send the file again in a few minutes.").format(attempts=exc.attempts)
+        return _("The file could not be downloaded from Telegram. Please send it again.")
+
+
+async def on_paper(message: Message, bot: Bot, conversation: Conversation, actor: Actor) -> None:
+    """A scan or photo of the paper pledge (signed and sealed), kept with the submission."""
+    file = file_of(message)
+    outcome = await conversation.receive_paper(actor, file, lambda: fetched(bot, file.ref))
+    await deliver(message, outcome, conversation, actor)
 
 
 # --- regulators ----------------------------------------------------------------------
@@ -235,7 +189,7 @@ def build_router() -> Router:
     staff.message.register(cmd_pledge, Command("pledge"), EngineContext())
     # The signer's name is typed text: the interview router's text handler takes it
     # (state Signing:name); the pledge's buttons are the engine's (one press handler).
-    staff.message.register(on_paper, IsSigned(), F.photo | F.document)
+    staff.message.register(on_paper, IsSigned(), F.photo | F.document, EngineContext())
     router.include_router(staff)
     router.startup.register(prepare)
     return router
