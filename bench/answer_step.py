@@ -3,9 +3,10 @@ aiogram bot and aiogram-dialog asking the same survey.
 
 One "answer step" is a staff member pressing "符合" (compliant) under the live question:
 the update is parsed, goes through Zicha's dispatcher (membership and language
-middlewares, the SQLite FSM storage, the interview router's filters), ``on_answer``
-records the answer in SQLite and commits, the message is edited to the next question and
-the callback is answered.
+middlewares, the SQLite FSM storage, the interview router's EngineContext filter that
+decodes the press), the conversation engine records the answer in SQLite and commits and
+computes the next question, the message is edited to it, the conversation state is kept
+(one write) and the callback is answered.
 
 The contenders, all in this process, fed the same kind of updates through the same null
 session, in alternating rounds:

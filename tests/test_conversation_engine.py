@@ -275,3 +275,14 @@ async def test_the_paper_pledge_is_fetched_only_within_the_limits_and_kept(
     kept = await channel.conversation.receive_paper(channel.actor, file, fetch)
     assert fetched == ["scan"] and "（目前共 1 个文件）" in kept.messages[0]
     assert len(pledge_store.paper_pledges(db, submission.id)) == 1
+
+
+def test_the_engine_steps_are_the_stored_state_names_of_older_conversations() -> None:
+    """Rows written before the engine (aiogram FSM states) resume under the engine."""
+    from bot.conversation import state as st
+    from bot.telegram.routers.pledge import Signing
+    from bot.telegram.states import Interview
+
+    assert [s.state for s in (Interview.question, Interview.problem, Interview.measure, Interview.status,
+                              Interview.target_date, Interview.correction)] == list(st.INTERVIEW_STEPS)  # fmt: skip
+    assert [s.state for s in (Signing.name, Signing.role, Signing.confirm, Signing.signed)] == list(st.SIGNING_STEPS)
