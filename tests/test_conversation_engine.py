@@ -286,3 +286,35 @@ def test_the_engine_steps_are_the_stored_state_names_of_older_conversations() ->
     assert [s.state for s in (Interview.question, Interview.problem, Interview.measure, Interview.status,
                               Interview.target_date, Interview.correction)] == list(st.INTERVIEW_STEPS)  # fmt: skip
     assert [s.state for s in (Signing.name, Signing.role, Signing.confirm, Signing.signed)] == list(st.SIGNING_STEPS)
+
+
+def test_a_regulator_session_with_no_channel(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, food_lab: Institution
+) -> None:
+    """/status, then /overdue after the deadline, page by page, for a national regulator;
+    a provincial one sees only their province; someone with no account is refused."""
+    from bot.conversation.actions import ShowOverdue, ShowStatus
+    from bot.core.scope import Scope
+    from storage.institutions import upsert_institutions
+    from storage.regulators import add_regulator
+    from tests.conftest import roster_row
+    from tests.pledge_support import fill
+
+    upsert_institutions(db, [roster_row(f"检测中心{n}", 10 + n, ("food",), province="广东") for n in range(20)])
+    fill(db, checklist, motor_lab, by=USER, leave=0)  # finished, not signed
+    after = dt.datetime(2023, 11, 1, 9, 0, tzinfo=TZ)
+    conversation = Conversation(
+        db=db, checklist=checklist, settings=Settings(_env_file=None), clock=lambda: after,
+        states=SQLiteStates(db), catalog=build_i18n("zh_CN"),
+    )  # fmt: skip
+    national = Actor(77, None, "zh_CN", "test:77", regulator=add_regulator(db, 77, Scope.parse("national")))
+    status = conversation.handle(national, ShowStatus()).screen
+    assert status is not None and "机构数：22" in status.text and "已完成未签署：1" in status.text and "逾期：22" in status.text
+    first = conversation.handle(national, ShowOverdue()).screen
+    assert first is not None and "第 1/2 页" in first.text and [b.key for b in first.buttons()] == ["overdue:1"]
+    second = conversation.handle(national, first.buttons()[0].action).screen
+    assert second is not None and "第 2/2 页" in second.text
+    assert conversation.handle(national, ShowOverdue(page=10_000)).screen.text == second.text  # type: ignore[union-attr]
+    guangdong = Actor(78, None, "zh_CN", "test:78", regulator=add_regulator(db, 78, Scope.parse("广东")))
+    assert "机构数：21" in conversation.handle(guangdong, ShowStatus()).screen.text  # type: ignore[union-attr]
+    assert conversation.handle(Actor(79, motor_lab, "zh_CN", "test:79"), ShowStatus()).screen is None

@@ -154,6 +154,24 @@ class ShowPledge(Action):
 
 
 @dataclass(frozen=True)
+class ShowStatus(Action):
+    """A regulator's /status: the totals of their scope."""
+
+    kind: ClassVar[str] = "status"
+
+
+@dataclass(frozen=True)
+class ShowOverdue(Action):
+    """A regulator's /overdue, a page of the institutions past the deadline."""
+
+    kind: ClassVar[str] = "overdue"
+    page: int = 0
+
+
+REGULATOR_ACTIONS = (ShowStatus, ShowOverdue)
+
+
+@dataclass(frozen=True)
 class PledgeStep(Action):
     """A step of signing the pledge (handled by the pledge flow)."""
 
@@ -167,7 +185,7 @@ class PledgeStep(Action):
 
 ACTIONS: dict[str, type[Action]] = {
     cls.kind: cls
-    for cls in (Choose, SetRect, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, PledgeStep)
+    for cls in (Choose, SetRect, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, ShowStatus, ShowOverdue, PledgeStep)
 }
 
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from bot.conversation import pledge_screens as ps
+from bot.conversation import regulator as desk
 from bot.conversation import render
 from bot.conversation import state as st
 from bot.conversation.actions import (
@@ -39,6 +40,8 @@ from bot.conversation.actions import (
     Resume,
     SendFile,
     SetRect,
+    REGULATOR_ACTIONS,
+    ShowOverdue,
     ShowPledge,
     ShowProgress,
     ShowReview,
@@ -56,12 +59,16 @@ from bot.pledge.fonts import FontMissing
 from bot.pledge.signing import SigningError, SigningSettings, ensure_default_keys, identity
 from bot.pledge.submit import AlreadySigned, ContentChanged, NotReady, build_content, missing_items, pdf_file_name, produce_pdf, sign
 from bot.pledge.text import load_pledge
+from bot.reports.items import confirm_item_ids
+from bot.reports.status import build_status
 from bot.core.uploads import UploadLimits, UploadRefused
 from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
 from storage import pledges as pledge_store
 from storage.answers import StaleAnswer
 from storage.pledges import Submission
 from storage.institutions import Institution
+from storage.regulators import Regulator
+from storage.reports import pending_corrections
 
 Clock = Callable[[], dt.datetime]
 # The largest paper-pledge file taken (Telegram lets bots download files up to 20 MB; a
@@ -97,6 +104,7 @@ class Actor:
     locale: str
     key: str
     name: str = ""  # how the channel names them (kept with a signature)
+    regulator: Regulator | None = None  # their regulator account, if they have one
 
 
 class Step:
@@ -525,6 +533,8 @@ class Conversation:
         """What ``action`` leads to. Answers are committed before this returns; the
         conversation state is kept by ``shown`` once the screen is on the user's side."""
         with self._speaking(actor.locale):
+            if isinstance(action, REGULATOR_ACTIONS):
+                return self._regulator(actor, action)
             if actor.institution is None:
                 return Outcome(notice=_("Only invited staff can use these buttons. Send /start for help."), alert=True)
             step = Step(self, actor, actor.institution)
@@ -558,6 +568,17 @@ class Conversation:
         if isinstance(action, ShowReview):
             return step.passive(render.review_screen(step.facts()))
         return Outcome(notice=_("This button is no longer valid."))
+
+    def _regulator(self, actor: Actor, action: Action) -> Outcome:
+        """A regulator's view of their scope (membership here is the regulator account)."""
+        regulator = actor.regulator
+        if regulator is None:
+            return Outcome(notice=_("This button is no longer valid."))
+        report = build_status(self.db, self.checklist, regulator.scope, self.clock())
+        if isinstance(action, ShowOverdue):
+            return Outcome(desk.overdue_screen(report, action.page, actor.locale))
+        corrections = pending_corrections(self.db, self.checklist.id, confirm_item_ids(self.checklist), regulator.scope)
+        return Outcome(desk.status_screen(report, actor.locale, corrections=len({c.institution_id for c in corrections})))
 
     def summary(self, actor: Actor) -> Outcome:
         """The completion summary (the pledge flow returns to it)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bot.conversation.actions import Action, Choose, Navigate, NavAction, OpenSection, PledgeStep, SetRect
+from bot.conversation.actions import Action, Choose, Navigate, NavAction, OpenSection, PledgeStep, SetRect, ShowOverdue
 from bot.conversation.state import ConversationState
 from storage.pledges import Submission
 
@@ -52,6 +52,8 @@ def action_key(action: Action) -> str:
         return f"section:{action.section}"
     if isinstance(action, PledgeStep):
         return f"pledge:{action.action.value}" + (f":{action.role}" if action.role else "")
+    if isinstance(action, ShowOverdue):
+        return f"overdue:{action.page}"
     return action.kind
 
 

@@ -73,4 +73,8 @@ class PledgeCb(CallbackData, prefix="p"):
     h: str = ""  # digest prefix of the previewed content (CONFIRM)
 
 
-__all__ = ["AnswerCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "Page", "PledgeAction", "PledgeCb", "RectCb", "SectionCb"]
+class OverduePageCb(CallbackData, prefix="rgo"):
+    page: Page
+
+
+__all__ = ["OverduePageCb", "AnswerCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "Page", "PledgeAction", "PledgeCb", "RectCb", "SectionCb"]

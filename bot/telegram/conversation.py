@@ -22,15 +22,16 @@ from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from bot.conversation.actions import Action, Choose, Navigate, OpenSection, PledgeStep, SendFile, SetRect
+from bot.conversation.actions import REGULATOR_ACTIONS, Action, Choose, Navigate, OpenSection, PledgeStep, SendFile, SetRect, ShowOverdue
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.screens import Outcome, Screen
-from bot.telegram.callbacks import AnswerCb, NavCb, PledgeCb, RectCb, SectionCb
+from bot.telegram.callbacks import AnswerCb, NavCb, OverduePageCb, PledgeCb, RectCb, SectionCb
 from bot.telegram.screen import edit_or_send
 from bot.telegram.views import View
 from storage.fsm import storage_key_text
 from storage.institutions import Institution
 from storage.pledges import Submission
+from storage.regulators import Regulator
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,13 @@ def _pledge(a: PledgeStep) -> CallbackData:
     return PledgeCb(action=a.action, sc=a.sc, sub=a.sub, role=a.role, h=a.h)
 
 
-PACKERS: dict[type[Action], Any] = {Choose: _answer, SetRect: _rect, Navigate: _nav, OpenSection: _section, PledgeStep: _pledge}
+def _overdue(a: ShowOverdue) -> CallbackData:
+    return OverduePageCb(page=a.page)
+
+
+PACKERS: dict[type[Action], Any] = {
+    Choose: _answer, SetRect: _rect, Navigate: _nav, OpenSection: _section, PledgeStep: _pledge, ShowOverdue: _overdue,
+}  # fmt: skip
 
 
 def pack(action: Action) -> str:
@@ -77,6 +84,8 @@ def _unpack(data: str) -> Action | None:
     if prefix == SectionCb.__prefix__:
         s = SectionCb.unpack(data)
         return OpenSection(sc=s.sc, section=s.section)
+    if prefix == OverduePageCb.__prefix__:
+        return ShowOverdue(page=OverduePageCb.unpack(data).page)
     if prefix == PledgeCb.__prefix__:
         p = PledgeCb.unpack(data)
         return PledgeStep(action=p.action, sc=p.sc, sub=p.sub, role=p.role, h=p.h)
@@ -167,9 +176,11 @@ async def send_pdf(event: Message | CallbackQuery, conversation: Conversation, a
     return True
 
 
-def actor_of(user: User, institution: Institution | None, locale: str, state: FSMContext) -> Actor:
+def actor_of(
+    user: User, institution: Institution | None, locale: str, state: FSMContext, regulator: Regulator | None = None
+) -> Actor:
     name = user.full_name + (f" @{user.username}" if user.username else "")
-    return Actor(user.id, institution, locale, storage_key_text(state.key), name)
+    return Actor(user.id, institution, locale, storage_key_text(state.key), name, regulator)
 
 
 class IsStaff(Filter):
@@ -180,11 +191,13 @@ class IsStaff(Filter):
 
 
 class EngineContext(Filter):
-    """Admits staff (a user bound to an institution, see MembershipMiddleware) and gives the
+    """Admits the engine's audience — staff (a user bound to an institution, see
+    MembershipMiddleware) or, with ``audience="regulator"``, regulators — and gives the
     handler ``conversation`` and ``actor``; with ``decode_press``, also the press's
-    ``action`` (a press that is not one of the engine's is left to other routers)."""
+    ``action`` if it is one of that audience's (any other press is left to other routers)."""
 
-    def __init__(self, *, decode_press: bool = False) -> None:
+    def __init__(self, *, audience: str = "staff", decode_press: bool = False) -> None:
+        self.regulators = audience == "regulator"
         self.decode_press = decode_press
 
     async def __call__(
@@ -194,15 +207,16 @@ class EngineContext(Filter):
         state: FSMContext,
         locale: str,
         institution: Institution | None = None,
+        regulator: Regulator | None = None,
         event_from_user: User | None = None,
     ) -> bool | dict[str, Any]:
-        if institution is None or event_from_user is None:
+        if event_from_user is None or (regulator if self.regulators else institution) is None:
             return False
-        found: dict[str, Any] = {"actor": actor_of(event_from_user, institution, locale, state)}
+        found: dict[str, Any] = {"actor": actor_of(event_from_user, institution, locale, state, regulator)}
         if self.decode_press:
             assert isinstance(event, CallbackQuery)
             action = decode(event)
-            if action is None:
+            if action is None or isinstance(action, REGULATOR_ACTIONS) is not self.regulators:
                 return False
             found["action"] = action
         return found
