@@ -6,14 +6,12 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
-import sqlite_utils
 from aiogram import Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from bot.core.checklist import Checklist
 from bot.telegram.routers.common import not_invited_text
 from bot.conversation.engine import Conversation
 from bot.telegram.conversation import actor_of

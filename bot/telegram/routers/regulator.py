@@ -50,18 +50,14 @@ from bot.i18n import format_date, format_datetime
 from bot.reports.items import CONTACT_ITEM_IDS, confirm_item_ids, item_heading
 from bot.reports.status import (
     InstitutionStatus,
-    Status,
-    StatusReport,
-    Tally,
-    build_status,
     find_institutions,
     institution_in_scope,
     institution_statuses,
 )
 from bot.conversation.actions import ShowOverdue, ShowStatus
 from bot.conversation.engine import Actor, Conversation
-from bot.conversation.regulator import OVERDUE_PAGE_SIZE, corrections_line, overdue_screen, status_label, status_screen  # noqa: F401  (re-exported)
-from bot.telegram.callbacks import Id, OverduePageCb, Page
+from bot.conversation.regulator import status_label
+from bot.telegram.callbacks import Id, OverduePageCb  # noqa: F401  (OverduePageCb re-exported)
 from bot.telegram.conversation import Action, EngineContext, deliver
 from bot.telegram.commands import bot_commands
 from bot.telegram.screen import edit_or_send
