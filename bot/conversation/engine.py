@@ -11,6 +11,12 @@ one write per shown screen. The guards live here, once, for every channel:
 * staleness: a checklist that changed (fingerprint), a press on an old screen (origin),
   a revision that moved on (a colleague saved meanwhile);
 * frozen: a signed self-check is read-only until revised.
+
+For a web form adapter: render ``Screen.blocks`` (safe markup) and one submit button per
+``Button`` (name ``Button.key``, value ``Action.to_fields()``), keep the token passed to
+``shown`` in a hidden field, and read a post back with ``actions.from_fields(form,
+origin=token)``; typed text is ``TypeText``, an upload ``SendFile`` (and
+``receive_paper`` once signed).
 """
 
 from __future__ import annotations
