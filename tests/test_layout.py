@@ -80,3 +80,20 @@ def test_no_import_cycles_among_bot_and_storage_modules() -> None:
         if name not in state:
             visit(name, [name])
     assert cycles == []
+
+
+def test_the_engine_handlers_only_decode_and_render() -> None:
+    """The Telegram handlers over the engine stay short: no rules in them."""
+    long: list[str] = []
+    for module, names in (
+        ("bot/telegram/routers/interview.py", None),
+        ("bot/telegram/routers/pledge.py", {"cmd_pledge", "on_paper"}),
+        ("bot/telegram/routers/regulator.py", {"cmd_status", "cmd_overdue", "on_press"}),
+    ):
+        tree = ast.parse((REPO / module).read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.AsyncFunctionDef) and (names is None or node.name in names):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 15:
+                    long.append(f"{module}:{node.name} ({length} lines)")
+    assert long == []
