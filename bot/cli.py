@@ -81,6 +81,10 @@ def run(webhook: bool) -> None:
     db = _open_db(settings)
     try:
         app = build_app(settings, db)
+        if settings.zicha_public_url:  # the web chat beside the bot (issue 11)
+            from bot.web.app import mount_beside_bot
+
+            mount_beside_bot(app)
         if webhook:
             from bot.webhook import run_webhook
 
@@ -97,6 +101,46 @@ def run(webhook: bool) -> None:
         pass
     finally:
         db.close()
+
+
+@cli.command("web")
+def web_command() -> None:
+    """Serve the web chat alone (ZICHA_WEB_HOST:ZICHA_WEB_PORT) until SIGTERM or Ctrl-C.
+
+    Put it behind a reverse proxy with HTTPS and set ZICHA_PUBLIC_URL to its public
+    address. `zicha run` serves it too, beside the bot, when ZICHA_PUBLIC_URL is set.
+    """
+    from bot.i18n import build_i18n
+    from bot.ops.logs import setup_logging
+    from bot.telegram.app import load_checklist
+    from bot.web.app import build_web_app, serve_forever
+
+    settings = _settings()
+    setup_logging(fmt=settings.zicha_log_format, level=settings.zicha_log_level, secrets=[])
+    db = _open_db(settings)
+    try:
+        app = build_web_app(settings, db, load_checklist(settings), build_i18n(settings.zicha_locale))
+        click.echo(f"Web chat on http://{settings.zicha_web_host}:{settings.zicha_web_port}", err=True)
+        asyncio.run(serve_forever(app, settings.zicha_web_host, settings.zicha_web_port))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        db.close()
+
+
+@cli.command("web-revoke", context_settings={"ignore_unknown_options": True})  # USER_ID is negative
+@click.argument("user_id", type=int)
+def web_revoke(user_id: int) -> None:
+    """Revoke every personal sign-in link of the web person USER_ID (a negative id, see
+    `zicha staff list`) and sign them out everywhere. They stay a member: to let them in
+    again, they join anew with the invite link."""
+    from storage.web import get_web_user, revoke_links
+
+    with _open_db(_settings()) as db:
+        if get_web_user(db, user_id) is None:
+            raise click.ClickException(f"{user_id} is not a person who joined on the web.")
+        count = revoke_links(db, user_id)
+    click.echo(f"Revoked {count} sign-in link(s) of web person {user_id}; their sessions are ended.")
 
 
 @cli.command()
@@ -121,7 +165,15 @@ def chat(demo: bool, files_dir: Path) -> None:
     from storage.institutions import get_membership
 
     settings = _settings()
+    if demo and not settings.zicha_campaign:
+        # The demo campaign's dates count from today, so a newcomer sees a live campaign.
+        settings = settings.model_copy(update={"zicha_campaign": "demo"})
     with _open_db(settings) as db:
+        if demo:
+            from bot.core.campaigns import load_configured_campaign
+            from storage.campaigns import open_campaign
+
+            open_campaign(db, load_configured_campaign(settings.zicha_campaign or "demo", settings.tz))
         app = build_app(settings, db)
         console = ConsoleChat(app, click.echo, files_dir=files_dir)
         if demo and get_membership(db, CONSOLE_USER_ID) is None:
@@ -258,14 +310,18 @@ def invites(ctx: click.Context, fmt: str, bot_username: str | None) -> None:
         if not username and rows:
             click.echo(NO_USERNAME_WARNING, err=True)
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["uscc", "name", "code", "link"])
+        web = settings.zicha_public_url
+        writer.writerow(["uscc", "name", "code", "link", *(["web_link"] if web else [])])
         for row in rows:
             link = deep_link(username, row["code"]) if username else ""
-            writer.writerow([cell_text(v) for v in (row["uscc"], row["name"], row["code"], link)])
+            extra = [f"{web}/j/{row['code']}"] if web else []
+            writer.writerow([cell_text(v) for v in (row["uscc"], row["name"], row["code"], link, *extra)])
         return
+    web = settings.zicha_public_url  # the web chat's invite link beside Telegram's (issue 11)
     for row in rows:
         link = deep_link(username, row["code"]) if username else "(set --bot-username for links)"
-        click.echo(f"{row['uscc']}  {format_invite_code(row['code'])}  {row['uses']}/{row['max_uses']}  {row['name']}  {link}")
+        web_link = f"  {web}/j/{row['code']}" if web else ""
+        click.echo(f"{row['uscc']}  {format_invite_code(row['code'])}  {row['uses']}/{row['max_uses']}  {row['name']}  {link}{web_link}")
 
 
 NO_USERNAME_WARNING = (
@@ -691,7 +747,12 @@ def _deliver(settings: Settings, db: sqlite_utils.Database, batch_ids: set[int] 
         bot = build_bot(settings)
         try:
             quiet = quiet_hours(settings, campaign_schedule(settings, load_checklist(settings)))
-            sender = OutboxSender(bot, db, limits=limits_from_settings(settings), quiet=quiet, clock=clock)  # type: ignore[arg-type]
+            from bot.mail import Mailer
+
+            sender = OutboxSender(
+                bot, db, limits=limits_from_settings(settings), quiet=quiet, clock=clock,  # type: ignore[arg-type]
+                mailer=Mailer.from_settings(settings),
+            )
             await sender.drain(batch_ids=batch_ids)
         finally:
             await bot.session.close()
@@ -1056,6 +1117,15 @@ def restore(path: Path, force: bool) -> None:
     db.close()
     kept = f" The replaced database is kept as {safety}." if safety else ""
     click.echo(f"Restored {db_path} from {path} (integrity ok).{kept}")
+
+
+def _register_issue9() -> None:
+    from bot.cli_campaigns import register
+
+    register(cli, checklist)
+
+
+_register_issue9()
 
 
 def main() -> None:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     zicha_timezone: str = "Asia/Shanghai"
     zicha_locale: str = "zh_CN"
     zicha_checklist: str = DEFAULT_CHECKLIST
+    # Run this campaign (checklists/campaigns/<id>.toml): its checklist, deadline and reminders
+    # replace ZICHA_CHECKLIST's. `zicha chat --demo` sets "demo" (issue 9).
+    zicha_campaign: str | None = None
     # Reminders and the outbox (issue 4). Telegram allows about 30 messages/s in bulk and
     # about 1/s per chat; a test or a local Bot API server may allow more.
     zicha_reminders: bool = True  # the scheduler in `zicha run` sends deadline reminders
@@ -43,6 +46,9 @@ class Settings(BaseSettings):
     zicha_outbox_concurrency: int = Field(default=1, ge=1, le=64)
     zicha_outbox_max_attempts: int = Field(default=5, ge=1, le=100)  # for 5xx and network errors
     zicha_outbox_backoff: float = Field(default=2.0, ge=0, le=3600)  # first retry after this many seconds, doubling
+    # Per-user flood limit (issue 12): updates a second one user may send, and the burst allowed.
+    zicha_user_rate: float = Field(default=2.0, gt=0, le=10000)
+    zicha_user_burst: int = Field(default=20, ge=1, le=100000)
     # --- operations (issue 6): webhook mode, logs, heartbeat ---
     zicha_webhook_url: str | None = None
     zicha_webhook_secret: SecretStr | None = None
@@ -65,6 +71,33 @@ class Settings(BaseSettings):
     zicha_disk_warn_mb: float = Field(default=1024.0, ge=0)  # `zicha status` warns below this much free space
     zicha_disk_fail_mb: float = Field(default=100.0, ge=0)  # ... and fails below this much
     zicha_db_warn_mb: float = Field(default=2048.0, gt=0)  # ... and warns when the database grows past this
+    # --- web chat (issue 11): `zicha web`, or beside the bot in `zicha run` when ZICHA_PUBLIC_URL is set ---
+    zicha_public_url: str | None = None  # https://zicha.example.org: links in e-mails and `zicha invites`
+    zicha_web_host: str = "127.0.0.1"
+    zicha_web_port: int = Field(default=8090, gt=0, lt=65536)
+    zicha_web_secure_cookies: bool = True  # off only for local http:// testing
+    zicha_web_session_idle_minutes: float = Field(default=120.0, gt=0)
+    zicha_web_session_max_hours: float = Field(default=24.0 * 14, gt=0)
+    zicha_web_max_body_mb: float = Field(default=20.0, gt=0, le=200)  # largest request (a PDF on /verify)
+    zicha_web_guess_limit: int = Field(default=20, ge=1)  # wrong codes/links per address (and per code) ...
+    zicha_web_guess_window_minutes: float = Field(default=15.0, gt=0)  # ... within this sliding window
+    # --- e-mail (issue 11): reminders and broadcasts for web-only staff, through the outbox ---
+    zicha_smtp_host: str | None = None
+    zicha_smtp_port: int = Field(default=587, gt=0, lt=65536)
+    zicha_smtp_user: str | None = None
+    zicha_smtp_password: SecretStr | None = None
+    zicha_smtp_from: str | None = None
+    zicha_smtp_starttls: bool = True
+    zicha_email_rate: float = Field(default=1.0, gt=0, le=1000)  # e-mails per second, all recipients together
+
+    @field_validator("zicha_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError(f"must be the public http(s):// address of the web chat, got {value!r}")
+        return value.rstrip("/")
 
     @field_validator("bot_token")
     @classmethod

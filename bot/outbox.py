@@ -3,7 +3,8 @@
 One ``OutboxSender`` per process sends the rows that are due:
 
 * pacing: at most ``rate`` messages per second over all chats, and one message per
-  ``chat_interval`` seconds to any one chat;
+  ``chat_interval`` seconds to any one chat, with a margin, measured by a sliding-window log of
+  actual sends shared with the bot's interactive replies, which go first (bot/ratelimit.py);
 * 429 ``retry_after``: every send pauses for that long (the row goes back to the queue; a
   flood wait is not an attempt);
 * 5xx and network errors: retried with exponential backoff, up to ``max_attempts``;
@@ -40,6 +41,7 @@ from aiogram.exceptions import (
 from aiogram.types import FSInputFile, InlineKeyboardMarkup
 
 from bot.core.schedule import QuietHours
+from bot.ratelimit import SendLimiter, Ticket, bulk_send, shared_limiter
 from storage import outbox as store
 
 log = logging.getLogger(__name__)
@@ -57,49 +59,6 @@ class OutboxLimits:
     backoff: float = 2.0
 
 
-class RateLimiter:
-    """Global pacing, per-chat spacing and a global pause after a flood wait, on the loop's clock."""
-
-    def __init__(self, rate: float, chat_interval: float) -> None:
-        self.interval = 1.0 / rate
-        self.chat_interval = chat_interval
-        self._next = 0.0
-        self._paused_until = 0.0
-        self._chat_next: dict[int, float] = {}
-        self._lock = asyncio.Lock()
-
-    @staticmethod
-    def _time() -> float:
-        return asyncio.get_running_loop().time()
-
-    def chat_ready(self, chat_id: int) -> bool:
-        return self._chat_next.get(chat_id, 0.0) <= self._time()
-
-    def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, self._time() + seconds)
-
-    @property
-    def paused(self) -> bool:
-        return self._paused_until > self._time()
-
-    async def acquire(self, chat_id: int) -> None:
-        """Wait for this message's slot: slots are ``interval`` apart, per chat ``chat_interval``."""
-        async with self._lock:
-            while True:
-                now = self._time()
-                ready = max(self._next, self._paused_until, self._chat_next.get(chat_id, 0.0))
-                if ready <= now:
-                    break
-                await asyncio.sleep(ready - now)
-            # A slot missed by less than half an interval (timer jitter) is still used, so the
-            # average rate is the configured one; after a pause or an idle spell, start afresh.
-            slot = self._next if self._next >= now - self.interval / 2 else now
-            self._next = slot + self.interval
-            self._chat_next[chat_id] = now + self.chat_interval
-            if len(self._chat_next) > 10_000:  # forget chats whose spacing has long passed
-                self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
-
-
 class OutboxSender:
     def __init__(
         self,
@@ -111,15 +70,24 @@ class OutboxSender:
         clock: Clock | None = None,
         on_batch_done: BatchDone | None = None,
         idle_poll: float = 1.0,
+        limiter: SendLimiter | None = None,
+        mailer: Any = None,
     ) -> None:
         self.bot = bot
+        # E-mail (issue 11): rows of channel 'email' go through ``mailer`` (bot/mail.py), paced
+        # by their own limiter; without a mailer they wait, without a bot Telegram rows wait.
+        self.mailer = mailer
+        self.channels = tuple(c for c, on in (("telegram", bot is not None), ("email", mailer is not None)) if on)
+        self.email_limiter = SendLimiter(mailer.rate, 0.0) if mailer is not None else None
         self.db = db
         self.limits = limits
         self.quiet = quiet
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.on_batch_done = on_batch_done
         self.idle_poll = idle_poll
-        self.limiter = RateLimiter(limits.rate, limits.chat_interval)
+        # The bot's own limiter when it has one (bot.telegram.app.build_bot installs it), so that
+        # replies and the outbox share one budget; else one of the outbox's own.
+        self.limiter = limiter or shared_limiter(bot) or SendLimiter(limits.rate, limits.chat_interval)
         self._wake = asyncio.Event()
         self._stopping = False
         self._slots = asyncio.Semaphore(limits.concurrency)
@@ -201,11 +169,14 @@ class OutboxSender:
         """Send one round of due rows; False if there was nothing to do."""
         now = self.clock()
         quiet = self.quiet is not None and self.quiet.active(now)
-        rows = store.due(self.db, now, limit=max(100, self.limits.concurrency * 4), quiet=quiet)
+        rows = store.due(self.db, now, limit=max(100, self.limits.concurrency * 4), quiet=quiet, channels=self.channels)
         worked = False
         for row in rows:
             if self._stopping:
                 break
+            if row.get("channel") == "email":
+                worked = await self._claim_email(row) or worked
+                continue
             if not self.limiter.chat_ready(row["chat_id"]):
                 continue  # another message to this chat went out less than chat_interval ago
             if store.is_unreachable(self.db, row["chat_id"]):
@@ -214,16 +185,20 @@ class OutboxSender:
                 worked = True
                 continue
             await self._slots.acquire()
+            ticket: Ticket | None = None
             try:
-                await self.limiter.acquire(row["chat_id"])
+                ticket = await self.limiter.acquire(row["chat_id"], interactive=False)
                 if self._stopping or not store.mark_sending(self.db, row["id"]):
+                    self.limiter.release(ticket, sent=False)
                     self._slots.release()
                     continue
             except BaseException:
+                if ticket is not None:
+                    self.limiter.release(ticket, sent=False)
                 self._slots.release()
                 raise
             worked = True
-            task = asyncio.create_task(self._deliver(row))
+            task = asyncio.create_task(self._deliver(row, ticket))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         return worked
@@ -232,9 +207,13 @@ class OutboxSender:
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    async def _deliver(self, row: dict[str, Any]) -> None:
+    async def _deliver(self, row: dict[str, Any], ticket: Ticket) -> None:
         try:
-            message_id = await self._send(row)
+            try:
+                with bulk_send():
+                    message_id = await self._send(row)
+            finally:
+                self.limiter.release(ticket)
         except TelegramRetryAfter as exc:
             log.warning("outbox: flood wait %ss (row %s)", exc.retry_after, row["id"])
             self.limiter.pause(float(exc.retry_after))
@@ -253,6 +232,42 @@ class OutboxSender:
             self._retry_or_fail(row, f"{type(exc).__name__}: {exc}")
         else:
             store.mark_sent(self.db, row["id"], message_id)
+            self.sent += 1
+        finally:
+            self._slots.release()
+
+    async def _claim_email(self, row: dict[str, Any]) -> bool:
+        assert self.email_limiter is not None
+        await self._slots.acquire()
+        try:
+            # E-mail is paced by its own rate only; the slot counts from the moment it is claimed.
+            ticket = await self.email_limiter.acquire(None, interactive=False)
+            claimed = not self._stopping and store.mark_sending(self.db, row["id"])
+            self.email_limiter.release(ticket, sent=claimed)
+            if not claimed:
+                self._slots.release()
+                return False
+        except BaseException:
+            self._slots.release()
+            raise
+        task = asyncio.create_task(self._deliver_email(row))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return True
+
+    async def _deliver_email(self, row: dict[str, Any]) -> None:
+        from bot.mail import PermanentMailError
+
+        try:
+            message = self.mailer.compose(self.db, row)
+            await self.mailer.send(message)
+        except PermanentMailError as exc:
+            store.mark_final(self.db, row["id"], "failed", str(exc))
+        except Exception as exc:  # noqa: BLE001 - relay down, timeouts: retry with backoff
+            log.warning("outbox: e-mail row %s not sent: %s", row["id"], exc)
+            self._retry_or_fail(row, f"{type(exc).__name__}: {exc}")
+        else:
+            store.mark_sent(self.db, row["id"], None)
             self.sent += 1
         finally:
             self._slots.release()

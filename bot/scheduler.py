@@ -23,6 +23,7 @@ from bot.broadcast import queue_report
 from bot.config import Settings
 from bot.core.checklist import Checklist
 from bot.core.schedule import DEFAULT_QUIET_HOURS, CampaignSchedule, QuietHours, load_schedule
+from bot.mail import Mailer
 from bot.outbox import OutboxSender, limits_from_settings
 from bot.resources import data_dir
 
@@ -35,6 +36,10 @@ SWEEP_AT_SEND_TIME_JOB = "reminder-sweep-send-time"
 
 def campaign_schedule(settings: Settings, checklist: Checklist) -> CampaignSchedule | None:
     """The reminder schedule of the configured checklist (ScheduleError if its file is wrong)."""
+    if settings.zicha_campaign:
+        from bot.core.campaigns import load_configured_campaign
+
+        return load_configured_campaign(settings.zicha_campaign, settings.tz).schedule(settings.zicha_timezone)
     return load_schedule(
         data_dir("checklists") / "campaigns",
         checklist.id,
@@ -79,6 +84,7 @@ class Background:
             quiet=quiet_hours(self.settings, self.schedule),
             clock=self.clock,
             on_batch_done=self._report,
+            mailer=Mailer.from_settings(self.settings),  # e-mail to web-only staff (issue 11)
         )
         self._sender_task = asyncio.create_task(self.sender.run(), name="outbox-sender")
         if self.settings.zicha_reminders and self.schedule is not None:

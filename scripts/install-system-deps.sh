@@ -10,6 +10,7 @@ set -euo pipefail
 PACKAGES=(
   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 libfontconfig1
   fonts-noto-cjk fonts-noto-color-emoji fonts-dejavu-core poppler-utils
+  chromium chromium-driver  # the web chat's real-browser tests (issue 11), driven by selenium
 )
 
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -11,6 +11,7 @@ import sqlite_utils
 
 from bot.core.checklist import Checklist
 from bot.core.interview import ANSWER_FIELDS, Answer, Choice, RectStatus, answer_fields
+from storage.campaigns import ensure_campaign_row
 from storage.db import query_one, query_rows, utcnow
 
 
@@ -23,6 +24,7 @@ class SelfCheck:
     status: str
     started_at: str
     completed_at: str | None
+    campaign_id: str | None = None
 
 
 class StaleAnswer(Exception):
@@ -42,6 +44,7 @@ def _selfcheck(row: dict[str, Any]) -> SelfCheck:
         status=row["status"],
         started_at=row["started_at"],
         completed_at=row["completed_at"],
+        campaign_id=row.get("campaign_id"),
     )
 
 
@@ -60,10 +63,13 @@ def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, chec
         )
         if row is None:
             now = utcnow()
+            campaign_id = checklist.campaign_id or checklist.id
+            year = int(checklist.campaign) if checklist.campaign.isdigit() else int(now[:4])
+            ensure_campaign_row(db, campaign_id, checklist.id, year, checklist.title.zh_CN)
             db.execute(
-                "INSERT INTO selfchecks (institution_id, checklist_id, checklist_version, started_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [institution_id, checklist.id, checklist.version, now, now],
+                "INSERT INTO selfchecks (institution_id, checklist_id, checklist_version, started_at, updated_at, "
+                "campaign_id) VALUES (?, ?, ?, ?, ?, ?)",
+                [institution_id, checklist.id, checklist.version, now, now, campaign_id],
             )
             row = query_one(
                 db,

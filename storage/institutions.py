@@ -289,6 +289,9 @@ def remove_member(
             "WHERE chat_id = ? AND status = 'pending' AND kind IN ('reminder', 'broadcast')",
             [now, telegram_id],
         )
+        # A web person is signed out everywhere at once, and their sign-in links stop working.
+        db.execute("DELETE FROM web_sessions WHERE user_id = ?", [telegram_id])
+        db.execute("UPDATE web_links SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", [now, telegram_id])
     return member
 
 

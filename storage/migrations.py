@@ -381,3 +381,107 @@ def m_issue12_member_removals(db: sqlite_utils.Database) -> None:
         CREATE INDEX IF NOT EXISTS members_invite ON members(invite_code);
         """,
     )
+# --- web chat (issue 11) ---
+
+
+@migrations()
+def m_issue11_web_people_sessions_email(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- People who joined on the web are rows of `users` like Telegram users, so answers,
+        -- history, membership, removal and every access check keep working unchanged: their
+        -- ids come from a separate range (negative; Telegram user ids are positive), handed
+        -- out by storage/web.py. `channel` says which kind a row is.
+        ALTER TABLE users ADD COLUMN channel TEXT NOT NULL DEFAULT 'telegram'
+            CHECK (channel IN ('telegram', 'web'));
+        ALTER TABLE users ADD COLUMN email TEXT;
+
+        -- Server-side web sessions; the cookie holds a random token, only its SHA-256 is kept.
+        -- user_id NULL: an anonymous session (a join in progress, the verify form).
+        CREATE TABLE web_sessions (
+            token_sha256 TEXT PRIMARY KEY,
+            user_id INTEGER,
+            csrf TEXT NOT NULL,               -- the synchronizer token of every form of this session
+            data TEXT NOT NULL DEFAULT '{}',  -- JSON: the join step in progress, the language
+            created_at TEXT NOT NULL,
+            seen_at TEXT NOT NULL,            -- idle expiry counts from here
+            expires_at TEXT NOT NULL          -- absolute expiry
+        );
+        CREATE INDEX web_sessions_user ON web_sessions(user_id);
+
+        -- Personal sign-in links (/s/TOKEN): shown once, kept as SHA-256, revocable.
+        CREATE TABLE web_links (
+            id INTEGER PRIMARY KEY,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES users(telegram_id),
+            created_at TEXT NOT NULL,
+            used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE INDEX web_links_user ON web_links(user_id);
+
+        -- The outbox delivers by e-mail too: web-only staff get reminders and broadcasts there.
+        ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'telegram'
+            CHECK (channel IN ('telegram', 'email'));
+        ALTER TABLE outbox ADD COLUMN email_to TEXT;
+        ALTER TABLE outbox ADD COLUMN subject TEXT;
+        """,
+    )
+
+
+@migrations()
+def m_issue9_campaigns_and_selfcheck_campaign(db: sqlite_utils.Database) -> None:
+    """Campaigns become stored data, and each self-check belongs to one.
+
+    Everything stored so far belongs to a campaign named after its checklist: the shipped
+    table's self-checks to the 2023 national campaign (its row carries the dates of
+    国市监检测发〔2023〕90号). Nothing is copied or deleted, so every answer, history row,
+    submission and file stays where it was.
+    """
+    _run_script(
+        db,
+        """
+        CREATE TABLE campaigns (
+            id TEXT PRIMARY KEY,
+            year INTEGER NOT NULL,
+            title_zh TEXT NOT NULL,
+            title_en TEXT NOT NULL,
+            checklist_id TEXT NOT NULL,
+            pledge_id TEXT,
+            level TEXT NOT NULL DEFAULT 'national' CHECK (level IN ('national', 'provincial')),
+            provinces TEXT NOT NULL DEFAULT '[]',   -- JSON list; empty: every province
+            fields TEXT NOT NULL DEFAULT '[]',      -- JSON list of field ids; empty: every field
+            opens_on TEXT,                          -- ISO dates
+            closes_on TEXT,
+            deadline TEXT,
+            editions TEXT NOT NULL DEFAULT '[]',    -- JSON list of "regulation:edition" in force
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+            opened_at TEXT NOT NULL,
+            closed_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+
+        INSERT INTO campaigns (id, year, title_zh, title_en, checklist_id, pledge_id, level,
+                               opens_on, closes_on, deadline, status, opened_at, updated_at)
+        VALUES ('samr-2023-national', 2023, '2023年度国家级资质认定检验检测机构自查',
+                '2023 self-check of nationally accredited inspection and testing institutions',
+                'samr-2023-national', 'samr-2023-national', 'national',
+                '2023-09-01', '2023-12-31', '2023-10-27', 'open',
+                strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+
+        -- Self-checks of any other checklist (a deployment's own ZICHA_CHECKLIST) get a
+        -- campaign of the same id, so none is left without one.
+        INSERT INTO campaigns (id, year, title_zh, title_en, checklist_id, level, status, opened_at, updated_at)
+        SELECT DISTINCT checklist_id, CAST(substr(min(started_at), 1, 4) AS INTEGER), checklist_id, checklist_id,
+               checklist_id, 'national', 'open',
+               strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        FROM selfchecks
+        WHERE checklist_id NOT IN (SELECT id FROM campaigns)
+        GROUP BY checklist_id;
+
+        ALTER TABLE selfchecks ADD COLUMN campaign_id TEXT REFERENCES campaigns(id);
+        UPDATE selfchecks SET campaign_id = checklist_id WHERE campaign_id IS NULL;
+        CREATE INDEX selfchecks_campaign ON selfchecks(campaign_id, institution_id);
+        """,
+    )

@@ -77,9 +77,17 @@ def enqueue(
     quiet: bool = True,
     not_before: dt.datetime | None = None,
 ) -> int | None:
-    """Queue one message; returns its row id, or None if ``dedup_key`` was queued before."""
+    """Queue one message; returns its row id, or None if ``dedup_key`` was queued before.
+
+    A web person (a negative id, storage/web.py) has no Telegram chat: their message goes
+    out by e-mail instead, as plain text (see ``enqueue_email``)."""
     if not kind:
         raise ValueError("kind is required")
+    if chat_id < 0 and document is None:
+        return _enqueue_for_web_person(
+            db, kind=kind, user_id=chat_id, text=text, parse_mode=parse_mode, batch_id=batch_id,
+            dedup_key=dedup_key, quiet=quiet, not_before=not_before,
+        )
     if document is None and not text.strip():
         raise ValueError("an outbox message needs a text or a document")
     now = utcnow()
@@ -102,6 +110,58 @@ def enqueue(
                 _iso(not_before),
                 now,
                 now,
+            ],
+        )
+    return cursor.lastrowid if cursor.rowcount == 1 else None
+
+
+def plain_text(text: str, parse_mode: str | None) -> str:
+    """A Telegram HTML message as plain text for an e-mail."""
+    if parse_mode != "HTML":
+        return text
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def _enqueue_for_web_person(
+    db: sqlite_utils.Database, *, kind: str, user_id: int, text: str, parse_mode: str | None, **rest: Any
+) -> int | None:
+    row = query_one(db, "SELECT email FROM users WHERE telegram_id = ?", [user_id])
+    return enqueue_email(
+        db, kind=kind, user_id=user_id, email=row["email"] if row else None,
+        subject=None, text=plain_text(text, parse_mode), with_link=True, **rest,
+    )
+
+
+def enqueue_email(
+    db: sqlite_utils.Database,
+    *,
+    kind: str,
+    user_id: int,
+    email: str | None,
+    subject: str | None,
+    text: str,
+    with_link: bool = False,
+    batch_id: int | None = None,
+    dedup_key: str | None = None,
+    quiet: bool = False,
+    not_before: dt.datetime | None = None,
+) -> int | None:
+    """Queue an e-mail (plain text) to a web person. ``with_link``: the sender adds a fresh
+    personal sign-in link to the message (reminders, broadcasts). A person without an
+    address gets a row all the same, failed at once, so delivery reports count them."""
+    now = utcnow()
+    with db.atomic():
+        cursor = db.execute(
+            "INSERT INTO outbox (kind, chat_id, text, parse_mode, reply_markup, batch_id, dedup_key, quiet, "
+            "not_before, created_at, updated_at, channel, email_to, subject, status, error) "
+            "VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, 'email', ?, ?, ?, ?) ON CONFLICT(dedup_key) DO NOTHING",
+            [
+                kind, user_id, text, "link" if with_link else None, batch_id, dedup_key, 1 if quiet else 0,
+                _iso(not_before), now, now, email, subject,
+                "pending" if email else "failed", None if email else "no e-mail address for this web person",
             ],
         )
     return cursor.lastrowid if cursor.rowcount == 1 else None
@@ -190,13 +250,20 @@ def recover(db: sqlite_utils.Database, *, older_than: dt.timedelta | None = None
     return cursor.rowcount
 
 
-def due(db: sqlite_utils.Database, now: dt.datetime, limit: int, *, quiet: bool) -> list[dict[str, Any]]:
-    """Pending rows whose time has come, oldest first; during quiet hours only quiet=0 rows."""
+def due(
+    db: sqlite_utils.Database, now: dt.datetime, limit: int, *, quiet: bool, channels: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
+    """Pending rows whose time has come, oldest first; during quiet hours only quiet=0 rows;
+    with ``channels``, only rows of those channels ('telegram', 'email')."""
     extra = " AND quiet = 0" if quiet else ""
+    params: list[Any] = [_iso(now)]
+    if channels is not None:
+        extra += f" AND channel IN ({', '.join('?' for _ in channels)})"
+        params.extend(channels)
     return query_rows(
         db,
         f"SELECT * FROM outbox WHERE status = 'pending' AND not_before <= ?{extra} ORDER BY not_before, id LIMIT ?",
-        [_iso(now), limit],
+        [*params, limit],
     )
 
 

@@ -28,17 +28,27 @@ from storage.db import open_db
 from storage.institutions import create_invite
 from tests.standin import BotMessage, CallbackAnswer, TelegramStandin
 
+# Tests drive the bot far faster than any person types or taps: the per-user flood limit
+# (ZICHA_USER_RATE/ZICHA_USER_BURST) is raised here, and tested at its defaults in tests/test_ratelimit.py.
+TEST_USER_LIMITS = {"zicha_user_rate": 10_000.0, "zicha_user_burst": 10_000}
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 CAMPAIGN_NOW = dt.datetime(2023, 10, 9, 9, 0, tzinfo=SHANGHAI)
 
 
 @asynccontextmanager
 async def running_bot(
-    tg: TelegramStandin, db_path: Path, *, clock: Callable[[], dt.datetime] | None = None, locale: str = "zh_CN"
+    tg: TelegramStandin,
+    db_path: Path,
+    *,
+    clock: Callable[[], dt.datetime] | None = None,
+    locale: str = "zh_CN",
+    **overrides: object,
 ) -> AsyncIterator[App]:
+    """``overrides``: settings, e.g. ``zicha_user_rate=2`` (default: ``TEST_USER_LIMITS``)."""
     settings = load_settings(
-        _env_file=None, bot_token=tg.token, telegram_api_url=tg.base_url, zicha_db=db_path, zicha_locale=locale
-    )
+        _env_file=None, bot_token=tg.token, telegram_api_url=tg.base_url, zicha_db=db_path, zicha_locale=locale,
+        **(TEST_USER_LIMITS | overrides),
+    )  # fmt: skip
     db = open_db(db_path)
     app = build_app(settings, db, clock=clock or (lambda: CAMPAIGN_NOW))
     bot = build_bot(settings)
@@ -64,6 +74,7 @@ class BotProcess:
             "TELEGRAM_API_URL": tg.base_url,
             "ZICHA_DB": str(db_path),
             "ZICHA_LOCALE": "zh_CN",
+            **{key.upper(): str(value) for key, value in TEST_USER_LIMITS.items()},
         }
         self.cwd = db_path.parent
         self.log_path = db_path.parent / "bot.log"

@@ -36,6 +36,7 @@ import math
 import mimetypes
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -54,6 +55,7 @@ __all__ = [
     "EntityParseError",
     "Fault",
     "RateLimitEnforcer",
+    "SlidingWindowEnforcer",
     "Hold",
     "StoredFile",
     "TelegramStandin",
@@ -424,6 +426,58 @@ class RateLimitEnforcer:
         return None
 
 
+@dataclass
+class SlidingWindowEnforcer:
+    """Opt-in (``TelegramStandin.enforce_sliding_window``): the strictest reading of Telegram's limits. A send is
+    refused with 429 if, counting it, any window of ``window`` seconds would hold more than ``global_limit`` sends,
+    or any window of ``chat_window`` seconds more than ``chat_limit`` sends to its chat. Unlike a token bucket there
+    is no credit for a quiet moment before: 31 messages within 0.999 s are one too many, however they are spread.
+
+    A rejected call consumes nothing; ``retry_after`` is the whole number of seconds (at least 1) until the oldest
+    send of the full window leaves it. ``accepted``/``rejected`` count the decisions; ``clock`` is for unit tests.
+    """
+
+    global_limit: int = 30
+    window: float = 1.0
+    chat_limit: int = 1
+    chat_window: float = 1.0
+    methods: frozenset[str] = frozenset({"sendMessage", "sendDocument", "sendPhoto", "copyMessage", "forwardMessage"})
+    clock: Callable[[], float] = time.monotonic
+    accepted: int = 0
+    rejected: int = 0
+
+    def __post_init__(self) -> None:
+        self._sends: deque[float] = deque()
+        self._chats: dict[Any, deque[float]] = {}
+
+    @staticmethod
+    def _expire(log: deque[float], now: float, window: float) -> None:
+        while log and log[0] <= now - window:
+            log.popleft()
+
+    def __call__(self, method: str, params: dict[str, Any]) -> ApiError | None:
+        if method not in self.methods:
+            return None
+        now = self.clock()
+        chat = params.get("chat_id")
+        chat_log = self._chats.setdefault(chat, deque())
+        self._expire(self._sends, now, self.window)
+        self._expire(chat_log, now, self.chat_window)
+        wait = 0.0
+        if len(self._sends) >= self.global_limit:
+            wait = max(wait, self._sends[len(self._sends) - self.global_limit] + self.window - now)
+        if len(chat_log) >= self.chat_limit:
+            wait = max(wait, chat_log[len(chat_log) - self.chat_limit] + self.chat_window - now)
+        if wait > 0:
+            self.rejected += 1
+            retry_after = max(1, math.ceil(wait))
+            return ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+        self.accepted += 1
+        self._sends.append(now)
+        chat_log.append(now)
+        return None
+
+
 Interceptor = Callable[[str, dict[str, Any]], "ApiError | None"]
 """Called before every method with (method, decoded params); returning an ApiError fails the call with it."""
 
@@ -774,6 +828,9 @@ class TelegramStandin:
         self.users: dict[int, dict[str, Any]] = {}
         self.blocked: set[int] = set()
         self.interceptors: list[Interceptor] = []
+        self.request_delay: Callable[[str, dict[str, Any]], float] | None = None
+        """Network jitter: seconds a request takes to "arrive" before it is counted by the rate limits and handled,
+        e.g. ``tg.request_delay = lambda method, params: 0.015``; getUpdates is never delayed."""
         self.download_faults: list[DownloadFault] = []
 
         self._messages: dict[int, list[BotMessage]] = {}
@@ -1131,6 +1188,16 @@ class TelegramStandin:
         self.interceptors.append(enforcer)
         return enforcer
 
+    def enforce_sliding_window(
+        self, *, global_limit: int = 30, window: float = 1.0, chat_limit: int = 1, chat_window: float = 1.0
+    ) -> SlidingWindowEnforcer:
+        """Opt in to the strict sliding-window reading of the limits (see ``SlidingWindowEnforcer``): more than
+        ``global_limit`` sends in any ``window`` seconds, or ``chat_limit`` to one chat in any ``chat_window``
+        seconds, get 429 with ``retry_after``."""
+        enforcer = SlidingWindowEnforcer(global_limit, window, chat_limit, chat_window)
+        self.interceptors.append(enforcer)
+        return enforcer
+
     def add_interceptor(self, interceptor: Interceptor) -> None:
         """Run ``interceptor(method, params)`` before every method; an ApiError it returns becomes the reply."""
         self.interceptors.append(interceptor)
@@ -1297,6 +1364,10 @@ class TelegramStandin:
                 raise ApiError(401, "Unauthorized")
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
+            if self.request_delay is not None and method != "getUpdates":
+                delay = self.request_delay(method, params)
+                if delay > 0:
+                    await asyncio.sleep(delay)
             for hold in list(self._holds):
                 if hold.claim(method):
                     await hold.wait_released()

@@ -25,11 +25,14 @@ LOCALES = REPO / "locales"
 
 def extracted_ids() -> set[str]:
     """Message ids in the code, extracted with the README's pybabel keywords."""
-    method_map = [("bot/**.py", "python")]
+    # as babel.cfg: Python code, and the jinja2 templates of the pledge and the web chat
+    method_map = [("bot/**.py", "python"), ("bot/**/templates/**.html", "jinja2")]
+    options_map = {"bot/**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
     keywords = {"_": ((1,), (1, 2)), "__": None}
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
-        str(REPO), method_map=method_map, keywords={"_": None, "__": None}
+        str(REPO), method_map=method_map, options_map=options_map,
+        keywords={"_": None, "__": None, "gettext": None},  # {% trans %} blocks call gettext
     ):
         found.add(message if isinstance(message, str) else message[0])
     del keywords

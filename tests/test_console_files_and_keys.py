@@ -96,15 +96,15 @@ def test_navigation_keys_do_not_move_and_item_one_offers_no_previous(demo_env: P
     result = CliRunner().invoke(cli, ["chat", "--demo"], input=keys)
     assert result.exit_code == 0, result.output
     out = result.output
-    first = key_line(out, "第 1/40 项")
+    first = key_line(out, "第 1/46 项")
     assert first == "[1] 是，信息无误  [2] 否，需要更正  [n] 暂时跳过 ▶  [g] 💡 填写指引  [c] 📋 目录  [r] 🔎 检查", first
     assert "上一项" not in first
-    assert key_line(out, "第 4/40 项") == "[1] 符合  [2] 不符合  [p] ◀ 上一项  [n] 暂时跳过 ▶  [g] 💡 填写指引  [c] 📋 目录  [r] 🔎 检查"
-    assert key_line(out, "第 10/40 项") == "[1] 符合  [2] 不符合  [3] 不适用  [p] ◀ 上一项  [n] 暂时跳过 ▶  [g] 💡 填写指引  [c] 📋 目录  [r] 🔎 检查"
+    assert key_line(out, "第 4/46 项") == "[1] 符合  [2] 不符合  [p] ◀ 上一项  [n] 暂时跳过 ▶  [g] 💡 填写指引  [c] 📋 目录  [r] 🔎 检查"
+    assert key_line(out, "第 10/46 项") == "[1] 符合  [2] 不符合  [3] 不适用  [p] ◀ 上一项  [n] 暂时跳过 ▶  [g] 💡 填写指引  [c] 📋 目录  [r] 🔎 检查"
     lines = out.splitlines()
-    tenth = [i for i, line in enumerate(lines) if "第 10/40 项" in line]
-    assert len(tenth) == 2 and any("第 9/40 项" in line for line in lines[tenth[0] : tenth[1]]), "p went back to item 9"
-    assert "(已保存：不适用)" in out and "第 11/40 项" in out
+    tenth = [i for i, line in enumerate(lines) if "第 10/46 项" in line]
+    assert len(tenth) == 2 and any("第 9/46 项" in line for line in lines[tenth[0] : tenth[1]]), "p went back to item 9"
+    assert "(已保存：不适用)" in out and "第 11/46 项" in out
     db = open_db(demo_env)
     values = {r["item_id"]: r["value"] for r in db["answers"].rows}
     assert values["lawful-07"] == "na" and len(values) == 4
@@ -115,5 +115,5 @@ def test_the_console_speaks_english_when_english_is_chosen(demo_env: Path) -> No
     assert result.exit_code == 0, result.output
     out = result.output
     assert "演示机构已就绪" in out and "自查助手终端对话" in out  # before the switch: Chinese
-    assert "Language set to English." in out and "Item 1/40" in out.split("Language set to English.")[1]
+    assert "Language set to English." in out and "Item 1/46" in out.split("Language set to English.")[1]
     assert out.rstrip().endswith("Bye. Your answers are saved; run the same command to continue.")

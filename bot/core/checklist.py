@@ -22,9 +22,24 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bot.core.fields import FIELD_IDS
+from bot.core import fields as _fields_registry
+from bot.core import regulations as _regulations
+from bot.core.conditions import Condition, ConditionError, parse_condition
 
-ANSWER_KINDS: tuple[str, ...] = ("compliance", "confirm", "text")
+ANSWER_KINDS: tuple[str, ...] = (
+    "compliance",
+    "confirm",
+    "text",
+    "yes_no",
+    "number",
+    "date",
+    "select_one",
+    "select_multiple",
+    "attachment",
+)
+CHOICE_KINDS = ("select_one", "select_multiple")
+# Files in the checklists directory that are not checklists.
+NOT_CHECKLISTS = frozenset({"fields.toml"})
 
 # Item ids travel in Telegram callback data (64 bytes in all, shared with other
 # values), so they are short, ASCII and free of the ':' separator aiogram packs with.
@@ -40,8 +55,12 @@ _CHECKLIST_KEYS = frozenset({"id", "version", "title", "campaign", "deadline", "
 _CHECKLIST_REQUIRED = ("id", "version", "title", "campaign", "source")
 _SECTION_KEYS = frozenset({"id", "title", "items"})
 _ITEM_KEYS = frozenset(
-    {"id", "kind", "text", "guidance", "basis", "allow_na", "fields", "pattern", "pattern_hint", "max_length"}
+    {
+        "id", "kind", "text", "guidance", "basis", "cites", "allow_na", "fields", "pattern", "pattern_hint",
+        "max_length", "min", "max", "unit", "options", "relevant", "required", "same_as",
+    }
 )
+_OPTION_KEYS = frozenset({"id", "label"})
 _TOP_KEYS = frozenset({"checklist", "sections"})
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -56,6 +75,14 @@ class Localized:
     def get(self, locale: str) -> str:
         """The text for ``locale``: any Chinese locale ("zh", "zh_CN", "zh-hans") gets zh_CN, all else en."""
         return self.zh_CN if (locale or "").lower().startswith("zh") else self.en
+
+
+@dataclass(frozen=True)
+class Option:
+    """One listed answer of a single- or multiple-choice item."""
+
+    id: str
+    label: Localized
 
 
 @dataclass(frozen=True)
@@ -78,6 +105,20 @@ class Item:
     # What a typed answer must look like, with an example, said when it does not match.
     pattern_hint: Localized | None = None
     max_length: int = 0
+    cites: tuple[_regulations.Citation, ...] = ()
+    minimum: float | None = None  # number items
+    maximum: float | None = None
+    unit: Localized | None = None
+    options: tuple[Option, ...] = ()  # select_one / select_multiple
+    relevant: Condition | None = None  # shown only while this holds on earlier answers
+    required: bool = True
+    same_as: str | None = None  # "checklist-id:item-id" of an earlier year's same question
+
+    def option(self, option_id: str) -> Option:
+        for option in self.options:
+            if option.id == option_id:
+                return option
+        raise KeyError(option_id)
 
     def __post_init__(self) -> None:
         # Accept any iterable of field ids but keep the model hashable and immutable.
@@ -112,6 +153,15 @@ class Checklist:
     # sha256 of the file as loaded; kept rather than re-read so the fingerprint
     # describes the questions in memory even if the file is edited afterwards.
     sha256: str = field(default="", repr=False)
+    # The campaign this checklist runs in, when a deployment runs one (ZICHA_CAMPAIGN);
+    # None: the campaign named after the checklist (the 2023 table: samr-2023-national).
+    campaign_id: str | None = None
+
+    def for_campaign(self, campaign_id: str, deadline: datetime.date | None) -> Checklist:
+        """This checklist as a campaign runs it: that campaign's id and deadline."""
+        import dataclasses
+
+        return dataclasses.replace(self, campaign_id=campaign_id, deadline=deadline)
 
     @cached_property
     def _items(self) -> tuple[Item, ...]:
@@ -199,7 +249,7 @@ def load_checklists(directory: str | os.PathLike[str]) -> dict[str, Checklist]:
     found: dict[str, Checklist] = {}
     for file in sorted(root.glob("*.toml")):
         # Dot files are editor swap and lock files, not content.
-        if file.name.startswith(".") or not file.is_file():
+        if file.name.startswith(".") or not file.is_file() or file.name in NOT_CHECKLISTS:
             continue
         checklist = load_checklist(file)
         if checklist.id in found:
@@ -254,6 +304,7 @@ class _Builder:
                 self.fail(f"duplicate section id {section.id!r}")
             section_ids.add(section.id)
             sections.append(section)
+        self.check_relevant([item for section in sections for item in section.items])
         return Checklist(
             id=checklist_id,
             version=version,
@@ -311,6 +362,12 @@ class _Builder:
         text = self.localized(raw["text"], "text", item_id)
         guidance = self.localized(raw["guidance"], "guidance", item_id) if "guidance" in raw else None
         basis = self.localized(raw["basis"], "basis", item_id) if "basis" in raw else None
+        cites = self.cites(raw["cites"], item_id) if "cites" in raw else ()
+        if basis is None and cites:
+            # The text users read and the PDF prints is rendered from the registry.
+            basis = Localized(
+                zh_CN=_regulations.render_citations(cites, "zh_CN"), en=_regulations.render_citations(cites, "en")
+            )
         if kind == "compliance" and basis is None:
             self.fail("basis is required for compliance items", item_id)
 
@@ -353,11 +410,43 @@ class _Builder:
             raw_fields = raw["fields"]
             if not isinstance(raw_fields, list) or not all(isinstance(f, str) for f in raw_fields):
                 self.fail("fields must be a list of field ids", item_id)
+            known_fields = _fields_registry.field_ids()
             for field_id in raw_fields:
-                if field_id not in FIELD_IDS:
-                    hint = self.suggest(field_id, FIELD_IDS) or f" (known: {', '.join(sorted(FIELD_IDS))})"
+                if field_id not in known_fields:
+                    hint = self.suggest(field_id, known_fields) or f" (known: {', '.join(sorted(known_fields))})"
                     self.fail(f"unknown field {field_id!r}{hint}", item_id)
             fields = frozenset(raw_fields)
+
+        minimum = self.number(raw, "min", kind, item_id)
+        maximum = self.number(raw, "max", kind, item_id)
+        if minimum is not None and maximum is not None and minimum > maximum:
+            self.fail(f"min ({minimum:g}) is greater than max ({maximum:g})", item_id)
+        unit = None
+        if "unit" in raw:
+            if kind != "number":
+                self.fail("unit is only allowed on number items", item_id)
+            unit = self.localized(raw["unit"], "unit", item_id)
+        options: tuple[Option, ...] = ()
+        if kind in CHOICE_KINDS:
+            if "options" not in raw:
+                self.fail(f"options are required for {kind} items", item_id)
+            options = self.options(raw["options"], item_id)
+        elif "options" in raw:
+            self.fail("options are only allowed on select_one and select_multiple items", item_id)
+        relevant = None
+        if "relevant" in raw:
+            if not isinstance(raw["relevant"], str) or not raw["relevant"].strip():
+                self.fail("relevant must be a non-empty condition such as ${item} = 'yes'", item_id)
+            try:
+                relevant = parse_condition(raw["relevant"])
+            except ConditionError as exc:
+                self.fail(f"relevant: {exc}", item_id)
+        required = raw.get("required", True)
+        if not isinstance(required, bool):
+            self.fail("required must be true or false", item_id)
+        same_as = raw.get("same_as")
+        if same_as is not None and (not isinstance(same_as, str) or not re.fullmatch(r"[a-z0-9-]+:[a-z0-9-]+", same_as)):
+            self.fail("same_as must read checklist-id:item-id", item_id)
 
         return Item(
             id=item_id,
@@ -371,7 +460,71 @@ class _Builder:
             pattern=pattern,
             pattern_hint=pattern_hint,
             max_length=max_length,
+            cites=cites,
+            minimum=minimum,
+            maximum=maximum,
+            unit=unit,
+            options=options,
+            relevant=relevant,
+            required=required,
+            same_as=same_as,
         )
+
+    def cites(self, value: Any, item_id: str) -> tuple[_regulations.Citation, ...]:
+        if not isinstance(value, list) or not value or not all(isinstance(c, str) for c in value):
+            self.fail("cites must be a list of citations such as \"order39:2021:14\"", item_id)
+        out = []
+        for text in value:
+            try:
+                out.append(_regulations.check_citation(text))
+            except _regulations.RegulationError as exc:
+                self.fail(str(exc), item_id)
+        return tuple(out)
+
+    def number(self, raw: Mapping[str, Any], key: str, kind: str, item_id: str) -> float | None:
+        if key not in raw:
+            return None
+        if kind != "number":
+            self.fail(f"{key} is only allowed on number items", item_id)
+        value = raw[key]
+        if type(value) not in (int, float):
+            self.fail(f"{key} must be a number", item_id)
+        return float(value)
+
+    def options(self, value: Any, item_id: str) -> tuple[Option, ...]:
+        if not isinstance(value, list) or len(value) < 2 or not all(isinstance(o, dict) for o in value):
+            self.fail("options must be at least two tables ({ id = \"a\", label.zh_CN = ..., label.en = ... })", item_id)
+        out: list[Option] = []
+        for number, raw in enumerate(value, start=1):
+            self.check_keys(raw, _OPTION_KEYS, f"option #{number}:", item_id)
+            option_id = raw.get("id")
+            if not isinstance(option_id, str) or not ID_RE.fullmatch(option_id):
+                self.fail(f"option #{number}: id must match {ID_RULE}", item_id)
+            if any(o.id == option_id for o in out):
+                self.fail(f"option {option_id!r} is listed twice", item_id)
+            if "label" not in raw:
+                self.fail(f"option {option_id!r}: label is required", item_id)
+            out.append(Option(option_id, self.localized(raw["label"], "label", item_id)))
+        return tuple(out)
+
+    def check_relevant(self, items: list[Item]) -> None:
+        earlier: dict[str, Item] = {}
+        for item in items:
+            if item.relevant is not None:
+                for ref in sorted(item.relevant.refs):
+                    if ref not in earlier:
+                        where = "a later item" if any(i.id == ref for i in items) else "no item"
+                        self.fail(
+                            f"relevant refers to ${{{ref}}}, which is {where}{self.suggest(ref, earlier)}; "
+                            "a condition may only use answers to earlier items",
+                            item.id,
+                        )
+                for ref, option in item.relevant.selected_options:
+                    target = earlier[ref]
+                    ids = [o.id for o in target.options]
+                    if target.kind not in CHOICE_KINDS or option not in ids:
+                        self.fail(f"relevant: item {ref!r} has no option {option!r}{self.suggest(option, ids)}", item.id)
+            earlier[item.id] = item
 
     def localized(self, value: Any, name: str, item_id: str | None) -> Localized:
         if not isinstance(value, dict):

@@ -1,14 +1,30 @@
-"""The fields (领域) an institution works in.
+"""The fields (领域) an institution works in, read from the registry file.
 
-The ids are stable and used in checklists, the roster and the database. The list
-follows the supervised fields of notice 国市监检测发〔2023〕90号 part 二, plus the
-livelihood and product-risk fields its part 一 singles out for special campaigns.
-A roster may name a field by id, by its Chinese name or by a short alias.
+The registry is data: ``checklists/fields.toml`` (or the file named by ``ZICHA_FIELDS``),
+one ``[[fields]]`` table per field with its id, Chinese and English names, aliases and an
+optional ``since`` campaign. The ids are stable and used in checklists, the roster and the
+database. A roster may name a field by id, by its Chinese or English name or by an alias.
+Adding a field to the file is enough for roster import, checklists and scopes to accept it.
+
+``FIELDS`` and ``FIELD_IDS`` are still importable: they always reflect the registry in use.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FIELDS_ENV = "ZICHA_FIELDS"
+FIELD_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_KEYS = frozenset({"id", "zh_CN", "en", "aliases", "since"})
+
+
+class FieldsError(ValueError):
+    """A fields registry that cannot be used; the message names the file, the entry and why."""
 
 
 @dataclass(frozen=True)
@@ -17,57 +33,146 @@ class Field:
     zh_CN: str
     en: str
     aliases: tuple[str, ...] = ()
+    since: str | None = None
 
     def label(self, locale: str) -> str:
         return self.zh_CN if locale.startswith("zh") else self.en
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("natural-resources", "自然资源检验检测", "Natural resources", ("自然资源",)),
-    Field("eco-environment", "生态环境监测", "Eco-environment monitoring", ("生态环境", "环境监测")),
-    Field("carbon-verification", "碳排放核查", "Carbon-emission verification", ("碳排放",)),
-    Field("motor-vehicle", "机动车检验", "Motor-vehicle inspection", ("机动车", "机动车检验检测")),
-    Field("water-quality", "水利水质监测", "Water-resources and water-quality monitoring", ("水质监测", "水利")),
-    Field("import-export", "进出口商品检验", "Import and export commodity inspection", ("进出口",)),
-    Field("medical-protective", "医疗器械防护用品检验检测", "Medical protective supplies", ("医疗器械防护用品",)),
-    Field("ppe", "个人防护装备检验", "Personal protective equipment", ("个人防护装备",)),
-    Field("food", "食品检验", "Food", ("食品",)),
-    Field("refined-oil", "成品油检验", "Refined oil products", ("成品油",)),
-    Field(
-        "network-security",
-        "网络关键设备和网络安全专用产品检验",
-        "Network key equipment and network-security products",
-        ("网络安全", "网络关键设备"),
-    ),
-    Field(
-        "dangerous-goods-tanks",
-        "常压液体危险货物罐体出厂检验",
-        "Atmospheric-pressure liquid dangerous-goods tanks",
-        ("危险货物罐体", "罐体"),
-    ),
-    Field("building-materials", "建筑材料检验", "Building materials", ("建筑材料", "建材")),
-    Field("water-supply", "供排水检验", "Water supply and drainage", ("供排水",)),
-    Field("other", "其他", "Other", ("其它",)),
-)
+@dataclass(frozen=True)
+class FieldRegistry:
+    fields: tuple[Field, ...]
+    path: str = ""
 
-FIELD_IDS: frozenset[str] = frozenset(f.id for f in FIELDS)
-_BY_ID = {f.id: f for f in FIELDS}
-_LOOKUP: dict[str, str] = {}
-for _f in FIELDS:
-    for _name in (_f.id, _f.zh_CN, _f.en.lower(), *_f.aliases):
-        _LOOKUP[_name.strip().lower()] = _f.id
+    def __post_init__(self) -> None:
+        by_id = {f.id: f for f in self.fields}
+        lookup: dict[str, str] = {}
+        for f in self.fields:
+            for name in (f.id, f.zh_CN, f.en.lower(), *f.aliases):
+                lookup.setdefault(name.strip().lower(), f.id)
+        object.__setattr__(self, "_by_id", by_id)
+        object.__setattr__(self, "_lookup", lookup)
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._by_id)  # type: ignore[attr-defined]
+
+    def get(self, field_id: str) -> Field:
+        return self._by_id[field_id]  # type: ignore[attr-defined]
+
+    def resolve(self, name: str) -> str | None:
+        return self._lookup.get(name.strip().lower())  # type: ignore[attr-defined]
+
+
+def load_registry(path: str | os.PathLike[str]) -> FieldRegistry:
+    """Read and check a fields registry file; FieldsError names what is wrong."""
+    shown = os.fspath(path)
+    try:
+        data = tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise FieldsError(f"{shown}: cannot read the fields registry: {exc}") from exc
+    unknown_top = set(data) - {"fields"}
+    if unknown_top:
+        raise FieldsError(f"{shown}: unknown key(s) {', '.join(sorted(unknown_top))} (expected [[fields]])")
+    raw = data.get("fields")
+    if not isinstance(raw, list) or not raw or not all(isinstance(r, dict) for r in raw):
+        raise FieldsError(f"{shown}: at least one [[fields]] table is required")
+    fields: list[Field] = []
+    seen: dict[str, str] = {}
+    for number, entry in enumerate(raw, start=1):
+        fields.append(_field(shown, number, entry))
+        f = fields[-1]
+        for name in (f.id, f.zh_CN, f.en.lower(), *f.aliases):
+            key = name.strip().lower()
+            if key in seen and seen[key] != f.id:
+                raise FieldsError(f"{shown}: field {f.id!r}: name {name!r} is already used by field {seen[key]!r}")
+            seen[key] = f.id
+    return FieldRegistry(tuple(fields), shown)
+
+
+def _field(shown: str, number: int, entry: dict[str, Any]) -> Field:
+    where = f"{shown}: field #{number}"
+    for key in entry:
+        if key not in _KEYS:
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(_KEYS), n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise FieldsError(f"{where}: unknown key {key!r}{hint}")
+    field_id = entry.get("id")
+    if not isinstance(field_id, str) or not FIELD_ID_RE.fullmatch(field_id):
+        raise FieldsError(f"{where}: id must match ^[a-z0-9][a-z0-9-]{{0,31}}$, got {field_id!r}")
+    where = f"{shown}: field {field_id!r}"
+    names: dict[str, str] = {}
+    for key in ("zh_CN", "en"):
+        value = entry.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise FieldsError(f"{where}: {key} must be a non-empty string")
+        names[key] = value.strip()
+    aliases = entry.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+        raise FieldsError(f"{where}: aliases must be a list of non-empty strings")
+    since = entry.get("since")
+    if since is not None and (not isinstance(since, str) or not since.strip()):
+        raise FieldsError(f"{where}: since must be a campaign id")
+    return Field(field_id, names["zh_CN"], names["en"], tuple(a.strip() for a in aliases), since)
+
+
+def default_registry_path() -> Path:
+    configured = os.environ.get(FIELDS_ENV)
+    if configured:
+        return Path(configured)
+    from bot.resources import data_dir
+
+    return data_dir("checklists") / "fields.toml"
+
+
+_current: FieldRegistry | None = None
+
+
+def registry() -> FieldRegistry:
+    """The registry in use: loaded once from ``default_registry_path()``."""
+    global _current
+    if _current is None:
+        _current = load_registry(default_registry_path())
+    return _current
+
+
+def use_registry(new: FieldRegistry | None) -> None:
+    """Switch to another registry (None: reload the default on next use). For tools and tests."""
+    global _current
+    _current = new
+
+
+def all_fields() -> tuple[Field, ...]:
+    return registry().fields
+
+
+def field_ids() -> frozenset[str]:
+    return registry().ids
 
 
 def get_field(field_id: str) -> Field:
     """The field with this id; KeyError if there is none."""
-    return _BY_ID[field_id]
+    return registry().get(field_id)
 
 
 def resolve_field(name: str) -> str | None:
     """The field id for an id, Chinese name, English name or alias; None if unknown."""
-    return _LOOKUP.get(name.strip().lower())
+    return registry().resolve(name)
 
 
 def field_label(field_id: str, locale: str) -> str:
-    field = _BY_ID.get(field_id)
-    return field.label(locale) if field else field_id
+    try:
+        return registry().get(field_id).label(locale)
+    except KeyError:
+        return field_id
+
+
+def __getattr__(name: str) -> Any:
+    # FIELDS / FIELD_IDS as they were: module constants, now read from the registry.
+    if name == "FIELDS":
+        return all_fields()
+    if name == "FIELD_IDS":
+        return field_ids()
+    raise AttributeError(name)

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from decimal import Decimal, InvalidOperation
+
 from bot.core.checklist import Checklist, Item, Section
 
 
@@ -25,6 +27,13 @@ class Choice(StrEnum):
     YES = "yes"
     NO = "no"
     TEXT = "text"
+    # Kinds whose answer is a typed or picked value kept in ``Answer.text``:
+    AFFIRMATIVE = "affirmative"  # yes_no: 是
+    NEGATIVE = "negative"  # yes_no: 否 (no follow-up, unlike a confirm item's "no")
+    NUMBER = "number"  # canonical decimal, e.g. "12.5"
+    DATE = "date"  # ISO date
+    SELECTED = "selected"  # option ids separated by single spaces, in the item's order
+    FILE = "file"  # the stored upload's reference
 
 
 class RectStatus(StrEnum):
@@ -46,6 +55,12 @@ CHOICES_BY_KIND: dict[str, tuple[Choice, ...]] = {
     "compliance": (Choice.COMPLIANT, Choice.NONCOMPLIANT, Choice.NA),
     "confirm": (Choice.YES, Choice.NO),
     "text": (Choice.TEXT,),
+    "yes_no": (Choice.AFFIRMATIVE, Choice.NEGATIVE),
+    "number": (Choice.NUMBER,),
+    "date": (Choice.DATE,),
+    "select_one": (Choice.SELECTED,),
+    "select_multiple": (Choice.SELECTED,),
+    "attachment": (Choice.FILE,),
 }
 
 # Follow-up texts are free prose; 1,000 characters is a long paragraph and keeps a
@@ -174,13 +189,37 @@ class Interview:
         i = self._index[item_id]
         return self.items[i + 1] if i + 1 < len(self.items) else None
 
+    def shown(self, item: Item, answers: Mapping[str, Answer]) -> bool:
+        """False while the item's ``relevant`` condition does not hold on the answers to
+        earlier items. A hidden item's answer is kept but not counted; when the condition
+        holds again it comes back with it."""
+        return item.relevant is None or item.relevant.evaluate(lambda ref: self._value(ref, answers))
+
+    def _value(self, item_id: str, answers: Mapping[str, Answer]) -> object:
+        if not self.checklist.has_item(item_id):
+            return None
+        item = self.checklist.item(item_id)
+        # An answer to an item that is itself hidden (or not for this institution) does not count.
+        if not self.applies(item_id) or not self.shown(item, answers):
+            return None
+        return condition_value(item, answers.get(item_id))
+
+    def visible_items(self, answers: Mapping[str, Answer]) -> list[Item]:
+        return [item for item in self.items if self.shown(item, answers)]
+
+    def _counted(self, item: Item, answers: Mapping[str, Answer]) -> bool:
+        return self.shown(item, answers) and (item.required or item.id in answers)
+
     def next_open(self, answers: Mapping[str, Answer], after: str | None = None) -> Item | None:
         """The next item that is unanswered or lacks a follow-up, searching forward from
-        ``after`` and wrapping around, so skipped items come back at the end."""
+        ``after`` and wrapping around, so skipped items come back at the end. Hidden and
+        unanswered optional items are passed over."""
         start = self._index[after] + 1 if after in self._index else 0
         n = len(self.items)
         for k in range(n):
             item = self.items[(start + k) % n]
+            if not self._counted(item, answers):
+                continue
             answer = answers.get(item.id)
             if answer is None or not answer.is_complete:
                 return item
@@ -214,7 +253,8 @@ class Interview:
         open_rect = 0
         done_by_section: Counter[str] = Counter()
         total_by_section: Counter[str] = Counter()
-        for item in self.items:
+        counted = [item for item in self.items if self._counted(item, answers)]
+        for item in counted:
             total_by_section[item.section_id] += 1
             answer = answers.get(item.id)
             if answer is None:
@@ -236,7 +276,7 @@ class Interview:
         )
         done = sum(done_by_section.values())
         return Progress(
-            total=len(self.items),
+            total=len(counted),
             done=done,
             counts=dict(counts),
             incomplete=tuple(incomplete),
@@ -338,3 +378,159 @@ def next_followup(answer: Answer, after: FollowUp | None = None, *, editing: boo
         if editing or _missing(answer, step):
             return step
     return answer.pending_followup
+
+
+def condition_value(item: Item, answer: Answer | None) -> object:
+    """An answer as a ``relevant`` condition sees it: 'compliant' / 'noncompliant' / 'na',
+    'yes' / 'no', a number, an ISO date string, an option id, a set of option ids, a text."""
+    if answer is None:
+        return None
+    if item.kind in ("compliance", "confirm"):
+        return answer.value.value
+    if item.kind == "yes_no":
+        return "yes" if answer.value is Choice.AFFIRMATIVE else "no"
+    if item.kind == "number":
+        try:
+            return Decimal(answer.text or "")
+        except InvalidOperation:
+            return None
+    if item.kind == "select_multiple":
+        return frozenset((answer.text or "").split())
+    return answer.text
+
+
+# ── Validation of the new item kinds ─────────────────────────────────────────
+# Each function takes what the user typed (or pressed) and returns the value to store,
+# or raises InvalidInput whose ``message(locale)`` says plainly what to change.
+
+_MESSAGES: dict[str, tuple[str, str]] = {
+    "empty": ("内容为空，请输入答案。", "The answer is empty. Please type it."),
+    "not_a_number": ("“{raw}”不是数字，请只输入数字（如 12 或 12.5）。", '"{raw}" is not a number. Please type digits only, e.g. 12 or 12.5.'),
+    "number_too_small": ("数值不能小于 {minimum}{unit}，请核对后重新输入。", "The number must be at least {minimum}{unit}. Please check it."),
+    "number_too_large": ("数值不能大于 {maximum}{unit}，请核对后重新输入。", "The number must be at most {maximum}{unit}. Please check it."),
+    "bad_date": ("请按“年-月-日”格式输入日期，如 2025-06-30。", "Please type a date as year-month-day, e.g. 2025-06-30."),
+    "impossible_date": ("日期“{raw}”不存在（请核对月份和日期）。", 'There is no such date as "{raw}" (check the month and day).'),
+    "unknown_option": ("“{raw}”不是可选项。可选：{known}。", '"{raw}" is not one of the options. Choose from: {known}.'),
+    "one_option_only": ("本项只能选择一项。", "Choose only one option for this item."),
+    "not_yes_no": ("请回答“是”或“否”。", 'Please answer "yes" or "no".'),
+    "file_required": ("本项需要上传文件（如资质认定证书扫描件），文字答复不能代替。", "This item needs a file (e.g. a scan of the CMA certificate); a typed answer cannot replace it."),
+}
+
+
+def invalid_message(exc: InvalidInput, locale: str) -> str:
+    """The message for a refused answer to one of the new kinds, in ``locale``."""
+    zh, en = _MESSAGES.get(exc.code, ("答案无法接受，请核对后重新输入。", "That answer cannot be accepted. Please check it."))
+    return (zh if (locale or "").lower().startswith("zh") else en).format(**{k: v for k, v in exc.params.items()})
+
+
+def _normalise(raw: str | None) -> str:
+    text = unicodedata.normalize("NFKC", raw or "")
+    return _CONTROL.sub("", text).strip()
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def parse_number(item: Item, raw: str | None) -> str:
+    """A number within the item's min and max, as a canonical decimal string. The unit may
+    be typed after it ("12 人"); full-width digits are read as digits."""
+    text = _normalise(raw)
+    if not text:
+        raise InvalidInput("empty")
+    shown = text[:30]
+    if item.unit is not None:
+        for unit in (item.unit.zh_CN, item.unit.en):
+            if text.endswith(unit):
+                text = text[: -len(unit)].strip()
+    text = text.replace(",", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InvalidInput("not_a_number", raw=shown) from None
+    if not value.is_finite():
+        raise InvalidInput("not_a_number", raw=shown)
+    unit = f" {item.unit.zh_CN}" if item.unit else ""
+    if item.minimum is not None and value < Decimal(repr(item.minimum)):
+        raise InvalidInput("number_too_small", minimum=_fmt(item.minimum), unit=unit)
+    if item.maximum is not None and value > Decimal(repr(item.maximum)):
+        raise InvalidInput("number_too_large", maximum=_fmt(item.maximum), unit=unit)
+    canonical = format(value.normalize(), "f")
+    return "0" if canonical in ("-0", "") else canonical
+
+
+def parse_date_answer(raw: str | None) -> str:
+    """A calendar date typed as 2025-06-30, 2025/6/30, 2025年6月30日 or 20250630 (ISO string)."""
+    text = _normalise(raw).replace(" ", "")
+    if not text:
+        raise InvalidInput("empty")
+    for form in _DATE_FORMATS:
+        m = form.fullmatch(text)
+        if m:
+            try:
+                return dt.date(int(m["y"]), int(m["m"]), int(m["d"])).isoformat()
+            except ValueError:
+                raise InvalidInput("impossible_date", raw=text[:30]) from None
+    raise InvalidInput("bad_date")
+
+
+def parse_options(item: Item, raw: str | Iterable[str] | None) -> str:
+    """Option ids (typed ids, labels in either language, or 1-based numbers; several
+    separated by commas, 、 or spaces) checked against the item's list."""
+    if isinstance(raw, str) or raw is None:
+        parts = [p for p in re.split(r"[,，、;；\s]+", _normalise(raw)) if p]
+    else:
+        parts = [_normalise(p) for p in raw if _normalise(p)]
+    if not parts:
+        raise InvalidInput("empty")
+    lookup: dict[str, str] = {}
+    for number, option in enumerate(item.options, start=1):
+        for name in (option.id, option.label.zh_CN, option.label.en.lower(), str(number)):
+            lookup.setdefault(name.lower(), option.id)
+    chosen: set[str] = set()
+    for part in parts:
+        option_id = lookup.get(part.lower())
+        if option_id is None:
+            known = "、".join(f"{n}. {o.label.zh_CN}" for n, o in enumerate(item.options, start=1))
+            raise InvalidInput("unknown_option", raw=part[:30], known=known)
+        chosen.add(option_id)
+    if item.kind == "select_one" and len(chosen) > 1:
+        raise InvalidInput("one_option_only")
+    return " ".join(o.id for o in item.options if o.id in chosen)
+
+
+_YES = frozenset({"是", "yes", "y", "有", "1", "true"})
+_NO = frozenset({"否", "no", "n", "无", "没有", "0", "false"})
+
+
+def parse_yes_no(raw: str | None) -> Choice:
+    text = _normalise(raw).lower()
+    if text in _YES:
+        return Choice.AFFIRMATIVE
+    if text in _NO:
+        return Choice.NEGATIVE
+    raise InvalidInput("not_yes_no")
+
+
+def require_attachment(file_ref: str | None) -> str:
+    """An attachment item accepts an uploaded file only; typed text is refused."""
+    if not file_ref:
+        raise InvalidInput("file_required")
+    return file_ref
+
+
+def parse_answer(item: Item, raw: str | None, *, file_ref: str | None = None) -> tuple[Choice, str | None]:
+    """The (value, text) to store for a typed answer to one of the new kinds."""
+    if item.kind == "number":
+        return Choice.NUMBER, parse_number(item, raw)
+    if item.kind == "date":
+        return Choice.DATE, parse_date_answer(raw)
+    if item.kind in ("select_one", "select_multiple"):
+        return Choice.SELECTED, parse_options(item, raw)
+    if item.kind == "yes_no":
+        return parse_yes_no(raw), None
+    if item.kind == "attachment":
+        return Choice.FILE, require_attachment(file_ref)
+    if item.kind == "text":
+        return Choice.TEXT, clean_text(raw, item.max_length, item.pattern)
+    raise ValueError(f"{item.kind} items are answered with buttons")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bot.core.fields import FIELDS, resolve_field
+from bot.core.fields import all_fields, resolve_field
 from bot.core.spreadsheet import starts_like_formula, strip_invisible
 from bot.core.uscc import InvalidUSCC, validate_uscc
 
@@ -332,8 +332,8 @@ def _check_fields(text: str) -> tuple[tuple[str, ...], list[_CellProblem]]:
     for name in names:
         field_id = resolve_field(name)
         if field_id is None:
-            known_zh = "、".join(f.zh_CN for f in FIELDS)
-            known_en = ", ".join(f.id for f in FIELDS)
+            known_zh = "、".join(f.zh_CN for f in all_fields())
+            known_en = ", ".join(f.id for f in all_fields())
             problems.append(
                 _CellProblem(
                     f"无法识别的领域“{name}”（可用：{known_zh}）",

@@ -33,6 +33,14 @@ DEFAULT_REMINDER_DAYS = (14, 7, 3, 1, 0)
 DEFAULT_SEND_TIME = dt.time(9, 0)
 DEFAULT_QUIET_HOURS = (dt.time(21, 0), dt.time(8, 0))
 _KEYS = frozenset({"checklist", "deadline", "timezone", "reminder_days", "send_time", "quiet_hours"})
+# Keys a campaign file (bot/core/campaigns.py) adds to the [campaign] table; they are
+# checked there, and the reminder schedule ignores them.
+CAMPAIGN_ONLY_KEYS = frozenset(
+    {
+        "id", "year", "title", "pledge", "opens", "closes", "regulations", "coverage",
+        "opens_in_days", "deadline_in_days", "closes_in_days", "demo",
+    }
+)
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -198,6 +206,7 @@ def load_schedule(
     table = data.get("campaign")
     if not isinstance(table, dict) or set(data) != {"campaign"}:
         raise ScheduleError(f"{file}: expected exactly one [campaign] table")
+    table = {k: v for k, v in table.items() if k not in CAMPAIGN_ONLY_KEYS}
     return parse_schedule(
         table, checklist_id=checklist_id, default_deadline=default_deadline, default_tz=default_tz, source=str(file)
     )

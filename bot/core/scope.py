@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.core.fields import FIELD_IDS, resolve_field
+from bot.core.fields import field_ids, resolve_field
 from bot.core.roster import resolve_province
 
 
@@ -27,7 +27,7 @@ class Scope:
     def __post_init__(self) -> None:
         if not self.national and not self.provinces:
             raise ScopeError("a scope is national or names at least one province")
-        unknown = set(self.fields) - FIELD_IDS
+        unknown = set(self.fields) - field_ids()
         if unknown:
             raise ScopeError(f"unknown field(s): {', '.join(sorted(unknown))}")
 

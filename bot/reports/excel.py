@@ -37,7 +37,7 @@ from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from bot.core.checklist import Checklist, Item
-from bot.core.fields import FIELDS, field_label
+from bot.core.fields import all_fields, field_label
 from bot.core.roster import ROSTER_COLUMNS
 from bot.core.spreadsheet import starts_like_formula
 from bot.core.scope import Scope
@@ -371,7 +371,7 @@ def write_export(
         ],
         [30, 10, 10, 10, 10, 10, 10, 14, 12],
     )
-    order = [f.id for f in FIELDS if f.id in report.by_field]
+    order = [f.id for f in all_fields() if f.id in report.by_field]
     for f in order:
         tally = report.by_field[f]
         counts = by_section.get(f, {})

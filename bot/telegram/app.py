@@ -25,8 +25,14 @@ from bot.config import Settings
 from bot.core.checklist import Checklist, load_checklists
 from bot.i18n import build_i18n
 from bot.resources import data_dir
+from bot.ratelimit import SendLimiter, SharedRateLimit
 from bot.telegram.commands import BOT_COMMANDS, bot_commands  # noqa: F401  (BOT_COMMANDS re-exported)
-from bot.telegram.middlewares import MembershipMiddleware, OneCallbackAnswer, UserLanguageMiddleware
+from bot.telegram.middlewares import (
+    MembershipMiddleware,
+    OneCallbackAnswer,
+    UserLanguageMiddleware,
+    UserThrottleMiddleware,
+)
 from bot.telegram.session import ZichaSession
 from bot.conversation.engine import Conversation
 from storage.conversations import SQLiteStates
@@ -87,6 +93,22 @@ class App:
 
 def load_checklist(settings: Settings) -> Checklist:
     checklists = load_checklists(data_dir("checklists"))
+    if settings.zicha_campaign:
+        from bot.core.campaigns import load_configured_campaign
+
+        campaign = load_configured_campaign(settings.zicha_campaign, settings.tz)
+        if campaign.checklist_id not in checklists:
+            raise ValueError(f"ZICHA_CAMPAIGN {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
+        checklist = checklists[campaign.checklist_id]
+        # The handlers show compliance, confirm and text items; the other kinds and
+        # `relevant` conditions come with the conversation redesign (issue 9, stage 2).
+        unsupported = sorted({i.kind for i in checklist.items if i.kind not in ("compliance", "confirm", "text")})
+        if unsupported or any(i.relevant is not None for i in checklist.items):
+            raise ValueError(
+                f"ZICHA_CAMPAIGN {campaign.id!r}: checklist {checklist.id!r} uses item kinds or conditions "
+                f"the bot cannot show yet ({', '.join(unsupported) or 'relevant'})"
+            )
+        return checklist.for_campaign(campaign.id, campaign.deadline)
     try:
         return checklists[settings.zicha_checklist]
     except KeyError:
@@ -138,6 +160,7 @@ def build_dispatcher(
         interview.build_router(),
         fallback.build_router(),
     )
+    UserThrottleMiddleware(i18n, rate=settings.zicha_user_rate, burst=settings.zicha_user_burst).setup(dp)
     dp.update.outer_middleware(MembershipMiddleware())
     UserLanguageMiddleware(i18n).setup(dp)
     # One answer per press, with the error's text when the handler failed.
@@ -155,6 +178,7 @@ async def _register_commands(bot: Bot, i18n: I18n) -> None:
 def build_bot(settings: Settings) -> Bot:
     # Skips (and logs) an update it cannot read instead of failing its whole batch.
     session = ZichaSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(SharedRateLimit(SendLimiter(settings.zicha_outbox_rate, settings.zicha_outbox_chat_interval)))
     return Bot(
         token=settings.require_token(),
         session=session,

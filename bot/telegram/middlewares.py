@@ -1,18 +1,22 @@
-"""Cross-cutting concerns for every update: the user's language and their institution."""
+"""Cross-cutting concerns for every update: the user's language and their institution, one
+answer per button press, and a per-user flood limit."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 import logging
-from typing import Any
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import sqlite_utils
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Dispatcher
 from aiogram.dispatcher.flags import get_flag
-from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import CallbackQuery, TelegramObject, User
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.types import CallbackQuery, TelegramObject, Update, User
 from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n.middleware import I18nMiddleware
 
 from bot.i18n import locale_from_telegram, normalize_locale
@@ -99,3 +103,86 @@ class OneCallbackAnswer(CallbackAnswerMiddleware):
             await self.answer(event, callback_answer)
         except TelegramBadRequest as exc:
             log.info("callback query %s not answered: %s", event.id, exc.message)
+
+
+class UserThrottleMiddleware(BaseMiddleware):
+    """One user's flood must not slow down everyone else (issue 12): a token bucket per user
+    admits ``rate`` messages and button presses a second with a burst of ``burst``; what is
+    beyond that is dropped before any work is done for it. The user is told once per
+    ``notice_every`` seconds (a message, or the press's alert), not once per dropped update, and
+    nothing is logged per dropped update. Other update types (membership changes...) pass.
+
+    ``setup(dp)`` registers it as an outer middleware on ``dp.update`` (before the database
+    lookups) that is active once the dispatcher starts on Telegram (polling or webhook: the
+    startup hook); the terminal chat (``zicha chat``) feeds updates without starting it."""
+
+    def __init__(self, i18n: I18n, *, rate: float, burst: int, notice_every: float = 60.0) -> None:
+        self.i18n = i18n
+        self.rate = rate
+        self.burst = float(burst)
+        self.notice_every = notice_every
+        self._buckets: dict[int, tuple[float, float]] = {}  # user id -> (tokens, at)
+        self._noticed: dict[int, float] = {}  # user id -> when last told
+        self.dropped = 0
+        self.active = False
+
+    def setup(self, dp: Dispatcher) -> UserThrottleMiddleware:
+        dp.update.outer_middleware(self)
+        dp.startup.register(self._activate)
+        return self
+
+    async def _activate(self) -> None:
+        self.active = True
+
+    def _admit(self, user_id: int, now: float) -> bool:
+        tokens, at = self._buckets.get(user_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        admitted = tokens >= 1.0
+        self._buckets[user_id] = (tokens - 1.0 if admitted else tokens, now)
+        if len(self._buckets) > 10_000:  # forget users whose bucket is full again
+            full = (self.burst - 1.0) / self.rate
+            self._buckets = {u: b for u, b in self._buckets.items() if now - b[1] < full}
+            self._noticed = {u: t for u, t in self._noticed.items() if now - t < self.notice_every}
+        return admitted
+
+    @staticmethod
+    def _throttled(event: TelegramObject) -> bool:
+        """Messages, their edits and button presses; not membership changes and the like."""
+        return isinstance(event, Update) and (
+            event.message is not None or event.edited_message is not None or event.callback_query is not None
+        )
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: User | None = data.get("event_from_user")
+        if not self.active or user is None or not self._throttled(event):
+            return await handler(event, data)
+        now = time.monotonic()
+        if self._admit(user.id, now):
+            return await handler(event, data)
+        self.dropped += 1
+        if now - self._noticed.get(user.id, -math.inf) >= self.notice_every:
+            self._noticed[user.id] = now
+            await self._tell(cast(Update, event), user, data)
+        return None
+
+    async def _tell(self, update: Update, user: User, data: dict[str, Any]) -> None:
+        db: sqlite_utils.Database = data["db"]
+        default = self.i18n.default_locale
+        locale = normalize_locale(get_user_language(db, user.id), "") or locale_from_telegram(user.language_code, default)
+        with self.i18n.context(), self.i18n.use_locale(locale):
+            text = _(
+                "You are sending messages faster than I can take them, so I am ignoring some for a moment. "
+                "Please wait a few seconds, then go on: what you saved is safe."
+            )
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(text, show_alert=True)
+            elif update.message is not None:
+                await update.message.answer(text, parse_mode=None)
+        except TelegramAPIError as exc:  # the user is flooding: a failed notice is not worth a traceback
+            log.info("throttle: could not tell user about the limit: %s", type(exc).__name__)

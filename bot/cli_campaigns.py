@@ -1,0 +1,211 @@
+"""`zicha campaign …` and `zicha checklist import|export`: campaigns and tables as data (issue 9).
+
+Registered on the main CLI by :func:`register`; kept in their own module so the main CLI
+file stays small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+
+def _today() -> dt.date:
+    from bot.cli import _settings
+
+    return dt.datetime.now(_settings().tz).date()
+
+
+def _definitions(today: dt.date) -> dict:  # type: ignore[type-arg]
+    from bot.core.campaigns import CampaignError, campaigns_dir, load_campaigns
+
+    try:
+        return load_campaigns(campaigns_dir(), today=today)
+    except CampaignError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def campaign() -> None:
+    """Self-check campaigns: one year's table for the institutions it covers."""
+
+
+@campaign.command("list")
+def campaign_list() -> None:
+    """Every campaign defined in checklists/campaigns/ or stored in the database."""
+    from bot.cli import _open_db, _settings
+    from storage.campaigns import list_campaigns
+
+    today = _today()
+    defined = _definitions(today)
+    with _open_db(_settings()) as db:
+        stored = {c.id: c for c in list_campaigns(db)}
+    click.echo(f"{'id':<24} {'year':<5} {'level':<10} {'checklist':<24} {'opens':<10} {'deadline':<10} {'closes':<10} state")
+    for cid in sorted(set(defined) | set(stored), key=lambda i: (getattr(defined.get(i) or stored[i], "year"), i)):
+        d, s = defined.get(cid), stored.get(cid)
+        if d is not None:
+            row = (d.year, d.coverage.level, d.checklist_id, d.opens.isoformat(),
+                   d.deadline.isoformat() if d.deadline else "-", d.closes.isoformat() if d.closes else "-")
+        else:
+            assert s is not None
+            row = (s.year, s.level, s.checklist_id, s.opens_on or "-", s.deadline or "-", s.closes_on or "-")
+        if s is None:
+            state = "not opened"
+        elif s.status == "closed":
+            state = f"closed, {s.selfchecks} self-checks"
+        elif d is not None and not d.is_open_on(today):
+            state = ("opens later" if today < d.opens else "past its dates") + f", {s.selfchecks} self-checks"
+        else:
+            state = f"open, {s.selfchecks} self-checks"
+        click.echo(f"{cid:<24} {row[0]:<5} {row[1]:<10} {row[2]:<24} {row[3]:<10} {row[4]:<10} {row[5]:<10} {state}")
+
+
+@campaign.command("show")
+@click.argument("campaign_id")
+def campaign_show(campaign_id: str) -> None:
+    """What a campaign asks of whom, and when."""
+    from bot.cli import _open_db, _settings
+    from bot.core.checklist import ChecklistError, load_checklists
+    from bot.core.fields import field_label
+    from bot.resources import data_dir
+    from storage.campaigns import get_campaign
+
+    settings = _settings()
+    today = _today()
+    defined = _definitions(today)
+    with _open_db(settings) as db:
+        stored = get_campaign(db, campaign_id)
+    d = defined.get(campaign_id)
+    if d is None and stored is None:
+        raise click.ClickException(f"No campaign {campaign_id!r} (known: {', '.join(sorted(defined)) or 'none'})")
+    if d is None:
+        assert stored is not None
+        click.echo(f"{stored.id}: {stored.title_zh} / {stored.title_en}")
+        click.echo(f"  stored only (no file); checklist {stored.checklist_id}; {stored.status}; {stored.selfchecks} self-checks")
+        return
+    click.echo(f"{d.id} ({d.year}): {d.title.zh_CN}")
+    click.echo(f"  {d.title.en}")
+    try:
+        checklist = load_checklists(data_dir("checklists")).get(d.checklist_id)
+    except ChecklistError as exc:
+        raise click.ClickException(str(exc)) from None
+    items = f"{len(checklist.items)} items, version {checklist.version}" if checklist else "MISSING"
+    click.echo(f"  checklist: {d.checklist_id} ({items})")
+    click.echo(f"  pledge: {d.pledge_id or '-'}")
+    click.echo(f"  opens {d.opens}, deadline {d.deadline or '-'}, closes {d.closes or '-'}")
+    provinces = "、".join(sorted(d.coverage.provinces)) or "all provinces"
+    fields = "、".join(field_label(f, "zh_CN") for f in sorted(d.coverage.fields)) or "all fields"
+    click.echo(f"  covers: {d.coverage.level} institutions; {provinces}; {fields}")
+    click.echo(f"  editions in force: {', '.join(d.editions) or '-'}")
+    schedule = d.schedule(settings.zicha_timezone)
+    if schedule is not None:
+        days = ", ".join(str(r.days_before) for r in schedule.reminders())
+        click.echo(f"  reminders: {days} days before, at {schedule.send_time:%H:%M} ({schedule.tz.key})")
+    if stored is None:
+        state = "not opened (zicha campaign open " + d.id + ")"
+    else:
+        state = f"{stored.status}, {stored.selfchecks} self-checks"
+    click.echo(f"  state: {state}")
+
+
+@campaign.command("open")
+@click.argument("campaign_id", required=False)
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A campaign file elsewhere.")
+def campaign_open(campaign_id: str | None, file: Path | None) -> None:
+    """Check a campaign (its checklist, pledge and the editions cited) and store it as open."""
+    from bot.cli import _open_db, _settings
+    from bot.core.campaigns import CampaignError, campaigns_dir, load_campaign
+    from bot.core.checklist import ChecklistError, load_checklists
+    from bot.resources import data_dir
+    from storage.campaigns import open_campaign
+
+    if (campaign_id is None) == (file is None):
+        raise click.UsageError("give a campaign id or --file PATH")
+    path = file if file is not None else campaigns_dir() / f"{campaign_id}.toml"
+    if not path.is_file():
+        raise click.ClickException(f"No campaign file {path}")
+    try:
+        definition = load_campaign(path, today=_today())
+        checklists = load_checklists(data_dir("checklists"))
+        if definition.checklist_id not in checklists:
+            raise click.ClickException(f"{path}: no checklist {definition.checklist_id!r} in {data_dir('checklists')}")
+        definition.check_checklist(checklists[definition.checklist_id])
+    except (CampaignError, ChecklistError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if definition.pledge_id and not (data_dir("checklists") / "pledges" / f"{definition.pledge_id}.toml").is_file():
+        raise click.ClickException(f"{path}: no pledge {definition.pledge_id!r} in checklists/pledges/")
+    with _open_db(_settings()) as db:
+        stored = open_campaign(db, definition)
+    click.echo(f"Campaign {stored.id} is open: {stored.title_zh} (deadline {stored.deadline or '-'}).")
+
+
+@campaign.command("close")
+@click.argument("campaign_id")
+def campaign_close(campaign_id: str) -> None:
+    """Close a campaign: nobody is asked to answer it any more; answers and exports stay."""
+    from bot.cli import _open_db, _settings
+    from storage.campaigns import close_campaign
+
+    with _open_db(_settings()) as db:
+        stored = close_campaign(db, campaign_id)
+    if stored is None:
+        raise click.ClickException(f"No stored campaign {campaign_id!r} (see zicha campaign list)")
+    click.echo(f"Campaign {stored.id} is closed; its {stored.selfchecks} self-checks stay readable.")
+
+
+@click.command("import")
+@click.argument("table", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the TOML (default: ./<checklist id>.toml).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def checklist_import(table: Path, output: Path | None, force: bool) -> None:
+    """Convert an XLSForm-like workbook into a checklist file and validate it.
+
+    Every problem is listed with its sheet, row and column; nothing is written unless the
+    whole workbook is valid."""
+    from bot.core.xlsform import WorkbookError, import_workbook
+
+    try:
+        text, loaded = import_workbook(table)
+    except WorkbookError as exc:
+        click.echo(f"{table}: {len(exc.problems)} problem(s); nothing was written.", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        raise SystemExit(1) from None
+    target = output or Path(f"{loaded.id}.toml")
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; pass --force to replace it")
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"{target}: {loaded.id} {loaded.version}, {len(loaded.sections)} sections, {len(loaded.items)} items, valid.")
+
+
+@click.command("export")
+@click.argument("checklist_id")
+@click.argument("table", type=click.Path(dir_okay=False, path_type=Path))
+def checklist_export(checklist_id: str, table: Path) -> None:
+    """Write a checklist (a shipped id or a .toml path) as a workbook that imports back to it."""
+    from bot.core.checklist import ChecklistError, load_checklist, load_checklists
+    from bot.core.xlsform import export_workbook
+    from bot.resources import data_dir
+
+    try:
+        if checklist_id.endswith(".toml"):
+            loaded = load_checklist(checklist_id)
+        else:
+            available = load_checklists(data_dir("checklists"))
+            if checklist_id not in available:
+                raise click.ClickException(f"No checklist {checklist_id!r} (available: {', '.join(sorted(available))})")
+            loaded = available[checklist_id]
+    except ChecklistError as exc:
+        raise click.ClickException(str(exc)) from None
+    header = [line[1:].strip() for line in Path(loaded.path).read_text(encoding="utf-8-sig").splitlines()
+              if line.startswith("#")][:12]  # fmt: skip
+    export_workbook(loaded, table, header=[h for h in header if not h.startswith("Generated by")])
+    click.echo(f"{table}: {loaded.id} {loaded.version}, {len(loaded.items)} items.")
+
+
+def register(cli: click.Group, checklist: click.Group) -> None:
+    cli.add_command(campaign)
+    checklist.add_command(checklist_import)
+    checklist.add_command(checklist_export)

@@ -1,0 +1,318 @@
+"""The web chat's aiohttp application: built once, served by ``zicha web`` or beside the bot.
+
+Dependencies hang on the application under ``web.AppKey``s (no globals); templates are
+jinja2 with autoescape on, rendered in the visitor's language (the session's choice, else
+the browser's Accept-Language, else ZICHA_LOCALE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sqlite_utils
+from aiogram.utils.i18n import I18n
+from aiohttp import web
+
+from bot.config import Settings
+from bot.core.checklist import Checklist
+from bot.i18n import normalize_locale
+from bot.web import security as sec
+from storage import web as store
+
+log = logging.getLogger("zicha.web")
+HERE = Path(__file__).parent
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    db: sqlite_utils.Database
+    checklist: Checklist
+    i18n: I18n
+    security: sec.WebSecurity
+    guesses_by_address: sec.SlidingWindow
+    guesses_by_code: sec.SlidingWindow
+    templates: jinja2.Environment
+    on_enqueue: Any = None  # called after something was put in the outbox (wakes the sender)
+
+
+CTX = web.AppKey("zicha_web", WebContext)
+
+
+@dataclass
+class RequestState:
+    session: store.Session | None = None
+    set_cookie: tuple[str, dt.timedelta] | None = None
+    clear_cookie: bool = False
+
+
+STATE = web.RequestKey("zicha_request", RequestState)
+
+
+def state(request: web.Request) -> RequestState:
+    if STATE not in request:
+        request[STATE] = RequestState()
+    return request[STATE]
+
+
+def templates_env(i18n: I18n) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda message: i18n.gettext(message),
+        ngettext=lambda singular, plural, n: i18n.gettext(singular, plural, n),
+        newstyle=True,
+    )
+    return env
+
+
+def request_locale(request: web.Request) -> str:
+    ctx = request.app[CTX]
+    session: store.Session | None = state(request).session
+    if session is not None and session.data.get("lang"):
+        return normalize_locale(session.data["lang"], ctx.settings.zicha_locale)
+    accept = request.headers.get("Accept-Language", "").lower()
+    first = accept.split(",")[0].strip()
+    if first.startswith("zh"):
+        return "zh_CN"
+    if first.startswith("en"):
+        return "en"
+    return ctx.settings.zicha_locale
+
+
+def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+    ctx = request.app[CTX]
+    locale = request_locale(request)
+    session: store.Session | None = state(request).session
+    with ctx.i18n.context(), ctx.i18n.use_locale(locale):
+        body = ctx.templates.get_template(template).render(
+            locale=locale,
+            csrf=session.csrf if session is not None else "",
+            signed_in=bool(session is not None and session.user_id is not None),
+            here=request.path_qs,
+            **context,
+        )
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+def gettext_for(request: web.Request):  # type: ignore[no-untyped-def]
+    """A ``_`` bound to the visitor's language, for strings built in Python."""
+    ctx = request.app[CTX]
+    locale = request_locale(request)
+
+    def _(message: str) -> str:
+        with ctx.i18n.context(), ctx.i18n.use_locale(locale):
+            return ctx.i18n.gettext(message)
+
+    return _
+
+
+def ensure_session(request: web.Request) -> store.Session:
+    """The visitor's session, created (anonymous) if there is none yet."""
+    session: store.Session | None = state(request).session
+    if session is not None:
+        return session
+    ctx = request.app[CTX]
+    token, session = store.create_session(ctx.db, user_id=None, lifetime=ctx.security.anonymous_lifetime)
+    state(request).session = session
+    state(request).set_cookie = (token, ctx.security.anonymous_lifetime)
+    return session
+
+
+def start_signed_in_session(request: web.Request, user_id: int, data: dict[str, Any] | None = None) -> store.Session:
+    """A fresh session for a person who just joined or signed in (the anonymous one is
+    dropped: a new token at every change of privilege)."""
+    ctx = request.app[CTX]
+    old: store.Session | None = state(request).session
+    keep = {"lang": old.data["lang"]} if old is not None and old.data.get("lang") else {}
+    if old is not None:
+        store.delete_session(ctx.db, old.token_sha256)
+    token, session = store.create_session(ctx.db, user_id=user_id, lifetime=ctx.security.lifetime, data={**keep, **(data or {})})
+    state(request).session = session
+    state(request).set_cookie = (token, ctx.security.lifetime)
+    return session
+
+
+# --- middlewares -------------------------------------------------------------------------
+
+
+def _finish(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    for name, value in sec.SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    pending = state(request).set_cookie
+    if pending is not None:
+        sec.set_cookie(response, pending[0], request.app[CTX].security, pending[1])
+    elif state(request).clear_cookie:
+        response.del_cookie(sec.COOKIE, path="/")
+    return response
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: sec.Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        response = render(request, "error.html", status=413, problem="too_large")
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        response = render(request, "error.html", status=exc.status, problem="not_found")
+    except web.HTTPException as exc:
+        if exc.status < 400:  # a redirect: raised on, with our headers and cookie
+            _finish(request, exc)
+            raise
+        response = render(request, "error.html", status=exc.status, problem="generic")
+    except Exception:  # noqa: BLE001 - a calm page instead of a stack trace
+        log.exception("web: request failed: %s %s", request.method, request.path)
+        response = render(request, "error.html", status=500, problem="server")
+    return _finish(request, response)
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: sec.Handler) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    token = request.cookies.get(sec.COOKIE)
+    session = store.load_session(ctx.db, token, idle=ctx.security.idle) if token else None
+    if token and session is None:
+        state(request).clear_cookie = True
+    if session is not None and session.user_id is not None:
+        from storage.institutions import get_membership
+
+        if get_membership(ctx.db, session.user_id) is None:  # removed: cut at once
+            store.end_sessions_of(ctx.db, session.user_id)
+            session = None
+            state(request).clear_cookie = True
+            if not sec.is_public(request.path):
+                return render(request, "error.html", status=403, problem="removed")
+    state(request).session = session
+    if request.method == "POST":
+        try:
+            form = await request.post()
+        except ValueError:
+            form = {}
+        if not sec.csrf_ok(session, form.get("csrf")):
+            return render(request, "error.html", status=403, problem="csrf")
+    if not sec.is_public(request.path) and (session is None or session.user_id is None):
+        return render(request, "error.html", status=401, problem="signin")
+    return await handler(request)
+
+
+# --- building and serving ----------------------------------------------------------------
+
+
+def build_web_app(
+    settings: Settings, db: sqlite_utils.Database, checklist: Checklist, i18n: I18n, *, on_enqueue: Any = None
+) -> web.Application:
+    from bot.web import views
+
+    app = web.Application(
+        middlewares=[headers_middleware, session_middleware],
+        client_max_size=int(settings.zicha_web_max_body_mb * 1024 * 1024),
+    )
+    window = settings.zicha_web_guess_window_minutes * 60
+    app[CTX] = WebContext(
+        settings=settings,
+        db=db,
+        checklist=checklist,
+        i18n=i18n,
+        security=sec.WebSecurity(
+            secure_cookies=settings.zicha_web_secure_cookies,
+            idle=dt.timedelta(minutes=settings.zicha_web_session_idle_minutes),
+            lifetime=dt.timedelta(hours=settings.zicha_web_session_max_hours),
+        ),
+        guesses_by_address=sec.SlidingWindow(settings.zicha_web_guess_limit, window),
+        guesses_by_code=sec.SlidingWindow(settings.zicha_web_guess_limit, window),
+        templates=templates_env(i18n),
+        on_enqueue=on_enqueue,
+    )
+    views.add_routes(app)
+    app.cleanup_ctx.append(_purge_sessions)
+    app.router.add_static("/static/", HERE / "static", show_index=False, append_version=False)
+    return app
+
+
+PURGE_EVERY = 600.0  # seconds between two sweeps of expired sessions
+
+
+async def _purge_sessions(app: web.Application) -> Any:
+    """Expired sessions are refused when presented; this also deletes those never presented
+    again, so the table holds live sessions only."""
+    ctx = app[CTX]
+
+    async def loop() -> None:
+        while True:
+            try:
+                removed = store.purge_expired_sessions(ctx.db, idle=ctx.security.idle)
+                if removed:
+                    log.info("web: %d expired session(s) removed", removed)
+            except Exception:  # noqa: BLE001 - a locked database: try at the next round
+                log.exception("web: purging expired sessions failed")
+            await asyncio.sleep(PURGE_EVERY)
+
+    task = asyncio.create_task(loop(), name="web-session-purge")
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start serving ``app`` on the running loop (beside the bot in ``zicha run``); the
+    caller awaits ``runner.cleanup()`` on shutdown."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("web chat listening on http://%s:%s", host, port, extra={"event": "web_started"})
+    return runner
+
+
+async def serve_forever(app: web.Application, host: str, port: int) -> None:
+    """``zicha web``: serve until SIGTERM or Ctrl-C, then finish the requests in hand."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = await start_web(app, host, port)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        log.info("web chat stopped", extra={"event": "web_stopped"})
+
+
+def mount_beside_bot(zicha_app: Any) -> web.Application:
+    """Serve the web chat in ``zicha run``'s process: started and stopped with the
+    dispatcher, on the same database, checklist and translations; what it queues (a
+    sign-in e-mail) wakes the running outbox sender."""
+    background = getattr(zicha_app, "background", None)
+    wake = getattr(background, "wake", None)
+    settings = zicha_app.settings
+    web_app = build_web_app(settings, zicha_app.db, zicha_app.checklist, zicha_app.i18n, on_enqueue=wake)
+    runners: list[web.AppRunner] = []
+
+    async def on_startup() -> None:
+        runners.append(await start_web(web_app, settings.zicha_web_host, settings.zicha_web_port))
+
+    async def on_shutdown() -> None:
+        while runners:
+            await runners.pop().cleanup()
+
+    zicha_app.dispatcher.startup.register(on_startup)
+    zicha_app.dispatcher.shutdown.register(on_shutdown)
+    return web_app

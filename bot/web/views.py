@@ -1,0 +1,349 @@
+"""The web chat's pages: joining with an invite, personal sign-in links, the landing, the
+language switch, signing out, and the public /verify page.
+
+The self-check questions themselves come from the channel-neutral conversation engine in
+the next stage; the landing shows the institution's progress from the same workspace the
+Telegram chat writes to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from bot.core.interview import InvalidInput, clean_text
+from bot.core.invites import normalize_invite_code
+from bot.i18n import format_datetime
+from bot.web import security as sec
+from bot.web.app import CTX, ensure_session, state, gettext_for, render, start_signed_in_session
+from storage import web as store
+from storage.institutions import InviteError, InviteProblem, bind_member, check_invite, get_membership
+
+NAME_MAX = 60
+EMAIL_MAX = 254
+_EMAIL_RE = re.compile(r"[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/", landing)
+    app.router.add_get("/j/{code}", join_page)
+    app.router.add_post("/j/{code}", join_post)
+    app.router.add_get("/s/{token}", signin_page)
+    app.router.add_post("/s/{token}", signin_post)
+    app.router.add_post("/signout", signout)
+    app.router.add_get("/signed-out", signed_out)
+    app.router.add_post("/lang", switch_language)
+    app.router.add_get("/verify", verify_page)
+    app.router.add_post("/verify", verify_post)
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+# --- guesses ----------------------------------------------------------------------------
+
+
+def _too_many(request: web.Request, code_key: str | None = None) -> bool:
+    ctx = request.app[CTX]
+    if ctx.guesses_by_address.blocked("addr:" + sec.client_address(request)):
+        return True
+    return code_key is not None and ctx.guesses_by_code.blocked(code_key)
+
+
+def _wrong_guess(request: web.Request, code_key: str | None = None) -> None:
+    ctx = request.app[CTX]
+    ctx.guesses_by_address.hit("addr:" + sec.client_address(request))
+    if code_key is not None:
+        ctx.guesses_by_code.hit(code_key)
+
+
+def _slow_down(request: web.Request) -> web.Response:
+    return render(request, "error.html", status=429, problem="too_many")
+
+
+# --- joining ----------------------------------------------------------------------------
+
+
+def _invite_problem(request: web.Request, problem: InviteProblem) -> web.Response:
+    from bot.telegram.routers.onboarding import invite_problem_text  # the same words as in Telegram
+
+    ctx = request.app[CTX]
+    with ctx.i18n.context(), ctx.i18n.use_locale(_locale(request)):
+        message = invite_problem_text(problem)
+    status = 404 if problem is InviteProblem.UNKNOWN else 410
+    return render(request, "error.html", status=status, problem="invite", message=message)
+
+
+def _locale(request: web.Request) -> str:
+    from bot.web.app import request_locale
+
+    return request_locale(request)
+
+
+async def join_page(request: web.Request) -> web.Response:
+    """GET /j/CODE: who the invite is for, and a button to confirm it."""
+    ctx = request.app[CTX]
+    if _too_many(request):
+        return _slow_down(request)
+    code = normalize_invite_code(request.match_info["code"])
+    if code is None:
+        _wrong_guess(request)
+        return _invite_problem(request, InviteProblem.UNKNOWN)
+    if _too_many(request, "invite:" + code):  # a withdrawn code tried again and again, from anywhere
+        return _slow_down(request)
+    try:
+        institution = check_invite(ctx.db, code)
+    except InviteError as exc:
+        _wrong_guess(request, "invite:" + code)
+        return _invite_problem(request, exc.problem)
+    session = state(request).session
+    if session is not None and session.user_id is not None:
+        current = get_membership(ctx.db, session.user_id)
+        if current is not None and current.id == institution.id:
+            raise web.HTTPSeeOther("/")
+    session = ensure_session(request)
+    session.data["join"] = {"code": code, "step": "confirm"}
+    store.save_session_data(ctx.db, session)
+    return render(request, "join_confirm.html", institution=institution, code=code)
+
+
+async def join_post(request: web.Request) -> web.Response:
+    """POST /j/CODE: step "confirm" (this is my institution), then step "name"."""
+    ctx = request.app[CTX]
+    if _too_many(request):
+        return _slow_down(request)
+    form = await request.post()
+    code = normalize_invite_code(request.match_info["code"])
+    session = state(request).session  # the CSRF check guarantees one
+    pending = session.data.get("join") or {}
+    if code is None or pending.get("code") != code:
+        return render(request, "error.html", status=409, problem="stale")
+    try:
+        institution = check_invite(ctx.db, code)
+    except InviteError as exc:
+        session.data.pop("join", None)
+        store.save_session_data(ctx.db, session)
+        return _invite_problem(request, exc.problem)
+    step = form.get("step")
+    if step != pending.get("step"):
+        return render(request, "error.html", status=409, problem="stale")
+    if step == "confirm":
+        if form.get("answer") != "yes":
+            session.data.pop("join", None)
+            store.save_session_data(ctx.db, session)
+            return render(request, "join_declined.html", institution=institution)
+        pending["step"] = "name"
+        session.data["join"] = pending
+        store.save_session_data(ctx.db, session)
+        return render(request, "join_name.html", institution=institution, code=code, name="", email="", errors={})
+    # step "name"
+    name, email, errors = _person(request, form)
+    if errors:
+        return render(request, "join_name.html", status=400, institution=institution, code=code, name=form.get("name", ""), email=form.get("email", ""), errors=errors)
+    if ctx.guesses_by_code.blocked("join:" + code):
+        return _slow_down(request)
+    ctx.guesses_by_code.hit("join:" + code)  # joins per code are bounded by the invite's uses anyway
+    try:
+        with ctx.db.atomic():  # all or nothing: the person, the membership, the link, the e-mail
+            user_id = store.create_web_user(ctx.db, name, email, _locale(request))
+            bind_member(ctx.db, user_id, code, first_name=name)
+            token = store.create_link(ctx.db, user_id)
+            link = _link(request, token)
+            if email:
+                _queue_link_email(request, user_id, email, name, institution.name, link)
+    except InviteError as exc:  # used up or revoked since the confirmation
+        return _invite_problem(request, exc.problem)
+    session.data.pop("join", None)
+    start_signed_in_session(request, user_id)
+    _wake_outbox(request)
+    return render(request, "joined.html", institution=institution, name=name, email=email, link=link)
+
+
+def _person(request: web.Request, form: MultiDictProxy) -> tuple[str, str | None, dict[str, str]]:  # type: ignore[type-arg]
+    _ = gettext_for(request)
+    errors: dict[str, str] = {}
+    name = ""
+    try:
+        name = clean_text(str(form.get("name", "")), NAME_MAX)
+    except InvalidInput as exc:
+        errors["name"] = (
+            _("Please write your name.") if exc.code == "empty" else _("That is too long: at most 60 characters, please.")
+        )
+    raw_email = str(form.get("email", "")).strip()
+    email: str | None = None
+    if raw_email:
+        if len(raw_email) > EMAIL_MAX or not _EMAIL_RE.fullmatch(raw_email):
+            errors["email"] = _("That does not look like an e-mail address (name@example.com). Leave it empty if you have none.")
+        else:
+            email = raw_email
+    return name, email, errors
+
+
+def _link(request: web.Request, token: str) -> str:
+    ctx = request.app[CTX]
+    base = ctx.settings.zicha_public_url or f"{request.scheme}://{request.host}"
+    return f"{base}/s/{token}"
+
+
+def _queue_link_email(request: web.Request, user_id: int, email: str, name: str, institution: str, link: str) -> None:
+    from bot.mail import signin_email
+
+    ctx = request.app[CTX]
+    with ctx.i18n.context(), ctx.i18n.use_locale(_locale(request)):
+        subject, text = signin_email(name, institution, link)
+    from storage import outbox
+
+    outbox.enqueue_email(ctx.db, kind="signin_link", user_id=user_id, email=email, subject=subject, text=text)
+
+
+def _wake_outbox(request: web.Request) -> None:
+    hook = request.app[CTX].on_enqueue
+    if hook is not None:
+        hook()
+
+
+# --- signing in -------------------------------------------------------------------------
+
+
+async def signin_page(request: web.Request) -> web.Response:
+    """GET /s/TOKEN: a button to sign in (a GET alone signs nobody in: link previews and
+    mail scanners open links too)."""
+    ctx = request.app[CTX]
+    if _too_many(request):
+        return _slow_down(request)
+    token = request.match_info["token"]
+    user_id = store.user_of_link(ctx.db, token) if len(token) <= 100 else None
+    if user_id is None or get_membership(ctx.db, user_id) is None:
+        _wrong_guess(request)
+        return render(request, "error.html", status=404, problem="link")
+    user = store.get_web_user(ctx.db, user_id)
+    ensure_session(request)
+    return render(request, "signin.html", token=token, name=user["name"] if user else "")
+
+
+async def signin_post(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    if _too_many(request):
+        return _slow_down(request)
+    token = request.match_info["token"]
+    user_id = store.user_of_link(ctx.db, token) if len(token) <= 100 else None
+    if user_id is None or get_membership(ctx.db, user_id) is None:
+        _wrong_guess(request)
+        return render(request, "error.html", status=404, problem="link")
+    store.mark_link_used(ctx.db, token)
+    start_signed_in_session(request, user_id)
+    raise web.HTTPSeeOther("/")
+
+
+async def signout(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    session = state(request).session
+    if session is not None:
+        store.delete_session(ctx.db, session.token_sha256)
+    state(request).clear_cookie = True
+    raise web.HTTPSeeOther("/signed-out")
+
+
+async def signed_out(request: web.Request) -> web.Response:
+    return render(request, "signed_out.html")
+
+
+async def switch_language(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    form = await request.post()
+    session = state(request).session
+    lang = form.get("lang")
+    if lang in ("zh_CN", "en"):
+        session.data["lang"] = lang
+        store.save_session_data(ctx.db, session)
+        if session.user_id is not None:
+            store.set_web_language(ctx.db, session.user_id, str(lang))
+    back = str(form.get("next", "/"))
+    if not back.startswith("/") or back.startswith("//") or "\\" in back:
+        back = "/"
+    raise web.HTTPSeeOther(back)
+
+
+# --- the landing -------------------------------------------------------------------------
+
+
+async def landing(request: web.Request) -> web.Response:
+    from bot.selfcheck import open_workspace
+
+    ctx = request.app[CTX]
+    session = state(request).session
+    institution = get_membership(ctx.db, session.user_id)
+    assert institution is not None  # the session middleware checked it
+    user = store.get_web_user(ctx.db, session.user_id)
+    workspace = open_workspace(ctx.db, ctx.checklist, institution)
+    progress = workspace.progress()
+    submission = workspace.submission()
+    signed_at = format_datetime(submission.signed_at, _locale(request), ctx.settings.tz) if submission else None
+    return render(
+        request,
+        "landing.html",
+        institution=institution,
+        name=user["name"] if user else "",
+        progress=progress,
+        counts={str(k): v for k, v in progress.counts.items()},
+        signed_at=signed_at,
+    )
+
+
+# --- verify --------------------------------------------------------------------------------
+
+
+async def verify_page(request: web.Request) -> web.Response:
+    ensure_session(request)
+    return render(request, "verify.html", result=None, code="")
+
+
+async def verify_post(request: web.Request) -> web.Response:
+    from bot.pledge import document as doc
+    from bot.pledge.verify import verify_pdf
+    from storage.pledges import later_submission, submission_by_code
+
+    ctx = request.app[CTX]
+    _ = gettext_for(request)
+    if _too_many(request):
+        return _slow_down(request)
+    form = await request.post()
+    upload = form.get("pdf")
+    typed = str(form.get("code", "")).strip()
+    if isinstance(upload, web.FileField):
+        data = upload.file.read()
+        if data:
+            if not data.startswith(b"%PDF-"):
+                return render(request, "verify.html", status=415, result={"state": "wrong_type"}, code="")
+            verdict = await asyncio.to_thread(verify_pdf, data, ctx.db, ctx.settings)
+            state = "valid" if verdict.ok else ("superseded" if verdict.reason.startswith("superseded") else "altered")
+            return render(request, "verify.html", result={"state": state, "reason": verdict.reason, "details": verdict.details}, code="")
+    if not typed:
+        return render(request, "verify.html", status=400, result={"state": "empty"}, code="")
+    code = doc.normalize_code(typed)
+    submission = submission_by_code(ctx.db, code) if code else None
+    if submission is None:
+        _wrong_guess(request)
+        return render(request, "verify.html", status=404, result={"state": "unknown"}, code=typed)
+    signed = submission.document
+    later = later_submission(ctx.db, submission) if not submission.current else None
+    return render(
+        request,
+        "verify.html",
+        result={
+            "state": "valid_code" if submission.current else "superseded",
+            "code": doc.format_code(submission.verification_code),
+            "institution": signed["institution"]["name"],
+            "uscc": signed["institution"]["uscc"],
+            "signer": submission.signer_name,
+            "role": submission.signer_role,
+            "signed_at": format_datetime(submission.signed_at, _locale(request), ctx.settings.tz),
+            "later": doc.format_code(later.verification_code) if later else None,
+        },
+        code=typed,
+    )

@@ -1,0 +1,130 @@
+"""Tables authored in a spreadsheet: `zicha checklist import|export` (issue 9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import Workbook, load_workbook
+
+from bot.cli import cli
+from bot.core.checklist import load_checklist, load_checklists
+from bot.core.xlsform import CHOICES_COLUMNS, SETTINGS_COLUMNS, SURVEY_COLUMNS, export_workbook, import_workbook, same_checklist
+from bot.resources import data_dir
+
+SHIPPED = load_checklists(data_dir("checklists"))
+
+
+@pytest.mark.parametrize("checklist_id", sorted(SHIPPED))
+def test_export_then_import_gives_the_identical_checklist(checklist_id: str, tmp_path: Path) -> None:
+    original = SHIPPED[checklist_id]
+    runner = CliRunner()
+    exported = runner.invoke(cli, ["checklist", "export", checklist_id, str(tmp_path / "t.xlsx")])
+    assert exported.exit_code == 0, exported.output
+    imported = runner.invoke(cli, ["checklist", "import", str(tmp_path / "t.xlsx"), "-o", str(tmp_path / "t.toml")])
+    assert imported.exit_code == 0, imported.output
+    assert f"{len(original.items)} items, valid" in imported.output
+    again = load_checklist(tmp_path / "t.toml")
+    assert same_checklist(original, again)
+    # The header comment (Zicha's version, not the official annex) travels too.
+    assert (tmp_path / "t.toml").read_text(encoding="utf-8").splitlines()[0] == Path(original.path).read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_the_shipped_template_imports_to_its_example(tmp_path: Path) -> None:
+    _, loaded = import_workbook(data_dir("checklists") / "template.xlsx")
+    assert same_checklist(loaded, load_checklist(data_dir("checklists") / "examples" / "template.toml"))
+    assert {i.kind for i in loaded.items} >= {"compliance", "confirm", "text", "yes_no", "number", "date", "select_one", "select_multiple", "attachment"}
+
+
+def _workbook(path: Path, survey: list[list[object]], choices: list[list[object]] | None = None, settings: list[object] | None = None) -> Path:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "settings"
+    ws.append(list(SETTINGS_COLUMNS))
+    ws.append(settings or ["t-2026", "1", "2026", "2026-08-31", "测试", "测试表", "Test table", ""])
+    sv = wb.create_sheet("survey")
+    sv.append(list(SURVEY_COLUMNS))
+    for row in survey:
+        sv.append(row)
+    ch = wb.create_sheet("choices")
+    ch.append(list(CHOICES_COLUMNS))
+    for row in choices or []:
+        ch.append(row)
+    wb.save(path)
+    return path
+
+
+def _row(**values: object) -> list[object]:
+    return [values.get(c.replace("::", "_"), "") for c in SURVEY_COLUMNS]
+
+
+def test_import_lists_every_problem_by_sheet_row_and_column_and_writes_nothing(tmp_path: Path) -> None:
+    book = _workbook(
+        tmp_path / "bad.xlsx",
+        [
+            _row(type="begin_group", id="main", text_zh_CN="主要", text_en="Main"),
+            _row(type="compliance", id="ok-01", text_zh_CN="问", text_en="Q", basis="order39:2021:6"),  # row 3: fine
+            _row(type="complience", id="bad-01", text_zh_CN="问", text_en="Q"),  # row 4
+            _row(type="compliance", id="Bad 02", text_zh_CN="问", text_en="Q", basis="order39:2021:99"),  # row 5
+            _row(type="number", id="num-01", text_zh_CN="数", text_en="N", min="ten", fields="food; astrology"),  # row 6
+            _row(type="select_one colours", id="pick-01", text_zh_CN="选", text_en="Pick"),  # row 7
+            _row(type="text", id="ok-01", text_zh_CN="", text_en="T", relevant="${later} = 'x'"),  # row 8
+            _row(type="end_group"),
+        ],
+        choices=[["levels", "a", "甲", ""]],  # row 2: label::en empty
+    )
+    result = CliRunner().invoke(cli, ["checklist", "import", str(book), "-o", str(tmp_path / "out.toml")])
+    assert result.exit_code == 1
+    out = result.output
+    expected = [
+        "choices, row 2, column D: label::en is empty",
+        "survey, row 4, column A: unknown type 'complience' (did you mean 'compliance'?)",
+        "survey, row 5, column B: id 'Bad 02' must match",
+        "survey, row 5, column G: citation 'order39:2021:99': the 2021 edition of 'order39' has no article '99'",
+        "survey, row 6, column J: unknown field 'astrology'",
+        "survey, row 6, column R: min must be a number, got 'ten'",
+        "survey, row 7, column A: no list 'colours' in the choices sheet (lists: levels)",
+        "survey, row 8, column B: id 'ok-01' is already used in row 3",
+        "survey, row 8, column C: the question text is required in both languages",
+        "survey, row 8, column K: ${later} is not an earlier item",
+    ]
+    for line in expected:
+        assert line in out, (line, out)
+    assert f"{len(expected)} problem(s); nothing was written" in out
+    assert not (tmp_path / "out.toml").exists()
+
+
+def test_import_reports_missing_sheets_and_unknown_columns(tmp_path: Path) -> None:
+    wb = Workbook()
+    wb.active.title = "survey"
+    wb.active.append(["type", "id", "text::zh", "text::en"])
+    wb.save(tmp_path / "b.xlsx")
+    result = CliRunner().invoke(cli, ["checklist", "import", str(tmp_path / "b.xlsx")])
+    assert result.exit_code == 1
+    assert "settings: the workbook has no sheet 'settings'" in result.output
+    assert "survey, row 1, column C: unknown column 'text::zh' (did you mean 'text::zh_CN'?)" in result.output
+    not_a_workbook = tmp_path / "x.xlsx"
+    not_a_workbook.write_text("hello", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["checklist", "import", str(not_a_workbook)])
+    assert result.exit_code == 1 and "cannot open it as an .xlsx workbook" in result.output
+
+
+def test_a_text_starting_with_equals_is_exported_as_text_not_a_formula(tmp_path: Path) -> None:
+    original = SHIPPED["gd-2025-provincial"]
+    path = tmp_path / "gd.toml"
+    path.write_text(Path(original.path).read_text(encoding="utf-8").replace('text.en = "Type of institution."', 'text.en = "=HYPERLINK(\\"http://x\\")"'), encoding="utf-8")
+    export_workbook(load_checklist(path), tmp_path / "gd.xlsx")
+    cells = [c for row in load_workbook(tmp_path / "gd.xlsx")["survey"].iter_rows() for c in row if c.value and str(c.value).startswith("=")]
+    assert cells and all(c.data_type == "s" for c in cells)
+    _, again = import_workbook(tmp_path / "gd.xlsx")
+    assert again.item("header-type").text.en == '=HYPERLINK("http://x")'
+
+
+def test_import_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    export_workbook(SHIPPED["gd-2025-provincial"], tmp_path / "gd.xlsx")
+    target = tmp_path / "gd.toml"
+    target.write_text("keep", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["checklist", "import", str(tmp_path / "gd.xlsx"), "-o", str(target)])
+    assert result.exit_code != 0 and "exists; pass --force" in result.output
+    assert target.read_text(encoding="utf-8") == "keep"
