@@ -3,9 +3,10 @@ aiogram bot and aiogram-dialog asking the same survey.
 
 One "answer step" is a staff member pressing "符合" (compliant) under the live question:
 the update is parsed, goes through Zicha's dispatcher (membership and language
-middlewares, the SQLite FSM storage, the interview router's filters), ``on_answer``
-records the answer in SQLite and commits, the message is edited to the next question and
-the callback is answered.
+middlewares, the SQLite FSM storage, the interview router's EngineContext filter that
+decodes the press), the conversation engine records the answer in SQLite and commits and
+computes the next question, the message is edited to it, the conversation state is kept
+(one write) and the callback is answered.
 
 The contenders, all in this process, fed the same kind of updates through the same null
 session, in alternating rounds:
@@ -655,33 +656,36 @@ async def breakdown_pass(zicha: ZichaRunner, n: int) -> dict[str, Any]:
     functions: exclusive time per component, SQLite calls and COMMITs per step, the
     longest single SQLite call. Nothing Zicha does is changed; the timers cost a few µs
     per step, so this pass's mean is a little above the table's."""
-    import bot.i18n
+    import bot.conversation.engine as engine
+    import bot.conversation.render as render
+    import bot.core.locales as locales
     import bot.telegram.middlewares as middlewares
-    import bot.telegram.routers.interview as interview_router
-    import bot.telegram.views as views
     import storage.answers as answer_store
     from bot.core.interview import Interview as InterviewRules
+    from storage.conversations import SQLiteStates
     from storage.fsm import SQLiteStorage
 
     at = Attribution()
     log: list[tuple[int, str]] = []
     undo: list[Callable[[], None]] = []
     components = [
-        (bot.i18n, "format_decimal", "Babel format_decimal (numbers in the question header)"),
-        (views, "question_view", "question screen: text and keyboard (Python)"),
-        (views, "summary_view", "question screen: text and keyboard (Python)"),
+        (locales, "format_decimal", "Babel format_decimal (numbers in the question header)"),
+        (render, "question_screen", "question screen: text and keyboard (Python)"),
+        (render, "summary_screen", "question screen: text and keyboard (Python)"),
         (answer_store, "load_answers", "answers: rows to Answer objects (Python)"),
         (answer_store, "get_answer", "answers: rows to Answer objects (Python)"),
         (answer_store, "save_answer", "save_answer: history JSON, rev check (Python)"),
         (answer_store, "set_selfcheck_status", "save_answer: history JSON, rev check (Python)"),
         (InterviewRules, "progress", "interview rules: progress, next item (Python)"),
         (InterviewRules, "next_open", "interview rules: progress, next item (Python)"),
-        (interview_router, "open_workspace", "open_workspace: self-check row, applicable items"),
+        (engine, "open_workspace", "open_workspace: self-check row, applicable items"),
         (middlewares, "get_membership", "middlewares: membership and language lookups (Python)"),
         (middlewares, "get_user_language", "middlewares: membership and language lookups (Python)"),
     ]
     for method in ("get_state", "set_state", "get_data", "set_data", "update_data"):
         components.append((SQLiteStorage, method, "FSM storage: JSON and keys (Python)"))
+    for method in ("load", "save"):
+        components.append((SQLiteStates, method, "FSM storage: JSON and keys (Python)"))
     for obj, attr, label in components:
         _patch(obj, attr, at.wrap(label, getattr(obj, attr)), undo)
     _patch(zicha.session, "make_request", at.wrap("null session (same work as for the bare bot)", zicha.session.make_request), undo)

@@ -242,9 +242,8 @@ class ConsoleSession(BaseSession):
                 failure = {"ok": False, "error_code": 400, "description": "Bad Request: the file could not be saved"}
                 return self.check_response(bot, method, 400, json.dumps(failure)).result  # pragma: no cover - raises
             result = sent
-        elif isinstance(method, AnswerCallbackQuery):
-            if method.text:
-                self.write(f"  ({method.text})")
+        elif isinstance(method, AnswerCallbackQuery) and method.text:
+            self.write(f"  ({method.text})")
         response = self.check_response(bot, method, 200, json.dumps({"ok": True, "result": result}, default=str))
         return response.result  # type: ignore[return-value]
 

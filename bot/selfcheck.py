@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.core import uploads
 from bot.core.checklist import Checklist, Item
 from bot.core.interview import (
     Answer,
@@ -23,7 +24,6 @@ from bot.core.interview import (
     clean_text,
     parse_target_date,
 )
-from bot.core import uploads
 from bot.core.uploads import UploadLimits
 from storage import answers as answer_store
 from storage import uploads as upload_store

@@ -6,9 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import sqlite_utils
 
@@ -23,14 +21,6 @@ class DatabaseError(RuntimeError):
 def utcnow() -> str:
     """Timestamps are stored as ISO 8601 in UTC; they are shown in ZICHA_TIMEZONE."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def query_one(db: sqlite_utils.Database, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-    """The first row of ``sql``. Storage reads through sqlite-utils' ``db.query`` /
-    ``table.rows_where``; this is left only for bot/telegram/routers/pledge.py, which the
-    conversation-engine branch is moving onto ``storage.institutions.get_user_name``
-    (the lead removes it after that merge)."""
-    return next(db.query(sql, list(params)), None)
 
 
 DURABILITY_MODES = {"full": "FULL", "normal": "NORMAL"}

@@ -342,6 +342,14 @@ def get_user_language(db: sqlite_utils.Database, telegram_id: int) -> str | None
     return row[0] if row else None
 
 
+def user_label(db: sqlite_utils.Database, telegram_id: int) -> str | None:
+    """How a known user is named to a regulator: first name and @username (None if unknown)."""
+    row = db.execute("SELECT first_name, username FROM users WHERE telegram_id = ?", [telegram_id]).fetchone()
+    if row is None:
+        return None
+    return str(row[0]) + (f" @{row[1]}" if row[1] else "")
+
+
 def set_user_language(db: sqlite_utils.Database, telegram_id: int, language: str, first_name: str = "") -> None:
     ensure_user(db, telegram_id, first_name)
     with db.atomic():

@@ -19,12 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SCANNED = ("bot",)
 
-ALLOWED: dict[str, str] = {
-    # being rewritten in parallel by the conversation-engine branch (issue 10), which moves
-    # this query into storage/ itself (storage.institutions.get_user_name is there for it);
-    # the lead removes the entry after that merge
-    "bot/telegram/routers/pledge.py": "engine branch: SELECT first_name, username FROM users",
-}
+# Files outside storage/ allowed to hold SQL, each with its reason: none today.
+ALLOWED: dict[str, str] = {}
 
 SQL_PATTERNS = [
     re.compile(p)

@@ -22,29 +22,11 @@ from markupsafe import Markup, escape
 
 from bot.i18n import format_date, format_datetime, format_number
 from bot.pledge.document import canonical_json, digest, format_code, information_count
+from bot.pledge.fonts import NO_CJK_FONT, FontMissing, cjk_font_available
 
 ATTACHMENT_NAME = "zicha-submission.json"
 # Fonts tried in order; the first with Chinese glyphs wins (fonts-noto-cjk provides both Noto ones).
 CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Serif SC", "Source Han Sans SC", "WenQuanYi Zen Hei")
-
-
-class FontMissing(RuntimeError):
-    """No font with Chinese glyphs is installed: a PDF would show boxes instead of text."""
-
-
-NO_CJK_FONT = (
-    "No Chinese (CJK) font is installed, so the pledge PDF cannot be produced without empty boxes "
-    "in place of Chinese text: install fonts-noto-cjk (scripts/install-system-deps.sh) and restart Zicha."
-)
-
-
-@functools.cache
-def cjk_font_available() -> bool:
-    """Whether a font covering Chinese is installed (the operations check, cached: fonts
-    do not come and go while the bot runs)."""
-    from bot.ops.fonts import fonts_ok
-
-    return fonts_ok()[0]
 
 
 def _url_fetcher() -> Any:
@@ -246,3 +228,6 @@ def render_pdf(document: Mapping[str, Any], i18n: I18n, tz: zoneinfo.ZoneInfo) -
     out = io.BytesIO()
     weasyprint.HTML(string=html, url_fetcher=_url_fetcher()).write_pdf(out, attachments=[attachment])
     return out.getvalue()
+
+
+__all__ = ["NO_CJK_FONT", "FontMissing", "cjk_font_available", "render_pdf"]

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import zoneinfo
-from typing import Any
-
-from aiogram.utils.i18n import I18n
+from typing import TYPE_CHECKING, Any
 
 from bot.core.checklist import Item
 from bot.pledge import document as doc
-from bot.pledge.render import render_pdf
 from bot.pledge.signing import Identity, load_signer, sign_pdf
 from bot.pledge.text import load_pledge
 from bot.selfcheck import Workspace
 from storage import pledges as store
 from storage.pledges import AlreadySigned, Submission
+
+if TYPE_CHECKING:
+    from aiogram.utils.i18n import I18n
 
 __all__ = ["AlreadySigned", "ContentChanged", "NotReady", "build_content", "pdf_file_name", "produce_pdf", "sign"]
 
@@ -103,6 +103,8 @@ def sign(
 
 def produce_pdf(document: dict[str, Any], i18n: I18n, tz: zoneinfo.ZoneInfo, ident: Identity) -> bytes:
     """Render and sign (CPU-bound: run it in a worker thread from the bot)."""
+    from bot.pledge.render import render_pdf  # the renderer translates with aiogram's I18n: loaded when a PDF is made
+
     pdf = render_pdf(document, i18n, tz)
     reason = f"Zicha pledge {doc.format_code(document['verification_code'])} sha256:{doc.digest(document)}"
     return sign_pdf(pdf, load_signer(ident), reason=reason)

@@ -8,42 +8,47 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlite_utils
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, methods
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram import methods
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
-from aiogram.methods.base import Response
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.methods.base import Response
+from aiogram.types import BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
-from aiogram.utils.i18n import gettext as _
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import Settings
+from bot.conversation.engine import Conversation
 from bot.core.checklist import Checklist, load_checklists
-from bot.i18n import build_i18n
-from bot.resources import data_dir
 from bot.delivery.ratelimit import SendLimiter, SharedRateLimit
+from bot.delivery.scheduler import Background, campaign_schedule, start_background, stop_background
+from bot.i18n import build_i18n
+from bot.ops.failures import StartupError, connect
+from bot.ops.lifecycle import (
+    Heartbeat,
+    OffsetWatch,
+    confirm_handled_updates,
+    start_checkpointer,
+    stop_checkpointer,
+    stop_services,
+)
+from bot.ops.lifecycle import install as install_lifecycle
+from bot.resources import data_dir
+from bot.services.digests import register_digest_job
+from bot.telegram.commands import BOT_COMMANDS, bot_commands  # noqa: F401  (BOT_COMMANDS re-exported)
 from bot.telegram.middlewares import (
     MembershipMiddleware,
     OneCallbackAnswer,
     UserLanguageMiddleware,
     UserThrottleMiddleware,
 )
-from bot.telegram.session import ZichaSession
-from bot.telegram.routers import common, fallback, interview, onboarding, private
-from bot.telegram.routers import pledge
-from bot.telegram.routers import regulator
-from bot.services.digests import register_digest_job
 from bot.telegram.routers import broadcast as broadcast_router
-from bot.delivery.scheduler import Background, campaign_schedule, start_background, stop_background
-from bot.ops.failures import StartupError, connect
-from bot.ops.lifecycle import Heartbeat, OffsetWatch, confirm_handled_updates, stop_services
-from bot.ops.lifecycle import install as install_lifecycle
-from bot.ops.lifecycle import start_checkpointer, stop_checkpointer
+from bot.telegram.routers import common, fallback, interview, onboarding, pledge, private, regulator
+from bot.telegram.session import ZichaSession
 from storage.checkpoint import WalCheckpointer
+from storage.conversations import SQLiteStates
 from storage.fsm import SQLiteStorage
 
 log = logging.getLogger(__name__)
@@ -135,6 +140,11 @@ def build_dispatcher(
     # Onboarding goes first so "/start CODE" is read as an invite even from someone already
     # bound; the fallback is last and takes whatever nobody else did.
     dp["i18n"] = i18n
+    # The conversation engine, built once: handlers receive it (and their actor) through
+    # the EngineContext filter of bot.telegram.conversation.
+    dp["conversation"] = Conversation(
+        db=db, checklist=checklist, settings=settings, clock=dp["clock"], states=SQLiteStates(db), catalog=i18n
+    )
     # Outermost middleware and first shutdown handler: logs each update, lets shutdown
     # finish the update in hand before anything else stops (bot/ops/lifecycle.py).
     install_lifecycle(dp)
@@ -159,22 +169,6 @@ def build_dispatcher(
     dp.callback_query.middleware(OneCallbackAnswer())
     dp.startup.register(_register_commands)
     return dp
-
-
-BOT_COMMANDS = ("start", "progress", "review", "pledge", "language", "help")
-
-
-def bot_commands(i18n: I18n, locale: str) -> list[BotCommand]:
-    with i18n.context(), i18n.use_locale(locale):
-        descriptions = {
-            "start": _("Continue the self-check"),
-            "progress": _("Show your institution's progress"),
-            "review": _("Unanswered and non-compliant items"),
-            "pledge": _("Your signed pledge summary (PDF)"),
-            "language": _("Language: 中文 / English"),
-            "help": _("How Zicha works"),
-        }
-    return [BotCommand(command=c, description=descriptions[c]) for c in BOT_COMMANDS]
 
 
 async def _register_commands(bot: Bot, i18n: I18n) -> None:

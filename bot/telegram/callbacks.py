@@ -12,12 +12,12 @@ gets the fallback router's "no longer valid" notice instead of reaching SQL.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
+from bot.conversation.actions import NavAction, PledgeAction
 from bot.core.interview import Choice, RectStatus
 
 SQLITE_MAX_INT = 2**63 - 1
@@ -45,18 +45,6 @@ class RectCb(CallbackData, prefix="r"):
     status: RectStatus
 
 
-class NavAction(StrEnum):
-    OPEN = "open"  # show an item (from the contents, review or a reminder)
-    PREV = "prev"
-    SKIP = "skip"
-    GUIDE = "guide"  # show or hide the guidance of the item
-    TOC = "toc"
-    REVIEW = "review"
-    SUMMARY = "summary"
-    CONTINUE = "cont"  # go to the next open item
-    KEEP = "keep"  # while editing follow-ups: keep the current value, go to the next step
-
-
 class NavCb(CallbackData, prefix="n"):
     action: NavAction
     sc: Id
@@ -75,3 +63,18 @@ class LangCb(CallbackData, prefix="l"):
 
 class JoinCb(CallbackData, prefix="j"):
     confirm: bool
+
+
+class PledgeCb(CallbackData, prefix="p"):
+    action: PledgeAction
+    sc: Id
+    sub: Id = 0  # the submission a PDF/revise button is about
+    role: str = ""
+    h: str = ""  # digest prefix of the previewed content (CONFIRM)
+
+
+class OverduePageCb(CallbackData, prefix="rgo"):
+    page: Page
+
+
+__all__ = ["AnswerCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "OverduePageCb", "Page", "PledgeAction", "PledgeCb", "RectCb", "SectionCb"]

@@ -1,18 +1,18 @@
 """Putting a view on the user's screen.
 
 Button presses edit the message they came from, so the chat does not fill up with
-questions; typed answers get a fresh message below them. The id of the message that
-carries the live answer buttons is kept in FSM data, so answer buttons on any older
-message are recognised as stale.
+questions; typed answers get a fresh message below them. For the engine's screens the id
+of the message that carries the live answer buttons is kept by the engine
+(``Conversation.shown``), so answer buttons on any older message are recognised as stale;
+``show`` does the same for the flows still on FSMContext (joining).
 """
 
 from __future__ import annotations
 
-from aiogram.exceptions import TelegramBadRequest
 from typing import Any
 
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, Message
 
 from bot.telegram.views import View
@@ -61,16 +61,3 @@ async def show(
     if changes:
         await state.update_data(changes)
     return sent
-
-
-async def enter(state: FSMContext, target: State) -> None:
-    """Move to ``target`` unless already there (a state write is a commit)."""
-    if await state.get_state() != target.state:
-        await state.set_state(target)
-
-
-async def is_current(query: CallbackQuery, state: FSMContext) -> bool:
-    message = query.message
-    if message is None:
-        return False
-    return (await state.get_data()).get(CURRENT_MESSAGE) == message.message_id

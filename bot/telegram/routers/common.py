@@ -12,11 +12,12 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import SUPPORTED_LOCALES, Settings
+from bot.conversation.engine import Conversation
 from bot.core.checklist import Checklist
 from bot.telegram import views
 from bot.telegram.callbacks import LangCb
-from bot.telegram.routers.interview import Clock, resume, workspace
-from bot.telegram.routers.pledge import show_signing_step
+from bot.telegram.conversation import actor_of
+from bot.telegram.routers.interview import show_where
 from bot.telegram.screen import edit_or_send
 from storage.institutions import Institution, set_user_language
 
@@ -49,17 +50,15 @@ def help_text() -> str:
 
 async def cmd_start(
     message: Message,
-    db: sqlite_utils.Database,
-    checklist: Checklist,
     institution: Institution | None,
     state: FSMContext,
     locale: str,
-    clock: Clock,
+    conversation: Conversation,
 ) -> None:
-    if institution is None:
+    if institution is None or message.from_user is None:
         await message.answer(not_invited_text())
         return
-    await resume(message, workspace(db, checklist, institution), state, locale, clock)
+    await show_where(message, conversation, actor_of(message.from_user, institution, locale, state))
 
 
 async def cmd_help(message: Message, institution: Institution | None) -> None:
@@ -79,7 +78,7 @@ async def on_language(
     institution: Institution | None,
     state: FSMContext,
     settings: Settings,
-    clock: Clock,
+    conversation: Conversation,
     i18n: I18n,
     callback_answer: CallbackAnswer,
 ) -> None:
@@ -96,9 +95,8 @@ async def on_language(
             await edit_or_send(query, views.View(text + "\n" + _("Send /start to continue.")))
             return
         confirmation = await edit_or_send(query, views.View(text))
-        ws = workspace(db, checklist, institution)
-        if not await show_signing_step(confirmation, ws, state, locale, settings):
-            await resume(confirmation, ws, state, locale, clock, again=True)
+        actor = actor_of(query.from_user, institution, locale, state)
+        await show_where(confirmation, conversation, actor, again=True, signing=True)
 
 
 def build_router() -> Router:

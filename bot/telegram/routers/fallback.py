@@ -6,16 +6,16 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
-import sqlite_utils
 from aiogram import Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from bot.core.checklist import Checklist
+from bot.conversation.engine import Conversation
+from bot.telegram.conversation import actor_of
 from bot.telegram.routers.common import not_invited_text
-from bot.telegram.routers.interview import Clock, resume, workspace
+from bot.telegram.routers.interview import show_where
 from storage.institutions import Institution
 from storage.regulators import Regulator
 
@@ -37,18 +37,16 @@ async def on_unknown_button(
 
 async def on_other_message(
     message: Message,
-    db: sqlite_utils.Database,
-    checklist: Checklist,
     institution: Institution | None,
     state: FSMContext,
     locale: str,
-    clock: Clock,
+    conversation: Conversation,
 ) -> None:
-    if institution is None:
+    if institution is None or message.from_user is None:
         await message.answer(not_invited_text())
         return
     await message.answer(_("Here is where you are in the self-check:"))
-    await resume(message, workspace(db, checklist, institution), state, locale, clock, again=True)
+    await show_where(message, conversation, actor_of(message.from_user, institution, locale, state), again=True)
 
 
 TOLD_MEMORY = 1000

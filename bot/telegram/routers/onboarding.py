@@ -10,17 +10,18 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
+from bot.conversation.engine import Conversation
 from bot.core.checklist import Checklist
 from bot.core.invites import normalize_invite_code
 from bot.telegram import views
 from bot.telegram.callbacks import JoinCb
-from bot.telegram.routers.interview import Clock, resume, workspace
+from bot.telegram.conversation import actor_of
 from bot.telegram.routers import regulator as regulator_router
+from bot.telegram.routers.interview import show_where
 from bot.telegram.screen import edit_or_send, show
 from bot.telegram.states import Join
 from storage.institutions import Institution, InviteError, InviteProblem, bind_member, check_invite
 from storage.regulators import get_regulator_invite
-
 
 PENDING_CODE = "join"
 
@@ -46,7 +47,7 @@ async def cmd_start_with_code(
     institution: Institution | None,
     state: FSMContext,
     locale: str,
-    clock: Clock,
+    conversation: Conversation,
 ) -> None:
     code = normalize_invite_code(command.args or "")
     if code is None:
@@ -68,7 +69,8 @@ async def cmd_start_with_code(
         return
     if institution is not None and institution.id == invited.id:
         await message.answer(_("You are already registered for {name}.").format(name=views.escape(invited.name)))
-        await resume(message, workspace(db, checklist, institution), state, locale, clock)
+        assert message.from_user is not None
+        await show_where(message, conversation, actor_of(message.from_user, institution, locale, state))
         return
     await state.set_state(Join.confirm)
     await state.update_data({PENDING_CODE: code})
@@ -82,7 +84,7 @@ async def on_join(
     checklist: Checklist,
     state: FSMContext,
     locale: str,
-    clock: Clock,
+    conversation: Conversation,
     callback_answer: CallbackAnswer,
 ) -> None:
     code = (await state.get_data()).get(PENDING_CODE)
@@ -109,9 +111,8 @@ async def on_join(
     )
     await state.update_data(item=None)
     assert isinstance(query.message, Message) or query.message is None
-    ws = workspace(db, checklist, institution)
     target: Message | CallbackQuery = query.message if isinstance(query.message, Message) else query
-    await resume(target, ws, state, locale, clock)
+    await show_where(target, conversation, actor_of(query.from_user, institution, locale, state))
 
 
 def build_router() -> Router:

@@ -1,9 +1,8 @@
-"""The signed pledge: signing from the completion summary, the signed PDF (/pledge), the
-paper pledge upload, revising (which voids the signature), and /verify for regulators.
-
-Handlers are thin: the checks and the freezing live in ``bot.pledge.submit`` and the
-workspace; rendering and signing the PDF run in a worker thread, so the bot keeps
-answering others meanwhile.
+"""The signed pledge on Telegram: /pledge, the paper pledge upload (a file fetched from
+Telegram), and /verify for regulators. Signing itself — the offer, the signer's name and
+role, the confirmation, revising — is the conversation engine's (``bot.conversation``):
+its buttons reach it through the one press handler of the interview router, and the
+signed PDF is made (in a worker thread) and handed over by ``bot.telegram.conversation``.
 """
 
 from __future__ import annotations
@@ -23,37 +22,26 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.filters import Command, CommandObject, Filter
-from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import BufferedInputFile, CallbackQuery, Message
-from aiogram.utils.callback_answer import CallbackAnswer
-from aiogram.utils.i18n import I18n
+from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
+from bot.conversation.actions import ShowPledge
+from bot.conversation.engine import MAX_PAPER_BYTES, Actor, Conversation  # noqa: F401  (MAX_PAPER_BYTES re-exported)
 from bot.core.checklist import Checklist
-from bot.core.interview import InvalidInput, clean_text
-from bot.core.uploads import UploadLimits, UploadRefused
 from bot.pledge import document as doc
-from bot.pledge.render import NO_CJK_FONT, FontMissing, cjk_font_available
-from bot.pledge.signing import SigningError, SigningSettings, ensure_default_keys, identity
-from bot.pledge.submit import AlreadySigned, ContentChanged, NotReady, build_content, missing_items, pdf_file_name, produce_pdf, sign
+from bot.pledge.fonts import NO_CJK_FONT, cjk_font_available
 from bot.pledge.text import load_pledge
-from bot.selfcheck import Frozen, Workspace
+from bot.selfcheck import Frozen
 from bot.telegram import pledge_views as pv
-from bot.telegram import views
-from bot.telegram.routers.interview import Clock, IsStaff, guard_selfcheck, present_summary, workspace
-from bot.telegram.screen import is_current, show
-from bot.telegram.states import Interview
+from bot.telegram.conversation import EngineContext, IsStaff, deliver, file_of
 from storage import pledges as store
-from storage.db import query_one
-from storage.institutions import Institution, get_institution
+from storage.institutions import Institution, get_institution, user_label
 from storage.regulators import Regulator
 
 log = logging.getLogger(__name__)
 
-# Telegram lets bots download files up to 20 MB; a phone photo or a scanned page is far less.
-MAX_PAPER_BYTES = 20 * 1024 * 1024
 # A download that meets a 5xx, a flood wait or a network error is tried this often, waiting
 # DOWNLOAD_BACKOFF seconds before the second attempt and twice as long before each next one.
 DOWNLOAD_ATTEMPTS = 3
@@ -93,7 +81,7 @@ async def download_file(bot: Bot, file_id: str) -> bytes:
             if exc.status < 500 and exc.status not in (408, 429):
                 raise DownloadFailed(f"HTTP {exc.status}", transient=False) from exc
             reason = f"HTTP {exc.status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             reason = type(exc).__name__
         else:
             if content is None:
@@ -125,348 +113,42 @@ class IsSigned(Filter):
         return institution is not None and store.current_for_institution(db, institution.id, checklist.id) is not None
 
 
-def _identity(settings: Settings) -> Any:
-    """The signing identity; the default self-signed pair is created on first use when
-    none is configured (a configured one that is missing is an error, said when signing)."""
-    ident = identity(SigningSettings(zicha_db=settings.zicha_db), db_path=settings.zicha_db)
-    if ensure_default_keys(ident):
-        log.warning("Created a self-signed signing key for pledges: %s (certificate %s)", ident.key, ident.cert)
-    return ident
-
-
-async def prepare(settings: Settings, checklist: Checklist) -> None:
+async def prepare(checklist: Checklist, conversation: Conversation) -> None:
     """At start: the pledge text must load; the signing key is created if none is
     configured; a missing CJK font is reported in one clear sentence."""
     load_pledge(checklist.id)
-    _identity(settings)
+    conversation.signing_identity()
     if not cjk_font_available():
         log.error(NO_CJK_FONT)
 
 
-# --- the PDF ---------------------------------------------------------------------------
+# --- signing: the engine's (bot.conversation); here /pledge, the signer's typed name ------
 
 
-async def pdf_bytes(db: sqlite_utils.Database, submission: store.Submission, i18n: I18n, settings: Settings) -> bytes:
-    """The kept PDF of a submission, produced (and kept) first if it is not there yet."""
-    row = store.get_pdf(db, submission.id)
-    if row is not None:
-        return bytes(row["content"])
-    document = submission.document
-    content = await asyncio.to_thread(produce_pdf, document, i18n, settings.tz, _identity(settings))
-    store.save_pdf(db, submission.id, content, pdf_file_name(document))
-    row = store.get_pdf(db, submission.id)
-    assert row is not None
-    return bytes(row["content"])
-
-
-async def send_pdf(
-    bot: Bot, chat_id: int, db: sqlite_utils.Database, submission: store.Submission, i18n: I18n, settings: Settings, locale: str
-) -> bool:
-    try:
-        content = await pdf_bytes(db, submission, i18n, settings)
-    except FontMissing:
-        await bot.send_message(chat_id, _("The PDF cannot be produced: no Chinese font is installed on the server. The signature is recorded; please ask the operator to install fonts-noto-cjk, then send /pledge."))
-        return False
-    except SigningError as exc:
-        log.error("cannot sign the pledge PDF: %s", exc)
-        await bot.send_message(chat_id, _("The PDF cannot be signed: the server's signing key is not usable. The signature is recorded; please ask the operator, then send /pledge."))
-        return False
-    document = submission.document
-    try:
-        await bot.send_document(
-            chat_id,
-            BufferedInputFile(content, filename=pdf_file_name(document)),
-            caption=pv.pdf_caption(submission, locale, settings.tz),
-        )
-    except (TelegramAPIError, ClientDecodeError) as exc:  # network trouble; the console chat cannot show files
-        log.warning("could not send the pledge PDF of submission %s: %s", submission.id, type(exc).__name__)
-        await bot.send_message(chat_id, _("The signed PDF is kept with the submission but could not be sent just now. Send /pledge to try again."))
-        return False
-    return True
-
-
-# --- signing -----------------------------------------------------------------------------
-
-
-async def present_signed(
-    event: Message | CallbackQuery, ws: Workspace, submission: store.Submission, state: FSMContext, locale: str, settings: Settings
-) -> None:
-    await state.set_state(Signing.signed)
-    await show(event, pv.signed_view(ws, submission, locale, settings.tz), state, live=False)
-
-
-async def offer(
-    event: Message | CallbackQuery, ws: Workspace, state: FSMContext, locale: str, settings: Settings
-) -> None:
-    """The first step: refusal with what is missing, the signed state, or the pledge and
-    the question who signs."""
-    signed = ws.submission()
-    if signed is not None:
-        await present_signed(event, ws, signed, state, locale, settings)
-        return
-    missing = missing_items(ws)
-    if missing:
-        await show(event, pv.missing_view(ws, missing, locale), state, live=False)
-        return
-    body = build_content(ws, locale, "", "legal_representative")
-    text = load_pledge(ws.checklist.id).text(locale)
-    await state.set_state(Signing.name)
-    await state.update_data(signer=None, role=None)
-    await show(event, pv.name_view(ws, body["totals"], text, locale), state)
-
-
-async def show_signing_step(
-    event: Message | CallbackQuery, ws: Workspace, state: FSMContext, locale: str, settings: Settings
-) -> bool:
-    """Show the signing step the user is on again (after /language, in the new language);
-    False when they are not signing."""
-    current = await state.get_state()
-    data = await state.get_data()
-    name, role = data.get("signer"), data.get("role")
-    if current == Signing.signed.state:
-        submission = ws.submission()
-        if submission is None:
-            return False
-        await present_signed(event, ws, submission, state, locale, settings)
-    elif current == Signing.name.state:
-        await offer(event, ws, state, locale, settings)
-    elif current == Signing.role.state and isinstance(name, str):
-        await show(event, pv.role_view(ws, name), state)
-    elif current == Signing.confirm.state and isinstance(name, str) and isinstance(role, str):
-        body = build_content(ws, locale, name, role)
-        await show(event, pv.confirm_view(ws, name, role, body["totals"], doc.digest(body)[:16], locale), state)
-    else:
-        return False
-    return True
-
-
-async def on_start(
-    query: CallbackQuery, callback_data: pv.PledgeCb, db: sqlite_utils.Database, checklist: Checklist,
-    institution: Institution, state: FSMContext, locale: str, settings: Settings, callback_answer: CallbackAnswer,
-) -> None:  # fmt: skip
-    ws = workspace(db, checklist, institution)
-    if guard_selfcheck(ws, callback_data.sc, None, callback_answer) is False:
-        return
-    await offer(query, ws, state, locale, settings)
-
-
-async def on_name(
-    message: Message, db: sqlite_utils.Database, checklist: Checklist, institution: Institution,
-    state: FSMContext, locale: str, settings: Settings,
-) -> None:  # fmt: skip
-    ws = workspace(db, checklist, institution)
-    try:
-        name = clean_text(message.text, doc.SIGNER_NAME_MAX)
-    except InvalidInput as exc:
-        if exc.code == "too_long":
-            await message.answer(_("A name may have at most {limit} characters. Please type it again.").format(limit=doc.SIGNER_NAME_MAX))
-        else:
-            await message.answer(_("Please type the signer's name as text."))
-        return
-    await state.set_state(Signing.role)
-    await state.update_data(signer=name)
-    await show(message, pv.role_view(ws, name), state)
-
-
-async def on_role(
-    query: CallbackQuery, callback_data: pv.PledgeCb, db: sqlite_utils.Database, checklist: Checklist,
-    institution: Institution, state: FSMContext, locale: str, settings: Settings, callback_answer: CallbackAnswer,
-) -> None:  # fmt: skip
-    ws = workspace(db, checklist, institution)
-    if guard_selfcheck(ws, callback_data.sc, None, callback_answer) is False:
-        return
-    data = await state.get_data()
-    name = data.get("signer")
-    if (
-        await state.get_state() != Signing.role.state
-        or not isinstance(name, str)
-        or callback_data.role not in doc.ROLES
-        or not await is_current(query, state)
-    ):
-        callback_answer.text = _("This button is no longer valid.")
-        return
-    body = build_content(ws, locale, name, callback_data.role)
-    await state.set_state(Signing.confirm)
-    await state.update_data(role=callback_data.role)
-    await show(query, pv.confirm_view(ws, name, callback_data.role, body["totals"], doc.digest(body)[:16], locale), state)
-
-
-async def on_confirm(
-    query: CallbackQuery, callback_data: pv.PledgeCb, db: sqlite_utils.Database, checklist: Checklist,
-    institution: Institution, state: FSMContext, locale: str, settings: Settings, i18n: I18n,
-    callback_answer: CallbackAnswer, bot: Bot,
-) -> None:  # fmt: skip
-    ws = workspace(db, checklist, institution)
-    if guard_selfcheck(ws, callback_data.sc, None, callback_answer) is False:
-        return
-    data = await state.get_data()
-    name, role = data.get("signer"), data.get("role")
-    already = ws.submission()
-    if already is not None:
-        callback_answer.text = _("The pledge is already signed.")
-        await present_signed(query, ws, already, state, locale, settings)
-        return
-    if await state.get_state() != Signing.confirm.state or not isinstance(name, str) or not isinstance(role, str) or not await is_current(query, state):
-        callback_answer.text = _("This button is no longer valid.")
-        return
-    user = query.from_user
-    try:
-        submission = sign(
-            ws, locale=locale, signer_name=name, signer_role=role, by=user.id,
-            by_name=user.full_name + (f" @{user.username}" if user.username else ""), expected_digest=callback_data.h,
-        )  # fmt: skip
-    except AlreadySigned as exc:
-        callback_answer.text = _("The pledge is already signed.")
-        await present_signed(query, ws, exc.submission, state, locale, settings)
-        return
-    except NotReady as exc:
-        callback_answer.text = _("The pledge cannot be signed yet.")
-        await state.set_state(Interview.question)
-        await show(query, pv.missing_view(ws, exc.missing, locale), state, live=False)
-        return
-    except ContentChanged:
-        callback_answer.text = _("The answers were changed in the meantime. Please check them and confirm again.")
-        body = build_content(ws, locale, name, role)
-        await show(query, pv.confirm_view(ws, name, role, body["totals"], doc.digest(body)[:16], locale), state)
-        return
-    callback_answer.text = _("Signed.")
-    await present_signed(query, ws, submission, state, locale, settings)
-    await send_pdf(bot, user.id, db, submission, i18n, settings, locale)
-
-
-async def on_cancel(
-    query: CallbackQuery, callback_data: pv.PledgeCb, db: sqlite_utils.Database, checklist: Checklist,
-    institution: Institution, state: FSMContext, locale: str, clock: Clock, callback_answer: CallbackAnswer,
-) -> None:  # fmt: skip
-    ws = workspace(db, checklist, institution)
-    if guard_selfcheck(ws, callback_data.sc, None, callback_answer) is False:
-        return
-    await present_summary(query, ws, state, locale, clock)
-
-
-# --- after signing -----------------------------------------------------------------------
-
-
-async def cmd_pledge(
-    message: Message, db: sqlite_utils.Database, checklist: Checklist, institution: Institution,
-    state: FSMContext, locale: str, settings: Settings, i18n: I18n, bot: Bot,
-) -> None:  # fmt: skip
+async def cmd_pledge(message: Message, conversation: Conversation, actor: Actor) -> None:
     """/pledge: the signed PDF again (and the signed state), or the way to signing."""
-    ws = workspace(db, checklist, institution)
-    submission = ws.submission()
-    if submission is None:
-        await offer(message, ws, state, locale, settings)
-        return
-    await present_signed(message, ws, submission, state, locale, settings)
-    assert message.from_user is not None
-    await send_pdf(bot, message.from_user.id, db, submission, i18n, settings, locale)
+    await deliver(message, conversation.handle(actor, ShowPledge()), conversation, actor)
 
 
-def _own_current(ws: Workspace, callback_data: pv.PledgeCb, callback_answer: CallbackAnswer) -> store.Submission | None:
-    if guard_selfcheck(ws, callback_data.sc, None, callback_answer) is False:
-        return None
-    current = ws.submission()
-    if current is None or current.id != callback_data.sub:
-        callback_answer.text = _("This signed pledge is no longer current.")
-        return None
-    return current
+# --- the paper pledge: a file Telegram holds, fetched here ---------------------------------
 
 
-async def on_pdf(
-    query: CallbackQuery, callback_data: pv.PledgeCb, db: sqlite_utils.Database, checklist: Checklist,
-    institution: Institution, locale: str, settings: Settings, i18n: I18n, callback_answer: CallbackAnswer, bot: Bot,
-) -> None:  # fmt: skip
-    ws = workspace(db, checklist, institution)
-    submission = _own_current(ws, callback_data, callback_answer)
-    if submission is not None:
-        callback_answer.text = _("Sending the PDF…")
-        await send_pdf(bot, query.from_user.id, db, submission, i18n, settings, locale)
-
-
-async def on_revise(
-    query: CallbackQuery, callback_data: pv.PledgeCb, db: sqlite_utils.Database, checklist: Checklist,
-    institution: Institution, state: FSMContext, locale: str, settings: Settings, callback_answer: CallbackAnswer,
-) -> None:  # fmt: skip
-    ws = workspace(db, checklist, institution)
-    submission = _own_current(ws, callback_data, callback_answer)
-    if submission is not None:
-        await show(query, pv.revise_view(ws, submission, locale, settings.tz), state, live=False)
-
-
-async def on_revise_ok(
-    query: CallbackQuery, callback_data: pv.PledgeCb, db: sqlite_utils.Database, checklist: Checklist,
-    institution: Institution, state: FSMContext, locale: str, callback_answer: CallbackAnswer,
-) -> None:  # fmt: skip
-    ws = workspace(db, checklist, institution)
-    submission = _own_current(ws, callback_data, callback_answer)
-    if submission is None or not store.supersede(db, submission.id, by=query.from_user.id):
-        if submission is not None:
-            callback_answer.text = _("This signed pledge is no longer current.")
-        return
-    callback_answer.text = _("The signature is void. You can change the answers now.")
-    await state.set_state(Interview.question)
-    await state.update_data(item=None, edit=False)
-    await show(query, views.review_view(ws, ws.progress(), locale), state, live=False)
-
-
-async def on_paper(
-    message: Message, db: sqlite_utils.Database, checklist: Checklist, institution: Institution, bot: Bot,
-    locale: str, settings: Settings,
-) -> None:  # fmt: skip
-    """A scan or photo of the paper pledge (signed and sealed), kept with the submission."""
-    ws = workspace(db, checklist, institution)
-    submission = ws.submission()
-    assert message.from_user is not None
-    if submission is None:
-        await message.answer(_("The pledge is not signed (any more), so the file was not attached. Send /pledge to see where things stand."))
-        return
-    if message.photo:
-        photo = message.photo[-1]
-        file_id, unique, name, mime, size = photo.file_id, photo.file_unique_id, None, "image/jpeg", photo.file_size
-    else:
-        document = message.document
-        assert document is not None
-        file_id, unique, name, mime, size = (
-            document.file_id, document.file_unique_id, document.file_name, document.mime_type, document.file_size,
-        )  # fmt: skip
-    if size is not None and size > MAX_PAPER_BYTES:
-        await message.answer(_("This file is too large (over 20 MB). Please send a smaller scan or a photo."))
-        return
-    limits = UploadLimits.from_settings(settings)
+async def fetched(bot: Bot, file_id: str) -> bytes | str:
+    """The file's bytes, or what to tell the user when Telegram did not deliver them."""
     try:
-        ws.check_paper_pledge(submission, size, limits)  # before downloading it
-    except UploadRefused as exc:
-        await message.answer(views.upload_refused_text(exc, locale))
-        return
-    try:
-        content = await download_file(bot, file_id)
+        return await download_file(bot, file_id)
     except DownloadFailed as exc:
         log.warning("could not download a paper pledge: %s", exc)
         if exc.transient:
-            await message.answer(
-                _("Telegram did not deliver the file just now (tried {attempts} times). Nothing was lost: the signed submission and the files attached before are unchanged. Please send the file again in a few minutes.").format(attempts=exc.attempts)
-            )
-        else:
-            await message.answer(_("The file could not be downloaded from Telegram. Please send it again."))
-        return
-    current = ws.submission()
-    if current is None or current.id != submission.id:  # revised while downloading
-        await message.answer(_("The pledge is not signed (any more), so the file was not attached. Send /pledge to see where things stand."))
-        return
-    try:
-        ws.add_paper_pledge(
-            submission, content, by=message.from_user.id, limits=limits, file_name=name, mime_type=mime,
-            telegram_file_id=file_id, file_unique_id=unique,
-        )  # fmt: skip
-    except UploadRefused as exc:  # the real size, or a colleague's file that arrived meanwhile
-        await message.answer(views.upload_refused_text(exc, locale))
-        return
-    count = len(store.paper_pledges(db, submission.id))
-    await message.answer(
-        _("The paper pledge was attached to the signed submission {code} ({count} file(s) so far).").format(
-            code=doc.format_code(submission.verification_code), count=count
-        )
-    )
+            return _("Telegram did not deliver the file just now (tried {attempts} times). Nothing was lost: the signed submission and the files attached before are unchanged. Please send the file again in a few minutes.").format(attempts=exc.attempts)
+        return _("The file could not be downloaded from Telegram. Please send it again.")
+
+
+async def on_paper(message: Message, bot: Bot, conversation: Conversation, actor: Actor) -> None:
+    """A scan or photo of the paper pledge (signed and sealed), kept with the submission."""
+    file = file_of(message)
+    outcome = await conversation.receive_paper(actor, file, lambda: fetched(bot, file.ref))
+    await deliver(message, outcome, conversation, actor)
 
 
 # --- regulators ----------------------------------------------------------------------
@@ -490,10 +172,8 @@ async def cmd_verify(
     if submission is None or institution is None or not regulator.scope.covers(institution.province, institution.fields):
         await message.answer(_("No signed pledge with the code {code} within your scope.").format(code=doc.format_code(code)))
         return
-    user = query_one(db, "SELECT first_name, username FROM users WHERE telegram_id = ?", [submission.signed_by])
-    who = submission.document["signed_by"]["name"]
-    if user is not None:
-        who = user["first_name"] + (f" @{user['username']}" if user["username"] else "")
+    known = user_label(db, submission.signed_by)
+    who = known if known is not None else submission.document["signed_by"]["name"]
     who += f" (Telegram ID {submission.signed_by})"
     later = store.later_submission(db, submission)
     current_later = store.current_submission(db, submission.selfcheck_id) if later is not None else None
@@ -506,16 +186,10 @@ def build_router() -> Router:
     staff = Router(name="pledge-staff")
     staff.message.filter(IsStaff())
     staff.callback_query.filter(IsStaff())
-    staff.message.register(cmd_pledge, Command("pledge"))
-    staff.callback_query.register(on_start, pv.PledgeCb.filter(F.action == pv.PledgeAction.START))
-    staff.callback_query.register(on_role, pv.PledgeCb.filter(F.action == pv.PledgeAction.ROLE))
-    staff.callback_query.register(on_confirm, pv.PledgeCb.filter(F.action == pv.PledgeAction.CONFIRM))
-    staff.callback_query.register(on_cancel, pv.PledgeCb.filter(F.action == pv.PledgeAction.CANCEL))
-    staff.callback_query.register(on_pdf, pv.PledgeCb.filter(F.action == pv.PledgeAction.PDF))
-    staff.callback_query.register(on_revise, pv.PledgeCb.filter(F.action == pv.PledgeAction.REVISE))
-    staff.callback_query.register(on_revise_ok, pv.PledgeCb.filter(F.action == pv.PledgeAction.REVISE_OK))
-    staff.message.register(on_name, Signing.name, F.text & ~F.text.startswith("/"))
-    staff.message.register(on_paper, IsSigned(), F.photo | F.document)
+    staff.message.register(cmd_pledge, Command("pledge"), EngineContext())
+    # The signer's name is typed text: the interview router's text handler takes it
+    # (state Signing:name); the pledge's buttons are the engine's (one press handler).
+    staff.message.register(on_paper, IsSigned(), F.photo | F.document, EngineContext())
     router.include_router(staff)
     router.startup.register(prepare)
     return router

@@ -42,6 +42,9 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.config import Settings
+from bot.conversation.actions import ShowOverdue, ShowStatus
+from bot.conversation.engine import Actor, Conversation
+from bot.conversation.regulator import status_label
 from bot.core.checklist import Checklist
 from bot.core.fields import field_label
 from bot.core.interview import Interview, RectStatus
@@ -50,15 +53,13 @@ from bot.i18n import format_date, format_datetime
 from bot.reports.items import CONTACT_ITEM_IDS, confirm_item_ids, item_heading
 from bot.reports.status import (
     InstitutionStatus,
-    Status,
-    StatusReport,
-    Tally,
-    build_status,
     find_institutions,
     institution_in_scope,
     institution_statuses,
 )
-from bot.telegram.callbacks import Id, Page
+from bot.telegram.callbacks import Id, OverduePageCb  # noqa: F401  (OverduePageCb re-exported)
+from bot.telegram.commands import bot_commands
+from bot.telegram.conversation import Action, EngineContext, deliver
 from bot.telegram.screen import edit_or_send
 from bot.telegram.views import MAX_LIST_CHARS, View, progress_bar
 from storage.answers import load_answers
@@ -75,13 +76,8 @@ from storage.reports import pending_corrections
 
 log = logging.getLogger(__name__)
 
-OVERDUE_PAGE_SIZE = 15
 SEARCH_LIMIT = 10
 PENDING_REGULATOR_CODE = "regjoin"
-
-
-class OverduePageCb(CallbackData, prefix="rgo"):
-    page: Page
 
 
 class InstitutionCb(CallbackData, prefix="rgi"):
@@ -162,8 +158,6 @@ async def set_regulator_commands(
     Best effort: the menu is a convenience."""
     commands = regulator_commands(i18n, locale)
     if also_staff:
-        from bot.telegram.app import bot_commands  # the app imports this module
-
         names = {c.command for c in commands}
         commands = [c for c in bot_commands(i18n, locale) if c.command not in names] + commands
     try:
@@ -181,86 +175,6 @@ async def register_all_regulator_commands(bot: Bot, db: sqlite_utils.Database, i
 
 
 # --- views -----------------------------------------------------------------------------
-
-
-def status_label(status: Status) -> str:
-    return {
-        Status.NOT_STARTED: _("not started"),
-        Status.IN_PROGRESS: _("in progress"),
-        Status.FINISHED: _("finished, not signed"),
-        Status.SIGNED: _("signed"),
-    }[status]
-
-
-def _tally_line(label: str, tally: Tally) -> str:
-    pct = 100 * tally.completed // tally.total if tally.total else 0
-    return f"{escape(label)} {progress_bar(tally.completed, tally.total)} {pct}% ({tally.completed}/{tally.total})"
-
-
-def corrections_line(count: int) -> str:
-    """For /status and the digest: institutions whose staff asked to correct their details."""
-    return _("Details to correct (asked by staff, see /institution or the workbook): {count}").format(count=count)
-
-
-def status_view(report: StatusReport, locale: str, *, corrections: int = 0) -> View:
-    t = report.totals
-    lines = [_("<b>Self-check status</b> · {scope}").format(scope=escape(report.scope.describe(locale)))]
-    if report.deadline is not None:
-        lines.append(_("Deadline: {date}").format(date=format_date(report.deadline, locale)))
-    lines += [
-        _("Institutions: {count}").format(count=t.total),
-        _("Signed: {count}").format(count=t.signed),
-        _("Finished, not signed: {count}").format(count=t.finished),
-        _("In progress: {count}").format(count=t.in_progress),
-        _("Not started: {count}").format(count=t.not_started),
-    ]
-    if report.past_deadline:
-        lines.append(_("Overdue: {count}").format(count=t.overdue))
-    if corrections:
-        lines.append("⚠️ " + corrections_line(corrections))
-    lines += ["", _("Bars: finished or signed.")]
-    if report.by_province:
-        lines += ["", _("<b>By province</b>")]
-        lines += [_tally_line(p, tally) for p, tally in sorted(report.by_province.items())]
-    if report.by_field:
-        lines += ["", _("<b>By field</b>")]
-        lines += [_tally_line(field_label(f, locale), tally) for f, tally in sorted(report.by_field.items())]
-    # 32 provinces and 15 fields at ~60 characters a line stay far below Telegram's 4,096.
-    return View("\n".join(lines))
-
-
-def overdue_view(report: StatusReport, page: int, locale: str) -> View:
-    if report.deadline is None:
-        return View(_("This checklist has no deadline, so no institution is overdue."))
-    if not report.past_deadline:
-        return View(
-            _("The deadline ({date}) has not passed yet. Not yet signed: {count}.").format(
-                date=format_date(report.deadline, locale),
-                count=report.totals.total - report.totals.signed,
-            )
-        )
-    overdue = report.overdue
-    if not overdue:
-        return View(_("No institution in your scope is overdue."))
-    pages = (len(overdue) + OVERDUE_PAGE_SIZE - 1) // OVERDUE_PAGE_SIZE
-    page = min(max(page, 0), pages - 1)
-    lines = [
-        _("<b>Overdue: {count}</b> (not signed after {date}) · page {page}/{pages}").format(
-            count=len(overdue), date=format_date(report.deadline, locale), page=page + 1, pages=pages
-        )
-    ]
-    for row in overdue[page * OVERDUE_PAGE_SIZE : (page + 1) * OVERDUE_PAGE_SIZE]:
-        lines.append(
-            f"• {escape(row.name)} · {escape(row.province)} · <code>{escape(row.uscc)}</code> · "
-            f"{escape(status_label(row.status))}"
-        )
-    builder = InlineKeyboardBuilder()
-    if page > 0:
-        builder.button(text=_("◀ Previous"), callback_data=OverduePageCb(page=page - 1))
-    if page + 1 < pages:
-        builder.button(text=_("Next ▶"), callback_data=OverduePageCb(page=page + 1))
-    markup = builder.as_markup() if page > 0 or page + 1 < pages else None
-    return View("\n".join(lines), markup)
 
 
 def not_found_text() -> str:
@@ -410,34 +324,19 @@ def _now(clock: Any) -> dt.datetime:
     return clock()  # type: ignore[no-any-return]
 
 
-async def cmd_status(
-    message: Message, db: sqlite_utils.Database, checklist: Checklist, regulator: Regulator, locale: str, clock: Any
+async def cmd_status(message: Message, conversation: Conversation, actor: Actor) -> None:
+    await deliver(message, conversation.handle(actor, ShowStatus()), conversation, actor)
+
+
+async def cmd_overdue(message: Message, conversation: Conversation, actor: Actor) -> None:
+    await deliver(message, conversation.handle(actor, ShowOverdue()), conversation, actor)
+
+
+async def on_press(
+    query: CallbackQuery, conversation: Conversation, actor: Actor, action: Action, callback_answer: CallbackAnswer
 ) -> None:
-    report = build_status(db, checklist, regulator.scope, _now(clock))
-    corrections = pending_corrections(db, checklist.id, confirm_item_ids(checklist), regulator.scope)
-    view = status_view(report, locale, corrections=len({c.institution_id for c in corrections}))
-    await message.answer(view.text)
-
-
-async def cmd_overdue(
-    message: Message, db: sqlite_utils.Database, checklist: Checklist, regulator: Regulator, locale: str, clock: Any
-) -> None:
-    report = build_status(db, checklist, regulator.scope, _now(clock))
-    view = overdue_view(report, 0, locale)
-    await message.answer(view.text, reply_markup=view.markup)
-
-
-async def on_overdue_page(
-    query: CallbackQuery,
-    callback_data: OverduePageCb,
-    db: sqlite_utils.Database,
-    checklist: Checklist,
-    regulator: Regulator,
-    locale: str,
-    clock: Any,
-) -> None:
-    report = build_status(db, checklist, regulator.scope, _now(clock))
-    await edit_or_send(query, overdue_view(report, callback_data.page, locale))
+    """The engine's regulator buttons (the pages of /overdue), routed by prefix."""
+    await deliver(query, conversation.handle(actor, action), conversation, actor, callback_answer)
 
 
 async def _show_institution(
@@ -683,8 +582,9 @@ def build_router() -> Router:
     router = Router(name="regulator")
     router.message.filter(IsRegulator())
     router.callback_query.filter(IsRegulator())
-    router.message.register(cmd_status, Command("status"))
-    router.message.register(cmd_overdue, Command("overdue"))
+    desk = EngineContext(audience="regulator")
+    router.message.register(cmd_status, Command("status"), desk)
+    router.message.register(cmd_overdue, Command("overdue"), desk)
     router.message.register(cmd_institution, Command("institution"))
     # One workbook at a time per regulator: a national one is ~40 s of CPU.
     exporting: set[int] = set()
@@ -708,7 +608,7 @@ def build_router() -> Router:
             exporting.discard(regulator.telegram_id)
 
     router.message.register(export_once, Command("export"))
-    router.callback_query.register(on_overdue_page, OverduePageCb.filter())
+    router.callback_query.register(on_press, EngineContext(audience="regulator", decode_press=True))
     router.callback_query.register(on_institution, InstitutionCb.filter())
     router.callback_query.register(on_staff, StaffCb.filter())
     router.callback_query.register(on_staff_remove, StaffRemoveCb.filter())

@@ -1,0 +1,221 @@
+"""What a user can do, whatever the channel: plain frozen dataclasses.
+
+Every action that changes an answer carries the self-check id, the checklist fingerprint
+and the revision the user saw (the engine refuses a forged, foreign or stale one), and
+``origin``: the token of the screen it was taken on (the Telegram message id; a web form's
+hidden field), compared with the live screen to recognise presses on old screens.
+
+``to_fields`` / ``from_fields`` give every action a flat ``{name: str}`` form, for HTML
+forms and the like; the Telegram adapter packs the same actions into CallbackData.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from bot.core.interview import Choice, RectStatus
+
+
+class NavAction(StrEnum):
+    OPEN = "open"  # show an item (from the contents, review or a reminder)
+    PREV = "prev"
+    SKIP = "skip"
+    GUIDE = "guide"  # show or hide the guidance of the item
+    TOC = "toc"
+    REVIEW = "review"
+    SUMMARY = "summary"
+    CONTINUE = "cont"  # go to the next open item
+    KEEP = "keep"  # while editing follow-ups: keep the current value, go to the next step
+
+
+class PledgeAction(StrEnum):
+    START = "start"  # from the summary: preview and ask for the signer's name
+    ROLE = "role"  # the signer's role was chosen
+    CONFIRM = "sign"  # the explicit confirmation: sign now
+    CANCEL = "cancel"
+    PDF = "pdf"  # send the signed PDF again
+    REVISE = "rev"  # ask whether to void the signature and revise
+    REVISE_OK = "revok"  # yes: void it
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ClassVar[str] = ""
+    origin: int | None = None
+
+    def to_fields(self) -> dict[str, str]:
+        """The action as flat form fields (``origin`` is left to the form's screen token)."""
+        out = {"kind": self.kind}
+        for f in fields(self):
+            if f.name == "origin":
+                continue
+            out[f.name] = str(getattr(self, f.name))
+        return out
+
+    def at(self, origin: int | None) -> Action:
+        """The same action, taken on the screen ``origin``."""
+        return replace(self, origin=origin)
+
+
+@dataclass(frozen=True)
+class Choose(Action):
+    """Choose ``choice`` on ``item`` of self-check ``sc`` seen at revision ``rev``."""
+
+    kind: ClassVar[str] = "choose"
+    sc: int = 0
+    item: str = ""
+    fp: str = ""
+    rev: int = 0
+    choice: Choice = Choice.COMPLIANT
+
+
+@dataclass(frozen=True)
+class SetRect(Action):
+    """The rectification status of a non-compliant answer."""
+
+    kind: ClassVar[str] = "rect"
+    sc: int = 0
+    item: str = ""
+    fp: str = ""
+    rev: int = 0
+    status: RectStatus = RectStatus.DONE
+
+
+@dataclass(frozen=True)
+class Navigate(Action):
+    kind: ClassVar[str] = "nav"
+    action: NavAction = NavAction.CONTINUE
+    sc: int = 0
+    item: str = ""
+    page: int = 0
+
+
+@dataclass(frozen=True)
+class OpenSection(Action):
+    kind: ClassVar[str] = "section"
+    sc: int = 0
+    section: str = ""
+
+
+@dataclass(frozen=True)
+class TypeText(Action):
+    """A typed message: the answer of a text item, or the follow-up being awaited."""
+
+    kind: ClassVar[str] = "text"
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class SendFile(Action):
+    """A file sent as evidence (``ref``: the channel's handle to fetch it later)."""
+
+    kind: ClassVar[str] = "file"
+    file_kind: str = "document"  # "photo" or "document"
+    ref: str = ""
+    unique_ref: str = ""
+    file_name: str | None = None
+    mime_type: str | None = None
+    file_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Unsupported(Action):
+    """Something the conversation cannot read (a sticker, a voice message...)."""
+
+    kind: ClassVar[str] = "unsupported"
+
+
+@dataclass(frozen=True)
+class Resume(Action):
+    """/start and "where am I": the screen the user is on. ``again``: repeat the current item."""
+
+    kind: ClassVar[str] = "resume"
+    again: bool = False
+    signing: bool = False  # show the signing step the user is on, if any (after /language)
+
+
+@dataclass(frozen=True)
+class ShowProgress(Action):
+    kind: ClassVar[str] = "progress"
+
+
+@dataclass(frozen=True)
+class ShowReview(Action):
+    kind: ClassVar[str] = "review"
+
+
+@dataclass(frozen=True)
+class ShowPledge(Action):
+    """/pledge: the signed state and its PDF, or the way to signing."""
+
+    kind: ClassVar[str] = "pledge_status"
+
+
+@dataclass(frozen=True)
+class ShowStatus(Action):
+    """A regulator's /status: the totals of their scope."""
+
+    kind: ClassVar[str] = "status"
+
+
+@dataclass(frozen=True)
+class ShowOverdue(Action):
+    """A regulator's /overdue, a page of the institutions past the deadline."""
+
+    kind: ClassVar[str] = "overdue"
+    page: int = 0
+
+
+REGULATOR_ACTIONS = (ShowStatus, ShowOverdue)
+
+
+@dataclass(frozen=True)
+class PledgeStep(Action):
+    """A step of signing the pledge (handled by the pledge flow)."""
+
+    kind: ClassVar[str] = "pledge"
+    action: PledgeAction = PledgeAction.START
+    sc: int = 0
+    sub: int = 0
+    role: str = ""
+    h: str = ""
+
+
+ACTIONS: dict[str, type[Action]] = {
+    cls.kind: cls
+    for cls in (Choose, SetRect, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, ShowStatus, ShowOverdue, PledgeStep)
+}
+
+
+class BadAction(ValueError):
+    """Form fields that do not make an action (forged or truncated)."""
+
+
+def from_fields(form: dict[str, Any], origin: int | None = None) -> Action:
+    """The action named by flat form fields (see ``Action.to_fields``); BadAction otherwise."""
+    cls = ACTIONS.get(str(form.get("kind", "")))
+    if cls is None:
+        raise BadAction("unknown action")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name == "origin" or f.name not in form:
+            continue
+        raw = form[f.name]
+        default = f.default
+        try:
+            if isinstance(default, StrEnum):
+                values[f.name] = type(default)(raw)
+            elif isinstance(default, bool):
+                values[f.name] = str(raw).lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                value = int(raw)
+                if not 0 <= value <= 2**63 - 1:
+                    raise BadAction(f.name)
+                values[f.name] = value
+            else:
+                values[f.name] = None if raw is None else str(raw)
+        except ValueError as exc:
+            raise BadAction(f.name) from exc
+    return cls(origin=origin, **values)

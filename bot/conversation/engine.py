@@ -1,0 +1,678 @@
+"""The conversation: which screen follows which action, and what is allowed.
+
+``Conversation`` is built once per deployment (database, checklist, clock, settings,
+translations, where states are kept). A channel turns what the user did into an
+``Action``, calls ``handle(actor, action)``, shows the ``Outcome`` and then calls
+``shown(actor, outcome, token)`` so the state (and the token of the live screen) is kept —
+one write per shown screen. The guards live here, once, for every channel:
+
+* membership: an actor with no institution is refused (``Actor.institution``);
+* scope: a button naming another self-check or an item that does not apply;
+* staleness: a checklist that changed (fingerprint), a press on an old screen (origin),
+  a revision that moved on (a colleague saved meanwhile);
+* frozen: a signed self-check is read-only until revised.
+
+For a web form adapter: render ``Screen.blocks`` (safe markup) and one submit button per
+``Button`` (name ``Button.key``, value ``Action.to_fields()``), keep the token passed to
+``shown`` in a hidden field, and read a post back with ``actions.from_fields(form,
+origin=token)``; typed text is ``TypeText``, an upload ``SendFile`` (and
+``receive_paper`` once signed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlite_utils
+
+from bot.conversation import pledge_screens as ps
+from bot.conversation import regulator as desk
+from bot.conversation import render
+from bot.conversation import state as st
+from bot.conversation.actions import (
+    REGULATOR_ACTIONS,
+    Action,
+    Choose,
+    NavAction,
+    Navigate,
+    OpenSection,
+    PledgeAction,
+    PledgeStep,
+    Resume,
+    SendFile,
+    SetRect,
+    ShowOverdue,
+    ShowPledge,
+    ShowProgress,
+    ShowReview,
+    TypeText,
+    Unsupported,
+)
+from bot.conversation.render import Facts
+from bot.conversation.screens import Attachment, Outcome, Screen
+from bot.conversation.state import ConversationState, StateStore
+from bot.conversation.text import _, use_gettext
+from bot.core.checklist import Checklist, Item
+from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, RectStatus, clean_text, next_followup
+from bot.core.uploads import UploadLimits, UploadRefused
+from bot.pledge import document as doc
+from bot.pledge.fonts import FontMissing
+from bot.pledge.signing import SigningError, SigningSettings, ensure_default_keys, identity
+from bot.pledge.submit import (
+    AlreadySigned,
+    ContentChanged,
+    NotReady,
+    build_content,
+    missing_items,
+    pdf_file_name,
+    produce_pdf,
+    sign,
+)
+from bot.pledge.text import load_pledge
+from bot.reports.items import confirm_item_ids
+from bot.reports.status import build_status
+from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
+from storage import pledges as pledge_store
+from storage.answers import StaleAnswer
+from storage.institutions import Institution
+from storage.pledges import Submission
+from storage.regulators import Regulator
+from storage.reports import pending_corrections
+
+Clock = Callable[[], dt.datetime]
+# The largest paper-pledge file taken (Telegram lets bots download files up to 20 MB; a
+# phone photo or a scanned page is far less).
+MAX_PAPER_BYTES = 20 * 1024 * 1024
+log = logging.getLogger(__name__)
+
+FOLLOWUP_STEPS = {
+    FollowUp.PROBLEM: st.PROBLEM,
+    FollowUp.MEASURE: st.MEASURE,
+    FollowUp.STATUS: st.STATUS,
+    FollowUp.TARGET_DATE: st.TARGET_DATE,
+    FollowUp.CORRECTION: st.CORRECTION,
+}
+STEP_FOLLOWUPS = {step: followup for followup, step in FOLLOWUP_STEPS.items()}
+TYPED_FOLLOWUP_STEPS = (st.PROBLEM, st.MEASURE, st.TARGET_DATE, st.CORRECTION)
+
+
+class Catalog(Protocol):
+    """Translations: aiogram's ``I18n`` is one."""
+
+    def gettext(self, singular: str, plural: str | None = None, n: int = 1, locale: str | None = None) -> str:
+        """``singular`` in ``locale``."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: their user id, their institution (None: not a member), their locale, and
+    ``key``: where their conversation state is kept (the channel's conversation key)."""
+
+    user_id: int
+    institution: Institution | None
+    locale: str
+    key: str
+    name: str = ""  # how the channel names them (kept with a signature)
+    regulator: Regulator | None = None  # their regulator account, if they have one
+
+
+class Step:
+    """One action in hand: the actor's workspace, read once, and their state."""
+
+    def __init__(self, conversation: Conversation, actor: Actor, institution: Institution) -> None:
+        self.c = conversation
+        self.actor = actor
+        self.ws: Workspace = open_workspace(conversation.db, conversation.checklist, institution)
+        self.state: ConversationState = conversation.states.load(actor.key)
+
+    def facts(self) -> Facts:
+        ws = self.ws
+        return Facts(ws.checklist, ws.interview, ws.institution, ws.selfcheck.id, ws.answers(), ws.progress(), self.actor.locale)
+
+    def current_item(self) -> Item | None:
+        item_id = self.state.item
+        if item_id is not None and self.ws.interview.applies(item_id):
+            return self.ws.checklist.item(item_id)
+        return None
+
+    # --- screens -----------------------------------------------------------------------
+
+    def item(self, item: Item, *, guide: bool = False, **extra: Any) -> Outcome:
+        answer = self.ws.answer(item.id)
+        evidence = self.ws.evidence_count(item.id) if answer is not None and answer.value is Choice.NONCOMPLIANT else 0
+        screen = render.question_screen(self.facts(), item, answer, guide=guide, evidence=evidence)
+        state = self.state.moved(st.QUESTION, **{st.ITEM: item.id, st.GUIDE: guide, st.EDIT: False, st.REV: [item.id, screen.rev]})
+        return Outcome(screen, live=True, state=state, **extra)
+
+    def summary(self, **extra: Any) -> Outcome:
+        now = self.c.clock()
+        screen = render.summary_screen(self.facts(), self.ws.submission(), now)
+        return Outcome(screen, live=True, state=self.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False}), **extra)
+
+    def followup(self, item: Item, followup: FollowUp, answer: Answer, *, editing: bool, **extra: Any) -> Outcome:
+        screen = render.followup_screen(self.facts(), item, followup, answer, self.c.clock().date(), editing=editing)
+        state = self.state.moved(FOLLOWUP_STEPS[followup], **{st.ITEM: item.id, st.EDIT: editing, st.REV: [item.id, answer.rev]})
+        return Outcome(screen, live=True, state=state, **extra)
+
+    def passive(self, screen: Screen, **extra: Any) -> Outcome:
+        """A screen whose buttons only navigate: the live question stays live."""
+        return Outcome(screen, **extra)
+
+    def next_open(self, after: str | None, **extra: Any) -> Outcome:
+        item = self.ws.interview.next_open(self.ws.answers(), after=after)
+        return self.summary(**extra) if item is None else self.item(item, **extra)
+
+    def continue_after(self, item: Item, answer: Answer, *, after: FollowUp | None, editing: bool, **extra: Any) -> Outcome:
+        """After a stored step: the next follow-up of this answer, or the next open item."""
+        step = next_followup(answer, after, editing=editing)
+        if step is not None:
+            return self.followup(item, step, answer, editing=editing, **extra)
+        return self.next_open(item.id, **extra)
+
+    def resume(self, *, again: bool = False, **extra: Any) -> Outcome:
+        """Continue where the user is (/start and every "Continue" button): the follow-up
+        question they were answering, else the first open item from the one they are on
+        (``Interview.resume_point``), else the summary. With ``again``, their current item
+        is shown even if it is answered (to repeat the question they are looking at)."""
+        followup = STEP_FOLLOWUPS.get(self.state.step or "")
+        current = self.current_item()
+        if followup is not None and current is not None:
+            answer = self.ws.answer(current.id)
+            if answer is not None and answer.value is expected_choice(followup):
+                return self.followup(current, followup, answer, editing=self.state.editing, **extra)
+        item = current if again and current is not None else self.ws.interview.resume_point(self.ws.answers(), self.state.item)
+        if item is None:
+            return self.summary(**extra)
+        return self.item(item, guide=again and self.state.guide, **extra)
+
+    def frozen(self, exc: Frozen) -> str:
+        return render.frozen_text(exc.submission, self.actor.locale, self.c.clock().tzinfo)
+
+    # --- guards ------------------------------------------------------------------------
+
+    def guard(self, sc: int, item_id: str | None) -> Item | Outcome | None:
+        """An Outcome (a notice) if a button names another institution's self-check or an
+        item that does not apply; otherwise the item (or None when no item is named)."""
+        if sc != self.ws.selfcheck.id:
+            return Outcome(notice=_("This button does not belong to your institution's self-check."), alert=True)
+        if not item_id:
+            return None
+        if not self.ws.interview.applies(item_id):
+            return Outcome(notice=_("This item is not part of your self-check."))
+        return self.ws.checklist.item(item_id)
+
+    def stale(self, action: Choose | SetRect) -> Outcome | None:
+        """A notice if an answer button is stale: an older checklist, an old screen."""
+        if action.fp != self.ws.checklist.fingerprint:
+            return Outcome(notice=_("The checklist has been updated since this message. Please use the latest question."))
+        if not self.is_live(action):
+            return Outcome(notice=_("This message is out of date. Please use the latest question below."))
+        return None
+
+    # --- actions -----------------------------------------------------------------------
+
+    def choose(self, action: Choose) -> Outcome:
+        item = self.guard(action.sc, action.item)
+        if not isinstance(item, Item):
+            return item if isinstance(item, Outcome) else Outcome()
+        refused = self.stale(action)
+        if refused is not None:
+            return refused
+        previous = self.ws.answer(item.id)
+        try:
+            answer = self.ws.record_choice(item.id, action.choice, by=self.actor.user_id, expected_rev=action.rev)
+        except StaleAnswer:
+            return self.item(item, notice=_("This item was changed in the meantime. Here is its current answer."))
+        except Frozen as exc:  # signed: read-only until revised (see the pledge flow)
+            return self.summary(notice=self.frozen(exc), alert=True)
+        except NotAllowed:
+            return Outcome(notice=_("This answer is not available for this item."))
+        saved = _("Saved: {answer}").format(answer=render.choice_label(answer.value))
+        # Choosing the same follow-up answer again re-opens its details for editing.
+        editing = previous is not None and previous.value is answer.value
+        return self.continue_after(item, answer, after=None, editing=editing, notice=saved)
+
+    def set_rect(self, action: SetRect) -> Outcome:
+        item = self.guard(action.sc, action.item)
+        if not isinstance(item, Item):
+            return item if isinstance(item, Outcome) else Outcome()
+        refused = self.stale(action)
+        if refused is not None:
+            return refused
+        try:
+            answer = self.ws.record_rect_status(item.id, action.status, by=self.actor.user_id, expected_rev=action.rev)
+        except StaleAnswer:
+            return self.item(item, notice=_("This item was changed in the meantime. Here is its current answer."))
+        except Frozen as exc:
+            return self.summary(notice=self.frozen(exc), alert=True)
+        except NotAllowed:
+            return Outcome(notice=_("This answer is not available for this item."))
+        saved = _("Saved: {answer}").format(answer=render.rect_label(action.status))
+        return self.continue_after(item, answer, after=FollowUp.STATUS, editing=self.state.editing, notice=saved)
+
+    def type_text(self, action: TypeText) -> Outcome:
+        if self.state.step == st.SIGN_NAME:
+            return self.type_signer(action)
+        if self.state.step in TYPED_FOLLOWUP_STEPS:
+            return self.type_followup(action)
+        if self.state.step == st.QUESTION:
+            return self.type_answer(action)
+        # Typed with no question waiting for text: show where they are.
+        return self.resume(again=True, messages=[_("Here is where you are in the self-check:")])
+
+    def type_followup(self, action: TypeText) -> Outcome:
+        item = self.current_item()
+        if item is None:
+            return self.resume()
+        followup = STEP_FOLLOWUPS[self.state.step or ""]
+        editing = self.state.editing
+        try:
+            answer = self.ws.record_followup(
+                item.id, followup, action.text, by=self.actor.user_id, today=self.c.clock().date(),
+                expected_rev=self.state.shown_rev(item.id),
+            )  # fmt: skip
+        except StaleAnswer as exc:
+            # A colleague saved this item after the prompt was shown: theirs stands.
+            told = [render.stale_typed_text(self.facts(), item, followup, exc.current)]
+            current = exc.current
+            if (
+                current is not None
+                and current.value is expected_choice(followup)
+                and (followup is not FollowUp.TARGET_DATE or current.rect_status is RectStatus.IN_PROGRESS)
+            ):
+                return self.followup(item, followup, current, editing=editing, messages=told)
+            return self.item(item, messages=told)
+        except InvalidInput as exc:
+            told = [render.invalid_input_text(exc, self.actor.locale, self.c.clock().date())]
+            current = self.ws.answer(item.id)
+            if current is None:
+                return Outcome(messages=told)
+            return self.followup(item, followup, current, editing=editing, messages=told)
+        except Frozen as exc:
+            return self.summary(messages=[self.frozen(exc)])
+        except NotAllowed:
+            # The answer was changed (by a colleague) so this detail no longer belongs to it.
+            return self.item(item, messages=[_("This item was changed in the meantime. Here is its current answer.")])
+        told = [render.correction_recorded_text(answer)] if followup is FollowUp.CORRECTION else []
+        return self.continue_after(item, answer, after=followup, editing=editing, messages=told)
+
+    def type_answer(self, action: TypeText) -> Outcome:
+        item = self.current_item()
+        if item is None or item.kind != "text":
+            return self.resume(again=True, messages=[_("Please answer with the buttons under the question. Here it is again:")])
+        try:
+            answer = self.ws.record_text(item.id, action.text, by=self.actor.user_id, expected_rev=self.state.shown_rev(item.id))
+        except StaleAnswer as exc:
+            return self.item(item, messages=[render.stale_typed_text(self.facts(), item, None, exc.current)])
+        except Frozen as exc:
+            return self.summary(messages=[self.frozen(exc)])
+        except InvalidInput as exc:
+            return self.item(item, messages=[render.invalid_input_text(exc, self.actor.locale, self.c.clock().date(), item)])
+        return self.continue_after(item, answer, after=None, editing=False)
+
+    def send_file(self, action: SendFile) -> Outcome:
+        item = self.current_item()
+        answer = self.ws.answer(item.id) if item is not None else None
+        if item is None or answer is None or answer.value is not Choice.NONCOMPLIANT:
+            return Outcome(messages=[_("Files are accepted only as evidence for a non-compliant item. Nothing was saved.")])
+        signed = self.ws.submission()
+        if signed is not None:  # read-only while signed; add_evidence would raise Frozen
+            return Outcome(messages=[self.frozen(Frozen(signed))])
+        file: dict[str, Any] = {"kind": action.file_kind, "file_id": action.ref, "file_unique_id": action.unique_ref}
+        if action.file_kind == "document":
+            file["file_name"] = action.file_name
+        file.update(mime_type=action.mime_type, file_size=action.file_size)
+        try:
+            self.ws.add_evidence(item.id, by=self.actor.user_id, limits=UploadLimits.from_settings(self.c.settings), **file)
+        except UploadRefused as exc:
+            told = render.upload_refused_text(exc, self.actor.locale, self.ws.interview.position(item.id))
+        else:
+            told = _("Evidence saved for item {number} ({count} file(s) so far).").format(
+                number=self.ws.interview.position(item.id), count=self.ws.evidence_count(item.id)
+            )
+        followup = STEP_FOLLOWUPS.get(self.state.step or "")
+        if followup is not None:
+            return self.followup(item, followup, answer, editing=self.state.editing, messages=[told])
+        return self.item(item, messages=[told])
+
+    def navigate(self, action: Navigate) -> Outcome:
+        item = self.guard(action.sc, action.item)
+        if isinstance(item, Outcome):
+            return item
+        nav = action.action
+        if item is None:
+            if nav is NavAction.TOC:
+                return self.passive(render.contents_screen(self.facts()))
+            if nav is NavAction.REVIEW:
+                return self.passive(render.review_screen(self.facts(), action.page))
+            if nav is NavAction.SUMMARY:
+                return self.summary()
+            if nav is NavAction.CONTINUE:  # from /progress, the contents, review, a reminder, "cannot sign yet"
+                return self.resume()
+            return Outcome(notice=_("This button is no longer valid."))
+        if nav is NavAction.PREV:
+            previous = self.ws.interview.previous(item.id)
+            return Outcome(notice=_("This is the first item.")) if previous is None else self.item(previous)
+        if nav is NavAction.SKIP:
+            following = self.ws.interview.skip_target(self.ws.answers(), item.id)
+            return Outcome(notice=_("This is the last item.")) if following is None else self.item(following)
+        if nav is NavAction.GUIDE:
+            return self.item(item, guide=not self.state.guide)
+        if nav is NavAction.KEEP:
+            followup = STEP_FOLLOWUPS.get(self.state.step or "")
+            answer = self.ws.answer(item.id)
+            if followup is None or answer is None or self.state.item != item.id:
+                return Outcome(notice=_("This button is no longer valid."))
+            return self.continue_after(item, answer, after=followup, editing=True)
+        if nav in (NavAction.TOC, NavAction.REVIEW, NavAction.SUMMARY, NavAction.CONTINUE):
+            return self.navigate(Navigate(action=nav, sc=action.sc, page=action.page, origin=action.origin))
+        return self.item(item)  # OPEN
+
+    def open_section(self, action: OpenSection) -> Outcome:
+        refused = self.guard(action.sc, None)
+        if isinstance(refused, Outcome):
+            return refused
+        if not self.ws.interview.section_items(action.section):
+            return Outcome(notice=_("This section is not part of your self-check."))
+        return self.passive(render.section_screen(self.facts(), action.section))
+
+    # --- the signed pledge ---------------------------------------------------------------
+
+    def signed(self, submission: Submission, **extra: Any) -> Outcome:
+        screen = ps.signed_screen(self.facts(), submission, self.c.settings.tz)
+        return Outcome(screen, state=self.state.moved(st.SIGNED), **extra)
+
+    def offer(self, **extra: Any) -> Outcome:
+        """The first step: refusal with what is missing, the signed state, or the pledge and
+        the question who signs."""
+        signed = self.ws.submission()
+        if signed is not None:
+            return self.signed(signed, **extra)
+        missing = missing_items(self.ws)
+        if missing:
+            return self.passive(ps.missing_screen(self.facts(), missing), **extra)
+        body = build_content(self.ws, self.actor.locale, "", "legal_representative")
+        text = load_pledge(self.ws.checklist.id).text(self.actor.locale)
+        state = self.state.moved(st.SIGN_NAME, **{st.SIGNER: None, st.ROLE: None})
+        return Outcome(ps.name_screen(self.facts(), body["totals"], text), live=True, state=state, **extra)
+
+    def confirm_screen(self, name: str, role: str, **extra: Any) -> Outcome:
+        body = build_content(self.ws, self.actor.locale, name, role)
+        screen = ps.confirm_screen(self.facts(), name, role, body["totals"], doc.digest(body)[:16])
+        return Outcome(screen, live=True, state=self.state.moved(st.SIGN_CONFIRM, **{st.ROLE: role}), **extra)
+
+    def signing_step(self) -> Outcome | None:
+        """The signing step the user is on, shown again (after /language); None when not signing."""
+        name, role = self.state.data.get(st.SIGNER), self.state.data.get(st.ROLE)
+        step = self.state.step
+        if step == st.SIGNED:
+            submission = self.ws.submission()
+            return None if submission is None else self.signed(submission)
+        if step == st.SIGN_NAME:
+            return self.offer()
+        if step == st.SIGN_ROLE and isinstance(name, str):
+            return Outcome(ps.role_screen(self.facts(), name), live=True, state=self.state.moved(st.SIGN_ROLE))
+        if step == st.SIGN_CONFIRM and isinstance(name, str) and isinstance(role, str):
+            return self.confirm_screen(name, role)
+        return None
+
+    def type_signer(self, action: TypeText) -> Outcome:
+        try:
+            name = clean_text(action.text, doc.SIGNER_NAME_MAX)
+        except InvalidInput as exc:
+            if exc.code == "too_long":
+                told = _("A name may have at most {limit} characters. Please type it again.").format(limit=doc.SIGNER_NAME_MAX)
+            else:
+                told = _("Please type the signer's name as text.")
+            return Outcome(messages=[told])
+        state = self.state.moved(st.SIGN_ROLE, **{st.SIGNER: name})
+        return Outcome(ps.role_screen(self.facts(), name), live=True, state=state)
+
+    def own_current(self, action: PledgeStep) -> Submission | Outcome:
+        """The current submission the button is about, or a notice."""
+        current = self.ws.submission()
+        if current is None or current.id != action.sub:
+            return Outcome(notice=_("This signed pledge is no longer current."))
+        return current
+
+    def pledge_step(self, action: PledgeStep) -> Outcome:
+        refused = self.guard(action.sc, None)
+        if isinstance(refused, Outcome):
+            return refused
+        step = action.action
+        if step is PledgeAction.START:
+            return self.offer()
+        if step is PledgeAction.CANCEL:
+            return self.summary()
+        if step is PledgeAction.ROLE:
+            name = self.state.data.get(st.SIGNER)
+            if self.state.step != st.SIGN_ROLE or not isinstance(name, str) or action.role not in doc.ROLES or not self.is_live(action):
+                return Outcome(notice=_("This button is no longer valid."))
+            return self.confirm_screen(name, action.role)
+        if step is PledgeAction.CONFIRM:
+            return self.confirm(action)
+        current = self.own_current(action)
+        if isinstance(current, Outcome):
+            return current
+        if step is PledgeAction.PDF:
+            return Outcome(notice=_("Sending the PDF…"), pdf=current)
+        if step is PledgeAction.REVISE:
+            return self.passive(ps.revise_screen(self.facts(), current, self.c.settings.tz))
+        if step is PledgeAction.REVISE_OK:
+            if not pledge_store.supersede(self.c.db, current.id, by=self.actor.user_id):
+                return Outcome(notice=_("This signed pledge is no longer current."))
+            state = self.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False})
+            screen = render.review_screen(self.facts())
+            return Outcome(screen, notice=_("The signature is void. You can change the answers now."), state=state)
+        return Outcome(notice=_("This button is no longer valid."))
+
+    def confirm(self, action: PledgeStep) -> Outcome:
+        name, role = self.state.data.get(st.SIGNER), self.state.data.get(st.ROLE)
+        already = self.ws.submission()
+        if already is not None:
+            return self.signed(already, notice=_("The pledge is already signed."))
+        if self.state.step != st.SIGN_CONFIRM or not isinstance(name, str) or not isinstance(role, str) or not self.is_live(action):
+            return Outcome(notice=_("This button is no longer valid."))
+        try:
+            submission = sign(
+                self.ws, locale=self.actor.locale, signer_name=name, signer_role=role, by=self.actor.user_id,
+                by_name=self.actor.name, expected_digest=action.h,
+            )  # fmt: skip
+        except AlreadySigned as exc:
+            return self.signed(exc.submission, notice=_("The pledge is already signed."))
+        except NotReady as exc:
+            screen = ps.missing_screen(self.facts(), exc.missing)
+            return Outcome(screen, notice=_("The pledge cannot be signed yet."), state=self.state.moved(st.QUESTION))
+        except ContentChanged:
+            return self.confirm_screen(name, role, notice=_("The answers were changed in the meantime. Please check them and confirm again."))
+        return self.signed(submission, notice=_("Signed."), pdf=submission)
+
+    def show_pledge(self) -> Outcome:
+        submission = self.ws.submission()
+        if submission is None:
+            return self.offer()
+        return self.signed(submission, pdf=submission)
+
+    def is_live(self, action: Action) -> bool:
+        return action.origin is not None and self.state.live == action.origin
+
+
+def expected_choice(followup: FollowUp) -> Choice:
+    """The answer a follow-up belongs to."""
+    return Choice.NO if followup is FollowUp.CORRECTION else Choice.NONCOMPLIANT
+
+
+class Conversation:
+    """The engine, one per deployment."""
+
+    def __init__(
+        self,
+        *,
+        db: sqlite_utils.Database,
+        checklist: Checklist,
+        settings: Any,
+        clock: Clock,
+        states: StateStore,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.db = db
+        self.checklist = checklist
+        self.settings = settings
+        self.clock = clock
+        self.states = states
+        self.catalog = catalog
+
+    @contextmanager
+    def _speaking(self, locale: str) -> Iterator[None]:
+        catalog = self.catalog
+        if catalog is None:
+            yield
+            return
+        with use_gettext(lambda message: catalog.gettext(message, locale=locale)):
+            yield
+
+    def workspace(self, institution: Institution) -> Workspace:
+        return open_workspace(self.db, self.checklist, institution)
+
+    def screen_for(self, actor: Actor, *, again: bool = False) -> Outcome:
+        """Where the actor is: the screen /start shows."""
+        return self.handle(actor, Resume(again=again))
+
+    def handle(self, actor: Actor, action: Action) -> Outcome:
+        """What ``action`` leads to. Answers are committed before this returns; the
+        conversation state is kept by ``shown`` once the screen is on the user's side."""
+        with self._speaking(actor.locale):
+            if isinstance(action, REGULATOR_ACTIONS):
+                return self._regulator(actor, action)
+            if actor.institution is None:
+                return Outcome(notice=_("Only invited staff can use these buttons. Send /start for help."), alert=True)
+            step = Step(self, actor, actor.institution)
+            return self._dispatch(step, action)
+
+    def _dispatch(self, step: Step, action: Action) -> Outcome:
+        if isinstance(action, Choose):
+            return step.choose(action)
+        if isinstance(action, SetRect):
+            return step.set_rect(action)
+        if isinstance(action, Navigate):
+            return step.navigate(action)
+        if isinstance(action, OpenSection):
+            return step.open_section(action)
+        if isinstance(action, TypeText):
+            return step.type_text(action)
+        if isinstance(action, SendFile):
+            return step.send_file(action)
+        if isinstance(action, Unsupported):
+            told = _("Sorry, I can only read text messages, button presses, and photos or documents as evidence.")
+            return step.resume(again=True, messages=[told])
+        if isinstance(action, PledgeStep):
+            return step.pledge_step(action)
+        if isinstance(action, ShowPledge):
+            return step.show_pledge()
+        if isinstance(action, Resume):
+            again = step.signing_step() if action.signing else None
+            return again if again is not None else step.resume(again=action.again)
+        if isinstance(action, ShowProgress):
+            return step.passive(render.progress_screen(step.facts()))
+        if isinstance(action, ShowReview):
+            return step.passive(render.review_screen(step.facts()))
+        return Outcome(notice=_("This button is no longer valid."))
+
+    def _regulator(self, actor: Actor, action: Action) -> Outcome:
+        """A regulator's view of their scope (membership here is the regulator account)."""
+        regulator = actor.regulator
+        if regulator is None:
+            return Outcome(notice=_("This button is no longer valid."))
+        report = build_status(self.db, self.checklist, regulator.scope, self.clock())
+        if isinstance(action, ShowOverdue):
+            return Outcome(desk.overdue_screen(report, action.page, actor.locale))
+        corrections = pending_corrections(self.db, self.checklist.id, confirm_item_ids(self.checklist), regulator.scope)
+        return Outcome(desk.status_screen(report, actor.locale, corrections=len({c.institution_id for c in corrections})))
+
+    def summary(self, actor: Actor) -> Outcome:
+        """The completion summary (the pledge flow returns to it)."""
+        assert actor.institution is not None
+        with self._speaking(actor.locale):
+            return Step(self, actor, actor.institution).summary()
+
+    def signing_identity(self) -> Any:
+        """The signing identity; the default self-signed pair is created on first use when
+        none is configured (a configured one that is missing is an error, said when signing)."""
+        ident = identity(SigningSettings(zicha_db=self.settings.zicha_db), db_path=self.settings.zicha_db)
+        if ensure_default_keys(ident):
+            log.warning("Created a self-signed signing key for pledges: %s (certificate %s)", ident.key, ident.cert)
+        return ident
+
+    async def pledge_pdf(self, actor: Actor, submission: Submission) -> Attachment | str:
+        """The signed PDF of ``submission`` (made in a worker thread and kept the first
+        time), or why it cannot be made, in the actor's language."""
+        with self._speaking(actor.locale):
+            row = pledge_store.get_pdf(self.db, submission.id)
+            if row is None:
+                document = submission.document
+                try:
+                    # the deployment's catalog is aiogram's I18n (bot/telegram/app.py wires it); the engine names only its Protocol
+                    content = await asyncio.to_thread(produce_pdf, document, self.catalog, self.settings.tz, self.signing_identity())  # type: ignore[arg-type]
+                except FontMissing:
+                    return _("The PDF cannot be produced: no Chinese font is installed on the server. The signature is recorded; please ask the operator to install fonts-noto-cjk, then send /pledge.")
+                except SigningError as exc:
+                    log.error("cannot sign the pledge PDF: %s", exc)
+                    return _("The PDF cannot be signed: the server's signing key is not usable. The signature is recorded; please ask the operator, then send /pledge.")
+                pledge_store.save_pdf(self.db, submission.id, content, pdf_file_name(document))
+                row = pledge_store.get_pdf(self.db, submission.id)
+                assert row is not None
+            caption = ps.pdf_caption(submission, actor.locale, self.settings.tz)
+            return Attachment(pdf_file_name(submission.document), bytes(row["content"]), caption)
+
+    async def receive_paper(self, actor: Actor, file: SendFile, fetch: Callable[[], Awaitable[bytes | str]]) -> Outcome:
+        """A scan or photo of the paper pledge (signed and sealed), kept with the current
+        submission. ``fetch`` gets the file's bytes from the channel (or the channel's own
+        words for why it could not); it is called only once the limits allow the file."""
+        assert actor.institution is not None
+        with self._speaking(actor.locale):
+            ws = self.workspace(actor.institution)
+            submission = ws.submission()
+            not_signed = _("The pledge is not signed (any more), so the file was not attached. Send /pledge to see where things stand.")
+            if submission is None:
+                return Outcome(messages=[not_signed])
+            if file.file_size is not None and file.file_size > MAX_PAPER_BYTES:
+                return Outcome(messages=[_("This file is too large (over 20 MB). Please send a smaller scan or a photo.")])
+            limits = UploadLimits.from_settings(self.settings)
+            try:
+                ws.check_paper_pledge(submission, file.file_size, limits)  # before fetching it
+            except UploadRefused as exc:
+                return Outcome(messages=[render.upload_refused_text(exc, actor.locale)])
+            content = await fetch()
+            if isinstance(content, str):
+                return Outcome(messages=[content])
+            current = ws.submission()
+            if current is None or current.id != submission.id:  # revised while fetching
+                return Outcome(messages=[not_signed])
+            try:
+                ws.add_paper_pledge(
+                    submission, content, by=actor.user_id, limits=limits, file_name=file.file_name, mime_type=file.mime_type,
+                    telegram_file_id=file.ref, file_unique_id=file.unique_ref,
+                )  # fmt: skip
+            except UploadRefused as exc:  # the real size, or a colleague's file that arrived meanwhile
+                return Outcome(messages=[render.upload_refused_text(exc, actor.locale)])
+            count = len(pledge_store.paper_pledges(self.db, submission.id))
+            told = _("The paper pledge was attached to the signed submission {code} ({count} file(s) so far).").format(
+                code=doc.format_code(submission.verification_code), count=count
+            )
+            return Outcome(messages=[told])
+
+    def shown(self, actor: Actor, outcome: Outcome, live: Any = None) -> None:
+        """The outcome's screen is shown: keep its state, and ``live`` as the token of the
+        screen whose answer buttons are current (if the outcome says so). One write."""
+        state = outcome.state
+        if state is None:
+            return
+        if outcome.live and live is not None:
+            state.data[st.LIVE] = live
+        self.states.save(actor.key, state)

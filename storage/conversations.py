@@ -1,0 +1,37 @@
+"""Conversation states of the engine (``bot/conversation``), in the ``fsm`` table.
+
+The rows are the ones aiogram's FSM storage (storage/fsm.py) reads and writes, under the
+same keys, so the Telegram flows that still use FSMContext (onboarding, the pledge, the
+regulators') and the engine see one state per conversation. Step and data are written in
+one statement: one commit per shown screen.
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+from bot.conversation.state import ConversationState
+from storage.db import utcnow
+
+
+class SQLiteStates:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def load(self, key: str) -> ConversationState:
+        row = self.db.execute("SELECT state, data FROM fsm WHERE key = ?", [key]).fetchone()
+        if row is None:
+            return ConversationState()
+        return ConversationState(row[0], json.loads(row[1]) if row[1] else {})
+
+    def save(self, key: str, state: ConversationState) -> None:
+        payload = json.dumps(state.data, ensure_ascii=False, separators=(",", ":"))
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO fsm (key, state, data, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET state = excluded.state, data = excluded.data, "
+                "updated_at = excluded.updated_at",
+                [key, state.step, payload, utcnow()],
+            )
