@@ -199,8 +199,12 @@ async def session_middleware(request: web.Request, handler: sec.Handler) -> web.
     state(request).session = session
     if request.method == "POST":
         sent: object = None
-        with contextlib.suppress(ValueError):  # a body that is not a form: no token
+        try:
             sent = (await request.post()).get("csrf")
+        except web.HTTPException:  # a body over the limit: 413, said by headers_middleware
+            raise
+        except Exception:  # noqa: BLE001 - whatever aiohttp's parser raises for a body that is not a well-formed form: no token, so refused below
+            sent = None
         if not sec.csrf_ok(session, sent):
             return render(request, "error.html", status=403, problem="csrf")
     if not sec.is_public(request.path) and (session is None or session.user_id is None):

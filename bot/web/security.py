@@ -94,7 +94,8 @@ def client_address(request: web.Request) -> str:
     """The client's address; behind a reverse proxy on this host, the last X-Forwarded-For
     entry (the one the proxy added). Forwarded headers from anywhere else are ignored."""
     remote = request.remote or "unknown"
-    forwarded = request.headers.get("X-Forwarded-For")
+    # every header line: a proxy that appends its own line leaves the client's forged one first
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", []))
     if forwarded:
         try:
             if ipaddress.ip_address(remote).is_loopback:

@@ -24,7 +24,9 @@ from storage.institutions import InviteError, InviteProblem, bind_member, check_
 
 NAME_MAX = 60
 EMAIL_MAX = 254
-_EMAIL_RE = re.compile(r"[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}")
+# The local part in RFC 5322's dot-atom characters only: no ',', ';', ':' or quotes, which a
+# To: header would read as further recipients.
+_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}")
 
 
 def add_routes(app: web.Application) -> None:
@@ -177,7 +179,8 @@ def _person(request: web.Request, form: MultiDictProxy) -> tuple[str, str | None
     errors: dict[str, str] = {}
     name = ""
     try:
-        name = clean_text(str(form.get("name", "")), NAME_MAX)
+        # one line: a line break in a name would forge lines in e-mails and tab-separated listings
+        name = " ".join(clean_text(str(form.get("name", "")), NAME_MAX).split())
     except InvalidInput as exc:
         errors["name"] = (
             _("Please write your name.") if exc.code == "empty" else _("That is too long: at most 60 characters, please.")
@@ -194,7 +197,9 @@ def _person(request: web.Request, form: MultiDictProxy) -> tuple[str, str | None
 
 def _link(request: web.Request, token: str) -> str:
     ctx = request.app[CTX]
-    base = ctx.settings.zicha_public_url or f"{request.scheme}://{request.host}"
+    # Never from the request's Host header: whoever sends the request would choose where the
+    # e-mailed link points. Without ZICHA_PUBLIC_URL, the address Zicha was told to listen on.
+    base = ctx.settings.zicha_public_url or f"http://{ctx.settings.zicha_web_host}:{ctx.settings.zicha_web_port}"
     return f"{base}/s/{token}"
 
 
@@ -270,7 +275,8 @@ async def switch_language(request: web.Request) -> web.Response:
         if session.user_id is not None:
             store.set_web_language(ctx.db, session.user_id, str(lang))
     back = str(form.get("next", "/"))
-    if not back.startswith("/") or back.startswith("//") or "\\" in back:
+    # control characters too: the URL parser drops tab, CR and LF, so "/\t/x" would become "//x"
+    if not back.startswith("/") or back.startswith("//") or "\\" in back or any(ord(c) < 32 or ord(c) == 127 for c in back):
         back = "/"
     raise web.HTTPSeeOther(back)
 
