@@ -26,6 +26,11 @@ from storage.regulators import get_regulator
 log = logging.getLogger(__name__)
 
 
+def user_locale(db: sqlite_utils.Database, user: User, default: str) -> str:
+    """The language chosen with /language, else Telegram's, else the deployment's."""
+    return normalize_locale(get_user_language(db, user.id), "") or locale_from_telegram(user.language_code, default)
+
+
 class UserLanguageMiddleware(I18nMiddleware):
     """The language chosen with /language (kept in the users table, so clearing the
     conversation never forgets it), else Telegram's language, else the deployment's.
@@ -41,9 +46,7 @@ class UserLanguageMiddleware(I18nMiddleware):
         default = self.i18n.default_locale
         locale = default
         if user is not None:
-            db: sqlite_utils.Database = data["db"]
-            chosen = get_user_language(db, user.id)
-            locale = normalize_locale(chosen, "") or locale_from_telegram(user.language_code, default)
+            locale = user_locale(data["db"], user, default)
         data["locale"] = locale
         return locale
 
@@ -171,9 +174,7 @@ class UserThrottleMiddleware(BaseMiddleware):
         return None
 
     async def _tell(self, update: Update, user: User, data: dict[str, Any]) -> None:
-        db: sqlite_utils.Database = data["db"]
-        default = self.i18n.default_locale
-        locale = normalize_locale(get_user_language(db, user.id), "") or locale_from_telegram(user.language_code, default)
+        locale = user_locale(data["db"], user, self.i18n.default_locale)
         with self.i18n.context(), self.i18n.use_locale(locale):
             text = _(
                 "You are sending messages faster than I can take them, so I am ignoring some for a moment. "
