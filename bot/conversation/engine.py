@@ -407,8 +407,8 @@ class Step:
         except Frozen as exc:
             return self.summary(messages=[self.frozen(exc)])
         except InvalidInput as exc:
-            told = [render.kind_invalid_text(exc, item, self.actor.locale)]
-            return self.item(item, guide=self.state.guide, selection=self.state.selection(item.id), messages=told)
+            refused = [render.kind_invalid_text(exc, item, self.actor.locale)]
+            return self.item(item, guide=self.state.guide, selection=self.state.selection(item.id), messages=refused)
         told = _("Saved: {answer}").format(answer=escape(render.answer_text(item, answer, self.actor.locale)))
         return self.continue_after(item, answer, after=None, editing=False, messages=[told])
 
