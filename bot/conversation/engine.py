@@ -78,7 +78,7 @@ from bot.pledge.submit import (
     produce_pdf,
     sign,
 )
-from bot.pledge.text import load_pledge
+from bot.pledge.text import pledge_for
 from bot.reports.items import confirm_item_ids
 from bot.reports.status import build_status
 from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
@@ -515,7 +515,7 @@ class Step:
         if missing:
             return self.passive(ps.missing_screen(self.facts(), missing), **extra)
         body = build_content(self.ws, self.actor.locale, "", "legal_representative")
-        text = load_pledge(self.ws.checklist.id).text(self.actor.locale)
+        text = pledge_for(self.ws.checklist).text(self.actor.locale)
         state = self.state.moved(st.SIGN_NAME, **{st.SIGNER: None, st.ROLE: None})
         return Outcome(ps.name_screen(self.facts(), body["totals"], text), live=True, state=state, **extra)
 
