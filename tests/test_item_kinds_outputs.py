@@ -21,7 +21,7 @@ from bot.i18n import build_i18n
 from bot.pledge.render import render_pdf
 from bot.pledge.submit import sign
 from bot.reports.excel import SHEET_ANSWERS, write_export
-from bot.selfcheck import NotAllowed, open_workspace
+from bot.selfcheck import NotAllowed, Workspace, open_workspace
 from bot.telegram.conversation import pack
 from storage.answers import answer_history
 from storage.institutions import Institution
@@ -33,7 +33,7 @@ USER = 5401
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
-def answered_2025(db: sqlite_utils.Database, institution: Institution):  # type: ignore[no-untyped-def]
+def answered_2025(db: sqlite_utils.Database, institution: Institution) -> Workspace:
     """The 2025 table answered in full; system-10 answered while header-sites said 是,
     then hidden by 否 (its answer kept)."""
     ws = open_workspace(db, table(), institution)
