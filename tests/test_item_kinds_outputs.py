@@ -20,7 +20,7 @@ from bot.core.scope import Scope
 from bot.i18n import build_i18n
 from bot.pledge.render import render_pdf
 from bot.pledge.submit import sign
-from bot.reports.excel import SHEET_ANSWERS, write_export
+from bot.reports.excel import SHEET_ANSWERS, SHEET_INSTITUTIONS, write_export
 from bot.selfcheck import NotAllowed, Workspace, open_workspace
 from bot.telegram.conversation import pack
 from storage.answers import answer_history
@@ -82,6 +82,10 @@ def test_the_workbook_has_numbers_dates_options_files_and_no_hidden_answer(
     assert cell["header-cma-scan"] == "已上传 cma.pdf"
     assert cell["header-sites"] == "否"
     assert cell["system-10"] is None  # hidden by 否: kept in the database, not reported
+    # the institutions sheet counts what staff count: the hidden item is neither applicable nor done
+    institutions = list(openpyxl.load_workbook(path)[SHEET_INSTITUTIONS].iter_rows(values_only=True))
+    done, total, percent, noncompliant = institutions[1][5:9]
+    assert (done, total, percent, noncompliant) == (ws.progress().total, ws.progress().total, 100, 0)
     comment = sheet.cell(row=1, column=4 + [i.id for i in checklist.items].index("header-staff")).comment
     assert comment is not None and "单位 Unit: 人 / people" in comment.text
 
