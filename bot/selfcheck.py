@@ -183,6 +183,8 @@ class Workspace:
         )
         if found is None or found.answer.value not in allowed_choices(item) or not found.answer.is_complete:
             return None
+        if found.answer.value is Choice.NO:  # last year's correction of the roster is not this year's
+            return None
         if item.kind in CHOICE_KINDS:
             try:
                 parse_options(item, (found.answer.text or "").split())

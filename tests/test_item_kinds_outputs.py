@@ -156,3 +156,15 @@ def test_the_new_buttons_fit_in_64_bytes_with_the_longest_ids() -> None:
         SameAsLastYear(sc=9_999_999, item=item, fp="abcdef12", rev=99_999),
     ):
         assert len(pack(action).encode()) <= 64
+
+
+def test_resuming_on_an_item_a_colleague_hid_goes_on_to_the_next_open_item(
+    db: sqlite_utils.Database, motor_lab: Institution
+) -> None:
+    ws = open_workspace(db, table(), motor_lab)
+    answer_everything(ws, by=USER, until="system-10")
+    ws.record_typed("header-sites", "是", by=USER)
+    assert ws.interview.resume_point(ws.answers(), "system-10").id == "system-10"
+    ws.record_typed("header-sites", "否", by=USER)  # a colleague: system-10 is hidden now
+    following = ws.interview.resume_point(ws.answers(), "system-10")
+    assert following is not None and following.id == "system-11"

@@ -241,7 +241,7 @@ class Interview:
         if current in self._index:
             item = self.items[self._index[current]]
             answer = answers.get(item.id)
-            if answer is None or not answer.is_complete:
+            if self._counted(item, answers) and (answer is None or not answer.is_complete):
                 return item
             return self.next_open(answers, after=current)
         return self.next_open(answers)
