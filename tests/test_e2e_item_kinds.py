@@ -245,3 +245,27 @@ def pick_or_answer(message: BotMessage) -> tuple[int, str]:
     data = next(d for row in message.buttons for _t, d in row if d and d.startswith(AnswerCb.__prefix__ + ":"))
     a = AnswerCb.unpack(data)
     return a.sc, a.fp
+
+
+async def test_an_attachment_item_keeps_to_the_upload_limits(
+    tg: TelegramStandin, db_path: Path, db: sqlite_utils.Database, motor_lab: Institution
+) -> None:
+    ws = open_workspace(db, table(), motor_lab)
+    answer_everything(ws, by=USER, until="header-cma-scan")
+    code = invite(db_path, motor_lab.id)
+    async with running_bot(tg, db_path, zicha_campaign=CAMPAIGN, zicha_upload_item_files=1):
+        chat = Chat(tg, USER)
+        screen = await join(chat, code)
+        assert "请上传现行有效的资质认定证书扫描件" in screen.text
+        screen = await chat.send("photo")
+        assert "本机构在岗检验检测人员人数" in screen.text
+        _answer, screen = await chat.press("◀ 上一项")
+        assert "当前答案：已上传文件：照片" in screen.text
+        mark = tg.mark()
+        screen = await chat.send("document", file_name="新证书.pdf")
+        told = chat.replies_since(mark)
+        assert any("第 6 项已有 1 个证明材料文件" in t and "该文件未保存" in t for t in told), told
+        [scan] = stored(db_path, "header-cma-scan")
+        assert (scan["value"], scan["text"]) == ("file", "photo")
+        assert len(evidence_for(read_db(db_path), scan["selfcheck_id"], "header-cma-scan")) == 1
+        assert len(history(db_path, "header-cma-scan")) == 1
