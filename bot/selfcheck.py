@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.core import uploads
-from bot.core.checklist import Checklist, Item
+from bot.core.checklist import CHOICE_KINDS, Checklist, Item
 from bot.core.interview import (
     Answer,
     Choice,
@@ -22,14 +22,20 @@ from bot.core.interview import (
     RectStatus,
     allowed_choices,
     clean_text,
+    parse_answer,
+    parse_options,
     parse_target_date,
 )
 from bot.core.uploads import UploadLimits
 from storage import answers as answer_store
 from storage import uploads as upload_store
 from storage.answers import SelfCheck
+from storage.carryover import EarlierAnswer, previous_campaign_answer
 from storage.institutions import Institution
 from storage.pledges import Submission, add_paper_pledge, current_submission
+
+# Answers that are typed, picked or uploaded, never a bare choice button.
+TYPED_CHOICES = frozenset({Choice.TEXT, Choice.NUMBER, Choice.DATE, Choice.SELECTED, Choice.FILE})
 
 
 class NotAllowed(Exception):
@@ -107,7 +113,7 @@ class Workspace:
 
     def record_choice(self, item_id: str, choice: Choice, *, by: int, expected_rev: int) -> Answer:
         item = self.item(item_id)
-        if choice not in allowed_choices(item) or choice is Choice.TEXT:
+        if choice not in allowed_choices(item) or choice in TYPED_CHOICES:
             raise NotAllowed(f"{choice} for {item_id}")
         self._ensure_open()
         answer = self._save(item_id, by=by, expected_rev=expected_rev, value=choice)
@@ -123,6 +129,84 @@ class Workspace:
         text = clean_text(raw, item.max_length, item.pattern)
         self._ensure_open()
         answer = self._save(item_id, by=by, expected_rev=expected_rev, value=Choice.TEXT, text=text)
+        self._sync_status()
+        return answer
+
+    def record_typed(self, item_id: str, raw: str | None, *, by: int, expected_rev: int | None = None) -> Answer:
+        """A typed answer of a number, date, yes/no or choice item, validated for its kind
+        (InvalidInput, and nothing written, if it cannot be accepted)."""
+        item = self.item(item_id)
+        if item.kind in ("compliance", "confirm", "text"):
+            raise NotAllowed(item_id)
+        value, text = parse_answer(item, raw)  # an attachment item refuses typed text here
+        self._ensure_open()
+        answer = self._save(item_id, by=by, expected_rev=expected_rev, value=value, text=text)
+        self._sync_status()
+        return answer
+
+    def record_options(self, item_id: str, option_ids: list[str], *, by: int, expected_rev: int) -> Answer:
+        """The options chosen for a choice item (ids checked against the item's list)."""
+        item = self.item(item_id)
+        if item.kind not in CHOICE_KINDS:
+            raise NotAllowed(item_id)
+        text = parse_options(item, option_ids)
+        self._ensure_open()
+        answer = self._save(item_id, by=by, expected_rev=expected_rev, value=Choice.SELECTED, text=text)
+        self._sync_status()
+        return answer
+
+    def record_attachment(self, item_id: str, *, by: int, limits: UploadLimits | None = None, **file: object) -> Answer:
+        """The file an attachment item asks for: kept as evidence (within the upload
+        limits: UploadRefused, nothing written) and recorded as the item's answer, whose
+        text is the file's name ("photo" for a photo)."""
+        item = self.item(item_id)
+        if item.kind != "attachment":
+            raise NotAllowed(item_id)
+        self.add_evidence(item_id, by=by, limits=limits, **file)
+        name = file.get("file_name") if file.get("kind") == "document" else None
+        text = name if isinstance(name, str) and name.strip() else "photo"
+        answer = self._save(item_id, by=by, value=Choice.FILE, text=clean_text(text, 255))
+        self._sync_status()
+        return answer
+
+    def earlier_answer(self, item: Item) -> EarlierAnswer | None:
+        """The institution's answer to the same question in an earlier campaign, when the
+        item is declared the same (same id, or ``same_as``) and that answer fits this item."""
+        if item.kind == "attachment":  # last year's file is not this year's certificate
+            return None
+        checklist_id: str | None = None
+        item_id = item.id
+        if item.same_as:
+            checklist_id, item_id = item.same_as.split(":", 1)
+        found = previous_campaign_answer(
+            self.db, self.institution.id, self.selfcheck.id, item_id, checklist_id=checklist_id
+        )
+        if found is None or found.answer.value not in allowed_choices(item) or not found.answer.is_complete:
+            return None
+        if found.answer.value is Choice.NO:  # last year's correction of the roster is not this year's
+            return None
+        if item.kind in CHOICE_KINDS:
+            try:
+                parse_options(item, (found.answer.text or "").split())
+            except ValueError:
+                return None
+        return found
+
+    def record_same_as_last_year(self, item_id: str, *, by: int, expected_rev: int) -> Answer:
+        """A fresh answer, equal to the earlier campaign's (its follow-ups too), with its
+        own history row; NotAllowed if there is no such answer."""
+        item = self.item(item_id)
+        earlier = self.earlier_answer(item)
+        if earlier is None:
+            raise NotAllowed(item_id)
+        old = earlier.answer
+        self._ensure_open()
+        answer = self._save(
+            item_id, by=by, expected_rev=expected_rev, value=old.value, text=old.text, problem=old.problem,
+            measure=old.measure,
+            # A rectification finished then stays finished; one still open is asked about again.
+            rect_status=old.rect_status if old.rect_status is RectStatus.DONE else None,
+        )  # fmt: skip
         self._sync_status()
         return answer
 

@@ -201,7 +201,7 @@ def test_a_migrated_2023_database_keeps_every_answer_history_row_and_submission(
     assert set(load_answers(db, 1)) == {"header-details", "lawful-01", "system-08"}
 
 
-def test_zicha_campaign_serves_the_demo_and_refuses_a_table_the_bot_cannot_show_yet(env: Path) -> None:
+def test_zicha_campaign_serves_the_demo_and_the_2025_table_with_its_new_kinds(env: Path) -> None:
     from bot.config import Settings
     from bot.delivery.scheduler import campaign_schedule
     from bot.telegram.app import load_checklist
@@ -212,8 +212,9 @@ def test_zicha_campaign_serves_the_demo_and_refuses_a_table_the_bot_cannot_show_
     assert checklist.deadline is not None and checklist.deadline > dt.date.today()
     schedule = campaign_schedule(settings, checklist)
     assert schedule is not None and schedule.deadline == checklist.deadline
-    # The 2025 table uses the new kinds, which the handlers show only after the redesign.
-    with pytest.raises(ValueError, match="cannot show yet"):
-        load_checklist(Settings(zicha_campaign="samr-2025-national"))
+    # The 2025 table uses the new kinds and `relevant` conditions, which the engine shows (issue 9).
+    national = load_checklist(Settings(zicha_campaign="samr-2025-national"))
+    assert national.id == "samr-2025-national" and national.campaign_id == "samr-2025-national"
+    assert {"number", "date", "select_multiple", "attachment", "yes_no"} <= {i.kind for i in national.items}
     with pytest.raises(CampaignError, match="no campaign 'nope'"):
         load_checklist(Settings(zicha_campaign="nope"))

@@ -84,6 +84,42 @@ class SetRect(Action):
 
 
 @dataclass(frozen=True)
+class Pick(Action):
+    """Press option number ``option`` (0-based, in the item's list) of a choice item: a
+    single choice is saved; a multiple choice toggles it in the selection on screen."""
+
+    kind: ClassVar[str] = "pick"
+    sc: int = 0
+    item: str = ""
+    fp: str = ""
+    rev: int = 0
+    option: int = 0
+
+
+@dataclass(frozen=True)
+class PickDone(Action):
+    """完成 under a multiple choice: save the options selected on screen."""
+
+    kind: ClassVar[str] = "pickdone"
+    sc: int = 0
+    item: str = ""
+    fp: str = ""
+    rev: int = 0
+
+
+@dataclass(frozen=True)
+class SameAsLastYear(Action):
+    """与去年相同: answer as the institution did in the earlier campaign's same question
+    (a fresh answer, with its own history)."""
+
+    kind: ClassVar[str] = "carry"
+    sc: int = 0
+    item: str = ""
+    fp: str = ""
+    rev: int = 0
+
+
+@dataclass(frozen=True)
 class Navigate(Action):
     kind: ClassVar[str] = "nav"
     action: NavAction = NavAction.CONTINUE
@@ -185,7 +221,7 @@ class PledgeStep(Action):
 
 ACTIONS: dict[str, type[Action]] = {
     cls.kind: cls
-    for cls in (Choose, SetRect, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, ShowStatus, ShowOverdue, PledgeStep)
+    for cls in (Choose, SetRect, Pick, PickDone, SameAsLastYear, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, ShowStatus, ShowOverdue, PledgeStep)
 }
 
 

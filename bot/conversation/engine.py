@@ -27,6 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from html import escape
 from typing import Any, Protocol
 
 import sqlite_utils
@@ -42,9 +43,12 @@ from bot.conversation.actions import (
     NavAction,
     Navigate,
     OpenSection,
+    Pick,
+    PickDone,
     PledgeAction,
     PledgeStep,
     Resume,
+    SameAsLastYear,
     SendFile,
     SetRect,
     ShowOverdue,
@@ -58,7 +62,7 @@ from bot.conversation.render import Facts
 from bot.conversation.screens import Attachment, Outcome, Screen
 from bot.conversation.state import ConversationState, StateStore
 from bot.conversation.text import _, use_gettext
-from bot.core.checklist import Checklist, Item
+from bot.core.checklist import CHOICE_KINDS, Checklist, Item
 from bot.core.interview import Answer, Choice, FollowUp, InvalidInput, RectStatus, clean_text, next_followup
 from bot.core.uploads import UploadLimits, UploadRefused
 from bot.pledge import document as doc
@@ -74,7 +78,7 @@ from bot.pledge.submit import (
     produce_pdf,
     sign,
 )
-from bot.pledge.text import load_pledge
+from bot.pledge.text import pledge_for
 from bot.reports.items import confirm_item_ids
 from bot.reports.status import build_status
 from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
@@ -143,12 +147,20 @@ class Step:
 
     # --- screens -----------------------------------------------------------------------
 
-    def item(self, item: Item, *, guide: bool = False, **extra: Any) -> Outcome:
+    def item(self, item: Item, *, guide: bool = False, selection: list[str] | None = None, **extra: Any) -> Outcome:
+        """The question of ``item``; ``selection``: the options of a multiple choice
+        toggled on screen (else those saved)."""
         answer = self.ws.answer(item.id)
         evidence = self.ws.evidence_count(item.id) if answer is not None and answer.value is Choice.NONCOMPLIANT else 0
-        screen = render.question_screen(self.facts(), item, answer, guide=guide, evidence=evidence)
-        state = self.state.moved(st.QUESTION, **{st.ITEM: item.id, st.GUIDE: guide, st.EDIT: False, st.REV: [item.id, screen.rev]})
-        return Outcome(screen, live=True, state=state, **extra)
+        earlier = self.ws.earlier_answer(item)
+        if item.kind == "select_multiple" and selection is None:
+            selection = (answer.text or "").split() if answer is not None and answer.value is Choice.SELECTED else []
+        screen = render.question_screen(
+            self.facts(), item, answer, guide=guide, evidence=evidence, earlier=earlier, selection=selection
+        )
+        data: dict[str, Any] = {st.ITEM: item.id, st.GUIDE: guide, st.EDIT: False, st.REV: [item.id, screen.rev]}
+        data[st.SELECTION] = [item.id, selection] if selection is not None else None
+        return Outcome(screen, live=True, state=self.state.moved(st.QUESTION, **data), **extra)
 
     def summary(self, **extra: Any) -> Outcome:
         now = self.c.clock()
@@ -207,7 +219,20 @@ class Step:
             return Outcome(notice=_("This item is not part of your self-check."))
         return self.ws.checklist.item(item_id)
 
-    def stale(self, action: Choose | SetRect) -> Outcome | None:
+    def answerable(self, sc: int, item_id: str, action: Choose | SetRect | Pick | PickDone | SameAsLastYear) -> Item | Outcome:
+        """The item an answer button is about, or the notice refusing it (foreign, stale,
+        or hidden by an earlier answer). Nothing is stored on a refusal."""
+        item = self.guard(sc, item_id)
+        if not isinstance(item, Item):
+            return item if isinstance(item, Outcome) else Outcome()
+        refused = self.stale(action)
+        if refused is not None:
+            return refused
+        if not self.ws.interview.shown(item, self.ws.answers()):
+            return Outcome(notice=_("This item does not apply, given an earlier answer. Nothing was saved."))
+        return item
+
+    def stale(self, action: Choose | SetRect | Pick | PickDone | SameAsLastYear) -> Outcome | None:
         """A notice if an answer button is stale: an older checklist, an old screen."""
         if action.fp != self.ws.checklist.fingerprint:
             return Outcome(notice=_("The checklist has been updated since this message. Please use the latest question."))
@@ -218,12 +243,9 @@ class Step:
     # --- actions -----------------------------------------------------------------------
 
     def choose(self, action: Choose) -> Outcome:
-        item = self.guard(action.sc, action.item)
-        if not isinstance(item, Item):
-            return item if isinstance(item, Outcome) else Outcome()
-        refused = self.stale(action)
-        if refused is not None:
-            return refused
+        item = self.answerable(action.sc, action.item, action)
+        if isinstance(item, Outcome):
+            return item
         previous = self.ws.answer(item.id)
         try:
             answer = self.ws.record_choice(item.id, action.choice, by=self.actor.user_id, expected_rev=action.rev)
@@ -233,10 +255,65 @@ class Step:
             return self.summary(notice=self.frozen(exc), alert=True)
         except NotAllowed:
             return Outcome(notice=_("This answer is not available for this item."))
-        saved = _("Saved: {answer}").format(answer=render.choice_label(answer.value))
+        saved = _("Saved: {answer}").format(answer=render.answer_text(item, answer, self.actor.locale))
         # Choosing the same follow-up answer again re-opens its details for editing.
         editing = previous is not None and previous.value is answer.value
         return self.continue_after(item, answer, after=None, editing=editing, notice=saved)
+
+    def saved(self, item: Item, answer: Answer, **extra: Any) -> Outcome:
+        """After a new answer of a picked or carried kind: its follow-ups, or the next item."""
+        notice = _("Saved: {answer}").format(answer=render.answer_text(item, answer, self.actor.locale))
+        return self.continue_after(item, answer, after=None, editing=False, notice=notice, **extra)
+
+    def pick(self, action: Pick) -> Outcome:
+        """An option pressed: saved (single choice) or toggled on screen (multiple choice).
+        A forged option number is refused and nothing is stored."""
+        item = self.answerable(action.sc, action.item, action)
+        if isinstance(item, Outcome):
+            return item
+        if item.kind not in CHOICE_KINDS or not 0 <= action.option < len(item.options):
+            return Outcome(notice=_("This option is not available for this item. Nothing was saved."), alert=True)
+        option = item.options[action.option].id
+        if item.kind == "select_multiple":
+            chosen = self.state.selection(item.id)
+            if chosen is None:
+                current = self.ws.answer(item.id)
+                chosen = (current.text or "").split() if current is not None and current.value is Choice.SELECTED else []
+            chosen = [o for o in chosen if o != option] if option in chosen else [*chosen, option]
+            ordered = [o.id for o in item.options if o.id in chosen]
+            return self.item(item, guide=self.state.guide, selection=ordered)
+        return self.record(item, lambda: self.ws.record_options(item.id, [option], by=self.actor.user_id, expected_rev=action.rev))
+
+    def pick_done(self, action: PickDone) -> Outcome:
+        item = self.answerable(action.sc, action.item, action)
+        if isinstance(item, Outcome):
+            return item
+        if item.kind != "select_multiple":
+            return Outcome(notice=_("This button is no longer valid."))
+        chosen = self.state.selection(item.id) or []
+        if not chosen:
+            return Outcome(notice=_("Choose at least one option, then press Done. Nothing was saved."), alert=True)
+        return self.record(item, lambda: self.ws.record_options(item.id, chosen, by=self.actor.user_id, expected_rev=action.rev))
+
+    def same_as_last_year(self, action: SameAsLastYear) -> Outcome:
+        """与去年相同: a fresh answer equal to last year's, with its own history."""
+        item = self.answerable(action.sc, action.item, action)
+        if isinstance(item, Outcome):
+            return item
+        by = self.actor.user_id
+        return self.record(item, lambda: self.ws.record_same_as_last_year(item.id, by=by, expected_rev=action.rev))
+
+    def record(self, item: Item, write: Callable[[], Answer]) -> Outcome:
+        """Run one answer write of a pressed button, turning its refusals into notices."""
+        try:
+            answer = write()
+        except StaleAnswer:
+            return self.item(item, notice=_("This item was changed in the meantime. Here is its current answer."))
+        except Frozen as exc:
+            return self.summary(notice=self.frozen(exc), alert=True)
+        except (NotAllowed, InvalidInput):
+            return Outcome(notice=_("This answer is not available for this item."))
+        return self.saved(item, answer)
 
     def set_rect(self, action: SetRect) -> Outcome:
         item = self.guard(action.sc, action.item)
@@ -304,8 +381,12 @@ class Step:
 
     def type_answer(self, action: TypeText) -> Outcome:
         item = self.current_item()
-        if item is None or item.kind != "text":
+        if item is None or item.kind in ("compliance", "confirm"):
             return self.resume(again=True, messages=[_("Please answer with the buttons under the question. Here it is again:")])
+        if not self.ws.interview.shown(item, self.ws.answers()):
+            return self.resume(messages=[_("This item does not apply, given an earlier answer. Nothing was saved.")])
+        if item.kind != "text":
+            return self.type_kind(item, action)
         try:
             answer = self.ws.record_text(item.id, action.text, by=self.actor.user_id, expected_rev=self.state.shown_rev(item.id))
         except StaleAnswer as exc:
@@ -316,8 +397,42 @@ class Step:
             return self.item(item, messages=[render.invalid_input_text(exc, self.actor.locale, self.c.clock().date(), item)])
         return self.continue_after(item, answer, after=None, editing=False)
 
+    def type_kind(self, item: Item, action: TypeText) -> Outcome:
+        """A typed answer of a number, date, yes/no or choice item (or, refused, of an
+        attachment item): validated for its kind; refused with the reason, nothing stored."""
+        try:
+            answer = self.ws.record_typed(item.id, action.text, by=self.actor.user_id, expected_rev=self.state.shown_rev(item.id))
+        except StaleAnswer as exc:
+            return self.item(item, messages=[render.stale_typed_text(self.facts(), item, None, exc.current)])
+        except Frozen as exc:
+            return self.summary(messages=[self.frozen(exc)])
+        except InvalidInput as exc:
+            refused = [render.kind_invalid_text(exc, item, self.actor.locale)]
+            return self.item(item, guide=self.state.guide, selection=self.state.selection(item.id), messages=refused)
+        told = _("Saved: {answer}").format(answer=escape(render.answer_text(item, answer, self.actor.locale)))
+        return self.continue_after(item, answer, after=None, editing=False, messages=[told])
+
+    def send_attachment(self, item: Item, action: SendFile) -> Outcome:
+        """The file an attachment item waits for, through the evidence upload path and its limits."""
+        if not self.ws.interview.shown(item, self.ws.answers()):
+            return self.resume(messages=[_("This item does not apply, given an earlier answer. Nothing was saved.")])
+        file: dict[str, Any] = {"kind": action.file_kind, "file_id": action.ref, "file_unique_id": action.unique_ref}
+        if action.file_kind == "document":
+            file["file_name"] = action.file_name
+        file.update(mime_type=action.mime_type, file_size=action.file_size)
+        try:
+            answer = self.ws.record_attachment(item.id, by=self.actor.user_id, limits=UploadLimits.from_settings(self.c.settings), **file)
+        except UploadRefused as exc:
+            return self.item(item, messages=[render.upload_refused_text(exc, self.actor.locale, self.ws.interview.position(item.id))])
+        except Frozen as exc:
+            return self.summary(messages=[self.frozen(exc)])
+        told = _("Saved: {answer}").format(answer=escape(render.answer_text(item, answer, self.actor.locale)))
+        return self.continue_after(item, answer, after=None, editing=False, messages=[told])
+
     def send_file(self, action: SendFile) -> Outcome:
         item = self.current_item()
+        if item is not None and item.kind == "attachment" and self.state.step == st.QUESTION:
+            return self.send_attachment(item, action)
         answer = self.ws.answer(item.id) if item is not None else None
         if item is None or answer is None or answer.value is not Choice.NONCOMPLIANT:
             return Outcome(messages=[_("Files are accepted only as evidence for a non-compliant item. Nothing was saved.")])
@@ -357,7 +472,7 @@ class Step:
                 return self.resume()
             return Outcome(notice=_("This button is no longer valid."))
         if nav is NavAction.PREV:
-            previous = self.ws.interview.previous(item.id)
+            previous = self.ws.interview.previous(item.id, self.ws.answers())
             return Outcome(notice=_("This is the first item.")) if previous is None else self.item(previous)
         if nav is NavAction.SKIP:
             following = self.ws.interview.skip_target(self.ws.answers(), item.id)
@@ -372,6 +487,8 @@ class Step:
             return self.continue_after(item, answer, after=followup, editing=True)
         if nav in (NavAction.TOC, NavAction.REVIEW, NavAction.SUMMARY, NavAction.CONTINUE):
             return self.navigate(Navigate(action=nav, sc=action.sc, page=action.page, origin=action.origin))
+        if not self.ws.interview.shown(item, self.ws.answers()):
+            return Outcome(notice=_("This item does not apply, given an earlier answer."))
         return self.item(item)  # OPEN
 
     def open_section(self, action: OpenSection) -> Outcome:
@@ -398,7 +515,7 @@ class Step:
         if missing:
             return self.passive(ps.missing_screen(self.facts(), missing), **extra)
         body = build_content(self.ws, self.actor.locale, "", "legal_representative")
-        text = load_pledge(self.ws.checklist.id).text(self.actor.locale)
+        text = pledge_for(self.ws.checklist).text(self.actor.locale)
         state = self.state.moved(st.SIGN_NAME, **{st.SIGNER: None, st.ROLE: None})
         return Outcome(ps.name_screen(self.facts(), body["totals"], text), live=True, state=state, **extra)
 
@@ -560,6 +677,12 @@ class Conversation:
             return step.choose(action)
         if isinstance(action, SetRect):
             return step.set_rect(action)
+        if isinstance(action, Pick):
+            return step.pick(action)
+        if isinstance(action, PickDone):
+            return step.pick_done(action)
+        if isinstance(action, SameAsLastYear):
+            return step.same_as_last_year(action)
         if isinstance(action, Navigate):
             return step.navigate(action)
         if isinstance(action, OpenSection):

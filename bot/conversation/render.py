@@ -13,16 +13,28 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from bot.conversation.actions import Choose, NavAction, Navigate, OpenSection, PledgeAction, PledgeStep, SetRect
+from bot.conversation.actions import (
+    Choose,
+    NavAction,
+    Navigate,
+    OpenSection,
+    Pick,
+    PickDone,
+    PledgeAction,
+    PledgeStep,
+    SameAsLastYear,
+    SetRect,
+)
 from bot.conversation.screens import Button, Expect, Screen
 from bot.conversation.text import _
-from bot.core.checklist import Checklist, Item
+from bot.core.checklist import CHOICE_KINDS, Checklist, Item
 from bot.core.fields import field_label
 from bot.core.interview import Answer, Choice, FollowUp, Interview, InvalidInput, Progress, RectStatus, allowed_choices
 from bot.core.locales import format_date, format_datetime, format_number
 from bot.core.uploads import Scope as UploadScope
 from bot.core.uploads import UploadRefused
 from bot.pledge.document import format_code, information_count, totals
+from storage.carryover import EarlierAnswer
 from storage.institutions import Institution
 from storage.pledges import Submission
 
@@ -56,7 +68,54 @@ def choice_label(choice: Choice) -> str:
         Choice.YES: _("Yes, correct"),
         Choice.NO: _("No, needs correction"),
         Choice.TEXT: _("Answered"),
+        Choice.AFFIRMATIVE: _("Yes"),
+        Choice.NEGATIVE: _("No"),
+        Choice.NUMBER: _("Answered"),
+        Choice.DATE: _("Answered"),
+        Choice.SELECTED: _("Answered"),
+        Choice.FILE: _("File uploaded"),
     }[choice]
+
+
+def number_text(value: str, item: Item, locale: str) -> str:
+    """A stored number as people read it, with the item's unit: "12.5 人"."""
+    shown = value  # the canonical decimal as stored (12.5), never rounded for display
+    return f"{shown} {item.unit.get(locale)}" if item.unit is not None else shown
+
+
+def option_labels(item: Item, text: str | None, locale: str) -> str:
+    """Stored option ids as their labels, in the item's order ("资质认定证书、CNAS 认可")."""
+    chosen = set((text or "").split())
+    labels = [o.label.get(locale) for o in item.options if o.id in chosen]
+    return ("、" if locale.startswith("zh") else ", ").join(labels)
+
+
+def answer_text(item: Item | None, answer: Answer, locale: str) -> str:
+    """What an answer says, in words, for any kind (plain text, not escaped)."""
+    value, text = answer.value, answer.text
+    if value in (Choice.TEXT, Choice.NUMBER, Choice.DATE, Choice.SELECTED, Choice.FILE) and text:
+        if value is Choice.NUMBER and item is not None:
+            return number_text(text, item, locale)
+        if value is Choice.DATE:
+            try:
+                return format_date(dt.date.fromisoformat(text), locale)
+            except ValueError:
+                return text
+        if value is Choice.SELECTED and item is not None:
+            return option_labels(item, text, locale) or text
+        if value is Choice.FILE:
+            return _("File uploaded: {name}").format(name=_("photo") if text == "photo" else text)
+        return text
+    return choice_label(value)
+
+
+def earlier_text(item: Item, earlier: EarlierAnswer, locale: str) -> str:
+    """Last year's answer as one line: "2023：不符合 · 已完成整改" (plain text)."""
+    old = earlier.answer
+    shown = answer_text(item, old, locale)
+    if old.value is Choice.NONCOMPLIANT and old.rect_status is not None:
+        shown += " · " + rect_label(old.rect_status)
+    return _("{year}: {answer}").format(year=earlier.year, answer=shown)
 
 
 def rect_label(status: RectStatus) -> str:
@@ -92,10 +151,8 @@ def institution_block(institution: Institution, locale: str) -> str:
     return "\n".join(lines)
 
 
-def answer_block(answer: Answer, locale: str, evidence: int = 0) -> str:
-    lines = [_("Current answer: {answer}").format(answer=f"<b>{escape(choice_label(answer.value))}</b>")]
-    if answer.value is Choice.TEXT and answer.text:
-        lines = [_("Current answer: {answer}").format(answer=f"<b>{escape(answer.text)}</b>")]
+def answer_block(answer: Answer, locale: str, evidence: int = 0, item: Item | None = None) -> str:
+    lines = [_("Current answer: {answer}").format(answer=f"<b>{escape(answer_text(item, answer, locale))}</b>")]
     if answer.value is Choice.NO and answer.text:
         lines.append(_("Correction: {text}").format(text=escape(answer.text)))
     if answer.value is Choice.NONCOMPLIANT:
@@ -158,7 +215,43 @@ def header(f: Facts, item: Item) -> str:
 # --- the question of an item --------------------------------------------------------------
 
 
-def question_screen(f: Facts, item: Item, answer: Answer | None, *, guide: bool, evidence: int) -> Screen:
+def kind_hint(item: Item, locale: str, today: dt.date | None = None) -> str | None:
+    """How to answer an item that is typed, picked or uploaded."""
+    if item.kind == "text":
+        return _("Type your answer as a message.")
+    if item.kind == "number":
+        unit = f" {item.unit.get(locale)}" if item.unit is not None else ""
+        low = format_number(item.minimum, locale) if item.minimum is not None else None
+        high = format_number(item.maximum, locale) if item.maximum is not None else None
+        if low is not None and high is not None:
+            return _("Type a number from {min} to {max}{unit}.").format(min=low, max=high, unit=unit)
+        if low is not None:
+            return _("Type a number, at least {min}{unit}.").format(min=low, unit=unit)
+        if high is not None:
+            return _("Type a number, at most {max}{unit}.").format(max=high, unit=unit)
+        return _("Type a number{unit}.").format(unit=f" ({unit.strip()})" if unit else "")
+    if item.kind == "date":
+        return _("Type a date such as {example} (year-month-day).").format(example="2025-06-30")
+    if item.kind == "select_multiple":
+        return _("Choose every option that applies, then press Done.")
+    if item.kind == "attachment":
+        return _("Send the file as a photo or a document (PDF). A typed message cannot replace it.")
+    return None
+
+
+def question_screen(
+    f: Facts,
+    item: Item,
+    answer: Answer | None,
+    *,
+    guide: bool,
+    evidence: int,
+    earlier: EarlierAnswer | None = None,
+    selection: list[str] | None = None,
+) -> Screen:
+    """The question of ``item``. ``earlier``: the institution's answer to the same
+    question in an earlier campaign (offered as 与去年相同); ``selection``: the options
+    toggled on screen of a multiple choice, not yet saved."""
     locale, progress = f.locale, f.progress
     section = f.checklist.section(item.section_id)
     parts = [
@@ -174,38 +267,79 @@ def question_screen(f: Facts, item: Item, answer: Answer | None, *, guide: bool,
     if guide and item.guidance is not None:
         parts += ["", "💡 " + escape(item.guidance.get(locale))]
     if answer is not None:
-        parts += ["", answer_block(answer, locale, evidence)]
-    if item.kind == "text":
-        parts += ["", _("Type your answer as a message.")]
+        parts += ["", answer_block(answer, locale, evidence, item)]
+    if earlier is not None:
+        parts += ["", "🗂 " + _("Last year's answer") + "\n" + escape(earlier_text(item, earlier, locale))]
+    if item.kind == "select_multiple" and selection is not None:
+        chosen = option_labels(item, " ".join(selection), locale)
+        parts += ["", _("Selected: {options}").format(options=escape(chosen) if chosen else "—")]
+    hint = kind_hint(item, locale)
+    if hint is not None:
+        parts += ["", hint]
     rev = answer.rev if answer is not None else 0
-    expects = Expect.TEXT if item.kind == "text" else Expect.NOTHING
-    return Screen("question", tuple(parts), question_rows(f, item, answer, guide=guide), expects, item.id, rev)
+    expects = {"text": Expect.TEXT, "number": Expect.TEXT, "date": Expect.TEXT, "attachment": Expect.FILE}.get(item.kind, Expect.NOTHING)
+    rows = question_rows(f, item, answer, guide=guide, earlier=earlier, selection=selection)
+    return Screen("question", tuple(parts), rows, expects, item.id, rev)
 
 
-def choice_rows(f: Facts, item: Item, answer: Answer | None) -> list[tuple[Button, ...]]:
+def option_rows(f: Facts, item: Item, answer: Answer | None, selection: list[str] | None) -> list[tuple[Button, ...]]:
+    """A choice item's options, one to a row (labels are long): a single choice saves on
+    press; a multiple choice toggles ☑/☐ and is saved with 完成."""
+    sc, rev, fp = f.sc, answer.rev if answer else 0, f.checklist.fingerprint
+    saved = set((answer.text or "").split()) if answer is not None and answer.value is Choice.SELECTED else set()
+    rows: list[tuple[Button, ...]] = []
+    for n, option in enumerate(item.options):
+        label = option.label.get(f.locale)
+        if item.kind == "select_multiple":
+            on = option.id in (selection if selection is not None else saved)
+            label = ("☑ " if on else "☐ ") + label
+        elif option.id in saved:
+            label = "✅ " + label
+        rows.append((Button(label, Pick(sc=sc, item=item.id, fp=fp, rev=rev, option=n)),))
+    if item.kind == "select_multiple":
+        rows.append((Button("✔ " + _("Done"), PickDone(sc=sc, item=item.id, fp=fp, rev=rev)),))
+    return rows
+
+
+def choice_rows(
+    f: Facts, item: Item, answer: Answer | None, earlier: EarlierAnswer | None = None, selection: list[str] | None = None
+) -> list[tuple[Button, ...]]:
     """The answer buttons of an item, by its kind (three to a row)."""
     sc, rev, fp = f.sc, answer.rev if answer else 0, f.checklist.fingerprint
+    rows: list[tuple[Button, ...]] = []
+    if earlier is not None:
+        rows.append((Button("↺ " + _("Same as last year"), SameAsLastYear(sc=sc, item=item.id, fp=fp, rev=rev)),))
+    if item.kind in CHOICE_KINDS:
+        return rows + option_rows(f, item, answer, selection)
     answers = [
         Button(
             ("✅ " if answer is not None and answer.value is choice else "") + choice_label(choice),
             Choose(sc=sc, item=item.id, fp=fp, rev=rev, choice=choice),
         )
         for choice in allowed_choices(item)
-        if choice is not Choice.TEXT
+        if choice not in (Choice.TEXT, Choice.NUMBER, Choice.DATE, Choice.SELECTED, Choice.FILE)
     ]
-    rows = [tuple(answers[i : i + 3]) for i in range(0, len(answers), 3)]
+    rows += [tuple(answers[i : i + 3]) for i in range(0, len(answers), 3)]
     if answer is not None and answer.value is Choice.NONCOMPLIANT and answer.rect_status is not None:
         edit = Choose(sc=sc, item=item.id, fp=fp, rev=rev, choice=Choice.NONCOMPLIANT)
         rows.append((Button("✏️ " + _("Edit rectification details"), edit),))
     return rows
 
 
-def question_rows(f: Facts, item: Item, answer: Answer | None, *, guide: bool) -> tuple[tuple[Button, ...], ...]:
+def question_rows(
+    f: Facts,
+    item: Item,
+    answer: Answer | None,
+    *,
+    guide: bool,
+    earlier: EarlierAnswer | None = None,
+    selection: list[str] | None = None,
+) -> tuple[tuple[Button, ...], ...]:
     sc = f.sc
-    rows = choice_rows(f, item, answer)
+    rows = choice_rows(f, item, answer, earlier, selection)
     # Only what can be done: no "Previous" on the first item, no "Skip" with nowhere to go.
     moves = []
-    if f.interview.previous(item.id) is not None:
+    if f.interview.previous(item.id, f.answers) is not None:
         moves.append(Button("◀ " + _("Previous"), Navigate(action=NavAction.PREV, sc=sc, item=item.id)))
     if f.interview.skip_target(f.answers, item.id) is not None:
         moves.append(Button(_("Skip for now") + " ▶", Navigate(action=NavAction.SKIP, sc=sc, item=item.id)))
@@ -301,6 +435,38 @@ def invalid_input_text(exc: InvalidInput, locale: str, today: dt.date, item: Ite
     return _("Please type a date such as {example} (year-month-day).").format(example=example_date(today))
 
 
+def kind_invalid_text(exc: InvalidInput, item: Item, locale: str) -> str:
+    """Why an answer to a number, date, choice, yes/no or attachment item was refused.
+    Nothing was saved."""
+    code, params = exc.code, exc.params
+    unit = f" {item.unit.get(locale)}" if item.unit is not None else ""
+    raw = escape(str(params.get("raw", "")))
+    if code == "empty":
+        text = _("The message is empty. Please type your answer.")
+    elif code == "not_a_number":
+        text = _("“{raw}” is not a number. Please type digits only, such as 12 or 12.5.").format(raw=raw)
+    elif code == "number_too_small" and item.minimum is not None:
+        text = _("The number must be at least {min}{unit}.").format(min=format_number(item.minimum, locale), unit=unit)
+    elif code == "number_too_large" and item.maximum is not None:
+        text = _("The number must be at most {max}{unit}.").format(max=format_number(item.maximum, locale), unit=unit)
+    elif code == "impossible_date":
+        text = _("There is no such date as “{raw}”. Please check the month and the day.").format(raw=raw)
+    elif code == "bad_date":
+        text = _("Please type a date such as {example} (year-month-day).").format(example="2025-06-30")
+    elif code == "unknown_option":
+        known = "; ".join(f"{n}. {o.label.get(locale)}" for n, o in enumerate(item.options, start=1))
+        text = _("“{raw}” is not one of the options. Choose from: {options}.").format(raw=raw, options=escape(known))
+    elif code == "one_option_only":
+        text = _("Choose only one option for this item.")
+    elif code == "not_yes_no":
+        text = _("Please answer with Yes or No.")
+    elif code == "file_required":
+        text = _("This item needs a file: please send it as a photo or a document. A typed message cannot replace it.")
+    else:
+        text = _("That answer cannot be accepted. Please check it.")
+    return text + " " + _("Nothing was saved.")
+
+
 def stale_typed_text(f: Facts, item: Item, followup: FollowUp | None, current: Answer | None) -> str:
     """A typed answer refused because a colleague saved the item after the prompt was
     shown: what they saved for the part being typed (``followup``, or the text answer of a
@@ -383,6 +549,8 @@ def section_screen(f: Facts, section_id: str) -> Screen:
     lines = [f"<b>{escape(section.title.get(locale))}</b>", ""]
     rows: list[tuple[Button, ...]] = []
     for item in f.interview.section_items(section_id):
+        if not f.interview.shown(item, f.answers):
+            continue  # hidden by an earlier answer
         answer = f.answers.get(item.id)
         mark = "○" if answer is None else ("⚠️" if not answer.is_complete else "✅")
         number = f.interview.position(item.id)

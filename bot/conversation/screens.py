@@ -11,7 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bot.conversation.actions import Action, Choose, NavAction, Navigate, OpenSection, PledgeStep, SetRect, ShowOverdue
+from bot.conversation.actions import (
+    Action,
+    Choose,
+    NavAction,
+    Navigate,
+    OpenSection,
+    Pick,
+    PickDone,
+    PledgeStep,
+    SameAsLastYear,
+    SetRect,
+    ShowOverdue,
+)
 from bot.conversation.state import ConversationState
 from storage.pledges import Submission
 
@@ -22,6 +34,7 @@ class Expect(StrEnum):
     NOTHING = "nothing"
     TEXT = "text"  # a typed answer or follow-up
     TEXT_OR_FILE = "text_or_file"  # the problem of a non-compliant item: text, or evidence files
+    FILE = "file"  # an attachment item: a photo or a document
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,12 @@ def action_key(action: Action) -> str:
         return action.choice.value
     if isinstance(action, SetRect):
         return f"rect:{action.status.value}"
+    if isinstance(action, Pick):
+        return f"pick:{action.option}"
+    if isinstance(action, PickDone):
+        return "pick:done"
+    if isinstance(action, SameAsLastYear):
+        return "carry"
     if isinstance(action, Navigate):
         if action.action is NavAction.OPEN:
             return f"nav:open:{action.item}"

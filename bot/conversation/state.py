@@ -24,6 +24,7 @@ SIGNING_STEPS = (SIGN_NAME, SIGN_ROLE, SIGN_CONFIRM, SIGNED)
 
 ITEM, GUIDE, EDIT, REV, LIVE = "item", "guide", "edit", "rev", "msg"
 SIGNER, ROLE = "signer", "role"
+SELECTION = "sel"  # [item id, [option ids]]: a multiple choice toggled on screen, not yet saved
 
 
 @dataclass
@@ -60,6 +61,13 @@ class ConversationState:
             rev = kept[1]
             if isinstance(rev, int) and not isinstance(rev, bool):
                 return rev
+        return None
+
+    def selection(self, item_id: str) -> list[str] | None:
+        """The options toggled on screen for the multiple choice ``item_id`` (None: none kept)."""
+        kept = self.data.get(SELECTION)
+        if isinstance(kept, list) and len(kept) == 2 and kept[0] == item_id and isinstance(kept[1], list):
+            return [o for o in kept[1] if isinstance(o, str)]
         return None
 
     def moved(self, step: str, **changes: Any) -> ConversationState:

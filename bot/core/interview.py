@@ -181,13 +181,22 @@ class Interview:
     def first(self) -> Item:
         return self.items[0]
 
-    def previous(self, item_id: str) -> Item | None:
+    def previous(self, item_id: str, answers: Mapping[str, Answer] | None = None) -> Item | None:
+        """The item before ``item_id``; with ``answers``, the previous one shown (hidden
+        items are passed over)."""
         i = self._index[item_id]
-        return self.items[i - 1] if i > 0 else None
+        for item in reversed(self.items[:i]):
+            if answers is None or self.shown(item, answers):
+                return item
+        return None
 
-    def following(self, item_id: str) -> Item | None:
+    def following(self, item_id: str, answers: Mapping[str, Answer] | None = None) -> Item | None:
+        """The item after ``item_id``; with ``answers``, the next one shown."""
         i = self._index[item_id]
-        return self.items[i + 1] if i + 1 < len(self.items) else None
+        for item in self.items[i + 1 :]:
+            if answers is None or self.shown(item, answers):
+                return item
+        return None
 
     def shown(self, item: Item, answers: Mapping[str, Answer]) -> bool:
         """False while the item's ``relevant`` condition does not hold on the answers to
@@ -232,7 +241,7 @@ class Interview:
         if current in self._index:
             item = self.items[self._index[current]]
             answer = answers.get(item.id)
-            if answer is None or not answer.is_complete:
+            if self._counted(item, answers) and (answer is None or not answer.is_complete):
                 return item
             return self.next_open(answers, after=current)
         return self.next_open(answers)
@@ -242,7 +251,7 @@ class Interview:
         else simply the next item; None when there is nowhere to go."""
         following = self.next_open(answers, after=item_id)
         if following is None or following.id == item_id:
-            following = self.following(item_id)
+            following = self.following(item_id, answers)
         return following
 
     def progress(self, answers: Mapping[str, Answer]) -> Progress:
@@ -428,6 +437,9 @@ def _normalise(raw: str | None) -> str:
     return _CONTROL.sub("", text).strip()
 
 
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
 def _fmt(value: float) -> str:
     return f"{value:g}"
 
@@ -443,7 +455,10 @@ def parse_number(item: Item, raw: str | None) -> str:
         for unit in (item.unit.zh_CN, item.unit.en):
             if text.endswith(unit):
                 text = text[: -len(unit)].strip()
-    text = text.replace(",", "")
+    if _THOUSANDS.fullmatch(text):
+        text = text.replace(",", "")
+    elif text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")  # a decimal comma: 12,5
     try:
         value = Decimal(text)
     except InvalidOperation:

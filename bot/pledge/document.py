@@ -57,8 +57,26 @@ def normalize_code(text: str | None) -> str | None:
     return compact if _CODE_RE.fullmatch(compact) else None
 
 
+# Kinds whose answer is a value the PDF prints as it reads in the document's language.
+VALUE_KINDS = frozenset({"yes_no", "number", "date", "select_one", "select_multiple", "attachment"})
+
+
+def shown_value(item: Item, answer: Answer | None, locale: str) -> str | None:
+    """The answer of a number, choice or attachment item as it reads ("12 人",
+    "检验检测机构资质认定证书（CMA）、CNAS 实验室认可证书", a file's name), kept in the
+    signed document so the PDF prints it from the document alone."""
+    if answer is None or answer.text is None:
+        return None
+    if answer.value is Choice.NUMBER and item.unit is not None:
+        return f"{answer.text} {item.unit.get(locale)}"
+    if answer.value is Choice.SELECTED:
+        chosen = set(answer.text.split())
+        return ("、" if locale.startswith("zh") else ", ").join(o.label.get(locale) for o in item.options if o.id in chosen)
+    return answer.text
+
+
 def _answer_json(item: Item, number: int, answer: Answer | None, locale: str, section_title: str) -> dict[str, Any]:
-    return {
+    out = {
         "n": number,
         "id": item.id,
         "section": section_title,
@@ -66,6 +84,16 @@ def _answer_json(item: Item, number: int, answer: Answer | None, locale: str, se
         "question": item.text.get(locale),
         **answer_fields(answer),
     }
+    if item.kind in VALUE_KINDS:  # the three original kinds keep the document as it was
+        out["shown"] = shown_value(item, answer, locale)
+    return out
+
+
+# Answers that give information rather than a finding (every kind but compliance).
+INFORMATION_CHOICES = (
+    Choice.YES, Choice.NO, Choice.TEXT, Choice.AFFIRMATIVE, Choice.NEGATIVE, Choice.NUMBER, Choice.DATE,
+    Choice.SELECTED, Choice.FILE,
+)  # fmt: skip
 
 
 def totals(progress: Progress) -> dict[str, int]:
@@ -74,7 +102,7 @@ def totals(progress: Progress) -> dict[str, int]:
     counts = progress.counts
     return {
         "items": progress.total,
-        "information": sum(counts.get(c, 0) for c in (Choice.YES, Choice.NO, Choice.TEXT)),
+        "information": sum(counts.get(c, 0) for c in INFORMATION_CHOICES),
         "compliant": counts.get(Choice.COMPLIANT, 0),
         "noncompliant": counts.get(Choice.NONCOMPLIANT, 0),
         "not_applicable": counts.get(Choice.NA, 0),
@@ -93,7 +121,7 @@ def rectification_state(interview: Interview, answers: Mapping[str, Answer]) -> 
     """(problems found, rectifications still open, the latest target date of the open ones)."""
     found = opened = 0
     latest: dt.date | None = None
-    for item in interview.items:
+    for item in interview.visible_items(answers):
         answer = answers.get(item.id)
         if answer is None or answer.value is not Choice.NONCOMPLIANT:
             continue
@@ -133,7 +161,8 @@ def content(
     zh = AUTHORITATIVE
     items = [
         _answer_json(item, n, answers.get(item.id), zh, checklist.section(item.section_id).title.get(zh))
-        for n, item in enumerate(interview.items, 1)
+        # Items hidden by an earlier answer are not part of what is signed (their answers stay in the history).
+        for n, item in enumerate(interview.visible_items(answers), 1)
     ]
     state = rectification_state(interview, answers)
     body: dict[str, Any] = {

@@ -86,6 +86,9 @@ def labels() -> dict[str, str]:
         "noncompliant": _("Non-compliant"),
         "na": _("Not applicable"),
         "sum_rule": _("Items in total = information items + compliant + non-compliant + not applicable."),
+        "affirmative": _("Yes"),
+        "negative": _("No"),
+        "file": _("File uploaded"),
         "yes": _("Yes, correct"),
         "no": _("No, needs correction"),
         "open_rectifications": _("Open rectifications"),
@@ -187,6 +190,12 @@ def render_html(document: Mapping[str, Any], i18n: I18n, tz: zoneinfo.ZoneInfo) 
                 text += ("，" if zh else ", ") + words["target_date"].format(date=date)
             return text
 
+        def date_text(value: str) -> str:
+            try:
+                return format_date(dt.date.fromisoformat(value), language)
+            except ValueError:
+                return value
+
         totals = dict(document["totals"])
         totals["information"] = information_count(totals)
         template = _environment().get_template("pledge.html")
@@ -198,6 +207,7 @@ def render_html(document: Mapping[str, Any], i18n: I18n, tz: zoneinfo.ZoneInfo) 
             totals=totals,
             fields=fields,
             status_text=status_text,
+            date_text=date_text,
             signed_at=format_datetime(document["signed_at"], language, tz),
             signed_at_tr=format_datetime(document["signed_at"], translation["locale"], tz) if translation else "",
             timezone=str(tz),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core.checklist import Item
 from bot.pledge import document as doc
 from bot.pledge.signing import Identity, load_signer, sign_pdf
-from bot.pledge.text import load_pledge
+from bot.pledge.text import pledge_for
 from bot.selfcheck import Workspace
 from storage import pledges as store
 from storage.pledges import AlreadySigned, Submission
@@ -44,7 +44,7 @@ def build_content(ws: Workspace, locale: str, signer_name: str, signer_role: str
         institution=ws.institution,
         answers=answers,
         progress=ws.interview.progress(answers),
-        pledge=load_pledge(ws.checklist.id),
+        pledge=pledge_for(ws.checklist),
         locale=locale,
         signer_name=signer_name,
         signer_role=signer_role,
@@ -75,7 +75,7 @@ def sign(
     body = build_content(ws, locale, signer_name, signer_role)
     if expected_digest is not None and not doc.digest(body).startswith(expected_digest):
         raise ContentChanged()
-    pledge = load_pledge(ws.checklist.id)
+    pledge = pledge_for(ws.checklist)
 
     def seal(submission_id: int, signed_at: str) -> str:
         document = doc.sealed(

@@ -17,6 +17,7 @@ import functools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.resources import data_dir
 
@@ -132,3 +133,20 @@ def load_pledge(checklist_id: str) -> Pledge:
     if not path.is_file():
         raise PledgeError(f"no pledge text for checklist {checklist_id!r} (expected {path})")
     return load_pledge_file(path)
+
+
+def pledge_for(checklist: Any) -> Pledge:
+    """The pledge signed after ``checklist``: the one named after it, else the one its
+    campaign names (``pledge = ...`` in checklists/campaigns/, e.g. the 2025 table signs
+    the national pledge)."""
+    own = data_dir("checklists") / "pledges" / f"{checklist.id}.toml"
+    campaign_id = getattr(checklist, "campaign_id", None)
+    if not own.is_file() and campaign_id:
+        from bot.core.campaigns import campaigns_dir, load_campaign
+
+        path = campaigns_dir() / f"{campaign_id}.toml"
+        if path.is_file():
+            pledge_id = load_campaign(path, today=dt.date.today()).pledge_id
+            if pledge_id:
+                return load_pledge(pledge_id)
+    return load_pledge(checklist.id)

@@ -28,6 +28,7 @@ import datetime as dt
 import json
 import os
 from collections import Counter
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import sqlite_utils
@@ -39,6 +40,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from bot.core.checklist import Checklist, Item
 from bot.core.fields import all_fields, field_label
+from bot.core.interview import Answer, Choice, Interview
 from bot.core.roster import ROSTER_COLUMNS
 from bot.core.scope import Scope
 from bot.core.spreadsheet import starts_like_formula
@@ -74,6 +76,8 @@ VALUE_LABEL = {
     "yes": "是",
     "no": "否",
     "text": "已填",  # only if the typed text is missing; otherwise the text itself is shown
+    "affirmative": "是",
+    "negative": "否",
 }
 RECT_LABEL = {"done": "已整改 Rectified", "in_progress": "整改中 In progress"}
 
@@ -284,12 +288,19 @@ def write_export(
         [40, 22, 10, *[16] * len(items)],
     )
     by_sc = {i.selfcheck_id: i for i in report.institutions if i.selfcheck_id is not None}
+    conditional = any(item.relevant is not None for item in items)
     current: int | None = None
     cells: list[object | None] = []
+    stored: dict[str, Answer] = {}
 
     def flush() -> None:
         if current is not None:
             owner = by_sc[current]
+            if conditional:  # an item hidden by an earlier answer: its answer is kept, not reported
+                interview = Interview(checklist, owner.fields)
+                for item in items:
+                    if item.relevant is not None and not interview.shown(item, stored):
+                        cells[column[item.id]] = None
             # the first three cells are roster text (neutralised), the rest fixed labels or
             # cells already neutralised
             answers.trusted_row([*(_safe_cell(answers.ws, v) for v in (owner.name, owner.uscc, owner.province)), *cells])
@@ -299,9 +310,11 @@ def write_export(
             flush()
             current = sc
             cells = [None] * len(items)
+            stored = {}
         if sc in by_sc and item_id in column:
-            # typed text (a name, a phone number) is user text: neutralised cell by cell
-            cells[column[item_id]] = _safe_cell(answers.ws, typed) if value == "text" and typed else VALUE_LABEL.get(value)
+            item = checklist.item(item_id)
+            stored[item_id] = Answer(item_id, Choice(value), typed)
+            cells[column[item_id]] = answer_cell(answers, item, value, typed)
     flush()
 
     # 4. rectification list
@@ -387,9 +400,31 @@ def write_export(
     return path
 
 
+def answer_cell(sheet: _Sheet, item: Item, value: str, typed: str | None) -> object:
+    """One answer as a cell: a label, a number, a date, the chosen options' labels, or
+    typed text (user text: neutralised cell by cell)."""
+    if value == "number" and typed:
+        try:
+            number = Decimal(typed)
+        except InvalidOperation:
+            return _safe_cell(sheet.ws, typed)
+        return int(number) if number == number.to_integral_value() and abs(number) < 2**53 else float(number)
+    if value == "date" and typed:
+        return sheet.when(_date(typed))
+    if value == "selected" and typed:
+        chosen = set(typed.split())
+        return _safe_cell(sheet.ws, "、".join(o.label.zh_CN for o in item.options if o.id in chosen))
+    if value == "file":
+        return _safe_cell(sheet.ws, "已上传 " + (typed if typed and typed != "photo" else "照片"))
+    if value == "text" and typed:
+        return _safe_cell(sheet.ws, typed)
+    return VALUE_LABEL.get(value)
+
+
 def _item_note(number: int, item: Item) -> str:
     """The header comment of an item column: its full text in both languages and its id."""
-    return f"{number}. {item.text.zh_CN}\n\n{item.text.en}\n\n({item.id})"
+    unit = f"\n\n单位 Unit: {item.unit.zh_CN} / {item.unit.en}" if item.unit is not None else ""
+    return f"{number}. {item.text.zh_CN}\n\n{item.text.en}{unit}\n\n({item.id})"
 
 
 def _date(value: str | None) -> dt.date | None:

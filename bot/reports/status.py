@@ -24,7 +24,7 @@ from enum import StrEnum
 import sqlite_utils
 
 from bot.core.checklist import Checklist
-from bot.core.interview import Interview
+from bot.core.interview import Answer, Choice, Interview
 from bot.core.scope import Scope
 from storage import reports as store
 
@@ -210,15 +210,57 @@ def progress_by_selfcheck(
                 counts[0] += done
                 counts[1] += nc
                 counts[2] += open_rect
+    hidden = _hidden_items(db, checklist, scope, institutions, by_sc)
     cache: dict[tuple[str, ...], int] = {}
     result: dict[int, Progress] = {}
     for inst in institutions:
         if inst.selfcheck_id is None:
             continue
         done, nc, open_rect = by_sc.get(inst.selfcheck_id, [0, 0, 0])
-        total = total_items(checklist, inst.fields, cache)
+        total = total_items(checklist, inst.fields, cache) - hidden.get(inst.selfcheck_id, 0)
         result[inst.selfcheck_id] = Progress(min(done, total), total, nc, open_rect)
     return result
+
+
+def _hidden_items(
+    db: sqlite_utils.Database,
+    checklist: Checklist,
+    scope: Scope,
+    institutions: list[InstitutionStatus],
+    by_sc: dict[int, list[int]],
+) -> dict[int, int]:
+    """Per self-check, how many applicable items an earlier answer hides (a ``relevant``
+    condition that does not hold); their answers are taken out of ``by_sc``'s tallies, as
+    staff's own progress leaves them out."""
+    conditional = [item for item in checklist.items if item.relevant is not None]
+    if not conditional:
+        return {}
+    stored: dict[int, dict[str, Answer]] = {}
+    for sc, item_id, value, text in store.answers_in_scope(db, checklist.id, scope):
+        stored.setdefault(sc, {})[item_id] = Answer(item_id, Choice(value), text)
+    tallies = {
+        (t.selfcheck_id, t.item_id): t for t in store.tallies_by_item(db, checklist.id, scope, [i.id for i in conditional])
+    }
+    interviews: dict[tuple[str, ...], Interview] = {}
+    hidden: dict[int, int] = {}
+    for inst in institutions:
+        if inst.selfcheck_id is None:
+            continue
+        sc_id = inst.selfcheck_id
+        key = tuple(sorted(inst.fields))
+        interview = interviews.setdefault(key, Interview(checklist, key))
+        answers = stored.get(sc_id, {})
+        for item in conditional:
+            if not interview.applies(item.id) or interview.shown(item, answers):
+                continue
+            hidden[sc_id] = hidden.get(sc_id, 0) + 1
+            tally = tallies.get((sc_id, item.id))
+            if tally is not None:
+                counts = by_sc.setdefault(sc_id, [0, 0, 0])
+                counts[0] -= tally.done
+                counts[1] -= tally.noncompliant
+                counts[2] -= tally.open_rectifications
+    return hidden
 
 
 def top_noncompliant_items(

@@ -102,14 +102,6 @@ def load_checklist(settings: Settings) -> Checklist:
         if campaign.checklist_id not in checklists:
             raise ValueError(f"ZICHA_CAMPAIGN {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
         checklist = checklists[campaign.checklist_id]
-        # The handlers show compliance, confirm and text items; the other kinds and
-        # `relevant` conditions come with the conversation redesign (issue 9, stage 2).
-        unsupported = sorted({i.kind for i in checklist.items if i.kind not in ("compliance", "confirm", "text")})
-        if unsupported or any(i.relevant is not None for i in checklist.items):
-            raise ValueError(
-                f"ZICHA_CAMPAIGN {campaign.id!r}: checklist {checklist.id!r} uses item kinds or conditions "
-                f"the bot cannot show yet ({', '.join(unsupported) or 'relevant'})"
-            )
         return checklist.for_campaign(campaign.id, campaign.deadline)
     try:
         return checklists[settings.zicha_checklist]

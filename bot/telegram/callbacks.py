@@ -45,6 +45,33 @@ class RectCb(CallbackData, prefix="r"):
     status: RectStatus
 
 
+class PickCb(CallbackData, prefix="o"):
+    """An option of a choice item, by its number in the item's list (option ids can be
+    as long as item ids; the number keeps the data within 64 bytes)."""
+
+    sc: Id
+    item: str
+    fp: str
+    rev: Id
+    option: Page
+
+
+class PickDoneCb(CallbackData, prefix="od"):
+    sc: Id
+    item: str
+    fp: str
+    rev: Id
+
+
+class CarryCb(CallbackData, prefix="y"):
+    """与去年相同."""
+
+    sc: Id
+    item: str
+    fp: str
+    rev: Id
+
+
 class NavCb(CallbackData, prefix="n"):
     action: NavAction
     sc: Id
@@ -77,4 +104,4 @@ class OverduePageCb(CallbackData, prefix="rgo"):
     page: Page
 
 
-__all__ = ["AnswerCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "OverduePageCb", "Page", "PledgeAction", "PledgeCb", "RectCb", "SectionCb"]
+__all__ = ["AnswerCb", "CarryCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "OverduePageCb", "Page", "PickCb", "PickDoneCb", "PledgeAction", "PledgeCb", "RectCb", "SectionCb"]

@@ -28,14 +28,27 @@ from bot.conversation.actions import (
     Choose,
     Navigate,
     OpenSection,
+    Pick,
+    PickDone,
     PledgeStep,
+    SameAsLastYear,
     SendFile,
     SetRect,
     ShowOverdue,
 )
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.screens import Outcome, Screen
-from bot.telegram.callbacks import AnswerCb, NavCb, OverduePageCb, PledgeCb, RectCb, SectionCb
+from bot.telegram.callbacks import (
+    AnswerCb,
+    CarryCb,
+    NavCb,
+    OverduePageCb,
+    PickCb,
+    PickDoneCb,
+    PledgeCb,
+    RectCb,
+    SectionCb,
+)
 from bot.telegram.screen import edit_or_send
 from bot.telegram.views import View
 from storage.fsm import storage_key_text
@@ -52,6 +65,18 @@ def _answer(a: Choose) -> CallbackData:
 
 def _rect(a: SetRect) -> CallbackData:
     return RectCb(sc=a.sc, item=a.item, fp=a.fp, rev=a.rev, status=a.status)
+
+
+def _pick(a: Pick) -> CallbackData:
+    return PickCb(sc=a.sc, item=a.item, fp=a.fp, rev=a.rev, option=a.option)
+
+
+def _pick_done(a: PickDone) -> CallbackData:
+    return PickDoneCb(sc=a.sc, item=a.item, fp=a.fp, rev=a.rev)
+
+
+def _carry(a: SameAsLastYear) -> CallbackData:
+    return CarryCb(sc=a.sc, item=a.item, fp=a.fp, rev=a.rev)
 
 
 def _nav(a: Navigate) -> CallbackData:
@@ -71,7 +96,7 @@ def _overdue(a: ShowOverdue) -> CallbackData:
 
 
 PACKERS: dict[type[Action], Any] = {
-    Choose: _answer, SetRect: _rect, Navigate: _nav, OpenSection: _section, PledgeStep: _pledge, ShowOverdue: _overdue,
+    Choose: _answer, SetRect: _rect, Pick: _pick, PickDone: _pick_done, SameAsLastYear: _carry, Navigate: _nav, OpenSection: _section, PledgeStep: _pledge, ShowOverdue: _overdue,
 }  # fmt: skip
 
 
@@ -88,6 +113,15 @@ def _unpack(data: str) -> Action | None:
     if prefix == RectCb.__prefix__:
         r = RectCb.unpack(data)
         return SetRect(sc=r.sc, item=r.item, fp=r.fp, rev=r.rev, status=r.status)
+    if prefix == PickCb.__prefix__:
+        o = PickCb.unpack(data)
+        return Pick(sc=o.sc, item=o.item, fp=o.fp, rev=o.rev, option=o.option)
+    if prefix == PickDoneCb.__prefix__:
+        d = PickDoneCb.unpack(data)
+        return PickDone(sc=d.sc, item=d.item, fp=d.fp, rev=d.rev)
+    if prefix == CarryCb.__prefix__:
+        c = CarryCb.unpack(data)
+        return SameAsLastYear(sc=c.sc, item=c.item, fp=c.fp, rev=c.rev)
     if prefix == NavCb.__prefix__:
         n = NavCb.unpack(data)
         return Navigate(action=n.action, sc=n.sc, item=n.item, page=n.page)

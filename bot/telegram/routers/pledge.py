@@ -32,7 +32,7 @@ from bot.conversation.engine import MAX_PAPER_BYTES, Actor, Conversation  # noqa
 from bot.core.checklist import Checklist
 from bot.pledge import document as doc
 from bot.pledge.fonts import NO_CJK_FONT, cjk_font_available
-from bot.pledge.text import load_pledge
+from bot.pledge.text import pledge_for
 from bot.selfcheck import Frozen
 from bot.telegram import pledge_views as pv
 from bot.telegram.conversation import EngineContext, IsStaff, deliver, file_of
@@ -116,7 +116,7 @@ class IsSigned(Filter):
 async def prepare(checklist: Checklist, conversation: Conversation) -> None:
     """At start: the pledge text must load; the signing key is created if none is
     configured; a missing CJK font is reported in one clear sentence."""
-    load_pledge(checklist.id)
+    pledge_for(checklist)
     conversation.signing_identity()
     if not cjk_font_available():
         log.error(NO_CJK_FONT)
