@@ -85,12 +85,18 @@ class Session:
 
 
 def create_session(
-    db: sqlite_utils.Database, *, user_id: int | None, lifetime: dt.timedelta, data: dict[str, Any] | None = None
+    db: sqlite_utils.Database,
+    *,
+    user_id: int | None,
+    lifetime: dt.timedelta,
+    data: dict[str, Any] | None = None,
+    csrf: str | None = None,
 ) -> tuple[str, Session]:
-    """A new session; returns (cookie token, session). Only the token's hash is stored."""
+    """A new session; returns (cookie token, session). Only the token's hash is stored.
+    ``csrf``: the form token it takes over (else a new random one)."""
     token = new_token()
     now = dt.datetime.now(dt.timezone.utc)
-    session = Session(token_hash(token), user_id, secrets.token_urlsafe(32), dict(data or {}), _iso(now), _iso(now), _iso(now + lifetime))
+    session = Session(token_hash(token), user_id, csrf or secrets.token_urlsafe(32), dict(data or {}), _iso(now), _iso(now), _iso(now + lifetime))
     with db.atomic():
         db.execute(
             "INSERT INTO web_sessions (token_sha256, user_id, csrf, data, created_at, seen_at, expires_at) "
@@ -163,10 +169,32 @@ def create_link(db: sqlite_utils.Database, user_id: int) -> str:
     return token
 
 
-def user_of_link(db: sqlite_utils.Database, token: str) -> int | None:
-    """The person a sign-in token belongs to, or None if unknown or revoked."""
-    row = next(db.query( "SELECT user_id FROM web_links WHERE token_sha256 = ? AND revoked_at IS NULL", [token_hash(token)]), None)
-    return int(row["user_id"]) if row else None
+@dataclass(frozen=True)
+class Link:
+    user_id: int
+    created_at: str
+    revoked: bool
+
+    def expired(self, max_age: dt.timedelta | None, now: dt.datetime | None = None) -> bool:
+        if max_age is None:
+            return False
+        made = dt.datetime.fromisoformat(self.created_at)
+        if made.tzinfo is None:
+            made = made.replace(tzinfo=dt.timezone.utc)
+        return made + max_age <= (now or dt.datetime.now(dt.timezone.utc))
+
+
+def find_link(db: sqlite_utils.Database, token: str) -> Link | None:
+    """The sign-in link of a token, revoked or not; None if there is none."""
+    row = next(db.query("SELECT user_id, created_at, revoked_at FROM web_links WHERE token_sha256 = ?", [token_hash(token)]), None)
+    return Link(int(row["user_id"]), row["created_at"], row["revoked_at"] is not None) if row else None
+
+
+def user_of_link(db: sqlite_utils.Database, token: str, *, max_age: dt.timedelta | None = None) -> int | None:
+    """The person a sign-in token belongs to, or None if unknown, revoked or (given
+    ``max_age``) older than that."""
+    link = find_link(db, token)
+    return link.user_id if link is not None and not link.revoked and not link.expired(max_age) else None
 
 
 def mark_link_used(db: sqlite_utils.Database, token: str) -> None:

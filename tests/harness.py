@@ -23,6 +23,7 @@ from pathlib import Path
 import sqlite_utils
 
 from bot.config import load_settings
+from bot.ops.lifecycle import enable_storage_retry
 from bot.telegram.app import App, build_app, build_bot
 from storage.db import open_db
 from storage.institutions import create_invite
@@ -52,6 +53,7 @@ async def running_bot(
     db = open_db(db_path)
     app = build_app(settings, db, clock=clock or (lambda: CAMPAIGN_NOW))
     bot = build_bot(settings)
+    enable_storage_retry(app.dispatcher)  # as run_polling does
     task = asyncio.create_task(
         app.dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=1)
     )

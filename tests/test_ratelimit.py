@@ -21,6 +21,7 @@ from aiogram.enums import ParseMode
 from bot.config import Settings
 from bot.delivery.outbox import OutboxLimits, OutboxSender
 from bot.delivery.ratelimit import SendLimiter
+from bot.telegram.middlewares import UserThrottleMiddleware
 from storage import outbox
 from storage.institutions import Institution
 from tests.harness import Chat, invite, read_db, running_bot
@@ -28,6 +29,19 @@ from tests.standin import SlidingWindowEnforcer, TelegramStandin
 
 THROTTLE_NOTICE_ZH = "您发送消息的速度过快"
 ERROR_TEXT_ZH = "抱歉，系统出现了问题"
+
+
+class LogicalClock:
+    """A clock that moves ``step`` seconds each time it is read: time that depends on how many
+    decisions were made, not on how busy the machine is."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
 
 
 @pytest.fixture
@@ -116,7 +130,11 @@ async def test_a_flooding_user_is_throttled_politely_and_the_other_user_gets_eve
     tg: TelegramStandin, db_path: Path, motor_lab: Institution, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Defect 8 through the real dispatcher: one user sends 200 messages at once, a colleague of
-    nobody's keeps working. With the shipped per-user limit (ZICHA_USER_RATE/ZICHA_USER_BURST)."""
+    nobody's keeps working. With the shipped per-user limit (ZICHA_USER_RATE/ZICHA_USER_BURST).
+
+    The limiter's clock is a logical one (a millisecond per decision), not the machine's: on a
+    loaded machine the 200 messages took seconds to process and refilled the flooder's bucket
+    by a varying number of tokens; now the count of replies is the same on every run."""
     enforcer = tg.enforce_sliding_window(global_limit=30, window=1.0, chat_limit=30, chat_window=1.0)
     defaults = Settings.model_fields
     limits = {
@@ -126,7 +144,9 @@ async def test_a_flooding_user_is_throttled_politely_and_the_other_user_gets_eve
     code = invite(db_path, motor_lab.id)
     flooder, worker = Chat(tg, 7001), Chat(tg, 7002)
     with caplog.at_level(logging.INFO):
-        async with running_bot(tg, db_path, **limits):
+        async with running_bot(tg, db_path, **limits) as app:
+            throttle = next(m for m in app.dispatcher.update.outer_middleware if isinstance(m, UserThrottleMiddleware))
+            throttle.clock = LogicalClock(step=0.001)
             screen = await worker.say(f"/start {code}")
             assert "此邀请对应以下机构" in screen.text
             _, screen = await worker.press("是，这是我的机构")
@@ -148,6 +168,8 @@ async def test_a_flooding_user_is_throttled_politely_and_the_other_user_gets_eve
     notices = [c for c in to_flooder if THROTTLE_NOTICE_ZH in str(c.params.get("text"))]
     assert len(notices) == 1, "told once, not once per dropped message"
     assert burst <= len(to_flooder) - 1 <= burst + 5, f"{len(to_flooder)} replies to 200 messages"
+    # 208 decisions are 0.208 logical seconds: 0.4 of a token refilled, so exactly the burst.
+    assert len(to_flooder) - 1 == burst, f"{len(to_flooder)} replies to 200 messages"
     assert not [c for c in tg.calls(after=mark) if ERROR_TEXT_ZH in str(c.params.get("text"))]
     assert enforcer.rejected == 0, "replies kept within the 30/s limit"
     assert tracebacks(caplog) == []

@@ -5,6 +5,8 @@
   flight, so that shutdown can wait for the update in hand instead of cutting it off.
 * ``drain_updates``: the first shutdown handler of the dispatcher: waits for those updates
   before the scheduler, the outbox and the database are stopped.
+* ``StorageRetry``: in polling mode, an update whose write the database refused is fed
+  again later, as Telegram resends a webhook update answered 503 (see its docstring).
 * ``Heartbeat``: a row renewed every few seconds, read by ``zicha status``.
 * ``stop_services``: stops the scheduler and the outbox sender, if this build has them and
   their own shutdown handlers did not already.
@@ -76,16 +78,27 @@ class UpdateTracker(BaseMiddleware):
             self.last_update_id = max(self.last_update_id or 0, event.update_id)
         started = time.monotonic()
         outcome = "error"
+        retry = data.get("storage_retry")
         try:
             result = await handler(event, data)
             outcome = "unhandled" if result is UNHANDLED else "handled"
+            if isinstance(retry, StorageRetry) and isinstance(event, Update):
+                retry.succeeded(event.update_id)
             return result
         except Exception as exc:
             # Seen here, inside aiogram's error middleware, before the error handler answers the
-            # user: the webhook server reads it to answer Telegram non-2xx when a write failed.
+            # user: the webhook server reads it to answer Telegram non-2xx when a write failed;
+            # polling feeds the update again later.
             record = data.get("update_outcome")
             if isinstance(record, UpdateOutcome):
                 record.error = exc
+            elif (
+                isinstance(retry, StorageRetry)
+                and isinstance(event, Update)
+                and is_storage_failure(exc)
+                and retry.schedule(data["dispatcher"], data["bot"], event)
+            ):
+                outcome = "retry"
             raise
         finally:
             self.in_flight -= 1
@@ -118,7 +131,81 @@ class UpdateTracker(BaseMiddleware):
         return True
 
 
-async def drain_updates(update_tracker: UpdateTracker) -> None:
+class StorageRetry:
+    """Polling's counterpart of the webhook's 503: an update whose write the database refused
+    (read-only disk, full disk, lock timeout) is not lost but fed to the dispatcher again,
+    after ``delays`` (1 s, 2 s, 5 s, then every 30 s, for about ten minutes), until it is
+    stored; the user is told once, by the error handler, that something went wrong.
+
+    Why not leave it unconfirmed with Telegram instead: getUpdates has one offset for all
+    chats, so holding it back at the failed update would either stop every other user's
+    updates or have them all delivered again (and handled twice). Kept in memory, the update
+    is retried on its own; what is still waiting when the process stops is logged as not
+    stored (as polling loses any update in hand at a crash). Webhook mode does not use this:
+    there Telegram resends the update itself.
+    """
+
+    DELAYS: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, *([30.0] * 19))
+    MAX_WAITING = 1000
+
+    def __init__(self, delays: tuple[float, ...] | None = None) -> None:
+        self.delays = delays if delays is not None else self.DELAYS
+        self._attempts: dict[int, int] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    @property
+    def waiting(self) -> int:
+        return len(self._tasks)
+
+    def schedule(self, dispatcher: Dispatcher, bot: Bot, update: Update) -> bool:
+        """Feed ``update`` again later; False when it has had all its attempts (or too many
+        updates wait already): then it is logged as lost."""
+        update_id = update.update_id
+        attempt = self._attempts.get(update_id, 0)
+        if attempt >= len(self.delays) or (update_id not in self._attempts and len(self._attempts) >= self.MAX_WAITING):
+            self._attempts.pop(update_id, None)
+            log.error("update %s not stored after %d attempt(s): given up", update_id, attempt + 1,
+                      extra={"event": "update_lost", "update_id": update_id, "outcome": "lost"})  # fmt: skip
+            return False
+        self._attempts[update_id] = attempt + 1
+        log.warning("update %s not stored: trying again in %.0f s", update_id, self.delays[attempt],
+                    extra={"event": "update_retry", "update_id": update_id, "outcome": "retry"})  # fmt: skip
+        self._tasks[update_id] = asyncio.create_task(self._again(dispatcher, bot, update, self.delays[attempt]))
+        return True
+
+    async def _again(self, dispatcher: Dispatcher, bot: Bot, update: Update, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._tasks.pop(update.update_id, None)
+        with contextlib.suppress(Exception):  # a failure is the tracker's and the error handler's
+            await dispatcher.feed_update(bot, update)
+
+    def succeeded(self, update_id: int) -> None:
+        if self._attempts.pop(update_id, None) is not None:
+            log.info("update %s stored on a later attempt", update_id,
+                     extra={"event": "update_stored", "update_id": update_id, "outcome": "stored"})  # fmt: skip
+
+    async def stop(self) -> None:
+        """At shutdown: what still waits is not stored; say so, once per update."""
+        for update_id, task in list(self._tasks.items()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            log.error("update %s not stored: the bot stopped before the database took it", update_id,
+                      extra={"event": "update_lost", "update_id": update_id, "outcome": "lost"})  # fmt: skip
+        self._tasks.clear()
+        self._attempts.clear()
+
+
+def enable_storage_retry(dp: Dispatcher, delays: tuple[float, ...] | None = None) -> StorageRetry:
+    """For polling: updates whose write failed are fed again (``StorageRetry``)."""
+    retry = StorageRetry(delays)
+    dp["storage_retry"] = retry  # stopped by drain_updates, before anything else stops
+    return retry
+
+
+async def drain_updates(update_tracker: UpdateTracker, storage_retry: StorageRetry | None = None) -> None:
+    if storage_retry is not None:  # no update fed again once shutdown began
+        await storage_retry.stop()
     await update_tracker.drain()
 
 

@@ -30,6 +30,7 @@ from bot.ops.lifecycle import (
     Heartbeat,
     OffsetWatch,
     confirm_handled_updates,
+    enable_storage_retry,
     start_checkpointer,
     stop_checkpointer,
     stop_services,
@@ -235,6 +236,7 @@ async def run_polling(app: App) -> None:
         heartbeat.start()
         offsets = OffsetWatch()
         bot.session.middleware(offsets)
+        enable_storage_retry(app.dispatcher)  # a failed write is tried again, not lost
         try:
             await app.dispatcher.start_polling(bot, polling_timeout=30, close_bot_session=False)
             await confirm_handled_updates(bot, app.dispatcher, offsets)

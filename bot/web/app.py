@@ -40,6 +40,7 @@ class WebContext:
     guesses_by_address: sec.SlidingWindow
     guesses_by_code: sec.SlidingWindow
     templates: jinja2.Environment
+    form_tokens: sec.FormTokens
     on_enqueue: Any = None  # called after something was put in the outbox (wakes the sender)
 
 
@@ -51,6 +52,10 @@ class RequestState:
     session: store.Session | None = None
     set_cookie: tuple[str, dt.timedelta] | None = None
     clear_cookie: bool = False
+    form_nonce: str | None = None  # the anonymous forms' nonce (from the cookie, or new)
+    new_form_nonce: bool = False
+    form_csrf: str | None = None  # the signed token a valid anonymous POST carried
+    language: str | None = None  # an anonymous visitor's choice, to be put in a cookie
 
 
 STATE = web.RequestKey("zicha_request", RequestState)
@@ -83,6 +88,9 @@ def request_locale(request: web.Request) -> str:
     session: store.Session | None = state(request).session
     if session is not None and session.data.get("lang"):
         return normalize_locale(session.data["lang"], ctx.settings.zicha_locale)
+    chosen = state(request).language or request.cookies.get(sec.LANG_COOKIE)
+    if session is None and chosen in ("zh_CN", "en"):
+        return str(chosen)
     accept = request.headers.get("Accept-Language", "").lower()
     first = accept.split(",")[0].strip()
     if first.startswith("zh"):
@@ -99,7 +107,7 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
     with ctx.i18n.context(), ctx.i18n.use_locale(locale):
         body = ctx.templates.get_template(template).render(
             locale=locale,
-            csrf=session.csrf if session is not None else "",
+            csrf=csrf_token(request),
             signed_in=bool(session is not None and session.user_id is not None),
             here=request.path_qs,
             **context,
@@ -119,13 +127,33 @@ def gettext_for(request: web.Request):  # type: ignore[no-untyped-def]
     return _
 
 
+def csrf_token(request: web.Request) -> str:
+    """The token for the forms of this page: the session's, or (no session: nothing stored)
+    a signed one for the visitor's form cookie, which is set if it is missing."""
+    current = state(request)
+    if current.session is not None:
+        return current.session.csrf
+    if current.form_nonce is None:
+        cookie = request.cookies.get(sec.FORM_COOKIE)
+        if cookie is not None and sec.FormTokens.well_formed(cookie):
+            current.form_nonce = cookie
+        else:
+            current.form_nonce, current.new_form_nonce = sec.FormTokens.new_nonce(), True
+    return request.app[CTX].form_tokens.token(current.form_nonce)
+
+
 def ensure_session(request: web.Request) -> store.Session:
-    """The visitor's session, created (anonymous) if there is none yet."""
+    """The visitor's session, created (anonymous) if there is none yet: only when a submitted
+    form needs one. It takes the token that form carried, so the page's other forms still work."""
     session: store.Session | None = state(request).session
     if session is not None:
         return session
     ctx = request.app[CTX]
-    token, session = store.create_session(ctx.db, user_id=None, lifetime=ctx.security.anonymous_lifetime)
+    data = {"lang": state(request).language or request.cookies.get(sec.LANG_COOKIE)}
+    token, session = store.create_session(
+        ctx.db, user_id=None, lifetime=ctx.security.anonymous_lifetime, csrf=state(request).form_csrf,
+        data={k: v for k, v in data.items() if v in ("zh_CN", "en")},
+    )  # fmt: skip
     state(request).session = session
     state(request).set_cookie = (token, ctx.security.anonymous_lifetime)
     return session
@@ -136,7 +164,8 @@ def start_signed_in_session(request: web.Request, user_id: int, data: dict[str, 
     dropped: a new token at every change of privilege)."""
     ctx = request.app[CTX]
     old: store.Session | None = state(request).session
-    keep = {"lang": old.data["lang"]} if old is not None and old.data.get("lang") else {}
+    lang = old.data.get("lang") if old is not None else (state(request).language or request.cookies.get(sec.LANG_COOKIE))
+    keep = {"lang": lang} if lang in ("zh_CN", "en") else {}
     if old is not None:
         store.delete_session(ctx.db, old.token_sha256)
     token, session = store.create_session(ctx.db, user_id=user_id, lifetime=ctx.security.lifetime, data={**keep, **(data or {})})
@@ -153,18 +182,32 @@ def _finish(request: web.Request, response: web.StreamResponse) -> web.StreamRes
         response.headers.setdefault(name, value)
     if not request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")
-    pending = state(request).set_cookie
+    current = state(request)
+    security = request.app[CTX].security
+    pending = current.set_cookie
     if pending is not None:
-        sec.set_cookie(response, pending[0], request.app[CTX].security, pending[1])
-    elif state(request).clear_cookie:
+        sec.set_cookie(response, pending[0], security, pending[1])
+    elif current.clear_cookie:
         response.del_cookie(sec.COOKIE, path="/")
+    if current.new_form_nonce and current.form_nonce is not None and current.session is None:
+        sec.set_cookie(response, current.form_nonce, security, security.anonymous_lifetime, name=sec.FORM_COOKIE)
+    if current.language is not None:
+        sec.set_cookie(response, current.language, security, dt.timedelta(days=365), name=sec.LANG_COOKIE)
     return response
+
+
+class BodyTooSlow(Exception):
+    """The request body did not arrive within ``WebSecurity.body_timeout``."""
 
 
 @web.middleware
 async def headers_middleware(request: web.Request, handler: sec.Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
+    except BodyTooSlow:
+        log.warning("web: request body too slow, connection closed: %s %s", request.method, request.path)
+        response = render(request, "error.html", status=408, problem="too_slow")
+        response.force_close()  # do not wait for the rest of it
     except web.HTTPRequestEntityTooLarge:
         response = render(request, "error.html", status=413, problem="too_large")
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
@@ -200,12 +243,21 @@ async def session_middleware(request: web.Request, handler: sec.Handler) -> web.
     if request.method == "POST":
         sent: object = None
         try:
-            sent = (await request.post()).get("csrf")
+            async with asyncio.timeout(ctx.security.body_timeout):  # a trickled body holds nothing for long
+                sent = (await request.post()).get("csrf")
+        except TimeoutError:
+            raise BodyTooSlow from None
         except web.HTTPException:  # a body over the limit: 413, said by headers_middleware
             raise
         except Exception:  # noqa: BLE001 - whatever aiohttp's parser raises for a body that is not a well-formed form: no token, so refused below
             sent = None
-        if not sec.csrf_ok(session, sent):
+        if session is not None:
+            accepted = sec.csrf_ok(session, sent)
+        else:  # no session: the signed double-submit token of the form cookie
+            accepted = ctx.form_tokens.valid(request.cookies.get(sec.FORM_COOKIE), sent)
+            if accepted:
+                state(request).form_csrf = str(sent)
+        if not accepted:
             return render(request, "error.html", status=403, problem="csrf")
     if not sec.is_public(request.path) and (session is None or session.user_id is None):
         return render(request, "error.html", status=401, problem="signin")
@@ -234,10 +286,12 @@ def build_web_app(
             secure_cookies=settings.zicha_web_secure_cookies,
             idle=dt.timedelta(minutes=settings.zicha_web_session_idle_minutes),
             lifetime=dt.timedelta(hours=settings.zicha_web_session_max_hours),
+            body_timeout=settings.zicha_web_body_timeout_seconds,
         ),
         guesses_by_address=sec.SlidingWindow(settings.zicha_web_guess_limit, window),
         guesses_by_code=sec.SlidingWindow(settings.zicha_web_guess_limit, window),
         templates=templates_env(i18n),
+        form_tokens=sec.FormTokens(dt.timedelta(hours=1)),
         on_enqueue=on_enqueue,
     )
     views.add_routes(app)
@@ -274,7 +328,12 @@ async def _purge_sessions(app: web.Application) -> Any:
 async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Start serving ``app`` on the running loop (beside the bot in ``zicha run``); the
     caller awaits ``runner.cleanup()`` on shutdown."""
-    runner = web.AppRunner(app, access_log=None)
+    # Slow clients: keepalive_timeout also bounds a connection that never completes its
+    # request headers (aiohttp arms it when the connection opens); the session middleware
+    # bounds the body (ZICHA_WEB_BODY_TIMEOUT_SECONDS); after a refused body, the rest of it
+    # is read and dropped (so the client sees the answer) for no longer than the idle timeout.
+    idle = app[CTX].settings.zicha_web_idle_timeout_seconds
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle, lingering_time=min(10.0, idle))
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

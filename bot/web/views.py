@@ -9,6 +9,7 @@ Telegram chat writes to.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 
 from aiohttp import web
@@ -73,7 +74,9 @@ def _wrong_guess(request: web.Request, code_key: str | None = None) -> None:
 
 
 def _slow_down(request: web.Request) -> web.Response:
-    return render(request, "error.html", status=429, problem="too_many")
+    response = render(request, "error.html", status=429, problem="too_many")
+    response.headers["Retry-After"] = str(int(request.app[CTX].guesses_by_address.window))
+    return response
 
 
 # --- joining ----------------------------------------------------------------------------
@@ -116,9 +119,7 @@ async def join_page(request: web.Request) -> web.Response:
         current = get_membership(ctx.db, session.user_id)
         if current is not None and current.id == institution.id:
             raise web.HTTPSeeOther("/")
-    session = ensure_session(request)
-    session.data["join"] = {"code": code, "step": "confirm"}
-    store.save_session_data(ctx.db, session)
+    # Nothing stored for a look: the session starts when the visitor confirms.
     return render(request, "join_confirm.html", institution=institution, code=code)
 
 
@@ -129,35 +130,42 @@ async def join_post(request: web.Request) -> web.Response:
         return _slow_down(request)
     form = await request.post()
     code = normalize_invite_code(request.match_info["code"])
-    session = _session(request)
-    pending = session.data.get("join") or {}
-    if code is None or pending.get("code") != code:
-        return render(request, "error.html", status=409, problem="stale")
+    if code is None:
+        _wrong_guess(request)
+        return _invite_problem(request, InviteProblem.UNKNOWN)
+    if _too_many(request, "invite:" + code):
+        return _slow_down(request)
+    session = state(request).session
+    pending = (session.data.get("join") if session is not None else None) or {}
     try:
         institution = check_invite(ctx.db, code)
     except InviteError as exc:
-        session.data.pop("join", None)
-        store.save_session_data(ctx.db, session)
-        return _invite_problem(request, exc.problem)
-    step = form.get("step")
-    if step != pending.get("step"):
-        return render(request, "error.html", status=409, problem="stale")
-    if step == "confirm":
-        if form.get("answer") != "yes":
+        if pending:
+            assert session is not None
             session.data.pop("join", None)
             store.save_session_data(ctx.db, session)
+        else:
+            _wrong_guess(request, "invite:" + code)
+        return _invite_problem(request, exc.problem)
+    step = form.get("step")
+    if step == "confirm":  # the first form of the join: no session needed before it
+        if form.get("answer") != "yes":
+            if pending:
+                assert session is not None
+                session.data.pop("join", None)
+                store.save_session_data(ctx.db, session)
             return render(request, "join_declined.html", institution=institution)
-        pending["step"] = "name"
-        session.data["join"] = pending
+        session = ensure_session(request)  # now, and not for a look at the invite
+        session.data["join"] = {"code": code, "step": "name"}
         store.save_session_data(ctx.db, session)
         return render(request, "join_name.html", institution=institution, code=code, name="", email="", errors={})
+    if session is None or pending.get("code") != code or step != pending.get("step"):
+        return render(request, "error.html", status=409, problem="stale")
     # step "name"
     name, email, errors = _person(request, form)
     if errors:
         return render(request, "join_name.html", status=400, institution=institution, code=code, name=form.get("name", ""), email=form.get("email", ""), errors=errors)
-    if ctx.guesses_by_code.blocked("join:" + code):
-        return _slow_down(request)
-    ctx.guesses_by_code.hit("join:" + code)  # joins per code are bounded by the invite's uses anyway
+    # A successful join is no guess: it does not count against any limit (the invite's uses bound it).
     try:
         with ctx.db.atomic():  # all or nothing: the person, the membership, the link, the e-mail
             user_id = store.create_web_user(ctx.db, name, email, _locale(request))
@@ -223,19 +231,31 @@ def _wake_outbox(request: web.Request) -> None:
 # --- signing in -------------------------------------------------------------------------
 
 
+def _link_user(request: web.Request, token: str) -> int | web.Response:
+    """The person of a personal sign-in link, or the page that says why it does not work:
+    unknown or revoked (a wrong guess, counted), or expired (a real link: not counted, and
+    the page says how to get a new one)."""
+    ctx = request.app[CTX]
+    link = store.find_link(ctx.db, token) if len(token) <= 100 else None
+    if link is None or link.revoked or get_membership(ctx.db, link.user_id) is None:
+        _wrong_guess(request)
+        return render(request, "error.html", status=404, problem="link")
+    if link.expired(dt.timedelta(days=ctx.settings.zicha_web_link_days)):
+        return render(request, "error.html", status=410, problem="link_expired", days=f"{ctx.settings.zicha_web_link_days:g}")
+    return link.user_id
+
+
 async def signin_page(request: web.Request) -> web.Response:
     """GET /s/TOKEN: a button to sign in (a GET alone signs nobody in: link previews and
-    mail scanners open links too)."""
+    mail scanners open links too). Nothing is stored for it."""
     ctx = request.app[CTX]
     if _too_many(request):
         return _slow_down(request)
     token = request.match_info["token"]
-    user_id = store.user_of_link(ctx.db, token) if len(token) <= 100 else None
-    if user_id is None or get_membership(ctx.db, user_id) is None:
-        _wrong_guess(request)
-        return render(request, "error.html", status=404, problem="link")
+    user_id = _link_user(request, token)
+    if isinstance(user_id, web.Response):
+        return user_id
     user = store.get_web_user(ctx.db, user_id)
-    ensure_session(request)
     return render(request, "signin.html", token=token, name=user["name"] if user else "")
 
 
@@ -244,10 +264,9 @@ async def signin_post(request: web.Request) -> web.Response:
     if _too_many(request):
         return _slow_down(request)
     token = request.match_info["token"]
-    user_id = store.user_of_link(ctx.db, token) if len(token) <= 100 else None
-    if user_id is None or get_membership(ctx.db, user_id) is None:
-        _wrong_guess(request)
-        return render(request, "error.html", status=404, problem="link")
+    user_id = _link_user(request, token)
+    if isinstance(user_id, web.Response):
+        return user_id
     store.mark_link_used(ctx.db, token)
     start_signed_in_session(request, user_id)
     raise web.HTTPSeeOther("/")
@@ -255,8 +274,10 @@ async def signin_post(request: web.Request) -> web.Response:
 
 async def signout(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    store.delete_session(ctx.db, _session(request).token_sha256)
-    state(request).clear_cookie = True
+    session = state(request).session
+    if session is not None:
+        store.delete_session(ctx.db, session.token_sha256)
+        state(request).clear_cookie = True
     raise web.HTTPSeeOther("/signed-out")
 
 
@@ -267,13 +288,16 @@ async def signed_out(request: web.Request) -> web.Response:
 async def switch_language(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     form = await request.post()
-    session = _session(request)
+    session = state(request).session
     lang = form.get("lang")
     if lang in ("zh_CN", "en"):
-        session.data["lang"] = lang
-        store.save_session_data(ctx.db, session)
-        if session.user_id is not None:
-            store.set_web_language(ctx.db, session.user_id, str(lang))
+        if session is None:  # a visitor without a session: a cookie, no row
+            state(request).language = str(lang)
+        else:
+            session.data["lang"] = lang
+            store.save_session_data(ctx.db, session)
+            if session.user_id is not None:
+                store.set_web_language(ctx.db, session.user_id, str(lang))
     back = str(form.get("next", "/"))
     # control characters too: the URL parser drops tab, CR and LF, so "/\t/x" would become "//x"
     if not back.startswith("/") or back.startswith("//") or "\\" in back or any(ord(c) < 32 or ord(c) == 127 for c in back):
@@ -313,7 +337,6 @@ async def landing(request: web.Request) -> web.Response:
 
 
 async def verify_page(request: web.Request) -> web.Response:
-    ensure_session(request)
     return render(request, "verify.html", result=None, code="")
 
 
