@@ -15,7 +15,8 @@ import sqlite_utils
 from aiohttp import FormData
 
 from bot.core.checklist import Checklist
-from storage.institutions import Institution, create_invite
+from storage import web as store
+from storage.institutions import Institution, create_invite, remove_member
 from tests.web_support import csrf_of, link_of, web_client
 
 EVIL = '<script>alert("x")</script><b>张三</b>'
@@ -45,9 +46,14 @@ class WebPerson:
         assert joined.status == 200, await joined.text()
         return await joined.text()
 
+    def _check(self) -> None:
+        # whatever anyone typed, no page carries it as markup (the app serves no script at all)
+        assert "<script" not in self.page and "<b>张三" not in self.page and "<img" not in self.page
+
     async def open(self) -> str:
         response = await self.client.get("/chat")
         self.status, self.page = response.status, await response.text()
+        self._check()
         return self.page
 
     def buttons(self) -> dict[str, str]:
@@ -66,6 +72,7 @@ class WebPerson:
     async def post(self, data: dict[str, str] | FormData) -> str:
         response = await self.client.post("/chat", data=data)
         self.status, self.page = response.status, await response.text()
+        self._check()
         return self.page
 
     async def press(self, key: str) -> str:
@@ -220,5 +227,265 @@ async def test_the_whole_self_check_in_the_browser_sign_download_and_verify(
         await person.press("pledge:revok")
         assert person.kind() == "review"
         assert next(iter(db.query("SELECT superseded_at FROM submissions")))["superseded_at"] is not None
+    finally:
+        await client.close()
+
+
+async def test_colleagues_in_telegram_and_in_the_browser_see_each_others_answers_at_once(
+    tg, db_path: Path, db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution
+) -> None:
+    from tests.harness import Chat, running_bot
+    from tests.test_e2e_interview import join as tg_join
+
+    code = create_invite(db, food_lab.id, max_uses=5)
+    async with running_bot(tg, db_path):
+        client = await web_client(db, checklist, db_path, zicha_locale="zh_CN")
+        try:
+            alice, bob = Chat(tg, 6101, "Alice"), WebPerson(client)
+            alice_screen = await tg_join(alice, code)
+            await bob.join(code, name="Bob")
+            await bob.open()
+            assert "第 1/" in bob.page
+            # Alice confirms item 1 in Telegram; Bob's old page of item 1 is stale: he is told, nothing changes
+            _, alice_screen = await alice.press("是，信息无误", alice_screen)
+            await bob.press("no")
+            assert "该项目刚刚已被修改，以下是当前答案。" in bob.page and "当前答案：<b>是，信息无误</b>" in bob.page
+            # Bob answers item 2 in the browser; Alice, typing on her item-2 screen, sees his answer at once
+            await bob.press("nav:skip")
+            assert "第 2/" in bob.page
+            await bob.type("王五")
+            assert "第 3/" in bob.page
+            mark = tg.mark()
+            await alice.say("李四")
+            told = "\n".join(alice.replies_since(mark))
+            assert "同事已保存第 2 项" in told and "王五" in told, told
+            # Alice answers item 3 in Telegram while Bob has it open: his typed answer is refused, hers shown
+            alice_screen = await alice.say("/start")
+            assert "第 3/" in alice_screen.text
+            alice_screen = await alice.say("13812345678")
+            await bob.type("13900000000")
+            assert "您输入期间，同事已保存第 3 项" in bob.page and "13812345678" in bob.page
+            # a reload shows the item with Alice's answer; on to the next one
+            await bob.open()
+            assert "第 3/" in bob.page and "当前答案：<b>13812345678</b>" in bob.page
+            await bob.press("nav:skip")
+            assert "第 4/" in bob.page
+            await bob.press("compliant")
+            progress = await alice.say("/progress")
+            assert "4/" in progress.text  # four items done, whoever answered them
+        finally:
+            await client.close()
+    rows = {r["item_id"]: r for r in db.query("SELECT item_id, value, text, answered_by FROM answers")}
+    items = [i.id for i in checklist.items]
+    assert rows[items[0]]["value"] == "yes" and rows[items[0]]["answered_by"] == 6101
+    assert rows[items[1]]["text"] == "王五" and rows[items[1]]["answered_by"] < 0
+    assert rows[items[2]]["text"] == "13812345678" and rows[items[2]]["answered_by"] == 6101
+    assert len(rows) == 4 and rows[items[3]]["answered_by"] < 0
+
+
+async def _member_on_item(db: sqlite_utils.Database, checklist: Checklist, institution: Institution, **overrides):
+    """A web member of ``institution`` on the page of item 4 (a compliance item), and its client."""
+    client = await web_client(db, checklist, _db_path(db), zicha_locale="zh_CN", **overrides)
+    person = WebPerson(client)
+    await person.join(create_invite(db, institution.id, max_uses=5))
+    await person.open()
+    await person.press("yes")
+    await person.type("王五")
+    await person.type("13812345678")
+    assert "第 4/" in person.page
+    return client, person
+
+
+def _snapshot(db: sqlite_utils.Database) -> tuple:
+    return (
+        [tuple(r.values()) for r in db.query("SELECT item_id, value, rev, problem FROM answers ORDER BY item_id")],
+        db.execute("SELECT count(*) FROM answer_history").fetchone()[0],
+        db.execute("SELECT count(*) FROM evidence").fetchone()[0],
+        db.execute("SELECT count(*) FROM web_files").fetchone()[0],
+    )
+
+
+async def test_forged_foreign_stale_and_replayed_forms_are_refused_with_a_clear_page_and_nothing_stored(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, food_lab: Institution
+) -> None:
+    from bot.selfcheck import open_workspace
+
+    foreign = open_workspace(db, checklist, food_lab).selfcheck.id
+    motor = open_workspace(db, checklist, motor_lab)
+    not_ours = next(i.id for i in checklist.items if not motor.interview.applies(i.id))
+    client, person = await _member_on_item(db, checklist, motor_lab)
+    try:
+        before = _snapshot(db)
+        compliant = person.buttons()["compliant"]
+        token = person.origin()
+
+        async def send(act: str, origin: str = token) -> str:
+            return await person.post({"csrf": csrf_of(person.page), "origin": origin, "act": act})
+
+        # another institution's self-check
+        await send(compliant.replace(f"sc={motor.selfcheck.id}", f"sc={foreign}"))
+        assert person.status == 200 and "此按钮不属于本机构的自查。" in person.page
+        # an item that is not part of this self-check
+        await send(re.sub(r"item=[^&]+", f"item={not_ours}", compliant), person.origin())
+        assert "该项目不在本机构的自查范围内。" in person.page
+        # an old revision (as if the page were from before a colleague's save)
+        await send(compliant.replace("rev=0", "rev=7"), person.origin())
+        assert "该项目刚刚已被修改" in person.page
+        # a checklist that changed meanwhile
+        await send(re.sub(r"fp=[^&]+", "fp=00000000", compliant), person.origin())
+        assert "自查表在这条消息之后已更新" in person.page
+        # an old page's form (its token is no longer the live one)
+        await send(compliant, origin="12345")
+        assert "此消息已过期，请使用下方最新的问题。" in person.page
+        # forms that are not actions at all, or not the web's: a clear 400 page
+        for act in ("kind=status", "kind=choose&sc=abc", "kind=nope", "kind=choose&choice=maybe", "kind=file"):
+            await person.open()
+            await send(act, person.origin())
+            assert person.status == 400 and "无法读取此表单" in person.page, act
+        # missing or wrong CSRF token
+        await person.open()
+        for data in ({"origin": person.origin(), "act": compliant}, {"csrf": "forged", "origin": person.origin(), "act": compliant}):
+            response = await client.post("/chat", data=data)
+            assert response.status == 403 and "此表单已失效" in await response.text()
+        assert _snapshot(db) == before
+        # the real press works once; the same form again is a replay, refused
+        await person.open()
+        form = {"csrf": csrf_of(person.page), "origin": person.origin(), "act": person.buttons()["noncompliant"]}
+        await person.post(form)
+        assert person.kind() == "followup-problem"
+        after_one = _snapshot(db)
+        await person.post(form)
+        assert "此消息已过期" in person.page and _snapshot(db) == after_one
+    finally:
+        await client.close()
+
+
+async def test_html_in_every_text_field_is_shown_escaped_on_every_page(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    client, person = await _member_on_item(db, checklist, motor_lab)
+    try:
+        await person.press("nav:prev")
+        await person.type(EVIL)  # a text item's answer (refused by its pattern: shown back escaped)
+        await person.press("nav:prev")
+        await person.type(EVIL)  # the name item
+        assert "&lt;script&gt;" in person.page
+        await person.press("nav:skip")
+        await person.press("nav:skip")
+        await person.press("noncompliant")
+        await person.type(EVIL)  # the problem
+        await person.type(EVIL)  # the measure
+        await person.press("rect:in_progress")
+        await person.type(EVIL)  # the target date: refused, nothing stored
+        assert person.kind() == "followup-target_date"
+        await person.open()
+        await person.press(next(k for k in person.buttons() if k.startswith("nav:open:")))
+        assert "当前答案" in person.page
+        for page in ("nav:review", "nav:toc"):
+            await person.open()
+            await person.press(page)
+        await client.get("/")  # the overview
+        landing = await (await client.get("/")).text()
+        assert "<script" not in landing
+        row = next(iter(db.query("SELECT problem, measure, target_date FROM answers WHERE value = 'noncompliant'")))
+        assert row["problem"] == EVIL and row["measure"] == EVIL and row["target_date"] is None
+    finally:
+        await client.close()
+
+
+async def test_uploads_of_the_wrong_type_too_large_or_over_the_limit_are_refused_and_nothing_is_kept(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    client, person = await _member_on_item(db, checklist, motor_lab, zicha_web_max_body_mb=1, zicha_upload_item_files=1)
+    try:
+        await person.press("noncompliant")
+        before = _snapshot(db)
+        # a program named like a photo: told by its bytes, refused
+        await person.upload(b"MZ\x90\x00" + b"\x00" * 100, name="photo.png", content_type="image/png")
+        assert person.status == 415 and "此类文件不能作为证明材料保存" in person.page
+        await person.open()
+        await person.upload(b"<html><script>alert(1)</script></html>", name="x.pdf", content_type="application/pdf")
+        assert person.status == 415
+        # larger than a request may be
+        await person.open()
+        await person.upload(b"\xff\xd8\xff" + b"\x00" * (2 * 1024 * 1024), name="big.jpg", content_type="image/jpeg")
+        assert person.status == 413 and "文件过大" in person.page
+        # an empty file
+        await person.open()
+        await person.upload(b"", name="empty.png")
+        assert _snapshot(db) == before
+        # one file per item allowed here: the first is kept, the second refused by the engine's limit
+        await person.open()
+        await person.upload(PDF, name="报告.pdf", content_type="application/pdf")
+        assert "（目前共 1 份）" in person.page
+        await person.upload(PNG)
+        assert "这个文件未保存" in person.page or "未保存" in person.page
+        assert db.execute("SELECT count(*) FROM evidence").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM web_files").fetchone()[0] == 1
+        (kept,) = list(db.query("SELECT e.file_name, e.mime_type, e.kind FROM evidence e"))
+        assert kept == {"file_name": "报告.pdf", "mime_type": "application/pdf", "kind": "document"}
+    finally:
+        await client.close()
+
+
+async def test_removed_members_revoked_links_and_other_sessions_get_nothing(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    from urllib.parse import urlsplit
+
+    code = create_invite(db, motor_lab.id, max_uses=5)
+    client = await web_client(db, checklist, _db_path(db), zicha_locale="zh_CN")
+    other = await web_client(db, checklist, _db_path(db), zicha_locale="zh_CN")
+    try:
+        person = WebPerson(client)
+        link_of(await person.join(code))
+        await person.open()
+        await person.press("yes")
+        (user,) = list(db.query("SELECT telegram_id FROM users WHERE channel = 'web'"))
+        # a colleague's session cannot use another session's PDF link (keys live in the session)
+        colleague = WebPerson(other)
+        mate_link = link_of(await colleague.join(code, name="李雷"))
+        response = await other.get("/chat/pdf/" + "A" * 32)
+        assert response.status == 404 and "此下载链接无效" in await response.text()
+        # removed: the open page and its forms stop working at once
+        form = {"csrf": csrf_of(person.page), "origin": person.origin(), "kind": "text", "text": "王五"}
+        before = _snapshot(db)
+        remove_member(db, motor_lab.id, user["telegram_id"], removed_by="test")
+        # (removal ends their sessions, so the form's token is no longer one: refused before any handler)
+        response = await client.post("/chat", data=form)
+        assert response.status == 403 and "此表单已失效" in await response.text()
+        page = await client.get("/chat")
+        assert page.status == 401 and "请先登录" in await page.text()
+        assert _snapshot(db) == before
+        # a revoked sign-in link signs nobody in, and ends the sessions it opened
+        await colleague.open()
+        (_, mate) = [r["telegram_id"] for r in db.query("SELECT telegram_id FROM users WHERE channel = 'web' ORDER BY telegram_id DESC")]
+        store.revoke_links(db, mate)
+        assert (await other.get("/chat")).status == 401
+        signin = await other.get(urlsplit(mate_link).path)
+        assert signin.status == 404 and "此登录链接无效" in await signin.text()
+        response = await other.post("/chat", data={"csrf": csrf_of(colleague.page), "origin": colleague.origin(), "kind": "text", "text": "王五"})
+        assert response.status == 403 and _snapshot(db) == before
+    finally:
+        await client.close()
+        await other.close()
+
+
+async def test_the_language_switch_redraws_the_screen_the_person_is_on(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    client, person = await _member_on_item(db, checklist, motor_lab)
+    try:
+        await person.press("noncompliant")
+        assert person.kind() == "followup-problem" and "请用一条消息描述发现的问题" in person.page
+        response = await client.post("/lang", data={"csrf": csrf_of(person.page), "lang": "en", "next": "/chat"})
+        page = await response.text()
+        assert response.status == 200 and '<html lang="en">' in page
+        assert "Item 4/44" in page and "Please describe the problem you found" in page and "Evidence: a photo or a PDF document" in page
+        person.page = page
+        await person.type("Records missing")
+        assert person.kind() == "followup-measure" and "What rectification measure" in person.page
+        await client.post("/lang", data={"csrf": csrf_of(person.page), "lang": "zh_CN", "next": "/chat"})
+        assert "整改措施" in await person.open()
     finally:
         await client.close()

@@ -32,7 +32,7 @@ import html
 import re
 import secrets
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from aiohttp import web
 from markupsafe import Markup
@@ -360,7 +360,8 @@ async def _upload(request: web.Request, conversation: Conversation, actor: Actor
     mime = sniff(content)
     if mime is None:
         return None
-    name = " ".join(str(upload.filename or "").split())[:FILE_NAME_MAX] or None
+    # one line, as the browser named it (aiohttp's own client percent-encodes non-ASCII names)
+    name = " ".join(unquote(str(upload.filename or "")).split())[:FILE_NAME_MAX] or None
     ref = web_files.new_ref()
     kind = "photo" if mime.startswith("image/") else "document"
     flash["said"] = "📎 " + (name or _("File"))
