@@ -175,7 +175,7 @@ async def test_the_whole_self_check_in_the_browser_sign_download_and_verify(
         assert "<img" not in person.page
         await person.type("补充记录")
         await person.press("rect:in_progress")
-        assert person.kind() == "followup-target_date" and 'type="date"' in person.page
+        assert person.kind() == "followup-target_date" and 'class="date"' in person.page
         await person.type(SOON)
         assert person.kind() == "question" and "第 5/44 项" in person.page
         # an edited answer: back to item 4, compliant instead

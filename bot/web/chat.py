@@ -52,6 +52,7 @@ from bot.conversation.actions import (
     from_fields,
 )
 from bot.conversation.engine import Actor, Conversation
+from bot.conversation.render import example_date
 from bot.conversation.screens import Expect, Outcome, Screen
 from bot.conversation.state import SIGNED
 from bot.web.context import CTX, gettext_for, render, request_locale, state
@@ -195,6 +196,8 @@ def _page(request: web.Request, conversation: Conversation, actor: Actor, screen
         top = _top(request, conversation, actor, screen)
         if screen.kind == "question" and top is not None:
             blocks = blocks[2:]  # the section and the text progress bar: drawn as the page's header
+    while blocks and not blocks[0]:
+        blocks.pop(0)
     rows = [
         [{"label": b.label, "value": urlencode(b.action.to_fields()), "cls": _button_class(b.key, screen.kind), "key": b.key} for b in row]
         for row in screen.rows
@@ -202,7 +205,9 @@ def _page(request: web.Request, conversation: Conversation, actor: Actor, screen
     text_field: dict[str, str] | None = None
     if screen.expects in (Expect.TEXT, Expect.TEXT_OR_FILE):
         if screen.kind == "followup:target_date":
-            text_field = {"type": "date", "label": _("Target date")}
+            # typed like the engine's example (a date picker differs from browser to browser, WeChat's included)
+            example = example_date(conversation.clock().date())
+            text_field = {"type": "date", "label": _("Target date"), "example": example}
         elif screen.kind == "pledge:name":
             text_field = {"type": "line", "label": _("Full name of the signer")}
         elif screen.kind == "question":
@@ -363,7 +368,7 @@ async def _upload(request: web.Request, conversation: Conversation, actor: Actor
     # one line, as the browser named it (aiohttp's own client percent-encodes non-ASCII names)
     name = " ".join(unquote(str(upload.filename or "")).split())[:FILE_NAME_MAX] or None
     ref = web_files.new_ref()
-    kind = "photo" if mime.startswith("image/") else "document"
+    kind = "document"  # as a Telegram document: the file as it was, with its name (a Telegram "photo" is recompressed and nameless)
     flash["said"] = "📎 " + (name or _("File"))
     if conversation.states.load(actor.key).step == SIGNED:
         file = SendFile(file_kind=kind, ref=ref, unique_ref=ref, file_name=name, mime_type=mime, file_size=len(content))
