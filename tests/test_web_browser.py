@@ -208,7 +208,7 @@ class Page:
         classes = self.d.find_element(By.ID, "screen").get_attribute("class") or ""
         return next(c[5:] for c in classes.split() if c.startswith("kind-"))
 
-    def keys(self) -> list[str]:
+    def button_keys(self) -> list[str]:
         from selenium.webdriver.common.by import By
 
         return [b.get_attribute("data-key") or "" for b in self.d.find_elements(By.CSS_SELECTOR, "form.buttons button")]
@@ -252,7 +252,7 @@ def _answer_to_the_summary(page: Page, noncompliant: tuple[int, ...], soon: str,
         assert len(seen) < 3 or len(set(seen[-3:])) > 1, page.d.find_element(By.TAG_NAME, "main").text
         if kind == "summary":
             return
-        keys = page.keys()
+        keys = page.button_keys()
         if kind == "question":
             position = page.position()
             if "compliant" in keys:
@@ -328,8 +328,6 @@ async def test_the_whole_self_check_in_a_phone_browser_sign_download_and_verify(
 ) -> None:
     import datetime as dt
 
-    from selenium.webdriver.common.by import By
-
     from bot.pledge.signing import SigningSettings, identity, init_keys
 
     db_path = tmp_path / "zicha.db"
@@ -363,13 +361,12 @@ async def test_the_whole_self_check_in_a_phone_browser_sign_download_and_verify(
             _answer_to_the_summary(page, noncompliant=(4, 12), soon=soon, evidence=photo)
             # an edited answer: open item 12 from the review, compliant instead
             page.press("nav:review")
-            key = next(k for k in page.keys() if k.startswith("nav:open:"))
+            key = next(k for k in page.button_keys() if k.startswith("nav:open:"))
             page.press(key)
             page.press("compliant")
             driver.get(f"{base}/chat")
             _answer_to_the_summary(page, noncompliant=(), soon=soon)
             page.shot("web-chat-summary.png")
-            assert "样品留样记录缺失 &lt;script&gt;" in driver.page_source or "样品留样记录缺失" not in driver.page_source
             return _sign_download_and_verify(page, base, downloads)
         finally:
             driver.quit()
@@ -385,7 +382,6 @@ async def test_the_whole_self_check_in_a_phone_browser_sign_download_and_verify(
         assert next(iter(db.query("SELECT count(*) AS n FROM submissions WHERE superseded_at IS NULL")))["n"] == 1
     finally:
         await runner.cleanup()
-    del By
 
 
 @pytest.mark.slow
