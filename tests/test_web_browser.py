@@ -179,11 +179,11 @@ class Page:
     """A person at the browser: presses the screen's buttons by their stable names (``data-key``,
     the engine's ``Button.key``), types into the reply field, uploads, and waits for each new page."""
 
-    def __init__(self, driver, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, driver, shots: Path) -> None:
         self.d = driver
         self.shots = shots
 
-    def _submit(self, element) -> None:  # type: ignore[no-untyped-def]
+    def _submit(self, element) -> None:
         from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
@@ -191,7 +191,7 @@ class Page:
         old = self.d.find_element(By.TAG_NAME, "html")
         element.click()
 
-        def gone(_driver) -> bool:  # type: ignore[no-untyped-def]
+        def gone(_driver) -> bool:
             try:
                 old.is_enabled()
             except WebDriverException:  # stale, or no longer in any document: the next page is there
@@ -303,13 +303,13 @@ def _sign_download_and_verify(page: Page, base: str, downloads: Path) -> bytes:
     return content
 
 
-def _browser_with_downloads(javascript: bool, downloads: Path):  # type: ignore[no-untyped-def]
+def _browser_with_downloads(javascript: bool, downloads: Path):
     driver = _browser(javascript)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     return driver
 
 
-def _join_in(driver, base: str, code: str, name: str) -> None:  # type: ignore[no-untyped-def]
+def _join_in(driver, base: str, code: str, name: str) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(f"{base}/j/{code}")
