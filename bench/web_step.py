@@ -17,7 +17,7 @@ Both walk the compliance items (the header items answered up front) and start ov
 the checklist is done; rounds alternate which adapter goes first. Run from the repository
 root, with the ``bench`` extra installed (answer_step.py needs aiogram-dialog):
 
-    python bench/web_step.py [--steps N] [--rounds R] [--json]
+    python bench/web_step.py [--steps N] [--rounds R] [--json] [--no-pin]
 """
 
 from __future__ import annotations
@@ -181,6 +181,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         s["cpu"] = {"mean_us": c["mean_us"], "p50_us": c["p50_us"], "p99_us": c["p99_us"]}
         bots[name] = s
     return {
+        "pinned_to_cpu": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "nproc": os.cpu_count(),
@@ -220,7 +221,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the process to CPU 0")
     args = parser.parse_args()
+    if not args.no_pin and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})  # as answer_step.py: one core, client and server on the same loop
     with tempfile.TemporaryDirectory(prefix="zicha-web-bench-") as tmp:
         result = asyncio.run(main_async(args, Path(tmp)))
     if args.json:

@@ -217,7 +217,8 @@ def mount_beside_bot(zicha_app: Any) -> web.Application:
     background = getattr(zicha_app, "background", None)
     wake = getattr(background, "wake", None)
     settings = zicha_app.settings
-    web_app = build_web_app(settings, zicha_app.db, zicha_app.checklist, zicha_app.i18n, on_enqueue=wake)
+    clock = zicha_app.dispatcher.workflow_data.get("clock")  # the bot's clock: one "now" for both channels
+    web_app = build_web_app(settings, zicha_app.db, zicha_app.checklist, zicha_app.i18n, on_enqueue=wake, clock=clock)
     runners: list[web.AppRunner] = []
 
     async def on_startup() -> None:
