@@ -523,3 +523,21 @@ def m011_campaigns_and_selfcheck_campaign(db: sqlite_utils.Database) -> None:
         CREATE INDEX selfchecks_campaign ON selfchecks(campaign_id, institution_id);
         """,
     )
+
+
+@migrations()
+def m012_web_evidence_files(db: sqlite_utils.Database) -> None:
+    _run_script(
+        db,
+        """
+        -- The bytes of evidence uploaded through the web chat. Telegram keeps its files and
+        -- `evidence.file_id` names them there; a web upload's `evidence.file_id` is 'web:' and
+        -- a random token, and its content is kept here under that name (never served back).
+        CREATE TABLE web_files (
+            ref TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            content BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        """,
+    )

@@ -17,7 +17,6 @@ CHANNELS = ("aiogram", "bot.telegram", "bot.console", "bot.web")
 # their own). Any other cycle fails.
 KNOWN_CYCLES = (
     frozenset({"bot.cli", "bot.cli_campaigns"}),  # cli_campaigns reads cli's _settings/_open_db
-    frozenset({"bot.web.app", "bot.web.views"}),  # views needs app's request context, app mounts views
 )
 CHANNEL_FREE = ("bot/conversation", "bot/core")
 

@@ -19,7 +19,7 @@ from bot.core.interview import InvalidInput, clean_text
 from bot.core.invites import normalize_invite_code
 from bot.i18n import format_datetime
 from bot.web import security as sec
-from bot.web.app import CTX, ensure_session, gettext_for, render, start_signed_in_session, state
+from bot.web.context import CTX, ensure_session, gettext_for, render, start_signed_in_session, state
 from storage import web as store
 from storage.institutions import InviteError, InviteProblem, bind_member, check_invite, get_membership
 
@@ -93,7 +93,7 @@ def _invite_problem(request: web.Request, problem: InviteProblem) -> web.Respons
 
 
 def _locale(request: web.Request) -> str:
-    from bot.web.app import request_locale
+    from bot.web.context import request_locale
 
     return request_locale(request)
 
