@@ -572,20 +572,22 @@ def _reason(data: Mapping[str, Any], loc: tuple[Any, ...], error: ErrorDetails, 
                 return f"{where} at least one item is required ([[sections.items]])"
             return f"{where} items must be an array of tables ([[sections.items]])"
         if rest[:1] == ("items",):
-            return _item_reason(rest[2:], error, section_id, rest[1] + 1, item_id)
+            return _item_reason(rest[2:], error, section_id, rest[1] + 1, item_id, _raw_item(data, loc) or {})
         rules = {"id": f"{where} id must match {{rule}}, got {{input!r}}"}
         return _in_table(rest, error, where, f"{where} ", rules, SectionFile)
     return _in_table(loc, error, "top level:", "", {}, ChecklistFile)
 
 
-def _item_reason(rest: tuple[Any, ...], error: ErrorDetails, section_id: str, position: int, item_id: str | None) -> str:
+def _item_reason(
+    rest: tuple[Any, ...], error: ErrorDetails, section_id: str, position: int, item_id: str | None, raw: Mapping[str, Any]
+) -> str:
     if rest == ("id",) and item_id is None:
         return f"section {section_id!r}, item #{position}: id is required"
     if rest[:1] == ("options",) and len(rest) >= 3:
         number = rest[1] + 1
         rules = {"id": f"option #{number}: id must match {{rule}}"}
         if rest[2:] == ("label",) and error["type"] == "missing":
-            return f"option #{number}: label is required"
+            return f"option {raw['options'][rest[1]].get('id')!r}: label is required"
         return _in_table(rest[2:], error, f"option #{number}:", "", rules, OptionFile)
     return _in_table(rest, error, "", "", _ITEM_RULES, ItemFile)
 

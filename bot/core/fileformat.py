@@ -42,11 +42,11 @@ def suggest(key: str, allowed: Iterable[str], cutoff: float = 0.75) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def unknown_key(key: str, allowed: Iterable[str]) -> str:
+def unknown_key(key: str, allowed: Iterable[str], cutoff: float = 0.75) -> str:
     """``unknown key 'k'`` with a hint: a look-alike letter (Cyrillic а in allow_nа) is invisible
     in most editors, a typo gets its likely intended key."""
     hint = "" if key.isascii() else " (it contains a non-ASCII character)"
-    return f"unknown key {key!r}{hint}{suggest(key, allowed)}"
+    return f"unknown key {key!r}{hint}{suggest(key, allowed, cutoff)}"
 
 
 def allowed_keys(model: type[BaseModel]) -> frozenset[str]:
