@@ -12,11 +12,8 @@ from pathlib import Path
 from tests.conftest import REPO
 
 CHANNELS = ("aiogram", "bot.telegram", "bot.console", "bot.web")
-# Cycles that arrived from main with the web channel and the campaign CLI, each dodged with
-# imports inside functions; their owners are to break them (shared helpers in a module of
-# their own). Any other cycle fails.
+# No import cycles: any cycle fails.
 KNOWN_CYCLES = (
-    frozenset({"bot.cli", "bot.cli_campaigns"}),  # cli_campaigns reads cli's _settings/_open_db
 )
 CHANNEL_FREE = ("bot/conversation", "bot/core")
 

@@ -31,23 +31,24 @@ module decides what a definition says and whom it covers. No I/O beyond reading 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import os
 import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from bot.core import fields as fields_registry
 from bot.core import regulations
 from bot.core.checklist import Checklist, Localized
+from bot.core.fileformat import FileModel, Reason, allowed_keys, first_error, reason_of, unknown_key
 from bot.core.schedule import CAMPAIGN_ONLY_KEYS, CampaignSchedule, parse_schedule
 
 SCHEDULE_KEYS = frozenset({"checklist", "deadline", "timezone", "reminder_days", "send_time", "quiet_hours"})
 CAMPAIGN_KEYS = CAMPAIGN_ONLY_KEYS
-_COVERAGE_KEYS = frozenset({"level", "provinces", "fields"})
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 LEVELS = ("national", "provincial")
 
@@ -120,7 +121,7 @@ def _fail(path: str, reason: str) -> CampaignError:
     return CampaignError(f"{path}: {reason}")
 
 
-def _date(value: Any, key: str, path: str) -> dt.date:
+def _as_date(value: Any) -> Any:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
     if isinstance(value, str):
@@ -128,120 +129,178 @@ def _date(value: Any, key: str, path: str) -> dt.date:
             return dt.date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise _fail(path, f"{key}: expected a date YYYY-MM-DD, got {value!r}")
+    raise ValueError("not a date")  # worded by _RULES
 
 
-def _days(value: Any, key: str, path: str) -> int:
-    if type(value) is not int or not -3660 <= value <= 3660:
-        raise _fail(path, f"{key}: expected a whole number of days, got {value!r}")
-    return value
+Day = Annotated[dt.date, BeforeValidator(_as_date)]
+Days = Annotated[int, Field(ge=-3660, le=3660)]
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
-def _localized(value: Any, key: str, path: str) -> Localized:
-    if not isinstance(value, dict) or set(value) != {"zh_CN", "en"} or not all(
-        isinstance(v, str) and v.strip() for v in value.values()
-    ):
-        raise _fail(path, f"{key} must have non-empty zh_CN and en")
-    return Localized(value["zh_CN"].strip(), value["en"].strip())
+class TitleFile(FileModel):
+    zh_CN: NonEmpty
+    en: NonEmpty
+
+
+class CoverageFile(FileModel):
+    """``[campaign.coverage]``: whom the campaign asks."""
+
+    level: str
+    provinces: list[str] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=list)
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        if level not in LEVELS:
+            raise Reason(f"coverage.level must be national or provincial, got {level!r}")
+        return level
+
+    @field_validator("provinces")
+    @classmethod
+    def _known_provinces(cls, names: list[str]) -> list[str]:
+        from bot.core.roster import resolve_province
+
+        resolved = []
+        for name in names:
+            province = resolve_province(name)
+            if province is None:
+                raise Reason(f"coverage.provinces: unknown province {name!r}")
+            resolved.append(province)
+        return resolved
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, names: list[str]) -> list[str]:
+        resolved = []
+        for name in names:
+            field_id = fields_registry.resolve_field(name)
+            if field_id is None:
+                raise Reason(f"coverage.fields: unknown field {name!r} (see checklists/fields.toml)")
+            resolved.append(field_id)
+        return resolved
+
+
+class CampaignFile(FileModel):
+    """The campaign's own keys of a ``[campaign]`` table (the reminder keys are
+    :class:`bot.core.schedule.ScheduleFile`'s)."""
+
+    id: Annotated[str, StringConstraints(pattern=_ID.pattern.join("^$"))] | None = None
+    checklist: NonEmpty
+    year: Annotated[int, Field(ge=2000, le=2100)]
+    title: TitleFile
+    pledge: NonEmpty | None = None
+    opens: Day | None = None
+    opens_in_days: Days | None = None
+    closes: Day | None = None
+    closes_in_days: Days | None = None
+    deadline: Day | None = None
+    deadline_in_days: Days | None = None
+    coverage: CoverageFile = CoverageFile(level="national")
+    regulations: list[str] = Field(default_factory=list)
+    demo: bool = False
+
+    @field_validator("regulations")
+    @classmethod
+    def _editions_exist(cls, editions: list[str]) -> list[str]:
+        for edition in editions:
+            try:
+                cite = regulations.check_citation(edition)
+            except regulations.RegulationError as exc:
+                raise Reason(f"regulations: {exc}") from None
+            if cite.article is not None:
+                raise Reason(f"regulations: {edition!r} names an article; list editions (regulation:edition)")
+        return editions
+
+    @model_validator(mode="after")
+    def _one_form_per_date(self) -> CampaignFile:
+        for key in ("opens", "closes", "deadline"):
+            if getattr(self, key) is not None and getattr(self, f"{key}_in_days") is not None:
+                raise Reason(f"give {key} or {key}_in_days, not both")
+        if self.opens is None and self.opens_in_days is None:
+            raise Reason("opens (or opens_in_days) is required")
+        return self
+
+    def day(self, key: str, today: dt.date) -> dt.date | None:
+        relative: int | None = getattr(self, f"{key}_in_days")
+        return today + dt.timedelta(days=relative) if relative is not None else getattr(self, key)
+
+
+# What a key must be, said when pydantic finds it is not ({input!r}: the value in the file).
+_RULES = {
+    "id": "id must match ^[a-z0-9][a-z0-9-]{{0,39}}$, got {input!r}",
+    "checklist": "checklist is required (the id of a checklist file)",
+    "year": "year must be a year such as 2025, got {input!r}",
+    "title": "title must have non-empty zh_CN and en",
+    "pledge": "pledge must be the id of a file in checklists/pledges/",
+    "opens": "opens: expected a date YYYY-MM-DD, got {input!r}",
+    "closes": "closes: expected a date YYYY-MM-DD, got {input!r}",
+    "deadline": "deadline: expected a date YYYY-MM-DD, got {input!r}",
+    "opens_in_days": "opens_in_days: expected a whole number of days, got {input!r}",
+    "closes_in_days": "closes_in_days: expected a whole number of days, got {input!r}",
+    "deadline_in_days": "deadline_in_days: expected a whole number of days, got {input!r}",
+    "coverage": "coverage must be a table ([campaign.coverage])",
+    "regulations": 'regulations must be a list of editions such as "order39:2021"',
+    "demo": "demo must be true or false",
+}
+_COVERAGE_RULES = {
+    "level": "coverage.level must be national or provincial, got {input!r}",
+    "provinces": "coverage.provinces must be a list of province names",
+    "fields": "coverage.fields must be a list of field ids",
+}
+
+
+def _campaign_reason(table: dict[str, Any], exc: ValidationError) -> str:
+    error = first_error(exc)
+    reason = reason_of(error)
+    if reason is not None:
+        return reason.reason
+    loc = tuple(error["loc"])
+    key = str(loc[0])
+    if error["type"] == "extra_forbidden" and len(loc) == 1:
+        return unknown_key(key, allowed_keys(CampaignFile) | SCHEDULE_KEYS)
+    if key == "coverage" and len(loc) > 1:
+        sub = str(loc[1])
+        if error["type"] == "extra_forbidden":
+            return f"coverage: unknown key {sub!r} (allowed: level, provinces, fields)"
+        raw = table.get("coverage")
+        value = raw.get(sub) if isinstance(raw, dict) else None
+        return _COVERAGE_RULES[sub].format(input=value)
+    return _RULES[key].format(input=table.get(key))
 
 
 def parse_campaign(table: dict[str, Any], *, path: str, default_id: str, today: dt.date) -> Campaign:
-    for key in table:
-        if key not in CAMPAIGN_KEYS | SCHEDULE_KEYS:
-            close = difflib.get_close_matches(key, sorted(CAMPAIGN_KEYS | SCHEDULE_KEYS), n=1, cutoff=0.75)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise _fail(path, f"unknown key {key!r}{hint}")
-    campaign_id = table.get("id", default_id)
-    if not isinstance(campaign_id, str) or not _ID.fullmatch(campaign_id):
-        raise _fail(path, f"id must match ^[a-z0-9][a-z0-9-]{{0,39}}$, got {campaign_id!r}")
-    checklist_id = table.get("checklist")
-    if not isinstance(checklist_id, str) or not checklist_id:
-        raise _fail(path, "checklist is required (the id of a checklist file)")
-    year = table.get("year")
-    if type(year) is not int or not 2000 <= year <= 2100:
-        raise _fail(path, f"year must be a year such as 2025, got {year!r}")
-    title = _localized(table.get("title"), "title", path)
-    pledge = table.get("pledge")
-    if pledge is not None and (not isinstance(pledge, str) or not pledge):
-        raise _fail(path, "pledge must be the id of a file in checklists/pledges/")
-
-    def when(key: str, required: bool) -> dt.date | None:
-        relative = f"{key}_in_days"
-        if key in table and relative in table:
-            raise _fail(path, f"give {key} or {relative}, not both")
-        if relative in table:
-            return today + dt.timedelta(days=_days(table[relative], relative, path))
-        if key in table:
-            return _date(table[key], key, path)
-        if required:
-            raise _fail(path, f"{key} (or {relative}) is required")
-        return None
-
-    opens = when("opens", True)
+    # The reminder keys are the schedule's: checked by parse_schedule below.
+    own = {k: v for k, v in table.items() if k not in SCHEDULE_KEYS or k in ("checklist", "deadline")}
+    try:
+        file = CampaignFile.model_validate(own)
+    except ValidationError as exc:
+        raise _fail(path, _campaign_reason(own, exc)) from None
+    campaign_id = file.id or default_id
+    if not _ID.fullmatch(campaign_id):
+        raise _fail(path, _RULES["id"].format(input=campaign_id))
+    opens = file.day("opens", today)
     assert opens is not None
-    closes = when("closes", False)
-    deadline = when("deadline", False)
+    closes = file.day("closes", today)
+    deadline = file.day("deadline", today)
     if closes is not None and closes < opens:
         raise _fail(path, f"closes ({closes}) is before opens ({opens})")
     if deadline is not None and (deadline < opens or (closes is not None and deadline > closes)):
         raise _fail(path, f"deadline ({deadline}) must lie between opens and closes")
-
-    raw_cov = table.get("coverage", {"level": "national"})
-    if not isinstance(raw_cov, dict):
-        raise _fail(path, "coverage must be a table ([campaign.coverage])")
-    for key in raw_cov:
-        if key not in _COVERAGE_KEYS:
-            raise _fail(path, f"coverage: unknown key {key!r} (allowed: level, provinces, fields)")
-    level = raw_cov.get("level")
-    if level not in LEVELS:
-        raise _fail(path, f"coverage.level must be national or provincial, got {level!r}")
-    provinces = raw_cov.get("provinces", [])
-    field_ids = raw_cov.get("fields", [])
-    if not isinstance(provinces, list) or not all(isinstance(p, str) for p in provinces):
-        raise _fail(path, "coverage.provinces must be a list of province names")
-    from bot.core.roster import resolve_province
-
-    resolved_provinces = set()
-    for name in provinces:
-        province = resolve_province(name)
-        if province is None:
-            raise _fail(path, f"coverage.provinces: unknown province {name!r}")
-        resolved_provinces.add(province)
-    if not isinstance(field_ids, list) or not all(isinstance(f, str) for f in field_ids):
-        raise _fail(path, "coverage.fields must be a list of field ids")
-    resolved_fields = set()
-    for name in field_ids:
-        field_id = fields_registry.resolve_field(name)
-        if field_id is None:
-            raise _fail(path, f"coverage.fields: unknown field {name!r} (see checklists/fields.toml)")
-        resolved_fields.add(field_id)
-
-    editions = table.get("regulations", [])
-    if not isinstance(editions, list) or not all(isinstance(e, str) for e in editions):
-        raise _fail(path, 'regulations must be a list of editions such as "order39:2021"')
-    for edition in editions:
-        try:
-            cite = regulations.check_citation(edition)
-        except regulations.RegulationError as exc:
-            raise _fail(path, f"regulations: {exc}") from None
-        if cite.article is not None:
-            raise _fail(path, f"regulations: {edition!r} names an article; list editions (regulation:edition)")
-    demo = table.get("demo", False)
-    if not isinstance(demo, bool):
-        raise _fail(path, "demo must be true or false")
+    coverage = file.coverage
     schedule_table = {k: v for k, v in table.items() if k in SCHEDULE_KEYS and k != "deadline"}
     campaign = Campaign(
         id=campaign_id,
-        year=year,
-        title=title,
-        checklist_id=checklist_id,
-        pledge_id=pledge,
+        year=file.year,
+        title=Localized(file.title.zh_CN, file.title.en),
+        checklist_id=file.checklist,
+        pledge_id=file.pledge,
         opens=opens,
         closes=closes,
         deadline=deadline,
-        coverage=Coverage(level, frozenset(resolved_provinces), frozenset(resolved_fields)),
-        editions=tuple(editions),
-        demo=demo,
+        coverage=Coverage(coverage.level, frozenset(coverage.provinces), frozenset(coverage.fields)),
+        editions=tuple(file.regulations),
+        demo=file.demo,
         schedule_table=schedule_table,
         path=path,
     )

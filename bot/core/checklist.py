@@ -4,14 +4,15 @@ A checklist is data (``checklists/*.toml``, format in ``checklists/README.md``).
 loaded once at start into frozen dataclasses, and every mistake a content editor can
 make is reported as a :class:`ChecklistError` naming the file, the item and the reason,
 so a broken file stops the bot at start instead of half-way through someone's
-self-check. Plain Python and stdlib ``tomllib`` only: this module must not import
+self-check. The file format is a set of pydantic models (``ChecklistFile`` and the models
+it nests, unknown keys refused); they are turned into the frozen dataclasses the rest of
+the code uses. Plain Python, ``tomllib`` and pydantic only: this module must not import
 aiogram (the console chat and the CLI load checklists too).
 """
 
 from __future__ import annotations
 
 import datetime
-import difflib
 import hashlib
 import os
 import re
@@ -20,11 +21,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from bot.core import fields as _fields_registry
 from bot.core import regulations as _regulations
 from bot.core.conditions import Condition, ConditionError, parse_condition
+from bot.core.fileformat import FileModel, Reason, allowed_keys, first_error, reason_of, suggest, unknown_key
 
 ANSWER_KINDS: tuple[str, ...] = (
     "compliance",
@@ -51,17 +56,6 @@ DEFAULT_TEXT_MAX_LENGTH = 200
 # A typed answer has to fit in one Telegram message (4096 characters) with room to spare.
 MAX_TEXT_MAX_LENGTH = 4000
 
-_CHECKLIST_KEYS = frozenset({"id", "version", "title", "campaign", "deadline", "source"})
-_CHECKLIST_REQUIRED = ("id", "version", "title", "campaign", "source")
-_SECTION_KEYS = frozenset({"id", "title", "items"})
-_ITEM_KEYS = frozenset(
-    {
-        "id", "kind", "text", "guidance", "basis", "cites", "allow_na", "fields", "pattern", "pattern_hint",
-        "max_length", "min", "max", "unit", "options", "relevant", "required", "same_as",
-    }
-)
-_OPTION_KEYS = frozenset({"id", "label"})
-_TOP_KEYS = frozenset({"checklist", "sections"})
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -238,7 +232,11 @@ def load_checklist(path: str | os.PathLike[str]) -> Checklist:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already ends with "(at line N, column M)".
         raise ChecklistError(shown, None, f"invalid TOML: {exc}") from exc
-    return _Builder(shown).checklist(data, hashlib.sha256(raw).hexdigest())
+    try:
+        model = ChecklistFile.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(shown, data, exc) from None
+    return model.to_checklist(shown, hashlib.sha256(raw).hexdigest())
 
 
 def load_checklists(directory: str | os.PathLike[str]) -> dict[str, Checklist]:
@@ -260,318 +258,367 @@ def load_checklists(directory: str | os.PathLike[str]) -> dict[str, Checklist]:
     return found
 
 
-class _Builder:
-    """Turns parsed TOML into models, failing with a precise ChecklistError."""
+# ── the file format ──────────────────────────────────────────────────────────
+# pydantic models of the TOML (extra="forbid", strict types), turned into the frozen models
+# above by ``to_*``. Rules that need several keys (what a kind allows) are model validators;
+# a validator raises Reason with the sentence users read, and _translate turns pydantic's own
+# errors (missing, unknown key, wrong type) into the same file/item/reason form.
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+ChecklistId = Annotated[str, StringConstraints(pattern=ID_RULE)]
 
-    def fail(self, reason: str, item_id: str | None = None) -> NoReturn:
-        raise ChecklistError(self.path, item_id, reason)
 
-    def checklist(self, data: Mapping[str, Any], sha256: str) -> Checklist:
-        self.check_keys(data, _TOP_KEYS, "top level:", None)
-        head = data.get("checklist")
-        if head is None:
-            self.fail("the [checklist] table is required")
-        if not isinstance(head, dict):
-            self.fail("checklist must be a table ([checklist])")
-        self.check_keys(head, _CHECKLIST_KEYS, "[checklist]", None)
-        for key in _CHECKLIST_REQUIRED:
-            if key not in head:
-                self.fail(f"[checklist] {key} is required")
-        checklist_id = head["id"]
-        if not isinstance(checklist_id, str) or not ID_RE.fullmatch(checklist_id):
-            self.fail(f"[checklist] id must match {ID_RULE}, got {checklist_id!r}")
-        version = self.string(head["version"], "[checklist] version", None)
-        campaign = self.string(head["campaign"], "[checklist] campaign", None)
-        source = self.string(head["source"], "[checklist] source", None)
-        title = self.localized(head["title"], "[checklist] title", None)
-        deadline = self.deadline(head.get("deadline"))
+class LocalizedFile(FileModel):
+    zh_CN: NonEmpty
+    en: NonEmpty
 
-        raw_sections = data.get("sections")
-        if raw_sections is None or raw_sections == []:
-            self.fail("at least one section is required ([[sections]])")
-        if not isinstance(raw_sections, list) or not all(isinstance(s, dict) for s in raw_sections):
-            self.fail("sections must be an array of tables ([[sections]])")
+    def to_localized(self) -> Localized:
+        return Localized(zh_CN=self.zh_CN, en=self.en)
 
-        sections: list[Section] = []
-        section_ids: set[str] = set()
-        item_sections: dict[str, str] = {}  # item id -> section id, for uniqueness across the file
-        for number, raw in enumerate(raw_sections, start=1):
-            section = self.section(raw, number, item_sections)
-            if section.id in section_ids:
-                self.fail(f"duplicate section id {section.id!r}")
-            section_ids.add(section.id)
-            sections.append(section)
-        self.check_relevant([item for section in sections for item in section.items])
-        return Checklist(
-            id=checklist_id,
-            version=version,
-            title=title,
-            campaign=campaign,
-            deadline=deadline,
-            source=source,
-            sections=tuple(sections),
-            path=self.path,
-            sha256=sha256,
-        )
 
-    def section(self, raw: Mapping[str, Any], number: int, item_sections: dict[str, str]) -> Section:
-        section_id = raw.get("id")
-        if section_id is None:
-            self.fail(f"section #{number}: id is required")
-        if not isinstance(section_id, str) or not ID_RE.fullmatch(section_id):
-            self.fail(f"section #{number}: id must match {ID_RULE}, got {section_id!r}")
-        where = f"section {section_id!r}:"
-        self.check_keys(raw, _SECTION_KEYS, where, None)
-        if "title" not in raw:
-            self.fail(f"{where} title is required")
-        title = self.localized(raw["title"], f"{where} title", None)
-        raw_items = raw.get("items")
-        if raw_items is None or raw_items == []:
-            self.fail(f"{where} at least one item is required ([[sections.items]])")
-        if not isinstance(raw_items, list) or not all(isinstance(i, dict) for i in raw_items):
-            self.fail(f"{where} items must be an array of tables ([[sections.items]])")
-        items: list[Item] = []
-        for position, raw_item in enumerate(raw_items, start=1):
-            item = self.item(raw_item, section_id, position)
-            if item.id in item_sections:
-                self.fail(f"duplicate item id (already used in section {item_sections[item.id]!r})", item.id)
-            item_sections[item.id] = section_id
-            items.append(item)
-        return Section(id=section_id, title=title, items=tuple(items))
+def _localized(value: LocalizedFile | None) -> Localized | None:
+    return value.to_localized() if value is not None else None
 
-    def item(self, raw: Mapping[str, Any], section_id: str, position: int) -> Item:
-        item_id = raw.get("id")
-        if item_id is None:
-            self.fail(f"section {section_id!r}, item #{position}: id is required")
-        if not isinstance(item_id, str) or not ID_RE.fullmatch(item_id):
-            # The bad id is still the best way to point at the item in the file.
-            self.fail(f"id must match {ID_RULE}", str(item_id))
-        self.check_keys(raw, _ITEM_KEYS, "", item_id)
 
-        kind = raw.get("kind")
-        if kind is None:
-            self.fail("kind is required", item_id)
+class OptionFile(FileModel):
+    id: ChecklistId
+    label: LocalizedFile
+
+
+class ItemFile(FileModel):
+    id: ChecklistId
+    kind: str
+    text: LocalizedFile
+    guidance: LocalizedFile | None = None
+    basis: LocalizedFile | None = None
+    cites: Annotated[list[str], Field(min_length=1)] | None = None
+    allow_na: bool | None = None
+    fields: list[str] | None = None
+    pattern: NonEmpty | None = None
+    pattern_hint: LocalizedFile | None = None
+    max_length: Annotated[int, Field(ge=1, le=MAX_TEXT_MAX_LENGTH)] | None = None
+    min: float | None = None
+    max: float | None = None
+    unit: LocalizedFile | None = None
+    options: Annotated[list[OptionFile], Field(min_length=2)] | None = None
+    relevant: NonEmpty | None = None
+    required: bool = True
+    same_as: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+:[a-z0-9-]+$")] | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
         if kind not in ANSWER_KINDS:
-            self.fail(f"unknown kind {kind!r} (expected one of: {', '.join(ANSWER_KINDS)})", item_id)
+            raise Reason(f"unknown kind {kind!r} (expected one of: {', '.join(ANSWER_KINDS)})")
+        return kind
 
-        if "text" not in raw:
-            self.fail("text is required", item_id)
-        text = self.localized(raw["text"], "text", item_id)
-        guidance = self.localized(raw["guidance"], "guidance", item_id) if "guidance" in raw else None
-        basis = self.localized(raw["basis"], "basis", item_id) if "basis" in raw else None
-        cites = self.cites(raw["cites"], item_id) if "cites" in raw else ()
+    @field_validator("cites")
+    @classmethod
+    def _citations_exist(cls, cites: list[str]) -> list[str]:
+        for text in cites:
+            try:
+                _regulations.check_citation(text)
+            except _regulations.RegulationError as exc:
+                raise Reason(str(exc)) from None
+        return cites
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_exist(cls, field_ids: list[str]) -> list[str]:
+        known = _fields_registry.field_ids()
+        for field_id in field_ids:
+            if field_id not in known:
+                hint = suggest(field_id, known) or f" (known: {', '.join(sorted(known))})"
+                raise Reason(f"unknown field {field_id!r}{hint}")
+        return field_ids
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise Reason(f"pattern does not compile: {exc}") from None
+        return pattern
+
+    @field_validator("options")
+    @classmethod
+    def _options_unique(cls, options: list[OptionFile]) -> list[OptionFile]:
+        seen: set[str] = set()
+        for option in options:
+            if option.id in seen:
+                raise Reason(f"option {option.id!r} is listed twice")
+            seen.add(option.id)
+        return options
+
+    @field_validator("relevant")
+    @classmethod
+    def _condition_parses(cls, relevant: str) -> str:
+        try:
+            parse_condition(relevant)
+        except ConditionError as exc:
+            raise Reason(f"relevant: {exc}") from None
+        return relevant
+
+    @model_validator(mode="after")
+    def _settings_fit_the_kind(self) -> ItemFile:
+        kind = self.kind
+        if kind == "compliance" and self.basis is None and not self.cites:
+            raise Reason("basis is required for compliance items")
+        if self.allow_na is not None and kind != "compliance":
+            raise Reason("allow_na is only allowed on compliance items")
+        if self.pattern is not None and kind != "text":
+            raise Reason("pattern is only allowed on text items")
+        if self.pattern_hint is not None and self.pattern is None:
+            raise Reason("pattern_hint is only allowed together with pattern")
+        if self.max_length is not None and kind != "text":
+            raise Reason("max_length is only allowed on text items")
+        for key in ("min", "max"):
+            if getattr(self, key) is not None and kind != "number":
+                raise Reason(f"{key} is only allowed on number items")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise Reason(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        if self.unit is not None and kind != "number":
+            raise Reason("unit is only allowed on number items")
+        if kind in CHOICE_KINDS and self.options is None:
+            raise Reason(f"options are required for {kind} items")
+        if kind not in CHOICE_KINDS and self.options is not None:
+            raise Reason("options are only allowed on select_one and select_multiple items")
+        return self
+
+    def to_item(self, section_id: str) -> Item:
+        cites = tuple(_regulations.check_citation(text) for text in self.cites or ())
+        basis = _localized(self.basis)
         if basis is None and cites:
             # The text users read and the PDF prints is rendered from the registry.
             basis = Localized(
                 zh_CN=_regulations.render_citations(cites, "zh_CN"), en=_regulations.render_citations(cites, "en")
             )
-        if kind == "compliance" and basis is None:
-            self.fail("basis is required for compliance items", item_id)
-
-        allow_na = False
-        if "allow_na" in raw:
-            if kind != "compliance":
-                self.fail("allow_na is only allowed on compliance items", item_id)
-            allow_na = raw["allow_na"]
-            if not isinstance(allow_na, bool):
-                self.fail("allow_na must be true or false", item_id)
-
-        pattern: str | None = None
-        if "pattern" in raw:
-            if kind != "text":
-                self.fail("pattern is only allowed on text items", item_id)
-            pattern = raw["pattern"]
-            if not isinstance(pattern, str) or not pattern:
-                self.fail("pattern must be a non-empty string", item_id)
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                self.fail(f"pattern does not compile: {exc}", item_id)
-        pattern_hint: Localized | None = None
-        if "pattern_hint" in raw:
-            if pattern is None:
-                self.fail("pattern_hint is only allowed together with pattern", item_id)
-            pattern_hint = self.localized(raw["pattern_hint"], "pattern_hint", item_id)
-
-        max_length = DEFAULT_TEXT_MAX_LENGTH if kind == "text" else 0
-        if "max_length" in raw:
-            if kind != "text":
-                self.fail("max_length is only allowed on text items", item_id)
-            max_length = raw["max_length"]
-            # bool is an int in Python; `max_length = true` is a typo, not 1.
-            if type(max_length) is not int or not 1 <= max_length <= MAX_TEXT_MAX_LENGTH:
-                self.fail(f"max_length must be an integer from 1 to {MAX_TEXT_MAX_LENGTH}", item_id)
-
-        fields: frozenset[str] = frozenset()
-        if "fields" in raw:
-            raw_fields = raw["fields"]
-            if not isinstance(raw_fields, list) or not all(isinstance(f, str) for f in raw_fields):
-                self.fail("fields must be a list of field ids", item_id)
-            known_fields = _fields_registry.field_ids()
-            for field_id in raw_fields:
-                if field_id not in known_fields:
-                    hint = self.suggest(field_id, known_fields) or f" (known: {', '.join(sorted(known_fields))})"
-                    self.fail(f"unknown field {field_id!r}{hint}", item_id)
-            fields = frozenset(raw_fields)
-
-        minimum = self.number(raw, "min", kind, item_id)
-        maximum = self.number(raw, "max", kind, item_id)
-        if minimum is not None and maximum is not None and minimum > maximum:
-            self.fail(f"min ({minimum:g}) is greater than max ({maximum:g})", item_id)
-        unit = None
-        if "unit" in raw:
-            if kind != "number":
-                self.fail("unit is only allowed on number items", item_id)
-            unit = self.localized(raw["unit"], "unit", item_id)
-        options: tuple[Option, ...] = ()
-        if kind in CHOICE_KINDS:
-            if "options" not in raw:
-                self.fail(f"options are required for {kind} items", item_id)
-            options = self.options(raw["options"], item_id)
-        elif "options" in raw:
-            self.fail("options are only allowed on select_one and select_multiple items", item_id)
-        relevant = None
-        if "relevant" in raw:
-            if not isinstance(raw["relevant"], str) or not raw["relevant"].strip():
-                self.fail("relevant must be a non-empty condition such as ${item} = 'yes'", item_id)
-            try:
-                relevant = parse_condition(raw["relevant"])
-            except ConditionError as exc:
-                self.fail(f"relevant: {exc}", item_id)
-        required = raw.get("required", True)
-        if not isinstance(required, bool):
-            self.fail("required must be true or false", item_id)
-        same_as = raw.get("same_as")
-        if same_as is not None and (not isinstance(same_as, str) or not re.fullmatch(r"[a-z0-9-]+:[a-z0-9-]+", same_as)):
-            self.fail("same_as must read checklist-id:item-id", item_id)
-
         return Item(
-            id=item_id,
+            id=self.id,
             section_id=section_id,
-            kind=kind,
-            text=text,
-            guidance=guidance,
+            kind=self.kind,
+            text=self.text.to_localized(),
+            guidance=_localized(self.guidance),
             basis=basis,
-            allow_na=allow_na,
-            fields=fields,
-            pattern=pattern,
-            pattern_hint=pattern_hint,
-            max_length=max_length,
+            allow_na=bool(self.allow_na),
+            fields=frozenset(self.fields or ()),
+            pattern=self.pattern,
+            pattern_hint=_localized(self.pattern_hint),
+            max_length=self.max_length or (DEFAULT_TEXT_MAX_LENGTH if self.kind == "text" else 0),
             cites=cites,
-            minimum=minimum,
-            maximum=maximum,
-            unit=unit,
-            options=options,
-            relevant=relevant,
-            required=required,
-            same_as=same_as,
+            minimum=self.min,
+            maximum=self.max,
+            unit=_localized(self.unit),
+            options=tuple(Option(o.id, o.label.to_localized()) for o in self.options or ()),
+            relevant=parse_condition(self.relevant) if self.relevant is not None else None,
+            required=self.required,
+            same_as=self.same_as,
         )
 
-    def cites(self, value: Any, item_id: str) -> tuple[_regulations.Citation, ...]:
-        if not isinstance(value, list) or not value or not all(isinstance(c, str) for c in value):
-            self.fail("cites must be a list of citations such as \"order39:2021:14\"", item_id)
-        out = []
-        for text in value:
-            try:
-                out.append(_regulations.check_citation(text))
-            except _regulations.RegulationError as exc:
-                self.fail(str(exc), item_id)
-        return tuple(out)
 
-    def number(self, raw: Mapping[str, Any], key: str, kind: str, item_id: str) -> float | None:
-        if key not in raw:
-            return None
-        if kind != "number":
-            self.fail(f"{key} is only allowed on number items", item_id)
-        value = raw[key]
-        if type(value) not in (int, float):
-            self.fail(f"{key} must be a number", item_id)
-        return float(value)
+class SectionFile(FileModel):
+    id: ChecklistId
+    title: LocalizedFile
+    items: Annotated[list[ItemFile], Field(min_length=1)]
 
-    def options(self, value: Any, item_id: str) -> tuple[Option, ...]:
-        if not isinstance(value, list) or len(value) < 2 or not all(isinstance(o, dict) for o in value):
-            self.fail("options must be at least two tables ({ id = \"a\", label.zh_CN = ..., label.en = ... })", item_id)
-        out: list[Option] = []
-        for number, raw in enumerate(value, start=1):
-            self.check_keys(raw, _OPTION_KEYS, f"option #{number}:", item_id)
-            option_id = raw.get("id")
-            if not isinstance(option_id, str) or not ID_RE.fullmatch(option_id):
-                self.fail(f"option #{number}: id must match {ID_RULE}", item_id)
-            if any(o.id == option_id for o in out):
-                self.fail(f"option {option_id!r} is listed twice", item_id)
-            if "label" not in raw:
-                self.fail(f"option {option_id!r}: label is required", item_id)
-            out.append(Option(option_id, self.localized(raw["label"], "label", item_id)))
-        return tuple(out)
 
-    def check_relevant(self, items: list[Item]) -> None:
-        earlier: dict[str, Item] = {}
+def _deadline(value: Any) -> Any:
+    # A bare TOML date (deadline = 2023-10-27) is as good as the quoted form;
+    # a datetime is not: a deadline is a day.
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        try:
+            return datetime.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise Reason(f"[checklist] deadline must be an ISO date (YYYY-MM-DD), got {value!r}")
+
+
+class HeadFile(FileModel):
+    id: ChecklistId
+    version: NonEmpty
+    title: LocalizedFile
+    campaign: NonEmpty
+    deadline: Annotated[datetime.date, BeforeValidator(_deadline)] | None = None
+    source: NonEmpty
+
+
+class ChecklistFile(FileModel):
+    """A checklist file as written: a [checklist] table and one or more [[sections]]."""
+
+    checklist: HeadFile
+    sections: Annotated[list[SectionFile], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _ids_unique_and_conditions_look_back(self) -> ChecklistFile:
+        section_ids: set[str] = set()
+        item_sections: dict[str, str] = {}  # item id -> section id, for uniqueness across the file
+        for section in self.sections:
+            for item in section.items:
+                if item.id in item_sections:
+                    raise Reason(f"duplicate item id (already used in section {item_sections[item.id]!r})", item.id)
+                item_sections[item.id] = section.id
+            if section.id in section_ids:
+                raise Reason(f"duplicate section id {section.id!r}")
+            section_ids.add(section.id)
+        items = [item for section in self.sections for item in section.items]
+        earlier: dict[str, ItemFile] = {}
         for item in items:
             if item.relevant is not None:
-                for ref in sorted(item.relevant.refs):
+                condition = parse_condition(item.relevant)
+                for ref in sorted(condition.refs):
                     if ref not in earlier:
                         where = "a later item" if any(i.id == ref for i in items) else "no item"
-                        self.fail(
-                            f"relevant refers to ${{{ref}}}, which is {where}{self.suggest(ref, earlier)}; "
+                        raise Reason(
+                            f"relevant refers to ${{{ref}}}, which is {where}{suggest(ref, earlier)}; "
                             "a condition may only use answers to earlier items",
                             item.id,
                         )
-                for ref, option in item.relevant.selected_options:
+                for ref, option in condition.selected_options:
                     target = earlier[ref]
-                    ids = [o.id for o in target.options]
+                    ids = [o.id for o in target.options or ()]
                     if target.kind not in CHOICE_KINDS or option not in ids:
-                        self.fail(f"relevant: item {ref!r} has no option {option!r}{self.suggest(option, ids)}", item.id)
+                        raise Reason(f"relevant: item {ref!r} has no option {option!r}{suggest(option, ids)}", item.id)
             earlier[item.id] = item
+        return self
 
-    def localized(self, value: Any, name: str, item_id: str | None) -> Localized:
-        if not isinstance(value, dict):
-            self.fail(f"{name} must be a table with zh_CN and en (e.g. {name.split()[-1]}.zh_CN = \"...\")", item_id)
-        for key in value:
-            if key not in LOCALES:
-                # Locale keys are short, so a looser match still points at the right one (zh -> zh_CN).
-                self.fail(f"unknown key {name}.{key}{self.suggest(key, LOCALES, cutoff=0.5)}", item_id)
-        texts: dict[str, str] = {}
-        for locale in LOCALES:
-            if locale not in value:
-                self.fail(f"{name}.{locale} is required", item_id)
-            texts[locale] = self.string(value[locale], f"{name}.{locale}", item_id)
-        return Localized(zh_CN=texts["zh_CN"], en=texts["en"])
+    def to_checklist(self, path: str, sha256: str) -> Checklist:
+        head = self.checklist
+        return Checklist(
+            id=head.id,
+            version=head.version,
+            title=head.title.to_localized(),
+            campaign=head.campaign,
+            deadline=head.deadline,
+            source=head.source,
+            sections=tuple(
+                Section(id=s.id, title=s.title.to_localized(), items=tuple(i.to_item(s.id) for i in s.items))
+                for s in self.sections
+            ),
+            path=path,
+            sha256=sha256,
+        )
 
-    def string(self, value: Any, name: str, item_id: str | None) -> str:
-        if not isinstance(value, str) or not value.strip():
-            self.fail(f"{name} must be a non-empty string", item_id)
-        # Multi-line TOML strings carry stray newlines at either end.
-        return value.strip()
 
-    def deadline(self, value: Any) -> datetime.date | None:
-        if value is None:
+# What a key must be, said when pydantic finds it is not (wrong type, out of range, malformed).
+_HEAD_RULES = {
+    "id": "[checklist] id must match {rule}, got {input!r}",
+    "version": "[checklist] version must be a non-empty string",
+    "campaign": "[checklist] campaign must be a non-empty string",
+    "source": "[checklist] source must be a non-empty string",
+    "deadline": "[checklist] deadline must be an ISO date (YYYY-MM-DD), got {input!r}",
+}
+_ITEM_RULES = {
+    "id": "id must match {rule}",
+    "kind": "unknown kind {input!r} (expected one of: " + ", ".join(ANSWER_KINDS) + ")",
+    "allow_na": "allow_na must be true or false",
+    "required": "required must be true or false",
+    "pattern": "pattern must be a non-empty string",
+    "max_length": f"max_length must be an integer from 1 to {MAX_TEXT_MAX_LENGTH}",
+    "min": "min must be a number",
+    "max": "max must be a number",
+    "fields": "fields must be a list of field ids",
+    "cites": 'cites must be a list of citations such as "order39:2021:14"',
+    "options": 'options must be at least two tables ({{ id = "a", label.zh_CN = ..., label.en = ... }})',
+    "relevant": "relevant must be a non-empty condition such as ${{item}} = 'yes'",
+    "same_as": "same_as must read checklist-id:item-id",
+}
+_LOCALIZED = ("title", "text", "guidance", "basis", "pattern_hint", "unit", "label")
+
+
+def _translate(path: str, data: Mapping[str, Any], exc: ValidationError) -> ChecklistError:
+    """The ChecklistError for the first thing pydantic found wrong, worded as users read it."""
+    error = first_error(exc)
+    loc = tuple(error["loc"])
+    raw_item = _raw_item(data, loc)
+    item_id = str(raw_item["id"]) if raw_item is not None and "id" in raw_item else None
+    reason = reason_of(error)
+    if reason is not None:
+        return ChecklistError(path, reason.item_id or item_id, reason.reason)
+    return ChecklistError(path, item_id, _reason(data, loc, error, item_id))
+
+
+def _raw_item(data: Mapping[str, Any], loc: tuple[Any, ...]) -> Mapping[str, Any] | None:
+    if len(loc) >= 4 and loc[0] == "sections" and loc[2] == "items":
+        try:
+            found = data["sections"][loc[1]]["items"][loc[3]]
+        except (KeyError, IndexError, TypeError):
             return None
-        # A bare TOML date (deadline = 2023-10-27) is as good as the quoted form;
-        # a datetime is not: a deadline is a day.
-        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
-            return value
-        if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
-            try:
-                return datetime.date.fromisoformat(value.strip())
-            except ValueError:
-                pass
-        self.fail(f"[checklist] deadline must be an ISO date (YYYY-MM-DD), got {value!r}")
+        return found if isinstance(found, Mapping) else None
+    return None
 
-    def check_keys(self, table: Mapping[str, Any], allowed: frozenset[str], where: str, item_id: str | None) -> None:
-        # Unknown keys are rejected rather than ignored: a misspelt `allow_na` would
-        # otherwise silently remove the 不适用 button.
-        for key in table:
-            if key not in allowed:
-                prefix = f"{where} " if where else ""
-                # A look-alike letter (Cyrillic а in allow_nа) is invisible in most editors.
-                hint = "" if key.isascii() else " (it contains a non-ASCII character)"
-                self.fail(f"{prefix}unknown key {key!r}{hint}{self.suggest(key, allowed)}", item_id)
 
-    @staticmethod
-    def suggest(key: str, allowed: Iterable[str], cutoff: float = 0.75) -> str:
-        # High enough that only real typos get a hint, not any key sharing a few letters.
-        close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=cutoff)
-        return f" (did you mean {close[0]!r}?)" if close else ""
+def _reason(data: Mapping[str, Any], loc: tuple[Any, ...], error: ErrorDetails, item_id: str | None) -> str:
+    kind = error["type"]
+    if loc[:1] == ("checklist",):
+        if len(loc) == 1:
+            return "the [checklist] table is required" if kind == "missing" else "checklist must be a table ([checklist])"
+        return _in_table(loc[1:], error, "[checklist]", "[checklist] ", _HEAD_RULES, HeadFile)
+    if loc[:1] == ("sections",) and len(loc) <= 2:
+        if kind in ("missing", "too_short"):
+            return "at least one section is required ([[sections]])"
+        return "sections must be an array of tables ([[sections]])"
+    if loc[:1] == ("sections",):
+        number = loc[1] + 1
+        raw = data["sections"][loc[1]]
+        section_id = raw.get("id")
+        named = isinstance(section_id, str) and ID_RE.fullmatch(section_id) is not None
+        where = f"section {section_id!r}:" if named else f"section #{number}:"
+        rest = loc[2:]
+        if rest[:1] == ("items",) and len(rest) <= 2:
+            if kind in ("missing", "too_short"):
+                return f"{where} at least one item is required ([[sections.items]])"
+            return f"{where} items must be an array of tables ([[sections.items]])"
+        if rest[:1] == ("items",):
+            return _item_reason(rest[2:], error, section_id, rest[1] + 1, item_id, _raw_item(data, loc) or {})
+        rules = {"id": f"{where} id must match {{rule}}, got {{input!r}}"}
+        return _in_table(rest, error, where, f"{where} ", rules, SectionFile)
+    return _in_table(loc, error, "top level:", "", {}, ChecklistFile)
+
+
+def _item_reason(
+    rest: tuple[Any, ...], error: ErrorDetails, section_id: str, position: int, item_id: str | None, raw: Mapping[str, Any]
+) -> str:
+    if rest == ("id",) and item_id is None:
+        return f"section {section_id!r}, item #{position}: id is required"
+    if rest[:1] == ("options",) and len(rest) >= 3:
+        number = rest[1] + 1
+        rules = {"id": f"option #{number}: id must match {{rule}}"}
+        if rest[2:] == ("label",) and error["type"] == "missing":
+            return f"option {raw['options'][rest[1]].get('id')!r}: label is required"
+        return _in_table(rest[2:], error, f"option #{number}:", "", rules, OptionFile)
+    return _in_table(rest, error, "", "", _ITEM_RULES, ItemFile)
+
+
+def _in_table(
+    rest: tuple[Any, ...], error: ErrorDetails, where: str, name_prefix: str, rules: Mapping[str, str], model: type[FileModel]
+) -> str:
+    """The reason for an error at ``rest`` inside one table (``where`` names it in the message)."""
+    kind = error["type"]
+    prefix = f"{where} " if where else ""
+    key = str(rest[0]) if rest else ""
+    if kind == "extra_forbidden" and len(rest) == 1:
+        return prefix + unknown_key(key, allowed_keys(model))
+    if key in _LOCALIZED and (len(rest) > 1 or kind != "missing"):
+        return _localized_reason(rest, error, name_prefix + key)
+    if kind == "missing" and len(rest) == 1:
+        return f"{prefix}{key} is required"
+    rule = rules.get(key)
+    if rule is None:
+        return f"{prefix}{key}: {error['msg']}"
+    return rule.format(rule=ID_RULE, input=error.get("input"))
+
+
+def _localized_reason(rest: tuple[Any, ...], error: ErrorDetails, name: str) -> str:
+    kind = error["type"]
+    if len(rest) == 1:
+        return f"{name} must be a table with zh_CN and en (e.g. {name.split()[-1]}.zh_CN = \"...\")"
+    locale = str(rest[1])
+    if kind == "extra_forbidden":
+        # Locale keys are short, so a looser match still points at the right one (zh -> zh_CN).
+        return f"unknown key {name}.{locale}{suggest(locale, LOCALES, cutoff=0.5)}"
+    if kind == "missing":
+        return f"{name}.{locale} is required"
+    return f"{name}.{locale} must be a non-empty string"

@@ -16,11 +16,15 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field as Setting
+from pydantic import StringConstraints, ValidationError
+
+from bot.core.fileformat import FileModel, allowed_keys, first_error, unknown_key
 
 FIELDS_ENV = "ZICHA_FIELDS"
 FIELD_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-_KEYS = frozenset({"id", "zh_CN", "en", "aliases", "since"})
 
 
 class FieldsError(ValueError):
@@ -64,6 +68,51 @@ class FieldRegistry:
         return self._lookup.get(name.strip().lower())  # type: ignore[attr-defined]
 
 
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class FieldFile(FileModel):
+    """One ``[[fields]]`` table of the registry file."""
+
+    id: Annotated[str, StringConstraints(pattern=FIELD_ID_RE.pattern.join("^$"))]
+    zh_CN: NonEmpty
+    en: NonEmpty
+    aliases: list[NonEmpty] = Setting(default_factory=list)
+    since: NonEmpty | None = None
+
+
+class RegistryFile(FileModel):
+    """The fields registry file as written: one or more ``[[fields]]``."""
+
+    fields: Annotated[list[FieldFile], Setting(min_length=1)]
+
+
+# What a key must be, said when pydantic finds it is not.
+_RULES = {
+    "zh_CN": "zh_CN must be a non-empty string",
+    "en": "en must be a non-empty string",
+    "aliases": "aliases must be a list of non-empty strings",
+    "since": "since must be a campaign id",
+}
+
+
+def _registry_reason(data: dict[str, Any], exc: ValidationError) -> str:
+    unknown_top = sorted(str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden" and len(e["loc"]) == 1)
+    if unknown_top:
+        return f"unknown key(s) {', '.join(unknown_top)} (expected [[fields]])"
+    error = first_error(exc)
+    loc = tuple(error["loc"])
+    if len(loc) <= 2:
+        return "at least one [[fields]] table is required"
+    number, key = int(loc[1]) + 1, str(loc[2])
+    if error["type"] == "extra_forbidden":
+        return f"field #{number}: " + unknown_key(key, allowed_keys(FieldFile))
+    entry = data["fields"][loc[1]]
+    if key == "id":
+        return f"field #{number}: id must match ^[a-z0-9][a-z0-9-]{{0,31}}$, got {entry.get('id')!r}"
+    return f"field {entry['id']!r}: {_RULES[key]}"
+
+
 def load_registry(path: str | os.PathLike[str]) -> FieldRegistry:
     """Read and check a fields registry file; FieldsError names what is wrong."""
     shown = os.fspath(path)
@@ -71,51 +120,21 @@ def load_registry(path: str | os.PathLike[str]) -> FieldRegistry:
         data = tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise FieldsError(f"{shown}: cannot read the fields registry: {exc}") from exc
-    unknown_top = set(data) - {"fields"}
-    if unknown_top:
-        raise FieldsError(f"{shown}: unknown key(s) {', '.join(sorted(unknown_top))} (expected [[fields]])")
-    raw = data.get("fields")
-    if not isinstance(raw, list) or not raw or not all(isinstance(r, dict) for r in raw):
-        raise FieldsError(f"{shown}: at least one [[fields]] table is required")
+    try:
+        file = RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        raise FieldsError(f"{shown}: {_registry_reason(data, exc)}") from None
     fields: list[Field] = []
     seen: dict[str, str] = {}
-    for number, entry in enumerate(raw, start=1):
-        fields.append(_field(shown, number, entry))
-        f = fields[-1]
+    for entry in file.fields:
+        f = Field(entry.id, entry.zh_CN, entry.en, tuple(entry.aliases), entry.since)
+        fields.append(f)
         for name in (f.id, f.zh_CN, f.en.lower(), *f.aliases):
             key = name.strip().lower()
             if key in seen and seen[key] != f.id:
                 raise FieldsError(f"{shown}: field {f.id!r}: name {name!r} is already used by field {seen[key]!r}")
             seen[key] = f.id
     return FieldRegistry(tuple(fields), shown)
-
-
-def _field(shown: str, number: int, entry: dict[str, Any]) -> Field:
-    where = f"{shown}: field #{number}"
-    for key in entry:
-        if key not in _KEYS:
-            import difflib
-
-            close = difflib.get_close_matches(key, sorted(_KEYS), n=1, cutoff=0.75)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise FieldsError(f"{where}: unknown key {key!r}{hint}")
-    field_id = entry.get("id")
-    if not isinstance(field_id, str) or not FIELD_ID_RE.fullmatch(field_id):
-        raise FieldsError(f"{where}: id must match ^[a-z0-9][a-z0-9-]{{0,31}}$, got {field_id!r}")
-    where = f"{shown}: field {field_id!r}"
-    names: dict[str, str] = {}
-    for key in ("zh_CN", "en"):
-        value = entry.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise FieldsError(f"{where}: {key} must be a non-empty string")
-        names[key] = value.strip()
-    aliases = entry.get("aliases", [])
-    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
-        raise FieldsError(f"{where}: aliases must be a list of non-empty strings")
-    since = entry.get("since")
-    if since is not None and (not isinstance(since, str) or not since.strip()):
-        raise FieldsError(f"{where}: since must be a campaign id")
-    return Field(field_id, names["zh_CN"], names["en"], tuple(a.strip() for a in aliases), since)
 
 
 def default_registry_path() -> Path:

@@ -18,14 +18,15 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, StringConstraints, ValidationError, field_validator, model_validator
+
+from bot.core.fileformat import FileModel, Reason, allowed_keys, first_error, reason_of, unknown_key
 
 REGULATIONS_ENV = "ZICHA_REGULATIONS"
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _NUMBER = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,2})?")
-_REG_KEYS = frozenset({"id", "title", "short", "numbering"})
-_EDITION_KEYS = frozenset({"id", "label", "in_force", "uncertain", "source", "articles"})
-_ARTICLE_KEYS = frozenset({"number", "summary", "uncertain"})
 
 
 class RegulationError(ValueError):
@@ -177,18 +178,137 @@ def _hint(key: str, known: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _text(value: Any, where: str) -> Text:
-    if not isinstance(value, dict) or set(value) != {"zh_CN", "en"}:
-        raise RegulationError(f"{where} must have exactly zh_CN and en")
-    if not all(isinstance(v, str) and v.strip() for v in value.values()):
-        raise RegulationError(f"{where}: zh_CN and en must be non-empty strings")
-    return Text(value["zh_CN"].strip(), value["en"].strip())
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Id = Annotated[str, StringConstraints(pattern=_ID.pattern.join("^$"))]
 
 
-def _keys(table: dict[str, Any], allowed: frozenset[str], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise RegulationError(f"{where}: unknown key {key!r}{_hint(key, allowed)}")
+class TextFile(FileModel):
+    zh_CN: NonEmpty
+    en: NonEmpty
+
+    def to_text(self) -> Text:
+        return Text(self.zh_CN, self.en)
+
+
+class ArticleFile(FileModel):
+    number: Annotated[str, StringConstraints(pattern=_NUMBER.pattern.join("^$"))]
+    summary: TextFile
+    uncertain: bool = False
+
+    @field_validator("number")
+    @classmethod
+    def _no_leading_zero(cls, number: str) -> str:
+        if number.startswith("0"):
+            raise ValueError("leading zero")  # worded by _article_number
+        return number
+
+
+def _toml_date(value: Any) -> Any:
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise ValueError("not a date")  # worded by _RULES
+    return value
+
+
+class EditionFile(FileModel):
+    id: Id
+    label: TextFile
+    in_force: Annotated[dt.date, BeforeValidator(_toml_date)] | None = None
+    uncertain: bool = False
+    source: str = ""
+    articles: list[ArticleFile] = Field(default_factory=list)
+
+    @field_validator("articles")
+    @classmethod
+    def _each_article_once(cls, articles: list[ArticleFile]) -> list[ArticleFile]:
+        seen: set[str] = set()
+        for article in articles:
+            if article.number in seen:
+                raise Reason(f"article {article.number} listed twice")
+            seen.add(article.number)
+        return articles
+
+
+class HeadFile(FileModel):
+    id: Id
+    title: TextFile
+    short: TextFile | None = None
+    numbering: Literal["article", "part"] = "article"
+
+
+class RegulationFile(FileModel):
+    """One regulation file as written: ``[regulation]`` and one or more ``[[editions]]``."""
+
+    regulation: HeadFile
+    editions: Annotated[list[EditionFile], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _each_edition_once(self) -> RegulationFile:
+        seen: set[str] = set()
+        for edition in self.editions:
+            if edition.id in seen:
+                raise Reason(f"edition {edition.id!r}: duplicate edition id")
+            seen.add(edition.id)
+        return self
+
+
+def _regulation_reason(shown: str, data: dict[str, Any], exc: ValidationError) -> str:
+    error = first_error(exc)
+    reason = reason_of(error)
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    where = shown
+    if loc[:1] == ("editions",) and len(loc) >= 2:
+        raw = data["editions"][loc[1]]
+        where = f"{shown}: edition {raw.get('id') if isinstance(raw, dict) else None!r}"
+    if reason is not None:
+        return f"{where}: {reason.reason}" if loc else f"{shown}: {reason.reason}"
+    if len(loc) == 1 and kind == "extra_forbidden":
+        return f"{shown}: {unknown_key(str(loc[0]), allowed_keys(RegulationFile), cutoff=0.6)}"
+    if loc[:1] == ("regulation",):
+        rest = loc[1:]
+        if not rest:
+            return f"{shown}: the [regulation] table is required"
+        if kind == "extra_forbidden" and len(rest) == 1:
+            return f"{shown}: [regulation]: {unknown_key(str(rest[0]), allowed_keys(HeadFile), cutoff=0.6)}"
+        if rest[0] == "id":
+            return f"{shown}: [regulation] id must match ^[a-z0-9][a-z0-9-]{{0,31}}$"
+        if rest[0] == "numbering":
+            return f"{shown}: numbering must be 'article' or 'part'"
+        return _text_reason(f"{shown}: [regulation] {rest[0]}", rest[1:], kind)
+    if loc[:1] == ("editions",) and len(loc) <= 2:
+        return f"{shown}: at least one [[editions]] is required"
+    rest = loc[2:]
+    if rest[:1] == ("articles",) and len(rest) >= 3:
+        article = data["editions"][loc[1]]["articles"][rest[1]]
+        sub = rest[2:]
+        if kind == "extra_forbidden" and len(sub) == 1:
+            return f"{where}: {unknown_key(str(sub[0]), allowed_keys(ArticleFile), cutoff=0.6)}"
+        if sub[0] == "number":
+            return f"{where}: article number must be like \"14\" or \"1.3\", got {article.get('number')!r}"
+        if sub[0] == "summary":
+            return _text_reason(f"{where}: article {article.get('number')} summary", sub[1:], kind)
+        return f"{where}: article {article.get('number')}: {sub[0]} must be true or false"
+    if kind == "extra_forbidden" and len(rest) == 1:
+        return f"{where}: {unknown_key(str(rest[0]), allowed_keys(EditionFile), cutoff=0.6)}"
+    key = str(rest[0])
+    if key == "label":
+        return _text_reason(f"{where} label", rest[1:], kind)
+    return f"{where}: " + _RULES.get(key, f"{key}: {error['msg']}")
+
+
+_RULES = {
+    "id": "id must match ^[a-z0-9][a-z0-9-]{0,31}$",
+    "in_force": "in_force must be a TOML date (2021-06-01)",
+    "uncertain": "uncertain must be true or false",
+    "source": "source must be a string",
+    "articles": "articles must be an array of tables ([[editions.articles]])",
+}
+
+
+def _text_reason(name: str, rest: tuple[Any, ...], kind: str) -> str:
+    if not rest or kind in ("extra_forbidden", "missing"):
+        return f"{name} must have exactly zh_CN and en"
+    return f"{name}: zh_CN and en must be non-empty strings"
 
 
 def load_regulation(path: str | os.PathLike[str]) -> Regulation:
@@ -197,54 +317,23 @@ def load_regulation(path: str | os.PathLike[str]) -> Regulation:
         data = tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise RegulationError(f"{shown}: cannot read: {exc}") from exc
-    _keys(data, frozenset({"regulation", "editions"}), shown)
-    head = data.get("regulation")
-    if not isinstance(head, dict):
-        raise RegulationError(f"{shown}: the [regulation] table is required")
-    _keys(head, _REG_KEYS, f"{shown}: [regulation]")
-    reg_id = head.get("id")
-    if not isinstance(reg_id, str) or not _ID.fullmatch(reg_id):
-        raise RegulationError(f"{shown}: [regulation] id must match ^[a-z0-9][a-z0-9-]{{0,31}}$")
-    numbering = head.get("numbering", "article")
-    if numbering not in ("article", "part"):
-        raise RegulationError(f"{shown}: numbering must be 'article' or 'part'")
-    title = _text(head.get("title"), f"{shown}: [regulation] title")
-    short = _text(head["short"], f"{shown}: [regulation] short") if "short" in head else None
-    editions: dict[str, Edition] = {}
-    raw_editions = data.get("editions")
-    if not isinstance(raw_editions, list) or not raw_editions:
-        raise RegulationError(f"{shown}: at least one [[editions]] is required")
-    for raw in raw_editions:
-        where = f"{shown}: edition {raw.get('id')!r}"
-        _keys(raw, _EDITION_KEYS, where)
-        ed_id = raw.get("id")
-        if not isinstance(ed_id, str) or not _ID.fullmatch(ed_id):
-            raise RegulationError(f"{where}: id must match ^[a-z0-9][a-z0-9-]{{0,31}}$")
-        if ed_id in editions:
-            raise RegulationError(f"{where}: duplicate edition id")
-        in_force = raw.get("in_force")
-        if in_force is not None and not (isinstance(in_force, dt.date) and not isinstance(in_force, dt.datetime)):
-            raise RegulationError(f"{where}: in_force must be a TOML date (2021-06-01)")
-        articles: dict[str, Article] = {}
-        for art in raw.get("articles", []):
-            _keys(art, _ARTICLE_KEYS, where)
-            number = art.get("number")
-            if not isinstance(number, str) or not _NUMBER.fullmatch(number) or number.startswith("0"):
-                raise RegulationError(f"{where}: article number must be like \"14\" or \"1.3\", got {number!r}")
-            if number in articles:
-                raise RegulationError(f"{where}: article {number} listed twice")
-            articles[number] = Article(
-                number, _text(art.get("summary"), f"{where}: article {number} summary"), bool(art.get("uncertain", False))
-            )
-        editions[ed_id] = Edition(
-            id=ed_id,
-            label=_text(raw.get("label"), f"{where} label"),
-            in_force=in_force,
-            source=str(raw.get("source", "")),
-            articles=articles,
-            uncertain=bool(raw.get("uncertain", False)),
+    try:
+        file = RegulationFile.model_validate(data)
+    except ValidationError as exc:
+        raise RegulationError(_regulation_reason(shown, data, exc)) from None
+    head = file.regulation
+    editions = {
+        e.id: Edition(
+            id=e.id,
+            label=e.label.to_text(),
+            in_force=e.in_force,
+            source=e.source,
+            articles={a.number: Article(a.number, a.summary.to_text(), a.uncertain) for a in e.articles},
+            uncertain=e.uncertain,
         )
-    return Regulation(reg_id, title, short, numbering, editions)
+        for e in file.editions
+    }
+    return Regulation(head.id, head.title.to_text(), head.short.to_text() if head.short else None, head.numbering, editions)
 
 
 def load_registry(directory: str | os.PathLike[str]) -> Registry:

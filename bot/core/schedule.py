@@ -27,12 +27,15 @@ import tomllib
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+
+from bot.core.fileformat import FileModel, Reason, allowed_keys, first_error, reason_of, suggest
 
 DEFAULT_REMINDER_DAYS = (14, 7, 3, 1, 0)
 DEFAULT_SEND_TIME = dt.time(9, 0)
 DEFAULT_QUIET_HOURS = (dt.time(21, 0), dt.time(8, 0))
-_KEYS = frozenset({"checklist", "deadline", "timezone", "reminder_days", "send_time", "quiet_hours"})
 # Keys a campaign file (bot/core/campaigns.py) adds to the [campaign] table; they are
 # checked there, and the reminder schedule ignores them.
 CAMPAIGN_ONLY_KEYS = frozenset(
@@ -125,13 +128,97 @@ class CampaignSchedule:
         return (self.deadline - now.astimezone(self.tz).date()).days
 
 
-def _time(value: Any, where: str) -> dt.time:
+def _time(value: Any, where: str = "") -> dt.time:
     if isinstance(value, dt.time):
         return value.replace(second=0, microsecond=0)
     match = _HHMM.match(str(value).strip()) if isinstance(value, str) else None
     if match is None:
-        raise ScheduleError(f"{where}: expected a time as HH:MM, got {value!r}")
+        raise ScheduleError(f"{where}{': ' if where else ''}expected a time as HH:MM, got {value!r}")
     return dt.time(int(match.group(1)), int(match.group(2)))
+
+
+def _as_time(value: Any) -> dt.time:
+    try:
+        return _time(value)
+    except ScheduleError as exc:
+        raise Reason(str(exc)) from None
+
+
+def _as_deadline(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise Reason(f"expected a date YYYY-MM-DD, got {value!r}") from None
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise Reason(f"expected a date YYYY-MM-DD (the whole day counts), got {value!r}")
+    return value
+
+
+_QUIET_FORM = 'expected "HH:MM-HH:MM" such as "21:00-08:00", got {input!r}'
+
+
+class ScheduleFile(FileModel):
+    """The reminder keys of a ``[campaign]`` table, as written; every one is optional."""
+
+    checklist: str | None = None
+    deadline: Annotated[dt.date, BeforeValidator(_as_deadline)] | None = None
+    timezone: str | None = None  # None: the deployment's (ZICHA_TIMEZONE)
+    reminder_days: Annotated[list[Annotated[int, Field(ge=0, le=366)]], Field(min_length=1)] = Field(
+        default_factory=lambda: list(DEFAULT_REMINDER_DAYS)
+    )
+    send_time: Annotated[dt.time, BeforeValidator(_as_time)] = DEFAULT_SEND_TIME
+    quiet_hours: str = "21:00-08:00"
+
+    @field_validator("reminder_days")
+    @classmethod
+    def _each_day_once(cls, days: list[int]) -> list[int]:
+        if len(set(days)) != len(days):
+            raise Reason(f"{days!r} names a day twice")
+        return days
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _two_times(cls, value: str) -> str:
+        parts = value.replace("–", "-").split("-")
+        if len(parts) != 2:
+            raise Reason(_QUIET_FORM.format(input=value))
+        for part in parts:
+            _as_time(part)
+        return value
+
+    def quiet(self, tz: zoneinfo.ZoneInfo) -> QuietHours:
+        start, end = self.quiet_hours.replace("–", "-").split("-")
+        return QuietHours(_time(start), _time(end), tz)
+
+
+# What a key must be, said when pydantic finds it is not.
+_RULES = {
+    "timezone": "unknown time zone {input!r} (use an IANA name such as Asia/Shanghai)",
+    "deadline": "expected a date YYYY-MM-DD (the whole day counts), got {input!r}",
+    "reminder_days": "expected a list of whole days 0-366 before the deadline, got {input!r}",
+    "send_time": "expected a time as HH:MM, got {input!r}",
+    "quiet_hours": _QUIET_FORM,
+}
+
+
+def _schedule_error(exc: ValidationError, data: dict[str, Any], source: str, checklist_id: str) -> ScheduleError:
+    unknown = sorted(str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden")
+    allowed = allowed_keys(ScheduleFile)
+    if unknown:
+        hint = suggest(unknown[0], allowed) if len(unknown) == 1 else ""
+        return ScheduleError(
+            f"{source}: unknown key(s) {', '.join(unknown)}{hint} (allowed: {', '.join(sorted(allowed))})"
+        )
+    error = first_error(exc)
+    key = str(error["loc"][0]) if error["loc"] else ""
+    reason = reason_of(error)
+    if reason is not None:
+        return ScheduleError(f"{source}: {key}: {reason.reason}" if key else f"{source}: {reason.reason}")
+    if key == "checklist":
+        return ScheduleError(f"{source}: checklist = {data.get('checklist')!r} but the file is for {checklist_id!r}")
+    rule = _RULES.get(key, "{input!r} is not allowed here")
+    return ScheduleError(f"{source}: {key}: {rule.format(input=data.get(key))}")
 
 
 def parse_schedule(
@@ -139,39 +226,21 @@ def parse_schedule(
 ) -> CampaignSchedule | None:
     """Build a schedule from a parsed ``[campaign]`` table (``{}`` for all defaults); None if
     there is no deadline at all."""
-    unknown = set(data) - _KEYS
-    if unknown:
-        raise ScheduleError(f"{source}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_KEYS))})")
-    if "checklist" in data and data["checklist"] != checklist_id:
-        raise ScheduleError(f"{source}: checklist = {data['checklist']!r} but the file is for {checklist_id!r}")
-    tz_name = data.get("timezone", default_tz)
+    try:
+        file = ScheduleFile.model_validate(data)
+    except ValidationError as exc:
+        raise _schedule_error(exc, data, source, checklist_id) from None
+    if file.checklist is not None and file.checklist != checklist_id:
+        raise ScheduleError(f"{source}: checklist = {file.checklist!r} but the file is for {checklist_id!r}")
+    tz_name = file.timezone if file.timezone is not None else default_tz
     try:
         tz = zoneinfo.ZoneInfo(str(tz_name))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ScheduleError(f"{source}: timezone: unknown time zone {tz_name!r} (use an IANA name such as Asia/Shanghai)") from None
-    deadline = data.get("deadline", default_deadline)
-    if isinstance(deadline, str):
-        try:
-            deadline = dt.date.fromisoformat(deadline)
-        except ValueError:
-            raise ScheduleError(f"{source}: deadline: expected a date YYYY-MM-DD, got {deadline!r}") from None
-    if isinstance(deadline, dt.datetime) or (deadline is not None and not isinstance(deadline, dt.date)):
-        raise ScheduleError(f"{source}: deadline: expected a date YYYY-MM-DD (the whole day counts), got {deadline!r}")
-    days = data.get("reminder_days", list(DEFAULT_REMINDER_DAYS))
-    if (
-        not isinstance(days, list)
-        or not days
-        or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 366 for d in days)
-    ):
-        raise ScheduleError(f"{source}: reminder_days: expected a list of whole days 0-366 before the deadline, got {days!r}")
-    if len(set(days)) != len(days):
-        raise ScheduleError(f"{source}: reminder_days: {days!r} names a day twice")
-    send_time = _time(data.get("send_time", DEFAULT_SEND_TIME), f"{source}: send_time")
-    quiet_raw = data.get("quiet_hours", "21:00-08:00")
-    parts = str(quiet_raw).replace("–", "-").split("-") if isinstance(quiet_raw, str) else []
-    if len(parts) != 2:
-        raise ScheduleError(f"{source}: quiet_hours: expected \"HH:MM-HH:MM\" such as \"21:00-08:00\", got {quiet_raw!r}")
-    quiet = QuietHours(_time(parts[0], f"{source}: quiet_hours"), _time(parts[1], f"{source}: quiet_hours"), tz)
+    deadline = file.deadline if "deadline" in data else default_deadline
+    days = file.reminder_days
+    send_time = file.send_time.replace(second=0, microsecond=0)
+    quiet = file.quiet(tz)
     probe = dt.datetime.combine(dt.date(2000, 1, 3), send_time, tz)
     if quiet.active(probe):
         raise ScheduleError(

@@ -1,7 +1,8 @@
 """Pledge texts: versioned TOML data next to the checklists (``checklists/pledges/``).
 
 A pledge belongs to a checklist by file name (``<checklist id>.toml``). Every text has a
-Chinese and an English version; loading fails with the file and the reason otherwise.
+Chinese and an English version; the file format is :class:`PledgeFile` (pydantic, unknown keys
+refused) and loading fails with the file and the reason otherwise.
 The Chinese text is the one signed; the English one is a translation for reference.
 
 The preamble (``intro``) says what happened to the problems found, so it has three forms:
@@ -17,8 +18,11 @@ import functools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BeforeValidator, Field, StringConstraints, ValidationError, model_validator
+
+from bot.core.fileformat import FileModel, Reason, allowed_keys, first_error, reason_of, suggest, unknown_key
 from bot.resources import data_dir
 
 LOCALES = ("zh_CN", "en")
@@ -64,34 +68,82 @@ class Pledge:
         return self.texts.get(locale) or self.texts[AUTHORITATIVE]
 
 
-def _localized(path: Path, data: object, where: str) -> dict[str, str]:
-    if not isinstance(data, dict):
-        raise PledgeError(f"{path}: {where}: expected a table with zh_CN and en")
-    out = {}
-    for locale in LOCALES:
-        value = data.get(locale)
-        if not isinstance(value, str) or not value.strip():
-            raise PledgeError(f"{path}: {where}: the {locale} text is missing or empty")
-        out[locale] = value.strip()
-    return out
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
-def _intros(path: Path, data: object) -> dict[str, dict[str, str]]:
-    """{state: {locale: text}} for none/rectified/open (a plain intro serves every state)."""
-    if isinstance(data, dict) and not any(state in data for state in INTRO_STATES):
-        plain = _localized(path, data, "intro")
-        return dict.fromkeys(INTRO_STATES, plain)
-    if not isinstance(data, dict):
-        raise PledgeError(f"{path}: intro: expected a table with zh_CN and en, or intro.none/rectified/open")
-    out = {}
-    for state, placeholders in INTRO_STATES.items():
-        texts = _localized(path, data.get(state), f"intro.{state}")
-        for locale, text in texts.items():
-            for placeholder in placeholders:
-                if placeholder not in text:
-                    raise PledgeError(f"{path}: intro.{state}: the {locale} text lacks {placeholder}")
-        out[state] = texts
-    return out
+class TextFile(FileModel):
+    """One text of the pledge in both languages."""
+
+    zh_CN: NonEmpty
+    en: NonEmpty
+
+
+class IntroFile(FileModel):
+    """The preamble in its three forms (a plain intro is read as the same text for all three)."""
+
+    none: TextFile
+    rectified: TextFile
+    open: TextFile
+
+    @model_validator(mode="after")
+    def _placeholders_present(self) -> IntroFile:
+        for state, placeholders in INTRO_STATES.items():
+            texts: TextFile = getattr(self, state)
+            for locale in LOCALES:
+                for placeholder in placeholders:
+                    if placeholder not in getattr(texts, locale):
+                        raise Reason(f"intro.{state}: the {locale} text lacks {placeholder}")
+        return self
+
+
+def _plain_intro(value: Any) -> Any:
+    # A plain intro (zh_CN and en, no states) serves every state.
+    if isinstance(value, dict) and not any(state in value for state in INTRO_STATES):
+        return dict.fromkeys(INTRO_STATES, value)
+    return value
+
+
+class PledgeFile(FileModel):
+    """A pledge file as written (``checklists/pledges/<checklist id>.toml``)."""
+
+    id: str
+    version: NonEmpty
+    title: TextFile
+    intro: Annotated[IntroFile, BeforeValidator(_plain_intro)]
+    commitments: Annotated[list[TextFile], Field(min_length=1)]
+    closing: TextFile
+
+
+def _pledge_reason(data: dict[str, Any], exc: ValidationError) -> str:
+    error = first_error(exc)
+    reason = reason_of(error)
+    if reason is not None:
+        return reason.reason
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    key = str(loc[0])
+    if key == "version":
+        return "version is missing"
+    if key == "commitments" and (len(loc) == 1 or (kind == "model_type" and len(loc) == 2)):
+        return "at least one [[commitments]] entry is needed"
+    if len(loc) == 1 and kind == "extra_forbidden":
+        return unknown_key(key, allowed_keys(PledgeFile))
+    rest = loc[1:]
+    if key == "commitments":
+        where, rest = f"commitment {int(loc[1]) + 1}", loc[2:]
+    elif key == "intro" and isinstance(data.get("intro"), dict) and not any(s in data["intro"] for s in INTRO_STATES):
+        where, rest = "intro", loc[2:]
+    elif key == "intro" and rest:
+        where, rest = f"intro.{rest[0]}", loc[2:]
+    else:
+        where = key
+    if not rest:
+        if key == "intro":
+            return "intro: expected a table with zh_CN and en, or intro.none/rectified/open"
+        return f"{where}: expected a table with zh_CN and en"
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key {rest[0]!r}{suggest(str(rest[0]), LOCALES, cutoff=0.5)}"
+    return f"{where}: the {rest[0]} text is missing or empty"
 
 
 def load_pledge_file(path: str | Path) -> Pledge:
@@ -100,30 +152,24 @@ def load_pledge_file(path: str | Path) -> Pledge:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise PledgeError(f"{path}: {exc}") from None
-    pledge_id, version = data.get("id"), data.get("version")
-    if not isinstance(pledge_id, str) or pledge_id != path.stem:
+    if not isinstance(data.get("id"), str) or data["id"] != path.stem:
         raise PledgeError(f"{path}: id must be the file name without .toml ({path.stem!r})")
-    if not isinstance(version, str) or not version.strip():
-        raise PledgeError(f"{path}: version is missing")
-    commitments = data.get("commitments")
-    if not isinstance(commitments, list) or not commitments:
-        raise PledgeError(f"{path}: at least one [[commitments]] entry is needed")
-    title = _localized(path, data.get("title"), "title")
-    intro = _intros(path, data.get("intro"))
-    closing = _localized(path, data.get("closing"), "closing")
-    items = [_localized(path, c, f"commitment {n}") for n, c in enumerate(commitments, 1)]
+    try:
+        file = PledgeFile.model_validate(data)
+    except ValidationError as exc:
+        raise PledgeError(f"{path}: {_pledge_reason(data, exc)}") from None
     texts = {
         locale: PledgeText(
-            title[locale],
-            intro["none"][locale],
-            tuple(c[locale] for c in items),
-            closing[locale],
-            intro_rectified=intro["rectified"][locale],
-            intro_open=intro["open"][locale],
+            getattr(file.title, locale),
+            getattr(file.intro.none, locale),
+            tuple(getattr(c, locale) for c in file.commitments),
+            getattr(file.closing, locale),
+            intro_rectified=getattr(file.intro.rectified, locale),
+            intro_open=getattr(file.intro.open, locale),
         )
         for locale in LOCALES
     }
-    return Pledge(pledge_id, version, texts)
+    return Pledge(file.id, file.version, texts)
 
 
 @functools.cache

@@ -1,8 +1,4 @@
-"""`zicha campaign …` and `zicha checklist import|export`: campaigns and tables as data (issue 9).
-
-Registered on the main CLI by :func:`register`; kept in their own module so the main CLI
-file stays small.
-"""
+"""`zicha campaign list|show|open|close`: self-check campaigns as data and their stored state."""
 
 from __future__ import annotations
 
@@ -11,10 +7,11 @@ from pathlib import Path
 
 import click
 
+from bot.cli.group import cli
+from bot.cli.options import _open_db, _settings
+
 
 def _today() -> dt.date:
-    from bot.cli import _settings
-
     return dt.datetime.now(_settings().tz).date()
 
 
@@ -27,7 +24,7 @@ def _definitions(today: dt.date) -> dict:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+@cli.group()
 def campaign() -> None:
     """Self-check campaigns: one year's table for the institutions it covers."""
 
@@ -35,7 +32,6 @@ def campaign() -> None:
 @campaign.command("list")
 def campaign_list() -> None:
     """Every campaign defined in checklists/campaigns/ or stored in the database."""
-    from bot.cli import _open_db, _settings
     from storage.campaigns import list_campaigns
 
     today = _today()
@@ -65,8 +61,8 @@ def campaign_list() -> None:
 @campaign.command("show")
 @click.argument("campaign_id")
 def campaign_show(campaign_id: str) -> None:
-    """What a campaign asks of whom, and when."""
-    from bot.cli import _open_db, _settings
+    """What campaign CAMPAIGN_ID asks of whom, and when: checklist, pledge, dates, coverage,
+    the editions of the regulations in force, and its stored state."""
     from bot.core.checklist import ChecklistError, load_checklists
     from bot.core.fields import field_label
     from bot.resources import data_dir
@@ -114,8 +110,10 @@ def campaign_show(campaign_id: str) -> None:
 @click.argument("campaign_id", required=False)
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A campaign file elsewhere.")
 def campaign_open(campaign_id: str | None, file: Path | None) -> None:
-    """Check a campaign (its checklist, pledge and the editions cited) and store it as open."""
-    from bot.cli import _open_db, _settings
+    """Check a campaign (its checklist, pledge and the editions cited) and store it as open.
+
+    CAMPAIGN_ID names a file in checklists/campaigns/; --file opens a campaign file kept
+    elsewhere. Opening a stored campaign again updates its definition."""
     from bot.core.campaigns import CampaignError, campaigns_dir, load_campaign
     from bot.core.checklist import ChecklistError, load_checklists
     from bot.resources import data_dir
@@ -145,7 +143,6 @@ def campaign_open(campaign_id: str | None, file: Path | None) -> None:
 @click.argument("campaign_id")
 def campaign_close(campaign_id: str) -> None:
     """Close a campaign: nobody is asked to answer it any more; answers and exports stay."""
-    from bot.cli import _open_db, _settings
     from storage.campaigns import close_campaign
 
     with _open_db(_settings()) as db:
@@ -153,59 +150,3 @@ def campaign_close(campaign_id: str) -> None:
     if stored is None:
         raise click.ClickException(f"No stored campaign {campaign_id!r} (see zicha campaign list)")
     click.echo(f"Campaign {stored.id} is closed; its {stored.selfchecks} self-checks stay readable.")
-
-
-@click.command("import")
-@click.argument("table", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the TOML (default: ./<checklist id>.toml).")
-@click.option("--force", is_flag=True, help="Replace an existing output file.")
-def checklist_import(table: Path, output: Path | None, force: bool) -> None:
-    """Convert an XLSForm-like workbook into a checklist file and validate it.
-
-    Every problem is listed with its sheet, row and column; nothing is written unless the
-    whole workbook is valid."""
-    from bot.core.xlsform import WorkbookError, import_workbook
-
-    try:
-        text, loaded = import_workbook(table)
-    except WorkbookError as exc:
-        click.echo(f"{table}: {len(exc.problems)} problem(s); nothing was written.", err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        raise SystemExit(1) from None
-    target = output or Path(f"{loaded.id}.toml")
-    if target.exists() and not force:
-        raise click.ClickException(f"{target} exists; pass --force to replace it")
-    target.write_text(text, encoding="utf-8")
-    click.echo(f"{target}: {loaded.id} {loaded.version}, {len(loaded.sections)} sections, {len(loaded.items)} items, valid.")
-
-
-@click.command("export")
-@click.argument("checklist_id")
-@click.argument("table", type=click.Path(dir_okay=False, path_type=Path))
-def checklist_export(checklist_id: str, table: Path) -> None:
-    """Write a checklist (a shipped id or a .toml path) as a workbook that imports back to it."""
-    from bot.core.checklist import ChecklistError, load_checklist, load_checklists
-    from bot.core.xlsform import export_workbook
-    from bot.resources import data_dir
-
-    try:
-        if checklist_id.endswith(".toml"):
-            loaded = load_checklist(checklist_id)
-        else:
-            available = load_checklists(data_dir("checklists"))
-            if checklist_id not in available:
-                raise click.ClickException(f"No checklist {checklist_id!r} (available: {', '.join(sorted(available))})")
-            loaded = available[checklist_id]
-    except ChecklistError as exc:
-        raise click.ClickException(str(exc)) from None
-    header = [line[1:].strip() for line in Path(loaded.path).read_text(encoding="utf-8-sig").splitlines()
-              if line.startswith("#")][:12]  # fmt: skip
-    export_workbook(loaded, table, header=[h for h in header if not h.startswith("Generated by")])
-    click.echo(f"{table}: {loaded.id} {loaded.version}, {len(loaded.items)} items.")
-
-
-def register(cli: click.Group, checklist: click.Group) -> None:
-    cli.add_command(campaign)
-    checklist.add_command(checklist_import)
-    checklist.add_command(checklist_export)
