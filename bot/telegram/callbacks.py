@@ -65,6 +65,10 @@ class JoinCb(CallbackData, prefix="j"):
     confirm: bool
 
 
+class RegulatorJoinCb(CallbackData, prefix="rgj"):
+    confirm: bool
+
+
 class PledgeCb(CallbackData, prefix="p"):
     action: PledgeAction
     sc: Id
@@ -77,4 +81,4 @@ class OverduePageCb(CallbackData, prefix="rgo"):
     page: Page
 
 
-__all__ = ["AnswerCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "OverduePageCb", "Page", "PledgeAction", "PledgeCb", "RectCb", "SectionCb"]
+__all__ = ["AnswerCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "OverduePageCb", "Page", "PledgeAction", "PledgeCb", "RectCb", "RegulatorJoinCb", "SectionCb"]
