@@ -119,7 +119,14 @@ class Verify(Action):
     code: str | None = None
 
 
-ACTIONS = (Start, ShowHelp, Join, JoinRegulator, AskLanguage, ChooseLanguage, Verify)
+@dataclass(frozen=True)
+class OtherCommand(Action):
+    """A command this conversation does not know: staff see where they are."""
+
+    kind: ClassVar[str] = "other_command"
+
+
+ACTIONS = (Start, ShowHelp, Join, JoinRegulator, AskLanguage, ChooseLanguage, Verify, OtherCommand)
 PRESSES = (Choose, SetRect, Navigate, OpenSection, PledgeStep)  # buttons only staff are shown
 
 
@@ -368,6 +375,9 @@ def handle(conversation: Conversation, actor: Actor, action: Action) -> Outcome:
         return flow.choose_language(action)
     if isinstance(action, Verify):
         return flow.verify(action)
+    if isinstance(action, OtherCommand) and actor.institution is not None:
+        where = conversation.handle(actor, Resume(again=True))
+        return replace(where, messages=[_("Here is where you are in the self-check:"), *where.messages])
     if isinstance(action, PRESSES):  # a staff button pressed by someone who is not (any more) staff
         return Outcome(notice=_("Only invited staff can use these buttons. Send /start for help."), alert=True)
     return flow.stranger()
