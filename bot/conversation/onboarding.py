@@ -85,6 +85,10 @@ class Join(Action):
     kind: ClassVar[str] = "join"
     confirm: bool = False
 
+    @property
+    def button_key(self) -> str:
+        return "join:yes" if self.confirm else "join:no"
+
 
 @dataclass(frozen=True)
 class JoinRegulator(Action):
@@ -92,6 +96,10 @@ class JoinRegulator(Action):
 
     kind: ClassVar[str] = "regulator_join"
     confirm: bool = False
+
+    @property
+    def button_key(self) -> str:
+        return "regulator_join:yes" if self.confirm else "regulator_join:no"
 
 
 @dataclass(frozen=True)
