@@ -111,7 +111,7 @@ def test_joining_with_an_invite_code(db: sqlite_utils.Database, motor_lab: Insti
     assert stale.notice == "此按钮已失效。" and get_membership(db, 4001) is None
     newcomer.do(ob.Start(code=code))
     outcome = newcomer.key("join:yes")
-    assert outcome.notice == "欢迎！" and "您已登记为 机动车检测站有限公司 的工作人员" in outcome.screen.text  # type: ignore[union-attr]
+    assert outcome.notice == "欢迎！" and "您已登记为 机动车检测站有限公司 的工作人员" in outcome.screen.text
     assert newcomer.screen.kind == "question" and "第 1/" in newcomer.screen.text  # then: the first item
     member = get_membership(db, 4001)
     assert member is not None and member.id == motor_lab.id
