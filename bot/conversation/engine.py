@@ -6,7 +6,8 @@ translations, where states are kept). A channel turns what the user did into an
 ``shown(actor, outcome, token)`` so the state (and the token of the live screen) is kept —
 one write per shown screen. The guards live here, once, for every channel:
 
-* membership: an actor with no institution is refused (``Actor.institution``);
+* membership: an actor with no institution is refused, but for onboarding (``/start``, joining
+  with an invite code, the language, ``/verify``: ``bot.conversation.onboarding``);
 * scope: a button naming another self-check or an item that does not apply;
 * staleness: a checklist that changed (fingerprint), a press on an old screen (origin),
   a revision that moved on (a colleague saved meanwhile);
