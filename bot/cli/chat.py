@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 
 import click
@@ -23,16 +24,18 @@ from bot.cli.options import (
 def chat(demo: bool, files_dir: Path) -> None:
     """Chat with Zicha in this terminal, with no token and no network.
 
-    Runs the same handlers as the Telegram bot against the local database. Buttons
-    appear with keys: answers as numbers, navigation as fixed letters (p previous,
+    Runs the same conversation engine as the Telegram bot against the local database.
+    Buttons appear with keys: answers as numbers, navigation as fixed letters (p previous,
     n skip or continue, c contents, r review). Type a key to press a button, or type
     text to reply. Files the bot sends are saved in --files.
     """
-    from aiogram.utils.i18n import gettext as _
-
     from bot.console import CONSOLE_USER_ID, ConsoleChat
+    from bot.conversation.engine import Conversation
+    from bot.conversation.text import _
     from bot.demo import seed_demo
-    from bot.telegram.app import build_app
+    from bot.i18n import build_i18n
+    from bot.telegram.app import load_checklist
+    from storage.conversations import SQLiteStates
     from storage.institutions import get_membership
 
     settings = _settings()
@@ -45,8 +48,11 @@ def chat(demo: bool, files_dir: Path) -> None:
             from storage.campaigns import open_campaign
 
             open_campaign(db, load_configured_campaign(settings.zicha_campaign or "demo", settings.tz))
-        app = build_app(settings, db)
-        console = ConsoleChat(app, click.echo, files_dir=files_dir)
+        conversation = Conversation(
+            db=db, checklist=load_checklist(settings), settings=settings, clock=lambda: dt.datetime.now(settings.tz),
+            states=SQLiteStates(db), catalog=build_i18n(settings.zicha_locale),
+        )  # fmt: skip
+        console = ConsoleChat(conversation, click.echo, files_dir=files_dir)
         if demo and get_membership(db, CONSOLE_USER_ID) is None:
             institution = seed_demo(db, CONSOLE_USER_ID)
             with console.speaking():

@@ -6,7 +6,8 @@ translations, where states are kept). A channel turns what the user did into an
 ``shown(actor, outcome, token)`` so the state (and the token of the live screen) is kept —
 one write per shown screen. The guards live here, once, for every channel:
 
-* membership: an actor with no institution is refused (``Actor.institution``);
+* membership: an actor with no institution is refused, but for onboarding (``/start``, joining
+  with an invite code, the language, ``/verify``: ``bot.conversation.onboarding``);
 * scope: a button naming another self-check or an item that does not apply;
 * staleness: a checklist that changed (fingerprint), a press on an old screen (origin),
   a revision that moved on (a colleague saved meanwhile);
@@ -22,19 +23,19 @@ origin=token)``; typed text is ``TypeText``, an upload ``SendFile`` (and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from html import escape
 from typing import Any, Protocol
 
 import sqlite_utils
 
+from bot.conversation import onboarding, render
 from bot.conversation import pledge_screens as ps
 from bot.conversation import regulator as desk
-from bot.conversation import render
 from bot.conversation import state as st
 from bot.conversation.actions import (
     REGULATOR_ACTIONS,
@@ -58,6 +59,7 @@ from bot.conversation.actions import (
     TypeText,
     Unsupported,
 )
+from bot.conversation.actor import Actor
 from bot.conversation.render import Facts
 from bot.conversation.screens import Attachment, Outcome, Screen
 from bot.conversation.state import ConversationState, StateStore
@@ -86,7 +88,6 @@ from storage import pledges as pledge_store
 from storage.answers import StaleAnswer
 from storage.institutions import Institution
 from storage.pledges import Submission
-from storage.regulators import Regulator
 from storage.reports import pending_corrections
 
 Clock = Callable[[], dt.datetime]
@@ -111,19 +112,6 @@ class Catalog(Protocol):
 
     def gettext(self, singular: str, plural: str | None = None, n: int = 1, locale: str | None = None) -> str:
         """``singular`` in ``locale``."""
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: their user id, their institution (None: not a member), their locale, and
-    ``key``: where their conversation state is kept (the channel's conversation key)."""
-
-    user_id: int
-    institution: Institution | None
-    locale: str
-    key: str
-    name: str = ""  # how the channel names them (kept with a signature)
-    regulator: Regulator | None = None  # their regulator account, if they have one
 
 
 class Step:
@@ -654,6 +642,10 @@ class Conversation:
         with use_gettext(lambda message: catalog.gettext(message, locale=locale)):
             yield
 
+    def speaking(self, locale: str) -> contextlib.AbstractContextManager[None]:
+        """The engine's strings (``bot.conversation.text._``) in ``locale``, for a channel's own lines too."""
+        return self._speaking(locale)
+
     def workspace(self, institution: Institution) -> Workspace:
         return open_workspace(self.db, self.checklist, institution)
 
@@ -667,8 +659,8 @@ class Conversation:
         with self._speaking(actor.locale):
             if isinstance(action, REGULATOR_ACTIONS):
                 return self._regulator(actor, action)
-            if actor.institution is None:
-                return Outcome(notice=_("Only invited staff can use these buttons. Send /start for help."), alert=True)
+            if actor.institution is None or isinstance(action, onboarding.ACTIONS):
+                return onboarding.handle(self, actor, action)  # /start, joining, the language, /verify
             step = Step(self, actor, actor.institution)
             return self._dispatch(step, action)
 
@@ -717,6 +709,13 @@ class Conversation:
             return Outcome(desk.overdue_screen(report, action.page, actor.locale))
         corrections = pending_corrections(self.db, self.checklist.id, confirm_item_ids(self.checklist), regulator.scope)
         return Outcome(desk.status_screen(report, actor.locale, corrections=len({c.institution_id for c in corrections})))
+
+    def resume_from(self, actor: Actor, state: ConversationState) -> Outcome:
+        """Where ``actor`` is, from ``state`` (about to be kept, not yet stored: just joined)."""
+        assert actor.institution is not None
+        step = Step(self, actor, actor.institution)
+        step.state = state
+        return step.resume()
 
     def summary(self, actor: Actor) -> Outcome:
         """The completion summary (the pledge flow returns to it)."""

@@ -73,7 +73,8 @@ def action_key(action: Action) -> str:
         return f"pledge:{action.action.value}" + (f":{action.role}" if action.role else "")
     if isinstance(action, ShowOverdue):
         return f"overdue:{action.page}"
-    return action.kind
+    own = getattr(action, "button_key", None)  # an action that names its own buttons
+    return own if isinstance(own, str) else action.kind
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ class Outcome:
     lines to show before the screen, each its own message (after typed input); ``screen``:
     the screen to show (None: leave the screen as it is); ``live``: the screen's answer
     buttons become the current ones; ``state``: the conversation state to keep once the
-    screen is shown (None: unchanged).
+    screen is shown (None: unchanged); ``then``: a further outcome, shown after this one as
+    a new message (after joining or choosing the language: the screen the user is on).
     """
 
     screen: Screen | None = None
@@ -134,4 +136,5 @@ class Outcome:
     live: bool = False
     state: ConversationState | None = None
     pdf: Submission | None = None
+    then: Outcome | None = None
 

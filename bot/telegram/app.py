@@ -130,8 +130,8 @@ def build_dispatcher(
         settings=settings,
         clock=clock or (lambda: dt.datetime.now(tz)),
     )
-    # Onboarding goes first so "/start CODE" is read as an invite even from someone already
-    # bound; the fallback is last and takes whatever nobody else did.
+    # /start (with an invite code or not), /help and /language are everyone's (the common
+    # router, over the engine's onboarding); the fallback is last and takes whatever nobody else did.
     dp["i18n"] = i18n
     # The conversation engine, built once: handlers receive it (and their actor) through
     # the EngineContext filter of bot.telegram.conversation.

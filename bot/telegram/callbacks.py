@@ -92,6 +92,10 @@ class JoinCb(CallbackData, prefix="j"):
     confirm: bool
 
 
+class RegulatorJoinCb(CallbackData, prefix="rgj"):
+    confirm: bool
+
+
 class PledgeCb(CallbackData, prefix="p"):
     action: PledgeAction
     sc: Id
@@ -104,4 +108,4 @@ class OverduePageCb(CallbackData, prefix="rgo"):
     page: Page
 
 
-__all__ = ["AnswerCb", "CarryCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "OverduePageCb", "Page", "PickCb", "PickDoneCb", "PledgeAction", "PledgeCb", "RectCb", "SectionCb"]
+__all__ = ["AnswerCb", "CarryCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "OverduePageCb", "Page", "PickCb", "PickDoneCb", "PledgeAction", "PledgeCb", "RectCb", "RegulatorJoinCb", "SectionCb"]

@@ -37,16 +37,21 @@ from bot.conversation.actions import (
     ShowOverdue,
 )
 from bot.conversation.engine import Actor, Conversation
+from bot.conversation.onboarding import ACTIONS as ONBOARDING_ACTIONS
+from bot.conversation.onboarding import ChooseLanguage, Join, JoinRegulator
 from bot.conversation.screens import Outcome, Screen
 from bot.telegram.callbacks import (
     AnswerCb,
     CarryCb,
+    JoinCb,
+    LangCb,
     NavCb,
     OverduePageCb,
     PickCb,
     PickDoneCb,
     PledgeCb,
     RectCb,
+    RegulatorJoinCb,
     SectionCb,
 )
 from bot.telegram.screen import edit_or_send
@@ -97,6 +102,8 @@ def _overdue(a: ShowOverdue) -> CallbackData:
 
 PACKERS: dict[type[Action], Any] = {
     Choose: _answer, SetRect: _rect, Pick: _pick, PickDone: _pick_done, SameAsLastYear: _carry, Navigate: _nav, OpenSection: _section, PledgeStep: _pledge, ShowOverdue: _overdue,
+    Join: lambda a: JoinCb(confirm=a.confirm), JoinRegulator: lambda a: RegulatorJoinCb(confirm=a.confirm),
+    ChooseLanguage: lambda a: LangCb(locale=a.locale),
 }  # fmt: skip
 
 
@@ -133,6 +140,12 @@ def _unpack(data: str) -> Action | None:
     if prefix == PledgeCb.__prefix__:
         p = PledgeCb.unpack(data)
         return PledgeStep(action=p.action, sc=p.sc, sub=p.sub, role=p.role, h=p.h)
+    if prefix == JoinCb.__prefix__:
+        return Join(confirm=JoinCb.unpack(data).confirm)
+    if prefix == RegulatorJoinCb.__prefix__:
+        return JoinRegulator(confirm=RegulatorJoinCb.unpack(data).confirm)
+    if prefix == LangCb.__prefix__:
+        return ChooseLanguage(locale=LangCb.unpack(data).locale)
     return None
 
 
@@ -193,14 +206,19 @@ async def deliver(
         if outcome.pdf is not None:
             await send_pdf(event, conversation, actor, outcome.pdf)
         return
+    if not outcome.live:  # no token to keep: the state is written before anything is sent
+        conversation.shown(actor, outcome)
     if isinstance(event, CallbackQuery):
         sent = await edit_or_send(event, view(outcome.screen))
     else:
         shown = view(outcome.screen)
         sent = await event.answer(shown.text, reply_markup=shown.markup)
-    conversation.shown(actor, outcome, sent.message_id)
+    if outcome.live:
+        conversation.shown(actor, outcome, sent.message_id)
     if outcome.pdf is not None:
         await send_pdf(event, conversation, actor, outcome.pdf)
+    if outcome.then is not None:  # a new message below the one just shown
+        await deliver(sent, outcome.then, conversation, actor)
 
 
 async def send_pdf(event: Message | CallbackQuery, conversation: Conversation, actor: Actor, submission: Submission) -> bool:
@@ -224,7 +242,7 @@ def actor_of(
     user: User, institution: Institution | None, locale: str, state: FSMContext, regulator: Regulator | None = None
 ) -> Actor:
     name = user.full_name + (f" @{user.username}" if user.username else "")
-    return Actor(user.id, institution, locale, storage_key_text(state.key), name, regulator)
+    return Actor(user.id, institution, locale, storage_key_text(state.key), name, regulator, user.first_name, user.username)
 
 
 class IsStaff(Filter):
@@ -236,13 +254,20 @@ class IsStaff(Filter):
 
 class EngineContext(Filter):
     """Admits the engine's audience — staff (a user bound to an institution, see
-    MembershipMiddleware) or, with ``audience="regulator"``, regulators — and gives the
+    MembershipMiddleware), with ``audience="regulator"`` regulators, with
+    ``audience="anyone"`` everybody (/start, joining, the language, /verify) — and gives the
     handler ``conversation`` and ``actor``; with ``decode_press``, also the press's
     ``action`` if it is one of that audience's (any other press is left to other routers)."""
 
     def __init__(self, *, audience: str = "staff", decode_press: bool = False) -> None:
+        self.audience = audience
         self.regulators = audience == "regulator"
         self.decode_press = decode_press
+
+    def takes(self, action: Action) -> bool:
+        if self.audience == "anyone":
+            return isinstance(action, ONBOARDING_ACTIONS)
+        return not isinstance(action, ONBOARDING_ACTIONS) and isinstance(action, REGULATOR_ACTIONS) is self.regulators
 
     async def __call__(
         self,
@@ -254,13 +279,15 @@ class EngineContext(Filter):
         regulator: Regulator | None = None,
         event_from_user: User | None = None,
     ) -> bool | dict[str, Any]:
-        if event_from_user is None or (regulator if self.regulators else institution) is None:
+        if event_from_user is None:
+            return False
+        if self.audience != "anyone" and (regulator if self.regulators else institution) is None:
             return False
         found: dict[str, Any] = {"actor": actor_of(event_from_user, institution, locale, state, regulator)}
         if self.decode_press:
             assert isinstance(event, CallbackQuery)
             action = decode(event)
-            if action is None or isinstance(action, REGULATOR_ACTIONS) is not self.regulators:
+            if action is None or not self.takes(action):
                 return False
             found["action"] = action
         return found

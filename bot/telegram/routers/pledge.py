@@ -1,5 +1,5 @@
 """The signed pledge on Telegram: /pledge, the paper pledge upload (a file fetched from
-Telegram), and /verify for regulators. Signing itself — the offer, the signer's name and
+Telegram), and /verify for regulators (decoded here, answered by the engine). Signing itself — the offer, the signer's name and
 role, the confirmation, revising — is the conversation engine's (``bot.conversation``):
 its buttons reach it through the one press handler of the interview router, and the
 signed PDF is made (in a worker thread) and handed over by ``bot.telegram.conversation``.
@@ -26,19 +26,16 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import Settings
 from bot.conversation.actions import ShowPledge
 from bot.conversation.engine import MAX_PAPER_BYTES, Actor, Conversation  # noqa: F401  (MAX_PAPER_BYTES re-exported)
+from bot.conversation.onboarding import Verify
 from bot.core.checklist import Checklist
-from bot.pledge import document as doc
 from bot.pledge.fonts import NO_CJK_FONT, cjk_font_available
 from bot.pledge.text import pledge_for
 from bot.selfcheck import Frozen
-from bot.telegram import pledge_views as pv
 from bot.telegram.conversation import EngineContext, IsStaff, deliver, file_of
 from storage import pledges as store
-from storage.institutions import Institution, get_institution, user_label
-from storage.regulators import Regulator
+from storage.institutions import Institution
 
 log = logging.getLogger(__name__)
 
@@ -154,35 +151,15 @@ async def on_paper(message: Message, bot: Bot, conversation: Conversation, actor
 # --- regulators ----------------------------------------------------------------------
 
 
-async def cmd_verify(
-    message: Message, command: CommandObject, db: sqlite_utils.Database, locale: str, settings: Settings,
-    regulator: Regulator | None = None,
-) -> None:  # fmt: skip
-    """/verify CODE: who signed what, when, and whether it is still current — for a
-    regulator whose scope covers the institution (any other code reads as unknown)."""
-    if regulator is None:
-        await message.answer(_("Only regulator accounts can verify signed pledges."))
-        return
-    code = doc.normalize_code(command.args)
-    if code is None:
-        await message.answer(_("Send /verify followed by the verification code printed on the pledge, for example: /verify ABCDE-12345"))
-        return
-    submission = store.submission_by_code(db, code)
-    institution = get_institution(db, submission.institution_id) if submission is not None else None
-    if submission is None or institution is None or not regulator.scope.covers(institution.province, institution.fields):
-        await message.answer(_("No signed pledge with the code {code} within your scope.").format(code=doc.format_code(code)))
-        return
-    known = user_label(db, submission.signed_by)
-    who = known if known is not None else submission.document["signed_by"]["name"]
-    who += f" (Telegram ID {submission.signed_by})"
-    later = store.later_submission(db, submission)
-    current_later = store.current_submission(db, submission.selfcheck_id) if later is not None else None
-    await message.answer(pv.verify_view(submission, institution, current_later, who, locale, settings.tz))
+async def cmd_verify(message: Message, command: CommandObject, conversation: Conversation, actor: Actor) -> None:
+    """/verify CODE: who signed what, when, and whether it is still current (the engine's
+    ``bot.conversation.onboarding``: regulators only, within their scope)."""
+    await deliver(message, conversation.handle(actor, Verify(code=command.args)), conversation, actor)
 
 
 def build_router() -> Router:
     router = Router(name="pledge")
-    router.message.register(cmd_verify, Command("verify"))
+    router.message.register(cmd_verify, Command("verify"), EngineContext(audience="anyone"))
     staff = Router(name="pledge-staff")
     staff.message.filter(IsStaff())
     staff.callback_query.filter(IsStaff())
