@@ -105,7 +105,8 @@ class Outcome:
     lines to show before the screen, each its own message (after typed input); ``screen``:
     the screen to show (None: leave the screen as it is); ``live``: the screen's answer
     buttons become the current ones; ``state``: the conversation state to keep once the
-    screen is shown (None: unchanged).
+    screen is shown (None: unchanged); ``fresh``: show the screen as a new message even
+    for a press (the pressed one stays, a list to choose from again).
     """
 
     screen: Screen | None = None
@@ -115,4 +116,5 @@ class Outcome:
     live: bool = False
     state: ConversationState | None = None
     pdf: Submission | None = None
+    fresh: bool = False
 

@@ -104,5 +104,5 @@ def build_router() -> Router:
     router.message.register(cmd_start, CommandStart(deep_link=False))
     router.message.register(cmd_help, Command("help"))
     router.message.register(cmd_language, Command("language"))
-    router.callback_query.register(on_language, LangCb.filter())
+    # on_language (LangCb) is routed by bot.telegram.routers.presses.
     return router

@@ -118,8 +118,7 @@ async def on_join(
 def build_router() -> Router:
     router = Router(name="onboarding")
     router.message.register(cmd_start_with_code, CommandStart(deep_link=True))
-    router.callback_query.register(on_join, JoinCb.filter())
-    router.callback_query.register(regulator_router.on_regulator_join, regulator_router.RegulatorJoinCb.filter())
+    # on_join (JoinCb) and regulator_router.on_regulator_join are routed by bot.telegram.routers.presses.
     # A regulator who is not staff: /start and /help explain the regulator commands (issue 5),
     # instead of the "only invited staff" text of the common router.
     only_regulator = regulator_router.IsRegulatorOnly()
