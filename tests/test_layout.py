@@ -99,7 +99,7 @@ def test_the_engine_handlers_only_decode_and_render() -> None:
         ("bot/telegram/routers/regulator.py", {
             "cmd_status", "cmd_overdue", "cmd_institution", "cmd_export", "cmd_broadcast", "cmd_cancel",
             "on_broadcast_text", "on_broadcast_not_text", "on_regulator_text",
-        }),  # fmt: skip
+        }),
         ("bot/telegram/routers/broadcast.py", None),
         ("bot/telegram/routers/presses.py", None),
     ):
