@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 # (several milliseconds) after every garbage collection: measured as the bot's worst
 # stalls. Holding them for the methods Zicha calls makes that a one-time cost.
 _RESPONSE_MODELS = tuple(
-    Response[method.__returning__]  # type: ignore[name-defined,misc]
+    Response[method.__returning__]  # type: ignore[name-defined]  # a type taken from a value: only known at run time
     for method in (
         methods.AnswerCallbackQuery,
         methods.DeleteMessage,
