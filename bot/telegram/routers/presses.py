@@ -55,17 +55,21 @@ def _engine(codec: Codec) -> Callable[[str], dict[str, Any]]:
 
 def routes() -> dict[str, Press]:
     """Prefix → its one handler. The engine's buttons all go to ``on_press``."""
-    table = {
+    anyone = EngineContext(audience="anyone")
+    # The engine's first: an answer is the press that happens most (the filters exclude each
+    # other, so this order is only about speed).
+    table = {codec.prefix: Press(on_press, _engine(codec), (anyone,)) for codec in CODECS}
+    others = {
         LangCb.__prefix__: Press(common.on_language, _factory(LangCb)),
         JoinCb.__prefix__: Press(onboarding.on_join, _factory(JoinCb)),
         regulator_router.RegulatorJoinCb.__prefix__: Press(
             regulator_router.on_regulator_join, _factory(regulator_router.RegulatorJoinCb)
         ),
     }
-    anyone = EngineContext(audience="anyone")
-    for codec in CODECS:
-        assert codec.prefix not in table, f"two handlers for the prefix {codec.prefix!r}"
-        table[codec.prefix] = Press(on_press, _engine(codec), (anyone,))
+    for prefix, press in others.items():
+        if prefix in table:
+            raise ValueError(f"two handlers for the callback prefix {prefix!r}")
+        table[prefix] = press
     return table
 
 
