@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
@@ -63,31 +62,37 @@ from storage.regulators import Regulator
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
 class Codec:
     """One engine action and the CallbackData factory its buttons are packed with. The
     fields of both have the same names unless ``to_data`` / ``to_action`` say otherwise."""
 
-    factory: type[CallbackData]
-    action: type[Action]
-    to_data: Callable[[Any], CallbackData] | None = None
-    to_action: Callable[[Any], Action] | None = None
+    __slots__ = ("action", "factory", "names", "prefix", "to_action", "to_data")
 
-    @property
-    def prefix(self) -> str:
-        return str(self.factory.__prefix__)
+    def __init__(
+        self,
+        factory: type[CallbackData],
+        action: type[Action],
+        to_data: Callable[[Any], CallbackData] | None = None,
+        to_action: Callable[[Any], Action] | None = None,
+    ) -> None:
+        self.factory = factory
+        self.action = action
+        self.to_data = to_data
+        self.to_action = to_action
+        self.prefix = str(factory.__prefix__)
+        self.names = tuple(factory.model_fields)  # read once: pydantic builds this mapping on every access
 
     def pack(self, action: Action) -> str:
         if self.to_data is not None:
             return str(self.to_data(action).pack())
-        return str(self.factory(**{name: getattr(action, name) for name in self.factory.model_fields}).pack())
+        return str(self.factory(**{name: getattr(action, name) for name in self.names}).pack())
 
     def unpack(self, data: str) -> Action:
         """The action of ``data`` (ValueError/TypeError when it does not unpack: forged)."""
         unpacked = self.factory.unpack(data)
         if self.to_action is not None:
             return self.to_action(unpacked)
-        return self.action(**{name: getattr(unpacked, name) for name in self.factory.model_fields})
+        return self.action(**{name: getattr(unpacked, name) for name in self.names})
 
 
 def _broadcast_data(a: DecideBroadcast) -> CallbackData:
