@@ -3,8 +3,8 @@ aiogram bot and aiogram-dialog asking the same survey.
 
 One "answer step" is a staff member pressing "符合" (compliant) under the live question:
 the update is parsed, goes through Zicha's dispatcher (membership and language
-middlewares, the SQLite FSM storage, the interview router's EngineContext filter that
-decodes the press), the conversation engine records the answer in SQLite and commits and
+middlewares, the SQLite FSM storage, the press router's Route filter that decodes the
+press by its prefix), the conversation engine records the answer in SQLite and commits and
 computes the next question, the message is edited to it, the conversation state is kept
 (one write) and the callback is answered.
 

@@ -10,7 +10,7 @@ import sqlite_utils
 
 from bot.core.checklist import Checklist
 from bot.core.interview import Choice, Interview, RectStatus
-from bot.telegram.callbacks import AnswerCb, NavCb, RectCb
+from bot.telegram.callbacks import AnswerCb, NavAction, NavCb, RectCb
 from storage.institutions import Institution
 from tests.harness import Chat, invite, read_db, running_bot
 from tests.standin import BotMessage, TelegramStandin
@@ -63,8 +63,8 @@ async def test_a_stranger_gets_an_explanation_and_changes_nothing(
         message = tg.last_message(STRANGER)
         sc = 1
         forged = [
-            AnswerCb(sc=sc, item=checklist.items[3].id, fp=checklist.fingerprint, rev=0, choice="compliant").pack(),
-            NavCb(action="open", sc=sc, item=checklist.items[3].id).pack(),
+            AnswerCb(sc=sc, item=checklist.items[3].id, fp=checklist.fingerprint, rev=0, choice=Choice.COMPLIANT).pack(),
+            NavCb(action=NavAction.OPEN, sc=sc, item=checklist.items[3].id).pack(),
             "j:1",  # "yes, that is my institution" without an invite
             "garbage",
         ]
@@ -101,7 +101,7 @@ async def test_forged_and_foreign_buttons_are_refused(
             "an unknown action": f"n:explode:2:{item.item}:0",
             "a wrong type": f"a:two:{item.item}:{item.fp}:0:compliant",
             "an unknown prefix": "zz:1:2",
-            "navigation in another self-check": NavCb(action="review", sc=1).pack(),
+            "navigation in another self-check": NavCb(action=NavAction.REVIEW, sc=1).pack(),
         }
         for case, data in cases.items():
             answer = await staff.press_data(data, screen)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from bot.core.checklist import Checklist
-from bot.core.interview import Interview
+from bot.core.interview import Choice, Interview
 from bot.telegram.callbacks import AnswerCb
 from storage.institutions import Institution
 from tests.harness import Chat, invite, read_db, running_bot
@@ -132,12 +132,12 @@ async def test_colleagues_see_each_others_answers_and_a_stale_button_changes_not
         fresh = await alice.say("/start")
         assert fresh.message_id != old.message_id
         stale = await alice.press_data(
-            AnswerCb(sc=1, item=checklist.items[0].id, fp=checklist.fingerprint, rev=1, choice="no").pack(), old
+            AnswerCb(sc=1, item=checklist.items[0].id, fp=checklist.fingerprint, rev=1, choice=Choice.NO).pack(), old
         )
         assert stale.text == "此消息已过期，请使用下方最新的问题。"
         # A button drawn from an older version of the checklist file is stale as well.
         outdated = await alice.press_data(
-            AnswerCb(sc=1, item=checklist.items[0].id, fp="00000000", rev=1, choice="no").pack(), fresh
+            AnswerCb(sc=1, item=checklist.items[0].id, fp="00000000", rev=1, choice=Choice.NO).pack(), fresh
         )
         assert outdated.text == "自查表在这条消息之后已更新，请使用最新的问题。"
     db = read_db(db_path)

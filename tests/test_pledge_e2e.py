@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.core.checklist import Checklist
+from bot.core.interview import Choice
 from bot.core.scope import Scope
 from bot.pledge.document import format_code
 from bot.telegram.callbacks import AnswerCb
@@ -101,7 +102,7 @@ async def test_sign_receive_the_pdf_verify_it_then_revise_voids_it(
         assert code_text in signed.text
         last = ws.interview.items[-1]
         current = read_db(db_path)["answers"].get((ws.selfcheck.id, last.id))
-        press = AnswerCb(sc=ws.selfcheck.id, item=last.id, fp=checklist.fingerprint, rev=current["rev"], choice="noncompliant")
+        press = AnswerCb(sc=ws.selfcheck.id, item=last.id, fp=checklist.fingerprint, rev=current["rev"], choice=Choice.NONCOMPLIANT)
         frozen = await chat.press_data(press.pack(), signed)
         assert frozen.show_alert and code_text in (frozen.text or "")
 
@@ -172,7 +173,7 @@ async def test_double_taps_and_two_colleagues_signing_at_once_make_one_submissio
             assert "自查已完成" in summary.text
             _, preview = await chat.press(button(summary, "✍️"), summary)
             screens.append(await sign_as(chat, preview, name=f"{chat.first_name} 签字人"))
-        data = [next(d for row in s.buttons for t, d in row if t.startswith("✅")) for s in screens]
+        data = [next(d for row in s.buttons for t, d in row if t.startswith("✅") and d is not None) for s in screens]
         assert PledgeCb.unpack(data[0]).action is PledgeAction.CONFIRM
         presses = [
             tg.press_data(USER, screens[0].message_id, data[0]),
@@ -204,7 +205,7 @@ async def test_forged_and_stale_pledge_buttons_change_nothing(
         # A wrong digest (the answers changed after the preview) is not signed either.
         _, preview = await chat.press(button(summary, "✍️"), summary)
         confirm = await sign_as(chat, preview)
-        real = next(d for row in confirm.buttons for t, d in row if t.startswith("✅"))
+        real = next(d for row in confirm.buttons for t, d in row if t.startswith("✅") and d is not None)
         forged = PledgeCb.unpack(real).model_copy(update={"h": "f" * 16}).pack()
         changed = await chat.press_data(forged, confirm)
         assert changed.text and changed.text != "Signed."

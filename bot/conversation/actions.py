@@ -141,6 +141,7 @@ class TypeText(Action):
 
     kind: ClassVar[str] = "text"
     text: str | None = None
+    html: str | None = None  # the same text as safe markup with the user's formatting, if the channel has it
 
 
 @dataclass(frozen=True)
@@ -190,21 +191,96 @@ class ShowPledge(Action):
 
 
 @dataclass(frozen=True)
-class ShowStatus(Action):
+class DeskAction(Action):
+    """What a regulator does on their desk (bot/conversation/desk.py). Every one is checked
+    against the regulator's scope as it is now, never trusted from a button: a forged id
+    selects only within the scope. (A field common to all of them, such as a campaign id,
+    belongs here.)"""
+
+
+@dataclass(frozen=True)
+class ShowStatus(DeskAction):
     """A regulator's /status: the totals of their scope."""
 
     kind: ClassVar[str] = "status"
 
 
 @dataclass(frozen=True)
-class ShowOverdue(Action):
+class ShowOverdue(DeskAction):
     """A regulator's /overdue, a page of the institutions past the deadline."""
 
     kind: ClassVar[str] = "overdue"
     page: int = 0
 
 
-REGULATOR_ACTIONS = (ShowStatus, ShowOverdue)
+@dataclass(frozen=True)
+class FindInstitution(DeskAction):
+    """/institution QUERY: a USCC or part of a name."""
+
+    kind: ClassVar[str] = "find_institution"
+    query: str = ""
+
+
+@dataclass(frozen=True)
+class ShowInstitution(DeskAction):
+    """One institution in detail (a search result's button)."""
+
+    kind: ClassVar[str] = "institution"
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class ShowStaff(DeskAction):
+    """The staff bound to an institution, each with a removal button."""
+
+    kind: ClassVar[str] = "staff"
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class RemoveStaff(DeskAction):
+    """Remove ``member`` from institution ``id``: ``ok=False`` asks first, ``ok=True`` removes."""
+
+    kind: ClassVar[str] = "remove_staff"
+    id: int = 0
+    member: int = 0
+    ok: bool = False
+
+
+@dataclass(frozen=True)
+class RequestExport(DeskAction):
+    """/export: the Excel workbook of the scope (made by ``Desk.export``, in a worker thread)."""
+
+    kind: ClassVar[str] = "export"
+
+
+@dataclass(frozen=True)
+class StartBroadcast(DeskAction):
+    """/broadcast: ask for the message to send to every staff member in scope."""
+
+    kind: ClassVar[str] = "broadcast"
+
+
+@dataclass(frozen=True)
+class CancelBroadcast(DeskAction):
+    """/cancel while a broadcast is being written or previewed."""
+
+    kind: ClassVar[str] = "broadcast_cancel"
+
+
+@dataclass(frozen=True)
+class DecideBroadcast(DeskAction):
+    """Send (``send``) or cancel the broadcast of the preview ``preview``."""
+
+    kind: ClassVar[str] = "broadcast_decide"
+    preview: str = ""
+    send: bool = False
+
+
+REGULATOR_ACTIONS: tuple[type[DeskAction], ...] = (
+    ShowStatus, ShowOverdue, FindInstitution, ShowInstitution, ShowStaff, RemoveStaff, RequestExport,
+    StartBroadcast, CancelBroadcast, DecideBroadcast,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -219,10 +295,8 @@ class PledgeStep(Action):
     h: str = ""
 
 
-ACTIONS: dict[str, type[Action]] = {
-    cls.kind: cls
-    for cls in (Choose, SetRect, Pick, PickDone, SameAsLastYear, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, ShowStatus, ShowOverdue, PledgeStep)
-}
+ALL_ACTIONS: tuple[type[Action], ...] = (Choose, SetRect, Pick, PickDone, SameAsLastYear, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, PledgeStep, *REGULATOR_ACTIONS)
+ACTIONS: dict[str, type[Action]] = {cls.kind: cls for cls in ALL_ACTIONS}
 
 
 class BadAction(ValueError):

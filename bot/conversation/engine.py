@@ -35,7 +35,6 @@ import sqlite_utils
 
 from bot.conversation import onboarding, render
 from bot.conversation import pledge_screens as ps
-from bot.conversation import regulator as desk
 from bot.conversation import state as st
 from bot.conversation.actions import (
     REGULATOR_ACTIONS,
@@ -52,7 +51,6 @@ from bot.conversation.actions import (
     SameAsLastYear,
     SendFile,
     SetRect,
-    ShowOverdue,
     ShowPledge,
     ShowProgress,
     ShowReview,
@@ -60,6 +58,7 @@ from bot.conversation.actions import (
     Unsupported,
 )
 from bot.conversation.actor import Actor
+from bot.conversation.desk import Desk
 from bot.conversation.render import Facts
 from bot.conversation.screens import Attachment, Outcome, Screen
 from bot.conversation.state import ConversationState, StateStore
@@ -81,14 +80,11 @@ from bot.pledge.submit import (
     sign,
 )
 from bot.pledge.text import pledge_for
-from bot.reports.items import confirm_item_ids
-from bot.reports.status import build_status
 from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
 from storage import pledges as pledge_store
 from storage.answers import StaleAnswer
 from storage.institutions import Institution
 from storage.pledges import Submission
-from storage.reports import pending_corrections
 
 Clock = Callable[[], dt.datetime]
 # The largest paper-pledge file taken (Telegram lets bots download files up to 20 MB; a
@@ -632,6 +628,10 @@ class Conversation:
         self.clock = clock
         self.states = states
         self.catalog = catalog
+        # The regulator flows (bot/conversation/desk.py); ``desk.outbox`` is set once the outbox runs.
+        self.desk = Desk(
+            db=db, checklist=checklist, settings=settings, clock=clock, states=states, catalog=catalog, speaking=self._speaking
+        )
 
     @contextmanager
     def _speaking(self, locale: str) -> Iterator[None]:
@@ -657,8 +657,8 @@ class Conversation:
         """What ``action`` leads to. Answers are committed before this returns; the
         conversation state is kept by ``shown`` once the screen is on the user's side."""
         with self._speaking(actor.locale):
-            if isinstance(action, REGULATOR_ACTIONS):
-                return self._regulator(actor, action)
+            if isinstance(action, REGULATOR_ACTIONS) or self.desk.claims(actor, action):
+                return self.desk.handle(actor, action)
             if actor.institution is None or isinstance(action, onboarding.ACTIONS):
                 return onboarding.handle(self, actor, action)  # /start, joining, the language, /verify
             step = Step(self, actor, actor.institution)
@@ -698,17 +698,6 @@ class Conversation:
         if isinstance(action, ShowReview):
             return step.passive(render.review_screen(step.facts()))
         return Outcome(notice=_("This button is no longer valid."))
-
-    def _regulator(self, actor: Actor, action: Action) -> Outcome:
-        """A regulator's view of their scope (membership here is the regulator account)."""
-        regulator = actor.regulator
-        if regulator is None:
-            return Outcome(notice=_("This button is no longer valid."))
-        report = build_status(self.db, self.checklist, regulator.scope, self.clock())
-        if isinstance(action, ShowOverdue):
-            return Outcome(desk.overdue_screen(report, action.page, actor.locale))
-        corrections = pending_corrections(self.db, self.checklist.id, confirm_item_ids(self.checklist), regulator.scope)
-        return Outcome(desk.status_screen(report, actor.locale, corrections=len({c.institution_id for c in corrections})))
 
     def resume_from(self, actor: Actor, state: ConversationState) -> Outcome:
         """Where ``actor`` is, from ``state`` (about to be kept, not yet stored: just joined)."""

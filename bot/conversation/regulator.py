@@ -1,7 +1,7 @@
-"""What a regulator sees of their scope: /status and /overdue, computed from the report.
+"""What a regulator sees of their scope: /status and /overdue, rendered (pure) from the report.
 
-(The other regulator flows — /institution, the staff list and removal, /export, broadcasts
-— are still the Telegram regulator router's.)"""
+The regulator's flows are ``bot.conversation.desk``'s; the views of the others (an
+institution, its staff, the workbook, broadcasts) are in ``bot.conversation.desk_views``."""
 
 from __future__ import annotations
 

@@ -127,6 +127,8 @@ class Outcome:
     buttons become the current ones; ``state``: the conversation state to keep once the
     screen is shown (None: unchanged); ``then``: a further outcome, shown after this one as
     a new message (after joining or choosing the language: the screen the user is on).
+    ``fresh``: show the screen as a new message even for a press (the pressed one stays, a
+    list to choose from again).
     """
 
     screen: Screen | None = None
@@ -137,4 +139,5 @@ class Outcome:
     state: ConversationState | None = None
     pdf: Submission | None = None
     then: Outcome | None = None
+    fresh: bool = False
 

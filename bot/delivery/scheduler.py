@@ -127,6 +127,15 @@ class Background:
         if self.sender is not None:
             self.sender.wake()
 
+    def quiet_now(self) -> str | None:
+        """The quiet hours, as text, if they hold bulk messages right now (None otherwise,
+        and before the sender runs)."""
+        sender = self.sender
+        quiet = sender.quiet if sender is not None else None
+        if sender is None or quiet is None or not quiet.active(sender.clock()):
+            return None
+        return quiet.describe()
+
     async def sweep(self) -> int:
         """Queue the reminders due now; returns how many."""
         if self.schedule is None:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlite_utils
-from aiogram.utils.i18n import I18n
-from aiogram.utils.i18n import gettext as _
 
+from bot.config import SUPPORTED_LOCALES
+from bot.conversation.text import _, use_gettext
 from bot.core.scope import Scope
-from bot.i18n import normalize_locale
 from storage import outbox
 from storage.institutions import get_user_language
 from storage.recipients import members_in_scope
@@ -28,6 +27,22 @@ BROADCAST_KIND = "broadcast"
 REPORT_KIND = "report"
 # Telegram's limit is 4,096 characters; the header takes a line or two.
 MAX_BROADCAST_LENGTH = 3800
+
+
+class Catalog(Protocol):
+    """Translations by locale (aiogram's ``I18n`` is one): each recipient gets their own."""
+
+    def gettext(self, singular: str, plural: str | None = None, n: int = 1, locale: str | None = None) -> str:
+        """``singular`` in ``locale``."""
+
+
+def normalize_locale(value: str | None, default: str) -> str:
+    """(``bot.i18n.normalize_locale``, which is aiogram's side of the house.)"""
+    return value if value in SUPPORTED_LOCALES else default
+
+
+def _speaking(catalog: Catalog, locale: str) -> Any:
+    return use_gettext(lambda message: catalog.gettext(message, locale=locale))
 
 
 @dataclass(frozen=True)
@@ -62,7 +77,7 @@ def compose(body_html: str, sender: str) -> str:
 
 def create_broadcast(
     db: sqlite_utils.Database,
-    i18n: I18n,
+    i18n: Catalog,
     *,
     scope: Scope,
     body_html: str,
@@ -88,7 +103,7 @@ def create_broadcast(
         for chat_id in reach.members:
             locale = normalize_locale(reach.languages.get(chat_id), default_locale)
             if locale not in texts:
-                with i18n.context(), i18n.use_locale(locale):
+                with _speaking(i18n, locale):
                     texts[locale] = compose(body_html, sender)
             key = f"broadcast:{dedup}:{chat_id}" if dedup else None
             if outbox.enqueue(
@@ -106,14 +121,14 @@ def report_text(counts: dict[str, int]) -> str:
 
 
 def queue_report(
-    db: sqlite_utils.Database, i18n: I18n, batch: dict[str, Any], counts: dict[str, int], default_locale: str
+    db: sqlite_utils.Database, i18n: Catalog, batch: dict[str, Any], counts: dict[str, int], default_locale: str
 ) -> int | None:
     """Queue the report of a finished batch to whoever asked for it (not held by quiet hours)."""
     chat_id = batch.get("report_chat_id")
     if chat_id is None:
         return None
     locale = normalize_locale(get_user_language(db, int(chat_id)), default_locale)
-    with i18n.context(), i18n.use_locale(locale):
+    with _speaking(i18n, locale):
         text = report_text(counts)
     return outbox.enqueue(
         db, kind=REPORT_KIND, chat_id=int(chat_id),

@@ -46,7 +46,7 @@ from bot.telegram.middlewares import (
     UserThrottleMiddleware,
 )
 from bot.telegram.routers import broadcast as broadcast_router
-from bot.telegram.routers import common, fallback, interview, onboarding, pledge, private, regulator
+from bot.telegram.routers import common, fallback, interview, onboarding, pledge, presses, private, regulator
 from bot.telegram.session import ZichaSession
 from storage.checkpoint import WalCheckpointer
 from storage.conversations import SQLiteStates
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 # (several milliseconds) after every garbage collection: measured as the bot's worst
 # stalls. Holding them for the methods Zicha calls makes that a one-time cost.
 _RESPONSE_MODELS = tuple(
-    Response[method.__returning__]  # type: ignore[name-defined,misc]
+    Response[method.__returning__]  # type: ignore[name-defined]  # a type taken from a value: only known at run time
     for method in (
         methods.AnswerCallbackQuery,
         methods.DeleteMessage,
@@ -144,12 +144,11 @@ def build_dispatcher(
     dp.include_routers(
         # Private chats only: groups, channels and sender-less messages stop here.
         private.build_router(),
+        # Every button press, routed by its prefix (the order of routers does not matter to presses).
+        presses.build_router(),
         onboarding.build_router(),
         common.build_router(),
-        # --- feature routers (pledge, regulators, broadcasts) go here, before the fallback ---
-        # the pledge before the regulator router: its catch-all would take /verify
         pledge.build_router(),
-        # broadcasts before the regulator router: its catch-all takes any other regulator text
         broadcast_router.build_router(),
         regulator.build_router(),
         interview.build_router(),
@@ -190,6 +189,7 @@ def build_app(settings: Settings, db: sqlite_utils.Database, clock: Callable[[],
         schedule=campaign_schedule(settings, checklist),
     )  # fmt: skip
     dp["background"] = background
+    dp["conversation"].desk.outbox = background  # a confirmed broadcast wakes the sender
     # Regulators' daily digest (issue 5): queued into the outbox at ZICHA_DIGEST_TIME.
     register_digest_job(
         background.scheduler, db=db, checklist=checklist, i18n=i18n, settings=settings,

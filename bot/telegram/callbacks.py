@@ -12,6 +12,7 @@ gets the fallback router's "no longer valid" notice instead of reaching SQL.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
@@ -108,4 +109,38 @@ class OverduePageCb(CallbackData, prefix="rgo"):
     page: Page
 
 
-__all__ = ["AnswerCb", "CarryCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "OverduePageCb", "Page", "PickCb", "PickDoneCb", "PledgeAction", "PledgeCb", "RectCb", "RegulatorJoinCb", "SectionCb"]
+class InstitutionCb(CallbackData, prefix="rgi"):
+    """One institution in detail (re-checked against the regulator's scope)."""
+
+    id: Id
+
+
+class StaffCb(CallbackData, prefix="rgs"):
+    """Show the staff of an institution (re-checked against the regulator's scope)."""
+
+    id: Id
+
+
+class StaffRemoveCb(CallbackData, prefix="rgr"):
+    """Remove one staff member: ``ok=False`` asks for confirmation, ``ok=True`` removes."""
+
+    id: Id
+    member: Id
+    ok: bool = False
+
+
+class BroadcastAction(StrEnum):
+    SEND = "send"
+    CANCEL = "cancel"
+
+
+class BroadcastCb(CallbackData, prefix="b"):
+    action: BroadcastAction
+    preview: str  # the preview's id, as kept in the conversation state
+
+
+__all__ = [
+    "AnswerCb", "BroadcastAction", "BroadcastCb", "CarryCb", "Id", "InstitutionCb", "JoinCb", "LangCb", "NavAction",
+    "NavCb", "OverduePageCb", "Page", "PickCb", "PickDoneCb", "PledgeAction", "PledgeCb", "RectCb", "RegulatorJoinCb",
+    "SectionCb", "StaffCb", "StaffRemoveCb",
+]

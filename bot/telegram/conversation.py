@@ -1,6 +1,6 @@
 """The Telegram channel of the conversation engine (``bot.conversation``).
 
-Decoding: every button of the engine is a CallbackData factory here (``PACKERS``), and
+Decoding: every button of the engine is a CallbackData factory here (``CODECS``), and
 ``decode`` is the one place a press is routed by its prefix to an engine action.
 Rendering: ``deliver`` shows an ``Outcome`` — the notice as the press's answer, messages
 before the screen, the screen edited in place for a press (a new message for typed input)
@@ -12,6 +12,7 @@ before the screen, the screen edited in place for a press (a new message for typ
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
@@ -23,26 +24,31 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from bot.conversation.actions import (
-    REGULATOR_ACTIONS,
     Action,
     Choose,
+    DecideBroadcast,
     Navigate,
     OpenSection,
     Pick,
     PickDone,
     PledgeStep,
+    RemoveStaff,
     SameAsLastYear,
     SendFile,
     SetRect,
+    ShowInstitution,
     ShowOverdue,
+    ShowStaff,
 )
 from bot.conversation.engine import Actor, Conversation
-from bot.conversation.onboarding import ACTIONS as ONBOARDING_ACTIONS
 from bot.conversation.onboarding import ChooseLanguage, Join, JoinRegulator
-from bot.conversation.screens import Outcome, Screen
+from bot.conversation.screens import Attachment, Outcome, Screen
 from bot.telegram.callbacks import (
     AnswerCb,
+    BroadcastAction,
+    BroadcastCb,
     CarryCb,
+    InstitutionCb,
     JoinCb,
     LangCb,
     NavCb,
@@ -53,6 +59,8 @@ from bot.telegram.callbacks import (
     RectCb,
     RegulatorJoinCb,
     SectionCb,
+    StaffCb,
+    StaffRemoveCb,
 )
 from bot.telegram.screen import edit_or_send
 from bot.telegram.views import View
@@ -64,98 +72,90 @@ from storage.regulators import Regulator
 log = logging.getLogger(__name__)
 
 
-def _answer(a: Choose) -> CallbackData:
-    return AnswerCb(sc=a.sc, item=a.item, fp=a.fp, rev=a.rev, choice=a.choice)
+class Codec:
+    """One engine action and the CallbackData factory its buttons are packed with. The
+    fields of both have the same names unless ``to_data`` / ``to_action`` say otherwise."""
+
+    __slots__ = ("action", "factory", "names", "prefix", "to_action", "to_data")
+
+    def __init__(
+        self,
+        factory: type[CallbackData],
+        action: type[Action],
+        to_data: Callable[[Any], CallbackData] | None = None,
+        to_action: Callable[[Any], Action] | None = None,
+    ) -> None:
+        self.factory = factory
+        self.action = action
+        self.to_data = to_data
+        self.to_action = to_action
+        self.prefix = str(factory.__prefix__)
+        self.names = tuple(factory.model_fields)  # read once: pydantic builds this mapping on every access
+
+    def pack(self, action: Action) -> str:
+        if self.to_data is not None:
+            return str(self.to_data(action).pack())
+        return str(self.factory(**{name: getattr(action, name) for name in self.names}).pack())
+
+    def unpack(self, data: str) -> Action:
+        """The action of ``data`` (ValueError/TypeError when it does not unpack: forged)."""
+        unpacked = self.factory.unpack(data)
+        if self.to_action is not None:
+            return self.to_action(unpacked)
+        return self.action(**{name: getattr(unpacked, name) for name in self.names})
 
 
-def _rect(a: SetRect) -> CallbackData:
-    return RectCb(sc=a.sc, item=a.item, fp=a.fp, rev=a.rev, status=a.status)
+def _broadcast_data(a: DecideBroadcast) -> CallbackData:
+    return BroadcastCb(action=BroadcastAction.SEND if a.send else BroadcastAction.CANCEL, preview=a.preview)
 
 
-def _pick(a: Pick) -> CallbackData:
-    return PickCb(sc=a.sc, item=a.item, fp=a.fp, rev=a.rev, option=a.option)
+def _broadcast_action(b: BroadcastCb) -> Action:
+    return DecideBroadcast(preview=b.preview, send=b.action is BroadcastAction.SEND)
 
 
-def _pick_done(a: PickDone) -> CallbackData:
-    return PickDoneCb(sc=a.sc, item=a.item, fp=a.fp, rev=a.rev)
-
-
-def _carry(a: SameAsLastYear) -> CallbackData:
-    return CarryCb(sc=a.sc, item=a.item, fp=a.fp, rev=a.rev)
-
-
-def _nav(a: Navigate) -> CallbackData:
-    return NavCb(action=a.action, sc=a.sc, item=a.item, page=a.page)
-
-
-def _section(a: OpenSection) -> CallbackData:
-    return SectionCb(sc=a.sc, section=a.section)
-
-
-def _pledge(a: PledgeStep) -> CallbackData:
-    return PledgeCb(action=a.action, sc=a.sc, sub=a.sub, role=a.role, h=a.h)
-
-
-def _overdue(a: ShowOverdue) -> CallbackData:
-    return OverduePageCb(page=a.page)
-
-
-PACKERS: dict[type[Action], Any] = {
-    Choose: _answer, SetRect: _rect, Pick: _pick, PickDone: _pick_done, SameAsLastYear: _carry, Navigate: _nav, OpenSection: _section, PledgeStep: _pledge, ShowOverdue: _overdue,
-    Join: lambda a: JoinCb(confirm=a.confirm), JoinRegulator: lambda a: RegulatorJoinCb(confirm=a.confirm),
-    ChooseLanguage: lambda a: LangCb(locale=a.locale),
-}  # fmt: skip
+CODECS = (
+    Codec(AnswerCb, Choose),
+    Codec(RectCb, SetRect),
+    Codec(PickCb, Pick),
+    Codec(PickDoneCb, PickDone),
+    Codec(CarryCb, SameAsLastYear),
+    Codec(NavCb, Navigate),
+    Codec(SectionCb, OpenSection),
+    Codec(PledgeCb, PledgeStep),
+    Codec(OverduePageCb, ShowOverdue),
+    Codec(InstitutionCb, ShowInstitution),
+    Codec(StaffCb, ShowStaff),
+    Codec(StaffRemoveCb, RemoveStaff),
+    Codec(BroadcastCb, DecideBroadcast, _broadcast_data, _broadcast_action),
+    Codec(JoinCb, Join),
+    Codec(RegulatorJoinCb, JoinRegulator),
+    Codec(LangCb, ChooseLanguage),
+)
+"""Every button of the engine: the one place an action meets its callback data."""
+BY_PREFIX = {codec.prefix: codec for codec in CODECS}
+BY_ACTION = {codec.action: codec for codec in CODECS}
 
 
 def pack(action: Action) -> str:
     """The callback data of an engine action (≤ 64 bytes, checked by aiogram)."""
-    return str(PACKERS[type(action)](action).pack())
+    return BY_ACTION[type(action)].pack(action)
 
 
-def _unpack(data: str) -> Action | None:
-    prefix = data.split(":", 1)[0]
-    if prefix == AnswerCb.__prefix__:
-        a = AnswerCb.unpack(data)
-        return Choose(sc=a.sc, item=a.item, fp=a.fp, rev=a.rev, choice=a.choice)
-    if prefix == RectCb.__prefix__:
-        r = RectCb.unpack(data)
-        return SetRect(sc=r.sc, item=r.item, fp=r.fp, rev=r.rev, status=r.status)
-    if prefix == PickCb.__prefix__:
-        o = PickCb.unpack(data)
-        return Pick(sc=o.sc, item=o.item, fp=o.fp, rev=o.rev, option=o.option)
-    if prefix == PickDoneCb.__prefix__:
-        d = PickDoneCb.unpack(data)
-        return PickDone(sc=d.sc, item=d.item, fp=d.fp, rev=d.rev)
-    if prefix == CarryCb.__prefix__:
-        c = CarryCb.unpack(data)
-        return SameAsLastYear(sc=c.sc, item=c.item, fp=c.fp, rev=c.rev)
-    if prefix == NavCb.__prefix__:
-        n = NavCb.unpack(data)
-        return Navigate(action=n.action, sc=n.sc, item=n.item, page=n.page)
-    if prefix == SectionCb.__prefix__:
-        s = SectionCb.unpack(data)
-        return OpenSection(sc=s.sc, section=s.section)
-    if prefix == OverduePageCb.__prefix__:
-        return ShowOverdue(page=OverduePageCb.unpack(data).page)
-    if prefix == PledgeCb.__prefix__:
-        p = PledgeCb.unpack(data)
-        return PledgeStep(action=p.action, sc=p.sc, sub=p.sub, role=p.role, h=p.h)
-    if prefix == JoinCb.__prefix__:
-        return Join(confirm=JoinCb.unpack(data).confirm)
-    if prefix == RegulatorJoinCb.__prefix__:
-        return JoinRegulator(confirm=RegulatorJoinCb.unpack(data).confirm)
-    if prefix == LangCb.__prefix__:
-        return ChooseLanguage(locale=LangCb.unpack(data).locale)
-    return None
+def decode_data(data: str) -> Action | None:
+    """The engine action of callback data, by its prefix; None for data that is not one of
+    the engine's or does not unpack (range-checked ids, unknown enums: forged data)."""
+    codec = BY_PREFIX.get(data.split(":", 1)[0])
+    if codec is None:
+        return None
+    try:
+        return codec.unpack(data)
+    except (ValueError, TypeError):
+        return None
 
 
 def decode(query: CallbackQuery) -> Action | None:
-    """The engine action of a press, routed by prefix; None for data that is not one of
-    the engine's or does not unpack (range-checked ids, unknown enums: forged data)."""
-    try:
-        action = _unpack(query.data or "")
-    except (ValueError, TypeError):
-        return None
+    """The engine action of a press, taken on the message it was pressed on."""
+    action = decode_data(query.data or "")
     message = query.message
     return action.at(message.message_id) if action is not None and message is not None else action
 
@@ -206,12 +206,22 @@ async def deliver(
         if outcome.pdf is not None:
             await send_pdf(event, conversation, actor, outcome.pdf)
         return
+    screen = outcome.screen
+    for attachment in screen.attachments:
+        await send_file(event, actor, attachment)
+    if not screen.blocks:  # a file with its caption, and nothing else
+        conversation.shown(actor, outcome)
+        return
     if not outcome.live:  # no token to keep: the state is written before anything is sent
         conversation.shown(actor, outcome)
-    if isinstance(event, CallbackQuery):
-        sent = await edit_or_send(event, view(outcome.screen))
+    shown = view(screen)
+    if isinstance(event, CallbackQuery) and not outcome.fresh:
+        sent = await edit_or_send(event, shown)
+    elif isinstance(event, CallbackQuery):
+        bot = event.bot
+        assert bot is not None
+        sent = await bot.send_message(actor.user_id, shown.text, reply_markup=shown.markup)
     else:
-        shown = view(outcome.screen)
         sent = await event.answer(shown.text, reply_markup=shown.markup)
     if outcome.live:
         conversation.shown(actor, outcome, sent.message_id)
@@ -219,6 +229,14 @@ async def deliver(
         await send_pdf(event, conversation, actor, outcome.pdf)
     if outcome.then is not None:  # a new message below the one just shown
         await deliver(sent, outcome.then, conversation, actor)
+
+
+async def send_file(event: Message | CallbackQuery, actor: Actor, attachment: Attachment) -> None:
+    """A file of the screen (a regulator's workbook), as a document."""
+    bot = event.bot
+    assert bot is not None
+    document = BufferedInputFile(attachment.content, filename=attachment.name)
+    await bot.send_document(actor.user_id, document, caption=attachment.caption or None)
 
 
 async def send_pdf(event: Message | CallbackQuery, conversation: Conversation, actor: Actor, submission: Submission) -> bool:
@@ -253,21 +271,15 @@ class IsStaff(Filter):
 
 
 class EngineContext(Filter):
-    """Admits the engine's audience — staff (a user bound to an institution, see
-    MembershipMiddleware), with ``audience="regulator"`` regulators, with
-    ``audience="anyone"`` everybody (/start, joining, the language, /verify) — and gives the
-    handler ``conversation`` and ``actor``; with ``decode_press``, also the press's
-    ``action`` if it is one of that audience's (any other press is left to other routers)."""
+    """Admits the engine's audience — ``"staff"`` (a user bound to an institution, see
+    MembershipMiddleware), ``"regulator"`` (a regulator account) or ``"anyone"`` (a person:
+    the engine itself refuses what they may not do) — and gives the handler
+    ``conversation`` and ``actor`` (aiogram's ``examples/context_addition_from_filter.py``)."""
 
-    def __init__(self, *, audience: str = "staff", decode_press: bool = False) -> None:
+    def __init__(self, *, audience: str = "staff") -> None:
+        if audience not in ("staff", "regulator", "anyone"):
+            raise ValueError(audience)
         self.audience = audience
-        self.regulators = audience == "regulator"
-        self.decode_press = decode_press
-
-    def takes(self, action: Action) -> bool:
-        if self.audience == "anyone":
-            return isinstance(action, ONBOARDING_ACTIONS)
-        return not isinstance(action, ONBOARDING_ACTIONS) and isinstance(action, REGULATOR_ACTIONS) is self.regulators
 
     async def __call__(
         self,
@@ -281,13 +293,6 @@ class EngineContext(Filter):
     ) -> bool | dict[str, Any]:
         if event_from_user is None:
             return False
-        if self.audience != "anyone" and (regulator if self.regulators else institution) is None:
+        if (self.audience == "staff" and institution is None) or (self.audience == "regulator" and regulator is None):
             return False
-        found: dict[str, Any] = {"actor": actor_of(event_from_user, institution, locale, state, regulator)}
-        if self.decode_press:
-            assert isinstance(event, CallbackQuery)
-            action = decode(event)
-            if action is None or not self.takes(action):
-                return False
-            found["action"] = action
-        return found
+        return {"actor": actor_of(event_from_user, institution, locale, state, regulator)}

@@ -68,6 +68,10 @@ def parse_update(raw: Any, bot: Bot | None = None) -> Update | None:
         return None
 
 
+def _is_get_updates(method: TelegramMethod[Any]) -> bool:
+    return isinstance(method, GetUpdates)
+
+
 class ZichaSession(AiohttpSession):
     """``AiohttpSession`` whose ``getUpdates`` skips the updates it cannot read."""
 
@@ -88,7 +92,7 @@ class ZichaSession(AiohttpSession):
     def check_response(
         self, bot: Bot, method: TelegramMethod[TelegramType], status_code: int, content: str
     ) -> Response[TelegramType]:
-        if not isinstance(method, GetUpdates):
+        if not _is_get_updates(method):  # (not isinstance here: it would narrow away TelegramType)
             return super().check_response(bot, method, status_code, content)
         try:
             return super().check_response(bot, method, status_code, content)
@@ -108,4 +112,5 @@ class ZichaSession(AiohttpSession):
             update_id = raw.get("update_id") if isinstance(raw, dict) else None
             if isinstance(update_id, int) and update_id > self.skipped_up_to:
                 self.skipped_up_to = update_id
+        # TelegramType is list[Update] here (the method is GetUpdates); mypy cannot know it
         return Response[list[Update]](ok=True, result=updates)  # type: ignore[return-value]

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.types import CallbackQuery, Message
-from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.types import Message
 
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.onboarding import AskLanguage, ShowHelp, Start, help_text, not_invited_text
-from bot.telegram.conversation import Action, EngineContext, deliver
+from bot.telegram.conversation import EngineContext, deliver
 
 __all__ = ["build_router", "help_text", "not_invited_text"]
 
@@ -31,18 +30,11 @@ async def cmd_language(message: Message, conversation: Conversation, actor: Acto
     await deliver(message, conversation.handle(actor, AskLanguage()), conversation, actor)
 
 
-async def on_press(
-    query: CallbackQuery, conversation: Conversation, actor: Actor, action: Action, callback_answer: CallbackAnswer
-) -> None:
-    """The language buttons and the staff invite's confirmation (the engine keeps the code)."""
-    await deliver(query, conversation.handle(actor, action), conversation, actor, callback_answer)
-
-
 def build_router() -> Router:
     router = Router(name="common")
     anyone = EngineContext(audience="anyone")
     router.message.register(cmd_start, CommandStart(), anyone)
     router.message.register(cmd_help, Command("help"), anyone)
     router.message.register(cmd_language, Command("language"), anyone)
-    router.callback_query.register(on_press, EngineContext(audience="anyone", decode_press=True))
+    # The language buttons and the staff invite's confirmation are routed by bot.telegram.routers.presses.
     return router

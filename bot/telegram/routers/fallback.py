@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, ErrorEvent, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
+from bot.conversation.desk_views import regulator_help_text
 from bot.conversation.engine import Conversation
 from bot.telegram.conversation import actor_of
 from bot.telegram.routers.common import not_invited_text
@@ -41,7 +42,11 @@ async def on_other_message(
     state: FSMContext,
     locale: str,
     conversation: Conversation,
+    regulator: Regulator | None = None,
 ) -> None:
+    if institution is None and regulator is not None and message.text:
+        await message.answer(regulator_help_text())  # a regulator's text that is not a command of theirs
+        return
     if institution is None or message.from_user is None:
         await message.answer(not_invited_text())
         return
@@ -81,7 +86,7 @@ async def on_error(event: ErrorEvent, told: OrderedDict[int, None] | None = None
 
 def build_router() -> Router:
     router = Router(name="fallback")
-    router.callback_query.register(on_unknown_button)
+    # on_unknown_button answers presses nobody takes, from bot.telegram.routers.presses.
     router.message.register(on_other_message)
     told: OrderedDict[int, None] = OrderedDict()
 

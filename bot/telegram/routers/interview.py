@@ -8,12 +8,11 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.types import CallbackQuery, Message
-from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.conversation.actions import Resume, ShowProgress, ShowReview, TypeText, Unsupported
 from bot.conversation.engine import TYPED_FOLLOWUP_STEPS, Actor, Conversation
 from bot.conversation.state import INTERVIEW_STEPS, QUESTION, SIGN_NAME
-from bot.telegram.conversation import Action, EngineContext, deliver, file_of
+from bot.telegram.conversation import EngineContext, deliver, file_of
 
 TEXT = F.text & ~F.text.startswith("/")
 
@@ -24,14 +23,6 @@ async def cmd_progress(message: Message, conversation: Conversation, actor: Acto
 
 async def cmd_review(message: Message, conversation: Conversation, actor: Actor) -> None:
     await deliver(message, conversation.handle(actor, ShowReview()), conversation, actor)
-
-
-async def on_press(
-    query: CallbackQuery, conversation: Conversation, actor: Actor, action: Action, callback_answer: CallbackAnswer
-) -> None:
-    """Every engine button (answers, statuses, navigation, sections, the pledge's steps),
-    routed by prefix in ``bot.telegram.conversation.decode``."""
-    await deliver(query, conversation.handle(actor, action), conversation, actor, callback_answer)
 
 
 async def on_text(message: Message, conversation: Conversation, actor: Actor) -> None:
@@ -59,7 +50,7 @@ def build_router() -> Router:
     staff = EngineContext()
     router.message.register(cmd_progress, Command("progress"), staff)
     router.message.register(cmd_review, Command("review"), staff)
-    router.callback_query.register(on_press, EngineContext(decode_press=True))
+    # Its buttons are routed with every other press by bot.telegram.routers.presses.
     router.message.register(on_text, StateFilter(*TYPED_FOLLOWUP_STEPS, QUESTION, SIGN_NAME), TEXT, staff)
     router.message.register(on_evidence, StateFilter(*INTERVIEW_STEPS), F.photo | F.document, staff)
     router.message.register(on_unsupported_content, StateFilter(*INTERVIEW_STEPS), ~F.text, staff)

@@ -13,8 +13,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.onboarding import JoinRegulator, invite_problem_text
-from bot.telegram.callbacks import RegulatorJoinCb
-from bot.telegram.conversation import EngineContext, deliver
+from bot.telegram.conversation import deliver
 from bot.telegram.routers.regulator import set_regulator_commands
 from storage.regulators import get_regulator
 
@@ -22,9 +21,15 @@ __all__ = ["build_router", "invite_problem_text"]
 
 
 async def on_regulator_join(
-    query: CallbackQuery, bot: Bot, i18n: I18n, conversation: Conversation, actor: Actor, callback_answer: CallbackAnswer
+    query: CallbackQuery,
+    bot: Bot,
+    i18n: I18n,
+    conversation: Conversation,
+    actor: Actor,
+    action: JoinRegulator,
+    callback_answer: CallbackAnswer,
 ) -> None:
-    action = JoinRegulator(confirm=RegulatorJoinCb.unpack(query.data or "").confirm)
+    """The engine joins them; Telegram then shows the regulator's own command menu."""
     await deliver(query, conversation.handle(actor, action), conversation, actor, callback_answer)
     if action.confirm and get_regulator(conversation.db, actor.user_id) is not None:
         also_staff = actor.institution is not None
@@ -33,5 +38,5 @@ async def on_regulator_join(
 
 def build_router() -> Router:
     router = Router(name="onboarding")
-    router.callback_query.register(on_regulator_join, RegulatorJoinCb.filter(), EngineContext(audience="anyone"))
+    # on_regulator_join (RegulatorJoinCb) is routed by bot.telegram.routers.presses.
     return router

@@ -83,7 +83,7 @@ async def download_file(bot: Bot, file_id: str) -> bytes:
         else:
             if content is None:
                 raise DownloadFailed("no content", transient=False)
-            return content.getvalue()
+            return content.read()  # a BytesIO, at its start (seek=True)
         log.warning("download attempt %s of %s failed: %s", attempt, DOWNLOAD_ATTEMPTS, reason)
         if attempt < DOWNLOAD_ATTEMPTS:
             await asyncio.sleep(wait)

@@ -1,0 +1,339 @@
+"""The regulator's desk: which screen follows which regulator action, and what is allowed.
+
+Every action is checked against the regulator's account and scope as they are now (read
+for every update), never against anything a button carries: a forged page or id selects
+only within the scope, and an institution outside it is answered exactly like one that
+does not exist. Broadcasts keep their draft in the conversation state (steps
+``Broadcast:compose`` and ``Broadcast:confirm``, the same rows as every conversation), and
+each preview has an id that its buttons carry, so a forged, repeated or old press queues
+nothing.
+
+Getters here gather the data; ``bot.conversation.regulator`` and
+``bot.conversation.desk_views`` render it (pure). The engine (``Conversation``) builds one
+``Desk`` and hands it every ``DeskAction``, and the typed text or files of a regulator who
+is writing a broadcast (``claims``). The workbook (``export``) is slow (a national one is
+~40 s of CPU): it is an async generator of outcomes, made in a worker thread, one at a time
+per regulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import secrets
+import tempfile
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractContextManager
+from html import escape
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlite_utils
+
+from bot.conversation import desk_views as views
+from bot.conversation import regulator as reports
+from bot.conversation.actions import (
+    Action,
+    CancelBroadcast,
+    DecideBroadcast,
+    DeskAction,
+    FindInstitution,
+    RemoveStaff,
+    RequestExport,
+    SendFile,
+    ShowInstitution,
+    ShowOverdue,
+    ShowStaff,
+    ShowStatus,
+    StartBroadcast,
+    TypeText,
+    Unsupported,
+)
+from bot.conversation.screens import Outcome, Screen
+from bot.conversation.state import ConversationState, StateStore
+from bot.conversation.text import _
+from bot.core.checklist import Checklist
+from bot.core.interview import Interview
+from bot.reports.items import CONTACT_ITEM_IDS, confirm_item_ids
+from bot.reports.status import build_status, institution_in_scope, institution_statuses
+from bot.services.broadcast import MAX_BROADCAST_LENGTH, Catalog, audience, compose, create_broadcast
+from storage.answers import load_answers
+from storage.institutions import Institution, get_institution, members_of, remove_member
+from storage.regulators import Regulator
+from storage.reports import find_in_scope, pending_corrections
+
+log = logging.getLogger(__name__)
+
+# Step names are stored in the database (the Telegram channel's FSM names): never rename one.
+COMPOSE = "Broadcast:compose"  # waiting for the text to broadcast
+CONFIRM = "Broadcast:confirm"  # preview shown, waiting for send / cancel
+BROADCAST_STEPS = (COMPOSE, CONFIRM)
+DRAFT = "broadcast"  # state data: {"preview": id, "body": safe HTML}
+
+SEARCH_LIMIT = 10
+MAX_QUERY = 100
+# Ids reach SQLite, whose integers are 64-bit: anything else is forged.
+MAX_ID = 2**63 - 1
+
+
+class DeskActor(Protocol):
+    """Who acts (the engine's ``Actor`` is one)."""
+
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def institution(self) -> Institution | None: ...
+    @property
+    def regulator(self) -> Regulator | None: ...
+    @property
+    def locale(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+
+
+class Outbox(Protocol):
+    """The running outbox, once there is one (``bot.delivery.scheduler.Background``)."""
+
+    def wake(self) -> None:
+        """Look for due rows now."""
+
+    def quiet_now(self) -> str | None:
+        """The quiet hours (as text) if they hold bulk messages right now, else None."""
+
+
+def _sane(*ids: int) -> bool:
+    return all(0 < i <= MAX_ID for i in ids)
+
+
+def write_workbook(settings: Any, checklist: Checklist, scope: Any, now: dt.datetime) -> bytes:
+    """The workbook of ``scope``, on a database connection of its own (call in a worker thread)."""
+    from bot.reports.excel import write_export  # openpyxl: loaded when the first workbook is asked for
+    from storage.db import open_db
+
+    db = open_db(settings.zicha_db, migrate=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="zicha-export-") as tmp:
+            path = Path(tmp) / "export.xlsx"
+            write_export(db, checklist, scope, now, path)
+            return path.read_bytes()
+    finally:
+        db.close()
+
+
+class Desk:
+    """The regulator flows, one per deployment (built by the engine)."""
+
+    def __init__(
+        self,
+        *,
+        db: sqlite_utils.Database,
+        checklist: Checklist,
+        settings: Any,
+        clock: Callable[[], dt.datetime],
+        states: StateStore,
+        catalog: Catalog | None,
+        speaking: Callable[[str], AbstractContextManager[None]],
+    ) -> None:
+        self.db = db
+        self.checklist = checklist
+        self.settings = settings
+        self.clock = clock
+        self.states = states
+        self.catalog = catalog
+        self.speaking = speaking
+        self.outbox: Outbox | None = None
+        self.exporting: set[int] = set()  # regulators whose workbook is being made
+        self.workbook: Callable[[Any, Checklist, Any, dt.datetime], bytes] = write_workbook
+
+    # --- routing ---------------------------------------------------------------------------
+
+    def claims(self, actor: DeskActor, action: Action) -> bool:
+        """Whether ``action`` (typed text, a file) belongs to a broadcast being written."""
+        if actor.regulator is None or not isinstance(action, TypeText | SendFile | Unsupported):
+            return False
+        return self.states.load(actor.key).step == COMPOSE
+
+    def handle(self, actor: DeskActor, action: Action) -> Outcome:
+        regulator = actor.regulator
+        if regulator is None:
+            if actor.institution is None:
+                return Outcome(notice=_("Only invited staff can use these buttons. Send /start for help."), alert=True)
+            return Outcome(notice=_("This button is no longer valid."))
+        if isinstance(action, ShowStatus):
+            return self.status(regulator, actor.locale)
+        if isinstance(action, ShowOverdue):
+            report = build_status(self.db, self.checklist, regulator.scope, self.clock())
+            return Outcome(reports.overdue_screen(report, action.page, actor.locale))
+        if isinstance(action, FindInstitution):
+            return self.find(regulator, action.query, actor.locale)
+        if isinstance(action, ShowInstitution):
+            facts = self.institution_facts(regulator, action.id)
+            if facts is None:
+                return Outcome(notice=views.not_found_text())
+            return Outcome(views.institution_screen(facts, actor.locale, self.settings.tz), fresh=True)
+        if isinstance(action, ShowStaff):
+            institution = self.institution_for(regulator, action.id)
+            if institution is None:
+                return Outcome(notice=views.not_found_text())
+            return Outcome(views.staff_screen(institution, members_of(self.db, institution.id), actor.locale, self.settings.tz))
+        if isinstance(action, RemoveStaff):
+            return self.remove_staff(regulator, action, actor.locale)
+        if isinstance(action, StartBroadcast | CancelBroadcast | DecideBroadcast | TypeText | SendFile | Unsupported):
+            return self.broadcast(actor, regulator, action)
+        return Outcome(notice=_("This button is no longer valid."))  # RequestExport: see export()
+
+    # --- status and institutions -------------------------------------------------------------
+
+    def status(self, regulator: Regulator, locale: str) -> Outcome:
+        report = build_status(self.db, self.checklist, regulator.scope, self.clock())
+        corrections = pending_corrections(self.db, self.checklist.id, confirm_item_ids(self.checklist), regulator.scope)
+        return Outcome(reports.status_screen(report, locale, corrections=len({c.institution_id for c in corrections})))
+
+    def find(self, regulator: Regulator, query: str, locale: str) -> Outcome:
+        text = query.strip()
+        if not text:
+            return Outcome(views.institution_usage_screen())
+        if len(text) > MAX_QUERY:
+            return Outcome(views.not_found_screen())
+        rows = find_in_scope(self.db, regulator.scope, text, SEARCH_LIMIT + 1)
+        exact = [r for r in rows if r.uscc == text.upper()]
+        if len(rows) == 1 or exact:
+            facts = self.institution_facts(regulator, (exact or rows)[0].id)
+            return Outcome(views.not_found_screen() if facts is None else views.institution_screen(facts, locale, self.settings.tz))
+        if not rows:
+            return Outcome(views.not_found_screen())
+        return Outcome(views.search_results_screen(rows[:SEARCH_LIMIT], more=len(rows) > SEARCH_LIMIT))
+
+    def institution_for(self, regulator: Regulator, institution_id: int) -> Institution | None:
+        """The institution if it is in the regulator's scope as it is now, else None (forged,
+        foreign or out-of-range ids look exactly like ones that do not exist)."""
+        if not _sane(institution_id) or not institution_in_scope(self.db, regulator.scope, institution_id):
+            return None
+        return get_institution(self.db, institution_id)
+
+    def institution_facts(self, regulator: Regulator, institution_id: int) -> views.InstitutionFacts | None:
+        institution = self.institution_for(regulator, institution_id)
+        if institution is None:
+            return None
+        rows = institution_statuses(self.db, self.checklist, regulator.scope, self.clock(), only=institution.id)
+        if not rows:
+            return None
+        status = rows[0]
+        interview = Interview(self.checklist, institution.fields)
+        answers = load_answers(self.db, status.selfcheck_id) if status.selfcheck_id is not None else {}
+        contact = [text for i in CONTACT_ITEM_IDS if i in answers and (text := answers[i].text)]
+        progress = interview.progress(answers)
+        noncompliant = [(interview.position(item.id), item, answers[item.id]) for item in progress.noncompliant]
+        # the scope was checked above: the corrections of this one institution
+        corrections = pending_corrections(
+            self.db, self.checklist.id, confirm_item_ids(self.checklist), regulator.scope, institution_id=institution.id
+        )
+        return views.InstitutionFacts(
+            institution, status, members_of(self.db, institution.id), contact, progress.done, progress.total,
+            noncompliant, corrections,
+        )  # fmt: skip
+
+    def remove_staff(self, regulator: Regulator, action: RemoveStaff, locale: str) -> Outcome:
+        institution = self.institution_for(regulator, action.id)
+        if institution is None or not _sane(action.member):
+            return Outcome(notice=views.not_found_text())
+        tz = self.settings.tz
+        member = next((m for m in members_of(self.db, institution.id) if m["telegram_id"] == action.member), None)
+        if member is None:
+            screen = views.staff_screen(institution, members_of(self.db, institution.id), locale, tz)
+            return Outcome(screen, notice=views.no_longer_member_text())
+        if not action.ok:
+            return Outcome(views.confirm_removal_screen(institution, member))
+        removed = remove_member(self.db, institution.id, member["telegram_id"], removed_by=f"regulator:{regulator.telegram_id}")
+        log.info(
+            "staff member removed by a regulator",
+            extra={"event": "member_removed", "institution": institution.id, "by": regulator.telegram_id},
+        )
+        notice = _("Removed.") if removed else views.no_longer_member_text()
+        done = views.removed_text(institution, member)
+        return Outcome(views.staff_screen(institution, members_of(self.db, institution.id), locale, tz, done=done), notice=notice)
+
+    # --- the workbook ----------------------------------------------------------------------
+
+    async def export(self, actor: DeskActor) -> AsyncGenerator[Outcome, None]:
+        """/export: "preparing", then the workbook of the scope as an attachment (one at a
+        time per regulator; a second request meanwhile is told to wait)."""
+        regulator = actor.regulator
+        if regulator is None:
+            with self.speaking(actor.locale):
+                yield self.handle(actor, RequestExport())
+            return
+        if regulator.telegram_id in self.exporting:
+            with self.speaking(actor.locale):
+                yield Outcome(messages=[views.still_preparing_text()])
+            return
+        self.exporting.add(regulator.telegram_id)
+        try:
+            with self.speaking(actor.locale):
+                preparing = Outcome(messages=[views.preparing_text()])
+            yield preparing
+            now = self.clock()
+            content = await asyncio.to_thread(self.workbook, self.settings, self.checklist, regulator.scope, now)
+            with self.speaking(actor.locale):
+                done = Outcome(views.workbook_screen(regulator.scope, now.date(), content, actor.locale))
+            yield done
+        finally:
+            self.exporting.discard(regulator.telegram_id)
+
+    # --- broadcasts ------------------------------------------------------------------------
+
+    def sender_label(self, regulator: Regulator, locale: str) -> str:
+        return regulator.name or regulator.scope.describe(locale)
+
+    def broadcast(self, actor: DeskActor, regulator: Regulator, action: Action) -> Outcome:
+        state = self.states.load(actor.key)
+        if isinstance(action, StartBroadcast):
+            return Outcome(views.compose_screen(regulator.scope, actor.locale), state=state.moved(COMPOSE, **{DRAFT: None}))
+        if isinstance(action, CancelBroadcast):
+            return Outcome(Screen("broadcast:cancelled", (views.cancelled_text(),)), state=self.cleared(state))
+        if isinstance(action, DecideBroadcast):
+            return self.decide(actor, regulator, state, action)
+        if state.step != COMPOSE:
+            return Outcome(notice=_("This button is no longer valid."))
+        if not isinstance(action, TypeText) or action.text is None:
+            return Outcome(messages=[views.not_text_text()])
+        plain = action.text
+        if len(plain) > MAX_BROADCAST_LENGTH:
+            return Outcome(messages=[views.too_long_text(len(plain), MAX_BROADCAST_LENGTH)])
+        body = action.html if action.html is not None else escape(plain)  # safe markup either way
+        reach = audience(self.db, regulator.scope)
+        if reach.total == 0:
+            return Outcome(Screen("broadcast:nobody", (views.nobody_text(regulator.scope, actor.locale),)), state=self.cleared(state))
+        preview = secrets.token_hex(6)
+        screen = views.preview_screen(preview, reach.total, reach.institutions, reach.unreachable, regulator.scope, actor.locale)
+        shown = compose(body, self.sender_label(regulator, actor.locale))
+        return Outcome(screen, messages=[shown], state=state.moved(CONFIRM, **{DRAFT: {"preview": preview, "body": body}}))
+
+    def cleared(self, state: ConversationState) -> ConversationState:
+        """No broadcast step any more (what else the conversation keeps stays)."""
+        return ConversationState(None, {**state.data, DRAFT: None})
+
+    def decide(self, actor: DeskActor, regulator: Regulator, state: ConversationState, action: DecideBroadcast) -> Outcome:
+        draft = state.data.get(DRAFT)
+        if not isinstance(draft, dict) or not action.preview or draft.get("preview") != action.preview:
+            return Outcome(notice=views.stale_preview_text())
+        cleared = self.cleared(state)
+        self.states.save(actor.key, cleared)  # one confirm per preview, whatever is pressed next
+        if not action.send:
+            return Outcome(Screen("broadcast:cancelled", (views.cancelled_text(),)), notice=views.cancelled_text(), state=cleared)
+        catalog = self.catalog
+        assert catalog is not None, "broadcasts need the deployment's translations"
+        batch_id, queued = create_broadcast(
+            self.db, catalog, scope=regulator.scope, body_html=str(draft["body"]),
+            sender=self.sender_label(regulator, actor.locale), created_by=regulator.telegram_id,
+            report_chat_id=regulator.telegram_id, default_locale=self.settings.zicha_locale, dedup=str(draft["preview"]),
+        )  # fmt: skip
+        quiet = None
+        if self.outbox is not None:
+            self.outbox.wake()
+            quiet = self.outbox.quiet_now()
+        return Outcome(views.queued_screen(batch_id, queued, quiet), notice=_("Queued."), state=cleared)
+
+
+__all__ = ["BROADCAST_STEPS", "COMPOSE", "CONFIRM", "Desk", "DeskAction", "Outbox"]

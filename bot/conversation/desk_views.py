@@ -1,0 +1,277 @@
+"""What a regulator sees on their desk beyond /status and /overdue (bot/conversation/regulator.py):
+an institution in detail, search results, the staff list and its removal, the workbook's
+caption, and the steps of a broadcast.
+
+Pure: every function receives the data it shows (gathered by ``bot.conversation.desk``)
+and returns a ``Screen`` or text. Every piece of data is escaped before it is placed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from bot.conversation.actions import DecideBroadcast, RemoveStaff, ShowInstitution, ShowStaff
+from bot.conversation.regulator import status_label
+from bot.conversation.render import MAX_LIST_CHARS, progress_bar
+from bot.conversation.screens import Attachment, Button, Expect, Screen
+from bot.conversation.text import _
+from bot.core.checklist import Item
+from bot.core.fields import field_label
+from bot.core.interview import Answer, RectStatus
+from bot.core.locales import format_date, format_datetime
+from bot.core.scope import Scope
+from bot.reports.items import item_heading
+from bot.reports.status import InstitutionStatus
+from storage.institutions import Institution
+from storage.reports import Correction, InstitutionMatch
+
+STAFF_BUTTONS = 20
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass(frozen=True)
+class InstitutionFacts:
+    """Everything the detail of one institution shows, read once by the desk."""
+
+    institution: Institution
+    status: InstitutionStatus
+    staff: list[dict[str, Any]]
+    contact: list[str]
+    done: int
+    total: int
+    noncompliant: list[tuple[int, Item, Answer]]  # (position, item, answer)
+    corrections: list[Correction]
+
+
+def regulator_help_text() -> str:
+    return _(
+        "<b>Zicha for regulators</b>\n"
+        "/status — completion of the institutions in your scope\n"
+        "/overdue — institutions not signed after the deadline\n"
+        "/institution USCC or name — one institution in detail\n"
+        "/export — the Excel workbook of your scope\n"
+        "/verify CODE — who signed a pledge summary, when, and whether it is current\n"
+        "/broadcast — send a message to the staff of every institution in your scope\n"
+        "A digest with the workbook and a chart arrives every morning during the campaign."
+    )
+
+
+def not_found_text() -> str:
+    return _("No institution found in your scope.")
+
+
+def no_longer_member_text() -> str:
+    return _("This person is no longer a staff member of this institution.")
+
+
+def institution_usage_screen() -> Screen:
+    return Screen("institution:usage", (_("Send /institution followed by a USCC or part of a name, for example:\n/institution 检测"),))
+
+
+def not_found_screen() -> Screen:
+    return Screen("institution:none", (not_found_text(),))
+
+
+def search_results_screen(rows: Sequence[InstitutionMatch], more: bool) -> Screen:
+    text = _("Several institutions match; choose one:")
+    if more:
+        text += "\n" + _("Only the first {count} are shown; type more of the name.").format(count=len(rows))
+    buttons = tuple((Button(f"{row.name} ({row.province})"[:60], ShowInstitution(id=row.id)),) for row in rows)
+    return Screen("institution:choose", (text,), buttons)
+
+
+def _rect_text(answer: Answer, locale: str) -> str:
+    if answer.rect_status is RectStatus.DONE:
+        return _("rectified")
+    if answer.rect_status is RectStatus.IN_PROGRESS:
+        return _("rectification in progress, by {date}").format(
+            date=format_date(answer.target_date, locale) if answer.target_date else "—"
+        )
+    return _("rectification not yet described")
+
+
+def institution_screen(facts: InstitutionFacts, locale: str, tz: zoneinfo.ZoneInfo) -> Screen:
+    institution, status, staff = facts.institution, facts.status, facts.staff
+    fields = ("、" if locale.startswith("zh") else ", ").join(field_label(f, locale) for f in institution.fields)
+    lines = [
+        f"<b>{escape(institution.name)}</b>",
+        _("Unified social credit code: {uscc}").format(uscc=f"<code>{escape(institution.uscc)}</code>"),
+        _("Province: {province}").format(province=escape(institution.province or "—")),
+        _("Fields: {fields}").format(fields=escape(fields or "—")),
+        _("Status: {status}").format(status=escape(status_label(status.status))),
+    ]
+    if status.overdue:
+        lines.append(_("Overdue: not signed after the deadline."))
+    names = ", ".join(escape(m["first_name"] or str(m["telegram_id"])) for m in staff[:10])
+    lines.append(_("Staff bound: {count}").format(count=len(staff)) + (f" ({names})" if names else ""))
+    if facts.contact:
+        lines.append(_("Self-check contact: {contact}").format(contact=escape(", ".join(facts.contact))))
+    lines.append(
+        _("Progress: {bar} {done}/{total}").format(
+            bar=progress_bar(facts.done, facts.total), done=facts.done, total=facts.total
+        )
+    )
+    if status.signed_at:
+        lines.append(_("Pledge: signed on {when}").format(when=format_datetime(status.signed_at, locale, tz)))
+    else:
+        lines.append(_("Pledge: not signed"))
+    for correction in facts.corrections:
+        lines += [
+            "",
+            "⚠️ "
+            + _("<b>Details to correct</b> (asked on {when}): {text}").format(
+                when=format_datetime(correction.updated_at, locale, tz), text=escape(correction.text)
+            ),
+            _("Check them, correct the roster (zicha roster import) and ask the staff to confirm the details again."),
+        ]
+    rows: tuple[tuple[Button, ...], ...] = ()
+    if staff:
+        rows = ((Button(_("👥 Staff ({count})").format(count=len(staff)), ShowStaff(id=institution.id)),),)
+    if facts.noncompliant:
+        lines += ["", _("<b>Non-compliant items ({count})</b>").format(count=len(facts.noncompliant))]
+        body: list[str] = []
+        for position, item, answer in facts.noncompliant:
+            problem = answer.problem or "—"
+            if len(problem) > 120:
+                problem = problem[:119] + "…"
+            heading = item_heading(position, item, locale)
+            body.append(f"• <b>{escape(heading)}</b>: {escape(problem)} — {escape(_rect_text(answer, locale))}")
+        shown = ""
+        for n, line in enumerate(body):
+            if len(shown) + len(line) > MAX_LIST_CHARS:
+                shown += "\n" + _("… and {count} more (see /export)").format(count=len(body) - n)
+                break
+            shown += ("\n" if shown else "") + line
+        lines.append(shown)
+    return Screen("institution", ("\n".join(lines),), rows)
+
+
+def member_name(member: dict[str, Any]) -> str:
+    name = member["first_name"] or str(member["telegram_id"])
+    return str(name) + (f" @{member['username']}" if member["username"] else "")
+
+
+def staff_screen(
+    institution: Institution, staff: list[dict[str, Any]], locale: str, tz: zoneinfo.ZoneInfo, *, done: str = ""
+) -> Screen:
+    """The staff list with a removal button each; ``done``: what was just done, shown first."""
+    lines = [_("<b>Staff of {name}</b> ({count})").format(name=escape(institution.name), count=len(staff))]
+    for m in staff:
+        lines.append(
+            _("• {name} · Telegram id {id} · joined {when}").format(
+                name=escape(member_name(m)), id=f"<code>{m['telegram_id']}</code>",
+                when=format_datetime(m["bound_at"], locale, tz),
+            )
+        )
+    if not staff:
+        lines.append(_("Nobody is bound to this institution."))
+    if len(staff) > STAFF_BUTTONS:
+        lines.append(_("Buttons for the first {count} only; the operator can remove others with zicha staff remove.").format(count=STAFF_BUTTONS))
+    text = "\n".join(lines)
+    if len(text) > MAX_LIST_CHARS:
+        text = text[: text.rfind("\n", 0, MAX_LIST_CHARS)] + "\n…"
+    rows = tuple(
+        (Button(_("✖ Remove {name}").format(name=member_name(m)[:40]), RemoveStaff(id=institution.id, member=m["telegram_id"])),)
+        for m in staff[:STAFF_BUTTONS]
+    )
+    return Screen("staff", ((done + "\n\n" + text) if done else text,), rows)
+
+
+def removed_text(institution: Institution, member: dict[str, Any]) -> str:
+    return _("Removed {member} from {name}.").format(member=escape(member_name(member)), name=escape(institution.name))
+
+
+def confirm_removal_screen(institution: Institution, member: dict[str, Any]) -> Screen:
+    text = _(
+        "Remove <b>{member}</b> (Telegram id {id}) from <b>{name}</b>?\n\n"
+        "They lose access with their next message. The answers they gave stay with the institution. "
+        "To let them back in, the institution needs a new invite."
+    ).format(member=escape(member_name(member)), id=member["telegram_id"], name=escape(institution.name))
+    buttons = (
+        Button(_("Yes, remove"), RemoveStaff(id=institution.id, member=member["telegram_id"], ok=True)),
+        Button(_("Cancel"), ShowStaff(id=institution.id)),
+    )
+    return Screen("staff:remove", (text,), (buttons,))
+
+
+# --- /export ---------------------------------------------------------------------------------
+
+
+def preparing_text() -> str:
+    return _("Preparing the workbook…")
+
+
+def still_preparing_text() -> str:
+    return _("Your workbook is still being prepared; it will arrive shortly.")
+
+
+def workbook_screen(scope: Scope, today: dt.date, content: bytes, locale: str) -> Screen:
+    """The workbook as a file with its caption (no text of its own)."""
+    caption = _("Self-check workbook · {scope} · {date}").format(
+        scope=escape(scope.describe(locale)), date=format_date(today, locale)
+    )
+    return Screen("export", (), attachments=(Attachment(f"zicha-{today.isoformat()}.xlsx", content, caption, XLSX),))
+
+
+# --- broadcasts ------------------------------------------------------------------------------
+
+
+def compose_screen(scope: Scope, locale: str) -> Screen:
+    text = _(
+        "Write the message for all staff in your scope ({scope}). You will see a preview and the number of "
+        "recipients before anything is sent. /cancel to stop."
+    ).format(scope=escape(scope.describe(locale)))
+    return Screen("broadcast:compose", (text,), expects=Expect.TEXT)
+
+
+def too_long_text(length: int, limit: int) -> str:
+    return _("This message is {length} characters long; a broadcast can have at most {limit}. Please shorten it.").format(
+        length=length, limit=limit
+    )
+
+
+def nobody_text(scope: Scope, locale: str) -> str:
+    return _("No staff in your scope ({scope}) have joined Zicha yet, so there is nobody to send to.").format(
+        scope=escape(scope.describe(locale))
+    )
+
+
+def not_text_text() -> str:
+    return _("Please send the broadcast as a text message, or /cancel.")
+
+
+def cancelled_text() -> str:
+    return _("Broadcast cancelled. Nothing was sent.")
+
+
+def stale_preview_text() -> str:
+    return _("This preview is no longer valid. Send /broadcast to start again.")
+
+
+def preview_screen(
+    preview: str, total: int, institutions: int, unreachable: int, scope: Scope, locale: str
+) -> Screen:
+    summary = _("<b>Preview</b> — recipients: {total} staff of {institutions} institution(s) in {scope}.").format(
+        total=total, institutions=institutions, scope=escape(scope.describe(locale))
+    )
+    if unreachable:
+        summary += "\n" + _("{count} of them have blocked the bot and will not receive it.").format(count=unreachable)
+    buttons = (
+        Button(_("Send to {total}").format(total=total), DecideBroadcast(preview=preview, send=True)),
+        Button(_("Cancel"), DecideBroadcast(preview=preview, send=False)),
+    )
+    return Screen("broadcast:preview", (summary,), (buttons,))
+
+
+def queued_screen(batch: int, count: int, quiet: str | None) -> Screen:
+    text = _("Broadcast #{batch} queued for {count} recipient(s). You will get a delivery report when it is done.").format(
+        batch=batch, count=count
+    )
+    if quiet is not None:
+        text += "\n" + _("Quiet hours ({hours}): it goes out when they end.").format(hours=quiet)
+    return Screen("broadcast:queued", (text,))
