@@ -21,6 +21,7 @@ import sqlite_utils
 
 from bot.core.checklist import Checklist
 from bot.core.scope import Scope
+from bot.reports import jobs
 from bot.reports.items import checklist_numbers, confirm_item_ids, short_text
 from bot.reports.status import (
     InstitutionStatus,
@@ -320,8 +321,7 @@ def register_digest_job(
     directory = digest_dir(settings.zicha_db)  # type: ignore[attr-defined]
 
     def work(now: dt.datetime) -> list[QueuedDigest]:
-        # In a worker thread on a connection of its own: a national digest writes a full
-        # workbook (tens of seconds at 54,000 institutions) and the bot must stay responsive.
+        # A database in memory: in a worker thread on the bot's connection (tests, demos).
         from storage.db import open_db
 
         in_memory = str(settings.zicha_db) == ":memory:"  # type: ignore[attr-defined]
@@ -337,7 +337,13 @@ def register_digest_job(
     async def job() -> None:
         now = clock()  # type: ignore[operator]
         try:
-            queued = await asyncio.to_thread(work, now)
+            if jobs.in_memory(settings.zicha_db):  # type: ignore[attr-defined]
+                queued = await asyncio.to_thread(work, now)
+            else:  # in the report worker process: the bot's interpreter keeps answering
+                queued = await jobs.run(
+                    jobs.queue_digests, str(settings.zicha_db), checklist, now, str(directory),  # type: ignore[attr-defined]
+                    i18n.default_locale,  # type: ignore[attr-defined]
+                )  # fmt: skip
         except Exception:
             log.exception("regulator digests failed")
             return

@@ -12,7 +12,6 @@ onboarding router, which calls ``offer_regulator_invite`` and ``on_regulator_joi
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import tempfile
@@ -325,18 +324,18 @@ def _now(clock: Any) -> dt.datetime:
 
 
 async def cmd_status(message: Message, conversation: Conversation, actor: Actor) -> None:
-    await deliver(message, conversation.handle(actor, ShowStatus()), conversation, actor)
+    await deliver(message, await conversation.handle_off_loop(actor, ShowStatus()), conversation, actor)
 
 
 async def cmd_overdue(message: Message, conversation: Conversation, actor: Actor) -> None:
-    await deliver(message, conversation.handle(actor, ShowOverdue()), conversation, actor)
+    await deliver(message, await conversation.handle_off_loop(actor, ShowOverdue()), conversation, actor)
 
 
 async def on_press(
     query: CallbackQuery, conversation: Conversation, actor: Actor, action: Action, callback_answer: CallbackAnswer
 ) -> None:
     """The engine's regulator buttons (the pages of /overdue), routed by prefix."""
-    await deliver(query, conversation.handle(actor, action), conversation, actor, callback_answer)
+    await deliver(query, await conversation.handle_off_loop(actor, action), conversation, actor, callback_answer)
 
 
 async def _show_institution(
@@ -466,16 +465,12 @@ async def on_staff_remove(
     await edit_or_send(query, View(done + "\n\n" + view.text, view.markup))
 
 
-def _write_export_file(settings: Settings, checklist: Checklist, regulator: Regulator, now: dt.datetime, path: Path) -> None:
-    """In a worker thread, on a connection of its own (a national workbook takes ~40 s)."""
-    from bot.reports.excel import write_export
-    from storage.db import open_db
+async def _write_export_file(settings: Settings, checklist: Checklist, regulator: Regulator, now: dt.datetime, path: Path) -> None:
+    """In the report worker process, which opens the database itself (bot.reports.jobs):
+    a national workbook is millions of cells, and in a thread it would slow every press."""
+    from bot.reports import jobs
 
-    db = open_db(settings.zicha_db, migrate=False)
-    try:
-        write_export(db, checklist, regulator.scope, now, path)
-    finally:
-        db.close()
+    await jobs.run(jobs.export_workbook, str(settings.zicha_db), checklist, regulator.scope, now, str(path))
 
 
 async def cmd_export(
@@ -491,7 +486,7 @@ async def cmd_export(
     await message.answer(_("Preparing the workbook…"))
     with tempfile.TemporaryDirectory(prefix="zicha-export-") as tmp:
         path = Path(tmp) / f"zicha-{now.date().isoformat()}.xlsx"
-        await asyncio.to_thread(_write_export_file, settings, checklist, regulator, now, path)
+        await _write_export_file(settings, checklist, regulator, now, path)
         caption = _("Self-check workbook · {scope} · {date}").format(
             scope=escape(regulator.scope.describe(locale)), date=format_date(now.date(), locale)
         )
