@@ -19,6 +19,7 @@ from openpyxl import load_workbook
 from bot.config import load_settings
 from bot.conversation.actions import ShowOverdue, ShowStatus
 from bot.conversation.engine import Actor, Conversation
+from bot.conversation.screens import Screen
 from bot.core.checklist import Checklist
 from bot.core.scope import Scope
 from bot.i18n import build_i18n
@@ -88,7 +89,7 @@ def test_status_and_overdue_computed_in_the_worker_read_as_in_the_bot(
     national = Actor(77, None, "zh_CN", "test:77", regulator=add_regulator(db, 77, Scope.parse("national")))
     staff = Actor(79, motor_lab, "zh_CN", "test:79")
 
-    async def both() -> list[tuple[object, object]]:
+    async def both() -> list[tuple[Screen | None, Screen | None]]:
         pairs = []
         for actor, action in ((national, ShowStatus()), (national, ShowOverdue()), (national, ShowOverdue(page=1)),
                               (staff, ShowStatus())):  # fmt: skip
