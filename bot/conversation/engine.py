@@ -81,6 +81,7 @@ from bot.reports.status import build_status
 from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
 from storage import pledges as pledge_store
 from storage.answers import StaleAnswer
+from storage.db import transaction
 from storage.institutions import Institution
 from storage.pledges import Submission
 from storage.regulators import Regulator
@@ -554,7 +555,24 @@ class Conversation:
             if actor.institution is None:
                 return Outcome(notice=_("Only invited staff can use these buttons. Send /start for help."), alert=True)
             step = Step(self, actor, actor.institution)
+            if isinstance(action, (Choose, SetRect)) and action.origin is not None:
+                return self._press(actor, step, action)
             return self._dispatch(step, action)
+
+    def _press(self, actor: Actor, step: Step, action: Choose | SetRect) -> Outcome:
+        """An answer button pressed on screen ``action.origin``: the answer, its history,
+        the self-check's counters and the conversation state commit together, once. The
+        next screen is expected where the press was (a press edits its message in place),
+        so the state is kept with that token as the live one; ``shown`` writes again only
+        if the screen ends up elsewhere."""
+        with transaction(self.db):
+            outcome = self._dispatch(step, action)
+            state = outcome.state
+            if state is not None and outcome.live and outcome.screen is not None:
+                state.data[st.LIVE] = action.origin
+                self.states.save(actor.key, state)
+                outcome.kept = action.origin
+        return outcome
 
     def _dispatch(self, step: Step, action: Action) -> Outcome:
         if isinstance(action, Choose):
@@ -693,6 +711,8 @@ class Conversation:
         state = outcome.state
         if state is None:
             return
+        if outcome.kept is not None and outcome.live and live == outcome.kept:
+            return  # kept with the press (``_press``), under this very token
         if outcome.live and live is not None:
             state.data[st.LIVE] = live
         self.states.save(actor.key, state)

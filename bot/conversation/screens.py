@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from bot.conversation.actions import Action, Choose, NavAction, Navigate, OpenSection, PledgeStep, SetRect, ShowOverdue
 from bot.conversation.state import ConversationState
@@ -105,7 +106,9 @@ class Outcome:
     lines to show before the screen, each its own message (after typed input); ``screen``:
     the screen to show (None: leave the screen as it is); ``live``: the screen's answer
     buttons become the current ones; ``state``: the conversation state to keep once the
-    screen is shown (None: unchanged).
+    screen is shown (None: unchanged); ``kept``: the live token the state was already
+    kept under, in the press's own transaction (``shown`` then has nothing to write
+    when the screen is shown there).
     """
 
     screen: Screen | None = None
@@ -115,4 +118,5 @@ class Outcome:
     live: bool = False
     state: ConversationState | None = None
     pdf: Submission | None = None
+    kept: Any = None
 
