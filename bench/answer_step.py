@@ -83,7 +83,7 @@ from bot.core.roster import RosterRow  # noqa: E402
 from bot.core.uscc import make_uscc  # noqa: E402
 from bot.telegram.app import build_app  # noqa: E402
 from bot.telegram.callbacks import AnswerCb  # noqa: E402
-from storage.answers import get_or_create_selfcheck, save_answer  # noqa: E402
+from storage.answers import get_or_create_selfcheck, recount_all, save_answer  # noqa: E402
 from storage.checkpoint import WalCheckpointer  # noqa: E402
 from storage.db import open_db  # noqa: E402
 from storage.fsm import SQLiteStorage  # noqa: E402
@@ -333,6 +333,7 @@ class ZichaRunner(Runner):
                 f"DELETE FROM answer_history WHERE selfcheck_id = ? AND item_id IN ({marks})", [self.selfcheck.id, *ids]
             )
             self.db.execute("UPDATE selfchecks SET status = 'in_progress', completed_at = NULL WHERE id = ?", [self.selfcheck.id])
+            recount_all(self.db)  # the counters save_answer keeps, after answers deleted behind its back
 
     async def start(self) -> None:
         """Untimed: /start shows the next open item in a new message, which becomes live."""

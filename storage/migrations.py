@@ -546,13 +546,15 @@ def m012_selfcheck_answer_counters(db: sqlite_utils.Database) -> None:
 COUNTER_EXPRESSIONS = """COUNT(*),
     COALESCE(SUM(CASE
         WHEN a.value = 'noncompliant' THEN NOT (COALESCE(a.problem, '') != '' AND COALESCE(a.measure, '') != ''
-            AND (a.rect_status = 'done' OR (a.rect_status = 'in_progress' AND a.target_date IS NOT NULL)))
+            AND (COALESCE(a.rect_status, '') = 'done'
+                 OR (COALESCE(a.rect_status, '') = 'in_progress' AND a.target_date IS NOT NULL)))
         WHEN a.value = 'no' THEN COALESCE(a.text, '') = ''
         ELSE 0 END), 0),
     COALESCE(SUM(a.value = 'noncompliant'), 0),
     COALESCE(SUM(a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done'), 0)"""
 """The self-check counters (answered, incomplete, non-compliant, not rectified) over the
-answers ``a``: the same rules as ``Answer.is_complete`` and ``open_rectification``."""
+answers ``a``: the same rules as ``Answer.is_complete`` and ``open_rectification`` (every
+column COALESCEd: a NULL would make the whole condition NULL, which SUM skips)."""
 
 RECOUNT_SQL = f"""UPDATE selfchecks SET (n_answered, n_incomplete, n_noncompliant, n_open_rect) = (
     SELECT {COUNTER_EXPRESSIONS} FROM answers a WHERE a.selfcheck_id = selfchecks.id)"""
