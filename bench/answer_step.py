@@ -680,7 +680,7 @@ async def breakdown_pass(zicha: ZichaRunner, n: int) -> dict[str, Any]:
         (InterviewRules, "progress", "interview rules: progress, next item (Python)"),
         (InterviewRules, "next_open", "interview rules: progress, next item (Python)"),
         (engine, "open_workspace", "open_workspace: self-check row, applicable items"),
-        (middlewares, "get_membership", "middlewares: membership and language lookups (Python)"),
+        (middlewares, "who_is", "middlewares: membership and language lookups (Python)"),
         (middlewares, "get_user_language", "middlewares: membership and language lookups (Python)"),
     ]
     for method in ("get_state", "set_state", "get_data", "set_data", "update_data"):
