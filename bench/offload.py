@@ -112,7 +112,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from bot.i18n import build_i18n
     from bot.reports import jobs
     from bot.reports.excel import write_export
-    from bot.services.digests import queue_digests
+    from bot.services.digests import queue_digests, queue_digests_in_worker
     from storage.conversations import SQLiteStates
     from storage.db import open_db
     from storage.regulators import add_regulator, remove_regulator
@@ -153,7 +153,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.to_thread(digest_in_thread)
 
     async def digest_process() -> None:
-        await jobs.run(jobs.queue_digests, db_path, checklist, NOW, str(out / "p"), "zh_CN", REGULATOR, "daily")
+        await jobs.run(queue_digests_in_worker, db_path, checklist, NOW, str(out / "p"), "zh_CN", REGULATOR, "daily")
 
     def reset_digests() -> None:
         db.execute("DELETE FROM outbox WHERE chat_id = ?", [REGULATOR])

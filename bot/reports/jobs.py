@@ -110,27 +110,3 @@ def status_report(
     report.checklist = None  # type: ignore[assignment]  # put back by the caller
     return report, len({c.institution_id for c in corrections})
 
-
-def queue_digests(
-    db_path: str,
-    checklist: Checklist,
-    now: dt.datetime,
-    directory: str,
-    default_locale: str,
-    only: int | None = None,
-    force_kind: str | None = None,
-) -> list[Any]:
-    """``bot.services.digests.queue_digests`` on the worker's own connection and
-    translations: the digests, their workbooks and charts, queued in the outbox."""
-    from bot.i18n import build_i18n
-    from bot.services import digests
-    from storage.db import open_db
-
-    db = open_db(db_path, migrate=False)
-    try:
-        return digests.queue_digests(
-            db, checklist, build_i18n(default_locale), now=now, directory=Path(directory),
-            default_locale=default_locale, only=only, force_kind=force_kind,
-        )  # fmt: skip
-    finally:
-        db.close()

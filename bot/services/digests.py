@@ -21,7 +21,6 @@ import sqlite_utils
 
 from bot.core.checklist import Checklist
 from bot.core.scope import Scope
-from bot.reports import jobs
 from bot.reports.items import checklist_numbers, confirm_item_ids, short_text
 from bot.reports.status import (
     InstitutionStatus,
@@ -304,6 +303,25 @@ def queue_digests(
     return queued
 
 
+def queue_digests_in_worker(
+    db_path: str, checklist: Checklist, now: dt.datetime, directory: str, default_locale: str,
+    only: int | None = None, force_kind: str | None = None,
+) -> list[QueuedDigest]:
+    """``queue_digests`` in the report worker process (``bot.reports.jobs``), on its own
+    connection and translations."""
+    from bot.i18n import build_i18n
+    from storage.db import open_db
+
+    db = open_db(db_path, migrate=False)
+    try:
+        return queue_digests(
+            db, checklist, build_i18n(default_locale), now=now, directory=Path(directory),
+            default_locale=default_locale, only=only, force_kind=force_kind,
+        )  # fmt: skip
+    finally:
+        db.close()
+
+
 def register_digest_job(
     scheduler: object,
     *,
@@ -335,13 +353,15 @@ def register_digest_job(
                 conn.close()
 
     async def job() -> None:
+        from bot.reports import jobs
+
         now = clock()  # type: ignore[operator]
         try:
             if jobs.in_memory(settings.zicha_db):  # type: ignore[attr-defined]
                 queued = await asyncio.to_thread(work, now)
             else:  # in the report worker process: the bot's interpreter keeps answering
                 queued = await jobs.run(
-                    jobs.queue_digests, str(settings.zicha_db), checklist, now, str(directory),  # type: ignore[attr-defined]
+                    queue_digests_in_worker, str(settings.zicha_db), checklist, now, str(directory),  # type: ignore[attr-defined]
                     i18n.default_locale,  # type: ignore[attr-defined]
                 )  # fmt: skip
         except Exception:
