@@ -83,7 +83,7 @@ from bot.core.roster import RosterRow  # noqa: E402
 from bot.core.uscc import make_uscc  # noqa: E402
 from bot.telegram.app import build_app  # noqa: E402
 from bot.telegram.callbacks import AnswerCb  # noqa: E402
-from storage.answers import get_or_create_selfcheck, save_answer  # noqa: E402
+from storage.answers import get_or_create_selfcheck, recount_all, save_answer  # noqa: E402
 from storage.checkpoint import WalCheckpointer  # noqa: E402
 from storage.db import open_db  # noqa: E402
 from storage.fsm import SQLiteStorage  # noqa: E402
@@ -333,6 +333,7 @@ class ZichaRunner(Runner):
                 f"DELETE FROM answer_history WHERE selfcheck_id = ? AND item_id IN ({marks})", [self.selfcheck.id, *ids]
             )
             self.db.execute("UPDATE selfchecks SET status = 'in_progress', completed_at = NULL WHERE id = ?", [self.selfcheck.id])
+            recount_all(self.db)  # the counters save_answer keeps, after answers deleted behind its back
 
     async def start(self) -> None:
         """Untimed: /start shows the next open item in a new message, which becomes live."""
@@ -679,7 +680,7 @@ async def breakdown_pass(zicha: ZichaRunner, n: int) -> dict[str, Any]:
         (InterviewRules, "progress", "interview rules: progress, next item (Python)"),
         (InterviewRules, "next_open", "interview rules: progress, next item (Python)"),
         (engine, "open_workspace", "open_workspace: self-check row, applicable items"),
-        (middlewares, "get_membership", "middlewares: membership and language lookups (Python)"),
+        (middlewares, "who_is", "middlewares: membership and language lookups (Python)"),
         (middlewares, "get_user_language", "middlewares: membership and language lookups (Python)"),
     ]
     for method in ("get_state", "set_state", "get_data", "set_data", "update_data"):

@@ -77,14 +77,15 @@ class Workspace:
         return self._answers
 
     def answer(self, item_id: str) -> Answer | None:
-        if self._answers is not None:
-            return self._answers.get(item_id)
-        return answer_store.get_answer(self.db, self.selfcheck.id, item_id)
+        # All of them in one read: the screen after a press needs them anyway.
+        return self.answers().get(item_id)
 
     def _save(self, item_id: str, *, by: int, expected_rev: int | None = None, **changes: object) -> Answer:
+        # The answer as read is handed to save_answer, whose write checks its revision.
+        current = self._answers.get(item_id) if self._answers is not None else answer_store.UNKNOWN
         try:
             answer = answer_store.save_answer(
-                self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, **changes
+                self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, current=current, **changes
             )
         except answer_store.StaleAnswer:
             self._answers = None  # someone else wrote: read afresh next time

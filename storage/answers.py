@@ -13,7 +13,8 @@ import sqlite_utils
 from bot.core.checklist import Checklist
 from bot.core.interview import ANSWER_FIELDS, Answer, Choice, RectStatus, answer_fields
 from storage.campaigns import ensure_campaign_row
-from storage.db import utcnow
+from storage.db import transaction, utcnow
+from storage.migrations import COUNTER_EXPRESSIONS, RECOUNT_SQL
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def get_selfcheck(db: sqlite_utils.Database, selfcheck_id: int) -> SelfCheck | N
 
 def set_selfcheck_status(db: sqlite_utils.Database, selfcheck_id: int, status: str) -> None:
     now = utcnow()
-    with db.atomic():
+    with transaction(db):
         db.execute(
             "UPDATE selfchecks SET status = ?, completed_at = CASE WHEN ? = 'completed' THEN ? END, "
             "updated_at = ? WHERE id = ? AND status != ?",
@@ -128,6 +129,27 @@ def _snapshot(answer: Answer | None) -> dict[str, Any] | None:
     return None if answer is None else answer_fields(answer)
 
 
+class _Unknown:
+    """``save_answer``'s ``current`` when the caller has not read the answer."""
+
+
+UNKNOWN: Any = _Unknown()
+
+
+def counter_deltas(before: Answer | None, after: Answer | None) -> tuple[int, int, int, int]:
+    """How an answer changing from ``before`` to ``after`` moves the self-check's counters
+    (answered, incomplete, non-compliant, not rectified); None is no answer."""
+
+    def weight(a: Answer | None) -> tuple[int, int, int, int]:
+        if a is None:
+            return (0, 0, 0, 0)
+        nc = a.value is Choice.NONCOMPLIANT
+        return (1, int(not a.is_complete), int(nc), int(a.open_rectification))
+
+    old, new = weight(before), weight(after)
+    return (new[0] - old[0], new[1] - old[1], new[2] - old[2], new[3] - old[3])
+
+
 def save_answer(
     db: sqlite_utils.Database,
     selfcheck_id: int,
@@ -135,23 +157,30 @@ def save_answer(
     *,
     by: int,
     expected_rev: int | None = None,
+    current: Answer | None = UNKNOWN,
     **changes: Any,
 ) -> Answer:
-    """Write a change to one answer and its history in one transaction.
+    """Write a change to one answer, its history and the self-check's counters, in one
+    transaction (or as part of the caller's: ``storage.db.transaction``).
 
     ``expected_rev`` is the revision the user saw; if the answer has moved on since
     (another staff member, an old message), nothing is written and StaleAnswer is
-    raised. A new ``value`` drops the follow-ups that belonged to the old one (they stay
-    in the history). A change that changes nothing writes nothing.
+    raised. ``current`` is the answer as the caller last read it (None: not answered),
+    which saves reading it again: the write itself checks, in its WHERE clause, that the
+    stored revision is still the one read, and raises StaleAnswer if not. A new ``value``
+    drops the follow-ups that belonged to the old one (they stay in the history). A
+    change that changes nothing writes nothing.
     """
     unknown = set(changes) - set(ANSWER_FIELDS)
     if unknown:
         raise TypeError(f"unknown answer fields: {sorted(unknown)}")
     now = utcnow()
-    with db.atomic():
-        current = get_answer(db, selfcheck_id, item_id)
+    with transaction(db):
+        read_here = current is UNKNOWN
+        if read_here:
+            current = get_answer(db, selfcheck_id, item_id)
         if expected_rev is not None and (current.rev if current else 0) != expected_rev:
-            raise StaleAnswer(current)
+            raise StaleAnswer(get_answer(db, selfcheck_id, item_id))
         before = _snapshot(current)
         after: dict[str, Any] = dict(before) if before else dict.fromkeys(ANSWER_FIELDS)
         new_value = changes.get("value")
@@ -169,21 +198,31 @@ def save_answer(
             raise ValueError("an answer needs a value before its details")
         if after == before:
             assert current is not None
+            if not read_here:  # nothing to write, so no WHERE to check the revision in
+                stored = get_answer(db, selfcheck_id, item_id)
+                if stored is None or stored.rev != current.rev:
+                    raise StaleAnswer(stored)
             return current
         rev = (current.rev if current else 0) + 1
         if current is None:
-            db.execute(
+            cursor = db.execute(
                 "INSERT INTO answers (selfcheck_id, item_id, value, text, problem, measure, rect_status, "
                 "target_date, rev, answered_by, answered_at, updated_by, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (selfcheck_id, item_id) DO NOTHING",
                 [selfcheck_id, item_id, *(after[k] for k in ANSWER_FIELDS), rev, by, now, by, now],
             )
         else:
-            db.execute(
+            cursor = db.execute(
                 "UPDATE answers SET value = ?, text = ?, problem = ?, measure = ?, rect_status = ?, "
-                "target_date = ?, rev = ?, updated_by = ?, updated_at = ? WHERE selfcheck_id = ? AND item_id = ?",
-                [*(after[k] for k in ANSWER_FIELDS), rev, by, now, selfcheck_id, item_id],
+                "target_date = ?, rev = ?, updated_by = ?, updated_at = ? "
+                "WHERE selfcheck_id = ? AND item_id = ? AND rev = ?",
+                [*(after[k] for k in ANSWER_FIELDS), rev, by, now, selfcheck_id, item_id, current.rev],
             )
+        if cursor.rowcount != 1:  # someone saved it after the caller read it: nothing written
+            raise StaleAnswer(get_answer(db, selfcheck_id, item_id))
+        saved = _answer(
+            [item_id, *(after[k] for k in ANSWER_FIELDS), rev, current.answered_by if current else by, by, now]
+        )
         db.execute(
             "INSERT INTO answer_history (selfcheck_id, item_id, rev, changed_by, changed_at, old, new) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -197,10 +236,44 @@ def save_answer(
                 json.dumps(after, ensure_ascii=False),
             ],
         )
-        db.execute("UPDATE selfchecks SET updated_at = ? WHERE id = ?", [now, selfcheck_id])
-        saved = get_answer(db, selfcheck_id, item_id)
-    assert saved is not None
+        answered, incomplete, noncompliant, open_rect = counter_deltas(current, saved)
+        db.execute(
+            "UPDATE selfchecks SET updated_at = ?, n_answered = n_answered + ?, n_incomplete = n_incomplete + ?, "
+            "n_noncompliant = n_noncompliant + ?, n_open_rect = n_open_rect + ? WHERE id = ?",
+            [now, answered, incomplete, noncompliant, open_rect, selfcheck_id],
+        )
     return saved
+
+
+@dataclass(frozen=True)
+class Counters:
+    """A self-check's answer counters (see migration m013)."""
+
+    answered: int
+    incomplete: int
+    noncompliant: int
+    open_rectifications: int
+
+
+def counters(db: sqlite_utils.Database, selfcheck_id: int) -> Counters | None:
+    """The counters as kept on the self-check row."""
+    row = db.execute(
+        "SELECT n_answered, n_incomplete, n_noncompliant, n_open_rect FROM selfchecks WHERE id = ?", [selfcheck_id]
+    ).fetchone()
+    return Counters(*row) if row else None
+
+
+def recount(db: sqlite_utils.Database, selfcheck_id: int) -> Counters:
+    """The counters counted afresh from the answers (what the kept ones must equal)."""
+    row = db.execute(f"SELECT {COUNTER_EXPRESSIONS} FROM answers a WHERE a.selfcheck_id = ?", [selfcheck_id]).fetchone()
+    return Counters(*row)
+
+
+def recount_all(db: sqlite_utils.Database) -> None:
+    """Set every self-check's counters from its answers (after answers were written by
+    other means than ``save_answer``: a bulk load, a benchmark's reset)."""
+    with transaction(db):
+        db.execute(RECOUNT_SQL)
 
 
 def answer_history(db: sqlite_utils.Database, selfcheck_id: int, item_id: str | None = None) -> list[dict[str, Any]]:

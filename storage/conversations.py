@@ -13,7 +13,7 @@ import json
 import sqlite_utils
 
 from bot.conversation.state import ConversationState
-from storage.db import utcnow
+from storage.db import transaction, utcnow
 
 
 class SQLiteStates:
@@ -28,7 +28,7 @@ class SQLiteStates:
 
     def save(self, key: str, state: ConversationState) -> None:
         payload = json.dumps(state.data, ensure_ascii=False, separators=(",", ":"))
-        with self.db.atomic():
+        with transaction(self.db):  # part of a press's transaction when there is one
             self.db.execute(
                 "INSERT INTO fsm (key, state, data, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET state = excluded.state, data = excluded.data, "

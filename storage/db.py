@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlite_utils
@@ -65,6 +66,33 @@ def open_db(
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(explain_database_error(path, exc)) from exc
     return db
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One transaction: BEGIN ... COMMIT (ROLLBACK on an exception), or, inside one already
+    open, simply part of it (no SAVEPOINT: two statements fewer; an exception rolls the
+    whole outer transaction back). A button press is one of these: its answer, history,
+    counters and conversation state commit together."""
+    if db.conn.in_transaction:
+        yield db
+        return
+    # IMMEDIATE: the write lock from the start, so a read inside cannot be overtaken by
+    # another process's write before ours (which would fail with SQLITE_BUSY_SNAPSHOT
+    # whatever the busy timeout); it waits for the lock as long as the busy timeout.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    try:
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def probe_writable(db: sqlite_utils.Database) -> None:

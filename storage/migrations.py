@@ -541,3 +541,39 @@ def m012_web_evidence_files(db: sqlite_utils.Database) -> None:
         );
         """,
     )
+
+
+@migrations()
+def m013_selfcheck_answer_counters(db: sqlite_utils.Database) -> None:
+    # Counters of each self-check's stored answers, kept by save_answer in the same
+    # statement that stamps the self-check (storage/answers.py), so nothing needs to count
+    # the answers again: how many, how many incomplete (a follow-up missing), how many
+    # 不符合, how many of those not rectified. Filled here from the answers already there.
+    _run_script(
+        db,
+        f"""
+        ALTER TABLE selfchecks ADD COLUMN n_answered INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE selfchecks ADD COLUMN n_incomplete INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE selfchecks ADD COLUMN n_noncompliant INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE selfchecks ADD COLUMN n_open_rect INTEGER NOT NULL DEFAULT 0;
+        {RECOUNT_SQL};
+        """,
+    )
+
+
+COUNTER_EXPRESSIONS = """COUNT(*),
+    COALESCE(SUM(CASE
+        WHEN a.value = 'noncompliant' THEN NOT (COALESCE(a.problem, '') != '' AND COALESCE(a.measure, '') != ''
+            AND (COALESCE(a.rect_status, '') = 'done'
+                 OR (COALESCE(a.rect_status, '') = 'in_progress' AND a.target_date IS NOT NULL)))
+        WHEN a.value = 'no' THEN COALESCE(a.text, '') = ''
+        ELSE 0 END), 0),
+    COALESCE(SUM(a.value = 'noncompliant'), 0),
+    COALESCE(SUM(a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done'), 0)"""
+"""The self-check counters (answered, incomplete, non-compliant, not rectified) over the
+answers ``a``: the same rules as ``Answer.is_complete`` and ``open_rectification`` (every
+column COALESCEd: a NULL would make the whole condition NULL, which SUM skips)."""
+
+RECOUNT_SQL = f"""UPDATE selfchecks SET (n_answered, n_incomplete, n_noncompliant, n_open_rect) = (
+    SELECT {COUNTER_EXPRESSIONS} FROM answers a WHERE a.selfcheck_id = selfchecks.id)"""
+"""Every self-check's counters recounted from its answers."""

@@ -56,8 +56,10 @@ def _submission(row: dict[str, Any]) -> Submission:
 
 
 def current_submission(db: sqlite_utils.Database, selfcheck_id: int) -> Submission | None:
-    row = next(db.query("SELECT * FROM submissions WHERE selfcheck_id = ? AND superseded_at IS NULL", [selfcheck_id]), None)
-    return _submission(row) if row else None
+    # on every press (the frozen check): db.execute, no SAVEPOINT around it as db.query has
+    cursor = db.execute("SELECT * FROM submissions WHERE selfcheck_id = ? AND superseded_at IS NULL", [selfcheck_id])
+    values = cursor.fetchone()
+    return _submission(dict(zip([d[0] for d in cursor.description], values, strict=True))) if values else None
 
 
 def current_for_institution(db: sqlite_utils.Database, institution_id: int, checklist_id: str) -> Submission | None:

@@ -10,7 +10,7 @@ import sqlite_utils
 
 from bot.core.scope import Scope
 from storage.db import utcnow
-from storage.institutions import InviteProblem, invite_problem, stored_time
+from storage.institutions import _INSTITUTION_COLUMNS, Institution, InviteProblem, invite_problem, stored_time
 
 
 @dataclass(frozen=True)
@@ -159,3 +159,32 @@ def revoke_regulator_invite(db: sqlite_utils.Database, code: str) -> bool:
             "UPDATE regulator_invites SET revoked_at = ? WHERE code = ? AND revoked_at IS NULL", [utcnow(), code]
         )
     return cursor.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who sends an update: the institution they are bound to, their regulator account,
+    the language they chose with /language (each None when there is none)."""
+
+    institution: Institution | None
+    regulator: Regulator | None
+    language: str | None
+
+
+_WHO_IS_SQL = (
+    f"SELECT {', '.join('i.' + c.strip() for c in _INSTITUTION_COLUMNS.split(','))}, "
+    "r.telegram_id, r.name, r.scope, r.added_at, u.language FROM (SELECT ? AS tid) q "
+    "LEFT JOIN members m ON m.telegram_id = q.tid LEFT JOIN institutions i ON i.id = m.institution_id "
+    "LEFT JOIN regulators r ON r.telegram_id = q.tid LEFT JOIN users u ON u.telegram_id = q.tid"
+)
+
+
+def who_is(db: sqlite_utils.Database, telegram_id: int) -> Identity:
+    """Membership, regulator account and language in one read (on every update: the
+    same rows as ``get_membership``, ``get_regulator`` and ``get_user_language``)."""
+    row = db.execute(_WHO_IS_SQL, [telegram_id]).fetchone()
+    n = len(_INSTITUTION_COLUMNS.split(","))
+    institution = Institution.from_values(row[:n]) if row[0] is not None else None
+    tid, name, scope, added_at = row[n : n + 4]
+    regulator = Regulator(int(tid), str(name), Scope.from_json(str(scope)), str(added_at)) if tid is not None else None
+    return Identity(institution, regulator, row[n + 4])

@@ -24,7 +24,10 @@ FIXTURE = Path(__file__).parent / "data" / "zicha-75a41b5.db.gz"
 
 
 # Migrations written after tests/data/zicha-75a41b5.db.gz was made: they run on it, once.
-ADDED_SINCE_FIXTURE = ["m010_web_people_sessions_and_email", "m011_campaigns_and_selfcheck_campaign", "m012_web_evidence_files"]
+ADDED_SINCE_FIXTURE = [
+    "m010_web_people_sessions_and_email", "m011_campaigns_and_selfcheck_campaign", "m012_web_evidence_files",
+    "m013_selfcheck_answer_counters",
+]
 
 
 def _applied(db: sqlite_utils.Database) -> list[tuple[str, str]]:

@@ -55,6 +55,7 @@ from bot.conversation.state import ConversationState, StateStore
 from bot.conversation.text import _
 from bot.core.checklist import Checklist
 from bot.core.interview import Interview
+from bot.reports import jobs
 from bot.reports.items import CONTACT_ITEM_IDS, confirm_item_ids
 from bot.reports.status import build_status, institution_in_scope, institution_statuses
 from bot.services.broadcast import MAX_BROADCAST_LENGTH, Catalog, audience, compose, create_broadcast
@@ -183,6 +184,23 @@ class Desk:
             return self.broadcast(actor, regulator, action)
         return Outcome(notice=_("This button is no longer valid."))  # RequestExport: see export()
 
+    async def handle_off_loop(self, actor: DeskActor, action: ShowStatus | ShowOverdue) -> Outcome:
+        """/status and /overdue with the report (half a second of Python at 54,000
+        institutions) computed in the report worker process (``bot.reports.jobs``), so no
+        one else's press waits for it. A database in memory: ``handle`` itself."""
+        regulator = actor.regulator
+        db_path = getattr(self.settings, "zicha_db", ":memory:")
+        if regulator is None or jobs.in_memory(db_path):
+            with self.speaking(actor.locale):
+                return self.handle(actor, action)
+        keep = "overdue" if isinstance(action, ShowOverdue) else "none"
+        report, corrections = await jobs.run(jobs.status_report, str(db_path), self.checklist, regulator.scope, self.clock(), keep)
+        report.checklist = self.checklist
+        with self.speaking(actor.locale):
+            if isinstance(action, ShowOverdue):
+                return Outcome(reports.overdue_screen(report, action.page, actor.locale))
+            return Outcome(reports.status_screen(report, actor.locale, corrections=corrections))
+
     # --- status and institutions -------------------------------------------------------------
 
     def status(self, regulator: Regulator, locale: str) -> Outcome:
@@ -274,12 +292,24 @@ class Desk:
                 preparing = Outcome(messages=[views.preparing_text()])
             yield preparing
             now = self.clock()
-            content = await asyncio.to_thread(self.workbook, self.settings, self.checklist, regulator.scope, now)
+            content = await self.workbook_of(regulator, now)
             with self.speaking(actor.locale):
                 done = Outcome(views.workbook_screen(regulator.scope, now.date(), content, actor.locale))
             yield done
         finally:
             self.exporting.discard(regulator.telegram_id)
+
+    async def workbook_of(self, regulator: Regulator, now: dt.datetime) -> bytes:
+        """The workbook of the regulator's scope, made in the report worker process (a national
+        one is millions of cells: in a thread it would slow every press); a database in memory
+        cannot be opened there, so it is made in a thread on a connection of its own."""
+        db_path = getattr(self.settings, "zicha_db", ":memory:")
+        if jobs.in_memory(db_path):
+            return await asyncio.to_thread(self.workbook, self.settings, self.checklist, regulator.scope, now)
+        with tempfile.TemporaryDirectory(prefix="zicha-export-") as tmp:
+            path = Path(tmp) / "export.xlsx"
+            await jobs.run(jobs.export_workbook, str(db_path), self.checklist, regulator.scope, now, str(path))
+            return path.read_bytes()
 
     # --- broadcasts ------------------------------------------------------------------------
 

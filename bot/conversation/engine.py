@@ -51,9 +51,11 @@ from bot.conversation.actions import (
     SameAsLastYear,
     SendFile,
     SetRect,
+    ShowOverdue,
     ShowPledge,
     ShowProgress,
     ShowReview,
+    ShowStatus,
     TypeText,
     Unsupported,
 )
@@ -83,6 +85,7 @@ from bot.pledge.text import pledge_for
 from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
 from storage import pledges as pledge_store
 from storage.answers import StaleAnswer
+from storage.db import transaction
 from storage.institutions import Institution
 from storage.pledges import Submission
 
@@ -662,7 +665,24 @@ class Conversation:
             if actor.institution is None or isinstance(action, onboarding.ACTIONS):
                 return onboarding.handle(self, actor, action)  # /start, joining, the language, /verify
             step = Step(self, actor, actor.institution)
+            if isinstance(action, (Choose, SetRect)) and action.origin is not None:
+                return self._press(actor, step, action)
             return self._dispatch(step, action)
+
+    def _press(self, actor: Actor, step: Step, action: Choose | SetRect) -> Outcome:
+        """An answer button pressed on screen ``action.origin``: the answer, its history,
+        the self-check's counters and the conversation state commit together, once. The
+        next screen is expected where the press was (a press edits its message in place),
+        so the state is kept with that token as the live one; ``shown`` writes again only
+        if the screen ends up elsewhere."""
+        with transaction(self.db):
+            outcome = self._dispatch(step, action)
+            state = outcome.state
+            if state is not None and outcome.live and outcome.screen is not None:
+                state.data[st.LIVE] = action.origin
+                self.states.save(actor.key, state)
+                outcome.kept = action.origin
+        return outcome
 
     def _dispatch(self, step: Step, action: Action) -> Outcome:
         if isinstance(action, Choose):
@@ -705,6 +725,13 @@ class Conversation:
         step = Step(self, actor, actor.institution)
         step.state = state
         return step.resume()
+
+    async def handle_off_loop(self, actor: Actor, action: Action) -> Outcome:
+        """``handle``, with a regulator's report (/status, /overdue) computed in the report
+        worker process (``Desk.handle_off_loop``), so no one else's press waits for it."""
+        if isinstance(action, ShowStatus | ShowOverdue) and actor.regulator is not None:
+            return await self.desk.handle_off_loop(actor, action)
+        return self.handle(actor, action)
 
     def summary(self, actor: Actor) -> Outcome:
         """The completion summary (the pledge flow returns to it)."""
@@ -784,6 +811,8 @@ class Conversation:
         state = outcome.state
         if state is None:
             return
+        if outcome.kept is not None and outcome.live and live == outcome.kept:
+            return  # kept with the press (``_press``), under this very token
         if outcome.live and live is not None:
             state.data[st.LIVE] = live
         self.states.save(actor.key, state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from bot.conversation.actions import (
     Action,
@@ -129,6 +130,9 @@ class Outcome:
     a new message (after joining or choosing the language: the screen the user is on).
     ``fresh``: show the screen as a new message even for a press (the pressed one stays, a
     list to choose from again).
+    ``kept``: the live token the state was already
+    kept under, in the press's own transaction (``shown`` then has nothing to write
+    when the screen is shown there).
     """
 
     screen: Screen | None = None
@@ -140,4 +144,5 @@ class Outcome:
     pdf: Submission | None = None
     then: Outcome | None = None
     fresh: bool = False
+    kept: Any = None
 

@@ -230,6 +230,13 @@ async def stop_checkpointer(checkpointer: WalCheckpointer) -> None:
     checkpointer.stop()
 
 
+async def stop_report_worker() -> None:
+    """Stop the report worker process (bot.reports.jobs), if one was started."""
+    from bot.reports import jobs
+
+    await asyncio.to_thread(jobs.shutdown)
+
+
 class OffsetWatch(BaseRequestMiddleware):
     """Session middleware: remembers the highest getUpdates offset the bot has sent."""
 

@@ -303,6 +303,25 @@ def queue_digests(
     return queued
 
 
+def queue_digests_in_worker(
+    db_path: str, checklist: Checklist, now: dt.datetime, directory: str, default_locale: str,
+    only: int | None = None, force_kind: str | None = None,
+) -> list[QueuedDigest]:
+    """``queue_digests`` in the report worker process (``bot.reports.jobs``), on its own
+    connection and translations."""
+    from bot.i18n import build_i18n
+    from storage.db import open_db
+
+    db = open_db(db_path, migrate=False)
+    try:
+        return queue_digests(
+            db, checklist, build_i18n(default_locale), now=now, directory=Path(directory),
+            default_locale=default_locale, only=only, force_kind=force_kind,
+        )  # fmt: skip
+    finally:
+        db.close()
+
+
 def register_digest_job(
     scheduler: object,
     *,
@@ -320,8 +339,7 @@ def register_digest_job(
     directory = digest_dir(settings.zicha_db)  # type: ignore[attr-defined]
 
     def work(now: dt.datetime) -> list[QueuedDigest]:
-        # In a worker thread on a connection of its own: a national digest writes a full
-        # workbook (tens of seconds at 54,000 institutions) and the bot must stay responsive.
+        # A database in memory: in a worker thread on the bot's connection (tests, demos).
         from storage.db import open_db
 
         in_memory = str(settings.zicha_db) == ":memory:"  # type: ignore[attr-defined]
@@ -335,9 +353,17 @@ def register_digest_job(
                 conn.close()
 
     async def job() -> None:
+        from bot.reports import jobs
+
         now = clock()  # type: ignore[operator]
         try:
-            queued = await asyncio.to_thread(work, now)
+            if jobs.in_memory(settings.zicha_db):  # type: ignore[attr-defined]
+                queued = await asyncio.to_thread(work, now)
+            else:  # in the report worker process: the bot's interpreter keeps answering
+                queued = await jobs.run(
+                    queue_digests_in_worker, str(settings.zicha_db), checklist, now, str(directory),  # type: ignore[attr-defined]
+                    i18n.default_locale,  # type: ignore[attr-defined]
+                )  # fmt: skip
         except Exception:
             log.exception("regulator digests failed")
             return

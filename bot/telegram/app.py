@@ -33,6 +33,7 @@ from bot.ops.lifecycle import (
     enable_storage_retry,
     start_checkpointer,
     stop_checkpointer,
+    stop_report_worker,
     stop_services,
 )
 from bot.ops.lifecycle import install as install_lifecycle
@@ -201,6 +202,7 @@ def build_app(settings: Settings, db: sqlite_utils.Database, clock: Callable[[],
     checkpointer = dp["checkpointer"] = WalCheckpointer(db)
     dp.startup.register(start_checkpointer)
     dp.shutdown.register(stop_checkpointer)
+    dp.shutdown.register(stop_report_worker)  # the process of exports, /status and digests
     return App(
         settings, db, checklist, i18n, dp, scheduler=background.scheduler, background=background, checkpointer=checkpointer
     )

@@ -20,15 +20,17 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n.middleware import I18nMiddleware
 
 from bot.i18n import locale_from_telegram, normalize_locale
-from storage.institutions import get_membership, get_user_language
-from storage.regulators import get_regulator
+from storage.institutions import get_user_language
+from storage.regulators import who_is
 
 log = logging.getLogger(__name__)
 
 
-def user_locale(db: sqlite_utils.Database, user: User, default: str) -> str:
-    """The language chosen with /language, else Telegram's, else the deployment's."""
-    return normalize_locale(get_user_language(db, user.id), "") or locale_from_telegram(user.language_code, default)
+def user_locale(db: sqlite_utils.Database, user: User, default: str, *, chosen: str | object | None = ...) -> str:
+    """The language chosen with /language, else Telegram's, else the deployment's.
+    ``chosen``: the stored choice if already read (MembershipMiddleware reads it)."""
+    stored = get_user_language(db, user.id) if chosen is ... else chosen
+    return normalize_locale(stored if isinstance(stored, str) else None, "") or locale_from_telegram(user.language_code, default)
 
 
 class UserLanguageMiddleware(I18nMiddleware):
@@ -46,7 +48,7 @@ class UserLanguageMiddleware(I18nMiddleware):
         default = self.i18n.default_locale
         locale = default
         if user is not None:
-            locale = user_locale(data["db"], user, default)
+            locale = user_locale(data["db"], user, default, chosen=data.get("user_language", ...))
         data["locale"] = locale
         return locale
 
@@ -68,8 +70,11 @@ class MembershipMiddleware(BaseMiddleware):
     ) -> Any:
         user: User | None = data.get("event_from_user")
         db: sqlite_utils.Database = data["db"]
-        data["institution"] = get_membership(db, user.id) if user is not None else None
-        data["regulator"] = get_regulator(db, user.id) if user is not None else None
+        if user is None:
+            data["institution"] = data["regulator"] = None
+        else:  # one read for the three (and the language middleware's, ``user_language``)
+            who = who_is(db, user.id)
+            data["institution"], data["regulator"], data["user_language"] = who.institution, who.regulator, who.language
         return await handler(event, data)
 
 

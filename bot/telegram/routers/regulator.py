@@ -89,11 +89,11 @@ async def register_all_regulator_commands(bot: Bot, db: sqlite_utils.Database, i
 
 
 async def cmd_status(message: Message, conversation: Conversation, actor: Actor) -> None:
-    await deliver(message, conversation.handle(actor, ShowStatus()), conversation, actor)
+    await deliver(message, await conversation.handle_off_loop(actor, ShowStatus()), conversation, actor)
 
 
 async def cmd_overdue(message: Message, conversation: Conversation, actor: Actor) -> None:
-    await deliver(message, conversation.handle(actor, ShowOverdue()), conversation, actor)
+    await deliver(message, await conversation.handle_off_loop(actor, ShowOverdue()), conversation, actor)
 
 
 async def cmd_institution(message: Message, command: CommandObject, conversation: Conversation, actor: Actor) -> None:

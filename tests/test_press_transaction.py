@@ -1,0 +1,180 @@
+"""One transaction a press (issue 14): the answer, its history, the self-check's counters
+and the conversation state commit together, once; the revision is checked by the write
+itself; the counters kept on the self-check row always equal a count of its answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import zoneinfo
+
+import pytest
+import sqlite_utils
+
+from bot.config import load_settings
+from bot.conversation import state as st
+from bot.conversation.actions import Choose
+from bot.conversation.engine import Actor, Conversation
+from bot.conversation.screens import Outcome
+from bot.core.checklist import Checklist
+from bot.core.interview import Choice, Interview, RectStatus
+from bot.i18n import build_i18n
+from bot.selfcheck import open_workspace
+from storage import answers as answer_store
+from storage.answers import StaleAnswer, counters, recount, save_answer
+from storage.conversations import SQLiteStates
+from storage.db import open_db
+from storage.institutions import Institution, ensure_user
+
+TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+USER = 5252
+NOW = dt.datetime(2023, 10, 9, 10, 0, tzinfo=TZ)
+MESSAGE = 777  # the Telegram message the screens are edited in
+
+
+def _conversation(db: sqlite_utils.Database, checklist: Checklist) -> Conversation:
+    return Conversation(
+        db=db, checklist=checklist, settings=load_settings(_env_file=None), clock=lambda: NOW,
+        states=SQLiteStates(db), catalog=build_i18n("zh_CN"),
+    )  # fmt: skip
+
+
+def _press(conversation: Conversation, actor: Actor, outcome: Outcome, predicate: object) -> tuple[Outcome, list[str]]:
+    """Press the first button matching ``predicate`` on ``outcome``'s screen, as Telegram
+    does (the screen edited in the same message), tracing every statement."""
+    assert outcome.screen is not None
+    action = next(b.action for b in outcome.screen.buttons() if predicate(b.action))  # type: ignore[operator]
+    log: list[str] = []
+    conversation.db.conn.set_trace_callback(log.append)
+    try:
+        after = conversation.handle(actor, action.at(MESSAGE))
+        conversation.shown(actor, after, MESSAGE)
+    finally:
+        conversation.db.conn.set_trace_callback(None)
+    return after, log
+
+
+def _commits(log: list[str]) -> int:
+    return sum(1 for q in log if q.strip().upper().startswith(("COMMIT", "END")))
+
+
+def test_a_press_is_one_commit_with_the_answer_history_counters_and_state(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    ensure_user(db, USER, "张三")
+    conversation = _conversation(db, checklist)
+    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
+    ws = open_workspace(db, checklist, motor_lab)
+    for item in ws.interview.items:  # the header items answered: the next screen is a compliance question
+        if item.kind == "confirm":
+            save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.YES)
+        elif item.kind == "text":
+            save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.TEXT, text="李四")
+    compliance = [i for i in ws.interview.items if i.kind == "compliance"]
+    first = compliance[0]
+    outcome = conversation.screen_for(actor)
+    conversation.shown(actor, outcome, MESSAGE)
+    assert outcome.screen is not None and outcome.live
+
+    after, log = _press(conversation, actor, outcome, lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT)
+    assert _commits(log) == 1, log
+    assert not any(q.startswith(("SAVEPOINT", "RELEASE")) for q in log), log
+    assert after.notice == "已保存：符合"
+    assert after.screen is not None and after.screen.text != outcome.screen.text  # the next question
+    # what was committed: the answer, its history, the counters and the state, live on MESSAGE
+    stored = answer_store.get_answer(db, ws.selfcheck.id, first.id)
+    assert stored is not None and stored.value is Choice.COMPLIANT and stored.rev == 1
+    assert [h["rev"] for h in answer_store.answer_history(db, ws.selfcheck.id, first.id)] == [1]
+    assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
+    assert counters(db, ws.selfcheck.id).answered == len(ws.interview.items) - len(compliance) + 1
+    state = SQLiteStates(db).load(actor.key)
+    assert state.data[st.LIVE] == MESSAGE and state.data["item"] == compliance[1].id
+
+    # 不符合, then its rectification status: each press one COMMIT again
+    after, log = _press(conversation, actor, after, lambda a: isinstance(a, Choose) and a.choice is Choice.NONCOMPLIANT)
+    assert _commits(log) == 1
+    assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
+    assert counters(db, ws.selfcheck.id).noncompliant == 1
+
+
+def test_a_colleague_saving_first_makes_the_press_stale_and_nothing_is_written(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, db_path: object
+) -> None:
+    """The workspace read the answer; another process saves it before the press writes:
+    the write's WHERE clause finds a newer revision, and nothing of the press is kept."""
+    ws = open_workspace(db, checklist, motor_lab)
+    item = next(i for i in ws.interview.items if i.kind == "compliance")
+    save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.COMPLIANT)
+    assert ws.answer(item.id) is not None  # read (and kept) by the workspace: rev 1
+    other = open_db(db_path, migrate=False)  # type: ignore[arg-type]
+    try:
+        save_answer(other, ws.selfcheck.id, item.id, by=USER + 1, value=Choice.NA)
+    finally:
+        other.close()
+    with pytest.raises(StaleAnswer) as raised:
+        ws.record_choice(item.id, Choice.NONCOMPLIANT, by=USER, expected_rev=1)
+    assert raised.value.current is not None and raised.value.current.value is Choice.NA
+    stored = answer_store.get_answer(db, ws.selfcheck.id, item.id)
+    assert stored is not None and stored.value is Choice.NA and stored.rev == 2
+    assert [h["changed_by"] for h in answer_store.answer_history(db, ws.selfcheck.id, item.id)] == [USER, USER + 1]
+    assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
+    # pressing the same answer the colleague replaced, with the old revision: stale too
+    fresh = open_workspace(db, checklist, motor_lab)
+    fresh._answers = {item.id: answer_store.get_answer(db, ws.selfcheck.id, item.id)}  # type: ignore[dict-item]
+    fresh._answers[item.id] = ws.answers()[item.id]  # the old read, rev 1 (compliant)
+    with pytest.raises(StaleAnswer):
+        fresh.record_choice(item.id, Choice.COMPLIANT, by=USER, expected_rev=1)
+    assert answer_store.get_answer(db, ws.selfcheck.id, item.id).value is Choice.NA
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_counters_always_equal_a_recount(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, food_lab: Institution, seed: int
+) -> None:
+    """Random answers, edits, follow-ups, value changes and stale writes (old revisions,
+    old reads) on two self-checks: after every step the kept counters equal a recount."""
+    rng = random.Random(seed)
+    today = NOW.date()
+    spaces = []
+    for lab in (motor_lab, food_lab):
+        ws = open_workspace(db, checklist, lab)
+        items = [i for i in Interview(checklist, lab.fields).items if i.kind in ("compliance", "confirm")][:12]
+        spaces.append((ws.selfcheck.id, items))
+    stale = 0
+    for _ in range(150):
+        sc, items = rng.choice(spaces)
+        item = rng.choice(items)
+        current = answer_store.get_answer(db, sc, item.id)
+        rev = current.rev if current else 0
+        if rng.random() < 0.15:
+            rev += rng.choice([-1, 1])  # an old message, or a forged one
+        if item.kind == "confirm":
+            choices = [Choice.YES, Choice.NO]
+        else:
+            choices = [Choice.COMPLIANT, Choice.NONCOMPLIANT] + ([Choice.NA] if item.allow_na else [])
+        changes: dict[str, object] = {"value": rng.choice(choices)}
+        if current is not None and rng.random() < 0.5:
+            if current.value is Choice.NONCOMPLIANT:
+                changes = rng.choice([
+                    {"problem": rng.choice(["漏检", "", None])}, {"measure": rng.choice(["补检", None])},
+                    {"rect_status": rng.choice(list(RectStatus))},
+                    {"target_date": today + dt.timedelta(days=rng.randint(1, 30)), "rect_status": RectStatus.IN_PROGRESS},
+                ])  # fmt: skip
+            elif current.value is Choice.NO:
+                changes = {"text": rng.choice(["名称应为甲", None, ""])}
+        read: object = answer_store.UNKNOWN
+        if rng.random() < 0.5:
+            read = current  # as a workspace passes it...
+            if current is not None and rng.random() < 0.2:
+                save_answer(db, sc, item.id, by=USER + 1, value=rng.choice(choices))  # ...and a colleague overtakes it
+        try:
+            save_answer(db, sc, item.id, by=USER, expected_rev=rev, current=read, **changes)  # type: ignore[arg-type]
+        except StaleAnswer:
+            stale += 1
+        except ValueError:
+            pass  # details before a value: refused, nothing written
+        for sc_id, _items in spaces:
+            assert counters(db, sc_id) == recount(db, sc_id), (seed, item.id, changes)
+    assert stale > 0
+    kept = [counters(db, sc_id) for sc_id, _items in spaces]
+    assert any(c is not None and c.answered > 0 for c in kept)

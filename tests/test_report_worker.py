@@ -1,0 +1,114 @@
+"""Exports, /status and digests off the bot's interpreter (issue 14): the national workbook
+is built in the report worker process, which opens the database itself, and is the same
+workbook; /status and /overdue computed there read exactly as computed in the bot; the
+answers of a workbook are read in index order, with no sort of every answer."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import zoneinfo
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+from openpyxl import load_workbook
+
+from bot.config import load_settings
+from bot.conversation.actions import ShowOverdue, ShowStatus
+from bot.conversation.engine import Actor, Conversation
+from bot.conversation.screens import Screen
+from bot.core.checklist import Checklist
+from bot.core.scope import Scope
+from bot.i18n import build_i18n
+from bot.reports import jobs
+from bot.reports.excel import write_export
+from storage.conversations import SQLiteStates
+from storage.institutions import Institution, upsert_institutions
+from storage.regulators import add_regulator
+from storage.reports import answers_in_scope_plan
+from tests.conftest import roster_row
+from tests.regulator_fixture import build_fixture
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+AFTER = dt.datetime(2023, 10, 28, 9, 0, tzinfo=SHANGHAI)
+
+
+@pytest.fixture(autouse=True)
+def stop_worker() -> Iterator[None]:
+    yield
+    jobs.shutdown()
+
+
+def _cells(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    wb = load_workbook(path)
+    try:
+        for sheet in wb.worksheets:
+            for row in sheet.iter_rows():
+                assert all(cell.data_type != "f" for cell in row), sheet.title
+        return {sheet.title: list(sheet.iter_rows(values_only=True)) for sheet in wb.worksheets}
+    finally:
+        wb.close()
+
+
+def test_the_workbook_is_built_in_another_process_and_is_the_same_workbook(
+    db: sqlite_utils.Database, checklist: Checklist, tmp_path: Path
+) -> None:
+    build_fixture(db, checklist)
+    here = write_export(db, checklist, Scope(national=True), AFTER, tmp_path / "here.xlsx")
+
+    async def in_worker() -> tuple[int, str]:
+        pid = await jobs.run(os.getpid)
+        made = await jobs.run(
+            jobs.export_workbook, str(tmp_path / "zicha.db"), checklist, Scope(national=True), AFTER,
+            str(tmp_path / "there.xlsx"),
+        )  # fmt: skip
+        return pid, made
+
+    pid, there = asyncio.run(in_worker())
+    assert pid != os.getpid()
+    assert there == str(tmp_path / "there.xlsx")
+    mine, theirs = _cells(here), _cells(Path(there))
+    assert theirs == mine
+    assert len(theirs["答案 Answers"]) > 3  # a header and the fixture's self-checks
+
+
+def test_status_and_overdue_computed_in_the_worker_read_as_in_the_bot(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("ZICHA_DB", str(tmp_path / "zicha.db"))
+    upsert_institutions(db, [roster_row(f"检测中心{n}", 10 + n, ("food",), province="广东") for n in range(20)])
+    after = dt.datetime(2023, 11, 1, 9, 0, tzinfo=SHANGHAI)
+    conversation = Conversation(
+        db=db, checklist=checklist, settings=load_settings(_env_file=None), clock=lambda: after,
+        states=SQLiteStates(db), catalog=build_i18n("zh_CN"),
+    )  # fmt: skip
+    national = Actor(77, None, "zh_CN", "test:77", regulator=add_regulator(db, 77, Scope.parse("national")))
+    staff = Actor(79, motor_lab, "zh_CN", "test:79")
+
+    async def both() -> list[tuple[Screen | None, Screen | None]]:
+        pairs = []
+        for actor, action in ((national, ShowStatus()), (national, ShowOverdue()), (national, ShowOverdue(page=1)),
+                              (staff, ShowStatus())):  # fmt: skip
+            off = await conversation.handle_off_loop(actor, action)
+            pairs.append((off.screen, conversation.handle(actor, action).screen))
+        return pairs
+
+    pairs = asyncio.run(both())
+    status, overdue = pairs[0][0], pairs[1][0]
+    assert status is not None and "机构数：21" in status.text and "逾期：21" in status.text
+    assert overdue is not None and "第 1/2 页" in overdue.text
+    for off, on in pairs:
+        assert off == on
+    assert pairs[3][0] is None  # staff are not regulators, in the worker or not
+
+
+@pytest.mark.parametrize("scope", ["national", "广东", "province:广东; fields:food"])
+def test_the_answers_of_a_workbook_are_read_in_index_order(db: sqlite_utils.Database, checklist: Checklist, scope: str) -> None:
+    build_fixture(db, checklist)
+    db.execute("ANALYZE")  # the statistics a grown database has
+    plan = answers_in_scope_plan(db, checklist.id, Scope.parse(scope))
+    assert not any("TEMP B-TREE" in step for step in plan), plan
