@@ -24,7 +24,11 @@ FIXTURE = Path(__file__).parent / "data" / "zicha-75a41b5.db.gz"
 
 
 # Migrations written after tests/data/zicha-75a41b5.db.gz was made: they run on it, once.
-ADDED_SINCE_FIXTURE = ["m010_web_people_sessions_and_email", "m011_campaigns_and_selfcheck_campaign"]
+ADDED_SINCE_FIXTURE = [
+    "m010_web_people_sessions_and_email",
+    "m011_campaigns_and_selfcheck_campaign",
+    "m012_selfchecks_reminders_and_digests_per_campaign",
+]
 
 
 def _applied(db: sqlite_utils.Database) -> list[tuple[str, str]]:

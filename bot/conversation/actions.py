@@ -154,10 +154,27 @@ class ShowPledge(Action):
 
 
 @dataclass(frozen=True)
+class ShowCampaigns(Action):
+    """/campaign: the campaigns the user's institution may open, to choose one."""
+
+    kind: ClassVar[str] = "campaigns"
+
+
+@dataclass(frozen=True)
+class PickCampaign(Action):
+    """Work on campaign ``campaign`` from now on (remembered for the user)."""
+
+    kind: ClassVar[str] = "pick_campaign"
+    campaign: str = ""
+
+
+@dataclass(frozen=True)
 class ShowStatus(Action):
-    """A regulator's /status: the totals of their scope."""
+    """A regulator's /status: the totals of their scope (in ``campaign``; empty: the first
+    open campaign of their scope)."""
 
     kind: ClassVar[str] = "status"
+    campaign: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,7 @@ class ShowOverdue(Action):
 
     kind: ClassVar[str] = "overdue"
     page: int = 0
+    campaign: str = ""
 
 
 REGULATOR_ACTIONS = (ShowStatus, ShowOverdue)
@@ -185,7 +203,7 @@ class PledgeStep(Action):
 
 ACTIONS: dict[str, type[Action]] = {
     cls.kind: cls
-    for cls in (Choose, SetRect, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, ShowStatus, ShowOverdue, PledgeStep)
+    for cls in (Choose, SetRect, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, ShowStatus, ShowOverdue, PledgeStep, ShowCampaigns, PickCampaign)
 }
 
 

@@ -26,11 +26,13 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import sqlite_utils
 
+from bot.campaign_runtime import CampaignRegistry, Running
+from bot.conversation import campaign_screens as cs
 from bot.conversation import pledge_screens as ps
 from bot.conversation import regulator as desk
 from bot.conversation import render
@@ -42,11 +44,13 @@ from bot.conversation.actions import (
     NavAction,
     Navigate,
     OpenSection,
+    PickCampaign,
     PledgeAction,
     PledgeStep,
     Resume,
     SendFile,
     SetRect,
+    ShowCampaigns,
     ShowOverdue,
     ShowPledge,
     ShowProgress,
@@ -77,7 +81,7 @@ from bot.pledge.submit import (
 from bot.pledge.text import load_pledge
 from bot.reports.items import confirm_item_ids
 from bot.reports.status import build_status
-from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
+from bot.selfcheck import CampaignClosed, Frozen, NotAllowed, Workspace, open_workspace
 from storage import pledges as pledge_store
 from storage.answers import StaleAnswer
 from storage.institutions import Institution
@@ -125,10 +129,16 @@ class Actor:
 class Step:
     """One action in hand: the actor's workspace, read once, and their state."""
 
-    def __init__(self, conversation: Conversation, actor: Actor, institution: Institution) -> None:
+    def __init__(
+        self, conversation: Conversation, actor: Actor, institution: Institution, run: Running | None = None
+    ) -> None:
         self.c = conversation
         self.actor = actor
-        self.ws: Workspace = open_workspace(conversation.db, conversation.checklist, institution)
+        # ``run``: the actor's current campaign when the deployment runs several; its
+        # checklist (with the campaign's id, deadline, pledge) is the one they answer.
+        checklist = conversation.checklist if run is None else run.checklist
+        read_only = run is not None and not run.open
+        self.ws: Workspace = open_workspace(conversation.db, checklist, institution, read_only=read_only)
         self.state: ConversationState = conversation.states.load(actor.key)
 
     def facts(self) -> Facts:
@@ -192,6 +202,8 @@ class Step:
         return self.item(item, guide=again and self.state.guide, **extra)
 
     def frozen(self, exc: Frozen) -> str:
+        if isinstance(exc, CampaignClosed) or exc.submission is None:
+            return cs.closed_text()
         return render.frozen_text(exc.submission, self.actor.locale, self.c.clock().tzinfo)
 
     # --- guards ------------------------------------------------------------------------
@@ -321,6 +333,8 @@ class Step:
         answer = self.ws.answer(item.id) if item is not None else None
         if item is None or answer is None or answer.value is not Choice.NONCOMPLIANT:
             return Outcome(messages=[_("Files are accepted only as evidence for a non-compliant item. Nothing was saved.")])
+        if self.ws.read_only:
+            return Outcome(messages=[cs.closed_text()])
         signed = self.ws.submission()
         if signed is not None:  # read-only while signed; add_evidence would raise Frozen
             return Outcome(messages=[self.frozen(Frozen(signed))])
@@ -398,7 +412,7 @@ class Step:
         if missing:
             return self.passive(ps.missing_screen(self.facts(), missing), **extra)
         body = build_content(self.ws, self.actor.locale, "", "legal_representative")
-        text = load_pledge(self.ws.checklist.id).text(self.actor.locale)
+        text = load_pledge(self.ws.checklist.pledge_key).text(self.actor.locale)
         state = self.state.moved(st.SIGN_NAME, **{st.SIGNER: None, st.ROLE: None})
         return Outcome(ps.name_screen(self.facts(), body["totals"], text), live=True, state=state, **extra)
 
@@ -446,6 +460,11 @@ class Step:
         if isinstance(refused, Outcome):
             return refused
         step = action.action
+        if self.ws.read_only and step not in (PledgeAction.PDF, PledgeAction.CANCEL):
+            submission = self.ws.submission()
+            if submission is not None:
+                return self.signed(submission, notice=cs.closed_text(), alert=True)
+            return self.summary(notice=cs.closed_text(), alert=True)
         if step is PledgeAction.START:
             return self.offer()
         if step is PledgeAction.CANCEL:
@@ -520,9 +539,14 @@ class Conversation:
         clock: Clock,
         states: StateStore,
         catalog: Catalog | None = None,
+        campaigns: CampaignRegistry | None = None,
     ) -> None:
+        """``checklist``: the one table of a single-campaign deployment (and the default);
+        ``campaigns``: the registry of a deployment that runs several at once, from which
+        each actor answers the checklist of their current campaign."""
         self.db = db
         self.checklist = checklist
+        self.campaigns = campaigns
         self.settings = settings
         self.clock = clock
         self.states = states
@@ -537,8 +561,49 @@ class Conversation:
         with use_gettext(lambda message: catalog.gettext(message, locale=locale)):
             yield
 
-    def workspace(self, institution: Institution) -> Workspace:
-        return open_workspace(self.db, self.checklist, institution)
+    def workspace(self, institution: Institution, run: Running | None = None) -> Workspace:
+        checklist = self.checklist if run is None else run.checklist
+        return open_workspace(self.db, checklist, institution, read_only=run is not None and not run.open)
+
+    def current_campaign(self, actor: Actor) -> tuple[Running | None, list[Running]]:
+        """(the actor's current campaign, every campaign they may open); (None, []) when the
+        deployment runs one checklist."""
+        if actor.institution is None:
+            return None, []
+        return self.campaign_of(actor.user_id, actor.institution)
+
+    def campaign_of(self, user_id: int, institution: Institution) -> tuple[Running | None, list[Running]]:
+        if self.campaigns is None:
+            return None, []
+        return self.campaigns.current(self.db, user_id, institution, self.clock().date())
+
+    def checklist_for(self, actor: Actor) -> Checklist | None:
+        """The checklist the actor answers now (None: they must choose a campaign first)."""
+        if self.campaigns is None:
+            return self.checklist
+        run, _available = self.current_campaign(actor)
+        return None if run is None else run.checklist
+
+    def _staff(self, actor: Actor, action: Action) -> Outcome:
+        """Staff of a deployment with several campaigns: the choice (at /start when two
+        cover them and none is chosen yet, and with /campaign), then their campaign's step."""
+        assert actor.institution is not None
+        run, available = self.current_campaign(actor)
+        if isinstance(action, PickCampaign):
+            picked = next((r for r in available if r.id == action.campaign), None)
+            if picked is None:
+                return Outcome(notice=_("This campaign is not open to your institution."), alert=True)
+            assert self.campaigns is not None
+            self.campaigns.choose(self.db, actor.user_id, picked.id)
+            step = Step(self, actor, actor.institution, picked)
+            outcome = step.resume(notice=cs.working_on(picked, actor.locale).split("\n")[0])
+            outcome.messages.insert(0, cs.working_on(picked, actor.locale))
+            return outcome
+        if not available:
+            return Outcome(cs.no_campaign_screen())
+        if run is None or isinstance(action, ShowCampaigns):
+            return Outcome(cs.choice_screen(available, run.id if run else None, actor.locale))
+        return self._dispatch(Step(self, actor, actor.institution, run), action)
 
     def screen_for(self, actor: Actor, *, again: bool = False) -> Outcome:
         """Where the actor is: the screen /start shows."""
@@ -552,6 +617,8 @@ class Conversation:
                 return self._regulator(actor, action)
             if actor.institution is None:
                 return Outcome(notice=_("Only invited staff can use these buttons. Send /start for help."), alert=True)
+            if self.campaigns is not None:
+                return self._staff(actor, action)
             step = Step(self, actor, actor.institution)
             return self._dispatch(step, action)
 
@@ -580,6 +647,8 @@ class Conversation:
             return again if again is not None else step.resume(again=action.again)
         if isinstance(action, ShowProgress):
             return step.passive(render.progress_screen(step.facts()))
+        if isinstance(action, (ShowCampaigns, PickCampaign)):  # one checklist: nothing to choose
+            return Outcome(notice=_("This deployment runs one self-check; there is no campaign to choose."))
         if isinstance(action, ShowReview):
             return step.passive(render.review_screen(step.facts()))
         return Outcome(notice=_("This button is no longer valid."))
@@ -589,17 +658,43 @@ class Conversation:
         regulator = actor.regulator
         if regulator is None:
             return Outcome(notice=_("This button is no longer valid."))
-        report = build_status(self.db, self.checklist, regulator.scope, self.clock())
+        checklist, runs, run = self.checklist, [], None
+        if self.campaigns is not None:
+            runs = self.campaigns.for_scope(self.db, regulator.scope, self.clock().date())
+            wanted = getattr(action, "campaign", "")
+            run = next((r for r in runs if r.id == wanted), None) if wanted else (runs[0] if runs else None)
+            if run is None:
+                if wanted:
+                    return Outcome(notice=_("This campaign is not in your scope."), alert=True)
+                return Outcome(Screen("status", (_("No self-check campaign concerns your scope."),)))
+            checklist = run.checklist
+        report = build_status(self.db, checklist, regulator.scope, self.clock())
         if isinstance(action, ShowOverdue):
-            return Outcome(desk.overdue_screen(report, action.page, actor.locale))
-        corrections = pending_corrections(self.db, self.checklist.id, confirm_item_ids(self.checklist), regulator.scope)
-        return Outcome(desk.status_screen(report, actor.locale, corrections=len({c.institution_id for c in corrections})))
+            screen = desk.overdue_screen(report, action.page, actor.locale)
+            return Outcome(self._in_campaign(screen, run, runs, actor.locale))
+        corrections = pending_corrections(self.db, checklist.campaign_key, confirm_item_ids(checklist), regulator.scope)
+        screen = desk.status_screen(report, actor.locale, corrections=len({c.institution_id for c in corrections}))
+        return Outcome(self._in_campaign(screen, run, runs, actor.locale))
+
+    @staticmethod
+    def _in_campaign(screen: Screen, run: Running | None, runs: list[Running], locale: str) -> Screen:
+        """A regulator's screen of one campaign: its name on top, its own pages, and a
+        button for each other campaign of their scope."""
+        if run is None:
+            return screen
+        rows = tuple(
+            tuple(replace(b, action=replace(b.action, campaign=run.id)) if isinstance(b.action, ShowOverdue) else b for b in row)
+            for row in screen.rows
+        )
+        blocks = (cs.campaign_line(run, locale) + "\n" + screen.blocks[0], *screen.blocks[1:]) if screen.blocks else screen.blocks
+        return replace(screen, blocks=blocks, rows=rows + cs.regulator_campaign_rows(runs, run.id, locale))
 
     def summary(self, actor: Actor) -> Outcome:
         """The completion summary (the pledge flow returns to it)."""
         assert actor.institution is not None
         with self._speaking(actor.locale):
-            return Step(self, actor, actor.institution).summary()
+            run, _available = self.current_campaign(actor)
+            return Step(self, actor, actor.institution, run).summary()
 
     def signing_identity(self) -> Any:
         """The signing identity; the default self-signed pair is created on first use when
@@ -636,7 +731,10 @@ class Conversation:
         words for why it could not); it is called only once the limits allow the file."""
         assert actor.institution is not None
         with self._speaking(actor.locale):
-            ws = self.workspace(actor.institution)
+            run, _available = self.current_campaign(actor)
+            ws = self.workspace(actor.institution, run)
+            if ws.read_only:
+                return Outcome(messages=[cs.closed_text()])
             submission = ws.submission()
             not_signed = _("The pledge is not signed (any more), so the file was not attached. Send /pledge to see where things stand.")
             if submission is None:

@@ -44,7 +44,7 @@ def build_content(ws: Workspace, locale: str, signer_name: str, signer_role: str
         institution=ws.institution,
         answers=answers,
         progress=ws.interview.progress(answers),
-        pledge=load_pledge(ws.checklist.id),
+        pledge=load_pledge(ws.checklist.pledge_key),
         locale=locale,
         signer_name=signer_name,
         signer_role=signer_role,
@@ -75,7 +75,7 @@ def sign(
     body = build_content(ws, locale, signer_name, signer_role)
     if expected_digest is not None and not doc.digest(body).startswith(expected_digest):
         raise ContentChanged()
-    pledge = load_pledge(ws.checklist.id)
+    pledge = load_pledge(ws.checklist.pledge_key)
 
     def seal(submission_id: int, signed_at: str) -> str:
         document = doc.sealed(

@@ -75,6 +75,19 @@ class PledgeCb(CallbackData, prefix="p"):
 
 class OverduePageCb(CallbackData, prefix="rgo"):
     page: Page
+    campaign: str = ""
 
 
-__all__ = ["AnswerCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "OverduePageCb", "Page", "PledgeAction", "PledgeCb", "RectCb", "SectionCb"]
+class CampaignCb(CallbackData, prefix="cp"):
+    """Staff: work on this campaign."""
+
+    campaign: str
+
+
+class StatusCampaignCb(CallbackData, prefix="rgs"):
+    """A regulator: /status of this campaign."""
+
+    campaign: str
+
+
+__all__ = ["AnswerCb", "CampaignCb", "Id", "JoinCb", "LangCb", "NavAction", "NavCb", "OverduePageCb", "Page", "PledgeAction", "PledgeCb", "RectCb", "SectionCb", "StatusCampaignCb"]

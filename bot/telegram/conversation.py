@@ -28,14 +28,25 @@ from bot.conversation.actions import (
     Choose,
     Navigate,
     OpenSection,
+    PickCampaign,
     PledgeStep,
     SendFile,
     SetRect,
     ShowOverdue,
+    ShowStatus,
 )
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.screens import Outcome, Screen
-from bot.telegram.callbacks import AnswerCb, NavCb, OverduePageCb, PledgeCb, RectCb, SectionCb
+from bot.telegram.callbacks import (
+    AnswerCb,
+    CampaignCb,
+    NavCb,
+    OverduePageCb,
+    PledgeCb,
+    RectCb,
+    SectionCb,
+    StatusCampaignCb,
+)
 from bot.telegram.screen import edit_or_send
 from bot.telegram.views import View
 from storage.fsm import storage_key_text
@@ -67,11 +78,20 @@ def _pledge(a: PledgeStep) -> CallbackData:
 
 
 def _overdue(a: ShowOverdue) -> CallbackData:
-    return OverduePageCb(page=a.page)
+    return OverduePageCb(page=a.page, campaign=a.campaign)
+
+
+def _campaign(a: PickCampaign) -> CallbackData:
+    return CampaignCb(campaign=a.campaign)
+
+
+def _status(a: ShowStatus) -> CallbackData:
+    return StatusCampaignCb(campaign=a.campaign)
 
 
 PACKERS: dict[type[Action], Any] = {
     Choose: _answer, SetRect: _rect, Navigate: _nav, OpenSection: _section, PledgeStep: _pledge, ShowOverdue: _overdue,
+    PickCampaign: _campaign, ShowStatus: _status,
 }  # fmt: skip
 
 
@@ -95,7 +115,12 @@ def _unpack(data: str) -> Action | None:
         s = SectionCb.unpack(data)
         return OpenSection(sc=s.sc, section=s.section)
     if prefix == OverduePageCb.__prefix__:
-        return ShowOverdue(page=OverduePageCb.unpack(data).page)
+        o = OverduePageCb.unpack(data)
+        return ShowOverdue(page=o.page, campaign=o.campaign)
+    if prefix == CampaignCb.__prefix__:
+        return PickCampaign(campaign=CampaignCb.unpack(data).campaign)
+    if prefix == StatusCampaignCb.__prefix__:
+        return ShowStatus(campaign=StatusCampaignCb.unpack(data).campaign)
     if prefix == PledgeCb.__prefix__:
         p = PledgeCb.unpack(data)
         return PledgeStep(action=p.action, sc=p.sc, sub=p.sub, role=p.role, h=p.h)

@@ -10,7 +10,7 @@ from aiogram.filters import Command, StateFilter
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.conversation.actions import Resume, ShowProgress, ShowReview, TypeText, Unsupported
+from bot.conversation.actions import Resume, ShowCampaigns, ShowProgress, ShowReview, TypeText, Unsupported
 from bot.conversation.engine import TYPED_FOLLOWUP_STEPS, Actor, Conversation
 from bot.conversation.state import INTERVIEW_STEPS, QUESTION, SIGN_NAME
 from bot.telegram.conversation import Action, EngineContext, deliver, file_of
@@ -24,6 +24,11 @@ async def cmd_progress(message: Message, conversation: Conversation, actor: Acto
 
 async def cmd_review(message: Message, conversation: Conversation, actor: Actor) -> None:
     await deliver(message, conversation.handle(actor, ShowReview()), conversation, actor)
+
+
+async def cmd_campaign(message: Message, conversation: Conversation, actor: Actor) -> None:
+    """/campaign: choose (or switch) the campaign to work on, when several cover the institution."""
+    await deliver(message, conversation.handle(actor, ShowCampaigns()), conversation, actor)
 
 
 async def on_press(
@@ -59,6 +64,7 @@ def build_router() -> Router:
     staff = EngineContext()
     router.message.register(cmd_progress, Command("progress"), staff)
     router.message.register(cmd_review, Command("review"), staff)
+    router.message.register(cmd_campaign, Command("campaign"), staff)
     router.callback_query.register(on_press, EngineContext(decode_press=True))
     router.message.register(on_text, StateFilter(*TYPED_FOLLOWUP_STEPS, QUESTION, SIGN_NAME), TEXT, staff)
     router.message.register(on_evidence, StateFilter(*INTERVIEW_STEPS), F.photo | F.document, staff)

@@ -227,7 +227,7 @@ def institution_view(
     else:
         lines.append(_("Pledge: not signed"))
     corrections = pending_corrections(
-        db, checklist.id, confirm_item_ids(checklist), Scope(national=True), institution_id=institution.id
+        db, checklist.campaign_key, confirm_item_ids(checklist), Scope(national=True), institution_id=institution.id
     )  # the caller has checked the scope
     for correction in corrections:
         lines += [
