@@ -138,6 +138,13 @@ async def _join(chat: Chat, code: str):
 THREE = "nat-2023,gd-2023,food-2023"
 
 
+async def _answer_first(chat: Chat):
+    """Press the first answer button of the current question (the confirm item's "yes")."""
+    screen = chat.current()
+    data = next(d for row in screen.buttons for _t, d in row if d and d.startswith("a:"))
+    return await chat.press_data(data, screen)
+
+
 async def test_each_institution_sees_only_its_table_and_one_covered_by_two_chooses(
     tg: TelegramStandin, db_path: Path, campaigns_env: Path
 ) -> None:
@@ -157,7 +164,7 @@ async def test_each_institution_sees_only_its_table_and_one_covered_by_two_choos
         screen = both.current()
         assert "第 1/" in screen.text
         # answers apart per campaign: the national lab answers its first (confirm) item
-        await national.press("是")
+        await _answer_first(national)
     db = read_db(db_path)
     rows = {
         (r["institution_id"], r["campaign_id"], r["checklist_id"])
@@ -176,7 +183,7 @@ async def test_each_institution_sees_only_its_table_and_one_covered_by_two_choos
         both = Chat(tg, 7103)
         screen = await both.say("/start")
         assert "选择要填写的自查" not in screen.text and "第 1/" in screen.text
-        await both.press("是")
+        await _answer_first(both)
         screen = await both.say("/campaign")
         assert "✓ 食品专项自查（测试）" in str(screen.buttons)
         await both.press("国家级自查（测试）")
@@ -204,7 +211,7 @@ async def test_a_closed_campaign_stays_readable_but_read_only(
         chat = Chat(tg, 7201)
         await _join(chat, code)
         await chat.press("食品专项自查（测试）")
-        await chat.press("是")
+        await _answer_first(chat)
     db = open_db(db_path)
     from storage.campaigns import close_campaign
 
@@ -215,11 +222,11 @@ async def test_a_closed_campaign_stays_readable_but_read_only(
         screen = await chat.say("/start")  # the chosen campaign is closed: still the one shown
         screen = await chat.say("/campaign")
         assert "已结束，只读" in screen.text
-        await chat.press("食品专项自查（测试）")
-        screen = chat.current()
-        answer, _shown = await chat.press("是", screen) if any("是" == t for row in screen.buttons for t, _d in row) else (None, None)
-        if answer is not None:
-            assert "已结束" in (answer.text or "")
+        await chat.press("✓ 食品专项自查（测试）")
+        mark = tg.mark()
+        assert "请填写本次自查负责人的姓名" in chat.current().text
+        await chat.say("王五")  # the typed answer of a closed campaign is refused, politely
+        assert any("该自查活动已结束" in text for text in chat.replies_since(mark))
     db = read_db(db_path)
     n = db.execute(
         "SELECT count(*) FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id WHERE s.campaign_id = 'food-2023'"
