@@ -90,7 +90,8 @@ class CampaignRegistry:
         self, db: sqlite_utils.Database, user_id: int, institution: Institution, today: dt.date
     ) -> tuple[Running | None, list[Running]]:
         """(the campaign the user works on, every campaign they may open). The stored choice
-        if it is still available; else the only open one; else None (they must choose)."""
+        if it is still available; else the only open one (or the only one at all); else
+        None (they must choose)."""
         available = self.for_institution(db, institution, today)
         chosen = campaign_store.current_campaign(db, user_id)
         for run in available:
@@ -99,6 +100,8 @@ class CampaignRegistry:
         open_ones = [r for r in available if r.open]
         if len(open_ones) == 1:
             return open_ones[0], available
+        if not open_ones and len(available) == 1:  # only a closed one left: read it
+            return available[0], available
         return None, available
 
     def choose(self, db: sqlite_utils.Database, user_id: int, campaign_id: str) -> None:

@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import sqlite_utils
@@ -169,11 +170,18 @@ def chat(demo: bool, files_dir: Path) -> None:
         # The demo campaign's dates count from today, so a newcomer sees a live campaign.
         settings = settings.model_copy(update={"zicha_campaign": "demo"})
     with _open_db(settings) as db:
+        from storage.campaigns import get_campaign
+
+        stored_demo = get_campaign(db, "demo")
+        if not demo and not settings.zicha_campaign and stored_demo is not None and stored_demo.status == "open":
+            # A demo database (made by `zicha chat --demo`) goes on with the demo campaign.
+            settings = settings.model_copy(update={"zicha_campaign": "demo"})
         if demo:
             from bot.core.campaigns import load_configured_campaign
             from storage.campaigns import open_campaign
 
-            open_campaign(db, load_configured_campaign(settings.zicha_campaign or "demo", settings.tz))
+            for campaign_id in (settings.zicha_campaign or "demo").split(","):
+                open_campaign(db, load_configured_campaign(campaign_id.strip(), settings.tz))
         app = build_app(settings, db)
         console = ConsoleChat(app, click.echo, files_dir=files_dir)
         if demo and get_membership(db, CONSOLE_USER_ID) is None:
@@ -764,33 +772,36 @@ def _deliver(settings: Settings, db: sqlite_utils.Database, batch_ids: set[int] 
 @click.option("--dry-run", is_flag=True, help="Only list who would get which reminder; send and record nothing.")
 @click.option("--at", "at", metavar='"YYYY-MM-DD HH:MM"', help="Pretend it is this local time (default: now).")
 @click.option("--queue-only", is_flag=True, help="Queue the reminders for the running `zicha run` to send.")
-def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
+@click.option("--campaign", "campaign_id", default=None, help="Only this campaign (default: every open one, each on its own schedule).")
+def remind(dry_run: bool, at: str | None, queue_only: bool, campaign_id: str | None) -> None:
     """Send the deadline reminders due now, by the same rules as the scheduler in `zicha run`.
 
     Only the latest reminder due is sent (a missed earlier one is not caught up), once per
     staff member, to staff of institutions without a signed pledge, never in quiet hours.
     """
-    import datetime as dt
-    import time
-
-    from bot.core.schedule import ScheduleError
-    from bot.delivery.scheduler import campaign_schedule
-    from bot.i18n import build_i18n
-    from bot.services.reminders import due_reminders, sweep
-    from bot.telegram.app import load_checklist
+    from bot.cli_campaigns import campaign_runs
 
     settings = _settings()
-    try:
-        checklist = load_checklist(settings)
-        schedule = campaign_schedule(settings, checklist)
-    except (ScheduleError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    runs = campaign_runs(settings, campaign_id, _parse_at(at, settings.tz).date() if at else None)
+    if not runs:
+        raise click.ClickException("No campaign is open, so there are no reminders.")
+    for checklist, schedule in runs:
+        _remind_campaign(settings, checklist, schedule, dry_run=dry_run, at=at, queue_only=queue_only)
+
+
+def _remind_campaign(settings: Settings, checklist: Any, schedule: Any, *, dry_run: bool, at: str | None, queue_only: bool) -> None:
+    """`zicha remind` for one campaign: its own schedule and deadline."""
+    import time
+
+    from bot.i18n import build_i18n
+    from bot.services.reminders import due_reminders, sweep
+
     if schedule is None:
         raise click.ClickException(f"Checklist {checklist.id} has no deadline, so there are no reminders.")
     now = _parse_at(at, schedule.tz)
     local = now.astimezone(schedule.tz)
     click.echo(
-        f"{checklist.id}: deadline {schedule.deadline} ({schedule.tz.key}), reminders "
+        f"{checklist.campaign_key}: deadline {schedule.deadline} ({schedule.tz.key}), reminders "
         + ", ".join(f"{r.key} {r.due:%Y-%m-%d %H:%M}" for r in schedule.reminders())
         + f"; quiet hours {schedule.quiet_hours.describe()}"
     )
@@ -945,21 +956,25 @@ def _load_checklist(settings: Settings) -> object:
 @cli.command("export")
 @click.option("--scope", "scope_text", default="national", show_default=True, help='e.g. "province:广东"')
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="FILE.xlsx")
-def export_cmd(scope_text: str, output: Path) -> None:
+@click.option("--campaign", "campaign_id", default=None, help="This campaign (default: the open ones; several: FILE-<campaign>.xlsx each).")
+def export_cmd(scope_text: str, output: Path, campaign_id: str | None) -> None:
     """Write the regulators' Excel workbook for a scope (the same file as /export).
 
     Sheets: roster (re-importable), institutions, answers, rectifications, statistics.
     """
     import datetime as dt
 
+    from bot.cli_campaigns import campaign_runs
     from bot.reports.excel import write_export
 
     scope = _scope_option(scope_text)
     settings = _settings()
-    checklist = _load_checklist(settings)
+    runs = campaign_runs(settings, campaign_id)
     with _open_existing_db(settings) as db:
-        write_export(db, checklist, scope, dt.datetime.now(settings.tz), output)  # type: ignore[arg-type]
-    click.echo(f"Wrote {output}")
+        for checklist, _schedule in runs:
+            target = output if len(runs) == 1 else output.with_name(f"{output.stem}-{checklist.campaign_key}{output.suffix}")  # type: ignore[attr-defined]
+            write_export(db, checklist, scope, dt.datetime.now(settings.tz), target)  # type: ignore[arg-type]
+            click.echo(f"Wrote {target}" + ("" if len(runs) == 1 else f" ({checklist.campaign_key})"))  # type: ignore[attr-defined]
 
 
 @cli.command("digest")
@@ -971,7 +986,8 @@ def export_cmd(scope_text: str, output: Path) -> None:
     "-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="With --dry-run: keep the workbooks and charts in this folder (default: built, checked and deleted).",
 )  # fmt: skip
-def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, output: Path | None) -> None:
+@click.option("--campaign", "campaign_id", default=None, help="Only this campaign (default: every open one).")
+def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, output: Path | None, campaign_id: str | None) -> None:
     """Build the regulators' completion digests now.
 
     By default (or with --dry-run) prints each digest as plain text and builds its
@@ -979,24 +995,34 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, 
     queues the due digests in the outbox, once per regulator and day, exactly as the
     daily job at ZICHA_DIGEST_TIME does.
     """
+    if send and dry_run:
+        raise click.ClickException("choose --send or --dry-run, not both")
+    from bot.cli_campaigns import campaign_runs
+
+    settings = _settings()
+    for checklist, _schedule in campaign_runs(settings, campaign_id):
+        _digest_campaign(settings, checklist, send=send, telegram_id=telegram_id, final=final, output=output)
+
+
+def _digest_campaign(
+    settings: Settings, checklist: Any, *, send: bool, telegram_id: int | None, final: bool, output: Path | None
+) -> None:
+    """`zicha digest` for one campaign."""
     import datetime as dt
     import tempfile
 
+    from bot.core.campaigns import scope_meets
     from bot.i18n import build_i18n
     from bot.services.digests import build_digest, digest_dir, prepare_digest_files, queue_digests, render_digest
     from storage.institutions import get_user_language
     from storage.regulators import list_regulators
 
-    if send and dry_run:
-        raise click.ClickException("choose --send or --dry-run, not both")
-    settings = _settings()
-    checklist = _load_checklist(settings)
     i18n = build_i18n(settings.zicha_locale)
     now = dt.datetime.now(settings.tz)
     with _open_existing_db(settings) as db:
         if send:
             queued = queue_digests(
-                db, checklist, i18n, now=now, directory=digest_dir(settings.zicha_db),  # type: ignore[arg-type]
+                db, checklist, i18n, now=now, directory=digest_dir(settings.zicha_db),
                 default_locale=settings.zicha_locale, only=telegram_id, force_kind="final" if final else None,
             )  # fmt: skip
             for q in queued:
@@ -1004,7 +1030,10 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, 
             if not queued:
                 click.echo("No digest due (each regulator gets one per day, and one final digest).")
             return
-        regulators = [r for r in list_regulators(db) if telegram_id is None or r.telegram_id == telegram_id]
+        regulators = [
+            r for r in list_regulators(db)
+            if (telegram_id is None or r.telegram_id == telegram_id) and scope_meets(r.scope, checklist.coverage)
+        ]  # fmt: skip
         if not regulators:
             click.echo("No regulators.")
         # Without -o the files are only built (so a dry run also tries the workbook and
@@ -1012,11 +1041,11 @@ def digest_cmd(send: bool, dry_run: bool, telegram_id: int | None, final: bool, 
         with tempfile.TemporaryDirectory(prefix="zicha-digest-") as tmp:
             out = output if output is not None else Path(tmp)
             for r in regulators:
-                digest = build_digest(db, checklist, r.telegram_id, r.scope, now, "final" if final else None)  # type: ignore[arg-type]
+                digest = build_digest(db, checklist, r.telegram_id, r.scope, now, "final" if final else None)
                 locale = get_user_language(db, r.telegram_id) or settings.zicha_locale
-                text, _x, _p = render_digest(db, checklist, i18n, digest, locale, html=False)  # type: ignore[arg-type]
-                xlsx, png = prepare_digest_files(db, checklist, digest, now, out)  # type: ignore[arg-type]
-                click.echo(f"--- {digest.kind} digest for {r.telegram_id} ({r.scope.to_text()}) ---")
+                text, _x, _p = render_digest(db, checklist, i18n, digest, locale, html=False)
+                xlsx, png = prepare_digest_files(db, checklist, digest, now, out)
+                click.echo(f"--- {digest.kind} digest for {r.telegram_id} ({r.scope.to_text()}), {checklist.campaign_key} ---")
                 click.echo(text)
                 if output is not None:
                     click.echo(f"[files: {xlsx} {png}]")

@@ -4,6 +4,7 @@ pledges, reminders, digests, status and exports stay apart per campaign."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import shutil
@@ -17,7 +18,7 @@ from bot.resources import data_dir
 from storage.db import open_db
 from storage.institutions import get_institution_by_uscc, upsert_institutions
 from tests.conftest import roster_row
-from tests.harness import CAMPAIGN_NOW, Chat, invite, read_db, running_bot
+from tests.harness import Chat, invite, read_db, running_bot
 from tests.standin import TelegramStandin
 
 NATIONAL = """[campaign]
@@ -55,9 +56,13 @@ level = "provincial"
 provinces = ["广东"]
 """
 
-FOOD = NATIONAL.replace('id = "nat-2023"', 'id = "food-2023"').replace("国家级自查（测试）", "食品专项自查（测试）").replace(
-    "National self-check (test)", "Food self-check (test)"
-).replace('level = "national"', 'level = "national"\nfields = ["food"]').replace("2023-10-27", "2023-10-25")
+FOOD = (
+    NATIONAL.replace('id = "nat-2023"', 'id = "food-2023"')
+    .replace("国家级自查（测试）", "食品专项自查（测试）")
+    .replace("National self-check (test)", "Food self-check (test)")
+    .replace('level = "national"', 'level = "national"\nfields = ["food"]')
+    .replace("2023-10-27", "2023-10-25")
+)
 
 GD_MINI = """[checklist]
 id = "gd-mini"
@@ -99,25 +104,26 @@ def campaigns_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(data_dir("checklists") / "samr-2023-national.toml", tables)
     (tables / "gd-mini.toml").write_text(GD_MINI, encoding="utf-8")
     monkeypatch.setattr(campaign_defs, "campaigns_dir", lambda: camp)
+    import bot.core.checklist as checklist_module
     import bot.telegram.app as app_module
 
-    monkeypatch.setattr(app_module, "load_checklists", lambda _dir: load_checklists(tables))
+    real = checklist_module.load_checklists
+    monkeypatch.setattr(app_module, "load_checklists", lambda _dir: real(tables))
+    monkeypatch.setattr(checklist_module, "load_checklists", lambda _dir: real(tables))
     return tmp_path
 
 
 def _labs(db_path: Path) -> dict[str, int]:
+    """A nationally accredited lab, one 广东 accredits, and a national food lab (covered by
+    the national campaign and the national food campaign)."""
     db = open_db(db_path)
     rows = {
         "national": roster_row("北京国家级检测所", 11, ("motor-vehicle",)),
-        "provincial": roster_row("广东省级检测所", 12, ("motor-vehicle",), province="广东")._replace(level="provincial")
-        if hasattr(roster_row("x", 1, ()), "_replace")
-        else None,
+        "provincial": dataclasses.replace(
+            roster_row("广东省级检测所", 12, ("motor-vehicle",), province="广东"), level="provincial"
+        ),
         "both": roster_row("国家级食品检验所", 13, ("food",)),
     }
-    if rows["provincial"] is None:
-        import dataclasses
-
-        rows["provincial"] = dataclasses.replace(roster_row("广东省级检测所", 12, ("motor-vehicle",), province="广东"), level="provincial")
     upsert_institutions(db, list(rows.values()))
     ids = {}
     for key, row in rows.items():
@@ -131,7 +137,7 @@ def _labs(db_path: Path) -> dict[str, int]:
 async def _join(chat: Chat, code: str):
     screen = await chat.say(f"/start {code}")
     assert "此邀请对应以下机构" in screen.text
-    _answer, shown = await chat.press("是，这是我的机构")
+    _answer, _shown = await chat.press("是，这是我的机构")
     return chat.current()
 
 
@@ -175,7 +181,9 @@ async def test_each_institution_sees_only_its_table_and_one_covered_by_two_choos
     assert (labs["both"], "food-2023", "samr-2023-national") in rows
     assert not any(r[0] == labs["provincial"] and r[1] != "gd-2023" for r in rows)
     assert db.execute("SELECT campaign_id FROM user_campaigns WHERE telegram_id = 7103").fetchone()[0] == "food-2023"
-    answers = list(db.query("SELECT s.campaign_id, a.item_id FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id"))
+    answers = list(
+        db.query("SELECT s.campaign_id, a.item_id FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id")
+    )
     assert answers == [{"campaign_id": "nat-2023", "item_id": "header-details"}]
 
     # The choice survives a restart; /campaign switches, and the other campaign's answers stay apart.
@@ -299,5 +307,164 @@ def test_a_database_created_in_2023_keeps_everything_and_takes_a_second_campaign
     db.close()
 
 
-def _unused() -> None:  # keep imports used by helpers
-    _ = (dt, CAMPAIGN_NOW)
+def _cli(db_path: Path, *args: str):
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    env = {"ZICHA_DB": str(db_path), "ZICHA_CAMPAIGN": THREE, "ZICHA_LOCALE": "zh_CN", "BOT_TOKEN": ""}
+    result = CliRunner().invoke(cli, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _seed(db_path: Path) -> dict[str, int]:
+    """The three labs with one staff member each (7301 national, 7302 provincial, 7303
+    both), the national lab's first answer in the national campaign, two regulators."""
+    import bot.core.checklist as checklist_module
+    from bot.campaign_runtime import CampaignRegistry
+    from bot.core.campaigns import load_campaigns
+    from bot.core.interview import Choice
+    from bot.core.scope import Scope
+    from bot.selfcheck import open_workspace
+    from storage.institutions import bind_member, create_invite, get_institution
+    from storage.regulators import add_regulator
+
+    labs = _labs(db_path)
+    db = open_db(db_path)
+    for user, key in ((7301, "national"), (7302, "provincial"), (7303, "both")):
+        bind_member(db, user, create_invite(db, labs[key]), first_name=key, username=None)
+    registry = CampaignRegistry(
+        load_campaigns(campaign_defs.campaigns_dir(), today=dt.date.today()).values(),
+        checklist_module.load_checklists(Path("patched")),
+    )
+    registry.ensure_stored(db)
+    lab = get_institution(db, labs["national"])
+    assert lab is not None
+    ws = open_workspace(db, registry.checklists["nat-2023"], lab)
+    ws.record_choice("header-details", Choice.YES, by=7301, expected_rev=0)
+    add_regulator(db, 8001, Scope(national=True), "总局")
+    add_regulator(db, 8002, Scope(provinces=frozenset({"北京"})), "北京")
+    db.close()
+    return labs
+
+
+def _relative(text: str, deadline_in_days: int) -> str:
+    """The campaign with dates counted from today (so the CLI, which runs today, sees it open)."""
+    lines = [line for line in text.splitlines() if not line.startswith(("opens =", "deadline =", "closes ="))]
+    at = lines.index("[campaign.coverage]")
+    lines[at:at] = ["opens_in_days = -30", f"deadline_in_days = {deadline_in_days}", "closes_in_days = 60"]
+    return "\n".join(lines) + "\n"
+
+
+def test_reminders_digests_and_exports_stay_apart_per_campaign(
+    db_path: Path, campaigns_env: Path, tmp_path: Path
+) -> None:
+    camp = campaigns_env / "campaigns"
+    for name, text, days in (("nat-2023", NATIONAL, 14), ("gd-2023", PROVINCIAL, 7), ("food-2023", FOOD, 12)):
+        (camp / f"{name}.toml").write_text(_relative(text, days), encoding="utf-8")
+    labs = _seed(db_path)
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+    at = f"{today} 09:00"
+    # Each campaign on its own schedule: d14 of the national (deadline in 14 days) and food
+    # (12 days) campaigns, d11 of Guangdong's (7 days); each to the staff it covers.
+    out = _cli(db_path, "remind", "--dry-run", "--at", at)
+    blocks = {b.split(":")[0].strip(): b for b in out.split("\n") if b.startswith(("nat-", "gd-", "food-"))}
+    assert set(blocks) == {"nat-2023", "gd-2023", "food-2023"}
+    _cli(db_path, "remind", "--queue-only", "--at", at)
+    _cli(db_path, "remind", "--queue-only", "--at", at)  # a second sweep queues nothing more
+    db = read_db(db_path)
+    sent = sorted((r["telegram_id"], r["campaign_id"], r["reminder"]) for r in db.query("SELECT * FROM reminders_sent"))
+    assert sent == [
+        (7301, "nat-2023", "d14"),
+        (7302, "gd-2023", "d11"),
+        (7303, "food-2023", "d14"),
+        (7303, "nat-2023", "d14"),
+    ]
+    assert db.execute("SELECT count(*) FROM outbox WHERE kind = 'reminder'").fetchone()[0] == 4
+    only = _cli(
+        db_path, "remind", "--dry-run", "--campaign", "gd-2023", "--at", f"{today + dt.timedelta(days=4)} 09:00"
+    )
+    assert "gd-2023: deadline" in only and "nat-2023" not in only and "7302" in only and "7301" not in only
+
+    # Digests: one per open campaign of each regulator's scope (北京 sees no Guangdong campaign).
+    out = _cli(db_path, "digest", "--send")
+    db = read_db(db_path)
+    snaps = sorted((r["regulator_id"], r["campaign_id"]) for r in db.query("SELECT * FROM digest_snapshots"))
+    assert snaps == [
+        (8001, "food-2023"),
+        (8001, "gd-2023"),
+        (8001, "nat-2023"),
+        (8002, "food-2023"),
+        (8002, "nat-2023"),
+    ]
+    assert "No digest due" in _cli(db_path, "digest", "--send", "--campaign", "gd-2023")  # once per campaign and day
+
+    # Exports: one workbook per open campaign, each with only its institutions and answers.
+    from openpyxl import load_workbook
+
+    out = _cli(db_path, "export", "--scope", "national", "-o", str(tmp_path / "all.xlsx"))
+    assert "all-nat-2023.xlsx" in out and "all-gd-2023.xlsx" in out and "all-food-2023.xlsx" in out
+
+    def names(path: Path, sheet: str) -> set[str]:
+        wb = load_workbook(path, read_only=True)
+        return {str(c) for row in wb[sheet].iter_rows(values_only=True) for c in row if c}
+
+    gd = names(tmp_path / "all-gd-2023.xlsx", "机构 Institutions")
+    assert "广东省级检测所" in gd and "北京国家级检测所" not in gd and "国家级食品检验所" not in gd
+    nat = names(tmp_path / "all-nat-2023.xlsx", "机构 Institutions")
+    assert {"北京国家级检测所", "国家级食品检验所"} <= nat and "广东省级检测所" not in nat
+    assert "北京国家级检测所" in names(tmp_path / "all-nat-2023.xlsx", "答案 Answers")  # its one answer
+    assert "北京国家级检测所" not in names(tmp_path / "all-food-2023.xlsx", "答案 Answers")
+    assert "国家级食品检验所" not in names(tmp_path / "all-food-2023.xlsx", "答案 Answers")  # nothing answered there
+    single = tmp_path / "gd.xlsx"
+    assert f"Wrote {single}" in _cli(db_path, "export", "--campaign", "gd-2023", "-o", str(single))
+    assert labs
+
+
+async def test_the_pledge_is_the_campaigns_and_stays_readable_once_the_campaign_closes(
+    tg: TelegramStandin, db_path: Path, campaigns_env: Path
+) -> None:
+    from tests.test_pledge_e2e import button, sign_as
+
+    labs = _labs(db_path)
+    code = invite(db_path, labs["provincial"])
+    async with running_bot(tg, db_path, zicha_campaign=THREE):
+        chat = Chat(tg, 7401)
+        await _join(chat, code)
+        await _answer_first(chat)
+        await _answer_first(chat)
+        summary = chat.current()
+        assert "自查已完成" in summary.text
+        _, preview = await chat.press(button(summary, "✍️"), summary)
+        # The gd-mini table has no pledge of its own: the campaign's pledge file is used.
+        confirm = await sign_as(chat, preview)
+        # Signing makes the PDF before it answers the press: slow on a loaded machine.
+        query = tg.press(7401, confirm, text=button(confirm, "✅"))
+        await tg.wait_answered(query, timeout=120)
+        assert "✅" in chat.current().text
+        assert tg.messages(7401)[-1].kind == "document"
+    db = read_db(db_path)
+    row = next(
+        db.query(
+            "SELECT s.campaign_id, sub.pledge_id FROM submissions sub JOIN selfchecks s ON s.id = sub.selfcheck_id"
+        )
+    )
+    assert row == {"campaign_id": "gd-2023", "pledge_id": "samr-2023-national"}
+    raw = open_db(db_path)
+    from storage.campaigns import close_campaign
+
+    close_campaign(raw, "gd-2023")
+    raw.close()
+    async with running_bot(tg, db_path, zicha_campaign=THREE):
+        chat = Chat(tg, 7401)
+        documents = len([m for m in tg.messages(7401) if m.kind == "document"])
+        mark = tg.mark()
+        await chat.say("/pledge", screen=False)  # readable: the signed pledge and its PDF again
+        await tg.wait_for(lambda c: c.method == "sendDocument" and c.ok, after=mark, timeout=120, what="the PDF")
+        assert len([m for m in tg.messages(7401) if m.kind == "document"]) == documents + 1
+        signed = chat.latest_with_button(button(chat.current(), "✏️"))
+        answer, _shown = await chat.press(button(signed, "✏️"), signed)  # revising is refused: closed
+        assert "该自查活动已结束" in (answer.text or "")
+    db = read_db(db_path)
+    assert db.execute("SELECT count(*) FROM submissions WHERE superseded_at IS NULL").fetchone()[0] == 1

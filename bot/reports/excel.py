@@ -288,7 +288,7 @@ def write_export(
     cells: list[object | None] = []
 
     def flush() -> None:
-        if current is not None:
+        if current is not None and current in by_sc:  # (not: an institution the campaign no longer covers)
             owner = by_sc[current]
             # the first three cells are roster text (neutralised), the rest fixed labels or
             # cells already neutralised
