@@ -68,13 +68,21 @@ class CampaignRegistry:
         return self.checklists.get(campaign_id)
 
     def runs(self, db: sqlite_utils.Database, today: dt.date) -> list[Running]:
-        """Every campaign, national first, then by year (newest first) and id."""
+        """Every campaign: national first, then newest first, broad before field-specific, by id."""
         closed = campaign_store.closed_campaign_ids(db)
         found = [
             Running(c, self.checklists[c.id], c.id not in closed and c.is_open_on(today))
             for c in self.campaigns.values()
         ]
-        return sorted(found, key=lambda r: (r.campaign.coverage.level != "national", -r.campaign.year, r.id))
+        return sorted(
+            found,
+            key=lambda r: (
+                r.campaign.coverage.level != "national",
+                -r.campaign.year,
+                bool(r.campaign.coverage.fields),
+                r.id,
+            ),
+        )
 
     def for_institution(self, db: sqlite_utils.Database, institution: Institution, today: dt.date) -> list[Running]:
         """What the institution's staff may open: the open campaigns that cover it, then the

@@ -468,3 +468,42 @@ async def test_the_pledge_is_the_campaigns_and_stays_readable_once_the_campaign_
         assert "该自查活动已结束" in (answer.text or "")
     db = read_db(db_path)
     assert db.execute("SELECT count(*) FROM submissions WHERE superseded_at IS NULL").fetchone()[0] == 1
+
+
+async def test_a_regulator_picks_the_campaign_in_status_overdue_and_export(
+    tg: TelegramStandin, db_path: Path, campaigns_env: Path
+) -> None:
+    from bot.core.scope import Scope
+    from storage.regulators import add_regulator
+
+    _labs(db_path)
+    raw = open_db(db_path)
+    add_regulator(raw, 8101, Scope(national=True), "总局")
+    add_regulator(raw, 8102, Scope(provinces=frozenset({"北京"})), "北京")
+    raw.close()
+    async with running_bot(tg, db_path, zicha_campaign=THREE):
+        national = Chat(tg, 8101)
+        screen = await national.say("/status", screen=False)
+        screen = national.current()
+        # Default: the first open campaign of the scope (national first), a button for each other.
+        assert "自查活动：国家级自查（测试）" in screen.text and "机构数：2" in screen.text
+        assert set(screen.button_texts) == {"广东省级自查（测试）", "食品专项自查（测试）"}
+        _answer, screen = await national.press("广东省级自查（测试）", screen)
+        assert "自查活动：广东省级自查（测试）" in screen.text and "机构数：1" in screen.text
+        assert "国家级自查（测试）" in screen.button_texts
+        overdue = await national.say("/overdue", screen=False)
+        assert "自查活动：国家级自查（测试）" in national.current().text
+        mark = tg.mark()
+        await national.say("/export gd-2023", screen=False)
+        call = await tg.wait_for(
+            lambda c: c.method == "sendDocument" and c.ok, after=mark, timeout=120, what="the workbook"
+        )
+        assert "广东省级自查（测试）" in str(call.params.get("caption"))
+        assert "gd-2023" in str(tg.messages(8101)[-1].file.file_name)
+        # 北京's regulator does not see Guangdong's campaign at all.
+        beijing = Chat(tg, 8102)
+        await beijing.say("/status", screen=False)
+        assert "广东省级自查（测试）" not in " ".join(beijing.current().button_texts)
+        answer = await beijing.press_data("rgs:gd-2023", beijing.current())
+        assert "不在您的监管范围内" in (answer.text or "")
+    assert overdue is not None

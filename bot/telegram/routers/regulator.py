@@ -486,15 +486,20 @@ async def cmd_export(
     settings: Settings,
     locale: str,
     clock: Any,
+    campaign_title: str | None = None,
 ) -> None:
+    """``campaign_title``: the campaign of ``checklist``, when the deployment runs several."""
     now = _now(clock)
     await message.answer(_("Preparing the workbook…"))
     with tempfile.TemporaryDirectory(prefix="zicha-export-") as tmp:
-        path = Path(tmp) / f"zicha-{now.date().isoformat()}.xlsx"
+        name = f"zicha-{checklist.campaign_id}-{now.date().isoformat()}" if campaign_title else f"zicha-{now.date().isoformat()}"
+        path = Path(tmp) / f"{name}.xlsx"
         await asyncio.to_thread(_write_export_file, settings, checklist, regulator, now, path)
         caption = _("Self-check workbook · {scope} · {date}").format(
             scope=escape(regulator.scope.describe(locale)), date=format_date(now.date(), locale)
         )
+        if campaign_title:
+            caption += "\n" + escape(campaign_title)
         await message.answer_document(FSInputFile(path, filename=path.name), caption=caption)
 
 
@@ -597,13 +602,26 @@ def build_router() -> Router:
         settings: Settings,
         locale: str,
         clock: Any,
+        conversation: Conversation,
+        command: CommandObject,
     ) -> None:
         if regulator.telegram_id in exporting:
             await message.answer(_("Your workbook is still being prepared; it will arrive shortly."))
             return
         exporting.add(regulator.telegram_id)
         try:
-            await cmd_export(message, db, checklist, regulator, settings, locale, clock)
+            if conversation.campaigns is None:
+                await cmd_export(message, db, checklist, regulator, settings, locale, clock)
+                return
+            # Several campaigns: "/export" the open ones of the scope, "/export ID" that one.
+            wanted = (command.args or "").strip()
+            runs = conversation.campaigns.for_scope(db, regulator.scope, _now(clock).date(), open_only=not wanted)
+            runs = [r for r in runs if r.id == wanted] if wanted else runs
+            if not runs:
+                await message.answer(_("No such campaign in your scope. Send /status to see the campaigns."))
+                return
+            for run in runs:
+                await cmd_export(message, db, run.checklist, regulator, settings, locale, clock, run.title(locale))
         finally:
             exporting.discard(regulator.telegram_id)
 
