@@ -843,7 +843,11 @@ def _remind_campaign(settings: Settings, checklist: Any, schedule: Any, *, dry_r
 @click.option("--sender", default=None, help="Shown as the sender (default: the scope, e.g. 广东).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--queue-only", is_flag=True, help="Queue it for the running `zicha run` to send.")
-def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str | None, yes: bool, queue_only: bool) -> None:
+@click.option("--campaign", "campaign_id", default=None, help="Only staff of institutions this campaign covers.")
+def broadcast(
+    scope_text: str, text: str | None, file: Path | None, sender: str | None, yes: bool, queue_only: bool,
+    campaign_id: str | None,
+) -> None:  # fmt: skip
     """Send a message to every bound staff member in a scope, then print the delivery report.
 
     Shows the number of recipients first and asks for confirmation. Messages go through the
@@ -871,10 +875,16 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
     if len(body) > MAX_BROADCAST_LENGTH:
         raise click.ClickException(f"The message has {len(body)} characters; at most {MAX_BROADCAST_LENGTH}.")
     settings = _settings()
+    campaign = None
+    if campaign_id is not None:
+        from bot.cli_campaigns import campaign_runs
+
+        campaign = campaign_runs(settings, campaign_id)[0][0]
     with _open_existing_db(settings) as db:
-        reach = audience(db, scope)
+        reach = audience(db, scope, campaign)  # type: ignore[arg-type]
         click.echo(
             f"Recipients: {reach.total} staff of {reach.institutions} institution(s) in {scope.to_text()}"
+            + (f", campaign {campaign_id}" if campaign_id else "")
             + (f" ({reach.unreachable} blocked the bot)" if reach.unreachable else "")
         )
         if reach.total == 0:
@@ -885,7 +895,7 @@ def broadcast(scope_text: str, text: str | None, file: Path | None, sender: str 
         batch_id, queued = create_broadcast(
             db, i18n, scope=scope, body_html=html.escape(body, quote=False),
             sender=sender or scope.describe(settings.zicha_locale), created_by=None, report_chat_id=None,
-            default_locale=settings.zicha_locale,
+            default_locale=settings.zicha_locale, campaign=campaign,  # type: ignore[arg-type]
         )  # fmt: skip
         click.echo(f"Broadcast #{batch_id} queued for {queued} recipient(s).")
         if queue_only:

@@ -417,6 +417,25 @@ def test_reminders_digests_and_exports_stay_apart_per_campaign(
     assert "北京国家级检测所" in names(tmp_path / "all-nat-2023.xlsx", "答案 Answers")  # its one answer
     assert "北京国家级检测所" not in names(tmp_path / "all-food-2023.xlsx", "答案 Answers")
     assert "国家级食品检验所" not in names(tmp_path / "all-food-2023.xlsx", "答案 Answers")  # nothing answered there
+    # Broadcasts: a campaign narrows the scope to the staff of the institutions it covers.
+    out = _cli(
+        db_path,
+        "broadcast",
+        "--scope",
+        "national",
+        "--campaign",
+        "gd-2023",
+        "--text",
+        "请按时完成省级自查",
+        "--yes",
+        "--queue-only",
+    )
+    assert "Recipients: 1 staff of 1 institution(s) in national, campaign gd-2023" in out
+    db = read_db(db_path)
+    assert [r["chat_id"] for r in db.query("SELECT chat_id FROM outbox WHERE kind = 'broadcast'")] == [7302]
+    assert "Recipients: 3 staff of 3" in _cli(
+        db_path, "broadcast", "--scope", "national", "--text", "x", "--yes", "--queue-only"
+    )
     single = tmp_path / "gd.xlsx"
     assert f"Wrote {single}" in _cli(db_path, "export", "--campaign", "gd-2023", "-o", str(single))
     assert labs
