@@ -523,6 +523,44 @@ async def test_a_regulator_picks_the_campaign_in_status_overdue_and_export(
         beijing = Chat(tg, 8102)
         await beijing.say("/status", screen=False)
         assert "广东省级自查（测试）" not in " ".join(beijing.current().button_texts)
-        answer = await beijing.press_data("rgs:gd-2023", beijing.current())
+        answer = await beijing.press_data("rgc:gd-2023", beijing.current())
         assert "不在您的监管范围内" in (answer.text or "")
     assert overdue is not None
+
+
+def test_the_console_offers_the_choice_and_remembers_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`zicha chat --demo` with the two shipped demo campaigns: the demo institution (motor
+    vehicles and food) is covered by both, chooses, and the next session goes on there."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    env = {"ZICHA_DB": str(tmp_path / "demo.db"), "ZICHA_CAMPAIGN": "demo,demo-food", "ZICHA_LOCALE": "zh_CN"}
+    first = CliRunner().invoke(cli, ["chat", "--demo"], input="2\n1\nq\n", env=env)
+    assert first.exit_code == 0, first.output
+    assert "选择要填写的自查" in first.output and "[2] 演示：食品检验专项自查" in first.output
+    assert "现在填写：演示：食品检验专项自查" in first.output and "第 2/" in first.output
+    second = CliRunner().invoke(cli, ["chat"], input="/progress\nq\n", env=env)
+    assert second.exit_code == 0, second.output
+    assert "选择要填写的自查" not in second.output and "进度：1/" in second.output
+    db = read_db(tmp_path / "demo.db")
+    assert [
+        tuple(r.values())
+        for r in db.query("SELECT s.campaign_id, a.item_id FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id")
+    ] == [("demo-food", "header-details")]
+
+
+def test_every_button_prefix_is_its_own() -> None:
+    """A campaign's /status button once shared its prefix with the staff list's: each
+    CallbackData factory of every router must have a prefix no other one has."""
+    from aiogram.filters.callback_data import CallbackData
+
+    import bot.telegram.app  # noqa: F401  (imports every router and its factories)
+
+    def subclasses(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+    prefixes = [c.__prefix__ for c in subclasses(CallbackData) if c.__module__.startswith("bot.")]
+    assert len(prefixes) == len(set(prefixes)), sorted(prefixes)

@@ -598,8 +598,7 @@ class Conversation:
             step = Step(self, actor, actor.institution, picked)
             # The state's item was another campaign's: start from this one's first open item.
             step.state = step.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False})
-            outcome = step.resume(notice=cs.working_on(picked, actor.locale).split("\n")[0])
-            outcome.messages.insert(0, cs.working_on(picked, actor.locale))
+            outcome = step.resume(messages=[cs.working_on(picked, actor.locale)])
             return outcome
         if not available:
             return Outcome(cs.no_campaign_screen())

@@ -84,7 +84,7 @@ class CampaignCb(CallbackData, prefix="cp"):
     campaign: str
 
 
-class StatusCampaignCb(CallbackData, prefix="rgs"):
+class StatusCampaignCb(CallbackData, prefix="rgc"):
     """A regulator: /status of this campaign."""
 
     campaign: str
