@@ -559,8 +559,11 @@ def test_every_button_prefix_is_its_own() -> None:
 
     import bot.telegram.app  # noqa: F401  (imports every router and its factories)
 
-    def subclasses(cls: type) -> list[type]:
-        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+    def subclasses(cls: type[CallbackData]) -> list[type[CallbackData]]:
+        found: list[type[CallbackData]] = []
+        for sub in cls.__subclasses__():
+            found += [sub, *subclasses(sub)]
+        return found
 
     prefixes = [c.__prefix__ for c in subclasses(CallbackData) if c.__module__.startswith("bot.")]
     assert len(prefixes) == len(set(prefixes)), sorted(prefixes)
