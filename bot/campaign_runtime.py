@@ -54,8 +54,9 @@ class CampaignRegistry:
             if campaign.checklist_id not in checklists:
                 raise ValueError(f"campaign {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
             self.checklists[campaign.id] = checklists[campaign.checklist_id].for_campaign(
-                campaign.id, campaign.deadline, pledge_id=campaign.pledge_id, coverage=campaign.coverage
-            )
+                campaign.id, campaign.deadline, pledge_id=campaign.pledge_id, coverage=campaign.coverage,
+                title=campaign.title,
+            )  # fmt: skip
 
     def ensure_stored(self, db: sqlite_utils.Database) -> None:
         """A campaigns row for each (as ``zicha campaign open`` would), so choices and

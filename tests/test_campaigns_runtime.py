@@ -399,6 +399,8 @@ def test_reminders_digests_and_exports_stay_apart_per_campaign(
         (8002, "nat-2023"),
     ]
     assert "No digest due" in _cli(db_path, "digest", "--send", "--campaign", "gd-2023")  # once per campaign and day
+    shown = _cli(db_path, "digest", "--dry-run", "--campaign", "gd-2023")
+    assert "自查活动：广东省级自查（测试）" in shown and "--- daily digest for 8002" not in shown  # 北京: not theirs
 
     # Exports: one workbook per open campaign, each with only its institutions and answers.
     from openpyxl import load_workbook

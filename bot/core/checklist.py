@@ -160,6 +160,8 @@ class Checklist:
     pledge_id: str | None = None
     # Whom the campaign covers (bot.core.campaigns.Coverage); None: every institution.
     coverage: Any = field(default=None, compare=False, repr=False)
+    # The campaign's title, when a deployment runs several (digests and exports name it).
+    campaign_title: Localized | None = field(default=None, compare=False, repr=False)
 
     def for_campaign(
         self,
@@ -168,11 +170,14 @@ class Checklist:
         *,
         pledge_id: str | None = None,
         coverage: Any = None,
+        title: Localized | None = None,
     ) -> Checklist:
         """This checklist as a campaign runs it: that campaign's id, deadline, pledge and coverage."""
         import dataclasses
 
-        return dataclasses.replace(self, campaign_id=campaign_id, deadline=deadline, pledge_id=pledge_id, coverage=coverage)
+        return dataclasses.replace(
+            self, campaign_id=campaign_id, deadline=deadline, pledge_id=pledge_id, coverage=coverage, campaign_title=title
+        )
 
     @property
     def campaign_key(self) -> str:

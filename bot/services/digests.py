@@ -146,6 +146,8 @@ def digest_text(digest: Digest, checklist: Checklist, locale: str, *, html: bool
     else:
         head = m.bold(_("Daily self-check digest · {scope}").format(scope=scope))
     lines = [head, format_date(digest.date, locale)]
+    if checklist.campaign_title is not None:  # several campaigns: one digest each, named
+        lines.insert(1, _("Campaign: {title}").format(title=m.esc(checklist.campaign_title.get(locale))))
     if report.deadline is not None:
         lines.append(_("Deadline: {date}").format(date=format_date(report.deadline, locale)))
     lines += [
