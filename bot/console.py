@@ -16,34 +16,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import html
 import logging
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bot.config import SUPPORTED_LOCALES
 from bot.conversation.actions import (
     Action,
+    FindInstitution,
     NavAction,
     Navigate,
+    ShowCampaigns,
     ShowOverdue,
     ShowPledge,
     ShowProgress,
     ShowReview,
     ShowStatus,
+    StartBroadcast,
     TypeText,
 )
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.onboarding import AskLanguage, OtherCommand, ShowHelp, Start, Verify
 from bot.conversation.screens import Attachment, Button, Outcome
 from bot.conversation.text import _
-from bot.core.checklist import Checklist
-from bot.core.locales import format_date
 from storage.institutions import get_membership, get_user_language
-from storage.regulators import Regulator, get_regulator
+from storage.regulators import get_regulator
 
 CONSOLE_USER_ID = 1000
 CONSOLE_BOT_ID = 100
@@ -80,6 +79,9 @@ COMMANDS: dict[str, Callable[[str | None], Action]] = {
     "verify": lambda arg: Verify(code=arg),
     "status": lambda arg: ShowStatus(),
     "overdue": lambda arg: ShowOverdue(),
+    "campaign": lambda arg: ShowCampaigns(),
+    "institution": lambda arg: FindInstitution(query=arg or ""),
+    "broadcast": lambda arg: StartBroadcast(),
 }
 QUIT = {"q", "quit", "exit"}
 
@@ -265,7 +267,11 @@ class ConsoleChat:
         action, pressed = self.decode(line)
         try:
             if line.split(" ", 1)[0] == "/export" and actor.regulator is not None:
-                await self.export(actor.regulator)
+                # The desk's export: "preparing", then each workbook (saved as a file).
+                wanted = line.split(" ", 1)[1] if " " in line else ""
+                async with contextlib.aclosing(self.conversation.desk.export(actor, wanted)) as steps:
+                    async for step in steps:
+                        await self.render(step, actor, pressed=None)
                 return
             outcome = self.conversation.handle(actor, action)
             await self.render(outcome, actor, pressed=pressed)
@@ -277,25 +283,6 @@ class ConsoleChat:
                 self.write(f"  ({told})")
             else:
                 self.message(told)
-
-    async def export(self, regulator: Regulator) -> None:
-        """/export: the Excel workbook of the regulator's scope, saved as a file.
-
-        (The regulator's desk is not in the engine yet; this is what the Telegram router
-        does, with the file saved instead of sent.)"""
-        c = self.conversation
-        now = c.clock()
-        locale = self.locale()
-        with self.speaking():
-            self.message(_("Preparing the workbook…"))
-            caption = _("Self-check workbook · {scope} · {date}").format(
-                scope=html.escape(regulator.scope.describe(locale)), date=format_date(now.date(), locale)
-            )
-        with tempfile.TemporaryDirectory(prefix="zicha-export-") as tmp:
-            path = Path(tmp) / f"zicha-{now.date().isoformat()}.xlsx"
-            await asyncio.to_thread(_write_export, c.settings.zicha_db, c.checklist, regulator, now, path)
-            mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            self.save(Attachment(path.name, path.read_bytes(), caption, mime))
 
     def prepare(self) -> None:
         """What ``zicha run`` does at start that the console needs: the signing key."""
@@ -333,18 +320,6 @@ class ConsoleChat:
                 await self.send(line)
             with self.speaking():
                 self.write(_("Bye. Your answers are saved; run the same command to continue."))
-
-
-def _write_export(db_path: Path, checklist: Checklist, regulator: Regulator, now: dt.datetime, path: Path) -> None:
-    """In a worker thread, on a connection of its own (a national workbook takes ~40 s)."""
-    from bot.reports.excel import write_export
-    from storage.db import open_db
-
-    db = open_db(db_path, migrate=False)
-    try:
-        write_export(db, checklist, regulator.scope, now, path)
-    finally:
-        db.close()
 
 
 @contextlib.contextmanager

@@ -48,7 +48,16 @@ class Frozen(Exception):
 
     def __init__(self, submission: Submission) -> None:
         super().__init__(f"signed as submission {submission.id}")
-        self.submission = submission
+        self.submission: Submission | None = submission
+
+
+class CampaignClosed(Frozen):
+    """The self-check belongs to a campaign that is closed (or past its dates): its
+    answers, submission and PDF stay readable, nothing changes. Nothing was written."""
+
+    def __init__(self) -> None:
+        Exception.__init__(self, "campaign closed")
+        self.submission = None
 
 
 @dataclass
@@ -58,6 +67,8 @@ class Workspace:
     institution: Institution
     selfcheck: SelfCheck
     interview: Interview
+    # A closed campaign's self-check: readable, every write refused (CampaignClosed).
+    read_only: bool = False
     # The answers as this workspace last read or wrote them. A workspace lives for one
     # update, so loading them once (and keeping our own writes in step) saves reading
     # every answer three times per button press; staleness across users is caught by
@@ -108,6 +119,8 @@ class Workspace:
     def _ensure_open(self) -> None:
         """Raise Frozen if signed. Called right before each write, with no await between
         the check and the write, so signing (same connection) cannot slip in between."""
+        if self.read_only:
+            raise CampaignClosed()
         signed = self.submission()
         if signed is not None:
             raise Frozen(signed)
@@ -295,6 +308,10 @@ class Workspace:
             self.selfcheck = refreshed
 
 
-def open_workspace(db: sqlite_utils.Database, checklist: Checklist, institution: Institution) -> Workspace:
+def open_workspace(
+    db: sqlite_utils.Database, checklist: Checklist, institution: Institution, *, read_only: bool = False
+) -> Workspace:
+    """The institution's self-check in the checklist's campaign (``Checklist.campaign_key``);
+    ``read_only`` for a campaign that is closed."""
     selfcheck = answer_store.get_or_create_selfcheck(db, institution.id, checklist)
-    return Workspace(db, checklist, institution, selfcheck, Interview(checklist, institution.fields))
+    return Workspace(db, checklist, institution, selfcheck, Interview(checklist, institution.fields), read_only=read_only)

@@ -44,24 +44,31 @@ def _selfcheck(values: Sequence[Any]) -> SelfCheck:
     return SelfCheck(*values)
 
 
-def _find_selfcheck(db: sqlite_utils.Database, institution_id: int, checklist_id: str) -> SelfCheck | None:
+def _find_selfcheck(db: sqlite_utils.Database, institution_id: int, campaign_id: str) -> SelfCheck | None:
     row = db.execute(
-        f"SELECT {_SELFCHECK_COLUMNS} FROM selfchecks WHERE institution_id = ? AND checklist_id = ?",
-        [institution_id, checklist_id],
+        f"SELECT {_SELFCHECK_COLUMNS} FROM selfchecks WHERE institution_id = ? AND campaign_id = ?",
+        [institution_id, campaign_id],
     ).fetchone()
     return _selfcheck(row) if row else None
 
 
+def find_selfcheck(db: sqlite_utils.Database, institution_id: int, campaign_id: str) -> SelfCheck | None:
+    """The institution's self-check in a campaign, if it was ever opened (never creates one)."""
+    return _find_selfcheck(db, institution_id, campaign_id)
+
+
 def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, checklist: Checklist) -> SelfCheck:
+    """The institution's self-check in the checklist's campaign (one per institution and
+    campaign: two campaigns may run the same table)."""
+    campaign_id = checklist.campaign_key
     # Almost always it exists: read it without opening a write transaction.
-    existing = _find_selfcheck(db, institution_id, checklist.id)
+    existing = _find_selfcheck(db, institution_id, campaign_id)
     if existing is not None:
         return existing
     with db.atomic():
-        found = _find_selfcheck(db, institution_id, checklist.id)
+        found = _find_selfcheck(db, institution_id, campaign_id)
         if found is None:
             now = utcnow()
-            campaign_id = checklist.campaign_id or checklist.id
             year = int(checklist.campaign) if checklist.campaign.isdigit() else int(now[:4])
             ensure_campaign_row(db, campaign_id, checklist.id, year, checklist.title.zh_CN)
             db.execute(
@@ -69,7 +76,7 @@ def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, chec
                 "campaign_id) VALUES (?, ?, ?, ?, ?, ?)",
                 [institution_id, checklist.id, checklist.version, now, now, campaign_id],
             )
-            found = _find_selfcheck(db, institution_id, checklist.id)
+            found = _find_selfcheck(db, institution_id, campaign_id)
     assert found is not None
     return found
 
@@ -247,7 +254,7 @@ def save_answer(
 
 @dataclass(frozen=True)
 class Counters:
-    """A self-check's answer counters (see migration m013)."""
+    """A self-check's answer counters (see migration m014)."""
 
     answered: int
     incomplete: int

@@ -134,3 +134,19 @@ def ensure_campaign_row(db: sqlite_utils.Database, campaign_id: str, checklist_i
         "VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",
         [campaign_id, year, title, title, checklist_id, now, now],
     )
+
+
+def current_campaign(db: sqlite_utils.Database, user_id: int) -> str | None:
+    """The campaign a user last chose to work on (kept across restarts), if any."""
+    row = db.execute("SELECT campaign_id FROM user_campaigns WHERE telegram_id = ?", [user_id]).fetchone()
+    return str(row[0]) if row else None
+
+
+def choose_campaign(db: sqlite_utils.Database, user_id: int, campaign_id: str) -> None:
+    """Remember the campaign a user works on (a row in ``campaigns`` must exist)."""
+    with db.atomic():
+        db.execute(
+            "INSERT INTO user_campaigns (telegram_id, campaign_id, chosen_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(telegram_id) DO UPDATE SET campaign_id = excluded.campaign_id, chosen_at = excluded.chosen_at",
+            [user_id, campaign_id, utcnow()],
+        )

@@ -32,30 +32,36 @@ def _snapshot(row: dict[str, Any]) -> DigestSnapshot:
     )
 
 
-def last_snapshot(db: sqlite_utils.Database, regulator_id: int, before_date: str | None = None) -> DigestSnapshot | None:
-    """The latest digest of a regulator (strictly before ``before_date`` if given)."""
+def last_snapshot(
+    db: sqlite_utils.Database, regulator_id: int, before_date: str | None = None, *, campaign_id: str
+) -> DigestSnapshot | None:
+    """The latest digest of a regulator about a campaign (strictly before ``before_date`` if given)."""
     if before_date is None:
         row = next(
             db.query(
-                "SELECT * FROM digest_snapshots WHERE regulator_id = ? ORDER BY created_at DESC, id DESC LIMIT 1", [regulator_id],
+                "SELECT * FROM digest_snapshots WHERE regulator_id = ? AND campaign_id = ? "
+                "ORDER BY created_at DESC, id DESC LIMIT 1",
+                [regulator_id, campaign_id],
             ),
             None,
         )
     else:
         row = next(
             db.query(
-                "SELECT * FROM digest_snapshots WHERE regulator_id = ? AND digest_date < ? "
+                "SELECT * FROM digest_snapshots WHERE regulator_id = ? AND campaign_id = ? AND digest_date < ? "
                 "ORDER BY digest_date DESC, id DESC LIMIT 1",
-                [regulator_id, before_date],
+                [regulator_id, campaign_id, before_date],
             ),
             None,
         )
     return _snapshot(row) if row else None
 
 
-def has_snapshot(db: sqlite_utils.Database, regulator_id: int, kind: str, digest_date: str | None = None) -> bool:
-    sql = "SELECT 1 FROM digest_snapshots WHERE regulator_id = ? AND kind = ?"
-    params: list[object] = [regulator_id, kind]
+def has_snapshot(
+    db: sqlite_utils.Database, regulator_id: int, kind: str, digest_date: str | None = None, *, campaign_id: str
+) -> bool:
+    sql = "SELECT 1 FROM digest_snapshots WHERE regulator_id = ? AND campaign_id = ? AND kind = ?"
+    params: list[object] = [regulator_id, campaign_id, kind]
     if digest_date is not None:
         sql += " AND digest_date = ?"
         params.append(digest_date)
@@ -63,14 +69,21 @@ def has_snapshot(db: sqlite_utils.Database, regulator_id: int, kind: str, digest
 
 
 def save_snapshot(
-    db: sqlite_utils.Database, regulator_id: int, kind: str, digest_date: str, totals: dict[str, int], signed_ids: list[int]
+    db: sqlite_utils.Database,
+    regulator_id: int,
+    kind: str,
+    digest_date: str,
+    totals: dict[str, int],
+    signed_ids: list[int],
+    *,
+    campaign_id: str,
 ) -> bool:
-    """Record a digest; False if one of this kind was already recorded for that date
-    (a digest is built at most once per regulator and day)."""
+    """Record a digest; False if one of this kind was already recorded for that campaign and
+    date (a digest is built at most once per regulator, campaign and day)."""
     with db.atomic():
         cursor = db.execute(
-            "INSERT INTO digest_snapshots (regulator_id, kind, digest_date, created_at, totals, signed_ids) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(regulator_id, kind, digest_date) DO NOTHING",
-            [regulator_id, kind, digest_date, utcnow(), json.dumps(totals), json.dumps(sorted(signed_ids))],
+            "INSERT INTO digest_snapshots (regulator_id, campaign_id, kind, digest_date, created_at, totals, signed_ids) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(regulator_id, campaign_id, kind, digest_date) DO NOTHING",
+            [regulator_id, campaign_id, kind, digest_date, utcnow(), json.dumps(totals), json.dumps(sorted(signed_ids))],
         )
     return cursor.rowcount == 1

@@ -48,7 +48,14 @@ def adopt_renamed(db: sqlite_utils.Database, renamed: dict[str, str] | None = No
 def apply(db: sqlite_utils.Database) -> None:
     """Bring the database's schema up to date: renamed records first, then what is pending."""
     adopt_renamed(db)
-    migrations.apply(db)
+    # Foreign keys off while migrating (a no-op inside a transaction): SQLite's procedure
+    # for rebuilding a table (m012). Each migration that rebuilds checks them itself.
+    enforced = db.execute("PRAGMA foreign_keys").fetchone()[0]
+    db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        migrations.apply(db)
+    finally:
+        db.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
 
 
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
@@ -544,7 +551,96 @@ def m012_web_evidence_files(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m013_selfcheck_answer_counters(db: sqlite_utils.Database) -> None:
+def m013_selfchecks_reminders_and_digests_per_campaign(db: sqlite_utils.Database) -> None:
+    """One self-check per institution and campaign (not per checklist), reminders claimed
+    per campaign, digests kept per campaign, and the campaign each user works on.
+
+    Two campaigns may run the same table (the demo runs the 2023 one), so the old
+    ``UNIQUE (institution_id, checklist_id)`` gives way to ``UNIQUE (institution_id,
+    campaign_id)``. SQLite cannot drop a constraint: the table is rebuilt, ids kept, so
+    answers, history, evidence and submissions point at the same rows. ``apply`` runs
+    migrations with foreign keys off (SQLite's procedure for rebuilding a table); this one
+    checks them before it commits.
+    """
+    _run_script(
+        db,
+        """
+        CREATE TABLE selfchecks_m013 (
+            id INTEGER PRIMARY KEY,
+            institution_id INTEGER NOT NULL REFERENCES institutions(id),
+            checklist_id TEXT NOT NULL,
+            checklist_version TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'in_progress' CHECK (status IN ('in_progress', 'completed')),
+            started_at TEXT NOT NULL,
+            completed_at TEXT,
+            updated_at TEXT NOT NULL,
+            campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+            UNIQUE (institution_id, campaign_id)
+        );
+        INSERT INTO selfchecks_m013 (id, institution_id, checklist_id, checklist_version, status, started_at,
+                                     completed_at, updated_at, campaign_id)
+        SELECT id, institution_id, checklist_id, checklist_version, status, started_at, completed_at, updated_at,
+               coalesce(campaign_id, checklist_id)
+        FROM selfchecks;
+        DROP TABLE selfchecks;
+        ALTER TABLE selfchecks_m013 RENAME TO selfchecks;
+        CREATE INDEX selfchecks_campaign ON selfchecks(campaign_id, institution_id);
+
+        -- Each (member, campaign, reminder) is queued once: two campaigns, two schedules.
+        CREATE TABLE reminders_sent_m013 (
+            telegram_id INTEGER NOT NULL,
+            checklist_id TEXT NOT NULL,
+            reminder TEXT NOT NULL,
+            institution_id INTEGER NOT NULL,
+            outbox_id INTEGER,
+            created_at TEXT NOT NULL,
+            campaign_id TEXT NOT NULL,
+            PRIMARY KEY (telegram_id, campaign_id, reminder)
+        );
+        INSERT INTO reminders_sent_m013 (telegram_id, checklist_id, reminder, institution_id, outbox_id, created_at,
+                                         campaign_id)
+        SELECT telegram_id, checklist_id, reminder, institution_id, outbox_id, created_at, checklist_id
+        FROM reminders_sent;
+        DROP TABLE reminders_sent;
+        ALTER TABLE reminders_sent_m013 RENAME TO reminders_sent;
+
+        -- A regulator gets one digest per campaign and day; earlier digests were about the
+        -- deployment's one campaign.
+        CREATE TABLE digest_snapshots_m013 (
+            id INTEGER PRIMARY KEY,
+            regulator_id INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('daily', 'final')),
+            digest_date TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            totals TEXT NOT NULL,
+            signed_ids TEXT NOT NULL,
+            campaign_id TEXT NOT NULL,
+            UNIQUE (regulator_id, campaign_id, kind, digest_date)
+        );
+        INSERT INTO digest_snapshots_m013 (id, regulator_id, kind, digest_date, created_at, totals, signed_ids,
+                                           campaign_id)
+        SELECT id, regulator_id, kind, digest_date, created_at, totals, signed_ids,
+               coalesce((SELECT min(campaign_id) FROM selfchecks), 'samr-2023-national')
+        FROM digest_snapshots;
+        DROP TABLE digest_snapshots;
+        ALTER TABLE digest_snapshots_m013 RENAME TO digest_snapshots;
+        CREATE INDEX digest_snapshots_regulator ON digest_snapshots(regulator_id, campaign_id, created_at);
+
+        -- The campaign a user works on when their institution is covered by several.
+        CREATE TABLE user_campaigns (
+            telegram_id INTEGER PRIMARY KEY,
+            campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+            chosen_at TEXT NOT NULL
+        );
+        """,
+    )
+    broken = db.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise sqlite3.IntegrityError(f"m013: foreign keys broken by the rebuild: {broken[:5]}")
+
+
+@migrations()
+def m014_selfcheck_answer_counters(db: sqlite_utils.Database) -> None:
     # Counters of each self-check's stored answers, kept by save_answer in the same
     # statement that stamps the self-check (storage/answers.py), so nothing needs to count
     # the answers again: how many, how many incomplete (a follow-up missing), how many

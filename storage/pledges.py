@@ -62,12 +62,12 @@ def current_submission(db: sqlite_utils.Database, selfcheck_id: int) -> Submissi
     return _submission(dict(zip([d[0] for d in cursor.description], values, strict=True))) if values else None
 
 
-def current_for_institution(db: sqlite_utils.Database, institution_id: int, checklist_id: str) -> Submission | None:
+def current_for_institution(db: sqlite_utils.Database, institution_id: int, campaign_id: str) -> Submission | None:
     row = next(
         db.query(
             "SELECT s.* FROM submissions s JOIN selfchecks c ON c.id = s.selfcheck_id "
-            "WHERE c.institution_id = ? AND c.checklist_id = ? AND s.superseded_at IS NULL",
-            [institution_id, checklist_id],
+            "WHERE c.institution_id = ? AND c.campaign_id = ? AND s.superseded_at IS NULL",
+            [institution_id, campaign_id],
         ),
         None,
     )

@@ -18,7 +18,7 @@ class Recipient:
     unreachable: bool  # answered 403 before (blocked the bot)
 
 
-def unfinished_members(db: sqlite_utils.Database, checklist_id: str) -> list[Recipient]:
+def unfinished_members(db: sqlite_utils.Database, campaign_id: str) -> list[Recipient]:
     """Bound staff of institutions without a current signed submission, reachable ones
     only, by institution and user."""
     return [
@@ -29,10 +29,10 @@ def unfinished_members(db: sqlite_utils.Database, checklist_id: str) -> list[Rec
                JOIN users u ON u.telegram_id = m.telegram_id
                WHERE NOT EXISTS (
                        SELECT 1 FROM submissions s JOIN selfchecks c ON c.id = s.selfcheck_id
-                       WHERE c.institution_id = m.institution_id AND c.checklist_id = ? AND s.superseded_at IS NULL)
+                       WHERE c.institution_id = m.institution_id AND c.campaign_id = ? AND s.superseded_at IS NULL)
                  AND NOT EXISTS (SELECT 1 FROM unreachable x WHERE x.chat_id = m.telegram_id)
                ORDER BY m.institution_id, m.telegram_id""",
-            [checklist_id],
+            [campaign_id],
         )
     ]
 

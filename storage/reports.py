@@ -38,7 +38,7 @@ class Correction:
 
 def pending_corrections(
     db: sqlite_utils.Database,
-    checklist_id: str,
+    campaign_id: str,
     item_ids: Iterable[str],
     scope: Scope,
     *,
@@ -55,17 +55,17 @@ def pending_corrections(
     rows = db.execute(
         f"""SELECT i.id, i.uscc, i.name, i.province, a.item_id, a.text, a.updated_at
             FROM institutions i
-            JOIN selfchecks s ON s.institution_id = i.id AND s.checklist_id = ?
+            JOIN selfchecks s ON s.institution_id = i.id AND s.campaign_id = ?
             JOIN answers a ON a.selfcheck_id = s.id AND a.item_id IN ({marks})
             WHERE a.value = 'no' AND COALESCE(a.text, '') != '' AND {where}
             ORDER BY i.province, i.name, i.id, a.item_id""",
-        [checklist_id, *ids, *params],
+        [campaign_id, *ids, *params],
     ).fetchall()
     return [Correction(*row) for row in rows]
 
 
 def text_answers(
-    db: sqlite_utils.Database, checklist_id: str, item_ids: Iterable[str], scope: Scope
+    db: sqlite_utils.Database, campaign_id: str, item_ids: Iterable[str], scope: Scope
 ) -> dict[int, dict[str, str]]:
     """Institution id → {item id: typed text} for these text items, within ``scope``."""
     ids = list(item_ids)
@@ -77,10 +77,10 @@ def text_answers(
     for iid, item_id, text in db.execute(
         f"""SELECT i.id, a.item_id, a.text
             FROM institutions i
-            JOIN selfchecks s ON s.institution_id = i.id AND s.checklist_id = ?
+            JOIN selfchecks s ON s.institution_id = i.id AND s.campaign_id = ?
             JOIN answers a ON a.selfcheck_id = s.id AND a.item_id IN ({marks})
             WHERE a.value = 'text' AND {where}""",
-        [checklist_id, *ids, *params],
+        [campaign_id, *ids, *params],
     ):
         result.setdefault(iid, {})[item_id] = text or ""
     return result
@@ -109,7 +109,7 @@ class StatusRow(NamedTuple):
 
 
 def status_rows(
-    db: sqlite_utils.Database, checklist_id: str, scope: Scope, *, only: int | None = None
+    db: sqlite_utils.Database, campaign_id: str, scope: Scope, *, only: int | None = None
 ) -> list[StatusRow]:
     """Every institution in ``scope`` (or just institution ``only``, if it is in scope), unsorted."""
     where, params = scope_where(scope, "i")
@@ -120,10 +120,10 @@ def status_rows(
                    (s.id IS NOT NULL AND s.n_answered > 0),  -- the counter save_answer keeps
                    sub.signed_at
             FROM institutions i
-            LEFT JOIN selfchecks s ON s.institution_id = i.id AND s.checklist_id = ?
+            LEFT JOIN selfchecks s ON s.institution_id = i.id AND s.campaign_id = ?
             LEFT JOIN submissions sub ON sub.selfcheck_id = s.id AND sub.superseded_at IS NULL
             WHERE {where}""",
-        [checklist_id, *params],
+        [campaign_id, *params],
     )
     return list(map(StatusRow._make, cursor))
 
@@ -156,7 +156,7 @@ class ItemTally(NamedTuple):
 
 
 def tallies_by_selfcheck(
-    db: sqlite_utils.Database, checklist_id: str, scope: Scope, item_ids: Iterable[str]
+    db: sqlite_utils.Database, campaign_id: str, scope: Scope, item_ids: Iterable[str]
 ) -> Iterator[AnswerTally]:
     """Summed over the answers to ``item_ids``, one row per self-check in scope (one query)."""
     ids = list(item_ids)
@@ -165,15 +165,15 @@ def tallies_by_selfcheck(
         f"""SELECT a.selfcheck_id, SUM({_DONE_SQL}), SUM(a.value = 'noncompliant'),
                    SUM(a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done')
             FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE s.checklist_id = ? AND a.item_id IN ({", ".join("?" for _ in ids)}) AND {where}
+            WHERE s.campaign_id = ? AND a.item_id IN ({", ".join("?" for _ in ids)}) AND {where}
             GROUP BY a.selfcheck_id""",
-        [checklist_id, *ids, *params],
+        [campaign_id, *ids, *params],
     )
     return map(AnswerTally._make, cursor)
 
 
 def tallies_by_item(
-    db: sqlite_utils.Database, checklist_id: str, scope: Scope, item_ids: Iterable[str]
+    db: sqlite_utils.Database, campaign_id: str, scope: Scope, item_ids: Iterable[str]
 ) -> Iterator[ItemTally]:
     """The same per answer to ``item_ids`` (for items that apply to some fields only)."""
     ids = list(item_ids)
@@ -182,8 +182,8 @@ def tallies_by_item(
         f"""SELECT a.selfcheck_id, a.item_id, {_DONE_SQL}, a.value = 'noncompliant',
                    a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done'
             FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE s.checklist_id = ? AND a.item_id IN ({", ".join("?" for _ in ids)}) AND {where}""",
-        [checklist_id, *ids, *params],
+            WHERE s.campaign_id = ? AND a.item_id IN ({", ".join("?" for _ in ids)}) AND {where}""",
+        [campaign_id, *ids, *params],
     )
     return map(ItemTally._make, cursor)
 
@@ -195,7 +195,7 @@ class ItemCount:
 
 
 def noncompliant_item_counts(
-    db: sqlite_utils.Database, checklist_id: str, scope: Scope, limit: int
+    db: sqlite_utils.Database, campaign_id: str, scope: Scope, limit: int
 ) -> list[ItemCount]:
     """The items most often answered non-compliant in scope, most first."""
     where, params = scope_where(scope, "i")
@@ -204,9 +204,9 @@ def noncompliant_item_counts(
         for r in db.query(
             f"""SELECT a.item_id, COUNT(*) AS n FROM answers a
                 JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-                WHERE a.value = 'noncompliant' AND s.checklist_id = ? AND {where}
+                WHERE a.value = 'noncompliant' AND s.campaign_id = ? AND {where}
                 GROUP BY a.item_id ORDER BY n DESC, a.item_id LIMIT ?""",
-            [checklist_id, *params, limit],
+            [campaign_id, *params, limit],
         )
     ]
 
@@ -247,13 +247,13 @@ class NoncompliantAnswer(NamedTuple):
     item_id: str
 
 
-def noncompliant_answers(db: sqlite_utils.Database, checklist_id: str, scope: Scope) -> Iterator[NoncompliantAnswer]:
+def noncompliant_answers(db: sqlite_utils.Database, campaign_id: str, scope: Scope) -> Iterator[NoncompliantAnswer]:
     where, params = scope_where(scope, "i")
     cursor = db.execute(
         f"""SELECT i.id, i.fields, a.item_id FROM answers a
             JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE a.value = 'noncompliant' AND s.checklist_id = ? AND {where}""",
-        [checklist_id, *params],
+            WHERE a.value = 'noncompliant' AND s.campaign_id = ? AND {where}""",
+        [campaign_id, *params],
     )
     return map(NoncompliantAnswer._make, cursor)
 
@@ -321,22 +321,22 @@ class AnswerCell(NamedTuple):
     text: str | None
 
 
-def answers_in_scope(db: sqlite_utils.Database, checklist_id: str, scope: Scope) -> Iterator[AnswerCell]:
+def answers_in_scope(db: sqlite_utils.Database, campaign_id: str, scope: Scope) -> Iterator[AnswerCell]:
     """Every answer in scope, grouped by self-check (in institution id order: one
-    self-check per institution and checklist). Ordered so that SQLite walks its indexes
+    self-check per institution and campaign). Ordered so that SQLite walks its indexes
     in that order (selfchecks by institution, then each one's answers by primary key)
     rather than sorting two million rows in a temporary B-tree (``answers_in_scope_sql``)."""
-    sql, params = answers_in_scope_sql(checklist_id, scope)
+    sql, params = answers_in_scope_sql(campaign_id, scope)
     return map(AnswerCell._make, db.execute(sql, params))
 
 
-def answers_in_scope_sql(checklist_id: str, scope: Scope) -> tuple[str, list[Any]]:
+def answers_in_scope_sql(campaign_id: str, scope: Scope) -> tuple[str, list[Any]]:
     where, params = scope_where(scope, "i")
     return (
         f"""SELECT a.selfcheck_id, a.item_id, a.value, a.text FROM answers a
             JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE s.checklist_id = ? AND {where} ORDER BY s.institution_id""",
-        [checklist_id, *params],
+            WHERE s.campaign_id = ? AND {where} ORDER BY s.institution_id""",
+        [campaign_id, *params],
     )
 
 
@@ -358,15 +358,15 @@ class Rectification(NamedTuple):
     updated_at: str
 
 
-def rectifications_in_scope(db: sqlite_utils.Database, checklist_id: str, scope: Scope) -> Iterator[Rectification]:
+def rectifications_in_scope(db: sqlite_utils.Database, campaign_id: str, scope: Scope) -> Iterator[Rectification]:
     """Every non-compliance in scope, by province, institution name and item."""
     where, params = scope_where(scope, "i")
     cursor = db.execute(
         f"""SELECT i.name, i.uscc, i.province, a.item_id, a.problem, a.measure, a.rect_status, a.target_date,
                    a.updated_at
             FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE a.value = 'noncompliant' AND s.checklist_id = ? AND {where}
+            WHERE a.value = 'noncompliant' AND s.campaign_id = ? AND {where}
             ORDER BY i.province, i.name, a.item_id""",
-        [checklist_id, *params],
+        [campaign_id, *params],
     )
     return map(Rectification._make, cursor)

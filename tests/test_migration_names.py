@@ -26,7 +26,7 @@ FIXTURE = Path(__file__).parent / "data" / "zicha-75a41b5.db.gz"
 # Migrations written after tests/data/zicha-75a41b5.db.gz was made: they run on it, once.
 ADDED_SINCE_FIXTURE = [
     "m010_web_people_sessions_and_email", "m011_campaigns_and_selfcheck_campaign", "m012_web_evidence_files",
-    "m013_selfcheck_answer_counters",
+    "m013_selfchecks_reminders_and_digests_per_campaign", "m014_selfcheck_answer_counters",
 ]
 
 

@@ -58,10 +58,10 @@ def test_recipients_are_typed_and_follow_scope_and_blocking(
 
 def test_a_reminder_is_claimed_once(db: sqlite_utils.Database, food_lab: Institution) -> None:
     _join(db, food_lab, 2, "广东乙")
-    args = {"telegram_id": 2, "checklist_id": "c", "reminder": "d-3", "institution_id": food_lab.id}
+    args = {"telegram_id": 2, "campaign_id": "c", "checklist_id": "t", "reminder": "d-3", "institution_id": food_lab.id}
     assert reminders.claim(db, **args) is True  # type: ignore[arg-type]
     assert reminders.claim(db, **args) is False  # type: ignore[arg-type]
-    reminders.link_outbox(db, telegram_id=2, checklist_id="c", reminder="d-3", outbox_id=None)
+    reminders.link_outbox(db, telegram_id=2, campaign_id="c", reminder="d-3", outbox_id=None)
     assert reminders.reminded(db, "c", "d-3") == {2}
     assert reminders.reminded(db, "c", "d-1") == set()
 

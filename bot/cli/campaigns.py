@@ -150,3 +150,39 @@ def campaign_close(campaign_id: str) -> None:
     if stored is None:
         raise click.ClickException(f"No stored campaign {campaign_id!r} (see zicha campaign list)")
     click.echo(f"Campaign {stored.id} is closed; its {stored.selfchecks} self-checks stay readable.")
+
+
+CAMPAIGN_HELP = "This campaign (an id of checklists/campaigns/; default: the open ones of ZICHA_CAMPAIGN, or the deployment's one)."
+
+
+def campaign_runs(settings: object, campaign_id: str | None, today: dt.date | None = None) -> list[tuple[object, object]]:
+    """(checklist, reminder schedule) of each campaign a CLI command works on: ``--campaign
+    ID`` (any defined campaign, closed ones too: they stay readable); without it the open
+    campaigns of a deployment that runs several (``ZICHA_CAMPAIGN=a,b``), else the
+    deployment's one checklist (``today``: the day that decides which are open). ClickException for an unknown id."""
+    from bot.campaign_runtime import CampaignRegistry
+    from bot.cli.options import _open_db
+    from bot.core.campaigns import CampaignError
+    from bot.core.checklist import ChecklistError, load_checklists
+    from bot.core.schedule import ScheduleError
+    from bot.delivery.scheduler import campaign_schedule
+    from bot.resources import data_dir
+    from bot.telegram.app import load_campaign_registry, load_checklist
+
+    tz = settings.zicha_timezone  # type: ignore[attr-defined]
+    try:
+        if campaign_id is not None:
+            defined = _definitions(_today())
+            if campaign_id not in defined:
+                raise click.ClickException(f"--campaign: no campaign {campaign_id!r} (known: {', '.join(sorted(defined))})")
+            registry = CampaignRegistry([defined[campaign_id]], load_checklists(data_dir("checklists")))
+            return [(registry.checklists[campaign_id], defined[campaign_id].schedule(tz))]
+        several = load_campaign_registry(settings)  # type: ignore[arg-type]
+        if several is None:
+            checklist = load_checklist(settings)  # type: ignore[arg-type]
+            return [(checklist, campaign_schedule(settings, checklist))]  # type: ignore[arg-type]
+        with _open_db(settings) as db:  # type: ignore[arg-type]
+            runs = several.runs(db, today or _today())
+        return [(r.checklist, r.campaign.schedule(tz)) for r in runs if r.open]
+    except (CampaignError, ChecklistError, ScheduleError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None

@@ -34,7 +34,7 @@ def chat(demo: bool, files_dir: Path) -> None:
     from bot.conversation.text import _
     from bot.demo import seed_demo
     from bot.i18n import build_i18n
-    from bot.telegram.app import load_checklist
+    from bot.telegram.app import load_campaign_registry, load_checklist
     from storage.conversations import SQLiteStates
     from storage.institutions import get_membership
 
@@ -43,14 +43,22 @@ def chat(demo: bool, files_dir: Path) -> None:
         # The demo campaign's dates count from today, so a newcomer sees a live campaign.
         settings = settings.model_copy(update={"zicha_campaign": "demo"})
     with _open_db(settings) as db:
+        from storage.campaigns import get_campaign
+
+        stored_demo = get_campaign(db, "demo")
+        if not demo and not settings.zicha_campaign and stored_demo is not None and stored_demo.status == "open":
+            # A demo database (made by `zicha chat --demo`) goes on with the demo campaign.
+            settings = settings.model_copy(update={"zicha_campaign": "demo"})
         if demo:
             from bot.core.campaigns import load_configured_campaign
             from storage.campaigns import open_campaign
 
-            open_campaign(db, load_configured_campaign(settings.zicha_campaign or "demo", settings.tz))
+            for campaign_id in (settings.zicha_campaign or "demo").split(","):
+                open_campaign(db, load_configured_campaign(campaign_id.strip(), settings.tz))
         conversation = Conversation(
             db=db, checklist=load_checklist(settings), settings=settings, clock=lambda: dt.datetime.now(settings.tz),
             states=SQLiteStates(db), catalog=build_i18n(settings.zicha_locale),
+            campaigns=load_campaign_registry(settings),
         )  # fmt: skip
         console = ConsoleChat(conversation, click.echo, files_dir=files_dir)
         if demo and get_membership(db, CONSOLE_USER_ID) is None:

@@ -99,7 +99,7 @@ def pledge_get(uscc: str, submission_id: int | None, output: Path | None) -> Non
         if institution is None:
             raise click.ClickException(f"No institution with USCC {uscc}.")
         if submission_id is None:
-            submission = store.current_for_institution(db, institution.id, checklist.id)  # type: ignore[attr-defined]
+            submission = store.current_for_institution(db, institution.id, checklist.campaign_key)  # type: ignore[attr-defined]
             if submission is None:
                 raise click.ClickException(
                     f"{institution.name} ({institution.uscc}) has no signed pledge: its self-check is not signed, "

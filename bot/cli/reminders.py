@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import click
 import sqlite_utils
@@ -61,33 +62,36 @@ def _deliver(settings: Settings, db: sqlite_utils.Database, batch_ids: set[int] 
 @click.option("--dry-run", is_flag=True, help="Only list who would get which reminder; send and record nothing.")
 @click.option("--at", "at", metavar='"YYYY-MM-DD HH:MM"', help="Pretend it is this local time (default: now).")
 @click.option("--queue-only", is_flag=True, help="Queue the reminders for the running `zicha run` to send.")
-def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
+@click.option("--campaign", "campaign_id", default=None, help="Only this campaign (default: every open one, each on its own schedule).")
+def remind(dry_run: bool, at: str | None, queue_only: bool, campaign_id: str | None) -> None:
     """Send the deadline reminders due now, by the same rules as the scheduler in `zicha run`.
 
     Only the latest reminder due is sent (a missed earlier one is not caught up), once per
     staff member, to staff of institutions without a signed pledge, never in quiet hours.
     """
-    import datetime as dt
-    import time
-
-    from bot.core.schedule import ScheduleError
-    from bot.delivery.scheduler import campaign_schedule
-    from bot.i18n import build_i18n
-    from bot.services.reminders import due_reminders, sweep
-    from bot.telegram.app import load_checklist
+    from bot.cli.campaigns import campaign_runs
 
     settings = _settings()
-    try:
-        checklist = load_checklist(settings)
-        schedule = campaign_schedule(settings, checklist)
-    except (ScheduleError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    runs = campaign_runs(settings, campaign_id, _parse_at(at, settings.tz).date() if at else None)
+    if not runs:
+        raise click.ClickException("No campaign is open, so there are no reminders.")
+    for checklist, schedule in runs:
+        _remind_campaign(settings, checklist, schedule, dry_run=dry_run, at=at, queue_only=queue_only)
+
+
+def _remind_campaign(settings: Settings, checklist: Any, schedule: Any, *, dry_run: bool, at: str | None, queue_only: bool) -> None:
+    """`zicha remind` for one campaign: its own schedule and deadline."""
+    import time
+
+    from bot.i18n import build_i18n
+    from bot.services.reminders import due_reminders, sweep
+
     if schedule is None:
         raise click.ClickException(f"Checklist {checklist.id} has no deadline, so there are no reminders.")
     now = _parse_at(at, schedule.tz)
     local = now.astimezone(schedule.tz)
     click.echo(
-        f"{checklist.id}: deadline {schedule.deadline} ({schedule.tz.key}), reminders "
+        f"{checklist.campaign_key}: deadline {schedule.deadline} ({schedule.tz.key}), reminders "
         + ", ".join(f"{r.key} {r.due:%Y-%m-%d %H:%M}" for r in schedule.reminders())
         + f"; quiet hours {schedule.quiet_hours.describe()}"
     )
@@ -129,7 +133,11 @@ def remind(dry_run: bool, at: str | None, queue_only: bool) -> None:
 @click.option("--sender", default=None, help="Shown as the sender (default: the scope, e.g. 广东).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--queue-only", is_flag=True, help="Queue it for the running `zicha run` to send.")
-def broadcast(scope: Scope, text: str | None, file: Path | None, sender: str | None, yes: bool, queue_only: bool) -> None:
+@click.option("--campaign", "campaign_id", default=None, help="Only staff of institutions this campaign covers.")
+def broadcast(
+    scope: Scope, text: str | None, file: Path | None, sender: str | None, yes: bool, queue_only: bool,
+    campaign_id: str | None,
+) -> None:  # fmt: skip
     """Send a message to every bound staff member in a scope, then print the delivery report.
 
     Shows the number of recipients first and asks for confirmation. Messages go through the
@@ -152,10 +160,16 @@ def broadcast(scope: Scope, text: str | None, file: Path | None, sender: str | N
     if len(body) > MAX_BROADCAST_LENGTH:
         raise click.ClickException(f"The message has {len(body)} characters; at most {MAX_BROADCAST_LENGTH}.")
     settings = _settings()
+    campaign = None
+    if campaign_id is not None:
+        from bot.cli.campaigns import campaign_runs
+
+        campaign = campaign_runs(settings, campaign_id)[0][0]
     with _open_existing_db(settings) as db:
-        reach = audience(db, scope)
+        reach = audience(db, scope, campaign)  # type: ignore[arg-type]
         click.echo(
             f"Recipients: {reach.total} staff of {reach.institutions} institution(s) in {scope.to_text()}"
+            + (f", campaign {campaign_id}" if campaign_id else "")
             + (f" ({reach.unreachable} blocked the bot)" if reach.unreachable else "")
         )
         if reach.total == 0:
@@ -166,7 +180,7 @@ def broadcast(scope: Scope, text: str | None, file: Path | None, sender: str | N
         batch_id, queued = create_broadcast(
             db, i18n, scope=scope, body_html=html.escape(body, quote=False),
             sender=sender or scope.describe(settings.zicha_locale), created_by=None, report_chat_id=None,
-            default_locale=settings.zicha_locale,
+            default_locale=settings.zicha_locale, campaign=campaign,  # type: ignore[arg-type]
         )  # fmt: skip
         click.echo(f"Broadcast #{batch_id} queued for {queued} recipient(s).")
         if queue_only:

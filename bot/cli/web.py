@@ -25,14 +25,17 @@ def web_command() -> None:
     """
     from bot.i18n import build_i18n
     from bot.ops.logs import setup_logging
-    from bot.telegram.app import load_checklist
+    from bot.telegram.app import load_campaign_registry, load_checklist
     from bot.web.app import build_web_app, serve_forever
 
     settings = _settings()
     setup_logging(fmt=settings.zicha_log_format, level=settings.zicha_log_level, secrets=[])
     db = _open_db(settings)
     try:
-        app = build_web_app(settings, db, load_checklist(settings), build_i18n(settings.zicha_locale))
+        app = build_web_app(
+            settings, db, load_checklist(settings), build_i18n(settings.zicha_locale),
+            campaigns=load_campaign_registry(settings),
+        )  # fmt: skip
         click.echo(f"Web chat on http://{settings.zicha_web_host}:{settings.zicha_web_port}", err=True)
         asyncio.run(serve_forever(app, settings.zicha_web_host, settings.zicha_web_port))
     except KeyboardInterrupt:

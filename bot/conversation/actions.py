@@ -191,6 +191,21 @@ class ShowPledge(Action):
 
 
 @dataclass(frozen=True)
+class ShowCampaigns(Action):
+    """/campaign: the campaigns the user's institution may open, to choose one."""
+
+    kind: ClassVar[str] = "campaigns"
+
+
+@dataclass(frozen=True)
+class PickCampaign(Action):
+    """Work on campaign ``campaign`` from now on (remembered for the user)."""
+
+    kind: ClassVar[str] = "pick_campaign"
+    campaign: str = ""
+
+
+@dataclass(frozen=True)
 class DeskAction(Action):
     """What a regulator does on their desk (bot/conversation/desk.py). Every one is checked
     against the regulator's scope as it is now, never trusted from a button: a forged id
@@ -200,9 +215,11 @@ class DeskAction(Action):
 
 @dataclass(frozen=True)
 class ShowStatus(DeskAction):
-    """A regulator's /status: the totals of their scope."""
+    """A regulator's /status: the totals of their scope (in ``campaign``; empty: the first
+    open campaign of their scope)."""
 
     kind: ClassVar[str] = "status"
+    campaign: str = ""
 
 
 @dataclass(frozen=True)
@@ -211,6 +228,7 @@ class ShowOverdue(DeskAction):
 
     kind: ClassVar[str] = "overdue"
     page: int = 0
+    campaign: str = ""
 
 
 @dataclass(frozen=True)
@@ -295,7 +313,7 @@ class PledgeStep(Action):
     h: str = ""
 
 
-ALL_ACTIONS: tuple[type[Action], ...] = (Choose, SetRect, Pick, PickDone, SameAsLastYear, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, PledgeStep, *REGULATOR_ACTIONS)
+ALL_ACTIONS: tuple[type[Action], ...] = (Choose, SetRect, Pick, PickDone, SameAsLastYear, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, PledgeStep, ShowCampaigns, PickCampaign, *REGULATOR_ACTIONS)
 ACTIONS: dict[str, type[Action]] = {cls.kind: cls for cls in ALL_ACTIONS}
 
 

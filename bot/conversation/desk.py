@@ -25,12 +25,15 @@ import secrets
 import tempfile
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import Any, Protocol
 
 import sqlite_utils
 
+from bot.campaign_runtime import CampaignRegistry, Running
+from bot.conversation import campaign_screens as cs
 from bot.conversation import desk_views as views
 from bot.conversation import regulator as reports
 from bot.conversation.actions import (
@@ -122,6 +125,19 @@ def write_workbook(settings: Any, checklist: Checklist, scope: Any, now: dt.date
         db.close()
 
 
+def in_campaign(screen: Screen, run: Running | None, runs: list[Running], locale: str) -> Screen:
+    """A regulator's screen of one campaign: its name on top, its own pages, and a button
+    for each other campaign of their scope (no change when the deployment runs one)."""
+    if run is None:
+        return screen
+    rows = tuple(
+        tuple(replace(b, action=replace(b.action, campaign=run.id)) if isinstance(b.action, ShowOverdue) else b for b in row)
+        for row in screen.rows
+    )
+    blocks = (cs.campaign_line(run, locale) + "\n" + screen.blocks[0], *screen.blocks[1:]) if screen.blocks else screen.blocks
+    return replace(screen, blocks=blocks, rows=rows + cs.regulator_campaign_rows(runs, run.id, locale))
+
+
 class Desk:
     """The regulator flows, one per deployment (built by the engine)."""
 
@@ -135,6 +151,7 @@ class Desk:
         states: StateStore,
         catalog: Catalog | None,
         speaking: Callable[[str], AbstractContextManager[None]],
+        campaigns: CampaignRegistry | None = None,
     ) -> None:
         self.db = db
         self.checklist = checklist
@@ -143,6 +160,7 @@ class Desk:
         self.states = states
         self.catalog = catalog
         self.speaking = speaking
+        self.campaigns = campaigns  # several campaigns at once: a regulator picks one
         self.outbox: Outbox | None = None
         self.exporting: set[int] = set()  # regulators whose workbook is being made
         self.workbook: Callable[[Any, Checklist, Any, dt.datetime], bytes] = write_workbook
@@ -161,11 +179,17 @@ class Desk:
             if actor.institution is None:
                 return Outcome(notice=_("Only invited staff can use these buttons. Send /start for help."), alert=True)
             return Outcome(notice=_("This button is no longer valid."))
-        if isinstance(action, ShowStatus):
-            return self.status(regulator, actor.locale)
-        if isinstance(action, ShowOverdue):
-            report = build_status(self.db, self.checklist, regulator.scope, self.clock())
-            return Outcome(reports.overdue_screen(report, action.page, actor.locale))
+        if isinstance(action, ShowStatus | ShowOverdue):
+            picked = self.campaign_for(regulator, action.campaign)
+            if isinstance(picked, Outcome):
+                return picked
+            checklist, run, runs = picked
+            report = build_status(self.db, checklist, regulator.scope, self.clock())
+            if isinstance(action, ShowOverdue):
+                return Outcome(in_campaign(reports.overdue_screen(report, action.page, actor.locale), run, runs, actor.locale))
+            corrections = pending_corrections(self.db, checklist.campaign_key, confirm_item_ids(checklist), regulator.scope)
+            screen = reports.status_screen(report, actor.locale, corrections=len({c.institution_id for c in corrections}))
+            return Outcome(in_campaign(screen, run, runs, actor.locale))
         if isinstance(action, FindInstitution):
             return self.find(regulator, action.query, actor.locale)
         if isinstance(action, ShowInstitution):
@@ -193,20 +217,36 @@ class Desk:
         if regulator is None or jobs.in_memory(db_path):
             with self.speaking(actor.locale):
                 return self.handle(actor, action)
+        with self.speaking(actor.locale):
+            picked = self.campaign_for(regulator, action.campaign)
+        if isinstance(picked, Outcome):
+            return picked
+        checklist, run, runs = picked
         keep = "overdue" if isinstance(action, ShowOverdue) else "none"
-        report, corrections = await jobs.run(jobs.status_report, str(db_path), self.checklist, regulator.scope, self.clock(), keep)
-        report.checklist = self.checklist
+        report, corrections = await jobs.run(jobs.status_report, str(db_path), checklist, regulator.scope, self.clock(), keep)
+        report.checklist = checklist
         with self.speaking(actor.locale):
             if isinstance(action, ShowOverdue):
-                return Outcome(reports.overdue_screen(report, action.page, actor.locale))
-            return Outcome(reports.status_screen(report, actor.locale, corrections=corrections))
+                screen = reports.overdue_screen(report, action.page, actor.locale)
+            else:
+                screen = reports.status_screen(report, actor.locale, corrections=corrections)
+            return Outcome(in_campaign(screen, run, runs, actor.locale))
+
+    def campaign_for(self, regulator: Regulator, wanted: str) -> tuple[Checklist, Running | None, list[Running]] | Outcome:
+        """The checklist a regulator's report is of: the deployment's one, or with several
+        campaigns ``wanted`` (empty: the first open one of their scope), with every campaign
+        of their scope for the buttons that switch."""
+        if self.campaigns is None:
+            return self.checklist, None, []
+        runs = self.campaigns.for_scope(self.db, regulator.scope, self.clock().date())
+        run = next((r for r in runs if r.id == wanted), None) if wanted else (runs[0] if runs else None)
+        if run is None:
+            if wanted:
+                return Outcome(notice=_("This campaign is not in your scope."), alert=True)
+            return Outcome(Screen("status", (_("No self-check campaign concerns your scope."),)))
+        return run.checklist, run, runs
 
     # --- status and institutions -------------------------------------------------------------
-
-    def status(self, regulator: Regulator, locale: str) -> Outcome:
-        report = build_status(self.db, self.checklist, regulator.scope, self.clock())
-        corrections = pending_corrections(self.db, self.checklist.id, confirm_item_ids(self.checklist), regulator.scope)
-        return Outcome(reports.status_screen(report, locale, corrections=len({c.institution_id for c in corrections})))
 
     def find(self, regulator: Regulator, query: str, locale: str) -> Outcome:
         text = query.strip()
@@ -245,7 +285,7 @@ class Desk:
         noncompliant = [(interview.position(item.id), item, answers[item.id]) for item in progress.noncompliant]
         # the scope was checked above: the corrections of this one institution
         corrections = pending_corrections(
-            self.db, self.checklist.id, confirm_item_ids(self.checklist), regulator.scope, institution_id=institution.id
+            self.db, self.checklist.campaign_key, confirm_item_ids(self.checklist), regulator.scope, institution_id=institution.id
         )
         return views.InstitutionFacts(
             institution, status, members_of(self.db, institution.id), contact, progress.done, progress.total,
@@ -274,9 +314,10 @@ class Desk:
 
     # --- the workbook ----------------------------------------------------------------------
 
-    async def export(self, actor: DeskActor) -> AsyncGenerator[Outcome, None]:
+    async def export(self, actor: DeskActor, campaign: str = "") -> AsyncGenerator[Outcome, None]:
         """/export: "preparing", then the workbook of the scope as an attachment (one at a
-        time per regulator; a second request meanwhile is told to wait)."""
+        time per regulator; a second request meanwhile is told to wait). With several
+        campaigns: one workbook for each open one of the scope, or for ``campaign`` only."""
         regulator = actor.regulator
         if regulator is None:
             with self.speaking(actor.locale):
@@ -286,29 +327,44 @@ class Desk:
             with self.speaking(actor.locale):
                 yield Outcome(messages=[views.still_preparing_text()])
             return
+        with self.speaking(actor.locale):
+            targets = self.export_targets(regulator, campaign.strip())
+            if isinstance(targets, Outcome):
+                yield targets
+                return
         self.exporting.add(regulator.telegram_id)
         try:
             with self.speaking(actor.locale):
                 preparing = Outcome(messages=[views.preparing_text()])
             yield preparing
             now = self.clock()
-            content = await self.workbook_of(regulator, now)
-            with self.speaking(actor.locale):
-                done = Outcome(views.workbook_screen(regulator.scope, now.date(), content, actor.locale))
-            yield done
+            for checklist, run in targets:
+                content = await self.workbook_of(regulator, checklist, now)
+                with self.speaking(actor.locale):
+                    done = Outcome(views.workbook_screen(regulator.scope, now.date(), content, actor.locale, run))
+                yield done
         finally:
             self.exporting.discard(regulator.telegram_id)
 
-    async def workbook_of(self, regulator: Regulator, now: dt.datetime) -> bytes:
+    def export_targets(self, regulator: Regulator, wanted: str) -> list[tuple[Checklist, Running | None]] | Outcome:
+        if self.campaigns is None:
+            return [(self.checklist, None)]
+        runs = self.campaigns.for_scope(self.db, regulator.scope, self.clock().date(), open_only=not wanted)
+        runs = [r for r in runs if r.id == wanted] if wanted else runs
+        if not runs:
+            return Outcome(messages=[_("No such campaign in your scope. Send /status to see the campaigns.")])
+        return [(r.checklist, r) for r in runs]
+
+    async def workbook_of(self, regulator: Regulator, checklist: Checklist, now: dt.datetime) -> bytes:
         """The workbook of the regulator's scope, made in the report worker process (a national
         one is millions of cells: in a thread it would slow every press); a database in memory
         cannot be opened there, so it is made in a thread on a connection of its own."""
         db_path = getattr(self.settings, "zicha_db", ":memory:")
         if jobs.in_memory(db_path):
-            return await asyncio.to_thread(self.workbook, self.settings, self.checklist, regulator.scope, now)
+            return await asyncio.to_thread(self.workbook, self.settings, checklist, regulator.scope, now)
         with tempfile.TemporaryDirectory(prefix="zicha-export-") as tmp:
             path = Path(tmp) / "export.xlsx"
-            await jobs.run(jobs.export_workbook, str(db_path), self.checklist, regulator.scope, now, str(path))
+            await jobs.run(jobs.export_workbook, str(db_path), checklist, regulator.scope, now, str(path))
             return path.read_bytes()
 
     # --- broadcasts ------------------------------------------------------------------------

@@ -210,12 +210,17 @@ def still_preparing_text() -> str:
     return _("Your workbook is still being prepared; it will arrive shortly.")
 
 
-def workbook_screen(scope: Scope, today: dt.date, content: bytes, locale: str) -> Screen:
-    """The workbook as a file with its caption (no text of its own)."""
+def workbook_screen(scope: Scope, today: dt.date, content: bytes, locale: str, campaign: Any = None) -> Screen:
+    """The workbook as a file with its caption (no text of its own); ``campaign``: the
+    campaign it is of, when the deployment runs several (named in the caption and file)."""
     caption = _("Self-check workbook · {scope} · {date}").format(
         scope=escape(scope.describe(locale)), date=format_date(today, locale)
     )
-    return Screen("export", (), attachments=(Attachment(f"zicha-{today.isoformat()}.xlsx", content, caption, XLSX),))
+    name = f"zicha-{today.isoformat()}.xlsx"
+    if campaign is not None:
+        caption += "\n" + escape(campaign.title(locale))
+        name = f"zicha-{campaign.id}-{today.isoformat()}.xlsx"
+    return Screen("export", (), attachments=(Attachment(name, content, caption, XLSX),))
 
 
 # --- broadcasts ------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ from typing import Any, Protocol
 
 import sqlite_utils
 
+from bot.campaign_runtime import CampaignRegistry, Running
+from bot.conversation import campaign_screens as cs
 from bot.conversation import onboarding, render
 from bot.conversation import pledge_screens as ps
 from bot.conversation import state as st
@@ -44,6 +46,7 @@ from bot.conversation.actions import (
     Navigate,
     OpenSection,
     Pick,
+    PickCampaign,
     PickDone,
     PledgeAction,
     PledgeStep,
@@ -51,6 +54,7 @@ from bot.conversation.actions import (
     SameAsLastYear,
     SendFile,
     SetRect,
+    ShowCampaigns,
     ShowOverdue,
     ShowPledge,
     ShowProgress,
@@ -82,7 +86,7 @@ from bot.pledge.submit import (
     sign,
 )
 from bot.pledge.text import pledge_for
-from bot.selfcheck import Frozen, NotAllowed, Workspace, open_workspace
+from bot.selfcheck import CampaignClosed, Frozen, NotAllowed, Workspace, open_workspace
 from storage import pledges as pledge_store
 from storage.answers import StaleAnswer
 from storage.db import transaction
@@ -116,10 +120,16 @@ class Catalog(Protocol):
 class Step:
     """One action in hand: the actor's workspace, read once, and their state."""
 
-    def __init__(self, conversation: Conversation, actor: Actor, institution: Institution) -> None:
+    def __init__(
+        self, conversation: Conversation, actor: Actor, institution: Institution, run: Running | None = None
+    ) -> None:
         self.c = conversation
         self.actor = actor
-        self.ws: Workspace = open_workspace(conversation.db, conversation.checklist, institution)
+        # ``run``: the actor's current campaign when the deployment runs several; its
+        # checklist (with the campaign's id, deadline, pledge) is the one they answer.
+        checklist = conversation.checklist if run is None else run.checklist
+        read_only = run is not None and not run.open
+        self.ws: Workspace = open_workspace(conversation.db, checklist, institution, read_only=read_only)
         self.state: ConversationState = conversation.states.load(actor.key)
 
     def facts(self) -> Facts:
@@ -191,6 +201,8 @@ class Step:
         return self.item(item, guide=again and self.state.guide, **extra)
 
     def frozen(self, exc: Frozen) -> str:
+        if isinstance(exc, CampaignClosed) or exc.submission is None:
+            return cs.closed_text()
         return render.frozen_text(exc.submission, self.actor.locale, self.c.clock().tzinfo)
 
     # --- guards ------------------------------------------------------------------------
@@ -423,6 +435,8 @@ class Step:
         answer = self.ws.answer(item.id) if item is not None else None
         if item is None or answer is None or answer.value is not Choice.NONCOMPLIANT:
             return Outcome(messages=[_("Files are accepted only as evidence for a non-compliant item. Nothing was saved.")])
+        if self.ws.read_only:
+            return Outcome(messages=[cs.closed_text()])
         signed = self.ws.submission()
         if signed is not None:  # read-only while signed; add_evidence would raise Frozen
             return Outcome(messages=[self.frozen(Frozen(signed))])
@@ -550,6 +564,11 @@ class Step:
         if isinstance(refused, Outcome):
             return refused
         step = action.action
+        if self.ws.read_only and step not in (PledgeAction.PDF, PledgeAction.CANCEL):
+            submission = self.ws.submission()
+            if submission is not None:
+                return self.signed(submission, notice=cs.closed_text(), alert=True)
+            return self.summary(notice=cs.closed_text(), alert=True)
         if step is PledgeAction.START:
             return self.offer()
         if step is PledgeAction.CANCEL:
@@ -624,16 +643,22 @@ class Conversation:
         clock: Clock,
         states: StateStore,
         catalog: Catalog | None = None,
+        campaigns: CampaignRegistry | None = None,
     ) -> None:
+        """``checklist``: the one table of a single-campaign deployment (and the default);
+        ``campaigns``: the registry of a deployment that runs several at once, from which
+        each actor answers the checklist of their current campaign."""
         self.db = db
         self.checklist = checklist
+        self.campaigns = campaigns
         self.settings = settings
         self.clock = clock
         self.states = states
         self.catalog = catalog
         # The regulator flows (bot/conversation/desk.py); ``desk.outbox`` is set once the outbox runs.
         self.desk = Desk(
-            db=db, checklist=checklist, settings=settings, clock=clock, states=states, catalog=catalog, speaking=self._speaking
+            db=db, checklist=checklist, settings=settings, clock=clock, states=states, catalog=catalog, speaking=self._speaking,
+            campaigns=campaigns,
         )
 
     @contextmanager
@@ -649,8 +674,53 @@ class Conversation:
         """The engine's strings (``bot.conversation.text._``) in ``locale``, for a channel's own lines too."""
         return self._speaking(locale)
 
-    def workspace(self, institution: Institution) -> Workspace:
-        return open_workspace(self.db, self.checklist, institution)
+    def workspace(self, institution: Institution, run: Running | None = None) -> Workspace:
+        checklist = self.checklist if run is None else run.checklist
+        return open_workspace(self.db, checklist, institution, read_only=run is not None and not run.open)
+
+    def current_campaign(self, actor: Actor) -> tuple[Running | None, list[Running]]:
+        """(the actor's current campaign, every campaign they may open); (None, []) when the
+        deployment runs one checklist."""
+        if actor.institution is None:
+            return None, []
+        return self.campaign_of(actor.user_id, actor.institution)
+
+    def campaign_of(self, user_id: int, institution: Institution) -> tuple[Running | None, list[Running]]:
+        if self.campaigns is None:
+            return None, []
+        return self.campaigns.current(self.db, user_id, institution, self.clock().date())
+
+    def checklist_for(self, actor: Actor) -> Checklist | None:
+        """The checklist the actor answers now (None: they must choose a campaign first)."""
+        if self.campaigns is None:
+            return self.checklist
+        run, _available = self.current_campaign(actor)
+        return None if run is None else run.checklist
+
+    def _staff(self, actor: Actor, action: Action) -> Outcome:
+        """Staff of a deployment with several campaigns: the choice (at /start when two
+        cover them and none is chosen yet, and with /campaign), then their campaign's step."""
+        assert actor.institution is not None
+        run, available = self.current_campaign(actor)
+        if isinstance(action, PickCampaign):
+            picked = next((r for r in available if r.id == action.campaign), None)
+            if picked is None:
+                return Outcome(notice=_("This campaign is not open to your institution."), alert=True)
+            assert self.campaigns is not None
+            self.campaigns.choose(self.db, actor.user_id, picked.id)
+            step = Step(self, actor, actor.institution, picked)
+            # The state's item was another campaign's: start from this one's first open item.
+            step.state = step.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False})
+            outcome = step.resume(messages=[cs.working_on(picked, actor.locale)])
+            return outcome
+        if not available:
+            return Outcome(cs.no_campaign_screen())
+        if run is None or isinstance(action, ShowCampaigns):
+            return Outcome(cs.choice_screen(available, run.id if run else None, actor.locale))
+        step = Step(self, actor, actor.institution, run)
+        if isinstance(action, (Choose, SetRect)) and action.origin is not None:
+            return self._press(actor, step, action)
+        return self._dispatch(step, action)
 
     def screen_for(self, actor: Actor, *, again: bool = False) -> Outcome:
         """Where the actor is: the screen /start shows."""
@@ -664,6 +734,8 @@ class Conversation:
                 return self.desk.handle(actor, action)
             if actor.institution is None or isinstance(action, onboarding.ACTIONS):
                 return onboarding.handle(self, actor, action)  # /start, joining, the language, /verify
+            if self.campaigns is not None:
+                return self._staff(actor, action)
             step = Step(self, actor, actor.institution)
             if isinstance(action, (Choose, SetRect)) and action.origin is not None:
                 return self._press(actor, step, action)
@@ -715,6 +787,8 @@ class Conversation:
             return again if again is not None else step.resume(again=action.again)
         if isinstance(action, ShowProgress):
             return step.passive(render.progress_screen(step.facts()))
+        if isinstance(action, (ShowCampaigns, PickCampaign)):  # one checklist: nothing to choose
+            return Outcome(notice=_("This deployment runs one self-check; there is no campaign to choose."))
         if isinstance(action, ShowReview):
             return step.passive(render.review_screen(step.facts()))
         return Outcome(notice=_("This button is no longer valid."))
@@ -722,7 +796,12 @@ class Conversation:
     def resume_from(self, actor: Actor, state: ConversationState) -> Outcome:
         """Where ``actor`` is, from ``state`` (about to be kept, not yet stored: just joined)."""
         assert actor.institution is not None
-        step = Step(self, actor, actor.institution)
+        run = None
+        if self.campaigns is not None:
+            run, available = self.current_campaign(actor)
+            if run is None:  # several campaigns cover them: they choose first
+                return Outcome(cs.choice_screen(available, None, actor.locale) if available else cs.no_campaign_screen())
+        step = Step(self, actor, actor.institution, run)
         step.state = state
         return step.resume()
 
@@ -737,7 +816,8 @@ class Conversation:
         """The completion summary (the pledge flow returns to it)."""
         assert actor.institution is not None
         with self._speaking(actor.locale):
-            return Step(self, actor, actor.institution).summary()
+            run, _available = self.current_campaign(actor)
+            return Step(self, actor, actor.institution, run).summary()
 
     def signing_identity(self) -> Any:
         """The signing identity; the default self-signed pair is created on first use when
@@ -774,7 +854,10 @@ class Conversation:
         words for why it could not); it is called only once the limits allow the file."""
         assert actor.institution is not None
         with self._speaking(actor.locale):
-            ws = self.workspace(actor.institution)
+            run, _available = self.current_campaign(actor)
+            ws = self.workspace(actor.institution, run)
+            if ws.read_only:
+                return Outcome(messages=[cs.closed_text()])
             submission = ws.submission()
             not_signed = _("The pledge is not signed (any more), so the file was not attached. Send /pledge to see where things stand.")
             if submission is None:

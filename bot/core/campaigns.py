@@ -372,3 +372,14 @@ def load_configured_campaign(campaign_id: str, tz: dt.tzinfo) -> Campaign:
         known = ", ".join(sorted(p.stem for p in campaigns_dir().glob("*.toml")))
         raise CampaignError(f"ZICHA_CAMPAIGN: no campaign {campaign_id!r} (known: {known})")
     return load_campaign(path, today=dt.datetime.now(tz).date())
+
+
+def scope_meets(scope: Any, coverage: Coverage | None) -> bool:
+    """Whether a regulator's scope (bot.core.scope.Scope) may contain institutions a
+    campaign covers: a national scope sees every campaign; a provincial one the campaigns
+    of any province or of one of its own, narrowed to fields only if both name fields."""
+    if coverage is None:
+        return True
+    if not scope.national and coverage.provinces and not (coverage.provinces & scope.provinces):
+        return False
+    return not scope.fields or not coverage.fields or bool(scope.fields & coverage.fields)

@@ -150,12 +150,42 @@ class Checklist:
     # The campaign this checklist runs in, when a deployment runs one (ZICHA_CAMPAIGN);
     # None: the campaign named after the checklist (the 2023 table: samr-2023-national).
     campaign_id: str | None = None
+    # The campaign's pledge file (checklists/pledges/<id>.toml); None: the checklist's id.
+    pledge_id: str | None = None
+    # Whom the campaign covers (bot.core.campaigns.Coverage); None: every institution.
+    coverage: Any = field(default=None, compare=False, repr=False)
+    # The campaign's title, when a deployment runs several (digests and exports name it).
+    campaign_title: Localized | None = field(default=None, compare=False, repr=False)
 
-    def for_campaign(self, campaign_id: str, deadline: datetime.date | None) -> Checklist:
-        """This checklist as a campaign runs it: that campaign's id and deadline."""
+    def for_campaign(
+        self,
+        campaign_id: str,
+        deadline: datetime.date | None,
+        *,
+        pledge_id: str | None = None,
+        coverage: Any = None,
+        title: Localized | None = None,
+    ) -> Checklist:
+        """This checklist as a campaign runs it: that campaign's id, deadline, pledge and coverage."""
         import dataclasses
 
-        return dataclasses.replace(self, campaign_id=campaign_id, deadline=deadline)
+        return dataclasses.replace(
+            self, campaign_id=campaign_id, deadline=deadline, pledge_id=pledge_id, coverage=coverage, campaign_title=title
+        )
+
+    @property
+    def campaign_key(self) -> str:
+        """The campaign whose self-checks, reminders and digests these are (stored as
+        ``selfchecks.campaign_id``): the campaign's id, else the checklist's."""
+        return self.campaign_id or self.id
+
+    @property
+    def pledge_key(self) -> str:
+        return self.pledge_id or self.id
+
+    def covers(self, level: str, province: str, fields: Iterable[str]) -> bool:
+        """Whether the campaign covers an institution (always, outside a campaign)."""
+        return self.coverage is None or bool(self.coverage.covers(level, province, tuple(fields)))
 
     @cached_property
     def _items(self) -> tuple[Item, ...]:

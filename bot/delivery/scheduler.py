@@ -18,6 +18,7 @@ from aiogram import Bot
 from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.campaign_runtime import CampaignRegistry
 from bot.config import Settings
 from bot.core.checklist import Checklist
 from bot.core.schedule import DEFAULT_QUIET_HOURS, CampaignSchedule, QuietHours, load_schedule
@@ -39,7 +40,8 @@ def campaign_schedule(settings: Settings, checklist: Checklist) -> CampaignSched
     if settings.zicha_campaign:
         from bot.core.campaigns import load_configured_campaign
 
-        return load_configured_campaign(settings.zicha_campaign, settings.tz).schedule(settings.zicha_timezone)
+        first = settings.zicha_campaign.split(",")[0].strip()  # several: each has its own (Background)
+        return load_configured_campaign(first, settings.tz).schedule(settings.zicha_timezone)
     return load_schedule(
         data_dir("checklists") / "campaigns",
         checklist.id,
@@ -65,13 +67,16 @@ class Background:
         settings: Settings,
         clock: Clock,
         schedule: CampaignSchedule | None,
+        campaigns: CampaignRegistry | None = None,
     ) -> None:
+        """``campaigns``: several at once, each swept on its own schedule and deadline."""
         self.db = db
         self.checklist = checklist
         self.i18n = i18n
         self.settings = settings
         self.clock = clock
         self.schedule = schedule
+        self.campaigns = campaigns
         self.scheduler = AsyncIOScheduler(timezone=settings.tz)
         self.sender: OutboxSender | None = None
         self._sender_task: asyncio.Task[None] | None = None
@@ -96,11 +101,12 @@ class Background:
                 self.sweep, "interval", minutes=self.settings.zicha_sweep_minutes, id=SWEEP_JOB,
                 next_run_time=dt.datetime.now(self.settings.tz), **common,
             )  # fmt: skip
-            send_time = self.schedule.send_time
-            self.scheduler.add_job(
-                self.sweep, "cron", hour=send_time.hour, minute=send_time.minute, timezone=self.schedule.tz,
-                id=SWEEP_AT_SEND_TIME_JOB, **common,
-            )  # fmt: skip
+            for n, schedule in enumerate(self.schedules() or [self.schedule]):
+                send_time = schedule.send_time
+                self.scheduler.add_job(
+                    self.sweep, "cron", hour=send_time.hour, minute=send_time.minute, timezone=schedule.tz,
+                    id=SWEEP_AT_SEND_TIME_JOB + (f"-{n}" if n else ""), **common,
+                )  # fmt: skip
         self.scheduler.start()
         log.info(
             "background: outbox sender started (%.3g msg/s); reminders %s",
@@ -136,8 +142,35 @@ class Background:
             return None
         return quiet.describe()
 
+    def runs(self) -> list[tuple[Checklist, CampaignSchedule]]:
+        """Each open campaign's checklist and schedule (several campaigns at once)."""
+        if self.campaigns is None:
+            return []
+        found = []
+        for run in self.campaigns.runs(self.db, self.clock().date()):
+            schedule = run.campaign.schedule(self.settings.zicha_timezone)
+            if run.open and schedule is not None:
+                found.append((run.checklist, schedule))
+        return found
+
+    def schedules(self) -> list[CampaignSchedule]:
+        return [schedule for _checklist, schedule in self.runs()]
+
     async def sweep(self) -> int:
-        """Queue the reminders due now; returns how many."""
+        """Queue the reminders due now (of every open campaign, each on its own schedule);
+        returns how many."""
+        if self.campaigns is not None:
+            total = 0
+            for checklist, schedule in self.runs():
+                queued = reminders.sweep(
+                    self.db, checklist, schedule, self.i18n, self.clock(), default_locale=self.i18n.default_locale
+                )
+                if queued:
+                    log.info("reminders: queued %d %s reminder(s) of %s", len(queued), queued[0].reminder.key, checklist.campaign_key)
+                total += len(queued)
+            if total:
+                self.wake()
+            return total
         if self.schedule is None:
             return 0
         queued = reminders.sweep(

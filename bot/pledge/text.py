@@ -184,7 +184,10 @@ def load_pledge(checklist_id: str) -> Pledge:
 def pledge_for(checklist: Any) -> Pledge:
     """The pledge signed after ``checklist``: the one named after it, else the one its
     campaign names (``pledge = ...`` in checklists/campaigns/, e.g. the 2025 table signs
-    the national pledge)."""
+    the national pledge). A checklist served for a campaign carries that campaign's pledge."""
+    pledge_id = getattr(checklist, "pledge_id", None)
+    if pledge_id:
+        return load_pledge(pledge_id)
     own = data_dir("checklists") / "pledges" / f"{checklist.id}.toml"
     campaign_id = getattr(checklist, "campaign_id", None)
     if not own.is_file() and campaign_id:

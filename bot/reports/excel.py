@@ -214,9 +214,9 @@ def write_export(
     # 2. institutions with status and progress, the self-check contact and corrections
     contact_ids = [item_id for item_id in CONTACT_ITEM_IDS if checklist.has_item(item_id)]
     contact_titles = [CONTACT_TITLES[item_id] for item_id in contact_ids]
-    contacts = text_answers(db, checklist.id, contact_ids, scope)
+    contacts = text_answers(db, checklist.campaign_key, contact_ids, scope)
     corrections: dict[int, list[str]] = {}
-    for c in pending_corrections(db, checklist.id, confirm_item_ids(checklist), scope):
+    for c in pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope):
         stamp = local_time(c.updated_at, tz)
         corrections.setdefault(c.institution_id, []).append(
             c.text + (f"（{stamp:%Y-%m-%d %H:%M} 提交）" if stamp else "")
@@ -292,7 +292,7 @@ def write_export(
     stored: dict[str, Answer] = {}
 
     def flush() -> None:
-        if current is not None:
+        if current is not None and current in by_sc:  # (not: an institution the campaign no longer covers)
             owner = by_sc[current]
             if conditional:  # an item hidden by an earlier answer: its answer is kept, not reported
                 interview = Interview(checklist, owner.fields)
@@ -303,7 +303,7 @@ def write_export(
             # cells already neutralised
             answers.trusted_row([*(_safe_cell(answers.ws, v) for v in (owner.name, owner.uscc, owner.province)), *cells])
 
-    for sc, item_id, value, typed in answers_in_scope(db, checklist.id, scope):
+    for sc, item_id, value, typed in answers_in_scope(db, checklist.campaign_key, scope):
         if sc != current:
             flush()
             current = sc
@@ -333,7 +333,7 @@ def write_export(
         [40, 22, 10, 10, 50, 40, 40, 16, 14, 18],
     )
     for name, uscc, province, item_id, problem, measure, rect_status, target, updated in rectifications_in_scope(
-        db, checklist.id, scope
+        db, checklist.campaign_key, scope
     ):
         text = checklist.item(item_id).text.zh_CN if checklist.has_item(item_id) else ""
         rect.row(

@@ -103,7 +103,7 @@ def status_report(
     db = open_db(db_path, migrate=False)
     try:
         report = build_status(db, checklist, scope, now)
-        corrections = pending_corrections(db, checklist.id, confirm_item_ids(checklist), scope)
+        corrections = pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
     finally:
         db.close()
     report.institutions = report.overdue if keep == "overdue" else []

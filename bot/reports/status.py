@@ -111,7 +111,9 @@ def institution_statuses(
     """Every institution in ``scope`` (or just institution ``only``, if it is in scope)
     with its state, ordered by province, then name."""
     late = past_deadline(checklist, now)
-    rows = store.status_rows(db, checklist.id, scope, only=only)
+    rows = store.status_rows(db, checklist.campaign_key, scope, only=only)
+    if checklist.coverage is not None:  # a campaign: only the institutions it covers
+        rows = [r for r in rows if checklist.covers(r.level, r.province, json.loads(r.fields))]
     # Sorted here rather than in SQL: sorting 54,000 names in SQLite costs more than the query.
     rows.sort(key=lambda r: (r.province, r.name, r.id))
     parsed: dict[str, tuple[str, ...]] = {}
@@ -199,12 +201,12 @@ def progress_by_selfcheck(
     # per self-check for the items every institution answers.
     general = [item.id for item in checklist.items if not item.fields]
     by_sc: dict[int, list[int]] = {}
-    for sc, done, nc, open_rect in store.tallies_by_selfcheck(db, checklist.id, scope, general):
+    for sc, done, nc, open_rect in store.tallies_by_selfcheck(db, checklist.campaign_key, scope, general):
         by_sc[sc] = [done, nc, open_rect]
     fields_of = {i.selfcheck_id: i.fields for i in institutions if i.selfcheck_id is not None}
     special = [item.id for item in checklist.items if item.fields]
     if special:
-        for sc, item_id, done, nc, open_rect in store.tallies_by_item(db, checklist.id, scope, special):
+        for sc, item_id, done, nc, open_rect in store.tallies_by_item(db, checklist.campaign_key, scope, special):
             if sc in fields_of and item_id in items_for(fields_of[sc]):
                 counts = by_sc.setdefault(sc, [0, 0, 0])
                 counts[0] += done
@@ -236,10 +238,10 @@ def _hidden_items(
     if not conditional:
         return {}
     stored: dict[int, dict[str, Answer]] = {}
-    for sc, item_id, value, text in store.answers_in_scope(db, checklist.id, scope):
+    for sc, item_id, value, text in store.answers_in_scope(db, checklist.campaign_key, scope):
         stored.setdefault(sc, {})[item_id] = Answer(item_id, Choice(value), text)
     tallies = {
-        (t.selfcheck_id, t.item_id): t for t in store.tallies_by_item(db, checklist.id, scope, [i.id for i in conditional])
+        (t.selfcheck_id, t.item_id): t for t in store.tallies_by_item(db, checklist.campaign_key, scope, [i.id for i in conditional])
     }
     interviews: dict[tuple[str, ...], Interview] = {}
     hidden: dict[int, int] = {}
@@ -267,7 +269,7 @@ def top_noncompliant_items(
     db: sqlite_utils.Database, checklist: Checklist, scope: Scope, limit: int = 5
 ) -> list[tuple[str, int]]:
     """The items most often answered 不符合 in scope: (item id, institutions)."""
-    rows = store.noncompliant_item_counts(db, checklist.id, scope, limit)
+    rows = store.noncompliant_item_counts(db, checklist.campaign_key, scope, limit)
     return [(r.item_id, r.institutions) for r in rows if checklist.has_item(r.item_id)]
 
 
@@ -293,7 +295,7 @@ def noncompliant_counts_by_section(
     section_of = {item.id: item.section_id for item in checklist.items}
     by_field: dict[str, Counter[str]] = {}
     institutions_with: dict[str, set[int]] = {}
-    for iid, fields, item_id in store.noncompliant_answers(db, checklist.id, scope):
+    for iid, fields, item_id in store.noncompliant_answers(db, checklist.campaign_key, scope):
         section = section_of.get(item_id)
         if section is None:
             continue

@@ -18,9 +18,10 @@ import sqlite_utils
 
 from bot.config import SUPPORTED_LOCALES
 from bot.conversation.text import _, use_gettext
+from bot.core.checklist import Checklist
 from bot.core.scope import Scope
 from storage import outbox
-from storage.institutions import get_user_language
+from storage.institutions import get_institution, get_user_language
 from storage.recipients import members_in_scope
 
 BROADCAST_KIND = "broadcast"
@@ -57,9 +58,18 @@ class Audience:
         return len(self.members)
 
 
-def audience(db: sqlite_utils.Database, scope: Scope) -> Audience:
-    """Bound staff of the institutions in ``scope``; ``unreachable`` of them answered 403 before."""
+def audience(db: sqlite_utils.Database, scope: Scope, campaign: Checklist | None = None) -> Audience:
+    """Bound staff of the institutions in ``scope`` (and, with ``campaign``, covered by that
+    campaign: a campaign's checklist, ``Checklist.for_campaign``); ``unreachable`` of them
+    answered 403 before."""
     rows = members_in_scope(db, scope)
+    if campaign is not None and campaign.coverage is not None:
+        covered: dict[int, bool] = {}
+        for r in rows:
+            if r.institution_id not in covered:
+                inst = get_institution(db, r.institution_id)
+                covered[r.institution_id] = inst is not None and campaign.covers(inst.level, inst.province, inst.fields)
+        rows = [r for r in rows if covered[r.institution_id]]
     return Audience(
         members=[r.telegram_id for r in rows],
         languages={r.telegram_id: r.language for r in rows},
@@ -86,17 +96,20 @@ def create_broadcast(
     report_chat_id: int | None,
     default_locale: str,
     dedup: str | None = None,
+    campaign: Checklist | None = None,
 ) -> tuple[int, int]:
     """Queue the broadcast for everyone in scope, all or nothing; returns (batch id, recipients).
 
     Each recipient gets the header in their own language. ``dedup`` (e.g. the id of the
-    preview a regulator confirmed) makes a repeated confirm queue nothing new.
+    preview a regulator confirmed) makes a repeated confirm queue nothing new. ``campaign``:
+    only the staff of institutions that campaign covers.
     """
-    reach = audience(db, scope)
+    reach = audience(db, scope, campaign)
     texts: dict[str, str] = {}
     with db.atomic():
         batch_id = outbox.new_batch(
-            db, kind=BROADCAST_KIND, created_by=created_by, scope=scope.to_text(), text=body_html,
+            db, kind=BROADCAST_KIND, created_by=created_by, text=body_html,
+            scope=scope.to_text() + (f";campaign:{campaign.campaign_key}" if campaign is not None else ""),
             report_chat_id=report_chat_id,
         )  # fmt: skip
         queued = 0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from bot.core.campaigns import scope_meets
 from bot.core.checklist import Checklist
 from bot.core.scope import Scope
 from bot.reports.items import checklist_numbers, confirm_item_ids, short_text
@@ -90,13 +91,13 @@ def build_digest(
 ) -> Digest:
     kind = kind or digest_kind(checklist, now)
     report = build_status(db, checklist, scope, now)
-    previous = last_snapshot(db, regulator_id, before_date=now.date().isoformat())
+    previous = last_snapshot(db, regulator_id, before_date=now.date().isoformat(), campaign_id=checklist.campaign_key)
     digest = Digest(regulator_id, kind, now.date(), report, previous)
     already = previous.signed_ids if previous else frozenset()
     digest.newly_signed = [i for i in report.institutions if i.status is Status.SIGNED and i.id not in already]
     digest.unreachable = unreachable_institutions(db, scope, report.institutions)
     digest.top_items = top_noncompliant_items(db, checklist, scope, TOP_ITEMS)
-    digest.corrections = pending_corrections(db, checklist.id, confirm_item_ids(checklist), scope)
+    digest.corrections = pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
     return digest
 
 
@@ -145,6 +146,8 @@ def digest_text(digest: Digest, checklist: Checklist, locale: str, *, html: bool
     else:
         head = m.bold(_("Daily self-check digest · {scope}").format(scope=scope))
     lines = [head, format_date(digest.date, locale)]
+    if checklist.campaign_title is not None:  # several campaigns: one digest each, named
+        lines.insert(1, _("Campaign: {title}").format(title=m.esc(checklist.campaign_title.get(locale))))
     if report.deadline is not None:
         lines.append(_("Deadline: {date}").format(date=format_date(report.deadline, locale)))
     lines += [
@@ -203,6 +206,8 @@ def prepare_digest_files(
 
     private_dir(directory)  # digests/: workbooks of every institution, for the operator only
     folder = private_dir(directory / f"{digest.regulator_id}" / f"{digest.date.isoformat()}-{digest.kind}")
+    if checklist.campaign_id:  # several campaigns, one digest each: their files apart
+        folder = private_dir(folder / checklist.campaign_id)
     xlsx = write_export(db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx")
     png = folder / f"zicha-{digest.date.isoformat()}.png"
     png.write_bytes(completion_chart(digest.report))
@@ -231,8 +236,9 @@ def due_kind(db: sqlite_utils.Database, checklist: Checklist, regulator_id: int,
 
     kind = digest_kind(checklist, now)
     if kind == "final":
-        return None if has_snapshot(db, regulator_id, "final") else "final"
-    return None if has_snapshot(db, regulator_id, "daily", now.date().isoformat()) else "daily"
+        return None if has_snapshot(db, regulator_id, "final", campaign_id=checklist.campaign_key) else "final"
+    daily = has_snapshot(db, regulator_id, "daily", now.date().isoformat(), campaign_id=checklist.campaign_key)
+    return None if daily else "daily"
 
 
 def render_digest(
@@ -274,6 +280,8 @@ def queue_digests(
     for regulator in list_regulators(db):
         if only is not None and regulator.telegram_id != only:
             continue
+        if not scope_meets(regulator.scope, checklist.coverage):
+            continue  # a campaign for institutions none of which this regulator sees
         kind = force_kind or due_kind(db, checklist, regulator.telegram_id, now)
         if kind is None:
             continue
@@ -284,10 +292,11 @@ def queue_digests(
         if regulator.scope not in files:
             files[regulator.scope] = prepare_digest_files(db, checklist, digest, now, directory)
         xlsx, png = files[regulator.scope]
-        key = f"digest:{regulator.telegram_id}:{kind}:{digest.date.isoformat()}"
+        key = f"digest:{checklist.campaign_key}:{regulator.telegram_id}:{kind}:{digest.date.isoformat()}"
         with db.atomic():
             if not save_snapshot(
-                db, regulator.telegram_id, kind, digest.date.isoformat(), digest.totals, digest.signed_ids
+                db, regulator.telegram_id, kind, digest.date.isoformat(), digest.totals, digest.signed_ids,
+                campaign_id=checklist.campaign_key,
             ):
                 continue
             outbox.enqueue(db, kind=DIGEST_KIND, chat_id=regulator.telegram_id, text=text, dedup_key=key + ":text")
@@ -331,6 +340,7 @@ def register_digest_job(
     settings: object,
     clock: object,
     wake: object = None,
+    campaigns: object = None,
 ) -> None:
     """Add the daily digest to an APScheduler (fixed id, replace_existing: registered at
     every start, nothing pickled). Missed by up to 6 hours (bot down at 08:30) it still
@@ -345,9 +355,14 @@ def register_digest_job(
         in_memory = str(settings.zicha_db) == ":memory:"  # type: ignore[attr-defined]
         conn = db if in_memory else open_db(settings.zicha_db, migrate=False)  # type: ignore[attr-defined]
         try:
-            return queue_digests(
-                conn, checklist, i18n, now=now, directory=directory, default_locale=i18n.default_locale  # type: ignore[attr-defined]
-            )
+            # Several campaigns at once: a digest per open campaign in each regulator's scope.
+            checklists = campaigns.open_checklists(conn, now.date()) if campaigns is not None else [checklist]  # type: ignore[attr-defined]
+            queued: list[QueuedDigest] = []
+            for one in checklists:
+                queued += queue_digests(
+                    conn, one, i18n, now=now, directory=directory, default_locale=i18n.default_locale  # type: ignore[attr-defined]
+                )
+            return queued
         finally:
             if conn is not db:
                 conn.close()

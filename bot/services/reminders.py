@@ -49,14 +49,21 @@ def due_reminders(
     reminder = schedule.due_reminder(now)
     if reminder is None:
         return []
-    already = reminders_sent.reminded(db, checklist.id, reminder.key)
+    already = reminders_sent.reminded(db, checklist.campaign_key, reminder.key)
     found: list[DueReminder] = []
     workspaces: dict[int, tuple[str, int, Progress]] = {}
-    for member in unfinished_members(db, checklist.id):
+    covered: dict[int, bool] = {}
+    for member in unfinished_members(db, checklist.campaign_key):
         telegram_id = member.telegram_id
         if telegram_id in already:
             continue
         institution_id = member.institution_id
+        if institution_id not in covered:
+            institution = get_institution(db, institution_id)
+            assert institution is not None
+            covered[institution_id] = checklist.covers(institution.level, institution.province, institution.fields)
+        if not covered[institution_id]:
+            continue  # another campaign's institution
         if institution_id not in workspaces:
             institution = get_institution(db, institution_id)
             assert institution is not None
@@ -114,6 +121,7 @@ def sweep(
             claimed = reminders_sent.claim(
                 db,
                 telegram_id=due.telegram_id,
+                campaign_id=checklist.campaign_key,
                 checklist_id=checklist.id,
                 reminder=due.reminder.key,
                 institution_id=due.institution_id,
@@ -126,10 +134,10 @@ def sweep(
                 chat_id=due.telegram_id,
                 text=text,
                 reply_markup=markup,
-                dedup_key=f"reminder:{checklist.id}:{due.reminder.key}:{due.telegram_id}",
+                dedup_key=f"reminder:{checklist.campaign_key}:{due.reminder.key}:{due.telegram_id}",
             )
             reminders_sent.link_outbox(
-                db, telegram_id=due.telegram_id, checklist_id=checklist.id, reminder=due.reminder.key, outbox_id=row_id
+                db, telegram_id=due.telegram_id, campaign_id=checklist.campaign_key, reminder=due.reminder.key, outbox_id=row_id
             )
         queued.append(due)
     return queued

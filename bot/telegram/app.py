@@ -19,6 +19,7 @@ from aiogram.types import BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.campaign_runtime import CampaignRegistry
 from bot.config import Settings
 from bot.conversation.engine import Conversation
 from bot.core.checklist import Checklist, load_checklists
@@ -95,16 +96,40 @@ class App:
     checkpointer: WalCheckpointer | None = None
 
 
+def campaign_ids(settings: Settings) -> list[str]:
+    """``ZICHA_CAMPAIGN``: one campaign id, or several separated by commas (run at once)."""
+    return [part.strip() for part in (settings.zicha_campaign or "").split(",") if part.strip()]
+
+
+def load_campaign_registry(settings: Settings) -> CampaignRegistry | None:
+    """The campaigns of ``ZICHA_CAMPAIGN=a,b`` (None for one campaign or none): each
+    checked as ``load_checklist`` checks one."""
+    ids = campaign_ids(settings)
+    if len(ids) < 2:
+        return None
+    from bot.core.campaigns import load_configured_campaign
+
+    checklists = load_checklists(data_dir("checklists"))
+    campaigns = [load_configured_campaign(cid, settings.tz) for cid in ids]
+    for campaign in campaigns:
+        if campaign.checklist_id not in checklists:
+            raise ValueError(f"ZICHA_CAMPAIGN {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
+    return CampaignRegistry(campaigns, checklists)
+
+
 def load_checklist(settings: Settings) -> Checklist:
+    """The deployment's checklist: ZICHA_CAMPAIGN's (the first, when it lists several), else ZICHA_CHECKLIST."""
     checklists = load_checklists(data_dir("checklists"))
     if settings.zicha_campaign:
         from bot.core.campaigns import load_configured_campaign
 
-        campaign = load_configured_campaign(settings.zicha_campaign, settings.tz)
+        campaign = load_configured_campaign(campaign_ids(settings)[0], settings.tz)
         if campaign.checklist_id not in checklists:
             raise ValueError(f"ZICHA_CAMPAIGN {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
         checklist = checklists[campaign.checklist_id]
-        return checklist.for_campaign(campaign.id, campaign.deadline)
+        return checklist.for_campaign(
+            campaign.id, campaign.deadline, pledge_id=campaign.pledge_id, coverage=campaign.coverage
+        )
     try:
         return checklists[settings.zicha_checklist]
     except KeyError:
@@ -122,7 +147,10 @@ def build_dispatcher(
     settings: Settings,
     clock: Callable[[], dt.datetime] | None = None,
     storage: BaseStorage | None = None,
+    campaigns: CampaignRegistry | None = None,
 ) -> Dispatcher:
+    """``campaigns``: several campaigns at once (each user answers their current one's
+    checklist); without it every institution answers ``checklist``."""
     tz = settings.tz
     dp = Dispatcher(
         storage=storage or SQLiteStorage(db),
@@ -137,8 +165,11 @@ def build_dispatcher(
     # The conversation engine, built once: handlers receive it (and their actor) through
     # the EngineContext filter of bot.telegram.conversation.
     dp["conversation"] = Conversation(
-        db=db, checklist=checklist, settings=settings, clock=dp["clock"], states=SQLiteStates(db), catalog=i18n
-    )
+        db=db, checklist=checklist, settings=settings, clock=dp["clock"], states=SQLiteStates(db), catalog=i18n,
+        campaigns=campaigns,
+    )  # fmt: skip
+    if campaigns is not None:
+        campaigns.ensure_stored(db)
     # Outermost middleware and first shutdown handler: logs each update, lets shutdown
     # finish the update in hand before anything else stops (bot/ops/lifecycle.py).
     install_lifecycle(dp)
@@ -183,18 +214,19 @@ def build_bot(settings: Settings) -> Bot:
 
 def build_app(settings: Settings, db: sqlite_utils.Database, clock: Callable[[], dt.datetime] | None = None) -> App:
     checklist = load_checklist(settings)
+    campaigns = load_campaign_registry(settings)
     i18n = build_i18n(settings.zicha_locale)
-    dp = build_dispatcher(db=db, checklist=checklist, i18n=i18n, settings=settings, clock=clock)
+    dp = build_dispatcher(db=db, checklist=checklist, i18n=i18n, settings=settings, clock=clock, campaigns=campaigns)
     background = Background(
         db=db, checklist=checklist, i18n=i18n, settings=settings, clock=clock or (lambda: dt.datetime.now(settings.tz)),
-        schedule=campaign_schedule(settings, checklist),
+        schedule=campaign_schedule(settings, checklist), campaigns=campaigns,
     )  # fmt: skip
     dp["background"] = background
     dp["conversation"].desk.outbox = background  # a confirmed broadcast wakes the sender
     # Regulators' daily digest (issue 5): queued into the outbox at ZICHA_DIGEST_TIME.
     register_digest_job(
         background.scheduler, db=db, checklist=checklist, i18n=i18n, settings=settings,
-        clock=background.clock, wake=background.wake,
+        clock=background.clock, wake=background.wake, campaigns=campaigns,
     )  # fmt: skip
     dp.startup.register(start_background)
     dp.shutdown.register(stop_background)

@@ -107,6 +107,7 @@ class PledgeCb(CallbackData, prefix="p"):
 
 class OverduePageCb(CallbackData, prefix="rgo"):
     page: Page
+    campaign: str = ""
 
 
 class InstitutionCb(CallbackData, prefix="rgi"):
@@ -139,8 +140,20 @@ class BroadcastCb(CallbackData, prefix="b"):
     preview: str  # the preview's id, as kept in the conversation state
 
 
+class CampaignCb(CallbackData, prefix="cp"):
+    """Staff: work on this campaign."""
+
+    campaign: str
+
+
+class StatusCampaignCb(CallbackData, prefix="rgc"):
+    """A regulator: /status of this campaign."""
+
+    campaign: str
+
+
 __all__ = [
-    "AnswerCb", "BroadcastAction", "BroadcastCb", "CarryCb", "Id", "InstitutionCb", "JoinCb", "LangCb", "NavAction",
+    "AnswerCb", "BroadcastAction", "BroadcastCb", "CampaignCb", "CarryCb", "Id", "InstitutionCb", "JoinCb", "LangCb", "NavAction",
     "NavCb", "OverduePageCb", "Page", "PickCb", "PickDoneCb", "PledgeAction", "PledgeCb", "RectCb", "RegulatorJoinCb",
-    "SectionCb", "StaffCb", "StaffRemoveCb",
+    "SectionCb", "StaffCb", "StaffRemoveCb", "StatusCampaignCb",
 ]

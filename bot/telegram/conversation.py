@@ -30,6 +30,7 @@ from bot.conversation.actions import (
     Navigate,
     OpenSection,
     Pick,
+    PickCampaign,
     PickDone,
     PledgeStep,
     RemoveStaff,
@@ -39,6 +40,7 @@ from bot.conversation.actions import (
     ShowInstitution,
     ShowOverdue,
     ShowStaff,
+    ShowStatus,
 )
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.onboarding import ChooseLanguage, Join, JoinRegulator
@@ -47,6 +49,7 @@ from bot.telegram.callbacks import (
     AnswerCb,
     BroadcastAction,
     BroadcastCb,
+    CampaignCb,
     CarryCb,
     InstitutionCb,
     JoinCb,
@@ -61,6 +64,7 @@ from bot.telegram.callbacks import (
     SectionCb,
     StaffCb,
     StaffRemoveCb,
+    StatusCampaignCb,
 )
 from bot.telegram.screen import edit_or_send
 from bot.telegram.views import View
@@ -123,6 +127,8 @@ CODECS = (
     Codec(SectionCb, OpenSection),
     Codec(PledgeCb, PledgeStep),
     Codec(OverduePageCb, ShowOverdue),
+    Codec(StatusCampaignCb, ShowStatus),
+    Codec(CampaignCb, PickCampaign),
     Codec(InstitutionCb, ShowInstitution),
     Codec(StaffCb, ShowStaff),
     Codec(StaffRemoveCb, RemoveStaff),

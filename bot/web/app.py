@@ -144,8 +144,10 @@ def build_web_app(
     *,
     on_enqueue: Any = None,
     clock: Callable[[], dt.datetime] | None = None,
+    campaigns: Any = None,
 ) -> web.Application:
-    """``clock``: the conversation engine's (default: now, in the deployment's time zone)."""
+    """``clock``: the conversation engine's (default: now, in the deployment's time zone);
+    ``campaigns``: the registry of a deployment that runs several campaigns at once."""
     app = web.Application(
         middlewares=[headers_middleware, session_middleware],
         client_max_size=int(settings.zicha_web_max_body_mb * 1024 * 1024),
@@ -174,6 +176,7 @@ def build_web_app(
             clock=clock or (lambda: dt.datetime.now(settings.tz)),
             states=SQLiteStates(db),
             catalog=i18n,
+            campaigns=campaigns,
         ),
     )
     views.add_routes(app)
@@ -248,7 +251,10 @@ def mount_beside_bot(zicha_app: Any) -> web.Application:
     wake = getattr(background, "wake", None)
     settings = zicha_app.settings
     clock = zicha_app.dispatcher.workflow_data.get("clock")  # the bot's clock: one "now" for both channels
-    web_app = build_web_app(settings, zicha_app.db, zicha_app.checklist, zicha_app.i18n, on_enqueue=wake, clock=clock)
+    campaigns = getattr(zicha_app.dispatcher.workflow_data.get("conversation"), "campaigns", None)
+    web_app = build_web_app(
+        settings, zicha_app.db, zicha_app.checklist, zicha_app.i18n, on_enqueue=wake, clock=clock, campaigns=campaigns
+    )
     runners: list[web.AppRunner] = []
 
     async def on_startup() -> None:

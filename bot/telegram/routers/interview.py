@@ -9,7 +9,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.types import CallbackQuery, Message
 
-from bot.conversation.actions import Resume, ShowProgress, ShowReview, TypeText, Unsupported
+from bot.conversation.actions import Resume, ShowCampaigns, ShowProgress, ShowReview, TypeText, Unsupported
 from bot.conversation.engine import TYPED_FOLLOWUP_STEPS, Actor, Conversation
 from bot.conversation.state import INTERVIEW_STEPS, QUESTION, SIGN_NAME
 from bot.telegram.conversation import EngineContext, deliver, file_of
@@ -23,6 +23,11 @@ async def cmd_progress(message: Message, conversation: Conversation, actor: Acto
 
 async def cmd_review(message: Message, conversation: Conversation, actor: Actor) -> None:
     await deliver(message, conversation.handle(actor, ShowReview()), conversation, actor)
+
+
+async def cmd_campaign(message: Message, conversation: Conversation, actor: Actor) -> None:
+    """/campaign: choose (or switch) the campaign to work on, when several cover the institution."""
+    await deliver(message, conversation.handle(actor, ShowCampaigns()), conversation, actor)
 
 
 async def on_text(message: Message, conversation: Conversation, actor: Actor) -> None:
@@ -51,6 +56,7 @@ def build_router() -> Router:
     router.message.register(cmd_progress, Command("progress"), staff)
     router.message.register(cmd_review, Command("review"), staff)
     # Its buttons are routed with every other press by bot.telegram.routers.presses.
+    router.message.register(cmd_campaign, Command("campaign"), staff)
     router.message.register(on_text, StateFilter(*TYPED_FOLLOWUP_STEPS, QUESTION, SIGN_NAME), TEXT, staff)
     router.message.register(on_evidence, StateFilter(*INTERVIEW_STEPS), F.photo | F.document, staff)
     router.message.register(on_unsupported_content, StateFilter(*INTERVIEW_STEPS), ~F.text, staff)

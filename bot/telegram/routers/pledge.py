@@ -23,7 +23,7 @@ from aiogram.exceptions import (
 )
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import Message
+from aiogram.types import Message, User
 from aiogram.utils.i18n import gettext as _
 
 from bot.conversation.actions import ShowPledge
@@ -105,9 +105,22 @@ class IsSigned(Filter):
     paper pledge: evidence can no longer change)."""
 
     async def __call__(
-        self, event: Any, db: sqlite_utils.Database, checklist: Checklist, institution: Institution | None = None
+        self,
+        event: Any,
+        db: sqlite_utils.Database,
+        checklist: Checklist,
+        conversation: Conversation,
+        institution: Institution | None = None,
+        event_from_user: User | None = None,
     ) -> bool:
-        return institution is not None and store.current_for_institution(db, institution.id, checklist.id) is not None
+        if institution is None:
+            return False
+        if conversation.campaigns is not None and event_from_user is not None:  # several campaigns: the user's
+            run, _available = conversation.campaign_of(event_from_user.id, institution)
+            if run is None:
+                return False
+            checklist = run.checklist
+        return store.current_for_institution(db, institution.id, checklist.campaign_key) is not None
 
 
 async def prepare(checklist: Checklist, conversation: Conversation) -> None:

@@ -31,7 +31,7 @@ async def on_press(
 ) -> None:
     """Every engine button — answers, statuses, navigation, sections, the pledge's steps,
     the regulator's pages, institutions, staff and broadcasts: the engine decides."""
-    await deliver(query, conversation.handle(actor, action), conversation, actor, callback_answer)
+    await deliver(query, await conversation.handle_off_loop(actor, action), conversation, actor, callback_answer)
 
 
 @dataclass(frozen=True)

@@ -100,9 +100,9 @@ async def cmd_institution(message: Message, command: CommandObject, conversation
     await deliver(message, conversation.handle(actor, FindInstitution(query=command.args or "")), conversation, actor)
 
 
-async def cmd_export(message: Message, conversation: Conversation, actor: Actor) -> None:
-    """The workbook is made in a worker thread; "preparing" is shown first."""
-    async with aclosing(conversation.desk.export(actor)) as steps:
+async def cmd_export(message: Message, command: CommandObject, conversation: Conversation, actor: Actor) -> None:
+    """/export [CAMPAIGN]: the workbook is made in the report worker; "preparing" is shown first."""
+    async with aclosing(conversation.desk.export(actor, command.args or "")) as steps:
         async for outcome in steps:
             await deliver(message, outcome, conversation, actor)
 
