@@ -31,7 +31,7 @@ def test_the_command_set_is_the_one_the_readme_lists() -> None:
     top = set(cli.commands)
     assert top == {
         "backup", "broadcast", "campaign", "chat", "checklist", "digest", "export", "invites", "keys", "pledge",
-        "regulator", "remind", "restore", "roster", "run", "staff", "status", "verify", "web", "web-revoke",
+        "regulator", "remind", "restore", "roster", "run", "staff", "status", "verify", "web", "web-links", "web-reissue", "web-revoke",
     }  # fmt: skip
     assert set(cli.commands["checklist"].commands) == {"validate", "show", "import", "export"}  # type: ignore[attr-defined]
     assert set(cli.commands["regulator"].commands) == {"add", "list", "remove", "invite"}  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ import bot.telegram.app  # noqa: F401 - imports every router, so every factory i
 from bot.core.checklist import Checklist
 from bot.core.interview import Choice, RectStatus
 from bot.core.scope import Scope
-from bot.telegram.callbacks import AnswerCb, NavAction, NavCb, RectCb, SectionCb
+from bot.telegram.callbacks import AnswerCb, CarryCb, NavAction, NavCb, PickCb, PickDoneCb, RectCb, SectionCb
 from bot.telegram.pledge_views import PledgeAction, PledgeCb
 from bot.telegram.routers.regulator import InstitutionCb, OverduePageCb, StaffCb, StaffRemoveCb
 from storage.institutions import Institution
@@ -74,6 +74,9 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
         valid = [
             AnswerCb(sc=sc, item=item, fp=checklist.fingerprint, rev=0, choice=Choice.YES),
             RectCb(sc=sc, item=item, fp=checklist.fingerprint, rev=0, status=RectStatus.DONE),
+            PickCb(sc=sc, item=item, fp=checklist.fingerprint, rev=0, option=0),
+            PickDoneCb(sc=sc, item=item, fp=checklist.fingerprint, rev=0),
+            CarryCb(sc=sc, item=item, fp=checklist.fingerprint, rev=0),
             NavCb(action=NavAction.REVIEW, sc=sc, page=0),
             SectionCb(sc=sc, section=checklist.items[0].section_id),
             PledgeCb(action=PledgeAction.PDF, sc=sc, sub=1),
