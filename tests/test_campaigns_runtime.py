@@ -600,6 +600,7 @@ async def test_a_regulator_broadcasts_to_the_staff_one_campaign_covers(
         preview = await national.next_screen(0)
         assert preview.button_texts[0] == "发送给 1 人"  # only the food lab's one member
         answer, _ = await national.press(preview.button_texts[0], preview)
+        assert answer.text  # "queued"
         await tg.wait_until(lambda: any("食品专项" in m.text for m in tg.messages(8303)) or None, what="the food lab's message")
     assert not any("食品专项" in m.text for m in tg.messages(8301) + tg.messages(8302))
     rows = list(read_db(db_path)["outbox"].rows_where("kind = 'broadcast'"))
