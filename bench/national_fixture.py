@@ -91,7 +91,7 @@ def generate(path: Path, institutions: int, seed: int) -> dict[str, float]:
         member_rows.append((user, n, NOW))
         sc_id += 1
         state = "empty" if r < 0.16 else "progress" if r < 0.50 else "finished" if r < 0.70 else "signed"
-        sc_rows.append((sc_id, n, checklist.id, checklist.version, "completed" if state in ("finished", "signed") else "in_progress", NOW, NOW if state in ("finished", "signed") else None, NOW))  # fmt: skip
+        sc_rows.append((sc_id, n, checklist.id, checklist.version, "completed" if state in ("finished", "signed") else "in_progress", NOW, NOW if state in ("finished", "signed") else None, NOW, checklist.campaign_key))  # fmt: skip
         if state == "empty":
             continue
         if fields not in items_cache:
@@ -123,7 +123,7 @@ def generate(path: Path, institutions: int, seed: int) -> dict[str, float]:
         db.conn.executemany("INSERT INTO members (telegram_id, institution_id, bound_at) VALUES (?, ?, ?)", member_rows)
         db.conn.executemany(
             "INSERT INTO selfchecks (id, institution_id, checklist_id, checklist_version, status, started_at, "
-            "completed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sc_rows)  # fmt: skip
+            "completed_at, updated_at, campaign_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", sc_rows)  # fmt: skip
         db.conn.executemany(
             "INSERT INTO answers (selfcheck_id, item_id, value, text, problem, measure, rect_status, target_date, rev, "
             "answered_by, answered_at, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ans_rows)  # fmt: skip

@@ -192,11 +192,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         c0 = time.process_time()
         results["export_thread"] = await timed(export_thread)
         results["export_thread"]["process_cpu_s"] = round(time.process_time() - c0, 2)
-    results["export_process"] = await timed(export_process)
-    results["export_xlsx_mb"] = round((out / "process.xlsx").stat().st_size / 1e6, 2)
+    if not args.skip_export:
+        results["export_process"] = await timed(export_process)
+        results["export_xlsx_mb"] = round((out / "process.xlsx").stat().st_size / 1e6, 2)
 
     # answer steps with and without an export running in the worker process
-    if args.steps:
+    if args.steps and not args.skip_export:
         from answer_step import ZichaRunner  # type: ignore[import-not-found]  # bench/ is on sys.path
 
         runner = ZichaRunner(Path(tempfile.mkdtemp(prefix="zicha-steps-")), "normal")
@@ -246,6 +247,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--skip-digest", action="store_true")
     parser.add_argument("--skip-thread-export", action="store_true")
+    parser.add_argument("--skip-export", action="store_true", help="no export in the worker (bench/export.py measures it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not args.db.exists():

@@ -202,3 +202,29 @@ async def test_institution_lists_items_by_number_and_short_text(
         assert item_id not in detail
         assert f"{interview.position(item_id)}. {short_text(item.text.en, 'en')}" in detail
     assert "Non-compliant items (2)" in detail and "+设备未校准" in detail
+
+
+def test_the_writer_keeps_strings_strings_even_unneutralised(tmp_path: Path) -> None:
+    """XlsxWriter with ``strings_to_formulas``, ``strings_to_urls`` and
+    ``strings_to_numbers`` off (issue 14): even a string that reached the writer without
+    ``cell_text`` (a fixed label written as trusted) stays a string cell — no formula, no
+    hyperlink, no number — and the sheet is written top to bottom (``constant_memory``)."""
+    from bot.reports.excel import _Book
+
+    path = tmp_path / "raw.xlsx"
+    book = _Book(path)
+    sheet = book.sheet("S", ["A", ("B", "note")], [10, 10])
+    sheet.trusted_row(["=1+1", "http://evil.example", "123", "", None, 7, sheet.when(dt.date(2023, 11, 30))])
+    sheet.row(["=SUM(A1)", "+1"])
+    book.wb.close()
+    wb = load_workbook(path)
+    ws = wb["S"]
+    first = list(ws[2])
+    assert [c.value for c in first[:4]] == ["=1+1", "http://evil.example", "123", None]
+    assert all(c.data_type == "s" for c in first[:3]) and all(c.hyperlink is None for c in first)
+    assert first[5].value == 7 and first[6].value == dt.datetime(2023, 11, 30) and first[6].number_format == "yyyy-mm-dd"
+    assert [c.value for c in ws[3]][:2] == ["'=SUM(A1)", "'+1"]
+    assert ws["B1"].comment is not None and ws["B1"].comment.text == "note" and ws["A1"].font.b
+    assert ws.freeze_panes == "A2"
+    assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
+    wb.close()

@@ -1,0 +1,441 @@
+"""BEFORE, for ``bench/export.py`` only: the workbook writer as it was before issue 14's
+XlsxWriter switch (openpyxl write-only), frozen verbatim from ``bot/reports/excel.py`` at
+commit c805195 so the benchmark can measure both in the same run. Not used by the bot.
+
+The regulator's Excel workbook (openpyxl, write-only so a national scope streams).
+
+Sheets, in order:
+
+1. ``名册 Roster``         the roster import columns exactly (``ROSTER_COLUMNS``), so the
+                            file can be read back with ``zicha roster import`` (which reads
+                            the first sheet); the workbook opens on sheet 2.
+2. ``机构 Institutions``    status, progress, non-compliances, open rectifications, overdue.
+   The self-check contact (name and phone as typed in the self-check) and the
+   corrections of the institution's details that staff asked for (信息更正).
+3. ``答案 Answers``         institutions × items: 符合 / 不符合 / 不适用 / 是 / 否, and
+                            the typed text of text items. Item columns are headed by the
+                            item's number and a short text ("4. 本机构资质认定证书…"),
+                            the full text and the item id in the header cell's comment.
+4. ``整改 Rectification``   every non-compliant answer with problem, measure, status, date.
+5. ``统计 Statistics``      by field, in the spirit of Annex 3 (监督检查信息统计表).
+
+Headers are Chinese first with the English after them. Times are real date-time cells
+in the time zone of ``now`` (ZICHA_TIMEZONE, named in the header), dates real date
+cells. Every cell that holds text a user or a roster typed goes through ``cell_text``:
+text starting with = + - @ (or a tab or carriage return) gets a leading apostrophe and
+is written as a string, never as a formula.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections import Counter
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import sqlite_utils
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.comments import Comment
+from openpyxl.styles import Font
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+from bot.core.checklist import Checklist, Item
+from bot.core.fields import all_fields, field_label
+from bot.core.interview import Answer, Choice, Interview
+from bot.core.roster import ROSTER_COLUMNS
+from bot.core.scope import Scope
+from bot.core.spreadsheet import starts_like_formula
+from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_ids, item_heading
+from bot.reports.status import (
+    Status,
+    build_status,
+    noncompliant_counts_by_section,
+    progress_by_selfcheck,
+)
+from storage.reports import (
+    answers_in_scope,
+    pending_corrections,
+    rectifications_in_scope,
+    roster_in_scope,
+    staff_counts,
+    text_answers,
+)
+
+# Excel refuses control characters other than tab, newline and carriage return in cells.
+_ILLEGAL = {c: None for c in range(32) if c not in (9, 10, 13)}
+
+STATUS_LABEL = {
+    Status.NOT_STARTED: "未开始 Not started",
+    Status.IN_PROGRESS: "进行中 In progress",
+    Status.FINISHED: "已完成 Finished",
+    Status.SIGNED: "已签署 Signed",
+}
+VALUE_LABEL = {
+    "compliant": "符合",
+    "noncompliant": "不符合",
+    "na": "不适用",
+    "yes": "是",
+    "no": "否",
+    "text": "已填",  # only if the typed text is missing; otherwise the text itself is shown
+    "affirmative": "是",
+    "negative": "否",
+}
+RECT_LABEL = {"done": "已整改 Rectified", "in_progress": "整改中 In progress"}
+
+SHEET_ROSTER = "名册 Roster"
+SHEET_INSTITUTIONS = "机构 Institutions"
+SHEET_ANSWERS = "答案 Answers"
+SHEET_RECTIFICATION = "整改 Rectification"
+SHEET_STATISTICS = "统计 Statistics"
+
+# Headers of the self-check contact columns (see CONTACT_ITEM_IDS).
+CONTACT_TITLES = {"header-person": "自查负责人 Self-check contact", "header-phone": "联系电话 Contact phone"}
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+DATE_FORMAT = "yyyy-mm-dd"
+
+
+def cell_text(value: object) -> object:
+    """A value safe to put in a cell or a CSV field: user text cannot become a formula.
+
+    The one neutraliser for everything Zicha writes for a spreadsheet (this workbook and
+    ``zicha invites --format csv``). Text that ``starts_like_formula`` — = + - @, their
+    full-width and small forms, behind invisible characters, or a tab / CR / LF — gets a
+    leading apostrophe; nothing else is changed except characters Excel refuses.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.translate(_ILLEGAL)
+    if starts_like_formula(text):
+        text = "'" + text
+    return text
+
+
+def local_time(stored: str | None, tz: dt.tzinfo | None) -> dt.datetime | None:
+    """A stored UTC ISO timestamp as a naive local date-time for a cell (Excel has no
+    time zones; the header names the zone), to the second."""
+    if not stored:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(stored)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(tz).replace(tzinfo=None, microsecond=0)
+
+
+def tz_label(now: dt.datetime) -> str:
+    """The zone's name for headers: "Asia/Shanghai", else its offset ("UTC+08:00")."""
+    key = getattr(now.tzinfo, "key", None)
+    if key:
+        return str(key)
+    offset = now.utcoffset() or dt.timedelta(0)
+    sign = "-" if offset < dt.timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+class _Sheet:
+    """A write-only sheet whose string cells are always strings (never formulas).
+
+    A header entry is a title, or (title, comment) for a header cell with a comment."""
+
+    def __init__(
+        self, ws: WriteOnlyWorksheet, header: list[str | tuple[str, str]], widths: list[int] | None = None
+    ) -> None:
+        self.ws = ws
+        bold = Font(bold=True)
+        for i, width in enumerate(widths or []):
+            # WriteOnlyWorksheet has column_dimensions at runtime; types-openpyxl omits it
+            ws.column_dimensions[_column_letter(i + 1)].width = width  # type: ignore[attr-defined]
+        ws.freeze_panes = "A2"
+        cells = []
+        for entry in header:
+            title, note = (entry, None) if isinstance(entry, str) else entry
+            cell = WriteOnlyCell(ws, value=title)
+            cell.font = bold
+            if note:
+                cell.comment = Comment(note, "Zicha", width=320, height=160)
+            cells.append(cell)
+        ws.append(cells)
+
+    def when(self, value: dt.datetime | dt.date | None) -> object:
+        """A date-time (or date) cell with its number format; None stays empty."""
+        if value is None:
+            return None
+        cell = WriteOnlyCell(self.ws, value=value)  # type: ignore[arg-type]  # dates are cells too; the stubs say datetime only
+        cell.number_format = DATETIME_FORMAT if isinstance(value, dt.datetime) else DATE_FORMAT
+        return cell
+
+    def trusted_row(self, values: list[object]) -> None:
+        """Values written here (fixed labels, numbers, None) cannot start a formula: skip
+        the per-cell wrapping, which dominates the time of a national answers matrix."""
+        self.ws.append(values)
+
+    def row(self, values: list[object]) -> None:
+        self.ws.append([_safe_cell(self.ws, value) for value in values])
+
+
+def _safe_cell(ws: WriteOnlyWorksheet, value: object) -> object:
+    """``cell_text`` of the value, as a plain value. openpyxl takes a string for a formula
+    only when it starts with "=", and ``cell_text`` never lets one do so (it puts an
+    apostrophe before = + - @ and their look-alikes), so no ``WriteOnlyCell`` typed "s" is
+    needed: that wrapping cost an eighth of a national export's time and added nothing."""
+    return cell_text(value)
+
+
+def _column_letter(n: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(n)
+
+
+def write_export(
+    db: sqlite_utils.Database,
+    checklist: Checklist,
+    scope: Scope,
+    now: dt.datetime,
+    path: str | os.PathLike[str],
+) -> Path:
+    """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed)."""
+    path = Path(path)
+    tz = now.tzinfo
+    zone = tz_label(now)
+    report = build_status(db, checklist, scope, now)
+    progress = progress_by_selfcheck(db, checklist, scope, report.institutions)
+    wb = Workbook(write_only=True)
+
+    # 1. roster: exactly the import columns
+    roster = _Sheet(wb.create_sheet(SHEET_ROSTER), list(ROSTER_COLUMNS), [40, 22, 16, 10, 12, 30, 12, 16])
+    for row in roster_in_scope(db, scope):
+        values: list[object] = list(row)
+        values[5] = ";".join(json.loads(row.fields))
+        roster.row(values)
+
+    # 2. institutions with status and progress, the self-check contact and corrections
+    contact_ids = [item_id for item_id in CONTACT_ITEM_IDS if checklist.has_item(item_id)]
+    contact_titles = [CONTACT_TITLES[item_id] for item_id in contact_ids]
+    contacts = text_answers(db, checklist.campaign_key, contact_ids, scope)
+    corrections: dict[int, list[str]] = {}
+    for c in pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope):
+        stamp = local_time(c.updated_at, tz)
+        corrections.setdefault(c.institution_id, []).append(
+            c.text + (f"（{stamp:%Y-%m-%d %H:%M} 提交）" if stamp else "")
+        )
+    inst = _Sheet(
+        wb.create_sheet(SHEET_INSTITUTIONS),
+        [
+            "机构名称 Name",
+            "统一社会信用代码 USCC",
+            "省份 Province",
+            "领域 Fields",
+            "状态 Status",
+            "已完成项 Items done",
+            "适用项 Items",
+            "完成率 Progress %",
+            "不符合项 Non-compliant",
+            "未完成整改 Open rectifications",
+            "逾期 Overdue",
+            f"签署时间 Signed at ({zone})",
+            "已绑定人员 Staff bound",
+            *contact_titles,
+            (
+                "信息更正 Details to correct",
+                "本机构人员认为名册中的机构信息有误，并填写了正确信息（自查表第1项答“否”）。"
+                "请核对后更正名册（zicha roster import），机构人员随后重新确认。\n"
+                "Staff say the roster's details of their institution are wrong and typed the correct ones. "
+                "Check them, correct the roster (zicha roster import); staff then confirm the details again.",
+            ),
+        ],
+        [40, 22, 10, 30, 16, 10, 10, 10, 10, 12, 8, 18, 10, *[14] * len(contact_titles), 50],
+    )
+    staff = staff_counts(db, scope)
+    for i in report.institutions:
+        p = progress.get(i.selfcheck_id) if i.selfcheck_id is not None else None
+        inst.row(
+            [
+                i.name,
+                i.uscc,
+                i.province,
+                "、".join(field_label(f, "zh_CN") for f in i.fields),
+                STATUS_LABEL[i.status],
+                p.done if p else 0,
+                p.total if p else _total_for(checklist, i.fields),
+                p.percent if p else 0,
+                p.noncompliant if p else 0,
+                p.open_rectifications if p else 0,
+                "是" if i.overdue else "",
+                inst.when(local_time(i.signed_at, tz)),
+                staff.get(i.id, 0),
+                *[contacts.get(i.id, {}).get(item_id, "") for item_id in contact_ids],
+                "；".join(corrections.get(i.id, [])),
+            ]
+        )
+
+    # 3. answers matrix
+    items = list(checklist.items)
+    column = {item.id: n for n, item in enumerate(items)}
+    numbers = checklist_numbers(checklist)
+    answers = _Sheet(
+        wb.create_sheet(SHEET_ANSWERS),
+        [
+            "机构名称 Name",
+            "统一社会信用代码 USCC",
+            "省份 Province",
+            *[(item_heading(numbers[item.id], item), _item_note(numbers[item.id], item)) for item in items],
+        ],
+        [40, 22, 10, *[16] * len(items)],
+    )
+    by_sc = {i.selfcheck_id: i for i in report.institutions if i.selfcheck_id is not None}
+    conditional = any(item.relevant is not None for item in items)
+    current: int | None = None
+    cells: list[object | None] = []
+    stored: dict[str, Answer] = {}
+
+    def flush() -> None:
+        if current is not None and current in by_sc:  # (not: an institution the campaign no longer covers)
+            owner = by_sc[current]
+            if conditional:  # an item hidden by an earlier answer: its answer is kept, not reported
+                interview = Interview(checklist, owner.fields)
+                for item in items:
+                    if item.relevant is not None and not interview.shown(item, stored):
+                        cells[column[item.id]] = None
+            # the first three cells are roster text (neutralised), the rest fixed labels or
+            # cells already neutralised
+            answers.trusted_row([*(_safe_cell(answers.ws, v) for v in (owner.name, owner.uscc, owner.province)), *cells])
+
+    for sc, item_id, value, typed in answers_in_scope(db, checklist.campaign_key, scope):
+        if sc != current:
+            flush()
+            current = sc
+            cells = [None] * len(items)
+            stored = {}
+        if sc in by_sc and item_id in column:
+            item = checklist.item(item_id)
+            stored[item_id] = Answer(item_id, Choice(value), typed)
+            cells[column[item_id]] = answer_cell(answers, item, value, typed)
+    flush()
+
+    # 4. rectification list
+    rect = _Sheet(
+        wb.create_sheet(SHEET_RECTIFICATION),
+        [
+            "机构名称 Name",
+            "统一社会信用代码 USCC",
+            "省份 Province",
+            "序号 Item No.",
+            "自查内容 Item text",
+            "存在问题 Problem",
+            "整改措施 Measure",
+            "整改状态 Status",
+            "计划完成日期 Target date",
+            f"更新时间 Updated ({zone})",
+        ],
+        [40, 22, 10, 10, 50, 40, 40, 16, 14, 18],
+    )
+    for name, uscc, province, item_id, problem, measure, rect_status, target, updated in rectifications_in_scope(
+        db, checklist.campaign_key, scope
+    ):
+        text = checklist.item(item_id).text.zh_CN if checklist.has_item(item_id) else ""
+        rect.row(
+            [
+                name,
+                uscc,
+                province,
+                numbers.get(item_id, item_id),
+                text,
+                problem or "",
+                measure or "",
+                RECT_LABEL.get(rect_status or "", "未填写 Not given"),
+                rect.when(_date(target)),
+                rect.when(local_time(updated, tz)),
+            ]
+        )
+
+    # 5. statistics by field (Annex 3 in spirit)
+    sections = list(checklist.sections)
+    by_section, with_nc = noncompliant_counts_by_section(db, checklist, scope)
+    stats = _Sheet(
+        wb.create_sheet(SHEET_STATISTICS),
+        [
+            "领域 Field",
+            "机构数 Institutions",
+            "未开始 Not started",
+            "进行中 In progress",
+            "已完成自查 Finished",
+            "已签署承诺 Signed",
+            "逾期 Overdue",
+            "存在不符合的机构 With non-conformities",
+            "不符合项合计 Non-conformities",
+            *[f"{s.title.zh_CN} {s.title.en}" for s in sections],
+        ],
+        [30, 10, 10, 10, 10, 10, 10, 14, 12],
+    )
+    order = [f.id for f in all_fields() if f.id in report.by_field]
+    for f in order:
+        tally = report.by_field[f]
+        counts = by_section.get(f) or Counter[str]()
+        stats.row(
+            [
+                f"{field_label(f, 'zh_CN')} {field_label(f, 'en')}",
+                tally.total,
+                tally.not_started,
+                tally.in_progress,
+                tally.completed,
+                tally.signed,
+                tally.overdue,
+                with_nc.get(f, 0),
+                sum(counts.values()),
+                *[counts.get(s.id, 0) for s in sections],
+            ]
+        )
+    t = report.totals
+    stats.row(["合计（机构去重） Total (institutions counted once)", t.total, t.not_started, t.in_progress, t.completed, t.signed, t.overdue])
+    wb.active = 1  # open on the institutions sheet; the roster stays first for import
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    wb.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def answer_cell(sheet: _Sheet, item: Item, value: str, typed: str | None) -> object:
+    """One answer as a cell: a label, a number, a date, the chosen options' labels, or
+    typed text (user text: neutralised cell by cell)."""
+    if value == "number" and typed:
+        try:
+            number = Decimal(typed)
+        except InvalidOperation:
+            return _safe_cell(sheet.ws, typed)
+        return int(number) if number == number.to_integral_value() and abs(number) < 2**53 else float(number)
+    if value == "date" and typed:
+        return sheet.when(_date(typed))
+    if value == "selected" and typed:
+        chosen = set(typed.split())
+        return _safe_cell(sheet.ws, "、".join(o.label.zh_CN for o in item.options if o.id in chosen))
+    if value == "file":
+        return _safe_cell(sheet.ws, "已上传 " + (typed if typed and typed != "photo" else "照片"))
+    if value == "text" and typed:
+        return _safe_cell(sheet.ws, typed)
+    return VALUE_LABEL.get(value)
+
+
+def _item_note(number: int, item: Item) -> str:
+    """The header comment of an item column: its full text in both languages and its id."""
+    unit = f"\n\n单位 Unit: {item.unit.zh_CN} / {item.unit.en}" if item.unit is not None else ""
+    return f"{number}. {item.text.zh_CN}\n\n{item.text.en}{unit}\n\n({item.id})"
+
+
+def _date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _total_for(checklist: Checklist, fields: tuple[str, ...]) -> int:
+    return len(checklist.applicable_items(fields))
+

@@ -1,0 +1,175 @@
+"""Benchmark: the regulator's workbook before (openpyxl write-only) and after (XlsxWriter
+``constant_memory``), in the same run (issue 14).
+
+Each measurement runs in a fresh ``spawn`` process, as the report worker
+(``bot/reports/jobs.py``) is: it imports the writer, opens the database and reads it once
+(a warm page cache, as a running bot has), takes its resident memory as the baseline,
+then writes the national workbook of the bench checklist. Reported: wall and CPU seconds
+of the write, and the process's peak RSS (``ru_maxrss``) above that baseline. The two
+writers alternate (before, after, after, before, ...) so machine load falls on both.
+
+    python bench/national_fixture.py -o bench-national.db                          # 54,000
+    python bench/national_fixture.py --institutions 5400 -o bench-5k.db
+    python bench/export.py --db bench-5k.db --db bench-national.db [--repeat 2] [--json]
+
+The "before" writer is ``bench/excel_openpyxl.py``, a frozen copy of the openpyxl writer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+for entry in (str(REPO), str(REPO / "bench")):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+NOW = dt.datetime(2023, 10, 28, 8, 30, tzinfo=SHANGHAI)
+WRITERS = {"before/openpyxl": "excel_openpyxl", "after/xlsxwriter": "bot.reports.excel"}
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _measure(module: str, db_path: str, out: str, queue: Any) -> None:
+    """In a fresh process: baseline, then one national workbook."""
+    for entry in (str(REPO), str(REPO / "bench")):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    import importlib
+
+    from national_fixture import bench_checklist  # type: ignore[import-not-found]
+
+    from bot.core.scope import Scope
+    from storage.db import open_db
+
+    writer = importlib.import_module(module).write_export
+    checklist = bench_checklist()
+    db = open_db(db_path, migrate=False)
+    db.execute("SELECT COUNT(*), SUM(length(value)) FROM answers").fetchone()  # warm page cache
+    base = _rss_mb()
+    u0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    writer(db, checklist, Scope(national=True), NOW, Path(out))
+    wall = time.perf_counter() - t0
+    u1 = resource.getrusage(resource.RUSAGE_SELF)
+    db.close()
+    queue.put(
+        {
+            "wall_s": round(wall, 2),
+            "cpu_s": round(u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime, 2),
+            "baseline_mb": round(base, 1),
+            "peak_above_baseline_mb": round(u1.ru_maxrss / 1024 - base, 1),
+            "xlsx_mb": round(Path(out).stat().st_size / 1e6, 2),
+        }
+    )
+
+
+def run_once(module: str, db_path: str, out: str) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_measure, args=(module, db_path, out, queue))
+    proc.start()
+    result: dict[str, Any] = queue.get()
+    proc.join()
+    return result
+
+
+def check(path: str) -> dict[str, Any]:
+    """The file opens in openpyxl (read-only), its sheets and rows; no formula cell."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True)
+    rows: dict[str, int] = {}
+    formulas = 0
+    for ws in wb.worksheets:
+        rows[ws.title] = 0
+        for row in ws.iter_rows():
+            rows[ws.title] += 1
+            formulas += sum(1 for c in row if getattr(c, "data_type", None) == "f")
+    wb.close()
+    return {"rows": rows, "formula_cells": formulas}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", type=Path, action="append", required=True)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each writer per database")
+    parser.add_argument("--skip-before-over", type=int, default=10**9, help="skip openpyxl above N institutions")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    out = Path(tempfile.mkdtemp(prefix="zicha-export-"))
+    report: dict[str, Any] = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "databases": [],
+    }
+    import sqlite3
+
+    for db in args.db:
+        con = sqlite3.connect(db)
+        n, answers = con.execute("SELECT (SELECT COUNT(*) FROM institutions), (SELECT COUNT(*) FROM answers)").fetchone()
+        con.close()
+        entry: dict[str, Any] = {"db": str(db), "institutions": n, "answers": answers, "runs": {w: [] for w in WRITERS}}
+        names = [w for w in WRITERS if not (w.startswith("before") and n > args.skip_before_over)]
+        for r in range(args.repeat):
+            for name in names if r % 2 == 0 else reversed(names):
+                target = out / f"{n}-{name.split('/')[0]}.xlsx"
+                entry["runs"][name].append(run_once(WRITERS[name], str(db), str(target)))
+                print(f"{n} {name}: {entry['runs'][name][-1]}", file=sys.stderr, flush=True)
+        for name in names:
+            runs = entry["runs"][name]
+            entry[name] = {
+                "wall_s_median": round(statistics.median(r["wall_s"] for r in runs), 2),
+                "cpu_s_median": round(statistics.median(r["cpu_s"] for r in runs), 2),
+                "peak_above_baseline_mb_max": max(r["peak_above_baseline_mb"] for r in runs),
+                "file": check(str(out / f"{n}-{name.split('/')[0]}.xlsx")),
+            }
+        report["databases"].append(entry)
+    report["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return
+    print(f"Workbook benchmark — {report['machine']}; load average before {report['load_before']}, after {report['load_after']}")
+    print(f"{'institutions':>12} {'writer':<18} {'wall s (runs)':<22} {'CPU s':>7} {'peak MB above baseline':>23} {'xlsx MB':>8} formulas")
+    for entry in report["databases"]:
+        for name in WRITERS:
+            if name not in entry:
+                continue
+            runs = entry["runs"][name]
+            walls = ", ".join(f"{r['wall_s']:.2f}" for r in runs)
+            s = entry[name]
+            print(
+                f"{entry['institutions']:>12} {name:<18} {s['wall_s_median']:>6.2f} ({walls}){'':<{max(0, 13 - len(walls))}}"
+                f" {s['cpu_s_median']:>7.2f} {s['peak_above_baseline_mb_max']:>23.1f} {runs[-1]['xlsx_mb']:>8.2f} {s['file']['formula_cells']}"
+            )
+        if "before/openpyxl" in entry and "after/xlsxwriter" in entry:
+            b, a = entry["before/openpyxl"], entry["after/xlsxwriter"]
+            print(f"{'':>12} after/before: wall {a['wall_s_median'] / b['wall_s_median']:.2f}×, rows per sheet equal: {a['file']['rows'] == b['file']['rows']}")
+    print("Targets (issue 14, national export at 54k): <= 8 s wall, <= 100 MB above baseline")
+    for entry in report["databases"]:
+        if entry["institutions"] >= 54_000 and "after/xlsxwriter" in entry:
+            a = entry["after/xlsxwriter"]
+            print(f"  {'met' if a['wall_s_median'] <= 8 else 'NOT met':<8} wall {a['wall_s_median']} s")
+            print(f"  {'met' if a['peak_above_baseline_mb_max'] <= 100 else 'NOT met':<8} peak {a['peak_above_baseline_mb_max']} MB above baseline")
+
+
+if __name__ == "__main__":
+    main()
