@@ -63,7 +63,7 @@ from storage.institutions import Institution, get_membership
 
 CHAT = "chat"  # the session data kept for the chat: {"view": fields, "flash": {...}, "pdf": {key: submission}}
 # What a web form may ask for (the regulators' actions and "unsupported" are not the web's).
-WEB_KINDS = frozenset({"choose", "rect", "nav", "section", "text", "file", "resume", "progress", "review", "pledge_status", "pledge"})
+WEB_KINDS = frozenset({"choose", "rect", "nav", "section", "text", "file", "resume", "progress", "review", "pledge_status", "pledge", "campaigns", "pick_campaign"})
 CHOICE_KEYS = frozenset({"compliant", "noncompliant", "na", "yes", "no"})
 TEXT_MAX = 5000  # characters of a typed form field read at all (the engine's limits are lower)
 FILE_NAME_MAX = 200
@@ -236,7 +236,8 @@ def _top(request: web.Request, conversation: Conversation, actor: Actor, screen:
     """The header of an item's page: its section, "Item 12/46" and the progress bar."""
     assert actor.institution is not None and screen.item is not None
     _ = gettext_for(request)
-    ws = conversation.workspace(actor.institution)
+    run, _available = conversation.current_campaign(actor)  # several campaigns: the one on screen
+    ws = conversation.workspace(actor.institution, run)
     if not ws.interview.applies(screen.item):
         return None
     item = ws.checklist.item(screen.item)

@@ -1,0 +1,70 @@
+"""Several campaigns at once, driven as a hostile user would, across the channels that
+met at the merge: the browser (landing and chat header), the console and the desk."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sqlite_utils
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.i18n import build_i18n
+from bot.telegram.app import load_campaign_registry, load_checklist
+from bot.web.app import build_web_app
+from storage.institutions import create_invite, get_institution_by_uscc, upsert_institutions
+from tests.conftest import roster_row
+from tests.test_web_chat import WebPerson
+from tests.web_support import web_settings
+
+DEMOS = "demo,demo-food"
+
+
+def _food_lab(db: sqlite_utils.Database) -> int:
+    """A national lab in motor vehicles and food: covered by ``demo`` and ``demo-food``."""
+    row = roster_row("国家级食品检验所", 31, ("motor-vehicle", "food"))
+    upsert_institutions(db, [row])
+    inst = get_institution_by_uscc(db, row.uscc)
+    assert inst is not None
+    return inst.id
+
+
+async def _client(db: sqlite_utils.Database, db_path: Path) -> TestClient:
+    settings = web_settings(db_path, zicha_locale="zh_CN", zicha_campaign=DEMOS)
+    registry = load_campaign_registry(settings)
+    assert registry is not None
+    registry.ensure_stored(db)
+    app = build_web_app(settings, db, load_checklist(settings), build_i18n("zh_CN"), campaigns=registry)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+async def test_the_browser_shows_the_progress_of_the_campaign_the_person_works_on(
+    db: sqlite_utils.Database, db_path: Path
+) -> None:
+    lab = _food_lab(db)
+    client = await _client(db, db_path)
+    try:
+        person = WebPerson(client)
+        await person.join(create_invite(db, lab), name="王芳")
+        landing = await (await client.get("/")).text()
+        assert "已回答" not in landing and 'id="open-chat"' in landing  # no campaign chosen yet: nothing to count
+        await person.open()
+        assert "选择要填写的自查" in person.page
+        # one button per campaign, each with its own key (they once shared "pick_campaign")
+        assert {"campaign:demo", "campaign:demo-food"} <= set(person.buttons()), person.buttons()
+        await person.press("campaign:demo-food")
+        assert "现在填写：演示：食品检验专项自查" in person.page
+        await person.press("yes")  # the first item, in the food campaign
+        await person.type("王五")
+        # the header of the page counts the food campaign's answers, not the national one's
+        assert re.search(r'<progress max="\d+" value="2">', person.page), person.page
+        landing = await (await client.get("/")).text()
+        assert "自查活动：演示：食品检验专项自查" in landing and "已回答 2 / 46 项" in landing, landing
+        rows = {r["campaign_id"]: r["n"] for r in db.query(
+            "SELECT s.campaign_id, count(a.item_id) AS n FROM selfchecks s LEFT JOIN answers a ON a.selfcheck_id = s.id "
+            "WHERE s.institution_id = ? GROUP BY s.campaign_id", [lab])}
+        assert rows.get("demo-food") == 2 and not rows.get("demo")
+    finally:
+        await client.close()
