@@ -6,14 +6,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.i18n import build_i18n
 from bot.telegram.app import load_campaign_registry, load_checklist
 from bot.web.app import build_web_app
+from storage.db import open_db
 from storage.institutions import create_invite, get_institution_by_uscc, upsert_institutions
 from tests.conftest import roster_row
+from tests.harness import Chat, invite, read_db, running_bot
+from tests.standin import TelegramStandin
+from tests.test_campaigns_runtime import THREE, _answer_first, _join, _labs, campaigns_env  # noqa: F401
 from tests.test_web_chat import WebPerson
 from tests.web_support import web_settings
 
@@ -68,3 +73,30 @@ async def test_the_browser_shows_the_progress_of_the_campaign_the_person_works_o
         assert rows.get("demo-food") == 2 and not rows.get("demo")
     finally:
         await client.close()
+
+
+@pytest.mark.usefixtures("campaigns_env")
+async def test_a_provincial_regulator_finds_an_institution_only_their_campaign_covers(
+    tg: TelegramStandin, db_path: Path
+) -> None:
+    """The first campaign listed is the national one: a 广东 lab it does not cover was "not
+    found" for 广东's regulator, and its card counted the national table."""
+    from bot.core.scope import Scope
+    from storage.regulators import add_regulator
+
+    labs = _labs(db_path)
+    code = invite(db_path, labs["provincial"])
+    raw = open_db(db_path)
+    add_regulator(raw, 8201, Scope(provinces=frozenset({"广东"})), "广东")
+    raw.close()
+    async with running_bot(tg, db_path, zicha_campaign=THREE):
+        staff = Chat(tg, 7301)
+        await _join(staff, code)
+        await _answer_first(staff)  # gd-01 of the provincial table
+        regulator = Chat(tg, 8201)
+        screen = await regulator.say("/institution 广东省级检测所")
+        assert "广东省级检测所" in screen.text and "未找到" not in screen.text, screen.text
+        assert "自查活动：广东省级自查（测试）" in screen.text
+        assert "1/2" in screen.text  # its own (provincial, two-item) table, one answered
+    db = read_db(db_path)
+    assert {r["campaign_id"] for r in db.query("SELECT campaign_id FROM selfchecks WHERE institution_id = ?", [labs["provincial"]])} == {"gd-2023"}
