@@ -67,9 +67,14 @@ async def test_the_browser_shows_the_progress_of_the_campaign_the_person_works_o
         assert re.search(r'<progress max="\d+" value="2">', person.page), person.page
         landing = await (await client.get("/")).text()
         assert "自查活动：演示：食品检验专项自查" in landing and "已回答 2 / 46 项" in landing, landing
-        rows = {r["campaign_id"]: r["n"] for r in db.query(
-            "SELECT s.campaign_id, count(a.item_id) AS n FROM selfchecks s LEFT JOIN answers a ON a.selfcheck_id = s.id "
-            "WHERE s.institution_id = ? GROUP BY s.campaign_id", [lab])}
+        rows = {
+            r["campaign_id"]: r["n"]
+            for r in db.query(
+                "SELECT s.campaign_id, count(a.item_id) AS n FROM selfchecks s LEFT JOIN answers a ON a.selfcheck_id = s.id "
+                "WHERE s.institution_id = ? GROUP BY s.campaign_id",
+                [lab],
+            )
+        }
         assert rows.get("demo-food") == 2 and not rows.get("demo")
     finally:
         await client.close()
@@ -99,4 +104,7 @@ async def test_a_provincial_regulator_finds_an_institution_only_their_campaign_c
         assert "自查活动：广东省级自查（测试）" in screen.text
         assert "1/2" in screen.text  # its own (provincial, two-item) table, one answered
     db = read_db(db_path)
-    assert {r["campaign_id"] for r in db.query("SELECT campaign_id FROM selfchecks WHERE institution_id = ?", [labs["provincial"]])} == {"gd-2023"}
+    assert {
+        r["campaign_id"]
+        for r in db.query("SELECT campaign_id FROM selfchecks WHERE institution_id = ?", [labs["provincial"]])
+    } == {"gd-2023"}
