@@ -20,7 +20,7 @@ from tests.harness import Chat, invite, read_db, running_bot
 from tests.standin import TelegramStandin
 from tests.test_campaigns_runtime import THREE, _answer_first, _join, _labs, campaigns_env  # noqa: F401
 from tests.test_web_chat import WebPerson
-from tests.web_support import web_settings
+from tests.web_support import csrf_of, web_settings
 
 DEMOS = "demo,demo-food"
 
@@ -65,6 +65,24 @@ async def test_the_browser_shows_the_progress_of_the_campaign_the_person_works_o
         await person.type("王五")
         # the header of the page counts the food campaign's answers, not the national one's
         assert re.search(r'<progress max="\d+" value="2">', person.page), person.page
+        # the page names the campaign; its button switches (the web has no /campaign to type)
+        assert "自查活动：演示：食品检验专项自查" in person.page
+        await person.press("campaigns")
+        assert "选择要填写的自查" in person.page and "campaign:demo" in person.buttons()
+        await person.press("campaign:demo")
+        assert "现在填写：演示：国家级资质认定检验检测机构自查" in person.page and "第 1/46 项" in person.page
+        assert re.search(r'<progress max="46" value="0">', person.page)
+        await person.press("yes")  # one answer in the national campaign
+        await person.press("campaigns")
+        # a forged choice (a shipped campaign this deployment does not run): refused, nothing changes
+        forged = {
+            "csrf": csrf_of(person.page),
+            "origin": person.origin(),
+            "act": "kind=pick_campaign&campaign=samr-2023-national",
+        }
+        await person.post(forged)
+        assert person.status == 200 and "该自查活动不适用于本机构" in person.page
+        await person.press("campaign:demo-food")
         landing = await (await client.get("/")).text()
         assert "自查活动：演示：食品检验专项自查" in landing and "已回答 2 / 46 项" in landing, landing
         rows = {
@@ -75,7 +93,7 @@ async def test_the_browser_shows_the_progress_of_the_campaign_the_person_works_o
                 [lab],
             )
         }
-        assert rows.get("demo-food") == 2 and not rows.get("demo")
+        assert rows == {"demo-food": 2, "demo": 1}
     finally:
         await client.close()
 
@@ -108,3 +126,39 @@ async def test_a_provincial_regulator_finds_an_institution_only_their_campaign_c
         r["campaign_id"]
         for r in db.query("SELECT campaign_id FROM selfchecks WHERE institution_id = ?", [labs["provincial"]])
     } == {"gd-2023"}
+
+
+@pytest.mark.usefixtures("campaigns_env")
+async def test_an_old_question_of_the_other_campaign_and_forged_campaign_buttons_store_nothing_there(
+    tg: TelegramStandin, db_path: Path
+) -> None:
+    """Both campaigns ask the same table (the same item ids): a press on the food campaign's
+    old question after switching to the national one must not answer the national one; a
+    button naming a campaign that does not cover the lab is refused."""
+    labs = _labs(db_path)
+    code = invite(db_path, labs["both"])
+    async with running_bot(tg, db_path, zicha_campaign=THREE):
+        chat = Chat(tg, 7401)
+        await _join(chat, code)
+        await chat.press("食品专项自查（测试）")
+        old = chat.current()  # the food campaign's first question
+        assert "第 1/" in old.text
+        await chat.say("/campaign")
+        await chat.press("国家级自查（测试）")
+        assert "第 1/" in chat.current().text
+        yes = next(d for row in old.buttons for _t, d in row if d and d.startswith("a:"))
+        await chat.press_data(yes, old)
+        # forged: the provincial campaign does not cover this national food lab
+        pick = next(d for row in (await chat.say("/campaign")).buttons for _t, d in row if d and "nat-2023" in d)
+        answer = await chat.press_data(pick.replace("nat-2023", "gd-2023"), chat.current())
+        assert "该自查活动不适用于本机构" in (answer.text or ""), answer.text
+    db = read_db(db_path)
+    answers = list(
+        db.query("SELECT s.campaign_id, a.item_id FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id")
+    )
+    assert all(a["campaign_id"] != "nat-2023" for a in answers), answers
+    assert db.execute("SELECT campaign_id FROM user_campaigns WHERE telegram_id = 7401").fetchone()[0] == "nat-2023"
+    assert {
+        r["campaign_id"]
+        for r in db.query("SELECT campaign_id FROM selfchecks WHERE institution_id = ?", [labs["both"]])
+    } <= {"nat-2023", "food-2023"}
