@@ -3,8 +3,10 @@ met at the merge: the browser (landing and chat header), the console and the des
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlite_utils
@@ -162,3 +164,38 @@ async def test_an_old_question_of_the_other_campaign_and_forged_campaign_buttons
         r["campaign_id"]
         for r in db.query("SELECT campaign_id FROM selfchecks WHERE institution_id = ?", [labs["both"]])
     } <= {"nat-2023", "food-2023"}
+
+
+async def test_a_colleague_in_the_browser_sees_the_answers_of_the_campaign_chosen_in_telegram(
+    tg: TelegramStandin, db: sqlite_utils.Database, db_path: Path
+) -> None:
+    from tests.test_e2e_interview import join as tg_join
+
+    lab = _food_lab(db)
+    code = create_invite(db, lab, max_uses=5)
+    now = lambda: dt.datetime.now(ZoneInfo("Asia/Shanghai"))  # noqa: E731 (the demo campaigns' dates count from today)
+    async with running_bot(tg, db_path, zicha_campaign=DEMOS, clock=now):
+        client = await _client(db, db_path)
+        try:
+            alice, bob = Chat(tg, 6201, "Alice"), WebPerson(client)
+            screen = await tg_join(alice, code)
+            assert "选择要填写的自查" in screen.text
+            _, screen = await alice.press("演示：食品检验专项自查", screen)
+            _, screen = await alice.press("是，信息无误", alice.current())
+            await bob.join(code, name="Bob")
+            await bob.open()
+            await bob.press("campaign:demo-food")
+            # Alice's answer is there: Bob goes on at item 2, the header counts it
+            assert "第 2/46 项" in bob.page and '<progress max="46" value="1">' in bob.page
+            await bob.press("campaigns")
+            await bob.press("campaign:demo")
+            assert "第 1/46 项" in bob.page and '<progress max="46" value="0">' in bob.page
+        finally:
+            await client.close()
+    stored = {
+        (r["campaign_id"], r["answered_by"])
+        for r in db.query(
+            "SELECT s.campaign_id, a.answered_by FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id"
+        )
+    }
+    assert stored == {("demo-food", 6201)}
