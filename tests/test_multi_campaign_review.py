@@ -199,3 +199,41 @@ async def test_a_colleague_in_the_browser_sees_the_answers_of_the_campaign_chose
         )
     }
     assert stored == {("demo-food", 6201)}
+
+
+@pytest.mark.usefixtures("campaigns_env")
+async def test_a_regulator_on_overdue_switches_to_the_other_campaigns_overdue_and_its_pages_stay_there(
+    tg: TelegramStandin, db_path: Path
+) -> None:
+    """/overdue's campaign buttons once opened the other campaign's /status: its overdue
+    list could not be reached at all (/overdue always shows the first campaign)."""
+    import dataclasses
+
+    from bot.core.scope import Scope
+    from storage.regulators import add_regulator
+
+    _labs(db_path)
+    raw = open_db(db_path)
+    rows = [
+        dataclasses.replace(
+            roster_row(f"广东省级检测所{n:02d}", 40 + n, ("food",), province="广东"), level="provincial"
+        )
+        for n in range(16)
+    ]
+    upsert_institutions(raw, rows)
+    add_regulator(raw, 8301, Scope(national=True), "总局")
+    raw.close()
+    after = dt.datetime(2023, 10, 25, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # past 广东's deadline (10-20)
+    async with running_bot(tg, db_path, zicha_campaign=THREE, clock=lambda: after):
+        regulator = Chat(tg, 8301)
+        await regulator.say("/overdue", screen=False)
+        screen = regulator.current()
+        assert "自查活动：国家级自查（测试）" in screen.text
+        _answer, screen = await regulator.press("广东省级自查（测试）", screen)
+        assert "自查活动：广东省级自查（测试）" in screen.text, screen.text
+        assert "逾期：17 家" in screen.text and "第 1/2 页" in screen.text, screen.text
+        _answer, screen = await regulator.press("下一页 ▶", screen)
+        assert "自查活动：广东省级自查（测试）" in screen.text and "第 2/2 页" in screen.text, screen.text
+        _answer, screen = await regulator.press("国家级自查（测试）", screen)
+        assert "自查活动：国家级自查（测试）" in screen.text and "尚未签署：2 家" in screen.text  # its deadline is later
+        assert "广东省级自查（测试）" in screen.button_texts

@@ -135,7 +135,8 @@ def in_campaign(screen: Screen, run: Running | None, runs: list[Running], locale
         for row in screen.rows
     )
     blocks = (cs.campaign_line(run, locale) + "\n" + screen.blocks[0], *screen.blocks[1:]) if screen.blocks else screen.blocks
-    return replace(screen, blocks=blocks, rows=rows + cs.regulator_campaign_rows(runs, run.id, locale))
+    switch = cs.regulator_campaign_rows(runs, run.id, locale, overdue=screen.kind == "overdue")
+    return replace(screen, blocks=blocks, rows=rows + switch)
 
 
 class Desk:
