@@ -235,5 +235,35 @@ async def test_a_regulator_on_overdue_switches_to_the_other_campaigns_overdue_an
         _answer, screen = await regulator.press("下一页 ▶", screen)
         assert "自查活动：广东省级自查（测试）" in screen.text and "第 2/2 页" in screen.text, screen.text
         _answer, screen = await regulator.press("国家级自查（测试）", screen)
-        assert "自查活动：国家级自查（测试）" in screen.text and "尚未签署：2 家" in screen.text  # its deadline is later
+        assert (
+            "自查活动：国家级自查（测试）" in screen.text and "尚未签署：2 家" in screen.text
+        )  # its deadline is later
         assert "广东省级自查（测试）" in screen.button_texts
+
+
+def test_the_console_names_the_campaign_whose_progress_it_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both demo campaigns ask the 2023 table, under the same title: after a switch with
+    /campaign, /progress said nothing of which campaign it counted."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    env = {"ZICHA_DB": str(tmp_path / "demo.db"), "ZICHA_CAMPAIGN": DEMOS, "ZICHA_LOCALE": "zh_CN"}
+    run = CliRunner().invoke(cli, ["chat", "--demo"], input="2\n1\n/progress\n/campaign\n1\n/progress\nq\n", env=env)
+    assert run.exit_code == 0, run.output
+    food, national = run.output.split("现在填写：演示：国家级资质认定检验检测机构自查")
+    assert "自查活动：演示：食品检验专项自查\n" in food
+    assert (
+        "进度：1/46" in food
+        and "自查活动：演示：国家级资质认定检验检测机构自查" in national
+        and "进度：0/46" in national
+    )
+    db = read_db(tmp_path / "demo.db")
+    assert [
+        tuple(r.values())
+        for r in db.query("SELECT s.campaign_id, a.item_id FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id")
+    ] == [("demo-food", "header-details")]
