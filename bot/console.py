@@ -81,7 +81,7 @@ COMMANDS: dict[str, Callable[[str | None], Action]] = {
     "overdue": lambda arg: ShowOverdue(),
     "campaign": lambda arg: ShowCampaigns(),
     "institution": lambda arg: FindInstitution(query=arg or ""),
-    "broadcast": lambda arg: StartBroadcast(),
+    "broadcast": lambda arg: StartBroadcast(campaign=arg or ""),
 }
 QUIT = {"q", "quit", "exit"}
 

@@ -569,3 +569,39 @@ def test_every_button_prefix_is_its_own() -> None:
 
     prefixes = [c.__prefix__ for c in subclasses(CallbackData) if c.__module__.startswith("bot.")]
     assert len(prefixes) == len(set(prefixes)), sorted(prefixes)
+
+
+async def test_a_regulator_broadcasts_to_the_staff_one_campaign_covers(
+    tg: TelegramStandin, db_path: Path, campaigns_env: Path
+) -> None:
+    """/broadcast food-2023 reaches only the staff of institutions the food campaign covers;
+    a campaign outside the scope (or made up) is refused and nothing is queued."""
+    from bot.core.scope import Scope
+    from storage.institutions import create_invite
+    from storage.regulators import add_regulator
+
+    ids = _labs(db_path)
+    raw = open_db(db_path)
+    add_regulator(raw, 8201, Scope(national=True), "总局")
+    add_regulator(raw, 8202, Scope(provinces=frozenset({"北京"})), "北京")
+    codes = {key: create_invite(raw, inst, max_uses=5) for key, inst in ids.items()}
+    raw.close()
+    staff = {"national": 8301, "provincial": 8302, "both": 8303}
+    async with running_bot(tg, db_path, zicha_campaign=THREE):
+        for key, user in staff.items():
+            await _join(Chat(tg, user), codes[key])
+        beijing = Chat(tg, 8202)
+        await beijing.say("/broadcast gd-2023", screen=False)
+        assert "您的监管范围内没有该自查活动" in tg.messages(8202)[-1].text
+        national = Chat(tg, 8201)
+        await national.say("/broadcast food-2023", screen=False)
+        assert "食品专项自查（测试）" in tg.messages(8201)[-1].text
+        await national.say("请在周五前完成食品专项自查。", screen=False)
+        preview = await national.next_screen(0)
+        assert preview.button_texts[0] == "发送给 1 人"  # only the food lab's one member
+        answer, _ = await national.press(preview.button_texts[0], preview)
+        assert answer.text  # "queued"
+        await tg.wait_until(lambda: any("食品专项" in m.text for m in tg.messages(8303)) or None, what="the food lab's message")
+    assert not any("食品专项" in m.text for m in tg.messages(8301) + tg.messages(8302))
+    rows = list(read_db(db_path)["outbox"].rows_where("kind = 'broadcast'"))
+    assert [r["chat_id"] for r in rows] == [8303]

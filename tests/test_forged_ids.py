@@ -100,7 +100,7 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
                         assert answer.text == "此按钮已失效。", (chat.user_id, data, answer)
                         assert not answer.show_alert
                         pressed += 1
-        assert pressed == 2 * len(FORGED) * 14  # 14 numeric fields in all
+        assert pressed == 2 * len(FORGED) * 21  # 21 numeric fields in all
         # A real press still works: the range check refuses only what is out of range.
         ok = await regulator.press_data(InstitutionCb(id=motor_lab.id).pack())
         assert ok.text != "此按钮已失效。"

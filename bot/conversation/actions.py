@@ -278,9 +278,11 @@ class RequestExport(DeskAction):
 
 @dataclass(frozen=True)
 class StartBroadcast(DeskAction):
-    """/broadcast: ask for the message to send to every staff member in scope."""
+    """/broadcast [CAMPAIGN]: ask for the message to send to every staff member in scope
+    (with ``campaign``: only the staff of institutions that campaign covers)."""
 
     kind: ClassVar[str] = "broadcast"
+    campaign: str = ""
 
 
 @dataclass(frozen=True)

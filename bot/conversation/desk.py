@@ -74,6 +74,7 @@ COMPOSE = "Broadcast:compose"  # waiting for the text to broadcast
 CONFIRM = "Broadcast:confirm"  # preview shown, waiting for send / cancel
 BROADCAST_STEPS = (COMPOSE, CONFIRM)
 DRAFT = "broadcast"  # state data: {"preview": id, "body": safe HTML}
+CAMPAIGN = "broadcast_campaign"  # state data: the campaign a broadcast is limited to (None: all in scope)
 
 SEARCH_LIMIT = 10
 MAX_QUERY = 100
@@ -382,7 +383,15 @@ class Desk:
     def broadcast(self, actor: DeskActor, regulator: Regulator, action: Action) -> Outcome:
         state = self.states.load(actor.key)
         if isinstance(action, StartBroadcast):
-            return Outcome(views.compose_screen(regulator.scope, actor.locale), state=state.moved(COMPOSE, **{DRAFT: None}))
+            wanted = action.campaign.strip()
+            run = self.broadcast_campaign(regulator, wanted) if wanted else None
+            if wanted and run is None:
+                return Outcome(messages=[_("No such campaign in your scope. Send /status to see the campaigns.")])
+            screen = views.compose_screen(regulator.scope, actor.locale)
+            if run is not None:
+                screen = replace(screen, blocks=(cs.campaign_line(run, actor.locale) + "\n" + screen.blocks[0],))
+            draft = {DRAFT: None, CAMPAIGN: run.id if run is not None else None}
+            return Outcome(screen, state=state.moved(COMPOSE, **draft))
         if isinstance(action, CancelBroadcast):
             return Outcome(Screen("broadcast:cancelled", (views.cancelled_text(),)), state=self.cleared(state))
         if isinstance(action, DecideBroadcast):
@@ -395,7 +404,10 @@ class Desk:
         if len(plain) > MAX_BROADCAST_LENGTH:
             return Outcome(messages=[views.too_long_text(len(plain), MAX_BROADCAST_LENGTH)])
         body = action.html if action.html is not None else escape(plain)  # safe markup either way
-        reach = audience(self.db, regulator.scope)
+        campaign = self.broadcast_checklist(regulator, state)
+        if isinstance(campaign, Outcome):
+            return campaign
+        reach = audience(self.db, regulator.scope, campaign)
         if reach.total == 0:
             return Outcome(Screen("broadcast:nobody", (views.nobody_text(regulator.scope, actor.locale),)), state=self.cleared(state))
         preview = secrets.token_hex(6)
@@ -405,7 +417,27 @@ class Desk:
 
     def cleared(self, state: ConversationState) -> ConversationState:
         """No broadcast step any more (what else the conversation keeps stays)."""
-        return ConversationState(None, {**state.data, DRAFT: None})
+        return ConversationState(None, {**state.data, DRAFT: None, CAMPAIGN: None})
+
+    def broadcast_campaign(self, regulator: Regulator, campaign_id: str) -> Running | None:
+        """A campaign of the regulator's scope (open or closed), by id; None for any other."""
+        if self.campaigns is None:
+            return None
+        runs = self.campaigns.for_scope(self.db, regulator.scope, self.clock().date())
+        return next((r for r in runs if r.id == campaign_id), None)
+
+    def broadcast_checklist(self, regulator: Regulator, state: ConversationState) -> Checklist | Outcome | None:
+        """The campaign (its checklist) the broadcast being written is limited to, re-checked
+        against the scope as it is now (gone from it: the broadcast is called off, never
+        widened to everyone); None: everyone in scope."""
+        campaign_id = state.data.get(CAMPAIGN)
+        if not isinstance(campaign_id, str):
+            return None
+        run = self.broadcast_campaign(regulator, campaign_id)
+        if run is None:
+            told = _("No such campaign in your scope. Send /status to see the campaigns.")
+            return Outcome(Screen("broadcast:cancelled", (told,)), state=self.cleared(state))
+        return run.checklist
 
     def decide(self, actor: DeskActor, regulator: Regulator, state: ConversationState, action: DecideBroadcast) -> Outcome:
         draft = state.data.get(DRAFT)
@@ -417,10 +449,14 @@ class Desk:
             return Outcome(Screen("broadcast:cancelled", (views.cancelled_text(),)), notice=views.cancelled_text(), state=cleared)
         catalog = self.catalog
         assert catalog is not None, "broadcasts need the deployment's translations"
+        campaign = self.broadcast_checklist(regulator, state)
+        if isinstance(campaign, Outcome):
+            return campaign
         batch_id, queued = create_broadcast(
             self.db, catalog, scope=regulator.scope, body_html=str(draft["body"]),
             sender=self.sender_label(regulator, actor.locale), created_by=regulator.telegram_id,
             report_chat_id=regulator.telegram_id, default_locale=self.settings.zicha_locale, dedup=str(draft["preview"]),
+            campaign=campaign,
         )  # fmt: skip
         quiet = None
         if self.outbox is not None:

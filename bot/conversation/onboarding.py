@@ -21,6 +21,7 @@ from bot.config import SUPPORTED_LOCALES
 from bot.conversation import state as st
 from bot.conversation.actions import Action, Choose, Navigate, OpenSection, PledgeStep, Resume, SetRect
 from bot.conversation.actor import Actor
+from bot.conversation.desk_views import regulator_help_text
 from bot.conversation.render import institution_block, role_label, totals_lines
 from bot.conversation.screens import Button, Outcome, Screen
 from bot.conversation.state import ConversationState, StateStore
@@ -177,19 +178,6 @@ def help_text() -> str:
         "/pledge — your signed pledge summary (PDF), once signed\n"
         "/language — 中文 / English\n"
         "/help — this message"
-    )
-
-
-def regulator_help_text() -> str:
-    return _(
-        "<b>Zicha for regulators</b>\n"
-        "/status — completion of the institutions in your scope\n"
-        "/overdue — institutions not signed after the deadline\n"
-        "/institution USCC or name — one institution in detail\n"
-        "/export — the Excel workbook of your scope\n"
-        "/verify CODE — who signed a pledge summary, when, and whether it is current\n"
-        "/broadcast — send a message to the staff of every institution in your scope\n"
-        "A digest with the workbook and a chart arrives every morning during the campaign."
     )
 
 

@@ -107,8 +107,10 @@ async def cmd_export(message: Message, command: CommandObject, conversation: Con
             await deliver(message, outcome, conversation, actor)
 
 
-async def cmd_broadcast(message: Message, conversation: Conversation, actor: Actor) -> None:
-    await deliver(message, conversation.handle(actor, StartBroadcast()), conversation, actor)
+async def cmd_broadcast(message: Message, command: CommandObject, conversation: Conversation, actor: Actor) -> None:
+    """/broadcast [CAMPAIGN]: everyone in scope, or the staff that campaign covers."""
+    action = StartBroadcast(campaign=(command.args or "").strip())
+    await deliver(message, conversation.handle(actor, action), conversation, actor)
 
 
 async def cmd_cancel(message: Message, conversation: Conversation, actor: Actor) -> None:
