@@ -204,6 +204,10 @@ class PickCampaign(Action):
     kind: ClassVar[str] = "pick_campaign"
     campaign: str = ""
 
+    @property
+    def button_key(self) -> str:
+        return f"campaign:{self.campaign}"  # one per campaign on the choice screen
+
 
 @dataclass(frozen=True)
 class DeskAction(Action):

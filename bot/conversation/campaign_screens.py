@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from bot.conversation.actions import PickCampaign, ShowStatus
+from bot.conversation.actions import PickCampaign, ShowOverdue, ShowStatus
 from bot.conversation.screens import Button, Screen
 from bot.conversation.text import _
 from bot.core.locales import format_date
@@ -60,9 +60,16 @@ def closed_text() -> str:
     return _("This campaign is closed: its answers and signed pledge can be read, not changed.")
 
 
-def regulator_campaign_rows(runs: list[Any], current: str, locale: str) -> tuple[tuple[Button, ...], ...]:
-    """One button per other campaign of the regulator's scope, to switch /status to it."""
-    others = [Button(r.title(locale), ShowStatus(campaign=r.id)) for r in runs if r.id != current]
+def regulator_campaign_rows(
+    runs: list[Any], current: str, locale: str, *, overdue: bool = False
+) -> tuple[tuple[Button, ...], ...]:
+    """One button per other campaign of the regulator's scope, to switch /status (or, with
+    ``overdue``, /overdue) to it."""
+    others = [
+        Button(r.title(locale), ShowOverdue(campaign=r.id) if overdue else ShowStatus(campaign=r.id))
+        for r in runs
+        if r.id != current
+    ]
     return tuple((b,) for b in others)
 
 

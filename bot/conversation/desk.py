@@ -136,7 +136,8 @@ def in_campaign(screen: Screen, run: Running | None, runs: list[Running], locale
         for row in screen.rows
     )
     blocks = (cs.campaign_line(run, locale) + "\n" + screen.blocks[0], *screen.blocks[1:]) if screen.blocks else screen.blocks
-    return replace(screen, blocks=blocks, rows=rows + cs.regulator_campaign_rows(runs, run.id, locale))
+    switch = cs.regulator_campaign_rows(runs, run.id, locale, overdue=screen.kind == "overdue")
+    return replace(screen, blocks=blocks, rows=rows + switch)
 
 
 class Desk:
@@ -194,7 +195,7 @@ class Desk:
         if isinstance(action, FindInstitution):
             return self.find(regulator, action.query, actor.locale)
         if isinstance(action, ShowInstitution):
-            facts = self.institution_facts(regulator, action.id)
+            facts = self.institution_facts(regulator, action.id, actor.locale)
             if facts is None:
                 return Outcome(notice=views.not_found_text())
             return Outcome(views.institution_screen(facts, actor.locale, self.settings.tz), fresh=True)
@@ -258,7 +259,7 @@ class Desk:
         rows = find_in_scope(self.db, regulator.scope, text, SEARCH_LIMIT + 1)
         exact = [r for r in rows if r.uscc == text.upper()]
         if len(rows) == 1 or exact:
-            facts = self.institution_facts(regulator, (exact or rows)[0].id)
+            facts = self.institution_facts(regulator, (exact or rows)[0].id, locale)
             return Outcome(views.not_found_screen() if facts is None else views.institution_screen(facts, locale, self.settings.tz))
         if not rows:
             return Outcome(views.not_found_screen())
@@ -271,26 +272,32 @@ class Desk:
             return None
         return get_institution(self.db, institution_id)
 
-    def institution_facts(self, regulator: Regulator, institution_id: int) -> views.InstitutionFacts | None:
+    def institution_facts(self, regulator: Regulator, institution_id: int, locale: str = "zh_CN") -> views.InstitutionFacts | None:
         institution = self.institution_for(regulator, institution_id)
         if institution is None:
             return None
-        rows = institution_statuses(self.db, self.checklist, regulator.scope, self.clock(), only=institution.id)
+        checklist, campaign = self.checklist, ""
+        if self.campaigns is not None:  # several: the first of the scope that covers it (open ones first)
+            runs = self.campaigns.for_scope(self.db, regulator.scope, self.clock().date())
+            run = next((r for r in runs if r.checklist.covers(institution.level, institution.province, institution.fields)), None)
+            if run is not None:
+                checklist, campaign = run.checklist, cs.campaign_line(run, locale)
+        rows = institution_statuses(self.db, checklist, regulator.scope, self.clock(), only=institution.id)
         if not rows:
             return None
         status = rows[0]
-        interview = Interview(self.checklist, institution.fields)
+        interview = Interview(checklist, institution.fields)
         answers = load_answers(self.db, status.selfcheck_id) if status.selfcheck_id is not None else {}
         contact = [text for i in CONTACT_ITEM_IDS if i in answers and (text := answers[i].text)]
         progress = interview.progress(answers)
         noncompliant = [(interview.position(item.id), item, answers[item.id]) for item in progress.noncompliant]
         # the scope was checked above: the corrections of this one institution
         corrections = pending_corrections(
-            self.db, self.checklist.campaign_key, confirm_item_ids(self.checklist), regulator.scope, institution_id=institution.id
+            self.db, checklist.campaign_key, confirm_item_ids(checklist), regulator.scope, institution_id=institution.id
         )
         return views.InstitutionFacts(
             institution, status, members_of(self.db, institution.id), contact, progress.done, progress.total,
-            noncompliant, corrections,
+            noncompliant, corrections, campaign,
         )  # fmt: skip
 
     def remove_staff(self, regulator: Regulator, action: RemoveStaff, locale: str) -> Outcome:

@@ -46,6 +46,7 @@ class InstitutionFacts:
     total: int
     noncompliant: list[tuple[int, Item, Answer]]  # (position, item, answer)
     corrections: list[Correction]
+    campaign: str = ""  # several campaigns at once: the line naming the one counted (safe markup)
 
 
 def regulator_help_text() -> str:
@@ -98,8 +99,8 @@ def _rect_text(answer: Answer, locale: str) -> str:
 def institution_screen(facts: InstitutionFacts, locale: str, tz: zoneinfo.ZoneInfo) -> Screen:
     institution, status, staff = facts.institution, facts.status, facts.staff
     fields = ("、" if locale.startswith("zh") else ", ").join(field_label(f, locale) for f in institution.fields)
-    lines = [
-        f"<b>{escape(institution.name)}</b>",
+    lines = [f"<b>{escape(institution.name)}</b>"] + ([facts.campaign] if facts.campaign else [])
+    lines += [
         _("Unified social credit code: {uscc}").format(uscc=f"<code>{escape(institution.uscc)}</code>"),
         _("Province: {province}").format(province=escape(institution.province or "—")),
         _("Fields: {fields}").format(fields=escape(fields or "—")),

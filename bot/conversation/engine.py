@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -720,7 +721,13 @@ class Conversation:
         step = Step(self, actor, actor.institution, run)
         if isinstance(action, (Choose, SetRect)) and action.origin is not None:
             return self._press(actor, step, action)
-        return self._dispatch(step, action)
+        outcome = self._dispatch(step, action)
+        screen = outcome.screen
+        if isinstance(action, ShowProgress) and screen is not None and screen.blocks and len(available) > 1:
+            # two campaigns may share a table (and its title): say whose progress this is
+            blocks = (cs.campaign_line(run, actor.locale) + "\n" + screen.blocks[0], *screen.blocks[1:])
+            outcome.screen = dataclasses.replace(screen, blocks=blocks)
+        return outcome
 
     def screen_for(self, actor: Actor, *, again: bool = False) -> Outcome:
         """Where the actor is: the screen /start shows."""

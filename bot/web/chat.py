@@ -46,11 +46,13 @@ from bot.conversation.actions import (
     PledgeStep,
     Resume,
     SendFile,
+    ShowCampaigns,
     ShowProgress,
     ShowReview,
     TypeText,
     from_fields,
 )
+from bot.conversation.campaign_screens import campaign_line
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.render import example_date
 from bot.conversation.screens import Expect, Outcome, Screen
@@ -63,7 +65,7 @@ from storage.institutions import Institution, get_membership
 
 CHAT = "chat"  # the session data kept for the chat: {"view": fields, "flash": {...}, "pdf": {key: submission}}
 # What a web form may ask for (the regulators' actions and "unsupported" are not the web's).
-WEB_KINDS = frozenset({"choose", "rect", "nav", "section", "text", "file", "resume", "progress", "review", "pledge_status", "pledge"})
+WEB_KINDS = frozenset({"choose", "rect", "nav", "section", "text", "file", "resume", "progress", "review", "pledge_status", "pledge", "campaigns", "pick_campaign"})
 CHOICE_KEYS = frozenset({"compliant", "noncompliant", "na", "yes", "no"})
 TEXT_MAX = 5000  # characters of a typed form field read at all (the engine's limits are lower)
 FILE_NAME_MAX = 200
@@ -219,7 +221,13 @@ def _page(request: web.Request, conversation: Conversation, actor: Actor, screen
         upload = {"label": _("Evidence: a photo or a PDF document"), "paper": False}
     elif screen.kind == "pledge:signed":
         upload = {"label": _("A scan or photo of the signed and sealed paper pledge"), "paper": True}
+    campaign: Markup | None = None  # several campaigns: the one worked on, its button opens the choice (/campaign)
+    run, available = conversation.current_campaign(actor)
+    if run is not None and len(available) > 1 and screen.kind != "campaigns":
+        with conversation.speaking(actor.locale):
+            campaign = engine_markup(campaign_line(run, actor.locale))
     return {
+        "campaign": campaign,
         "screen": screen,
         "blocks": blocks,
         "top": top,
@@ -236,7 +244,8 @@ def _top(request: web.Request, conversation: Conversation, actor: Actor, screen:
     """The header of an item's page: its section, "Item 12/46" and the progress bar."""
     assert actor.institution is not None and screen.item is not None
     _ = gettext_for(request)
-    ws = conversation.workspace(actor.institution)
+    run, _available = conversation.current_campaign(actor)  # several campaigns: the one on screen
+    ws = conversation.workspace(actor.institution, run)
     if not ws.interview.applies(screen.item):
         return None
     item = ws.checklist.item(screen.item)
@@ -344,7 +353,7 @@ def _view_of(action: Action, outcome: Outcome) -> dict[str, str] | None:
     """How to show the outcome's screen again on the next page: the looking-only action that
     showed it, or None for the screen the conversation state says (``Resume``)."""
     assert outcome.screen is not None
-    if outcome.state is None and isinstance(action, (Navigate, OpenSection, ShowProgress, ShowReview, PledgeStep)):
+    if outcome.state is None and isinstance(action, (Navigate, OpenSection, ShowProgress, ShowReview, PledgeStep, ShowCampaigns)):
         return action.to_fields()
     if outcome.screen.kind == "review":  # after voiding the signature: the review, as the engine showed it
         return ShowReview().to_fields()

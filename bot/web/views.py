@@ -309,6 +309,7 @@ async def switch_language(request: web.Request) -> web.Response:
 
 
 async def landing(request: web.Request) -> web.Response:
+    from bot.conversation.campaign_screens import campaign_line
     from bot.selfcheck import open_workspace
 
     ctx = request.app[CTX]
@@ -318,7 +319,17 @@ async def landing(request: web.Request) -> web.Response:
     institution = get_membership(ctx.db, user_id)
     assert institution is not None  # the session middleware checked it
     user = store.get_web_user(ctx.db, user_id)
-    workspace = open_workspace(ctx.db, ctx.checklist, institution)
+    conversation = ctx.conversation
+    campaign = ""
+    checklist, read_only = ctx.checklist, False
+    if conversation is not None and conversation.campaigns is not None:  # several campaigns: the user's current one
+        run, _available = conversation.campaign_of(user_id, institution)
+        if run is None:  # not chosen yet: the chat asks first; nothing is opened meanwhile
+            return render(request, "landing.html", institution=institution, name=user["name"] if user else "", progress=None)
+        checklist, read_only = run.checklist, not run.open
+        with conversation.speaking(_locale(request)):
+            campaign = campaign_line(run, _locale(request))
+    workspace = open_workspace(ctx.db, checklist, institution, read_only=read_only)
     progress = workspace.progress()
     submission = workspace.submission()
     signed_at = format_datetime(submission.signed_at, _locale(request), ctx.settings.tz) if submission else None
@@ -330,6 +341,7 @@ async def landing(request: web.Request) -> web.Response:
         progress=progress,
         counts={str(k): v for k, v in progress.counts.items()},
         signed_at=signed_at,
+        campaign=campaign,
     )
 
 
