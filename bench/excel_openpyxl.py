@@ -47,10 +47,31 @@ from bot.core.fields import all_fields, field_label
 from bot.core.interview import Answer, Choice, Interview
 from bot.core.roster import ROSTER_COLUMNS
 from bot.core.scope import Scope
-from bot.core.spreadsheet import starts_like_formula
+
+# What does not depend on the writer (labels, sheet names, formats, cell_text, times, item
+# notes) is the bot's own: only the writing below is the frozen openpyxl version, so the
+# benchmark compares writers and nothing else.
+from bot.reports.excel import (
+    CONTACT_TITLES,
+    DATE_FORMAT,
+    DATETIME_FORMAT,
+    RECT_LABEL,
+    SHEET_ANSWERS,
+    SHEET_INSTITUTIONS,
+    SHEET_RECTIFICATION,
+    SHEET_ROSTER,
+    SHEET_STATISTICS,
+    STATUS_LABEL,
+    VALUE_LABEL,
+    _date,
+    _item_note,
+    _total_for,
+    cell_text,
+    local_time,
+    tz_label,
+)
 from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_ids, item_heading
 from bot.reports.status import (
-    Status,
     build_status,
     noncompliant_counts_by_section,
     progress_by_selfcheck,
@@ -63,79 +84,6 @@ from storage.reports import (
     staff_counts,
     text_answers,
 )
-
-# Excel refuses control characters other than tab, newline and carriage return in cells.
-_ILLEGAL = {c: None for c in range(32) if c not in (9, 10, 13)}
-
-STATUS_LABEL = {
-    Status.NOT_STARTED: "未开始 Not started",
-    Status.IN_PROGRESS: "进行中 In progress",
-    Status.FINISHED: "已完成 Finished",
-    Status.SIGNED: "已签署 Signed",
-}
-VALUE_LABEL = {
-    "compliant": "符合",
-    "noncompliant": "不符合",
-    "na": "不适用",
-    "yes": "是",
-    "no": "否",
-    "text": "已填",  # only if the typed text is missing; otherwise the text itself is shown
-    "affirmative": "是",
-    "negative": "否",
-}
-RECT_LABEL = {"done": "已整改 Rectified", "in_progress": "整改中 In progress"}
-
-SHEET_ROSTER = "名册 Roster"
-SHEET_INSTITUTIONS = "机构 Institutions"
-SHEET_ANSWERS = "答案 Answers"
-SHEET_RECTIFICATION = "整改 Rectification"
-SHEET_STATISTICS = "统计 Statistics"
-
-# Headers of the self-check contact columns (see CONTACT_ITEM_IDS).
-CONTACT_TITLES = {"header-person": "自查负责人 Self-check contact", "header-phone": "联系电话 Contact phone"}
-DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
-DATE_FORMAT = "yyyy-mm-dd"
-
-
-def cell_text(value: object) -> object:
-    """A value safe to put in a cell or a CSV field: user text cannot become a formula.
-
-    The one neutraliser for everything Zicha writes for a spreadsheet (this workbook and
-    ``zicha invites --format csv``). Text that ``starts_like_formula`` — = + - @, their
-    full-width and small forms, behind invisible characters, or a tab / CR / LF — gets a
-    leading apostrophe; nothing else is changed except characters Excel refuses.
-    """
-    if not isinstance(value, str):
-        return value
-    text = value.translate(_ILLEGAL)
-    if starts_like_formula(text):
-        text = "'" + text
-    return text
-
-
-def local_time(stored: str | None, tz: dt.tzinfo | None) -> dt.datetime | None:
-    """A stored UTC ISO timestamp as a naive local date-time for a cell (Excel has no
-    time zones; the header names the zone), to the second."""
-    if not stored:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(stored)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(tz).replace(tzinfo=None, microsecond=0)
-
-
-def tz_label(now: dt.datetime) -> str:
-    """The zone's name for headers: "Asia/Shanghai", else its offset ("UTC+08:00")."""
-    key = getattr(now.tzinfo, "key", None)
-    if key:
-        return str(key)
-    offset = now.utcoffset() or dt.timedelta(0)
-    sign = "-" if offset < dt.timedelta(0) else "+"
-    minutes = abs(int(offset.total_seconds())) // 60
-    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 class _Sheet:
@@ -421,21 +369,3 @@ def answer_cell(sheet: _Sheet, item: Item, value: str, typed: str | None) -> obj
     if value == "text" and typed:
         return _safe_cell(sheet.ws, typed)
     return VALUE_LABEL.get(value)
-
-
-def _item_note(number: int, item: Item) -> str:
-    """The header comment of an item column: its full text in both languages and its id."""
-    unit = f"\n\n单位 Unit: {item.unit.zh_CN} / {item.unit.en}" if item.unit is not None else ""
-    return f"{number}. {item.text.zh_CN}\n\n{item.text.en}{unit}\n\n({item.id})"
-
-
-def _date(value: str | None) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def _total_for(checklist: Checklist, fields: tuple[str, ...]) -> int:
-    return len(checklist.applicable_items(fields))
-
