@@ -712,16 +712,12 @@ class Conversation:
             step = Step(self, actor, actor.institution, picked)
             # The state's item was another campaign's: start from this one's first open item.
             step.state = step.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False})
-            outcome = step.resume(messages=[cs.working_on(picked, actor.locale)])
-            return outcome
+            return step.resume(messages=[cs.working_on(picked, actor.locale)])
         if not available:
             return Outcome(cs.no_campaign_screen())
         if run is None or isinstance(action, ShowCampaigns):
             return Outcome(cs.choice_screen(available, run.id if run else None, actor.locale))
-        step = Step(self, actor, actor.institution, run)
-        if isinstance(action, (Choose, SetRect)) and action.origin is not None:
-            return self._press(actor, step, action)
-        outcome = self._dispatch(step, action)
+        outcome = self._act(actor, Step(self, actor, actor.institution, run), action)
         screen = outcome.screen
         if isinstance(action, ShowProgress) and screen is not None and screen.blocks and len(available) > 1:
             # two campaigns may share a table (and its title): say whose progress this is
@@ -743,10 +739,14 @@ class Conversation:
                 return onboarding.handle(self, actor, action)  # /start, joining, the language, /verify
             if self.campaigns is not None:
                 return self._staff(actor, action)
-            step = Step(self, actor, actor.institution)
-            if isinstance(action, (Choose, SetRect)) and action.origin is not None:
-                return self._press(actor, step, action)
-            return self._dispatch(step, action)
+            return self._act(actor, Step(self, actor, actor.institution), action)
+
+    def _act(self, actor: Actor, step: Step, action: Action) -> Outcome:
+        """A staff action on ``step``: a press on an answer button in one transaction with the
+        state it leads to (``_press``), anything else dispatched."""
+        if isinstance(action, (Choose, SetRect)) and action.origin is not None:
+            return self._press(actor, step, action)
+        return self._dispatch(step, action)
 
     def _press(self, actor: Actor, step: Step, action: Choose | SetRect) -> Outcome:
         """An answer button pressed on screen ``action.origin``: the answer, its history,
