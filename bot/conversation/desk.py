@@ -240,13 +240,23 @@ class Desk:
         of their scope for the buttons that switch."""
         if self.campaigns is None:
             return self.checklist, None, []
-        runs = self.campaigns.for_scope(self.db, regulator.scope, self.clock().date())
+        runs = self.scope_campaigns(regulator)
         run = next((r for r in runs if r.id == wanted), None) if wanted else (runs[0] if runs else None)
         if run is None:
             if wanted:
                 return Outcome(notice=_("This campaign is not in your scope."), alert=True)
             return Outcome(Screen("status", (_("No self-check campaign concerns your scope."),)))
         return run.checklist, run, runs
+
+    def scope_campaigns(self, regulator: Regulator, *, open_only: bool = False) -> list[Running]:
+        """The campaigns of the regulator's scope, open ones first (none: one checklist)."""
+        if self.campaigns is None:
+            return []
+        return self.campaigns.for_scope(self.db, regulator.scope, self.clock().date(), open_only=open_only)
+
+    def scope_campaign(self, regulator: Regulator, campaign_id: str) -> Running | None:
+        """A campaign of the regulator's scope (open or closed), by id; None for any other."""
+        return next((r for r in self.scope_campaigns(regulator) if r.id == campaign_id), None)
 
     # --- status and institutions -------------------------------------------------------------
 
@@ -357,8 +367,11 @@ class Desk:
     def export_targets(self, regulator: Regulator, wanted: str) -> list[tuple[Checklist, Running | None]] | Outcome:
         if self.campaigns is None:
             return [(self.checklist, None)]
-        runs = self.campaigns.for_scope(self.db, regulator.scope, self.clock().date(), open_only=not wanted)
-        runs = [r for r in runs if r.id == wanted] if wanted else runs
+        if wanted:
+            run = self.scope_campaign(regulator, wanted)
+            runs = [run] if run is not None else []
+        else:
+            runs = self.scope_campaigns(regulator, open_only=True)
         if not runs:
             return Outcome(messages=[_("No such campaign in your scope. Send /status to see the campaigns.")])
         return [(r.checklist, r) for r in runs]
@@ -384,7 +397,7 @@ class Desk:
         state = self.states.load(actor.key)
         if isinstance(action, StartBroadcast):
             wanted = action.campaign.strip()
-            run = self.broadcast_campaign(regulator, wanted) if wanted else None
+            run = self.scope_campaign(regulator, wanted) if wanted else None
             if wanted and run is None:
                 return Outcome(messages=[_("No such campaign in your scope. Send /status to see the campaigns.")])
             screen = views.compose_screen(regulator.scope, actor.locale)
@@ -419,13 +432,6 @@ class Desk:
         """No broadcast step any more (what else the conversation keeps stays)."""
         return ConversationState(None, {**state.data, DRAFT: None, CAMPAIGN: None})
 
-    def broadcast_campaign(self, regulator: Regulator, campaign_id: str) -> Running | None:
-        """A campaign of the regulator's scope (open or closed), by id; None for any other."""
-        if self.campaigns is None:
-            return None
-        runs = self.campaigns.for_scope(self.db, regulator.scope, self.clock().date())
-        return next((r for r in runs if r.id == campaign_id), None)
-
     def broadcast_checklist(self, regulator: Regulator, state: ConversationState) -> Checklist | Outcome | None:
         """The campaign (its checklist) the broadcast being written is limited to, re-checked
         against the scope as it is now (gone from it: the broadcast is called off, never
@@ -433,7 +439,7 @@ class Desk:
         campaign_id = state.data.get(CAMPAIGN)
         if not isinstance(campaign_id, str):
             return None
-        run = self.broadcast_campaign(regulator, campaign_id)
+        run = self.scope_campaign(regulator, campaign_id)
         if run is None:
             told = _("No such campaign in your scope. Send /status to see the campaigns.")
             return Outcome(Screen("broadcast:cancelled", (told,)), state=self.cleared(state))
