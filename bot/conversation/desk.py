@@ -288,7 +288,7 @@ class Desk:
             return None
         checklist, campaign = self.checklist, ""
         if self.campaigns is not None:  # several: the first of the scope that covers it (open ones first)
-            runs = self.campaigns.for_scope(self.db, regulator.scope, self.clock().date())
+            runs = self.scope_campaigns(regulator)
             run = next((r for r in runs if r.checklist.covers(institution.level, institution.province, institution.fields)), None)
             if run is not None:
                 checklist, campaign = run.checklist, cs.campaign_line(run, locale)
