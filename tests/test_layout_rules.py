@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SCANNED = ("bot",)
 
-# Files outside storage/ allowed to hold SQL, each with its reason: none today.
-ALLOWED: dict[str, str] = {}
+# No file outside storage/ may hold SQL: there is no allow-list (none was needed since the engine
+# moved every query into storage/); a new exception would have to argue for one here.
 
 SQL_PATTERNS = [
     re.compile(p)
@@ -93,16 +93,8 @@ def test_no_sql_outside_storage() -> None:
     for top in SCANNED:
         for path in sorted((REPO / top).rglob("*.py")):
             rel = path.relative_to(REPO).as_posix()
-            if rel in ALLOWED:
-                continue
             offenders += [f"{rel}:{line}: {what}" for line, what in sql_in(path.read_text(encoding="utf-8"))]
     assert not offenders, "SQL belongs in storage/:\n" + "\n".join(offenders)
-
-
-def test_the_allow_list_names_only_files_that_still_have_sql() -> None:
-    for rel in ALLOWED:
-        path = REPO / rel
-        assert path.exists() and sql_in(path.read_text(encoding="utf-8")), f"{rel} needs no entry any more"
 
 
 def test_the_detector_finds_sql_and_leaves_prose_alone() -> None:
