@@ -13,18 +13,21 @@ import asyncio
 import datetime as dt
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
 from bot.config import load_settings
 from bot.ops.lifecycle import enable_storage_retry
 from bot.telegram.app import App, build_app, build_bot
+from bot.webhook import run_webhook
 from storage.db import open_db
 from storage.institutions import create_invite
 from tests.standin import BotMessage, CallbackAnswer, TelegramStandin
@@ -67,6 +70,46 @@ async def running_bot(
         db.close()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Hook:
+    app: App
+    url: str
+    base: str
+    stop: asyncio.Event
+    """Set it to stop the server as SIGTERM does; then ``await hook.task``."""
+    task: asyncio.Task[None]
+
+
+@asynccontextmanager
+async def webhook_bot(tg: TelegramStandin, db_path: Path, **settings: Any) -> AsyncIterator[Hook]:
+    """Zicha's webhook server (``zicha run --webhook``) in this process, ready for updates."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/tg/hook"
+    config = load_settings(
+        _env_file=None, bot_token=tg.token, telegram_api_url=tg.base_url, zicha_db=db_path,
+        zicha_webhook_url=url, zicha_webhook_port=port, **settings,
+    )  # fmt: skip
+    db = open_db(db_path)
+    app = build_app(config, db, clock=lambda: CAMPAIGN_NOW)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_webhook(app, stop=stop, on_ready=ready.set))
+    try:
+        done, _ = await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()  # raises what stopped it
+        yield Hook(app, url, f"http://127.0.0.1:{port}", stop, task)
+    finally:
+        stop.set()
+        await task
+        db.close()
+
+
 class BotProcess:
     """``zicha run`` in a child process, configured for the stand-in."""
 
@@ -83,6 +126,11 @@ class BotProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.command = ["run"]
         """The zicha command line, e.g. ["run", "--webhook"] (with ZICHA_WEBHOOK_* in ``env``)."""
+
+    def use_webhook(self, port: int) -> None:
+        """Run as ``zicha run --webhook`` on ``port`` of 127.0.0.1."""
+        self.command = ["run", "--webhook"]
+        self.env |= {"ZICHA_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook", "ZICHA_WEBHOOK_PORT": str(port)}
 
     def start(self) -> None:
         # Output goes to a file shared by every start, so a killed process leaves no open pipe.
@@ -140,6 +188,15 @@ class Chat:
         mark = self.tg.mark()
         self.tg.send_text(self.user_id, text, first_name=self.first_name, language_code=self.language_code)
         return await (self.next_screen(mark) if screen else self.tg.wait_reply(self.user_id, after=mark))
+
+    async def join_and_give_contact(self, code: str, name: str = "王五", phone: str = "13812345678") -> BotMessage:
+        """Join with an invite code, confirm the institution and its details and type the
+        self-check contact's name and phone: the screen of the next item."""
+        await self.say(f"/start {code}")
+        await self.press("是，这是我的机构")
+        await self.press("是，信息无误")
+        await self.say(name)
+        return await self.say(phone)
 
     async def send(self, kind: str, *, screen: bool = True, **kwargs: object) -> BotMessage:
         """Send a sticker, photo or document (``kind``); wait as ``say`` does."""

@@ -52,11 +52,7 @@ def test_a_wrong_durability_stops_the_command_with_one_line(tmp_path: Path, monk
 
 
 async def onboard(chat: Chat, code: str) -> None:
-    await chat.say(f"/start {code}")
-    await chat.press("是，这是我的机构")
-    await chat.press("是，信息无误")
-    await chat.say("王五")
-    await chat.say("13812345678")
+    await chat.join_and_give_contact(code)
 
 
 async def checkpoint_after(checkpointer: WalCheckpointer, runs: int, timeout: float = 15) -> None:

@@ -37,11 +37,7 @@ async def test_killed_mid_interview_the_user_continues_where_they_were(
         try:
             chat = Chat(tg, USER)
             await tg.wait_polling(timeout=30)
-            await chat.say(f"/start {code}")
-            await chat.press("是，这是我的机构")
-            await chat.press("是，信息无误")
-            await chat.say("王五")
-            await chat.say("13812345678")
+            await chat.join_and_give_contact(code)
             _, screen = await chat.press("符合")
             assert "第 5/" in screen.text
             bot.kill()

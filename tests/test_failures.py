@@ -20,8 +20,8 @@ from bot.ops import fonts
 from bot.ops.fonts import MISSING_FONT, fonts_ok
 from storage.db import open_db, utcnow
 from tests.conftest import REPO
+from tests.harness import free_port
 from tests.standin import TelegramStandin
-from tests.test_webhook import free_port
 
 TOKEN = "42:TEST"
 

@@ -13,16 +13,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.config import load_settings
-from bot.telegram.app import build_app
-from bot.webhook import run_webhook
-from storage.db import open_db
 from storage.institutions import Institution
-from tests.harness import CAMPAIGN_NOW, BotProcess, Chat, invite, read_db, running_bot
+from tests.harness import BotProcess, Chat, free_port, invite, read_db, running_bot, webhook_bot
 from tests.standin import TelegramStandin
 from tests.test_e2e_hostile_input import join, reach_first_compliance_item, snapshot
 from tests.test_shutdown import until
-from tests.test_webhook import SECRET_HEADER, free_port, webhook_bot
+from tests.test_webhook import SECRET_HEADER
 
 APOLOGY = "抱歉，系统出现了问题。您已保存的答案不会丢失；请重试或发送 /start。"
 PRIVATE_ONLY = "“自查助手”仅在私聊中提供服务。请打开与本机器人的私聊窗口，并在其中发送 /start。"
@@ -271,11 +267,9 @@ async def test_polling_after_a_killed_webhook_server_removes_the_webhook_first(
 ) -> None:
     db_path = tmp_path / "zicha.db"
     code = invite(db_path, food_lab.id)
-    port = free_port()
     async with TelegramStandin() as tg:
         bot = BotProcess(tg, db_path)
-        bot.command = ["run", "--webhook"]
-        bot.env |= {"ZICHA_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook", "ZICHA_WEBHOOK_PORT": str(port)}
+        bot.use_webhook(free_port())
         bot.start()
         try:
             await tg.wait_call("setWebhook", timeout=30)
@@ -310,18 +304,8 @@ async def test_webhook_shutdown_finishes_the_requests_in_hand_before_services_an
     caplog.set_level(logging.INFO)
     db_path = tmp_path / "zicha.db"
     code = invite(db_path, food_lab.id)
-    async with TelegramStandin() as tg:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/tg/hook"
-        config = load_settings(
-            _env_file=None, bot_token=tg.token, telegram_api_url=tg.base_url, zicha_db=db_path,
-            zicha_webhook_url=url, zicha_webhook_port=port,
-        )  # fmt: skip
-        bot_db = open_db(db_path)
-        app = build_app(config, bot_db, clock=lambda: CAMPAIGN_NOW)
-        stop, ready = asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(run_webhook(app, stop=stop, on_ready=ready.set))
-        await asyncio.wait_for(ready.wait(), 10)
+    async with TelegramStandin() as tg, webhook_bot(tg, db_path) as hook:
+        app = hook.app
         chat = Chat(tg, 8701)
         await chat.say(f"/start {code}")
         services_when_answered: list[bool] = []
@@ -332,13 +316,12 @@ async def test_webhook_shutdown_finishes_the_requests_in_hand_before_services_an
         hold = tg.hold("answerCallbackQuery")
         query = tg.press(8701, chat.latest_with_button("是，这是我的机构"), text="是，这是我的机构")
         await hold.wait_arrived(timeout=10)
-        stop.set()  # SIGTERM
+        hook.stop.set()  # SIGTERM
         await until(lambda: any("webhook request(s) in hand" in r.getMessage() for r in caplog.records),
                     "shutdown to wait for the request in hand")  # fmt: skip
         hold.release()
         answer = await tg.wait_answered(query, timeout=10)
-        await asyncio.wait_for(task, 30)
-        bot_db.close()
+        await asyncio.wait_for(hook.task, 30)
     assert answer is not None and services_when_answered == [True], "answered before the services stopped"
     assert [s for _, s in tg.webhook_deliveries][-1] == 200, "its request was answered: not sent again"
     messages = [r.getMessage() for r in caplog.records]

@@ -22,8 +22,8 @@ from bot.pledge.submit import produce_pdf, sign
 from bot.selfcheck import open_workspace
 from storage import pledges as store
 from storage.institutions import Institution
+from tests.harness import free_port
 from tests.pledge_support import fill
-from tests.test_webhook import free_port
 
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 USER = 4343

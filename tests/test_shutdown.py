@@ -11,7 +11,7 @@ import pytest
 import sqlite_utils
 
 from storage.institutions import Institution
-from tests.harness import BotProcess, Chat, invite, read_db
+from tests.harness import BotProcess, Chat, free_port, invite, read_db
 from tests.standin import TelegramStandin
 
 pytestmark = pytest.mark.slow  # kills, restarts or builds: `pytest -m "not slow"` skips it
@@ -40,11 +40,7 @@ async def test_sigterm_during_an_interview_finishes_the_update_in_hand_and_loses
         try:
             chat = Chat(tg, USER)
             await tg.wait_polling(timeout=30)
-            await chat.say(f"/start {code}")
-            await chat.press("是，这是我的机构")
-            await chat.press("是，信息无误")
-            await chat.say("王五")
-            screen = await chat.say("13812345678")
+            screen = await chat.join_and_give_contact(code)
             assert "第 4/" in screen.text
 
             # Telegram is slow to show the next question: the bot is inside the handler when SIGTERM comes.
@@ -85,15 +81,12 @@ async def test_sigterm_during_an_interview_finishes_the_update_in_hand_and_loses
 async def test_zicha_run_webhook_serves_then_removes_the_webhook_on_sigterm(
     db: sqlite_utils.Database, tmp_path: Path, food_lab: Institution
 ) -> None:
-    from tests.test_webhook import free_port
-
     db_path = tmp_path / "zicha.db"
     code = invite(db_path, food_lab.id)
     port = free_port()
     async with TelegramStandin() as tg:
         bot = BotProcess(tg, db_path)
-        bot.command = ["run", "--webhook"]
-        bot.env |= {"ZICHA_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook", "ZICHA_WEBHOOK_PORT": str(port)}
+        bot.use_webhook(port)
         bot.start()
         try:
             await tg.wait_call("setWebhook", timeout=30)

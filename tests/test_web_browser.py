@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from bot.core.checklist import Checklist
 from bot.i18n import build_i18n
 from bot.web.app import build_web_app, start_web
 from storage.institutions import Institution, create_invite
+from tests.harness import free_port
 from tests.web_support import web_settings
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -46,12 +46,6 @@ def _browser(javascript: bool):
     return driver
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
 async def test_join_then_sign_in_again_in_a_fresh_browser(
     javascript: bool, db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, tmp_path: Path
@@ -61,7 +55,7 @@ async def test_join_then_sign_in_again_in_a_fresh_browser(
     from selenium.webdriver.support.ui import WebDriverWait
 
     code = create_invite(db, motor_lab.id)
-    port = _free_port()
+    port = free_port()
     settings = web_settings(tmp_path / "zicha.db", zicha_public_url=f"http://127.0.0.1:{port}")
     app = build_web_app(settings, db, checklist, build_i18n("zh_CN"))
     runner = await start_web(app, "127.0.0.1", port)
@@ -143,7 +137,7 @@ async def test_verify_a_signed_pdf_in_the_browser(
     submission = sign(ws, locale="zh_CN", signer_name="张三", signer_role="legal_representative", by=4242, by_name="t")
     pdf_path = tmp_path / "pledge.pdf"
     pdf_path.write_bytes(await asyncio.to_thread(produce_pdf, submission.document, build_i18n("zh_CN"), zoneinfo.ZoneInfo("Asia/Shanghai"), ident))
-    port = _free_port()
+    port = free_port()
     app = build_web_app(web_settings(db_path), db, checklist, build_i18n("zh_CN"))
     runner = await start_web(app, "127.0.0.1", port)
 
@@ -333,7 +327,7 @@ async def test_the_whole_self_check_in_a_phone_browser_sign_download_and_verify(
     db_path = tmp_path / "zicha.db"
     init_keys(identity(SigningSettings(zicha_db=db_path), db_path=db_path))
     code = create_invite(db, motor_lab.id)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     app = build_web_app(web_settings(db_path, zicha_public_url=base), db, checklist, build_i18n("zh_CN"))
     runner = await start_web(app, "127.0.0.1", port)
@@ -399,7 +393,7 @@ async def test_key_steps_with_javascript_off(
     init_keys(identity(SigningSettings(zicha_db=db_path), db_path=db_path))
     fill(db, checklist, motor_lab, by=4242, leave=3)  # colleagues answered all but the last three
     code = create_invite(db, motor_lab.id)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     app = build_web_app(web_settings(db_path, zicha_public_url=base), db, checklist, build_i18n("zh_CN"))
     runner = await start_web(app, "127.0.0.1", port)

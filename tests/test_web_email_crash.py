@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email
-import socket
 import threading
 import urllib.request
 import zoneinfo
@@ -28,7 +27,7 @@ from storage import web as store
 from storage.db import open_db
 from storage.institutions import bind_member, create_invite, get_institution_by_uscc, upsert_institutions
 from tests.conftest import REPO, SHIPPED_CHECKLIST, roster_row
-from tests.harness import BotProcess
+from tests.harness import BotProcess, free_port
 from tests.standin import TelegramStandin
 
 PEOPLE = 300
@@ -51,12 +50,6 @@ class Inbox:
     def count(self) -> int:
         with self.lock:
             return len(self.messages)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -86,7 +79,7 @@ async def test_a_killed_email_run_resumes_and_every_person_has_the_reminder_once
     tg.add_user(TELEGRAM_COLLEAGUE)
 
     inbox = Inbox()
-    smtp_port, web_port = _free_port(), _free_port()
+    smtp_port, web_port = free_port(), free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
     schedule = tmp_path / "schedule.toml"

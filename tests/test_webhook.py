@@ -4,11 +4,7 @@ header is enforced, the webhook is set at start and removed at shutdown, /health
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,51 +12,11 @@ import aiohttp
 import pytest
 import sqlite_utils
 
-from bot.config import load_settings
-from bot.telegram.app import App, build_app
-from bot.webhook import run_webhook
-from storage.db import open_db
 from storage.institutions import Institution
-from tests.harness import CAMPAIGN_NOW, Chat, invite, read_db
+from tests.harness import Chat, invite, read_db, webhook_bot
 from tests.standin import TelegramStandin
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Hook:
-    app: App
-    url: str
-    base: str
-
-
-@asynccontextmanager
-async def webhook_bot(tg: TelegramStandin, db_path: Path, **settings: Any) -> AsyncIterator[Hook]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/tg/hook"
-    config = load_settings(
-        _env_file=None, bot_token=tg.token, telegram_api_url=tg.base_url, zicha_db=db_path,
-        zicha_webhook_url=url, zicha_webhook_port=port, **settings,
-    )  # fmt: skip
-    db = open_db(db_path)
-    app = build_app(config, db, clock=lambda: CAMPAIGN_NOW)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_webhook(app, stop=stop, on_ready=ready.set))
-    try:
-        done, _ = await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()  # raises what stopped it
-        yield Hook(app, url, f"http://127.0.0.1:{port}")
-    finally:
-        stop.set()
-        await task
-        db.close()
 
 
 def start_update(update_id: int, user_id: int, text: str) -> dict[str, Any]:
@@ -143,32 +99,20 @@ async def test_stopping_finishes_the_update_in_hand_and_health_turns_503_when_th
 ) -> None:
     db_path = tmp_path / "zicha.db"
     code = invite(db_path, food_lab.id)
-    async with TelegramStandin() as tg:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/tg/hook"
-        config = load_settings(
-            _env_file=None, bot_token=tg.token, telegram_api_url=tg.base_url, zicha_db=db_path,
-            zicha_webhook_url=url, zicha_webhook_port=port,
-        )  # fmt: skip
-        bot_db = open_db(db_path)
-        app = build_app(config, bot_db, clock=lambda: CAMPAIGN_NOW)
-        stop, ready = asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(run_webhook(app, stop=stop, on_ready=ready.set))
-        await asyncio.wait_for(ready.wait(), 10)
+    async with TelegramStandin() as tg, webhook_bot(tg, db_path) as hook:
         chat = Chat(tg, 6262)
         await chat.say(f"/start {code}")
         hold = tg.hold("editMessageText")
         query = tg.press(6262, chat.latest_with_button("是，这是我的机构"), text="是，这是我的机构")
         await hold.wait_arrived()
-        stop.set()  # as SIGTERM does
+        hook.stop.set()  # as SIGTERM does
         await tg.wait_call("deleteWebhook", timeout=10)
         hold.release()
         await tg.wait_answered(query, timeout=10)
-        await asyncio.wait_for(task, 30)
+        await asyncio.wait_for(hook.task, 30)
         assert read_db(db_path)["members"].count == 1, "the update in hand was finished"
         assert [status for _, status in tg.webhook_deliveries] == [200, 200]
         assert tg.pending_updates == [], "delivered once: not sent again after a restart"
-        bot_db.close()
 
     async with TelegramStandin() as tg, webhook_bot(tg, tmp_path / "zicha.db") as hook:
         assert hook.app.scheduler is not None
