@@ -194,24 +194,23 @@ _STATE_OF_CODE = {
 def status_figures(db: sqlite_utils.Database, checklist: Checklist, scope: Scope, now: dt.datetime) -> StatusReport:
     """The figures of ``build_status`` (totals, by province, by field, overdue) counted in
     SQL, without listing a single institution: ``institutions`` is empty. Two queries
-    (the institutions by province and fields, their self-checks by state), then the few
-    thousand (province, fields) groups are spread over provinces and fields here."""
+    (the institutions by province and fields, their self-checks by state), whose groups
+    (some thousands at 54,000) are summed per province and per fields list here."""
     late = past_deadline(checklist, now)
     report = StatusReport(scope, checklist, checklist.deadline, late, [])
-    # counts[(province, fields)] = [not started, in progress, finished, signed]
-    counts: dict[tuple[str, str], list[int]] = {
-        key: [n, 0, 0, 0] for key, n in store.institution_counts(db, scope, checklist.coverage).items()
-    }
-    for (province, fields, state), n in store.selfcheck_state_counts(db, checklist.campaign_key, scope, checklist.coverage).items():
-        row = counts[(province, fields)]  # the same WHERE: every self-check's institution was counted
-        row[store.STATE_NOT_STARTED] -= n  # an institution with a self-check: in its state instead
-        row[state] += n
-    by_fields: dict[str, list[int]] = {}  # the same per stored fields list, provinces summed
+    # [not started, in progress, finished, signed] per province and per stored fields list:
+    # every institution first as not started, then those with a self-check moved to its
+    # state (the same WHERE on both sides: each self-check's institution was counted).
     by_province: dict[str, list[int]] = {}
-    for (province, fields), row in counts.items():
-        for total in (by_fields.setdefault(fields, [0, 0, 0, 0]), by_province.setdefault(province, [0, 0, 0, 0])):
-            for k in range(4):
-                total[k] += row[k]
+    by_fields: dict[str, list[int]] = {}
+    for (province, fields), n in store.institution_counts(db, scope, checklist.coverage).items():
+        for row in (by_province.get(province) or by_province.setdefault(province, [0, 0, 0, 0]),
+                    by_fields.get(fields) or by_fields.setdefault(fields, [0, 0, 0, 0])):  # fmt: skip
+            row[store.STATE_NOT_STARTED] += n
+    for (province, fields, state), n in store.selfcheck_state_counts(db, checklist.campaign_key, scope, checklist.coverage).items():
+        for row in (by_province[province], by_fields[fields]):
+            row[store.STATE_NOT_STARTED] -= n
+            row[state] += n
 
     def add(into: Tally, row: list[int]) -> None:
         for code, n in enumerate(row):
@@ -221,10 +220,15 @@ def status_figures(db: sqlite_utils.Database, checklist: Checklist, scope: Scope
     for province, row in by_province.items():
         add(report.by_province.setdefault(province, Tally()), row)
         add(report.totals, row)
+    by_field: dict[str, list[int]] = {}
     for fields, row in by_fields.items():
         for f in json.loads(fields):
             if not scope.fields or f in scope.fields:
-                add(report.by_field.setdefault(f, Tally()), row)
+                total = by_field.get(f) or by_field.setdefault(f, [0, 0, 0, 0])
+                for k, n in enumerate(row):
+                    total[k] += n
+    for f, row in by_field.items():
+        add(report.by_field.setdefault(f, Tally()), row)
     return report
 
 
