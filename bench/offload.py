@@ -7,6 +7,9 @@ On the national fixture (``bench/national_fixture.py``), in one process with an 
 * ``/status`` as a regulator's press runs it: ``Conversation.handle`` on the loop (before)
   and ``Conversation.handle_off_loop`` (the report worker process, now): wall time and the
   longest loop block.
+* the digest's figures and text alone (``build_digest`` and ``render_digest`` for one
+  national regulator), on the loop and in the report worker process: wall time and the
+  longest loop block;
 * the daily digest (text, workbook and chart for one national regulator), in a worker
   thread (before) and in the report worker process (now): wall time and longest block.
 * the national workbook (``/export``) in a thread (before) and in the worker process (now):
@@ -88,6 +91,24 @@ def _worker_rss() -> float:
     return _rss_mb()
 
 
+def _digest_text(db_path: str, checklist: Any, regulator: int, now: dt.datetime, locale: str) -> str:
+    """The digest's figures and text alone (no workbook, no chart), as ``queue_digests``
+    builds them for one regulator; in the worker, on its own connection."""
+    from bot.i18n import build_i18n
+    from bot.services.digests import build_digest, render_digest
+    from storage.db import open_db
+    from storage.regulators import get_regulator
+
+    db = open_db(db_path, migrate=False)
+    try:
+        found = get_regulator(db, regulator)
+        assert found is not None
+        digest = build_digest(db, checklist, regulator, found.scope, now, "daily")
+        return render_digest(db, checklist, build_i18n(locale), digest, locale)[0]
+    finally:
+        db.close()
+
+
 def _import_writer() -> None:
     import bot.reports.excel  # noqa: F401
     import storage.db  # noqa: F401
@@ -142,6 +163,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         runs = [await timed(fn) for _ in range(args.repeat)]
         results[name] = min(runs, key=lambda r: r["wall_s"]) | {"runs": runs}
 
+    # The digest's figures and text (what a regulator reads; the workbook is measured
+    # below): on the loop (as if nothing were offloaded) and in the report worker.
+    async def digest_text_on_loop() -> None:
+        _digest_text(db_path, checklist, REGULATOR, NOW, "zh_CN")
+
+    async def digest_text_process() -> None:
+        await jobs.run(_digest_text, db_path, checklist, REGULATOR, NOW, "zh_CN")
+
+    if not args.skip_digest:
+        await jobs.run(_import_writer)  # the worker's imports done, as in a running bot
+        for name, fn in (("digest_text_on_loop", digest_text_on_loop), ("digest_text_process", digest_text_process)):
+            runs = [await timed(fn) for _ in range(args.repeat)]
+            results[name] = min(runs, key=lambda r: r["wall_s"]) | {"runs": runs}
+
     def digest_in_thread() -> None:
         conn = open_db(db_path, migrate=False)
         try:
@@ -160,7 +195,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         db.execute("DELETE FROM digest_snapshots WHERE regulator_id = ?", [REGULATOR])
         db.conn.commit()
 
-    if not args.skip_digest:
+    if not args.skip_digest and not args.digest_text_only:
         for name, fn in (("digest_thread", digest_thread), ("digest_process", digest_process)):
             reset_digests()
             results[name] = await timed(fn)
@@ -246,6 +281,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="answer steps with and without an export (0: skip)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--skip-digest", action="store_true")
+    parser.add_argument("--digest-text-only", action="store_true", help="the digest's figures and text, not its workbook")
     parser.add_argument("--skip-thread-export", action="store_true")
     parser.add_argument("--skip-export", action="store_true", help="no export in the worker (bench/export.py measures it)")
     parser.add_argument("--json", action="store_true")
