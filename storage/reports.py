@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import sqlite_utils
 
 from bot.core.scope import Scope
+from storage.db import read_snapshot
 from storage.scope import coverage_where, scope_where
 
 
@@ -134,9 +135,9 @@ def status_rows(
 
 # --- the figures of /status and the digest, counted rather than listed ---------------------
 #
-# A state is counted per institution: the selfcheck-driven query below only sees the
-# institutions that have a self-check for the campaign, so the institutions without one
-# (not started) are what ``institution_counts`` counts beyond it.
+# A state is counted per institution: the selfcheck-driven half of ``status_counts`` only
+# sees the institutions that have a self-check for the campaign, so the institutions
+# without one (not started) are what its count of every institution adds.
 
 STATE_NOT_STARTED, STATE_IN_PROGRESS, STATE_FINISHED, STATE_SIGNED = range(4)
 
@@ -156,34 +157,42 @@ def _in_scope(scope: Scope, coverage: Any) -> tuple[str, list[Any]]:
     return f"{where} AND {covered}", [*params, *more]
 
 
-def institution_counts(db: sqlite_utils.Database, scope: Scope, coverage: Any = None) -> Counter[tuple[str, str]]:
-    """(province, fields as stored) → institutions in ``scope`` covered by ``coverage``.
-    Read from the index on (province, fields) alone, in its order (no sort)."""
-    where, params = _in_scope(scope, coverage)
-    cursor = db.execute(
-        f"SELECT i.province, i.fields, COUNT(*) FROM institutions i WHERE {where} GROUP BY i.province, i.fields",
-        params,
-    )
-    return Counter({(province, fields): n for province, fields, n in cursor})
+class StatusCounts(NamedTuple):
+    institutions: dict[tuple[str, str], int]  # (province, fields as stored) → institutions
+    selfchecks: Counter[tuple[str, str, int]]  # (province, fields, state) → those with a self-check
 
 
-def selfcheck_state_counts(
-    db: sqlite_utils.Database, campaign_id: str, scope: Scope, coverage: Any = None
-) -> Counter[tuple[str, str, int]]:
-    """(province, fields as stored, state) → institutions in scope with a self-check for
-    the campaign (one at most each), by state (``STATE_*``). Driven from the self-checks,
-    each institution found by its rowid: three times faster at 54,000 than looking up each
-    institution's self-check in the (campaign, institution) index. Counted here rather
-    than with GROUP BY, which would sort every row in a temporary B-tree first."""
+def status_counts(db: sqlite_utils.Database, campaign_id: str, scope: Scope, coverage: Any = None) -> StatusCounts:
+    """The institutions in ``scope`` covered by ``coverage``, by province and fields list;
+    and those with a self-check for the campaign (one at most each) by province, fields
+    and state (``STATE_*``). Both read in one snapshot: an institution or self-check
+    added meanwhile is in both or in neither.
+
+    The first reads the index on (province, fields) alone, in its order. The second is
+    driven from the self-checks, each institution found by its rowid: three times faster
+    at 54,000 than looking up each institution's self-check in the (campaign,
+    institution) index; its rows are counted here (``Counter`` over the cursor) rather
+    than with GROUP BY, which would sort them in a temporary B-tree first. (One statement
+    with UNION ALL would need no snapshot but costs a fifth more.)"""
     where, params = _in_scope(scope, coverage)
-    cursor = db.execute(
-        f"""SELECT i.province, i.fields, {_STATE_SQL}
-            FROM selfchecks s JOIN institutions i ON i.id = s.institution_id
-            LEFT JOIN submissions sub ON sub.selfcheck_id = s.id AND sub.superseded_at IS NULL
-            WHERE s.campaign_id = ? AND {where}""",
-        [campaign_id, *params],
-    )
-    return Counter(cursor)
+    with read_snapshot(db):
+        institutions = {
+            (province, fields): n
+            for province, fields, n in db.execute(
+                f"SELECT i.province, i.fields, COUNT(*) FROM institutions i WHERE {where} GROUP BY i.province, i.fields",
+                params,
+            )
+        }
+        selfchecks = Counter(
+            db.execute(
+                f"""SELECT i.province, i.fields, {_STATE_SQL}
+                    FROM selfchecks s JOIN institutions i ON i.id = s.institution_id
+                    LEFT JOIN submissions sub ON sub.selfcheck_id = s.id AND sub.superseded_at IS NULL
+                    WHERE s.campaign_id = ? AND {where}""",
+                [campaign_id, *params],
+            )
+        )
+    return StatusCounts(institutions, selfchecks)
 
 
 def signed_institution_ids(db: sqlite_utils.Database, campaign_id: str, scope: Scope, coverage: Any = None) -> list[int]:

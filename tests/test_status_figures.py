@@ -354,3 +354,67 @@ def test_the_digest_reads_as_built_from_every_institution(
             assert render_digest(db, checklist, i18n, digest, locale, html=html) == render_digest(
                 db, checklist, i18n, expected, locale, html=html
             )
+
+
+# --- one snapshot, and the plans -----------------------------------------------------------
+
+
+def test_a_report_reads_one_snapshot_while_staff_keep_writing(
+    db: sqlite_utils.Database, campaigns: dict[str, Checklist], tmp_path: Path
+) -> None:
+    """The figures and the names of a report come from one state of the database, even if
+    an institution signs between its queries (a second connection, as another process)."""
+    from storage.db import read_snapshot
+    from storage.reports import signed_institution_ids
+
+    checklist, scope = campaigns["plain"], Scope(national=True)
+    other = open_db(tmp_path / "zicha.db", migrate=False)
+    before = status_figures(db, checklist, scope, AFTER).totals.signed
+    unsigned = listed_institutions(db, checklist, scope, AFTER, signed=False, limit=1)[0]
+    with read_snapshot(db):
+        inside = status_figures(db, checklist, scope, AFTER)
+        sc = other.execute(
+            "SELECT id FROM selfchecks WHERE institution_id = ? AND campaign_id = ?", [unsigned.id, checklist.campaign_key]
+        ).fetchone()
+        sc_id = sc[0] if sc else get_or_create_selfcheck(other, unsigned.id, checklist).id
+        other.execute(
+            "INSERT INTO submissions (selfcheck_id, institution_id, pledge_id, pledge_version, signer_name, signer_role, "
+            "signed_by, signed_at, canonical, sha256, verification_code) "
+            "VALUES (?, ?, 'p', '1', '王五', '负责人', 1, '2023-10-20T01:00:00+00:00', '{}', 'x', 'V-late')",
+            [sc_id, unsigned.id],
+        )
+        other.conn.commit()
+        assert len(signed_institution_ids(db, checklist.campaign_key, scope)) == before == inside.totals.signed
+    assert status_figures(db, checklist, scope, AFTER).totals.signed == before + 1  # and then it is seen
+    assert not db.conn.in_transaction
+    other.close()
+
+
+@pytest.mark.parametrize("scope_text", ["national", "province:广东,北京"])
+def test_the_counts_read_indexes_and_sort_nothing(
+    db: sqlite_utils.Database, campaigns: dict[str, Checklist], scope_text: str
+) -> None:
+    from bot.reports.items import confirm_item_ids
+    from bot.reports.status import top_noncompliant_items
+
+    db.execute("ANALYZE")  # the statistics a grown database has
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    checklist, scope = campaigns["food"], Scope.parse(scope_text)
+    status_figures(db, checklist, scope, AFTER)
+    pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
+    top_noncompliant_items(db, checklist, scope)
+    db.conn.set_trace_callback(None)
+    plans = {
+        sql: " / ".join(str(row[3]) for row in db.execute("EXPLAIN QUERY PLAN " + sql))
+        for sql in statements
+        if sql.lstrip().upper().startswith("SELECT")
+    }
+    (count,) = [p for sql, p in plans.items() if "GROUP BY i.province, i.fields" in sql]
+    assert "COVERING INDEX institutions_province_fields" in count and "TEMP B-TREE" not in count, count
+    (states,) = [p for sql, p in plans.items() if "THEN 3" in sql and "FROM selfchecks s JOIN institutions i" in sql]
+    assert "TEMP B-TREE" not in states, states
+    (corrections,) = [p for sql, p in plans.items() if "a.value = 'no'" in sql]
+    assert "answers_no" in corrections, corrections
+    (top,) = [p for sql, p in plans.items() if "a.value = 'noncompliant'" in sql]
+    assert "answers_noncompliant" in top and "LIST SUBQUERY" in top, top

@@ -63,6 +63,7 @@ from bot.reports.items import CONTACT_ITEM_IDS, confirm_item_ids
 from bot.reports.status import institution_in_scope, institution_statuses, overdue_window, status_figures
 from bot.services.broadcast import MAX_BROADCAST_LENGTH, Catalog, audience, compose, create_broadcast
 from storage.answers import load_answers
+from storage.db import read_snapshot
 from storage.institutions import Institution, get_institution, members_of, remove_member
 from storage.regulators import Regulator
 from storage.reports import find_in_scope, pending_corrections
@@ -187,9 +188,11 @@ class Desk:
                 return picked
             checklist, run, runs = picked
             now = self.clock()
-            report = status_figures(self.db, checklist, regulator.scope, now)
+            with read_snapshot(self.db):  # the page of names agrees with the figures
+                report = status_figures(self.db, checklist, regulator.scope, now)
+                if isinstance(action, ShowOverdue):
+                    report = overdue_window(self.db, checklist, report, now, action.page, reports.OVERDUE_PAGE_SIZE)
             if isinstance(action, ShowOverdue):
-                report = overdue_window(self.db, checklist, report, now, action.page, reports.OVERDUE_PAGE_SIZE)
                 return Outcome(in_campaign(reports.overdue_screen(report, action.page, actor.locale), run, runs, actor.locale))
             corrections = pending_corrections(self.db, checklist.campaign_key, confirm_item_ids(checklist), regulator.scope)
             screen = reports.status_screen(report, actor.locale, corrections=len({c.institution_id for c in corrections}))

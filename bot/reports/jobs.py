@@ -97,15 +97,16 @@ def status_report(
     with details to correct. The report's checklist is the caller's, not sent back."""
     from bot.reports.items import confirm_item_ids
     from bot.reports.status import overdue_window, status_figures
-    from storage.db import open_db
+    from storage.db import open_db, read_snapshot
     from storage.reports import pending_corrections
 
     db = open_db(db_path, migrate=False)
     try:
-        report = status_figures(db, checklist, scope, now)
-        if overdue_page is not None:
-            report = overdue_window(db, checklist, report, now, *overdue_page)
-        corrections = pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
+        with read_snapshot(db):  # the page of names agrees with the figures
+            report = status_figures(db, checklist, scope, now)
+            if overdue_page is not None:
+                report = overdue_window(db, checklist, report, now, *overdue_page)
+            corrections = pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
     finally:
         db.close()
     report.checklist = None  # type: ignore[assignment]  # put back by the caller

@@ -193,7 +193,7 @@ _STATE_OF_CODE = {
 
 def status_figures(db: sqlite_utils.Database, checklist: Checklist, scope: Scope, now: dt.datetime) -> StatusReport:
     """The figures of ``build_status`` (totals, by province, by field, overdue) counted in
-    SQL, without listing a single institution: ``institutions`` is empty. Two queries
+    SQL, without listing a single institution: ``institutions`` is empty. One query
     (the institutions by province and fields, their self-checks by state), whose groups
     (some thousands at 54,000) are summed per province and per fields list here."""
     late = past_deadline(checklist, now)
@@ -203,11 +203,12 @@ def status_figures(db: sqlite_utils.Database, checklist: Checklist, scope: Scope
     # state (the same WHERE on both sides: each self-check's institution was counted).
     by_province: dict[str, list[int]] = {}
     by_fields: dict[str, list[int]] = {}
-    for (province, fields), n in store.institution_counts(db, scope, checklist.coverage).items():
+    counts = store.status_counts(db, checklist.campaign_key, scope, checklist.coverage)
+    for (province, fields), n in counts.institutions.items():
         for row in (by_province.get(province) or by_province.setdefault(province, [0, 0, 0, 0]),
                     by_fields.get(fields) or by_fields.setdefault(fields, [0, 0, 0, 0])):  # fmt: skip
             row[store.STATE_NOT_STARTED] += n
-    for (province, fields, state), n in store.selfcheck_state_counts(db, checklist.campaign_key, scope, checklist.coverage).items():
+    for (province, fields, state), n in counts.selfchecks.items():
         for row in (by_province[province], by_fields[fields]):
             row[store.STATE_NOT_STARTED] -= n
             row[state] += n

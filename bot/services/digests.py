@@ -32,6 +32,7 @@ from bot.reports.status import (
     status_figures,
     top_noncompliant_items,
 )
+from storage.db import read_snapshot
 from storage.digests import DigestSnapshot, last_snapshot
 from storage.reports import Correction, fully_unreachable_institutions, pending_corrections
 
@@ -106,21 +107,22 @@ def build_digest(
     """The digest's figures counted in SQL (``status_figures``) and only the institutions
     it names looked up: no list of every institution in scope is built."""
     kind = kind or digest_kind(checklist, now)
-    report = status_figures(db, checklist, scope, now)
-    previous = last_snapshot(db, regulator_id, before_date=now.date().isoformat(), campaign_id=checklist.campaign_key)
-    digest = Digest(regulator_id, kind, now.date(), report, previous)
-    digest.signed_ids = signed_institution_ids(db, checklist, scope)
-    already = previous.signed_ids if previous else frozenset()
-    newly = sum(1 for i in digest.signed_ids if i not in already)
-    if newly:
-        shown = listed_institutions(db, checklist, scope, now, signed=True, excluding=already, limit=LIST_LIMIT)
-        digest.newly_signed = Listing(newly, shown)
-    if report.past_deadline and report.totals.overdue:
-        shown = listed_institutions(db, checklist, scope, now, signed=False, limit=LIST_LIMIT)
-        digest.overdue = Listing(report.totals.overdue, shown)
-    digest.unreachable = unreachable_institutions(db, checklist, scope, now)
-    digest.top_items = top_noncompliant_items(db, checklist, scope, TOP_ITEMS)
-    digest.corrections = pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
+    with read_snapshot(db):  # the figures and the names from one state of the database
+        report = status_figures(db, checklist, scope, now)
+        previous = last_snapshot(db, regulator_id, before_date=now.date().isoformat(), campaign_id=checklist.campaign_key)
+        digest = Digest(regulator_id, kind, now.date(), report, previous)
+        digest.signed_ids = signed_institution_ids(db, checklist, scope)
+        already = previous.signed_ids if previous else frozenset()
+        newly = sum(1 for i in digest.signed_ids if i not in already)
+        if newly:
+            shown = listed_institutions(db, checklist, scope, now, signed=True, excluding=already, limit=LIST_LIMIT)
+            digest.newly_signed = Listing(newly, shown)
+        if report.past_deadline and report.totals.overdue:
+            shown = listed_institutions(db, checklist, scope, now, signed=False, limit=LIST_LIMIT)
+            digest.overdue = Listing(report.totals.overdue, shown)
+        digest.unreachable = unreachable_institutions(db, checklist, scope, now)
+        digest.top_items = top_noncompliant_items(db, checklist, scope, TOP_ITEMS)
+        digest.corrections = pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
     return digest
 
 
