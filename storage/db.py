@@ -155,8 +155,9 @@ def explain_database_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> 
 def read_snapshot(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """Several reads that see one state of the database (a report's figures and the
     institutions it names): a deferred transaction, which in WAL mode blocks no writer and
-    takes no lock until its first read. Inside a transaction already: part of it. Only for
-    reads: it ends with ROLLBACK, so nothing written inside would stay."""
+    takes no lock until its first read. Inside a transaction already: part of it. It ends
+    with COMMIT, not ROLLBACK: a database in memory is shared by the bot and a digest
+    thread (tests, demos), and a press written meanwhile on that connection must stay."""
     if db.conn.in_transaction:
         yield db
         return
@@ -165,4 +166,4 @@ def read_snapshot(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         yield db
     finally:
         if db.conn.in_transaction:
-            db.execute("ROLLBACK")
+            db.execute("COMMIT")

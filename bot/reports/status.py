@@ -193,9 +193,10 @@ _STATE_OF_CODE = {
 
 def status_figures(db: sqlite_utils.Database, checklist: Checklist, scope: Scope, now: dt.datetime) -> StatusReport:
     """The figures of ``build_status`` (totals, by province, by field, overdue) counted in
-    SQL, without listing a single institution: ``institutions`` is empty. One query
-    (the institutions by province and fields, their self-checks by state), whose groups
-    (some thousands at 54,000) are summed per province and per fields list here."""
+    SQL, without listing a single institution: ``institutions`` is empty. Two queries in
+    one snapshot (the institutions by province and fields, their self-checks by state),
+    whose groups (some thousands at 54,000) are summed per province and per fields list
+    here."""
     late = past_deadline(checklist, now)
     report = StatusReport(scope, checklist, checklist.deadline, late, [])
     # [not started, in progress, finished, signed] per province and per stored fields list:
