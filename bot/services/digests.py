@@ -188,7 +188,7 @@ def digest_text(digest: Digest, checklist: Checklist, locale: str, *, html: bool
         lines.append(_("Overdue: {count}").format(count=t["overdue"]) + _delta(digest.change("overdue")))
     if digest.previous is None:
         lines.append(_("(First digest: changes are shown from the next one.)"))
-    if digest.newly_signed:
+    if digest.newly_signed.count:
         lines += [
             "",
             m.bold(_("Newly signed ({count})").format(count=digest.newly_signed.count)),
