@@ -149,3 +149,21 @@ def explain_database_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> 
     if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
         return f"Cannot use the database file {path}: it cannot be opened; check that ZICHA_DB names a file in a folder Zicha may write to."
     return f"Cannot use the database file {path}: {exc}"
+
+
+@contextlib.contextmanager
+def read_snapshot(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """Several reads that see one state of the database (a report's figures and the
+    institutions it names): a deferred transaction, which in WAL mode blocks no writer and
+    takes no lock until its first read. Inside a transaction already: part of it. It ends
+    with COMMIT, not ROLLBACK: a database in memory is shared by the bot and a digest
+    thread (tests, demos), and a press written meanwhile on that connection must stay."""
+    if db.conn.in_transaction:
+        yield db
+        return
+    db.execute("BEGIN")
+    try:
+        yield db
+    finally:
+        if db.conn.in_transaction:
+            db.execute("COMMIT")

@@ -10,15 +10,18 @@ every answer.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import sqlite_utils
 
 from bot.core.scope import Scope
-from storage.scope import scope_where
+from storage.db import read_snapshot
+from storage.scope import coverage_where, scope_where
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,9 @@ def pending_corrections(
     *,
     institution_id: int | None = None,
 ) -> list[Correction]:
-    """Every pending correction in ``scope`` (or of one institution), by province and name."""
+    """Every pending correction in ``scope`` (or of one institution), by province and name.
+    Found from the answers' side, through the partial index of "no" answers (few), rather
+    than by visiting every self-check in scope (/status and the digest ask at 54,000)."""
     ids = list(item_ids)
     if not ids:
         return []
@@ -54,10 +59,10 @@ def pending_corrections(
     marks = ", ".join("?" for _ in ids)
     rows = db.execute(
         f"""SELECT i.id, i.uscc, i.name, i.province, a.item_id, a.text, a.updated_at
-            FROM institutions i
-            JOIN selfchecks s ON s.institution_id = i.id AND s.campaign_id = ?
-            JOIN answers a ON a.selfcheck_id = s.id AND a.item_id IN ({marks})
-            WHERE a.value = 'no' AND COALESCE(a.text, '') != '' AND {where}
+            FROM answers a
+            JOIN selfchecks s ON s.id = a.selfcheck_id AND s.campaign_id = ?
+            JOIN institutions i ON i.id = s.institution_id
+            WHERE a.item_id IN ({marks}) AND a.value = 'no' AND COALESCE(a.text, '') != '' AND {where}
             ORDER BY i.province, i.name, i.id, a.item_id""",
         [campaign_id, *ids, *params],
     ).fetchall()
@@ -124,6 +129,116 @@ def status_rows(
             LEFT JOIN submissions sub ON sub.selfcheck_id = s.id AND sub.superseded_at IS NULL
             WHERE {where}""",
         [campaign_id, *params],
+    )
+    return list(map(StatusRow._make, cursor))
+
+
+# --- the figures of /status and the digest, counted rather than listed ---------------------
+#
+# A state is counted per institution: the selfcheck-driven half of ``status_counts`` only
+# sees the institutions that have a self-check for the campaign, so the institutions
+# without one (not started) are what its count of every institution adds.
+
+STATE_NOT_STARTED, STATE_IN_PROGRESS, STATE_FINISHED, STATE_SIGNED = range(4)
+
+_STATE_SQL = f"""CASE
+    WHEN sub.selfcheck_id IS NOT NULL THEN {STATE_SIGNED}
+    WHEN s.status = 'completed' THEN {STATE_FINISHED}
+    WHEN s.n_answered > 0 THEN {STATE_IN_PROGRESS}
+    ELSE {STATE_NOT_STARTED} END"""
+"""An institution's state from its self-check ``s`` and current submission ``sub``, in the
+order ``bot.reports.status.Status`` lists them: signed (a current submission) before
+finished (``completed``) before in progress (any answer, by the counter save_answer keeps)."""
+
+
+def _in_scope(scope: Scope, coverage: Any) -> tuple[str, list[Any]]:
+    where, params = scope_where(scope, "i")
+    covered, more = coverage_where(coverage, "i")
+    return f"{where} AND {covered}", [*params, *more]
+
+
+class StatusCounts(NamedTuple):
+    institutions: dict[tuple[str, str], int]  # (province, fields as stored) → institutions
+    selfchecks: Counter[tuple[str, str, int]]  # (province, fields, state) → those with a self-check
+
+
+def status_counts(db: sqlite_utils.Database, campaign_id: str, scope: Scope, coverage: Any = None) -> StatusCounts:
+    """The institutions in ``scope`` covered by ``coverage``, by province and fields list;
+    and those with a self-check for the campaign (one at most each) by province, fields
+    and state (``STATE_*``). Both read in one snapshot: an institution or self-check
+    added meanwhile is in both or in neither.
+
+    The first reads the index on (province, fields) alone, in its order. The second is
+    driven from the self-checks, each institution found by its rowid: three times faster
+    at 54,000 than looking up each institution's self-check in the (campaign,
+    institution) index; its rows are counted here (``Counter`` over the cursor) rather
+    than with GROUP BY, which would sort them in a temporary B-tree first. (One statement
+    with UNION ALL would need no snapshot but costs a fifth more.)"""
+    where, params = _in_scope(scope, coverage)
+    with read_snapshot(db):
+        institutions = {
+            (province, fields): n
+            for province, fields, n in db.execute(
+                f"SELECT i.province, i.fields, COUNT(*) FROM institutions i WHERE {where} GROUP BY i.province, i.fields",
+                params,
+            )
+        }
+        selfchecks = Counter(
+            db.execute(
+                f"""SELECT i.province, i.fields, {_STATE_SQL}
+                    FROM selfchecks s JOIN institutions i ON i.id = s.institution_id
+                    LEFT JOIN submissions sub ON sub.selfcheck_id = s.id AND sub.superseded_at IS NULL
+                    WHERE s.campaign_id = ? AND {where}""",
+                [campaign_id, *params],
+            )
+        )
+    return StatusCounts(institutions, selfchecks)
+
+
+def signed_institution_ids(db: sqlite_utils.Database, campaign_id: str, scope: Scope, coverage: Any = None) -> list[int]:
+    """The institutions in scope (and coverage) with a current submission for the campaign."""
+    where, params = _in_scope(scope, coverage)
+    cursor = db.execute(
+        f"""SELECT s.institution_id
+            FROM submissions sub JOIN selfchecks s ON s.id = sub.selfcheck_id JOIN institutions i ON i.id = s.institution_id
+            WHERE sub.superseded_at IS NULL AND s.campaign_id = ? AND {where}""",
+        [campaign_id, *params],
+    )
+    return [row[0] for row in cursor]
+
+
+def listed_status_rows(
+    db: sqlite_utils.Database,
+    campaign_id: str,
+    scope: Scope,
+    coverage: Any = None,
+    *,
+    signed: bool,
+    among: Collection[int] | None = None,
+    excluding: Collection[int] = (),
+    limit: int = -1,
+    offset: int = 0,
+) -> list[StatusRow]:
+    """The signed (or not signed) institutions in scope and coverage, by province, name and
+    id: ``limit`` of them (-1: all) from position ``offset``, only those in ``among`` if
+    given and none in ``excluding``. The id sets go in as one JSON parameter each (any
+    size, unlike a list of ``?``)."""
+    where, params = _in_scope(scope, coverage)
+    if among is not None:
+        where += " AND i.id IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(sorted(among)))
+    if excluding:
+        where += " AND i.id NOT IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(sorted(excluding)))
+    cursor = db.execute(
+        f"""SELECT i.id, i.uscc, i.name, i.province, i.level, i.fields, s.id, s.status,
+                   (s.id IS NOT NULL AND s.n_answered > 0), sub.signed_at
+            FROM institutions i
+            LEFT JOIN selfchecks s ON s.institution_id = i.id AND s.campaign_id = ?
+            LEFT JOIN submissions sub ON sub.selfcheck_id = s.id AND sub.superseded_at IS NULL
+            WHERE (sub.selfcheck_id IS {"NOT" if signed else ""} NULL) AND {where}
+            ORDER BY i.province, i.name, i.id LIMIT ? OFFSET ?""",
+        [campaign_id, *params, limit, offset],
     )
     return list(map(StatusRow._make, cursor))
 
@@ -197,14 +312,19 @@ class ItemCount:
 def noncompliant_item_counts(
     db: sqlite_utils.Database, campaign_id: str, scope: Scope, limit: int
 ) -> list[ItemCount]:
-    """The items most often answered non-compliant in scope, most first."""
+    """The items most often answered non-compliant in scope, most first. The self-checks in
+    scope are gathered once into SQLite's in-memory set; the partial index of
+    non-compliances is walked in item order and each checked against it (``+`` keeps
+    SQLite from probing that index once per self-check instead): five times faster at
+    54,000 than joining each non-compliance to its self-check and institution."""
     where, params = scope_where(scope, "i")
     return [
         ItemCount(r["item_id"], r["n"])
         for r in db.query(
             f"""SELECT a.item_id, COUNT(*) AS n FROM answers a
-                JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-                WHERE a.value = 'noncompliant' AND s.campaign_id = ? AND {where}
+                WHERE a.value = 'noncompliant' AND +a.selfcheck_id IN (
+                    SELECT s.id FROM selfchecks s JOIN institutions i ON i.id = s.institution_id
+                    WHERE s.campaign_id = ? AND {where})
                 GROUP BY a.item_id ORDER BY n DESC, a.item_id LIMIT ?""",
             [campaign_id, *params, limit],
         )

@@ -60,9 +60,10 @@ from bot.core.checklist import Checklist
 from bot.core.interview import Interview
 from bot.reports import jobs
 from bot.reports.items import CONTACT_ITEM_IDS, confirm_item_ids
-from bot.reports.status import build_status, institution_in_scope, institution_statuses
+from bot.reports.status import institution_in_scope, institution_statuses, overdue_window, status_figures
 from bot.services.broadcast import MAX_BROADCAST_LENGTH, Catalog, audience, compose, create_broadcast
 from storage.answers import load_answers
+from storage.db import read_snapshot
 from storage.institutions import Institution, get_institution, members_of, remove_member
 from storage.regulators import Regulator
 from storage.reports import find_in_scope, pending_corrections
@@ -186,7 +187,11 @@ class Desk:
             if isinstance(picked, Outcome):
                 return picked
             checklist, run, runs = picked
-            report = build_status(self.db, checklist, regulator.scope, self.clock())
+            now = self.clock()
+            with read_snapshot(self.db):  # the page of names agrees with the figures
+                report = status_figures(self.db, checklist, regulator.scope, now)
+                if isinstance(action, ShowOverdue):
+                    report = overdue_window(self.db, checklist, report, now, action.page, reports.OVERDUE_PAGE_SIZE)
             if isinstance(action, ShowOverdue):
                 return Outcome(in_campaign(reports.overdue_screen(report, action.page, actor.locale), run, runs, actor.locale))
             corrections = pending_corrections(self.db, checklist.campaign_key, confirm_item_ids(checklist), regulator.scope)
@@ -211,9 +216,10 @@ class Desk:
         return Outcome(notice=_("This button is no longer valid."))  # RequestExport: see export()
 
     async def handle_off_loop(self, actor: DeskActor, action: ShowStatus | ShowOverdue) -> Outcome:
-        """/status and /overdue with the report (half a second of Python at 54,000
-        institutions) computed in the report worker process (``bot.reports.jobs``), so no
-        one else's press waits for it. A database in memory: ``handle`` itself."""
+        """/status and /overdue with the report (its figures counted in SQL, a fifth of a
+        second at 54,000 institutions) computed in the report worker process
+        (``bot.reports.jobs``), so no one else's press waits for it. A database in
+        memory: ``handle`` itself."""
         regulator = actor.regulator
         db_path = getattr(self.settings, "zicha_db", ":memory:")
         if regulator is None or jobs.in_memory(db_path):
@@ -224,8 +230,8 @@ class Desk:
         if isinstance(picked, Outcome):
             return picked
         checklist, run, runs = picked
-        keep = "overdue" if isinstance(action, ShowOverdue) else "none"
-        report, corrections = await jobs.run(jobs.status_report, str(db_path), checklist, regulator.scope, self.clock(), keep)
+        page = (action.page, reports.OVERDUE_PAGE_SIZE) if isinstance(action, ShowOverdue) else None
+        report, corrections = await jobs.run(jobs.status_report, str(db_path), checklist, regulator.scope, self.clock(), page)
         report.checklist = checklist
         with self.speaking(actor.locale):
             if isinstance(action, ShowOverdue):

@@ -13,7 +13,7 @@ from bot.conversation.screens import Button, Screen
 from bot.conversation.text import _
 from bot.core.fields import field_label
 from bot.core.locales import format_date
-from bot.reports.status import Status, StatusReport, Tally
+from bot.reports.status import Status, StatusReport, Tally, page_of
 
 OVERDUE_PAGE_SIZE = 15
 
@@ -72,17 +72,16 @@ def overdue_screen(report: StatusReport, page: int, locale: str) -> Screen:
             date=format_date(report.deadline, locale), count=report.totals.total - report.totals.signed
         )
         return Screen("overdue", (told,))
-    overdue = report.overdue
-    if not overdue:
+    count = report.totals.overdue  # = the overdue list's length; the report may hold one page of it
+    if not count:
         return Screen("overdue", (_("No institution in your scope is overdue."),))
-    pages = (len(overdue) + OVERDUE_PAGE_SIZE - 1) // OVERDUE_PAGE_SIZE
-    page = min(max(page, 0), pages - 1)
+    page, pages = page_of(count, page, OVERDUE_PAGE_SIZE)
     lines = [
         _("<b>Overdue: {count}</b> (not signed after {date}) · page {page}/{pages}").format(
-            count=len(overdue), date=format_date(report.deadline, locale), page=page + 1, pages=pages
+            count=count, date=format_date(report.deadline, locale), page=page + 1, pages=pages
         )
     ]
-    for row in overdue[page * OVERDUE_PAGE_SIZE : (page + 1) * OVERDUE_PAGE_SIZE]:
+    for row in report.overdue_slice(page * OVERDUE_PAGE_SIZE, (page + 1) * OVERDUE_PAGE_SIZE):
         lines.append(
             f"• {escape(row.name)} · {escape(row.province)} · <code>{escape(row.uscc)}</code> · "
             f"{escape(status_label(row.status))}"

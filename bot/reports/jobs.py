@@ -89,24 +89,25 @@ def export_workbook(db_path: str, checklist: Checklist, scope: Scope, now: dt.da
 
 
 def status_report(
-    db_path: str, checklist: Checklist, scope: Scope, now: dt.datetime, keep: str = "overdue"
+    db_path: str, checklist: Checklist, scope: Scope, now: dt.datetime, overdue_page: tuple[int, int] | None = None
 ) -> tuple[Any, int]:
-    """/status and /overdue of ``scope``: the report (its institutions trimmed to the
-    overdue ones with ``keep="overdue"``, to none with ``keep="none"``, so little comes
-    back through the pipe) and the number of institutions with details to correct. The
-    report's checklist is the caller's (``attach_checklist``), not sent back."""
+    """/status and /overdue of ``scope``: the report's figures (``status_figures``, no
+    institutions), with the overdue institutions of ``overdue_page`` (page, page size)
+    for /overdue, so little comes back through the pipe; and the number of institutions
+    with details to correct. The report's checklist is the caller's, not sent back."""
     from bot.reports.items import confirm_item_ids
-    from bot.reports.status import build_status
-    from storage.db import open_db
+    from bot.reports.status import overdue_window, status_figures
+    from storage.db import open_db, read_snapshot
     from storage.reports import pending_corrections
 
     db = open_db(db_path, migrate=False)
     try:
-        report = build_status(db, checklist, scope, now)
-        corrections = pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
+        with read_snapshot(db):  # the page of names agrees with the figures
+            report = status_figures(db, checklist, scope, now)
+            if overdue_page is not None:
+                report = overdue_window(db, checklist, report, now, *overdue_page)
+            corrections = pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
     finally:
         db.close()
-    report.institutions = report.overdue if keep == "overdue" else []
     report.checklist = None  # type: ignore[assignment]  # put back by the caller
     return report, len({c.institution_id for c in corrections})
-

@@ -11,6 +11,10 @@ Each institution is in exactly one state for the configured checklist:
 local time) has passed. Everything here is a handful of SQL queries over the whole scope
 (no per-institution Python loop over answers), so a national scope of 54,000
 institutions stays well under a second.
+
+``build_status`` lists every institution in scope (the workbook writes them all);
+``status_figures`` only counts (/status, the digest, the chart), and the screens that
+name institutions ask for the few they show (``overdue_window``, ``listed_institutions``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
@@ -94,10 +99,23 @@ class StatusReport:
     totals: Tally = field(default_factory=Tally)
     by_province: dict[str, Tally] = field(default_factory=dict)
     by_field: dict[str, Tally] = field(default_factory=dict)
+    # A report of figures only (``status_figures``) has no ``institutions``; for /overdue
+    # it carries the overdue institutions of one page: those from position
+    # ``overdue_from`` of the overdue list (by province, name, id).
+    overdue_listed: list[InstitutionStatus] | None = None
+    overdue_from: int = 0
 
     @property
     def overdue(self) -> list[InstitutionStatus]:
+        """Every overdue institution (of ``institutions``: a report of every one)."""
         return [i for i in self.institutions if i.overdue]
+
+    def overdue_slice(self, start: int, stop: int) -> list[InstitutionStatus]:
+        """Positions ``start`` to ``stop`` of the overdue list, from whichever the report has."""
+        if self.overdue_listed is None:
+            return self.overdue[start:stop]
+        first = self.overdue_from
+        return self.overdue_listed[max(start - first, 0) : max(stop - first, 0)]
 
 
 def past_deadline(checklist: Checklist, now: dt.datetime) -> bool:
@@ -110,12 +128,15 @@ def institution_statuses(
 ) -> list[InstitutionStatus]:
     """Every institution in ``scope`` (or just institution ``only``, if it is in scope)
     with its state, ordered by province, then name."""
-    late = past_deadline(checklist, now)
     rows = store.status_rows(db, checklist.campaign_key, scope, only=only)
     if checklist.coverage is not None:  # a campaign: only the institutions it covers
         rows = [r for r in rows if checklist.covers(r.level, r.province, json.loads(r.fields))]
     # Sorted here rather than in SQL: sorting 54,000 names in SQLite costs more than the query.
     rows.sort(key=lambda r: (r.province, r.name, r.id))
+    return _statuses(rows, past_deadline(checklist, now))
+
+
+def _statuses(rows: list[store.StatusRow], late: bool) -> list[InstitutionStatus]:
     parsed: dict[str, tuple[str, ...]] = {}
     result: list[InstitutionStatus] = []
     for iid, uscc, name, province, level, fields, sc, sc_status, answered, signed_at in rows:
@@ -159,6 +180,107 @@ def build_status(db: sqlite_utils.Database, checklist: Checklist, scope: Scope, 
         for f in fields:
             if not scope.fields or f in scope.fields:
                 report.by_field.setdefault(f, Tally()).add(status, overdue, count)
+    return report
+
+
+_STATE_OF_CODE = {
+    store.STATE_NOT_STARTED: Status.NOT_STARTED,
+    store.STATE_IN_PROGRESS: Status.IN_PROGRESS,
+    store.STATE_FINISHED: Status.FINISHED,
+    store.STATE_SIGNED: Status.SIGNED,
+}
+
+
+def status_figures(db: sqlite_utils.Database, checklist: Checklist, scope: Scope, now: dt.datetime) -> StatusReport:
+    """The figures of ``build_status`` (totals, by province, by field, overdue) counted in
+    SQL, without listing a single institution: ``institutions`` is empty. Two queries in
+    one snapshot (the institutions by province and fields, their self-checks by state),
+    whose groups (some thousands at 54,000) are summed per province and per fields list
+    here."""
+    late = past_deadline(checklist, now)
+    report = StatusReport(scope, checklist, checklist.deadline, late, [])
+    # [not started, in progress, finished, signed] per province and per stored fields list:
+    # every institution first as not started, then those with a self-check moved to its
+    # state (the same WHERE on both sides: each self-check's institution was counted).
+    by_province: dict[str, list[int]] = {}
+    by_fields: dict[str, list[int]] = {}
+    counts = store.status_counts(db, checklist.campaign_key, scope, checklist.coverage)
+    for (province, fields), n in counts.institutions.items():
+        for row in (by_province.get(province) or by_province.setdefault(province, [0, 0, 0, 0]),
+                    by_fields.get(fields) or by_fields.setdefault(fields, [0, 0, 0, 0])):  # fmt: skip
+            row[store.STATE_NOT_STARTED] += n
+    for (province, fields, state), n in counts.selfchecks.items():
+        for row in (by_province[province], by_fields[fields]):
+            row[store.STATE_NOT_STARTED] -= n
+            row[state] += n
+
+    def add(into: Tally, row: list[int]) -> None:
+        for code, n in enumerate(row):
+            if n:
+                into.add(_STATE_OF_CODE[code], late and code != store.STATE_SIGNED, n)
+
+    for province, row in by_province.items():
+        add(report.by_province.setdefault(province, Tally()), row)
+        add(report.totals, row)
+    by_field: dict[str, list[int]] = {}
+    for fields, row in by_fields.items():
+        for f in json.loads(fields):
+            if not scope.fields or f in scope.fields:
+                total = by_field.get(f) or by_field.setdefault(f, [0, 0, 0, 0])
+                for k, n in enumerate(row):
+                    total[k] += n
+    for f, row in by_field.items():
+        add(report.by_field.setdefault(f, Tally()), row)
+    return report
+
+
+def listed_institutions(
+    db: sqlite_utils.Database,
+    checklist: Checklist,
+    scope: Scope,
+    now: dt.datetime,
+    *,
+    signed: bool,
+    among: Collection[int] | None = None,
+    excluding: Collection[int] = (),
+    limit: int = -1,
+    offset: int = 0,
+) -> list[InstitutionStatus]:
+    """The signed (or not signed) institutions of ``build_status``'s list, in its order
+    (province, name, id): ``limit`` of them (-1: all) from ``offset``, only those in
+    ``among`` if given, none in ``excluding``."""
+    rows = store.listed_status_rows(
+        db, checklist.campaign_key, scope, checklist.coverage,
+        signed=signed, among=among, excluding=excluding, limit=limit, offset=offset,
+    )  # fmt: skip
+    return _statuses(rows, past_deadline(checklist, now))
+
+
+def signed_institution_ids(db: sqlite_utils.Database, checklist: Checklist, scope: Scope) -> list[int]:
+    return store.signed_institution_ids(db, checklist.campaign_key, scope, checklist.coverage)
+
+
+def page_of(count: int, page: int, size: int) -> tuple[int, int]:
+    """(the page shown, pages) for ``page`` of a list of ``count`` in pages of ``size``:
+    a page past either end shows the nearest one."""
+    pages = max((count + size - 1) // size, 1)
+    return min(max(page, 0), pages - 1), pages
+
+
+def overdue_window(
+    db: sqlite_utils.Database, checklist: Checklist, report: StatusReport, now: dt.datetime, page: int, size: int
+) -> StatusReport:
+    """``report`` (of ``status_figures``) with the overdue institutions of ``page`` (as
+    /overdue shows it: ``page_of``) for the screen to list; nobody is overdue before the
+    deadline."""
+    if not report.past_deadline or not report.totals.overdue:
+        report.overdue_listed, report.overdue_from = [], 0
+        return report
+    shown, _pages = page_of(report.totals.overdue, page, size)
+    report.overdue_from = shown * size
+    report.overdue_listed = listed_institutions(
+        db, checklist, report.scope, now, signed=False, limit=size, offset=report.overdue_from
+    )
     return report
 
 

@@ -25,12 +25,14 @@ from bot.core.scope import Scope
 from bot.reports.items import checklist_numbers, confirm_item_ids, short_text
 from bot.reports.status import (
     InstitutionStatus,
-    Status,
     StatusReport,
-    build_status,
+    listed_institutions,
     past_deadline,
+    signed_institution_ids,
+    status_figures,
     top_noncompliant_items,
 )
+from storage.db import read_snapshot
 from storage.digests import DigestSnapshot, last_snapshot
 from storage.reports import Correction, fully_unreachable_institutions, pending_corrections
 
@@ -42,14 +44,28 @@ TOP_ITEMS = 5
 
 
 @dataclass
+class Listing:
+    """Institutions a digest names: the first ``LIST_LIMIT`` (by province, then name) and
+    how many there are (the full lists are in the workbook)."""
+
+    count: int = 0
+    shown: list[InstitutionStatus] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+@dataclass
 class Digest:
     regulator_id: int
     kind: str  # daily / final
     date: dt.date
-    report: StatusReport
+    report: StatusReport  # figures only (``status_figures``): no institutions listed
     previous: DigestSnapshot | None
-    newly_signed: list[InstitutionStatus] = field(default_factory=list)
-    unreachable: list[InstitutionStatus] = field(default_factory=list)
+    signed_ids: list[int] = field(default_factory=list)  # every institution signed now, for the snapshot
+    newly_signed: Listing = field(default_factory=Listing)
+    overdue: Listing = field(default_factory=Listing)
+    unreachable: Listing = field(default_factory=Listing)
     top_items: list[tuple[str, int]] = field(default_factory=list)
     corrections: list[Correction] = field(default_factory=list)  # details staff asked to correct
 
@@ -62,10 +78,6 @@ class Digest:
             return None
         return self.totals[key] - int(self.previous.totals.get(key, 0))
 
-    @property
-    def signed_ids(self) -> list[int]:
-        return [i.id for i in self.report.institutions if i.status is Status.SIGNED]
-
 
 def digest_kind(checklist: Checklist, now: dt.datetime) -> str:
     """``daily`` during the campaign (up to and including the deadline day), ``final`` after."""
@@ -73,12 +85,15 @@ def digest_kind(checklist: Checklist, now: dt.datetime) -> str:
 
 
 def unreachable_institutions(
-    db: sqlite_utils.Database, scope: Scope, institutions: list[InstitutionStatus]
-) -> list[InstitutionStatus]:
+    db: sqlite_utils.Database, checklist: Checklist, scope: Scope, now: dt.datetime, limit: int = LIST_LIMIT
+) -> Listing:
     """Institutions not yet signed whose every bound staff member has blocked the bot
     (marked by the outbox on 403). Institutions nobody has joined are "not started"."""
     ids = fully_unreachable_institutions(db, scope)
-    return [i for i in institutions if i.id in ids and i.status is not Status.SIGNED]
+    if not ids:
+        return Listing()
+    rows = listed_institutions(db, checklist, scope, now, signed=False, among=ids)  # as few as the unreachable
+    return Listing(len(rows), rows[:limit])
 
 
 def build_digest(
@@ -89,15 +104,25 @@ def build_digest(
     now: dt.datetime,
     kind: str | None = None,
 ) -> Digest:
+    """The digest's figures counted in SQL (``status_figures``) and only the institutions
+    it names looked up: no list of every institution in scope is built."""
     kind = kind or digest_kind(checklist, now)
-    report = build_status(db, checklist, scope, now)
-    previous = last_snapshot(db, regulator_id, before_date=now.date().isoformat(), campaign_id=checklist.campaign_key)
-    digest = Digest(regulator_id, kind, now.date(), report, previous)
-    already = previous.signed_ids if previous else frozenset()
-    digest.newly_signed = [i for i in report.institutions if i.status is Status.SIGNED and i.id not in already]
-    digest.unreachable = unreachable_institutions(db, scope, report.institutions)
-    digest.top_items = top_noncompliant_items(db, checklist, scope, TOP_ITEMS)
-    digest.corrections = pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
+    with read_snapshot(db):  # the figures and the names from one state of the database
+        report = status_figures(db, checklist, scope, now)
+        previous = last_snapshot(db, regulator_id, before_date=now.date().isoformat(), campaign_id=checklist.campaign_key)
+        digest = Digest(regulator_id, kind, now.date(), report, previous)
+        digest.signed_ids = signed_institution_ids(db, checklist, scope)
+        already = previous.signed_ids if previous else frozenset()
+        newly = sum(1 for i in digest.signed_ids if i not in already)
+        if newly:
+            shown = listed_institutions(db, checklist, scope, now, signed=True, excluding=already, limit=LIST_LIMIT)
+            digest.newly_signed = Listing(newly, shown)
+        if report.past_deadline and report.totals.overdue:
+            shown = listed_institutions(db, checklist, scope, now, signed=False, limit=LIST_LIMIT)
+            digest.overdue = Listing(report.totals.overdue, shown)
+        digest.unreachable = unreachable_institutions(db, checklist, scope, now)
+        digest.top_items = top_noncompliant_items(db, checklist, scope, TOP_ITEMS)
+        digest.corrections = pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope)
     return digest
 
 
@@ -115,12 +140,13 @@ class _Markup:
         return f"<b>{text}</b>" if self.html else text
 
 
-def _names(rows: list[InstitutionStatus] | list[Correction], m: _Markup) -> str:
+def _names(rows: list[InstitutionStatus] | list[Correction], count: int, m: _Markup) -> str:
+    """The first ``LIST_LIMIT`` of ``rows``, and how many more of ``count`` there are."""
     from aiogram.utils.i18n import gettext as _
 
     shown = "\n".join(f"• {m.esc(r.name)} ({m.esc(r.province)})" for r in rows[:LIST_LIMIT])
-    if len(rows) > LIST_LIMIT:
-        shown += "\n" + _("… and {count} more (see the workbook)").format(count=len(rows) - LIST_LIMIT)
+    if count > LIST_LIMIT:
+        shown += "\n" + _("… and {count} more (see the workbook)").format(count=count - LIST_LIMIT)
     return shown
 
 
@@ -162,23 +188,27 @@ def digest_text(digest: Digest, checklist: Checklist, locale: str, *, html: bool
         lines.append(_("Overdue: {count}").format(count=t["overdue"]) + _delta(digest.change("overdue")))
     if digest.previous is None:
         lines.append(_("(First digest: changes are shown from the next one.)"))
-    if digest.newly_signed:
+    if digest.newly_signed.count:
         lines += [
             "",
-            m.bold(_("Newly signed ({count})").format(count=len(digest.newly_signed))),
-            _names(digest.newly_signed, m),
+            m.bold(_("Newly signed ({count})").format(count=digest.newly_signed.count)),
+            _names(digest.newly_signed.shown, digest.newly_signed.count, m),
         ]
-    if report.past_deadline and report.overdue:
-        lines += ["", m.bold(_("Overdue ({count})").format(count=len(report.overdue))), _names(report.overdue, m)]
-    lines += ["", _("Unreachable (blocked the bot): {count}").format(count=len(digest.unreachable))]
-    if digest.unreachable:
-        lines.append(_names(digest.unreachable, m))
+    if report.past_deadline and digest.overdue.count:
+        lines += [
+            "",
+            m.bold(_("Overdue ({count})").format(count=digest.overdue.count)),
+            _names(digest.overdue.shown, digest.overdue.count, m),
+        ]
+    lines += ["", _("Unreachable (blocked the bot): {count}").format(count=digest.unreachable.count)]
+    if digest.unreachable.count:
+        lines.append(_names(digest.unreachable.shown, digest.unreachable.count, m))
     if digest.corrections:
         lines += [
             "",
             m.bold(_("Details to correct ({count})").format(count=len(digest.corrections))),
             _("Staff say the roster's details of their institution are wrong: check them and correct the roster."),
-            _names(digest.corrections, m),
+            _names(digest.corrections, len(digest.corrections), m),
         ]
     if digest.top_items:
         numbers = checklist_numbers(checklist)
