@@ -349,6 +349,38 @@ def _seed(db_path: Path) -> dict[str, int]:
     return labs
 
 
+async def test_the_daily_digest_job_sends_a_digest_per_open_campaign_through_the_report_worker(
+    db_path: Path, campaigns_env: Path
+) -> None:
+    """The scheduled job (not the CLI) on a database file: the digests are written in the
+    report worker process, one per open campaign in each regulator's scope, as in memory."""
+    from bot.config import load_settings
+    from bot.reports import jobs
+    from bot.services.digests import DIGEST_JOB
+    from bot.telegram.app import build_app
+
+    camp = campaigns_env / "campaigns"
+    for name, text, days in (("nat-2023", NATIONAL, 14), ("gd-2023", PROVINCIAL, 7), ("food-2023", FOOD, 12)):
+        (camp / f"{name}.toml").write_text(_relative(text, days), encoding="utf-8")
+    _seed(db_path)
+    settings = load_settings(_env_file=None, zicha_db=db_path, zicha_campaign=THREE, zicha_locale="zh_CN", bot_token="")
+    now = dt.datetime.combine(dt.date.today(), dt.time(9, 0), tzinfo=settings.tz)
+    db = open_db(db_path)
+    try:
+        app = build_app(settings, db, clock=lambda: now)
+        assert app.scheduler is not None and not jobs.in_memory(settings.zicha_db)
+        job = app.scheduler.get_job(DIGEST_JOB)
+        await job.func()
+        await job.func()  # once per regulator, campaign and day
+    finally:
+        jobs.shutdown()
+        db.close()
+    db = read_db(db_path)
+    snaps = sorted((r["regulator_id"], r["campaign_id"]) for r in db.query("SELECT * FROM digest_snapshots"))
+    assert snaps == [(8001, "food-2023"), (8001, "gd-2023"), (8001, "nat-2023"), (8002, "food-2023"), (8002, "nat-2023")]
+    assert db.execute("SELECT count(*) FROM outbox WHERE kind LIKE 'digest%'").fetchone()[0] >= 5
+
+
 def _relative(text: str, deadline_in_days: int) -> str:
     """The campaign with dates counted from today (so the CLI, which runs today, sees it open)."""
     lines = [line for line in text.splitlines() if not line.startswith(("opens =", "deadline =", "closes ="))]

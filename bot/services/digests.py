@@ -378,24 +378,18 @@ def register_digest_job(
     hour, minute = settings.digest_time  # type: ignore[attr-defined]
     directory = digest_dir(settings.zicha_db)  # type: ignore[attr-defined]
 
-    def work(now: dt.datetime) -> list[QueuedDigest]:
-        # A database in memory: in a worker thread on the bot's connection (tests, demos).
-        from storage.db import open_db
+    def open_checklists(conn: sqlite_utils.Database, now: dt.datetime) -> list[Checklist]:
+        # Several campaigns at once: a digest per open campaign in each regulator's scope.
+        return campaigns.open_checklists(conn, now.date()) if campaigns is not None else [checklist]  # type: ignore[attr-defined]
 
-        in_memory = str(settings.zicha_db) == ":memory:"  # type: ignore[attr-defined]
-        conn = db if in_memory else open_db(settings.zicha_db, migrate=False)  # type: ignore[attr-defined]
-        try:
-            # Several campaigns at once: a digest per open campaign in each regulator's scope.
-            checklists = campaigns.open_checklists(conn, now.date()) if campaigns is not None else [checklist]  # type: ignore[attr-defined]
-            queued: list[QueuedDigest] = []
-            for one in checklists:
-                queued += queue_digests(
-                    conn, one, i18n, now=now, directory=directory, default_locale=i18n.default_locale  # type: ignore[attr-defined]
-                )
-            return queued
-        finally:
-            if conn is not db:
-                conn.close()
+    def in_thread(now: dt.datetime) -> list[QueuedDigest]:
+        # A database in memory (tests, demos): in a worker thread on the bot's connection.
+        queued: list[QueuedDigest] = []
+        for one in open_checklists(db, now):
+            queued += queue_digests(
+                db, one, i18n, now=now, directory=directory, default_locale=i18n.default_locale  # type: ignore[attr-defined]
+            )
+        return queued
 
     async def job() -> None:
         from bot.reports import jobs
@@ -403,12 +397,14 @@ def register_digest_job(
         now = clock()  # type: ignore[operator]
         try:
             if jobs.in_memory(settings.zicha_db):  # type: ignore[attr-defined]
-                queued = await asyncio.to_thread(work, now)
-            else:  # in the report worker process: the bot's interpreter keeps answering
-                queued = await jobs.run(
-                    queue_digests_in_worker, str(settings.zicha_db), checklist, now, str(directory),  # type: ignore[attr-defined]
-                    i18n.default_locale,  # type: ignore[attr-defined]
-                )  # fmt: skip
+                queued = await asyncio.to_thread(in_thread, now)
+            else:  # in the report worker process, a campaign at a time: the bot's interpreter keeps answering
+                queued = []
+                for one in open_checklists(db, now):  # one small query on the bot's connection
+                    queued += await jobs.run(
+                        queue_digests_in_worker, str(settings.zicha_db), one, now, str(directory),  # type: ignore[attr-defined]
+                        i18n.default_locale,  # type: ignore[attr-defined]
+                    )  # fmt: skip
         except Exception:
             log.exception("regulator digests failed")
             return
