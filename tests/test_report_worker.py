@@ -112,3 +112,58 @@ def test_the_answers_of_a_workbook_are_read_in_index_order(db: sqlite_utils.Data
     db.execute("ANALYZE")  # the statistics a grown database has
     plan = answers_in_scope_plan(db, checklist.id, Scope.parse(scope))
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+
+REPORT_MODULES = ("bot.reports.excel", "bot.services.digests", "matplotlib")
+
+
+def test_warming_up_starts_the_worker_with_the_report_modules_loaded_before_the_first_job() -> None:
+    from tests import worker_probe
+
+    assert jobs.run_sync(worker_probe.loaded, REPORT_MODULES)[1] is False, "a cold worker has none of them"
+    jobs.shutdown()
+    jobs.warm_up()  # returns at once: the worker loads them meanwhile
+    worker_pid, loaded = jobs.run_sync(worker_probe.loaded, REPORT_MODULES)  # one worker: runs after the warm-up
+    assert worker_pid != os.getpid() and loaded
+
+
+KILLED_PARENT = """
+import sys, time
+from bot.reports import jobs
+from tests import worker_probe
+jobs.warm_up()
+print(jobs.run_sync(worker_probe.loaded, ())[0], flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_worker_whose_bot_was_killed_exits_instead_of_lingering_with_the_database_open() -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    bot = subprocess.Popen([sys.executable, "-c", KILLED_PARENT], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert bot.stdout is not None
+        worker = int(bot.stdout.readline())
+        os.kill(worker, 0)  # alive while its bot is
+        bot.send_signal(signal.SIGKILL)  # no shutdown: nobody tells the worker to stop
+        bot.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            raise AssertionError("the worker outlived its killed bot")
+    finally:
+        bot.kill()
+        bot.wait()
+        bot.stdout.close()

@@ -45,6 +45,10 @@ def run(webhook: bool) -> None:
     db = _open_db(settings)
     try:
         app = build_app(settings, db)
+        from bot.reports import jobs
+
+        if not jobs.in_memory(settings.zicha_db):
+            jobs.warm_up()  # the report worker ready before the first /export or digest
         if settings.zicha_public_url:  # the web chat beside the bot (issue 11)
             from bot.web.app import mount_beside_bot
 

@@ -20,6 +20,7 @@ import datetime as dt
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -39,8 +40,26 @@ def _executor() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return _pool
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In the worker: exit once the bot's process is gone. A bot that was killed (SIGKILL,
+    out of memory) never tells its worker to stop, and the worker would wait for work
+    forever, holding its memory and the database open; the next bot starts its own."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="zicha-parent-watch", daemon=True).start()
 
 
 def shutdown() -> None:
@@ -50,6 +69,21 @@ def shutdown() -> None:
         pool, _pool = _pool, None
     if pool is not None:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def warm_up() -> None:
+    """Start the worker now and load what its jobs need, without waiting for it: a fresh
+    interpreter spends seconds importing the writer, the reports and matplotlib (and
+    finding a CJK font), which the first /export or daily digest would otherwise wait
+    for. Called by ``zicha run``; a worker that never gets a job costs only its memory."""
+    _executor().submit(_load_report_modules)
+
+
+def _load_report_modules() -> None:
+    from bot.reports import chart, excel, status  # noqa: F401 - imported for their load time
+    from bot.services import digests  # noqa: F401
+
+    chart.cjk_font()
 
 
 def in_memory(db_path: str | os.PathLike[str]) -> bool:
