@@ -31,12 +31,45 @@ def storage_key_text(key: StorageKey) -> str:
     return ":".join(str(p) for p in parts)
 
 
+FsmRow = tuple[str | None, str]
+"""A conversation's row: (state, data as JSON)."""
+
+
+class ReadAhead:
+    """The ``fsm`` rows read ahead for the updates in hand, by key: the membership lookup
+    reads the sender's row in the same statement (``storage.regulators.who_is``), so
+    aiogram's FSM middleware and the engine (``storage.conversations.SQLiteStates``) need
+    not read it twice more. An entry lives while its update is handled (the middleware
+    that primes it forgets it afterwards) and is forgotten at every write of its key, so a
+    read after a write (or after a rolled-back one) goes to the database again. Every
+    write of the ``fsm`` table goes through this module and ``storage.conversations``."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, FsmRow | None] = {}
+
+    def prime(self, key: str, row: FsmRow | None) -> None:
+        """``row``: as read now (None: there is no row for ``key``)."""
+        self._rows[key] = row
+
+    def get(self, key: str) -> FsmRow | object | None:
+        """The row read ahead, None if there is none, ``NOT_READ`` if not read ahead."""
+        return self._rows.get(key, NOT_READ)
+
+    def forget(self, key: str) -> None:
+        self._rows.pop(key, None)
+
+
+NOT_READ = object()
+
+
 class SQLiteStorage(BaseStorage):
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: sqlite_utils.Database, read_ahead: ReadAhead | None = None) -> None:
         self.db = db
+        self.read_ahead = read_ahead or ReadAhead()
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
+        self.read_ahead.forget(storage_key_text(key))
         with self.db.atomic():
             self.db.execute(
                 "INSERT INTO fsm (key, state, updated_at) VALUES (?, ?, ?) "
@@ -45,13 +78,18 @@ class SQLiteStorage(BaseStorage):
             )
 
     async def get_state(self, key: StorageKey) -> str | None:
-        row = self.db.execute("SELECT state FROM fsm WHERE key = ?", [storage_key_text(key)]).fetchone()
+        text = storage_key_text(key)
+        ahead = self.read_ahead.get(text)
+        if ahead is not NOT_READ:
+            return ahead[0] if ahead is not None else None  # type: ignore[index]
+        row = self.db.execute("SELECT state FROM fsm WHERE key = ?", [text]).fetchone()
         return row[0] if row else None
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         # An empty dict replaces the data but keeps the state: clearing data is not
         # clearing the conversation.
         payload = json.dumps(dict(data), ensure_ascii=False, separators=(",", ":"))
+        self.read_ahead.forget(storage_key_text(key))
         with self.db.atomic():
             self.db.execute(
                 "INSERT INTO fsm (key, data, updated_at) VALUES (?, ?, ?) "
@@ -60,11 +98,16 @@ class SQLiteStorage(BaseStorage):
             )
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        row = self.db.execute("SELECT data FROM fsm WHERE key = ?", [storage_key_text(key)]).fetchone()
+        text = storage_key_text(key)
+        ahead = self.read_ahead.get(text)
+        if ahead is not NOT_READ:
+            return json.loads(ahead[1]) if ahead is not None else {}  # type: ignore[index]
+        row = self.db.execute("SELECT data FROM fsm WHERE key = ?", [text]).fetchone()
         return json.loads(row[0]) if row else {}
 
     async def update_data(self, key: StorageKey, data: Mapping[str, Any]) -> dict[str, Any]:
         # Read-modify-write inside one transaction, unlike the base class.
+        self.read_ahead.forget(storage_key_text(key))  # read inside the transaction
         with self.db.atomic():
             current = await self.get_data(key)
             current.update(data)
