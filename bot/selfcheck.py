@@ -319,6 +319,24 @@ class Workspace:
             self.selfcheck = refreshed
 
 
+_INTERVIEWS: dict[tuple[int, frozenset[str]], tuple[Checklist, Interview]] = {}
+
+
+def interview_for(checklist: Checklist, fields: tuple[str, ...] | list[str]) -> Interview:
+    """The items of ``checklist`` that apply to an institution of ``fields``, worked out
+    once per checklist and set of fields (an Interview is never changed after it is made):
+    every step opens a workspace."""
+    key = (id(checklist), frozenset(fields))
+    found = _INTERVIEWS.get(key)
+    if found is not None and found[0] is checklist:  # the id of a checklist still alive
+        return found[1]
+    if len(_INTERVIEWS) > 512:
+        _INTERVIEWS.clear()
+    interview = Interview(checklist, fields)
+    _INTERVIEWS[key] = (checklist, interview)
+    return interview
+
+
 def open_workspace(
     db: sqlite_utils.Database, checklist: Checklist, institution: Institution, *, read_only: bool = False
 ) -> Workspace:
@@ -331,6 +349,6 @@ def open_workspace(
         opened = answer_store.open_selfcheck(db, institution.id, checklist.campaign_key)
         assert opened is not None
     return Workspace(
-        db, checklist, institution, opened.selfcheck, Interview(checklist, institution.fields), read_only=read_only,
+        db, checklist, institution, opened.selfcheck, interview_for(checklist, institution.fields), read_only=read_only,
         _answers=opened.answers, _signed=opened.signed, _read_in=current_write(db), _has_earlier=opened.has_earlier,
     )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,6 +138,13 @@ _OPEN_SQL = (
 
 
 def _answer(values: Sequence[Any]) -> Answer:
+    return _answer_of(tuple(values))
+
+
+@functools.lru_cache(maxsize=16384)
+def _answer_of(values: tuple[Any, ...]) -> Answer:
+    # An Answer is frozen and wholly made of its row, so a row seen before (every answer of
+    # a self-check is read on every press) gives the same object without parsing it again.
     item_id, value, text, problem, measure, rect_status, target_date, rev, answered_by, updated_by, updated_at = values
     return Answer(
         item_id=item_id,

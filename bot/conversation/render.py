@@ -61,20 +61,27 @@ class Facts:
 
 
 def choice_label(choice: Choice) -> str:
-    return {
-        Choice.COMPLIANT: _("Compliant"),
-        Choice.NONCOMPLIANT: _("Non-compliant"),
-        Choice.NA: _("Not applicable"),
-        Choice.YES: _("Yes, correct"),
-        Choice.NO: _("No, needs correction"),
-        Choice.TEXT: _("Answered"),
-        Choice.AFFIRMATIVE: _("Yes"),
-        Choice.NEGATIVE: _("No"),
-        Choice.NUMBER: _("Answered"),
-        Choice.DATE: _("Answered"),
-        Choice.SELECTED: _("Answered"),
-        Choice.FILE: _("File uploaded"),
-    }[choice]
+    # One translation looked up, not the twelve of a table built on every call (a
+    # question's buttons ask for three labels on every press).
+    if choice is Choice.COMPLIANT:
+        return _("Compliant")
+    if choice is Choice.NONCOMPLIANT:
+        return _("Non-compliant")
+    if choice is Choice.NA:
+        return _("Not applicable")
+    if choice is Choice.YES:
+        return _("Yes, correct")
+    if choice is Choice.NO:
+        return _("No, needs correction")
+    if choice is Choice.AFFIRMATIVE:
+        return _("Yes")
+    if choice is Choice.NEGATIVE:
+        return _("No")
+    if choice is Choice.FILE:
+        return _("File uploaded")
+    if choice in (Choice.TEXT, Choice.NUMBER, Choice.DATE, Choice.SELECTED):
+        return _("Answered")
+    raise KeyError(choice)
 
 
 def number_text(value: str, item: Item, locale: str) -> str:
