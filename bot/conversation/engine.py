@@ -673,7 +673,7 @@ class Conversation:
         if catalog is None:
             yield
             return
-        with use_gettext(lambda message: catalog.gettext(message, locale=locale)):
+        with use_gettext(lambda message: catalog.gettext(message, locale=locale), key=(catalog, locale)):
             yield
 
     def speaking(self, locale: str) -> contextlib.AbstractContextManager[None]:
