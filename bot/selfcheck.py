@@ -61,6 +61,15 @@ class CampaignClosed(Frozen):
         self.submission = None
 
 
+# The progress of the self-checks stepped in lately, by self-check id, with the answers
+# (the objects themselves) and the interview it was worked out from: the next step counts
+# again only the answers that are not the same objects (``Interview.progress_after``), and
+# a different interview (checklist, institution's fields) means a full count. Whatever was
+# kept, the result is ``Interview.progress`` of the answers read now.
+KEPT_PROGRESSES = 4096
+_KEPT: dict[int, tuple[Interview, dict[str, Answer], Progress]] = {}
+
+
 @dataclass
 class Workspace:
     db: sqlite_utils.Database
@@ -118,7 +127,21 @@ class Workspace:
 
     def progress(self) -> Progress:
         if self._progress is None:
-            self._progress = self.interview.progress(self.answers())
+            answers = self.answers()
+            progress = None
+            kept = _KEPT.get(self.selfcheck.id)
+            if kept is not None and kept[0] is self.interview:
+                # Kept from this self-check's last step: only the answers that changed since
+                # (the press's own, mostly) are counted again.
+                old = kept[1]
+                changed = [k for k in old.keys() | answers.keys() if old.get(k) is not answers.get(k)]
+                progress = self.interview.progress_after(kept[2], old, answers, changed)
+            if progress is None:
+                progress = self.interview.progress(answers)
+            self._progress = progress
+            if len(_KEPT) >= KEPT_PROGRESSES and self.selfcheck.id not in _KEPT:
+                _KEPT.pop(next(iter(_KEPT)))
+            _KEPT[self.selfcheck.id] = (self.interview, dict(answers), progress)
         return self._progress
 
     def submission(self) -> Submission | None:
