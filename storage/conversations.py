@@ -15,7 +15,7 @@ import sqlite_utils
 
 from bot.conversation.state import ConversationState
 from storage.db import transaction, utcnow
-from storage.fsm import NOT_READ, ReadAhead
+from storage.readahead import NOT_READ, ReadAhead
 
 
 class SQLiteStates:

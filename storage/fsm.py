@@ -17,6 +17,7 @@ from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 
 from storage.db import utcnow
+from storage.readahead import NOT_READ, ReadAhead
 
 
 def storage_key_text(key: StorageKey) -> str:
@@ -29,37 +30,6 @@ def storage_key_text(key: StorageKey) -> str:
         key.destiny,
     )
     return ":".join(str(p) for p in parts)
-
-
-FsmRow = tuple[str | None, str]
-"""A conversation's row: (state, data as JSON)."""
-
-
-class ReadAhead:
-    """The ``fsm`` rows read ahead for the updates in hand, by key: the membership lookup
-    reads the sender's row in the same statement (``storage.regulators.who_is``), so
-    aiogram's FSM middleware and the engine (``storage.conversations.SQLiteStates``) need
-    not read it twice more. An entry lives while its update is handled (the middleware
-    that primes it forgets it afterwards) and is forgotten at every write of its key, so a
-    read after a write (or after a rolled-back one) goes to the database again. Every
-    write of the ``fsm`` table goes through this module and ``storage.conversations``."""
-
-    def __init__(self) -> None:
-        self._rows: dict[str, FsmRow | None] = {}
-
-    def prime(self, key: str, row: FsmRow | None) -> None:
-        """``row``: as read now (None: there is no row for ``key``)."""
-        self._rows[key] = row
-
-    def get(self, key: str) -> FsmRow | object | None:
-        """The row read ahead, None if there is none, ``NOT_READ`` if not read ahead."""
-        return self._rows.get(key, NOT_READ)
-
-    def forget(self, key: str) -> None:
-        self._rows.pop(key, None)
-
-
-NOT_READ = object()
 
 
 class SQLiteStorage(BaseStorage):
@@ -81,7 +51,7 @@ class SQLiteStorage(BaseStorage):
         text = storage_key_text(key)
         ahead = self.read_ahead.get(text)
         if ahead is not NOT_READ:
-            return ahead[0] if ahead is not None else None  # type: ignore[index]
+            return ahead[0] if ahead is not None else None
         row = self.db.execute("SELECT state FROM fsm WHERE key = ?", [text]).fetchone()
         return row[0] if row else None
 
@@ -101,7 +71,7 @@ class SQLiteStorage(BaseStorage):
         text = storage_key_text(key)
         ahead = self.read_ahead.get(text)
         if ahead is not NOT_READ:
-            return json.loads(ahead[1]) if ahead is not None else {}  # type: ignore[index]
+            return json.loads(ahead[1]) if ahead is not None else {}
         row = self.db.execute("SELECT data FROM fsm WHERE key = ?", [text]).fetchone()
         return json.loads(row[0]) if row else {}
 

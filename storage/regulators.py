@@ -10,8 +10,8 @@ import sqlite_utils
 
 from bot.core.scope import Scope
 from storage.db import utcnow
-from storage.fsm import ReadAhead
 from storage.institutions import _INSTITUTION_COLUMNS, Institution, InviteProblem, invite_problem, stored_time
+from storage.readahead import ReadAhead
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n.middleware import I18nMiddleware
 
 from bot.i18n import locale_from_telegram, normalize_locale
-from storage.fsm import ReadAhead, storage_key_text
+from storage.fsm import storage_key_text
 from storage.institutions import get_user_language
+from storage.readahead import ReadAhead
 from storage.regulators import who_is
 
 log = logging.getLogger(__name__)
