@@ -31,6 +31,7 @@ from storage import answers as answer_store
 from storage import uploads as upload_store
 from storage.answers import SelfCheck
 from storage.carryover import EarlierAnswer, previous_campaign_answer
+from storage.db import current_write
 from storage.institutions import Institution
 from storage.pledges import Submission, add_paper_pledge, current_submission
 
@@ -60,6 +61,15 @@ class CampaignClosed(Frozen):
         self.submission = None
 
 
+# The progress of the self-checks stepped in lately, by self-check id, with the answers
+# (the objects themselves) and the interview it was worked out from: the next step counts
+# again only the answers that are not the same objects (``Interview.progress_after``), and
+# a different interview (checklist, institution's fields) means a full count. Whatever was
+# kept, the result is ``Interview.progress`` of the answers read now.
+KEPT_PROGRESSES = 4096
+_KEPT: dict[int, tuple[Interview, dict[str, Answer], Progress]] = {}
+
+
 @dataclass
 class Workspace:
     db: sqlite_utils.Database
@@ -75,6 +85,14 @@ class Workspace:
     # the revision check inside save_answer, not by this cache.
     _answers: dict[str, Answer] | None = field(default=None, repr=False)
     _progress: Progress | None = field(default=None, repr=False)
+    # As read with the self-check (``open_selfcheck``): the current submission's id, and
+    # the write transaction that read was made in (``storage.db.current_write``; None:
+    # made outside one). While that transaction is open nobody else can sign, so a write
+    # in it need not read the submission again.
+    _signed: int | None = field(default=None, repr=False)
+    _read_in: object | None = field(default=None, repr=False)
+    # False when the institution has no other self-check: no earlier answer to look up.
+    _has_earlier: bool = field(default=True, repr=False)
 
     def item(self, item_id: str) -> Item:
         """An item that applies to this institution; NotAllowed for any other id."""
@@ -109,7 +127,21 @@ class Workspace:
 
     def progress(self) -> Progress:
         if self._progress is None:
-            self._progress = self.interview.progress(self.answers())
+            answers = self.answers()
+            progress = None
+            kept = _KEPT.get(self.selfcheck.id)
+            if kept is not None and kept[0] is self.interview:
+                # Kept from this self-check's last step: only the answers that changed since
+                # (the press's own, mostly) are counted again.
+                old = kept[1]
+                changed = [k for k in old.keys() | answers.keys() if old.get(k) is not answers.get(k)]
+                progress = self.interview.progress_after(kept[2], old, answers, changed)
+            if progress is None:
+                progress = self.interview.progress(answers)
+            self._progress = progress
+            if len(_KEPT) >= KEPT_PROGRESSES and self.selfcheck.id not in _KEPT:
+                _KEPT.pop(next(iter(_KEPT)))
+            _KEPT[self.selfcheck.id] = (self.interview, dict(answers), progress)
         return self._progress
 
     def submission(self) -> Submission | None:
@@ -121,6 +153,8 @@ class Workspace:
         the check and the write, so signing (same connection) cannot slip in between."""
         if self.read_only:
             raise CampaignClosed()
+        if self._signed is None and self._read_in is not None and self._read_in is current_write(self.db):
+            return  # read unsigned in this very write transaction
         signed = self.submission()
         if signed is not None:
             raise Frozen(signed)
@@ -186,7 +220,7 @@ class Workspace:
     def earlier_answer(self, item: Item) -> EarlierAnswer | None:
         """The institution's answer to the same question in an earlier campaign, when the
         item is declared the same (same id, or ``same_as``) and that answer fits this item."""
-        if item.kind == "attachment":  # last year's file is not this year's certificate
+        if item.kind == "attachment" or not self._has_earlier:  # last year's file is not this year's certificate
             return None
         checklist_id: str | None = None
         item_id = item.id
@@ -308,10 +342,36 @@ class Workspace:
             self.selfcheck = refreshed
 
 
+_INTERVIEWS: dict[tuple[int, frozenset[str]], tuple[Checklist, Interview]] = {}
+
+
+def interview_for(checklist: Checklist, fields: tuple[str, ...] | list[str]) -> Interview:
+    """The items of ``checklist`` that apply to an institution of ``fields``, worked out
+    once per checklist and set of fields (an Interview is never changed after it is made):
+    every step opens a workspace."""
+    key = (id(checklist), frozenset(fields))
+    found = _INTERVIEWS.get(key)
+    if found is not None and found[0] is checklist:  # the id of a checklist still alive
+        return found[1]
+    if len(_INTERVIEWS) > 512:
+        _INTERVIEWS.clear()
+    interview = Interview(checklist, fields)
+    _INTERVIEWS[key] = (checklist, interview)
+    return interview
+
+
 def open_workspace(
     db: sqlite_utils.Database, checklist: Checklist, institution: Institution, *, read_only: bool = False
 ) -> Workspace:
     """The institution's self-check in the checklist's campaign (``Checklist.campaign_key``);
-    ``read_only`` for a campaign that is closed."""
-    selfcheck = answer_store.get_or_create_selfcheck(db, institution.id, checklist)
-    return Workspace(db, checklist, institution, selfcheck, Interview(checklist, institution.fields), read_only=read_only)
+    ``read_only`` for a campaign that is closed. The self-check, its answers and whether
+    it is signed are read in one statement."""
+    opened = answer_store.open_selfcheck(db, institution.id, checklist.campaign_key)
+    if opened is None:  # the first step of this institution in this campaign
+        answer_store.get_or_create_selfcheck(db, institution.id, checklist)
+        opened = answer_store.open_selfcheck(db, institution.id, checklist.campaign_key)
+        assert opened is not None
+    return Workspace(
+        db, checklist, institution, opened.selfcheck, interview_for(checklist, institution.fields), read_only=read_only,
+        _answers=opened.answers, _signed=opened.signed, _read_in=current_write(db), _has_earlier=opened.has_earlier,
+    )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,6 +82,29 @@ def get_or_create_selfcheck(db: sqlite_utils.Database, institution_id: int, chec
     return found
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A self-check as a step opens it, read in one statement (``open_selfcheck``)."""
+
+    selfcheck: SelfCheck
+    answers: dict[str, Answer]
+    signed: int | None  # the current submission's id: signed, read-only until revised
+    has_earlier: bool  # the institution has another self-check (an earlier campaign's answers may be offered)
+
+
+def open_selfcheck(db: sqlite_utils.Database, institution_id: int, campaign_id: str) -> Opened | None:
+    """The institution's self-check in a campaign with all its answers, whether it is
+    signed and whether the institution has another self-check, in one statement (what a
+    step reads first); None if it was never opened."""
+    n = len(_SELFCHECK_COLUMNS.split(","))
+    rows = db.execute(_OPEN_SQL, [institution_id, campaign_id]).fetchall()
+    if not rows:
+        return None
+    first = rows[0]
+    answers = {row[n + 2]: _answer(row[n + 2 :]) for row in rows if row[n + 2] is not None}
+    return Opened(_selfcheck(first[:n]), answers, first[n], bool(first[n + 1]))
+
+
 def get_selfcheck(db: sqlite_utils.Database, selfcheck_id: int) -> SelfCheck | None:
     row = db.execute(f"SELECT {_SELFCHECK_COLUMNS} FROM selfchecks WHERE id = ?", [selfcheck_id]).fetchone()
     return _selfcheck(row) if row else None
@@ -103,7 +127,24 @@ _ANSWER_COLUMNS = (
 )
 
 
+_OPEN_SQL = (
+    "WITH s AS (SELECT " + ", ".join(f"sc.{c.strip()}" for c in _SELFCHECK_COLUMNS.split(",")) + ", "
+    "(SELECT id FROM submissions WHERE selfcheck_id = sc.id AND superseded_at IS NULL) AS signed, "
+    "EXISTS (SELECT 1 FROM selfchecks e WHERE e.institution_id = sc.institution_id AND e.id != sc.id) AS earlier "
+    "FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "
+    "SELECT s.*, " + ", ".join(f"a.{c.strip()}" for c in _ANSWER_COLUMNS.split(",")) + " "
+    "FROM s LEFT JOIN answers a ON a.selfcheck_id = s.id"
+)
+
+
 def _answer(values: Sequence[Any]) -> Answer:
+    return _answer_of(tuple(values))
+
+
+@functools.lru_cache(maxsize=16384)
+def _answer_of(values: tuple[Any, ...]) -> Answer:
+    # An Answer is frozen and wholly made of its row, so a row seen before (every answer of
+    # a self-check is read on every press) gives the same object without parsing it again.
     item_id, value, text, problem, measure, rect_status, target_date, rev, answered_by, updated_by, updated_at = values
     return Answer(
         item_id=item_id,

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +69,17 @@ def open_db(
     return db
 
 
+_WRITES: weakref.WeakKeyDictionary[sqlite_utils.Database, object] = weakref.WeakKeyDictionary()
+
+
+def current_write(db: sqlite_utils.Database) -> object | None:
+    """A token of the write transaction ``transaction`` has open on ``db`` (None when
+    none is open): what was read under one token cannot have been changed by anyone else
+    while that same token is current (the transaction holds SQLite's write lock)."""
+    token = _WRITES.get(db)
+    return token if token is not None and db.conn.in_transaction else None
+
+
 @contextlib.contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """One transaction: BEGIN ... COMMIT (ROLLBACK on an exception), or, inside one already
@@ -81,18 +93,22 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     # another process's write before ours (which would fail with SQLITE_BUSY_SNAPSHOT
     # whatever the busy timeout); it waits for the lock as long as the busy timeout.
     db.execute("BEGIN IMMEDIATE")
+    _WRITES[db] = object()
     try:
-        yield db
-    except BaseException:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    try:
-        db.execute("COMMIT")
-    except BaseException:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+        try:
+            yield db
+        except BaseException:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    finally:
+        _WRITES.pop(db, None)
 
 
 def probe_writable(db: sqlite_utils.Database) -> None:

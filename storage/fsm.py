@@ -17,6 +17,7 @@ from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 
 from storage.db import utcnow
+from storage.readahead import NOT_READ, ReadAhead
 
 
 def storage_key_text(key: StorageKey) -> str:
@@ -32,11 +33,13 @@ def storage_key_text(key: StorageKey) -> str:
 
 
 class SQLiteStorage(BaseStorage):
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: sqlite_utils.Database, read_ahead: ReadAhead | None = None) -> None:
         self.db = db
+        self.read_ahead = read_ahead or ReadAhead()
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
+        self.read_ahead.forget(storage_key_text(key))
         with self.db.atomic():
             self.db.execute(
                 "INSERT INTO fsm (key, state, updated_at) VALUES (?, ?, ?) "
@@ -45,13 +48,18 @@ class SQLiteStorage(BaseStorage):
             )
 
     async def get_state(self, key: StorageKey) -> str | None:
-        row = self.db.execute("SELECT state FROM fsm WHERE key = ?", [storage_key_text(key)]).fetchone()
+        text = storage_key_text(key)
+        ahead = self.read_ahead.get(text)
+        if ahead is not NOT_READ:
+            return ahead[0] if ahead is not None else None
+        row = self.db.execute("SELECT state FROM fsm WHERE key = ?", [text]).fetchone()
         return row[0] if row else None
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         # An empty dict replaces the data but keeps the state: clearing data is not
         # clearing the conversation.
         payload = json.dumps(dict(data), ensure_ascii=False, separators=(",", ":"))
+        self.read_ahead.forget(storage_key_text(key))
         with self.db.atomic():
             self.db.execute(
                 "INSERT INTO fsm (key, data, updated_at) VALUES (?, ?, ?) "
@@ -60,11 +68,16 @@ class SQLiteStorage(BaseStorage):
             )
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        row = self.db.execute("SELECT data FROM fsm WHERE key = ?", [storage_key_text(key)]).fetchone()
+        text = storage_key_text(key)
+        ahead = self.read_ahead.get(text)
+        if ahead is not NOT_READ:
+            return json.loads(ahead[1]) if ahead is not None else {}
+        row = self.db.execute("SELECT data FROM fsm WHERE key = ?", [text]).fetchone()
         return json.loads(row[0]) if row else {}
 
     async def update_data(self, key: StorageKey, data: Mapping[str, Any]) -> dict[str, Any]:
         # Read-modify-write inside one transaction, unlike the base class.
+        self.read_ahead.forget(storage_key_text(key))  # read inside the transaction
         with self.db.atomic():
             current = await self.get_data(key)
             current.update(data)

@@ -11,6 +11,7 @@ import sqlite_utils
 from bot.core.scope import Scope
 from storage.db import utcnow
 from storage.institutions import _INSTITUTION_COLUMNS, Institution, InviteProblem, invite_problem, stored_time
+from storage.readahead import ReadAhead
 
 
 @dataclass(frozen=True)
@@ -173,18 +174,24 @@ class Identity:
 
 _WHO_IS_SQL = (
     f"SELECT {', '.join('i.' + c.strip() for c in _INSTITUTION_COLUMNS.split(','))}, "
-    "r.telegram_id, r.name, r.scope, r.added_at, u.language FROM (SELECT ? AS tid) q "
+    "r.telegram_id, r.name, r.scope, r.added_at, u.language, f.key, f.state, f.data FROM (SELECT ? AS tid, ? AS fkey) q "
     "LEFT JOIN members m ON m.telegram_id = q.tid LEFT JOIN institutions i ON i.id = m.institution_id "
-    "LEFT JOIN regulators r ON r.telegram_id = q.tid LEFT JOIN users u ON u.telegram_id = q.tid"
+    "LEFT JOIN regulators r ON r.telegram_id = q.tid LEFT JOIN users u ON u.telegram_id = q.tid "
+    "LEFT JOIN fsm f ON f.key = q.fkey"
 )
 
 
-def who_is(db: sqlite_utils.Database, telegram_id: int) -> Identity:
+def who_is(db: sqlite_utils.Database, telegram_id: int, read_ahead: tuple[ReadAhead, str] | None = None) -> Identity:
     """Membership, regulator account and language in one read (on every update: the
-    same rows as ``get_membership``, ``get_regulator`` and ``get_user_language``)."""
-    row = db.execute(_WHO_IS_SQL, [telegram_id]).fetchone()
+    same rows as ``get_membership``, ``get_regulator`` and ``get_user_language``).
+    ``read_ahead``: (where to keep it, the conversation's key): the conversation's ``fsm``
+    row is read in the same statement and primed there (``storage.fsm.ReadAhead``)."""
+    row = db.execute(_WHO_IS_SQL, [telegram_id, read_ahead[1] if read_ahead else None]).fetchone()
     n = len(_INSTITUTION_COLUMNS.split(","))
     institution = Institution.from_values(row[:n]) if row[0] is not None else None
     tid, name, scope, added_at = row[n : n + 4]
     regulator = Regulator(int(tid), str(name), Scope.from_json(str(scope)), str(added_at)) if tid is not None else None
+    if read_ahead is not None:
+        key, state, data = row[n + 5 : n + 8]
+        read_ahead[0].prime(read_ahead[1], None if key is None else (state, data))
     return Identity(institution, regulator, row[n + 4])

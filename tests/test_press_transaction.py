@@ -21,6 +21,7 @@ from bot.core.interview import Choice, Interview, RectStatus
 from bot.i18n import build_i18n
 from bot.selfcheck import open_workspace
 from storage import answers as answer_store
+from storage import pledges as pledge_store
 from storage.answers import StaleAnswer, counters, recount, save_answer
 from storage.conversations import SQLiteStates
 from storage.db import open_db
@@ -105,6 +106,7 @@ def test_a_colleague_saving_first_makes_the_press_stale_and_nothing_is_written(
     ws = open_workspace(db, checklist, motor_lab)
     item = next(i for i in ws.interview.items if i.kind == "compliance")
     save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.COMPLIANT)
+    ws = open_workspace(db, checklist, motor_lab)  # a workspace reads the answers when it opens
     assert ws.answer(item.id) is not None  # read (and kept) by the workspace: rev 1
     other = open_db(db_path, migrate=False)  # type: ignore[arg-type]
     try:
@@ -178,3 +180,60 @@ def test_the_counters_always_equal_a_recount(
     assert stale > 0
     kept = [counters(db, sc_id) for sc_id, _items in spaces]
     assert any(c is not None and c.answered > 0 for c in kept)
+
+
+def _header_answered(db: sqlite_utils.Database, checklist: Checklist, lab: Institution) -> None:
+    ws = open_workspace(db, checklist, lab)
+    for item in ws.interview.items:
+        if item.kind == "confirm":
+            save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.YES)
+        elif item.kind == "text":
+            save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.TEXT, text="李四")
+
+
+def test_a_press_reads_the_self_check_its_answers_and_signature_once_inside_its_transaction(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    """The self-check row, every answer and whether it is signed come in one statement,
+    read after BEGIN IMMEDIATE (so the write finds what was read); with no other
+    self-check of the institution, no earlier campaign's answer is looked up."""
+    ensure_user(db, USER, "张三")
+    _header_answered(db, checklist, motor_lab)
+    conversation = _conversation(db, checklist)
+    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
+    outcome = conversation.screen_for(actor)
+    conversation.shown(actor, outcome, MESSAGE)
+    after, log = _press(conversation, actor, outcome, lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT)
+    assert after.notice == "已保存：符合"
+    begin = next(n for n, q in enumerate(log) if q.startswith("BEGIN"))
+    reads = [n for n, q in enumerate(log) if "FROM selfchecks" in q or "FROM answers" in q or "FROM submissions" in q]
+    assert len(reads) == 1 and reads[0] > begin, log
+    assert not [q for q in log if "FROM campaigns" in q or "JOIN campaigns" in q], "no earlier self-check to look in"
+    assert _commits(log) == 1 and len(log) <= 8, log
+
+
+def test_a_press_on_a_self_check_signed_meanwhile_is_refused_and_nothing_is_written(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, db_path: object
+) -> None:
+    """Signed (by another process) after the question was shown: the press's own read of
+    the signature, inside its transaction, refuses it."""
+    ensure_user(db, USER, "张三")
+    _header_answered(db, checklist, motor_lab)
+    conversation = _conversation(db, checklist)
+    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
+    outcome = conversation.screen_for(actor)
+    conversation.shown(actor, outcome, MESSAGE)
+    ws = open_workspace(db, checklist, motor_lab)
+    answered = len(ws.answers())
+    other = open_db(db_path, migrate=False)  # type: ignore[arg-type]
+    try:
+        pledge_store.create_submission(
+            other, selfcheck_id=ws.selfcheck.id, institution_id=motor_lab.id, pledge_id="p", pledge_version="1",
+            signer_name="王五", signer_role="负责人", signed_by=USER, code="ABCD2345", seal=lambda _id, _at: "{}",
+        )  # fmt: skip
+    finally:
+        other.close()
+    after, _log = _press(conversation, actor, outcome, lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT)
+    assert after.alert and after.notice is not None and "已保存" not in after.notice
+    assert len(open_workspace(db, checklist, motor_lab).answers()) == answered
+    assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)

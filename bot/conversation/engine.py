@@ -111,6 +111,11 @@ STEP_FOLLOWUPS = {step: followup for followup, step in FOLLOWUP_STEPS.items()}
 TYPED_FOLLOWUP_STEPS = (st.PROBLEM, st.MEASURE, st.TARGET_DATE, st.CORRECTION)
 
 
+def _is_press(action: Action) -> bool:
+    """An answer button pressed on a screen: one transaction with the state it leads to."""
+    return isinstance(action, (Choose, SetRect)) and action.origin is not None
+
+
 class Catalog(Protocol):
     """Translations: aiogram's ``I18n`` is one."""
 
@@ -668,7 +673,7 @@ class Conversation:
         if catalog is None:
             yield
             return
-        with use_gettext(lambda message: catalog.gettext(message, locale=locale)):
+        with use_gettext(lambda message: catalog.gettext(message, locale=locale), key=(catalog, locale)):
             yield
 
     def speaking(self, locale: str) -> contextlib.AbstractContextManager[None]:
@@ -737,14 +742,18 @@ class Conversation:
                 return self.desk.handle(actor, action)
             if actor.institution is None or isinstance(action, onboarding.ACTIONS):
                 return onboarding.handle(self, actor, action)  # /start, joining, the language, /verify
-            if self.campaigns is not None:
-                return self._staff(actor, action)
-            return self._act(actor, Step(self, actor, actor.institution), action)
+            # A press's transaction begins before its step reads the self-check, so what the
+            # step read (answers, the signature) is what the write finds (``_press``).
+            with transaction(self.db) if _is_press(action) else contextlib.nullcontext():
+                if self.campaigns is not None:
+                    return self._staff(actor, action)
+                return self._act(actor, Step(self, actor, actor.institution), action)
 
     def _act(self, actor: Actor, step: Step, action: Action) -> Outcome:
         """A staff action on ``step``: a press on an answer button in one transaction with the
         state it leads to (``_press``), anything else dispatched."""
-        if isinstance(action, (Choose, SetRect)) and action.origin is not None:
+        if _is_press(action):
+            assert isinstance(action, (Choose, SetRect))
             return self._press(actor, step, action)
         return self._dispatch(step, action)
 

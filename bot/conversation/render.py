@@ -9,6 +9,7 @@ this module and in ``bot.core.interview``, nowhere else.
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -26,7 +27,7 @@ from bot.conversation.actions import (
     SetRect,
 )
 from bot.conversation.screens import Button, Expect, Screen
-from bot.conversation.text import _
+from bot.conversation.text import _, speaking
 from bot.core.checklist import CHOICE_KINDS, Checklist, Item
 from bot.core.fields import field_label
 from bot.core.interview import Answer, Choice, FollowUp, Interview, InvalidInput, Progress, RectStatus, allowed_choices
@@ -61,20 +62,27 @@ class Facts:
 
 
 def choice_label(choice: Choice) -> str:
-    return {
-        Choice.COMPLIANT: _("Compliant"),
-        Choice.NONCOMPLIANT: _("Non-compliant"),
-        Choice.NA: _("Not applicable"),
-        Choice.YES: _("Yes, correct"),
-        Choice.NO: _("No, needs correction"),
-        Choice.TEXT: _("Answered"),
-        Choice.AFFIRMATIVE: _("Yes"),
-        Choice.NEGATIVE: _("No"),
-        Choice.NUMBER: _("Answered"),
-        Choice.DATE: _("Answered"),
-        Choice.SELECTED: _("Answered"),
-        Choice.FILE: _("File uploaded"),
-    }[choice]
+    # One translation looked up, not the twelve of a table built on every call (a
+    # question's buttons ask for three labels on every press).
+    if choice is Choice.COMPLIANT:
+        return _("Compliant")
+    if choice is Choice.NONCOMPLIANT:
+        return _("Non-compliant")
+    if choice is Choice.NA:
+        return _("Not applicable")
+    if choice is Choice.YES:
+        return _("Yes, correct")
+    if choice is Choice.NO:
+        return _("No, needs correction")
+    if choice is Choice.AFFIRMATIVE:
+        return _("Yes")
+    if choice is Choice.NEGATIVE:
+        return _("No")
+    if choice is Choice.FILE:
+        return _("File uploaded")
+    if choice in (Choice.TEXT, Choice.NUMBER, Choice.DATE, Choice.SELECTED):
+        return _("Answered")
+    raise KeyError(choice)
 
 
 def number_text(value: str, item: Item, locale: str) -> str:
@@ -251,7 +259,46 @@ def question_screen(
 ) -> Screen:
     """The question of ``item``. ``earlier``: the institution's answer to the same
     question in an earlier campaign (offered as 与去年相同); ``selection``: the options
-    toggled on screen of a multiple choice, not yet saved."""
+    toggled on screen of a multiple choice, not yet saved.
+
+    Kept (``_QUESTIONS``) under everything it is made of: the self-check, the item, its
+    answer (revision and content), the language and catalog, the checklist's fingerprint,
+    the progress shown and the moves offered; a change of any gives a new key."""
+    moves = (f.interview.previous(item.id, f.answers) is not None, f.interview.skip_target(f.answers, item.id) is not None)
+    key = (
+        speaking(), f.locale, f.checklist.fingerprint, f.sc, item, f.checklist.section(item.section_id).title,
+        f.interview.position(item.id), f.interview.total, f.progress.done, f.progress.total, answer, guide, evidence,
+        earlier, None if selection is None else tuple(selection), f.institution if item.kind == "confirm" else None, moves,
+    )  # fmt: skip
+    screen = _QUESTIONS.get(key)
+    if screen is not None:
+        _QUESTIONS.move_to_end(key)
+        return screen
+    screen = _question_screen(f, item, answer, guide=guide, evidence=evidence, earlier=earlier, selection=selection, moves=moves)
+    _QUESTIONS[key] = screen
+    if len(_QUESTIONS) > QUESTION_CACHE_SIZE:
+        _QUESTIONS.popitem(last=False)
+    return screen
+
+
+# Question screens by what they are made of, least recently shown first (a bounded LRU):
+# a press shows the next item's question, whose text and buttons are the same for every
+# institution at that point with the same progress, so most are made once.
+QUESTION_CACHE_SIZE = 4096
+_QUESTIONS: OrderedDict[tuple[Any, ...], Screen] = OrderedDict()
+
+
+def _question_screen(
+    f: Facts,
+    item: Item,
+    answer: Answer | None,
+    *,
+    guide: bool,
+    evidence: int,
+    earlier: EarlierAnswer | None,
+    selection: list[str] | None,
+    moves: tuple[bool, bool],
+) -> Screen:
     locale, progress = f.locale, f.progress
     section = f.checklist.section(item.section_id)
     parts = [
@@ -278,7 +325,7 @@ def question_screen(
         parts += ["", hint]
     rev = answer.rev if answer is not None else 0
     expects = {"text": Expect.TEXT, "number": Expect.TEXT, "date": Expect.TEXT, "attachment": Expect.FILE}.get(item.kind, Expect.NOTHING)
-    rows = question_rows(f, item, answer, guide=guide, earlier=earlier, selection=selection)
+    rows = question_rows(f, item, answer, guide=guide, earlier=earlier, selection=selection, moves=moves)
     return Screen("question", tuple(parts), rows, expects, item.id, rev)
 
 
@@ -334,17 +381,21 @@ def question_rows(
     guide: bool,
     earlier: EarlierAnswer | None = None,
     selection: list[str] | None = None,
+    moves: tuple[bool, bool] | None = None,
 ) -> tuple[tuple[Button, ...], ...]:
+    """``moves``: whether there is a previous item and somewhere to skip to, if known."""
     sc = f.sc
     rows = choice_rows(f, item, answer, earlier, selection)
     # Only what can be done: no "Previous" on the first item, no "Skip" with nowhere to go.
-    moves = []
-    if f.interview.previous(item.id, f.answers) is not None:
-        moves.append(Button("◀ " + _("Previous"), Navigate(action=NavAction.PREV, sc=sc, item=item.id)))
-    if f.interview.skip_target(f.answers, item.id) is not None:
-        moves.append(Button(_("Skip for now") + " ▶", Navigate(action=NavAction.SKIP, sc=sc, item=item.id)))
-    if moves:
-        rows.append(tuple(moves))
+    if moves is None:
+        moves = (f.interview.previous(item.id, f.answers) is not None, f.interview.skip_target(f.answers, item.id) is not None)
+    buttons = []
+    if moves[0]:
+        buttons.append(Button("◀ " + _("Previous"), Navigate(action=NavAction.PREV, sc=sc, item=item.id)))
+    if moves[1]:
+        buttons.append(Button(_("Skip for now") + " ▶", Navigate(action=NavAction.SKIP, sc=sc, item=item.id)))
+    if buttons:
+        rows.append(tuple(buttons))
     tools = [
         Button("📋 " + _("Contents"), Navigate(action=NavAction.TOC, sc=sc)),
         Button("🔎 " + _("Review"), Navigate(action=NavAction.REVIEW, sc=sc)),

@@ -15,15 +15,25 @@ from contextvars import ContextVar
 
 Gettext = Callable[[str], str]
 
-_current: ContextVar[Gettext | None] = ContextVar("zicha_gettext", default=None)
+_current: ContextVar[tuple[Gettext, object] | None] = ContextVar("zicha_gettext", default=None)
 _installed: list[Gettext] = []
 
 
 def _(message: str) -> str:
-    gettext = _current.get()
-    if gettext is not None:
-        return gettext(message)
+    current = _current.get()
+    if current is not None:
+        return current[0](message)
     return _installed[-1](message) if _installed else message
+
+
+def speaking() -> object:
+    """What says which translations ``_`` gives now (the ``key`` given to ``use_gettext``,
+    else the function itself): equal keys, equal translations. A cache of rendered text
+    keys on it."""
+    current = _current.get()
+    if current is not None:
+        return current[1]
+    return _installed[-1] if _installed else None
 
 
 def install(gettext: Gettext) -> None:
@@ -32,8 +42,10 @@ def install(gettext: Gettext) -> None:
 
 
 @contextmanager
-def use_gettext(gettext: Gettext) -> Iterator[None]:
-    token = _current.set(gettext)
+def use_gettext(gettext: Gettext, key: object = None) -> Iterator[None]:
+    """``_`` answers with ``gettext`` inside; ``key``: a value that stands for its
+    translations (the catalog and the locale), for ``speaking``."""
+    token = _current.set((gettext, gettext if key is None else key))
     try:
         yield
     finally:

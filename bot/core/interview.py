@@ -166,6 +166,10 @@ class Interview:
         self.checklist = checklist
         self.items: list[Item] = checklist.applicable_items(list(institution_fields))
         self._index = {item.id: i for i, item in enumerate(self.items)}
+        # Items some condition reads: a change of their answer may show or hide others.
+        self._referenced = frozenset(
+            ref for item in checklist.items if item.relevant is not None for ref in item.relevant.refs
+        )
 
     def applies(self, item_id: str) -> bool:
         return item_id in self._index
@@ -293,6 +297,73 @@ class Interview:
             noncompliant=tuple(noncompliant),
             open_rectifications=open_rect,
             sections=sections,
+        )
+
+    def progress_after(
+        self, before: Progress, old: Mapping[str, Answer], answers: Mapping[str, Answer], changed: Iterable[str]
+    ) -> Progress | None:
+        """``progress(answers)``, worked out from ``before`` = ``progress(old)`` and the
+        items whose answer differs between ``old`` and ``answers`` (``changed``, every one
+        of them) rather than from every answer. None when a changed item is one a condition
+        reads (others may be shown or hidden by it): then only ``progress`` can tell."""
+        changed = [item_id for item_id in changed if item_id in self._index]
+        if not changed:
+            return before
+        if not self._referenced.isdisjoint(changed):
+            return None
+        counts = dict(before.counts)
+        incomplete = {item.id: item for item in before.incomplete}
+        unanswered = {item.id: item for item in before.unanswered}
+        noncompliant = {item.id: item for item in before.noncompliant}
+        sections = {sp.section.id: [sp.total, sp.done] for sp in before.sections}
+        total, done, open_rect = before.total, before.done, before.open_rectifications
+
+        def mark(pool: dict[str, Item], item: Item, sign: int) -> None:
+            if sign > 0:
+                pool[item.id] = item
+            else:
+                pool.pop(item.id, None)
+
+        for item_id in changed:
+            item = self.items[self._index[item_id]]
+            if not self.shown(item, answers):  # hidden before as now: no condition read a changed item
+                continue
+            for sign, given in ((-1, old), (1, answers)):
+                if not (item.required or item_id in given):
+                    continue  # an optional item left unanswered is not counted
+                answer = given.get(item_id)
+                section = sections.setdefault(item.section_id, [0, 0])
+                section[0] += sign
+                total += sign
+                if answer is None:
+                    mark(unanswered, item, sign)
+                    continue
+                counts[answer.value] = counts.get(answer.value, 0) + sign
+                if answer.value is Choice.NONCOMPLIANT:
+                    mark(noncompliant, item, sign)
+                    open_rect += sign * answer.open_rectification
+                if answer.is_complete:
+                    section[1] += sign
+                    done += sign
+                else:
+                    mark(incomplete, item, sign)
+
+        def ordered(pool: dict[str, Item]) -> tuple[Item, ...]:
+            return tuple(sorted(pool.values(), key=lambda item: self._index[item.id]))
+
+        return Progress(
+            total=total,
+            done=done,
+            counts={choice: n for choice, n in counts.items() if n},
+            incomplete=ordered(incomplete),
+            unanswered=ordered(unanswered),
+            noncompliant=ordered(noncompliant),
+            open_rectifications=open_rect,
+            sections=tuple(
+                SectionProgress(s, sections[s.id][0], sections[s.id][1])
+                for s in self.checklist.sections
+                if sections.get(s.id, (0, 0))[0]
+            ),
         )
 
     def section_items(self, section_id: str) -> list[Item]:

@@ -46,6 +46,8 @@ from bot.telegram.middlewares import (
     OneCallbackAnswer,
     UserLanguageMiddleware,
     UserThrottleMiddleware,
+    fsm_key_of,
+    order_before_fsm,
 )
 from bot.telegram.routers import broadcast as broadcast_router
 from bot.telegram.routers import common, fallback, interview, onboarding, pledge, presses, private, regulator
@@ -152,8 +154,12 @@ def build_dispatcher(
     """``campaigns``: several campaigns at once (each user answers their current one's
     checklist); without it every institution answers ``checklist``."""
     tz = settings.tz
+    storage = storage or SQLiteStorage(db)
+    # The rows the membership lookup reads ahead for each update, shared by aiogram's
+    # FSM storage and the engine's states (one read of the conversation per update).
+    read_ahead = storage.read_ahead if isinstance(storage, SQLiteStorage) else None
     dp = Dispatcher(
-        storage=storage or SQLiteStorage(db),
+        storage=storage,
         db=db,
         checklist=checklist,
         settings=settings,
@@ -165,7 +171,7 @@ def build_dispatcher(
     # The conversation engine, built once: handlers receive it (and their actor) through
     # the EngineContext filter of bot.telegram.conversation.
     dp["conversation"] = Conversation(
-        db=db, checklist=checklist, settings=settings, clock=dp["clock"], states=SQLiteStates(db), catalog=i18n,
+        db=db, checklist=checklist, settings=settings, clock=dp["clock"], states=SQLiteStates(db, read_ahead), catalog=i18n,
         campaigns=campaigns,
     )  # fmt: skip
     if campaigns is not None:
@@ -187,7 +193,8 @@ def build_dispatcher(
         fallback.build_router(),
     )
     UserThrottleMiddleware(i18n, rate=settings.zicha_user_rate, burst=settings.zicha_user_burst).setup(dp)
-    dp.update.outer_middleware(MembershipMiddleware())
+    # Membership, language and the conversation's row in one read, before the FSM middleware.
+    order_before_fsm(dp, MembershipMiddleware(read_ahead, fsm_key_of(dp)))
     UserLanguageMiddleware(i18n).setup(dp)
     # One answer per press, with the error's text when the handler failed.
     dp.callback_query.middleware(OneCallbackAnswer())

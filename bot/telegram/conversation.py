@@ -11,6 +11,7 @@ before the screen, the screen edited in place for a press (a new message for typ
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +45,7 @@ from bot.conversation.actions import (
 )
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.onboarding import ChooseLanguage, Join, JoinRegulator
-from bot.conversation.screens import Attachment, Outcome, Screen
+from bot.conversation.screens import Attachment, Button, Outcome, Screen
 from bot.telegram.callbacks import (
     AnswerCb,
     BroadcastAction,
@@ -177,12 +178,21 @@ def file_of(message: Message) -> SendFile:
 
 
 def markup(screen: Screen) -> InlineKeyboardMarkup | None:
-    # Built directly rather than with InlineKeyboardBuilder: its as_markup() deep-copies
-    # every button, which was a sixth of the cost of an answer step.
     if not screen.rows:
         return None
+    return _markup(screen.rows)
+
+
+@functools.lru_cache(maxsize=2048)
+def _markup(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup:
+    # Keyed by the buttons themselves (frozen: label and action, so the self-check, item,
+    # revision, fingerprint and language are all in the key): the keyboard of a question is
+    # built once, not as seven pydantic buttons and seven packed callbacks on every press.
+    # The markup is only read after this (serialised into each request), never changed.
+    # Built directly rather than with InlineKeyboardBuilder: its as_markup() deep-copies
+    # every button, which was a sixth of the cost of an answer step.
     return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=b.label, callback_data=pack(b.action)) for b in row] for row in screen.rows]
+        inline_keyboard=[[InlineKeyboardButton(text=b.label, callback_data=pack(b.action)) for b in row] for row in rows]
     )
 
 

@@ -20,7 +20,9 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n.middleware import I18nMiddleware
 
 from bot.i18n import locale_from_telegram, normalize_locale
+from storage.fsm import storage_key_text
 from storage.institutions import get_user_language
+from storage.readahead import ReadAhead
 from storage.regulators import who_is
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,16 @@ class MembershipMiddleware(BaseMiddleware):
 
     Both are read from the database for every update and never cached: a member removed
     (``zicha staff remove``, a regulator's button) or a regulator removed is refused from
-    their very next update on."""
+    their very next update on.
+
+    With ``read_ahead`` (the FSM storage's, and how the FSM middleware keys a conversation:
+    ``fsm_key``), the conversation's row is read in the same statement and kept for this
+    update only, so the FSM middleware and the engine do not read it again; this middleware
+    then runs before the FSM middleware (``order_before_fsm``)."""
+
+    def __init__(self, read_ahead: ReadAhead | None = None, fsm_key: Callable[[dict[str, Any]], str | None] | None = None) -> None:
+        self.read_ahead = read_ahead if fsm_key is not None else None
+        self.fsm_key = fsm_key
 
     async def __call__(
         self,
@@ -72,10 +83,38 @@ class MembershipMiddleware(BaseMiddleware):
         db: sqlite_utils.Database = data["db"]
         if user is None:
             data["institution"] = data["regulator"] = None
-        else:  # one read for the three (and the language middleware's, ``user_language``)
-            who = who_is(db, user.id)
-            data["institution"], data["regulator"], data["user_language"] = who.institution, who.regulator, who.language
-        return await handler(event, data)
+            return await handler(event, data)
+        key = self.fsm_key(data) if self.fsm_key is not None and self.read_ahead is not None else None
+        ahead = (self.read_ahead, key) if self.read_ahead is not None and key is not None else None
+        # one read for the three (and the language middleware's, ``user_language``), and the conversation's row
+        who = who_is(db, user.id, ahead)
+        data["institution"], data["regulator"], data["user_language"] = who.institution, who.regulator, who.language
+        try:
+            return await handler(event, data)
+        finally:
+            if ahead is not None:
+                ahead[0].forget(ahead[1])
+
+
+def order_before_fsm(dp: Dispatcher, membership: MembershipMiddleware) -> None:
+    """Register ``membership`` as an outer update middleware and move aiogram's FSM
+    middleware (registered by the Dispatcher itself, before any of ours) after every outer
+    middleware registered so far, so the FSM middleware's read of the state finds the row
+    the membership lookup read ahead. The FSM context is no outer middleware's concern."""
+    dp.update.outer_middleware(membership)
+    dp.update.outer_middleware.unregister(dp.fsm)
+    dp.update.outer_middleware(dp.fsm)
+
+
+def fsm_key_of(dp: Dispatcher) -> Callable[[dict[str, Any]], str | None]:
+    """The key the FSM middleware gives the conversation of an update (``storage_key_text``)."""
+
+    def key(data: dict[str, Any]) -> str | None:
+        bot = data.get("bot")
+        context = dp.fsm.resolve_event_context(bot, data) if bot is not None else None
+        return storage_key_text(context.key) if context is not None else None
+
+    return key
 
 
 class OneCallbackAnswer(CallbackAnswerMiddleware):
