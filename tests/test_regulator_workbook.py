@@ -205,26 +205,40 @@ async def test_institution_lists_items_by_number_and_short_text(
 
 
 def test_the_writer_keeps_strings_strings_even_unneutralised(tmp_path: Path) -> None:
-    """XlsxWriter with ``strings_to_formulas``, ``strings_to_urls`` and
-    ``strings_to_numbers`` off (issue 14): even a string that reached the writer without
-    ``cell_text`` (a fixed label written as trusted) stays a string cell — no formula, no
-    hyperlink, no number — and the sheet is written top to bottom (``constant_memory``)."""
-    from bot.reports.excel import _Book
+    """rustpy-xlsxwriter (issue 14) writes every ``str`` as a string cell: even a string
+    that reached the writer without ``cell_text`` (a fixed label written as trusted) stays
+    a string cell — no formula, no hyperlink, no number. Date columns get the date format,
+    date-times the date-time format; header cells are bold, carry their comment, and the
+    header row is frozen; a sheet without rows still has its header; the workbook opens on
+    the sheet asked for."""
+    from bot.reports.excel import _Sheet, _write
 
     path = tmp_path / "raw.xlsx"
-    book = _Book(path)
-    sheet = book.sheet("S", ["A", ("B", "note")], [10, 10])
-    sheet.trusted_row(["=1+1", "http://evil.example", "123", "", None, 7, sheet.when(dt.date(2023, 11, 30))])
-    sheet.row(["=SUM(A1)", "+1"])
-    book.wb.close()
+    rows: list[list[object]] = [
+        ["=1+1", "http://evil.example", "123", "", None, 7, dt.date(2023, 11, 30), dt.datetime(2023, 11, 30, 9, 5)],
+        ["=SUM(A1)", "+1", "-2", "@x"],
+    ]
+    header: list[str | tuple[str, str]] = ["A", ("B", "note"), "C", "D", "E", "F", "G", "H"]
+    _write(
+        path,
+        [
+            _Sheet("First", ["X"], [10], iter([])),
+            _Sheet("S", header, [10, 10], iter(rows), frozenset({6})),
+        ],
+        active=1,
+    )
     wb = load_workbook(path)
+    assert wb.active is not None and wb.active.title == "S"
+    assert [list(r) for r in wb["First"].iter_rows(values_only=True)] == [["X"]]
     ws = wb["S"]
     first = list(ws[2])
-    assert [c.value for c in first[:4]] == ["=1+1", "http://evil.example", "123", None]
+    assert [c.value for c in first[:5]] == ["=1+1", "http://evil.example", "123", None, None]
     assert all(c.data_type == "s" for c in first[:3]) and all(c.hyperlink is None for c in first)
     assert first[5].value == 7 and first[6].value == dt.datetime(2023, 11, 30) and first[6].number_format == "yyyy-mm-dd"
-    assert [c.value for c in ws[3]][:2] == ["'=SUM(A1)", "'+1"]
-    assert ws["B1"].comment is not None and ws["B1"].comment.text == "note" and ws["A1"].font.b
-    assert ws.freeze_panes == "A2"
-    assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
+    assert first[7].value == dt.datetime(2023, 11, 30, 9, 5) and first[7].number_format == "yyyy-mm-dd hh:mm"
+    assert [c.value for c in ws[3]][:4] == ["=SUM(A1)", "+1", "-2", "@x"]
+    assert all(c.data_type == "s" for c in list(ws[3])[:4])
+    assert ws["B1"].comment is not None and ws["B1"].comment.text.endswith("note") and ws["A1"].font.b
+    assert ws.freeze_panes == "A2" and ws.column_dimensions["A"].width > 10
+    assert all(c.data_type != "f" for sheet in wb.worksheets for row in sheet.iter_rows() for c in row)
     wb.close()
