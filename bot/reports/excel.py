@@ -56,6 +56,7 @@ from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_
 from bot.reports.status import (
     InstitutionStatus,
     Status,
+    StatusReport,
     build_status,
     noncompliant_counts_by_section,
     progress_by_selfcheck,
@@ -250,12 +251,20 @@ def write_export(
     scope: Scope,
     now: dt.datetime,
     path: str | os.PathLike[str],
+    *,
+    report: StatusReport | None = None,
 ) -> Path:
-    """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed)."""
+    """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed).
+
+    ``report`` is ``build_status(db, checklist, scope, now)`` if the caller has it already
+    (the digest does: a second one would cost a second at national scale)."""
     path = Path(path)
     tz = now.tzinfo
     zone = tz_label(now)
-    report = build_status(db, checklist, scope, now)
+    if report is None:
+        report = build_status(db, checklist, scope, now)
+    elif report.scope != scope:
+        raise ValueError("the status report is of another scope")
     progress = progress_by_selfcheck(db, checklist, scope, report.institutions)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")

@@ -208,7 +208,10 @@ def prepare_digest_files(
     folder = private_dir(directory / f"{digest.regulator_id}" / f"{digest.date.isoformat()}-{digest.kind}")
     if checklist.campaign_id:  # several campaigns, one digest each: their files apart
         folder = private_dir(folder / checklist.campaign_id)
-    xlsx = write_export(db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx")
+    # the digest's own status report (same database, checklist, scope and time): not built twice
+    xlsx = write_export(
+        db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx", report=digest.report
+    )
     png = folder / f"zicha-{digest.date.isoformat()}.png"
     png.write_bytes(completion_chart(digest.report))
     return xlsx, png
