@@ -34,6 +34,7 @@ _CENTRAL_SIG, _LOCAL_SIG, _END_SIG, _DESCRIPTOR_SIG = 0x02014B50, 0x04034B50, 0x
 _WORKBOOK = "xl/workbook.xml"
 _FIRST_SHEET = "xl/worksheets/sheet1.xml"
 _CHUNK = 1 << 20
+_INFLATE_CHUNK = 1 << 16
 _HEAD = 1 << 16  # bytes of XML read before editing: the views are in the first kilobyte
 
 
@@ -151,7 +152,8 @@ def _deflate_member(
 
     remaining = central[8]
     while remaining:
-        raw = src.read(min(remaining, _CHUNK))
+        # small reads: XML deflates tenfold, and an inflated megabyte would be a spike
+        raw = src.read(min(remaining, _INFLATE_CHUNK))
         if not raw:
             raise ValueError("truncated member")
         remaining -= len(raw)
