@@ -5,7 +5,8 @@ Each measurement runs in a fresh ``spawn`` process, as the report worker
 (``bot/reports/jobs.py``) is: it imports the writer, opens the database and reads it once
 (a warm page cache, as a running bot has), takes its resident memory as the baseline,
 then writes the national workbook of the bench checklist. Reported: wall and CPU seconds
-of the write, and the process's peak RSS (``ru_maxrss``) above that baseline. The two
+of the write, and the process's peak RSS (VmHWM; ``ru_maxrss`` would carry the parent's
+size across ``exec``) above that baseline. The two
 writers alternate (before, after, after, before, ...) so machine load falls on both.
 
     python bench/national_fixture.py -o bench-national.db                          # 54,000
@@ -45,11 +46,15 @@ NOW = dt.datetime(2023, 10, 28, 8, 30, tzinfo=SHANGHAI)
 WRITERS = {"before/xlsxwriter": "excel_xlsxwriter", "after/rustpy": "bot.reports.excel"}
 
 
-def _rss_mb() -> float:
+def _status_mb(key: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(key):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _rss_mb() -> float:
+    return _status_mb("VmRSS:")
 
 
 def _measure(module: str, db_path: str, out: str, queue: Any) -> None:
@@ -80,7 +85,7 @@ def _measure(module: str, db_path: str, out: str, queue: Any) -> None:
             "wall_s": round(wall, 2),
             "cpu_s": round(u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime, 2),
             "baseline_mb": round(base, 1),
-            "peak_above_baseline_mb": round(u1.ru_maxrss / 1024 - base, 1),
+            "peak_above_baseline_mb": round(_status_mb("VmHWM:") - base, 1),
             "xlsx_mb": round(Path(out).stat().st_size / 1e6, 2),
         }
     )

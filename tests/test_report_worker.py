@@ -75,6 +75,24 @@ def test_the_workbook_is_built_in_another_process_and_is_the_same_workbook(
     assert len(theirs["答案 Answers"]) > 3  # a header and the fixture's self-checks
 
 
+def _niceness() -> int:
+    return os.nice(0)
+
+
+def test_the_worker_runs_at_a_lower_priority_than_the_bot() -> None:
+    """Reports are background work: when the worker and the bot want the same core, the
+    scheduler favours the bot (issue 14: presses keep their pace during an export)."""
+
+    async def in_worker() -> int:
+        return await jobs.run(_niceness)
+
+    try:
+        theirs = asyncio.run(in_worker())
+    finally:
+        jobs.shutdown()
+    assert theirs == min(os.nice(0) + jobs.WORKER_NICE, 19)
+
+
 def test_status_and_overdue_computed_in_the_worker_read_as_in_the_bot(
     db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -271,9 +271,13 @@ def write_export(
 
     # 1. roster: exactly the import columns
     def roster_rows() -> Iterator[list[object]]:
+        fields_text: dict[str, str] = {}  # stored JSON list → "a;b" (a few hundred distinct lists)
         for row in roster_in_scope(db, scope):
             values: list[object] = list(row)
-            values[5] = ";".join(json.loads(row.fields))
+            text = fields_text.get(row.fields)
+            if text is None:
+                text = fields_text[row.fields] = ";".join(json.loads(row.fields))
+            values[5] = text
             yield _safe(values)
 
     roster = _Sheet(SHEET_ROSTER, list(ROSTER_COLUMNS), [40, 22, 16, 10, 12, 30, 12, 16], roster_rows())
@@ -291,14 +295,18 @@ def write_export(
                 c.text + (f"（{stamp:%Y-%m-%d %H:%M} 提交）" if stamp else "")
             )
         staff = staff_counts(db, scope)
+        labels: dict[tuple[str, ...], str] = {}
         for i in report.institutions:
+            fields = labels.get(i.fields)
+            if fields is None:
+                fields = labels[i.fields] = "、".join(field_label(f, "zh_CN") for f in i.fields)
             p = progress.get(i.selfcheck_id) if i.selfcheck_id is not None else None
             yield _safe(
                 [
                     i.name,
                     i.uscc,
                     i.province,
-                    "、".join(field_label(f, "zh_CN") for f in i.fields),
+                    fields,
                     STATUS_LABEL[i.status],
                     p.done if p else 0,
                     p.total if p else _total_for(checklist, i.fields),
@@ -405,18 +413,19 @@ def write_export(
     )
 
     # 4. rectification list
+    item_text = {item.id: item.text.zh_CN for item in items}
+
     def rectification_rows() -> Iterator[list[object]]:
         for name, uscc, province, item_id, problem, measure, rect_status, target, updated in rectifications_in_scope(
             db, checklist.campaign_key, scope
         ):
-            text = checklist.item(item_id).text.zh_CN if checklist.has_item(item_id) else ""
             yield _safe(
                 [
                     name,
                     uscc,
                     province,
                     numbers.get(item_id, item_id),
-                    text,
+                    item_text.get(item_id, ""),
                     problem or "",
                     measure or "",
                     RECT_LABEL.get(rect_status or "", "未填写 Not given"),

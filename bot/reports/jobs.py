@@ -16,6 +16,7 @@ caller's connection, as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -31,6 +32,20 @@ from bot.core.scope import Scope
 
 T = TypeVar("T")
 
+# The worker's nice value: a report is background work and a button press is not. When both
+# want the same core (a small machine, or one shared with other work), the scheduler gives
+# the bot's process ~10 times the worker's share, so presses keep their pace while a
+# national workbook is written; on an idle core the worker runs at full speed anyway.
+WORKER_NICE = 10
+
+
+def _lower_priority() -> None:
+    """The worker's initializer: lower its own scheduling priority (``WORKER_NICE``)."""
+    if hasattr(os, "nice"):
+        # not allowed (a sandbox): the worker runs at the bot's priority
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICE)
+
 _pool: ProcessPoolExecutor | None = None
 _lock = threading.Lock()
 
@@ -39,7 +54,9 @@ def _executor() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
+            )
         return _pool
 
 
