@@ -320,18 +320,23 @@ def queue_digests_in_worker(
     only: int | None = None, force_kind: str | None = None,
 ) -> list[QueuedDigest]:
     """``queue_digests`` in the report worker process (``bot.reports.jobs``), on its own
-    connection and translations."""
+    connection and translations, at the priority of a workbook (``jobs.in_background``:
+    each digest writes one)."""
     from bot.i18n import build_i18n
+    from bot.reports.jobs import in_background
     from storage.db import open_db
 
-    db = open_db(db_path, migrate=False)
-    try:
-        return queue_digests(
-            db, checklist, build_i18n(default_locale), now=now, directory=Path(directory),
-            default_locale=default_locale, only=only, force_kind=force_kind,
-        )  # fmt: skip
-    finally:
-        db.close()
+    def work() -> list[QueuedDigest]:
+        db = open_db(db_path, migrate=False)
+        try:
+            return queue_digests(
+                db, checklist, build_i18n(default_locale), now=now, directory=Path(directory),
+                default_locale=default_locale, only=only, force_kind=force_kind,
+            )  # fmt: skip
+        finally:
+            db.close()
+
+    return in_background(work)
 
 
 def register_digest_job(
