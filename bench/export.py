@@ -1,18 +1,23 @@
-"""Benchmark: the regulator's workbook before (openpyxl write-only) and after (XlsxWriter
-``constant_memory``), in the same run (issue 14).
+"""Benchmark: the regulator's workbook before (XlsxWriter ``constant_memory``) and after
+(rustpy-xlsxwriter), in the same run (issue 14).
 
 Each measurement runs in a fresh ``spawn`` process, as the report worker
 (``bot/reports/jobs.py``) is: it imports the writer, opens the database and reads it once
 (a warm page cache, as a running bot has), takes its resident memory as the baseline,
 then writes the national workbook of the bench checklist. Reported: wall and CPU seconds
-of the write, and the process's peak RSS (``ru_maxrss``) above that baseline. The two
+of the write, and the process's peak RSS (VmHWM; ``ru_maxrss`` would carry the parent's
+size across ``exec``) above that baseline. The two
 writers alternate (before, after, after, before, ...) so machine load falls on both.
 
     python bench/national_fixture.py -o bench-national.db                          # 54,000
     python bench/national_fixture.py --institutions 5400 -o bench-5k.db
     python bench/export.py --db bench-5k.db --db bench-national.db [--repeat 2] [--json]
 
-The "before" writer is ``bench/excel_openpyxl.py``, a frozen copy of the openpyxl writer.
+The "before" writer is ``bench/excel_xlsxwriter.py``, a frozen copy of the XlsxWriter
+writer the bot shipped until the switch (XlsxWriter comes with the ``bench`` extra). Both
+files are read back in openpyxl (rows per sheet, formula cells: must be 0), and up to
+``--compare-up-to`` institutions compared cell by cell: value, column, type and number
+format must be equal (a number compares equal to the same number, 12 to 12.0).
 """
 
 from __future__ import annotations
@@ -38,14 +43,18 @@ for entry in (str(REPO), str(REPO / "bench")):
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2023, 10, 28, 8, 30, tzinfo=SHANGHAI)
-WRITERS = {"before/openpyxl": "excel_openpyxl", "after/xlsxwriter": "bot.reports.excel"}
+WRITERS = {"before/xlsxwriter": "excel_xlsxwriter", "after/rustpy": "bot.reports.excel"}
+
+
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _status_mb("VmRSS:")
 
 
 def _measure(module: str, db_path: str, out: str, queue: Any) -> None:
@@ -76,7 +85,7 @@ def _measure(module: str, db_path: str, out: str, queue: Any) -> None:
             "wall_s": round(wall, 2),
             "cpu_s": round(u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime, 2),
             "baseline_mb": round(base, 1),
-            "peak_above_baseline_mb": round(u1.ru_maxrss / 1024 - base, 1),
+            "peak_above_baseline_mb": round(_status_mb("VmHWM:") - base, 1),
             "xlsx_mb": round(Path(out).stat().st_size / 1e6, 2),
         }
     )
@@ -108,11 +117,54 @@ def check(path: str) -> dict[str, Any]:
     return {"rows": rows, "formula_cells": formulas}
 
 
+def compare(before: str, after: str) -> dict[str, Any]:
+    """The two files cell by cell: every non-empty cell's value, column, type and (for
+    non-strings) number format, and which sheet each workbook opens on."""
+    from openpyxl import load_workbook
+
+    a, b = load_workbook(before, read_only=True), load_workbook(after, read_only=True)
+    cells = differences = 0
+    first: list[str] = []
+    for sa, sb in zip(a.worksheets, b.worksheets, strict=True):
+        rows_a, rows_b = list(sa.iter_rows()), list(sb.iter_rows())
+        if len(rows_a) != len(rows_b):
+            differences += 1
+            first.append(f"{sa.title}: {len(rows_a)} rows against {len(rows_b)}")
+        for ra, rb in zip(rows_a, rows_b, strict=False):
+            ca = [c for c in ra if c.value is not None]
+            cb = [c for c in rb if c.value is not None]
+            if len(ca) != len(cb):
+                differences += 1
+                first.append(f"{sa.title}: a row with {len(ca)} cells against {len(cb)}")
+            for x, y in zip(ca, cb, strict=False):
+                cells += 1
+                if (
+                    x.value != y.value
+                    or x.column != y.column
+                    or x.data_type != y.data_type
+                    or (x.data_type != "s" and x.number_format != y.number_format)
+                ):
+                    differences += 1
+                    if len(first) < 5:
+                        first.append(f"{sa.title}!{x.coordinate}: {x.value!r} ({x.number_format}) against {y.value!r} ({y.number_format})")
+    result = {
+        "sheets_equal": a.sheetnames == b.sheetnames,
+        "opens_on": [a.active.title if a.active else None, b.active.title if b.active else None],
+        "cells": cells,
+        "differences": differences,
+        "first_differences": first,
+    }
+    a.close()
+    b.close()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, action="append", required=True)
     parser.add_argument("--repeat", type=int, default=2, help="runs of each writer per database")
-    parser.add_argument("--skip-before-over", type=int, default=10**9, help="skip openpyxl above N institutions")
+    parser.add_argument("--skip-before-over", type=int, default=10**9, help="skip the before writer above N institutions")
+    parser.add_argument("--compare-up-to", type=int, default=10_000, help="compare the files cell by cell up to N institutions")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="zicha-export-"))
@@ -142,6 +194,8 @@ def main() -> None:
                 "peak_above_baseline_mb_max": max(r["peak_above_baseline_mb"] for r in runs),
                 "file": check(str(out / f"{n}-{name.split('/')[0]}.xlsx")),
             }
+        if len(names) == 2 and n <= args.compare_up_to:
+            entry["comparison"] = compare(*(str(out / f"{n}-{name.split('/')[0]}.xlsx") for name in WRITERS))
         report["databases"].append(entry)
     report["load_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
@@ -160,13 +214,22 @@ def main() -> None:
                 f"{entry['institutions']:>12} {name:<18} {s['wall_s_median']:>6.2f} ({walls}){'':<{max(0, 13 - len(walls))}}"
                 f" {s['cpu_s_median']:>7.2f} {s['peak_above_baseline_mb_max']:>23.1f} {runs[-1]['xlsx_mb']:>8.2f} {s['file']['formula_cells']}"
             )
-        if "before/openpyxl" in entry and "after/xlsxwriter" in entry:
-            b, a = entry["before/openpyxl"], entry["after/xlsxwriter"]
-            print(f"{'':>12} after/before: wall {a['wall_s_median'] / b['wall_s_median']:.2f}×, rows per sheet equal: {a['file']['rows'] == b['file']['rows']}")
+        if "before/xlsxwriter" in entry and "after/rustpy" in entry:
+            b, a = entry["before/xlsxwriter"], entry["after/rustpy"]
+            print(
+                f"{'':>12} after/before: wall {a['wall_s_median'] / b['wall_s_median']:.2f}×, "
+                f"CPU {a['cpu_s_median'] / b['cpu_s_median']:.2f}×, rows per sheet equal: {a['file']['rows'] == b['file']['rows']}"
+            )
+        if "comparison" in entry:
+            c = entry["comparison"]
+            print(
+                f"{'':>12} cell by cell: {c['cells']} cells, {c['differences']} differences {c['first_differences']}; "
+                f"sheets equal: {c['sheets_equal']}; opens on {c['opens_on']}"
+            )
     print("Targets (issue 14, national export at 54k): <= 8 s wall, <= 100 MB above baseline")
     for entry in report["databases"]:
-        if entry["institutions"] >= 54_000 and "after/xlsxwriter" in entry:
-            a = entry["after/xlsxwriter"]
+        if entry["institutions"] >= 54_000 and "after/rustpy" in entry:
+            a = entry["after/rustpy"]
             print(f"  {'met' if a['wall_s_median'] <= 8 else 'NOT met':<8} wall {a['wall_s_median']} s")
             print(f"  {'met' if a['peak_above_baseline_mb_max'] <= 100 else 'NOT met':<8} peak {a['peak_above_baseline_mb_max']} MB above baseline")
 

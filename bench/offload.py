@@ -75,16 +75,24 @@ class LagProbe:
 
 
 def _worker_stats() -> dict[str, float]:
-    """In the worker: its CPU seconds so far and peak RSS (MB)."""
+    """In the worker: its CPU seconds so far and peak RSS (MB).
+
+    The peak is VmHWM, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across ``exec``, so a
+    spawned worker starts with its parent's resident size at the fork (this process's,
+    hundreds of MB after the export in a thread), while VmHWM belongs to the new image."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_mb": usage.ru_maxrss / 1024}
+    return {"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_mb": _status_mb("VmHWM:")}
+
+
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _status_mb("VmRSS:")
 
 
 def _worker_rss() -> float:

@@ -62,6 +62,22 @@ def test_ordinary_text_is_left_alone() -> None:
         assert not starts_like_formula(text) and cell_text(text) == text
 
 
+def test_cell_text_answers_like_starts_like_formula_whatever_it_remembers() -> None:
+    """``cell_text`` remembers, per first character, when nothing after it can make a
+    formula (issue 14: millions of cells). The same first character then meets every kind
+    of continuation, and the answer is always ``starts_like_formula``'s; characters Excel
+    refuses are still taken out first."""
+    firsts = ["北", "a", "1", "—", "（", "\u200b", "\ufeff", " ", "\u3000", "\u00a0", "\t", "\r", "\n", "＝", "﹦", "−", "=", "+", "-", "@"]
+    rests = ["", "=1", "+1", "北京", "\u200b=1", " @x", "－2"]
+    for _ in range(2):  # the second time from what it remembered
+        for first in firsts:
+            for rest in rests:
+                text = first + rest
+                expected = "'" + text if starts_like_formula(text) else text
+                assert cell_text(text) == expected, repr(text)
+    assert cell_text("\x00=1") == "'=1" and cell_text("a\x07b") == "ab" and cell_text(7) == 7
+
+
 def test_roster_import_refuses_disguised_formulas_in_names(env: Path, tmp_path: Path) -> None:
     rows = [
         [name, make_uscc(f"91110108MA01{n:05d}"), f"2300000{n:05d}", "北京", "national", "food", contact, "13812345678"]

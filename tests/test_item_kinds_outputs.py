@@ -76,7 +76,9 @@ def test_the_workbook_has_numbers_dates_options_files_and_no_hidden_answer(
     rows = list(sheet.iter_rows(values_only=True))
     row = rows[1]
     cell = {item.id: row[3 + n] for n, item in enumerate(checklist.items)}
-    assert cell["header-staff"] == 12 and isinstance(cell["header-staff"], int)
+    # a number cell, not the text "12" (rust_xlsxwriter writes every number as a double,
+    # "12.0", which is what Excel stores anyway; openpyxl reads it back as a float)
+    assert cell["header-staff"] == 12 and isinstance(cell["header-staff"], int | float)
     assert cell["header-cma-expiry"] == dt.datetime(2027, 6, 30)
     assert cell["header-certs"] == "检验检测机构资质认定证书（CMA）"
     assert cell["header-cma-scan"] == "已上传 cma.pdf"

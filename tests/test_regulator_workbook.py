@@ -205,26 +205,84 @@ async def test_institution_lists_items_by_number_and_short_text(
 
 
 def test_the_writer_keeps_strings_strings_even_unneutralised(tmp_path: Path) -> None:
-    """XlsxWriter with ``strings_to_formulas``, ``strings_to_urls`` and
-    ``strings_to_numbers`` off (issue 14): even a string that reached the writer without
-    ``cell_text`` (a fixed label written as trusted) stays a string cell — no formula, no
-    hyperlink, no number — and the sheet is written top to bottom (``constant_memory``)."""
-    from bot.reports.excel import _Book
+    """rustpy-xlsxwriter (issue 14) writes every ``str`` as a string cell: even a string
+    that reached the writer without ``cell_text`` (a fixed label written as trusted) stays
+    a string cell — no formula, no hyperlink, no number. Date columns get the date format,
+    date-times the date-time format; header cells are bold, carry their comment, and the
+    header row is frozen; a sheet without rows still has its header; the workbook opens on
+    the sheet asked for."""
+    from bot.reports.excel import _Sheet, _write
 
     path = tmp_path / "raw.xlsx"
-    book = _Book(path)
-    sheet = book.sheet("S", ["A", ("B", "note")], [10, 10])
-    sheet.trusted_row(["=1+1", "http://evil.example", "123", "", None, 7, sheet.when(dt.date(2023, 11, 30))])
-    sheet.row(["=SUM(A1)", "+1"])
-    book.wb.close()
+    rows: list[list[object]] = [
+        ["=1+1", "http://evil.example", "123", "", None, 7, dt.date(2023, 11, 30), dt.datetime(2023, 11, 30, 9, 5)],
+        ["=SUM(A1)", "+1", "-2", "@x"],
+    ]
+    header: list[str | tuple[str, str]] = ["A", ("B", "note"), "C", "D", "E", "F", "G", "H"]
+    _write(
+        path,
+        [
+            _Sheet("First", ["X"], [10], iter([])),
+            _Sheet("S", header, [10, 10], iter(rows), frozenset({6})),
+        ],
+        active=1,
+    )
     wb = load_workbook(path)
+    assert wb.active is not None and wb.active.title == "S"
+    assert [list(r) for r in wb["First"].iter_rows(values_only=True)] == [["X"]]
     ws = wb["S"]
     first = list(ws[2])
-    assert [c.value for c in first[:4]] == ["=1+1", "http://evil.example", "123", None]
+    assert [c.value for c in first[:5]] == ["=1+1", "http://evil.example", "123", None, None]
     assert all(c.data_type == "s" for c in first[:3]) and all(c.hyperlink is None for c in first)
     assert first[5].value == 7 and first[6].value == dt.datetime(2023, 11, 30) and first[6].number_format == "yyyy-mm-dd"
-    assert [c.value for c in ws[3]][:2] == ["'=SUM(A1)", "'+1"]
-    assert ws["B1"].comment is not None and ws["B1"].comment.text == "note" and ws["A1"].font.b
-    assert ws.freeze_panes == "A2"
-    assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
+    assert first[7].value == dt.datetime(2023, 11, 30, 9, 5) and first[7].number_format == "yyyy-mm-dd hh:mm"
+    assert [c.value for c in ws[3]][:4] == ["=SUM(A1)", "+1", "-2", "@x"]
+    assert all(c.data_type == "s" for c in list(ws[3])[:4])
+    assert ws["B1"].comment is not None and ws["B1"].comment.text.endswith("note") and ws["A1"].font.b
+    assert ws.freeze_panes == "A2" and ws.column_dimensions["A"].width > 10
+    assert all(c.data_type != "f" for sheet in wb.worksheets for row in sheet.iter_rows() for c in row)
     wb.close()
+
+
+def test_the_workbook_opens_on_the_institutions_and_the_rest_of_the_archive_is_untouched(tmp_path: Path) -> None:
+    """rustpy-xlsxwriter cannot choose the sheet a workbook opens on; ``set_active_sheet``
+    rewrites only ``xl/workbook.xml`` (activeTab) and the first sheet (no longer selected:
+    two selected tabs open grouped). Every other member is the same, the archive is sound,
+    and a first sheet far longer than one read (a national roster) keeps every row."""
+    import zipfile
+
+    from bot.reports.excel import _Sheet, _write
+    from bot.reports.xlsx_active import set_active_sheet
+
+    long_rows: list[list[object]] = [[f"机构{n}", f"9111{n:014d}", "=x" if n % 7 == 0 else "广东"] for n in range(30_000)]
+    path = tmp_path / "book.xlsx"
+    plain = tmp_path / "plain.xlsx"
+    for target, active in ((path, 1), (plain, 0)):
+        _write(
+            target,
+            [
+                _Sheet("名册 Roster", ["name", "uscc", "province"], [40, 22, 10], iter(long_rows)),
+                _Sheet("机构 Institutions", [("A", "a comment")], [10], iter([["x"]])),
+                _Sheet("Third", ["B"], [10], iter([[1]])),
+            ],
+            active=active,
+        )
+    with zipfile.ZipFile(path) as z, zipfile.ZipFile(plain) as p:
+        assert z.testzip() is None
+        assert z.namelist() == p.namelist()
+        changed = {n for n in z.namelist() if z.read(n) != p.read(n)}
+        assert changed <= {"xl/workbook.xml", "xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml"}
+        assert b'activeTab="1"' in z.read("xl/workbook.xml")
+        assert b"tabSelected" not in z.read("xl/worksheets/sheet1.xml")[:2000]
+        assert b'tabSelected="1"' in z.read("xl/worksheets/sheet2.xml")[:2000]
+        # the roster's XML is the same but for the attribute taken out
+        assert z.read("xl/worksheets/sheet1.xml") == p.read("xl/worksheets/sheet1.xml").replace(b' tabSelected="1"', b"", 1)
+    wb = load_workbook(path, read_only=True)
+    assert wb.active is not None and wb.active.title == "机构 Institutions"
+    rows = list(wb["名册 Roster"].iter_rows(values_only=True))
+    assert len(rows) == 30_001 and rows[-1] == ("机构29999", "911100000000029999", "广东") and rows[8][2] == "=x"
+    wb.close()
+    set_active_sheet(plain, 0)  # the writer's own choice: nothing to do
+    with pytest.raises(ValueError):
+        set_active_sheet(path, 1)  # already set: the first sheet is no longer selected
+    assert zipfile.ZipFile(path).testzip() is None and not list(tmp_path.glob("*.active"))

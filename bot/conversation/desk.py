@@ -114,7 +114,7 @@ def _sane(*ids: int) -> bool:
 
 def write_workbook(settings: Any, checklist: Checklist, scope: Any, now: dt.datetime) -> bytes:
     """The workbook of ``scope``, on a database connection of its own (call in a worker thread)."""
-    from bot.reports.excel import write_export  # XlsxWriter: loaded when the first workbook is asked for
+    from bot.reports.excel import write_export  # the writer: loaded when the first workbook is asked for
     from storage.db import open_db
 
     db = open_db(settings.zicha_db, migrate=False)

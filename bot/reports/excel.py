@@ -1,4 +1,4 @@
-"""The regulator's Excel workbook (XlsxWriter, ``constant_memory`` so a national scope streams).
+"""The regulator's Excel workbook (rustpy-xlsxwriter, streamed so a national scope stays small).
 
 Sheets, in order:
 
@@ -21,26 +21,33 @@ cells. Every cell that holds text a user or a roster typed goes through ``cell_t
 text starting with = + - @ (or a tab or carriage return) gets a leading apostrophe and
 is written as a string, never as a formula.
 
-The writer is XlsxWriter with ``constant_memory`` (each row is written to a temporary
-file once the next one starts, so memory stays flat at 54,000 institutions: every sheet
-is built top to bottom, one after the other), ``strings_to_formulas``,
-``strings_to_urls`` and ``strings_to_numbers`` off: a string is always written as a
-string cell. The files open in openpyxl with no formula cells (tests check it).
+The writer is rustpy-xlsxwriter (rust_xlsxwriter behind an XlsxWriter-like API; issue 14:
+the XML and its compression of a national workbook take about 4 s of CPU instead of most of
+a minute of pure Python). Each sheet is
+handed over as an iterator of rows and written in its constant-memory mode (rows go to a
+temporary file as they come), one sheet after the other, so memory stays flat at 54,000
+institutions. It writes every ``str`` as a string cell: never a formula, a link or a
+number. The files open in openpyxl with no formula cells (tests check it). It has no call
+to choose the sheet a workbook opens on; ``set_active_sheet`` sets that afterwards. Its
+header comments are Excel notes, which start with their author in bold ("Zicha:"), as
+notes typed in Excel do; and it writes every number as a double (12 reads back as 12.0).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
+import re
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import rustpy_xlsxwriter as rx
 import sqlite_utils
-from xlsxwriter import Workbook
-from xlsxwriter.format import Format
-from xlsxwriter.worksheet import Worksheet
 
 from bot.core.checklist import Checklist, Item
 from bot.core.fields import all_fields, field_label
@@ -50,11 +57,14 @@ from bot.core.scope import Scope
 from bot.core.spreadsheet import starts_like_formula
 from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_ids, item_heading
 from bot.reports.status import (
+    InstitutionStatus,
     Status,
+    StatusReport,
     build_status,
     noncompliant_counts_by_section,
     progress_by_selfcheck,
 )
+from bot.reports.xlsx_active import set_active_sheet
 from storage.reports import (
     answers_in_scope,
     pending_corrections,
@@ -107,10 +117,25 @@ def cell_text(value: object) -> object:
     """
     if not isinstance(value, str):
         return value
-    text = value.translate(_ILLEGAL)
+    text = value.translate(_ILLEGAL) if _HAS_ILLEGAL(value) else value
+    if text and _plain_start(text[0]):
+        return text
     if starts_like_formula(text):
         text = "'" + text
     return text
+
+
+_HAS_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]").search
+
+
+@functools.cache
+def _plain_start(char: str) -> bool:
+    """True if text starting with ``char`` cannot start a formula whatever follows: the
+    character is not a formula sign (in any of its forms), nor something
+    ``starts_like_formula`` looks past (invisible characters, spaces) or refuses
+    (tab, CR, LF). A workbook neutralises a few million cells; most start with a letter,
+    a digit or a Chinese character, and this answers for them once per character."""
+    return char not in " \u3000\u00a0" and not starts_like_formula(char) and not starts_like_formula(char + "=")
 
 
 def local_time(stored: str | None, tz: dt.tzinfo | None) -> dt.datetime | None:
@@ -138,95 +163,98 @@ def tz_label(now: dt.datetime) -> str:
     return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-class _When:
-    """A date-time or a date for a cell: written with its number format."""
+class _Sheet(NamedTuple):
+    """One sheet: its header, column widths, the columns that hold dates, and its rows.
 
-    __slots__ = ("value",)
+    A header entry is a title, or (title, comment) for a header cell with a comment.
+    ``rows`` is an iterator consumed when the workbook is written, one sheet after the
+    other (each sheet streams: the writer keeps only the current row). Its values are
+    written as they are: text a user or a roster typed must already have gone through
+    ``_safe_cell``."""
 
-    def __init__(self, value: dt.datetime | dt.date) -> None:
-        self.value = value
-
-
-class _Book:
-    """The workbook and its three formats (bold header, date-time, date)."""
-
-    def __init__(self, path: Path) -> None:
-        self.wb = Workbook(
-            str(path),
-            {
-                "constant_memory": True,
-                "strings_to_formulas": False,
-                "strings_to_urls": False,
-                "strings_to_numbers": False,
-                "tmpdir": str(path.parent),
-            },
-        )
-        self.bold = self.wb.add_format({"bold": True})
-        self.datetime = self.wb.add_format({"num_format": DATETIME_FORMAT})
-        self.date = self.wb.add_format({"num_format": DATE_FORMAT})
-
-    def sheet(self, title: str, header: list[str | tuple[str, str]], widths: list[int] | None = None) -> _Sheet:
-        return _Sheet(self, self.wb.add_worksheet(title), header, widths)
-
-
-class _Sheet:
-    """A sheet written top to bottom (``constant_memory``) whose string cells are always
-    strings (never formulas).
-
-    A header entry is a title, or (title, comment) for a header cell with a comment."""
-
-    def __init__(
-        self, book: _Book, ws: Worksheet, header: list[str | tuple[str, str]], widths: list[int] | None = None
-    ) -> None:
-        self.ws = ws
-        self.book = book
-        self.next_row = 0
-        for i, width in enumerate(widths or []):
-            ws.set_column(i, i, width)
-        ws.freeze_panes(1, 0)
-        for col, entry in enumerate(header):
-            title, note = (entry, None) if isinstance(entry, str) else entry
-            ws.write_string(0, col, title, book.bold)
-            if note:
-                ws.write_comment(0, col, note, {"author": "Zicha", "width": 320, "height": 160})
-        self.next_row = 1
-
-    def when(self, value: dt.datetime | dt.date | None) -> object:
-        """A date-time (or date) cell with its number format; None stays empty."""
-        return None if value is None else _When(value)
-
-    def trusted_row(self, values: list[object]) -> None:
-        """Values written here (fixed labels, numbers, None, cells already neutralised)
-        cannot start a formula: written as they are."""
-        row = self.next_row
-        self.next_row += 1
-        ws = self.ws
-        for col, value in enumerate(values):
-            if value is None:
-                continue
-            if isinstance(value, str):
-                if value:
-                    ws.write_string(row, col, value)
-            elif isinstance(value, bool):
-                ws.write_boolean(row, col, value)
-            elif isinstance(value, (int, float)):
-                ws.write_number(row, col, value)
-            elif isinstance(value, _When):
-                when = value.value
-                fmt: Format = self.book.datetime if isinstance(when, dt.datetime) else self.book.date
-                ws.write_datetime(row, col, when, fmt)
-            else:
-                ws.write_string(row, col, str(cell_text(str(value))))
-
-    def row(self, values: list[object]) -> None:
-        self.trusted_row([_safe_cell(value) for value in values])
+    title: str
+    header: list[str | tuple[str, str]]
+    widths: list[float]
+    rows: Iterable[Sequence[object]]
+    date_columns: frozenset[int] = frozenset()
 
 
 def _safe_cell(value: object) -> object:
-    """``cell_text`` of the value. XlsxWriter writes it as a string cell in any case
-    (``strings_to_formulas`` is off); the apostrophe is for whoever edits the cell later
-    or reads the file with another program."""
-    return cell_text(value)
+    """``cell_text`` of the value, and anything that is not a string, number, boolean or
+    date as its neutralised text. rustpy-xlsxwriter writes every string as a string cell
+    in any case (never a formula, a link or a number); the apostrophe is for whoever edits
+    the cell later or reads the file with another program."""
+    if value is None or isinstance(value, (str, int, float, dt.date)):
+        return cell_text(value)
+    return cell_text(str(value))
+
+
+def _safe(values: Iterable[object]) -> list[object]:
+    """``_safe_cell`` of each value, with the common case inline (a national workbook
+    neutralises a few million cells): text whose first character cannot start a formula
+    and that holds no character Excel refuses is returned as it is."""
+    out: list[object] = []
+    for v in values:
+        if type(v) is str and v and _plain_start(v[0]) and not _HAS_ILLEGAL(v):
+            out.append(v)
+        else:
+            out.append(_safe_cell(v))
+    return out
+
+
+def _records(titles: list[str], rows: Iterable[Sequence[object]]) -> Iterator[dict[str, object]]:
+    """The rows as rustpy-xlsxwriter's records: dicts whose keys are the column titles.
+
+    The writer takes the header from the first record's keys and then writes every record's
+    values by position (in insertion order), so the first record carries every title (padded
+    with empty cells) and a sheet without rows still gets its header (one record of empty
+    cells: an empty cell is not written)."""
+    it = iter(rows)
+    first = next(it, None)
+    padded = list(first or ())
+    padded += [None] * (len(titles) - len(padded))
+    yield dict(zip(titles, padded, strict=False))
+    for values in it:
+        yield dict(zip(titles, values, strict=False))
+
+
+def _write(path: Path, sheets: list[_Sheet], active: int) -> None:
+    """Write the sheets in order (header row bold and frozen, widths, header comments,
+    date and date-time formats) and make sheet ``active`` the one the workbook opens on."""
+    date_format = rx.Format().set_num_format(DATE_FORMAT)
+    entries: list[tuple[str, Any]] = []
+    widths: dict[str, list[float]] = {}
+    formats: dict[str, dict[str, rx.Format]] = {}
+    notes: dict[str, dict[str, str | dict[str, Any]]] = {}
+    for sheet in sheets:
+        titles = [entry if isinstance(entry, str) else entry[0] for entry in sheet.header]
+        if len(set(titles)) != len(titles):  # records are dicts keyed by title: a repeat would lose a column
+            raise ValueError(f"repeated column titles in sheet {sheet.title!r}")
+        entries.append((sheet.title, _records(titles, sheet.rows)))
+        widths[sheet.title] = sheet.widths
+        if sheet.date_columns:
+            formats[sheet.title] = {titles[c]: date_format for c in sheet.date_columns}
+        comments: dict[str, str | dict[str, Any]] = {
+            entry[0]: {"text": entry[1], "author": "Zicha", "width": 320, "height": 160}
+            for entry in sheet.header
+            if not isinstance(entry, str) and entry[1]
+        }
+        if comments:
+            notes[sheet.title] = comments
+    rx.write_worksheets(
+        entries,
+        str(path),
+        freeze_panes={"general": {"row": 1, "col": 0}},
+        # every date-time cell (dates have their own column format below)
+        datetime_format=DATETIME_FORMAT,
+        bold_headers=True,
+        column_widths=dict(widths),
+        column_formats=dict(formats) or None,
+        notes=dict(notes) or None,
+        # the sheet's tab selected; set_active_sheet makes it the one the workbook opens on
+        sheet_view={sheets[active].title: {"selected": True}} if active else None,
+    )
+    set_active_sheet(path, active)
 
 
 def write_export(
@@ -235,35 +263,77 @@ def write_export(
     scope: Scope,
     now: dt.datetime,
     path: str | os.PathLike[str],
+    *,
+    report: StatusReport | None = None,
 ) -> Path:
-    """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed)."""
+    """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed).
+
+    ``report`` is ``build_status(db, checklist, scope, now)`` if the caller has it already
+    (the digest does: a second one would cost a second at national scale)."""
     path = Path(path)
     tz = now.tzinfo
     zone = tz_label(now)
-    report = build_status(db, checklist, scope, now)
+    if report is None:
+        report = build_status(db, checklist, scope, now)
+    elif report.scope != scope:
+        raise ValueError("the status report is of another scope")
     progress = progress_by_selfcheck(db, checklist, scope, report.institutions)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    book = _Book(tmp)
 
     # 1. roster: exactly the import columns
-    roster = book.sheet(SHEET_ROSTER, list(ROSTER_COLUMNS), [40, 22, 16, 10, 12, 30, 12, 16])
-    for row in roster_in_scope(db, scope):
-        values: list[object] = list(row)
-        values[5] = ";".join(json.loads(row.fields))
-        roster.row(values)
+    def roster_rows() -> Iterator[list[object]]:
+        fields_text: dict[str, str] = {}  # stored JSON list → "a;b" (a few hundred distinct lists)
+        for row in roster_in_scope(db, scope):
+            values: list[object] = list(row)
+            text = fields_text.get(row.fields)
+            if text is None:
+                text = fields_text[row.fields] = ";".join(json.loads(row.fields))
+            values[5] = text
+            yield _safe(values)
+
+    roster = _Sheet(SHEET_ROSTER, list(ROSTER_COLUMNS), [40, 22, 16, 10, 12, 30, 12, 16], roster_rows())
 
     # 2. institutions with status and progress, the self-check contact and corrections
     contact_ids = [item_id for item_id in CONTACT_ITEM_IDS if checklist.has_item(item_id)]
     contact_titles = [CONTACT_TITLES[item_id] for item_id in contact_ids]
-    contacts = text_answers(db, checklist.campaign_key, contact_ids, scope)
-    corrections: dict[int, list[str]] = {}
-    for c in pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope):
-        stamp = local_time(c.updated_at, tz)
-        corrections.setdefault(c.institution_id, []).append(
-            c.text + (f"（{stamp:%Y-%m-%d %H:%M} 提交）" if stamp else "")
-        )
-    inst = book.sheet(
+
+    def institution_rows() -> Iterator[list[object]]:
+        contacts = text_answers(db, checklist.campaign_key, contact_ids, scope)
+        corrections: dict[int, list[str]] = {}
+        for c in pending_corrections(db, checklist.campaign_key, confirm_item_ids(checklist), scope):
+            stamp = local_time(c.updated_at, tz)
+            corrections.setdefault(c.institution_id, []).append(
+                c.text + (f"（{stamp:%Y-%m-%d %H:%M} 提交）" if stamp else "")
+            )
+        staff = staff_counts(db, scope)
+        labels: dict[tuple[str, ...], str] = {}
+        for i in report.institutions:
+            fields = labels.get(i.fields)
+            if fields is None:
+                fields = labels[i.fields] = "、".join(field_label(f, "zh_CN") for f in i.fields)
+            p = progress.get(i.selfcheck_id) if i.selfcheck_id is not None else None
+            yield _safe(
+                [
+                    i.name,
+                    i.uscc,
+                    i.province,
+                    fields,
+                    STATUS_LABEL[i.status],
+                    p.done if p else 0,
+                    p.total if p else _total_for(checklist, i.fields),
+                    p.percent if p else 0,
+                    p.noncompliant if p else 0,
+                    p.open_rectifications if p else 0,
+                    "是" if i.overdue else "",
+                    local_time(i.signed_at, tz),
+                    staff.get(i.id, 0),
+                    *[contacts.get(i.id, {}).get(item_id, "") for item_id in contact_ids],
+                    "；".join(corrections.get(i.id, [])),
+                ]
+            )
+
+    inst = _Sheet(
         SHEET_INSTITUTIONS,
         [
             "机构名称 Name",
@@ -289,35 +359,59 @@ def write_export(
             ),
         ],
         [40, 22, 10, 30, 16, 10, 10, 10, 10, 12, 8, 18, 10, *[14] * len(contact_titles), 50],
+        institution_rows(),
     )
-    staff = staff_counts(db, scope)
-    for i in report.institutions:
-        p = progress.get(i.selfcheck_id) if i.selfcheck_id is not None else None
-        inst.row(
-            [
-                i.name,
-                i.uscc,
-                i.province,
-                "、".join(field_label(f, "zh_CN") for f in i.fields),
-                STATUS_LABEL[i.status],
-                p.done if p else 0,
-                p.total if p else _total_for(checklist, i.fields),
-                p.percent if p else 0,
-                p.noncompliant if p else 0,
-                p.open_rectifications if p else 0,
-                "是" if i.overdue else "",
-                inst.when(local_time(i.signed_at, tz)),
-                staff.get(i.id, 0),
-                *[contacts.get(i.id, {}).get(item_id, "") for item_id in contact_ids],
-                "；".join(corrections.get(i.id, [])),
-            ]
-        )
 
     # 3. answers matrix
     items = list(checklist.items)
     column = {item.id: n for n, item in enumerate(items)}
     numbers = checklist_numbers(checklist)
-    answers = book.sheet(
+    by_sc = {i.selfcheck_id: i for i in report.institutions if i.selfcheck_id is not None}
+    conditional = any(item.relevant is not None for item in items)
+
+    items_by_id = {item.id: item for item in items}
+    # the cell of an answer without typed text depends on its value alone: one lookup
+    # instead of a call per answer (two million at national scale)
+    untyped = {value: answer_cell(items[0], value, None) for value in (*VALUE_LABEL, "file")} if items else {}
+
+    def answer_rows() -> Iterator[list[object]]:
+        current: int | None = None
+        owner: InstitutionStatus | None = None
+        cells: list[object] = []
+        stored: dict[str, Answer] = {}
+
+        def finished() -> list[object] | None:
+            if owner is None:  # (not: an institution the campaign no longer covers)
+                return None
+            if conditional:  # an item hidden by an earlier answer: its answer is kept, not reported
+                interview = Interview(checklist, owner.fields)
+                for item in items:
+                    if item.relevant is not None and not interview.shown(item, stored):
+                        cells[column[item.id]] = None
+            # the first three cells are roster text (neutralised), the rest fixed labels or
+            # cells already neutralised
+            return [*_safe((owner.name, owner.uscc, owner.province)), *cells]
+
+        for sc, item_id, value, typed in answers_in_scope(db, checklist.campaign_key, scope):
+            if sc != current:
+                row = finished()
+                if row is not None:
+                    yield row
+                current = sc
+                owner = by_sc.get(sc)
+                cells = [None] * len(items)
+                stored = {}
+            col = column.get(item_id)
+            if owner is None or col is None:
+                continue
+            cells[col] = untyped.get(value) if typed is None else answer_cell(items_by_id[item_id], value, typed)
+            if conditional:
+                stored[item_id] = Answer(item_id, Choice(value), typed)
+        row = finished()
+        if row is not None:
+            yield row
+
+    answers = _Sheet(
         SHEET_ANSWERS,
         [
             "机构名称 Name",
@@ -326,39 +420,33 @@ def write_export(
             *[(item_heading(numbers[item.id], item), _item_note(numbers[item.id], item)) for item in items],
         ],
         [40, 22, 10, *[16] * len(items)],
+        answer_rows(),
+        frozenset(3 + n for n, item in enumerate(items) if item.kind == "date"),
     )
-    by_sc = {i.selfcheck_id: i for i in report.institutions if i.selfcheck_id is not None}
-    conditional = any(item.relevant is not None for item in items)
-    current: int | None = None
-    cells: list[object | None] = []
-    stored: dict[str, Answer] = {}
-
-    def flush() -> None:
-        if current is not None and current in by_sc:  # (not: an institution the campaign no longer covers)
-            owner = by_sc[current]
-            if conditional:  # an item hidden by an earlier answer: its answer is kept, not reported
-                interview = Interview(checklist, owner.fields)
-                for item in items:
-                    if item.relevant is not None and not interview.shown(item, stored):
-                        cells[column[item.id]] = None
-            # the first three cells are roster text (neutralised), the rest fixed labels or
-            # cells already neutralised
-            answers.trusted_row([*(_safe_cell(v) for v in (owner.name, owner.uscc, owner.province)), *cells])
-
-    for sc, item_id, value, typed in answers_in_scope(db, checklist.campaign_key, scope):
-        if sc != current:
-            flush()
-            current = sc
-            cells = [None] * len(items)
-            stored = {}
-        if sc in by_sc and item_id in column:
-            item = checklist.item(item_id)
-            stored[item_id] = Answer(item_id, Choice(value), typed)
-            cells[column[item_id]] = answer_cell(answers, item, value, typed)
-    flush()
 
     # 4. rectification list
-    rect = book.sheet(
+    item_text = {item.id: item.text.zh_CN for item in items}
+
+    def rectification_rows() -> Iterator[list[object]]:
+        for name, uscc, province, item_id, problem, measure, rect_status, target, updated in rectifications_in_scope(
+            db, checklist.campaign_key, scope
+        ):
+            yield _safe(
+                [
+                    name,
+                    uscc,
+                    province,
+                    numbers.get(item_id, item_id),
+                    item_text.get(item_id, ""),
+                    problem or "",
+                    measure or "",
+                    RECT_LABEL.get(rect_status or "", "未填写 Not given"),
+                    _date(target),
+                    local_time(updated, tz),
+                ]
+            )
+
+    rect = _Sheet(
         SHEET_RECTIFICATION,
         [
             "机构名称 Name",
@@ -373,30 +461,34 @@ def write_export(
             f"更新时间 Updated ({zone})",
         ],
         [40, 22, 10, 10, 50, 40, 40, 16, 14, 18],
+        rectification_rows(),
+        frozenset({8}),
     )
-    for name, uscc, province, item_id, problem, measure, rect_status, target, updated in rectifications_in_scope(
-        db, checklist.campaign_key, scope
-    ):
-        text = checklist.item(item_id).text.zh_CN if checklist.has_item(item_id) else ""
-        rect.row(
-            [
-                name,
-                uscc,
-                province,
-                numbers.get(item_id, item_id),
-                text,
-                problem or "",
-                measure or "",
-                RECT_LABEL.get(rect_status or "", "未填写 Not given"),
-                rect.when(_date(target)),
-                rect.when(local_time(updated, tz)),
-            ]
-        )
 
     # 5. statistics by field (Annex 3 in spirit)
     sections = list(checklist.sections)
-    by_section, with_nc = noncompliant_counts_by_section(db, checklist, scope)
-    stats = book.sheet(
+
+    def statistics_rows() -> Iterator[list[object]]:
+        by_section, with_nc = noncompliant_counts_by_section(db, checklist, scope)
+        for f in [f.id for f in all_fields() if f.id in report.by_field]:
+            tally = report.by_field[f]
+            counts = by_section.get(f) or Counter[str]()
+            yield [
+                f"{field_label(f, 'zh_CN')} {field_label(f, 'en')}",
+                tally.total,
+                tally.not_started,
+                tally.in_progress,
+                tally.completed,
+                tally.signed,
+                tally.overdue,
+                with_nc.get(f, 0),
+                sum(counts.values()),
+                *[counts.get(s.id, 0) for s in sections],
+            ]
+        t = report.totals
+        yield ["合计（机构去重） Total (institutions counted once)", t.total, t.not_started, t.in_progress, t.completed, t.signed, t.overdue]
+
+    stats = _Sheet(
         SHEET_STATISTICS,
         [
             "领域 Field",
@@ -411,30 +503,12 @@ def write_export(
             *[f"{s.title.zh_CN} {s.title.en}" for s in sections],
         ],
         [30, 10, 10, 10, 10, 10, 10, 14, 12],
+        statistics_rows(),
     )
-    order = [f.id for f in all_fields() if f.id in report.by_field]
-    for f in order:
-        tally = report.by_field[f]
-        counts = by_section.get(f) or Counter[str]()
-        stats.row(
-            [
-                f"{field_label(f, 'zh_CN')} {field_label(f, 'en')}",
-                tally.total,
-                tally.not_started,
-                tally.in_progress,
-                tally.completed,
-                tally.signed,
-                tally.overdue,
-                with_nc.get(f, 0),
-                sum(counts.values()),
-                *[counts.get(s.id, 0) for s in sections],
-            ]
-        )
-    t = report.totals
-    stats.row(["合计（机构去重） Total (institutions counted once)", t.total, t.not_started, t.in_progress, t.completed, t.signed, t.overdue])
-    inst.ws.activate()  # open on the institutions sheet; the roster stays first for import
+
     try:
-        book.wb.close()
+        # open on the institutions sheet; the roster stays first for import
+        _write(tmp, [roster, inst, answers, rect, stats], active=1)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -442,7 +516,7 @@ def write_export(
     return path
 
 
-def answer_cell(sheet: _Sheet, item: Item, value: str, typed: str | None) -> object:
+def answer_cell(item: Item, value: str, typed: str | None) -> object:
     """One answer as a cell: a label, a number, a date, the chosen options' labels, or
     typed text (user text: neutralised cell by cell)."""
     if value == "number" and typed:
@@ -452,7 +526,7 @@ def answer_cell(sheet: _Sheet, item: Item, value: str, typed: str | None) -> obj
             return _safe_cell(typed)
         return int(number) if number == number.to_integral_value() and abs(number) < 2**53 else float(number)
     if value == "date" and typed:
-        return sheet.when(_date(typed))
+        return _date(typed)
     if value == "selected" and typed:
         chosen = set(typed.split())
         return _safe_cell("、".join(o.label.zh_CN for o in item.options if o.id in chosen))

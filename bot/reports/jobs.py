@@ -16,6 +16,7 @@ caller's connection, as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -31,6 +32,38 @@ from bot.core.checklist import Checklist
 from bot.core.scope import Scope
 
 T = TypeVar("T")
+
+# The nice value of a workbook being written (an export, a digest). A workbook is background
+# work and a button press is not: when the two want the same core (a small machine, or one
+# shared with other work), the scheduler gives the bot ~10 times the workbook's share, so
+# presses keep their pace; on an idle core the workbook is written at full speed anyway.
+# Only the thread writing it is lowered (Linux nice values are per thread), not the worker:
+# /status, which a regulator waits for, keeps the bot's priority.
+WORKBOOK_NICE = 10
+
+
+def in_background(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a thread of its own at ``WORKBOOK_NICE``; waits for it and returns
+    its result or raises its exception. ``fn`` opens its own database connection (a
+    connection belongs to the thread that opened it)."""
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        with contextlib.suppress(OSError, AttributeError):  # not allowed (a sandbox), or no os.nice
+            os.nice(WORKBOOK_NICE)
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - not swallowed: raised again in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="zicha-workbook")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T = outcome["value"]
+    return value
+
 
 _pool: ProcessPoolExecutor | None = None
 _lock = threading.Lock()
@@ -110,7 +143,11 @@ def run_sync(fn: Callable[..., T], *args: Any) -> T:
 
 
 def export_workbook(db_path: str, checklist: Checklist, scope: Scope, now: dt.datetime, path: str) -> str:
-    """Write the workbook of ``scope`` to ``path``; returns ``path``."""
+    """Write the workbook of ``scope`` to ``path`` (at ``WORKBOOK_NICE``); returns ``path``."""
+    return in_background(_write_workbook, db_path, checklist, scope, now, path)
+
+
+def _write_workbook(db_path: str, checklist: Checklist, scope: Scope, now: dt.datetime, path: str) -> str:
     from bot.reports.excel import write_export
     from storage.db import open_db
 

@@ -238,7 +238,10 @@ def prepare_digest_files(
     folder = private_dir(directory / f"{digest.regulator_id}" / f"{digest.date.isoformat()}-{digest.kind}")
     if checklist.campaign_id:  # several campaigns, one digest each: their files apart
         folder = private_dir(folder / checklist.campaign_id)
-    xlsx = write_export(db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx")
+    # the digest's own status report (same database, checklist, scope and time): not built twice
+    xlsx = write_export(
+        db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx", report=digest.report
+    )
     png = folder / f"zicha-{digest.date.isoformat()}.png"
     png.write_bytes(completion_chart(digest.report))
     return xlsx, png
@@ -347,18 +350,23 @@ def queue_digests_in_worker(
     only: int | None = None, force_kind: str | None = None,
 ) -> list[QueuedDigest]:
     """``queue_digests`` in the report worker process (``bot.reports.jobs``), on its own
-    connection and translations."""
+    connection and translations, at the priority of a workbook (``jobs.in_background``:
+    each digest writes one)."""
     from bot.i18n import build_i18n
+    from bot.reports.jobs import in_background
     from storage.db import open_db
 
-    db = open_db(db_path, migrate=False)
-    try:
-        return queue_digests(
-            db, checklist, build_i18n(default_locale), now=now, directory=Path(directory),
-            default_locale=default_locale, only=only, force_kind=force_kind,
-        )  # fmt: skip
-    finally:
-        db.close()
+    def work() -> list[QueuedDigest]:
+        db = open_db(db_path, migrate=False)
+        try:
+            return queue_digests(
+                db, checklist, build_i18n(default_locale), now=now, directory=Path(directory),
+                default_locale=default_locale, only=only, force_kind=force_kind,
+            )  # fmt: skip
+        finally:
+            db.close()
+
+    return in_background(work)
 
 
 def register_digest_job(

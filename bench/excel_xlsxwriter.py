@@ -1,29 +1,11 @@
-"""BEFORE, for ``bench/export.py`` only: the workbook writer as it was before issue 14's
-XlsxWriter switch (openpyxl write-only), frozen verbatim from ``bot/reports/excel.py`` at
-commit c805195 so the benchmark can measure both in the same run. Not used by the bot.
+"""BEFORE, for ``bench/export.py`` only: the workbook writer as it was before the switch to
+rustpy-xlsxwriter (XlsxWriter, ``constant_memory``), frozen verbatim from
+``bot/reports/excel.py`` at commit 6fbea86 so the benchmark can measure both in the same
+run. Not used by the bot; XlsxWriter comes with the ``bench`` extra.
 
-The regulator's Excel workbook (openpyxl, write-only so a national scope streams).
-
-Sheets, in order:
-
-1. ``名册 Roster``         the roster import columns exactly (``ROSTER_COLUMNS``), so the
-                            file can be read back with ``zicha roster import`` (which reads
-                            the first sheet); the workbook opens on sheet 2.
-2. ``机构 Institutions``    status, progress, non-compliances, open rectifications, overdue.
-   The self-check contact (name and phone as typed in the self-check) and the
-   corrections of the institution's details that staff asked for (信息更正).
-3. ``答案 Answers``         institutions × items: 符合 / 不符合 / 不适用 / 是 / 否, and
-                            the typed text of text items. Item columns are headed by the
-                            item's number and a short text ("4. 本机构资质认定证书…"),
-                            the full text and the item id in the header cell's comment.
-4. ``整改 Rectification``   every non-compliant answer with problem, measure, status, date.
-5. ``统计 Statistics``      by field, in the spirit of Annex 3 (监督检查信息统计表).
-
-Headers are Chinese first with the English after them. Times are real date-time cells
-in the time zone of ``now`` (ZICHA_TIMEZONE, named in the header), dates real date
-cells. Every cell that holds text a user or a roster typed goes through ``cell_text``:
-text starting with = + - @ (or a tab or carriage return) gets a leading apostrophe and
-is written as a string, never as a formula.
+What does not depend on the writer (labels, sheet names, formats, ``cell_text``, times,
+item notes) is imported from the bot's module, so the benchmark compares the writers and
+nothing else.
 """
 
 from __future__ import annotations
@@ -36,21 +18,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import sqlite_utils
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.comments import Comment
-from openpyxl.styles import Font
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from xlsxwriter import Workbook
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
 
 from bot.core.checklist import Checklist, Item
 from bot.core.fields import all_fields, field_label
 from bot.core.interview import Answer, Choice, Interview
 from bot.core.roster import ROSTER_COLUMNS
 from bot.core.scope import Scope
-
-# What does not depend on the writer (labels, sheet names, formats, cell_text, times, item
-# notes) is the bot's own: only the writing below is the frozen openpyxl version, so the
-# benchmark compares writers and nothing else.
 from bot.reports.excel import (
     CONTACT_TITLES,
     DATE_FORMAT,
@@ -86,59 +62,95 @@ from storage.reports import (
 )
 
 
+class _When:
+    """A date-time or a date for a cell: written with its number format."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: dt.datetime | dt.date) -> None:
+        self.value = value
+
+
+class _Book:
+    """The workbook and its three formats (bold header, date-time, date)."""
+
+    def __init__(self, path: Path) -> None:
+        self.wb = Workbook(
+            str(path),
+            {
+                "constant_memory": True,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "strings_to_numbers": False,
+                "tmpdir": str(path.parent),
+            },
+        )
+        self.bold = self.wb.add_format({"bold": True})
+        self.datetime = self.wb.add_format({"num_format": DATETIME_FORMAT})
+        self.date = self.wb.add_format({"num_format": DATE_FORMAT})
+
+    def sheet(self, title: str, header: list[str | tuple[str, str]], widths: list[int] | None = None) -> _Sheet:
+        return _Sheet(self, self.wb.add_worksheet(title), header, widths)
+
+
 class _Sheet:
-    """A write-only sheet whose string cells are always strings (never formulas).
+    """A sheet written top to bottom (``constant_memory``) whose string cells are always
+    strings (never formulas).
 
     A header entry is a title, or (title, comment) for a header cell with a comment."""
 
     def __init__(
-        self, ws: WriteOnlyWorksheet, header: list[str | tuple[str, str]], widths: list[int] | None = None
+        self, book: _Book, ws: Worksheet, header: list[str | tuple[str, str]], widths: list[int] | None = None
     ) -> None:
         self.ws = ws
-        bold = Font(bold=True)
+        self.book = book
+        self.next_row = 0
         for i, width in enumerate(widths or []):
-            # WriteOnlyWorksheet has column_dimensions at runtime; types-openpyxl omits it
-            ws.column_dimensions[_column_letter(i + 1)].width = width  # type: ignore[attr-defined]
-        ws.freeze_panes = "A2"
-        cells = []
-        for entry in header:
+            ws.set_column(i, i, width)
+        ws.freeze_panes(1, 0)
+        for col, entry in enumerate(header):
             title, note = (entry, None) if isinstance(entry, str) else entry
-            cell = WriteOnlyCell(ws, value=title)
-            cell.font = bold
+            ws.write_string(0, col, title, book.bold)
             if note:
-                cell.comment = Comment(note, "Zicha", width=320, height=160)
-            cells.append(cell)
-        ws.append(cells)
+                ws.write_comment(0, col, note, {"author": "Zicha", "width": 320, "height": 160})
+        self.next_row = 1
 
     def when(self, value: dt.datetime | dt.date | None) -> object:
         """A date-time (or date) cell with its number format; None stays empty."""
-        if value is None:
-            return None
-        cell = WriteOnlyCell(self.ws, value=value)  # type: ignore[arg-type]  # dates are cells too; the stubs say datetime only
-        cell.number_format = DATETIME_FORMAT if isinstance(value, dt.datetime) else DATE_FORMAT
-        return cell
+        return None if value is None else _When(value)
 
     def trusted_row(self, values: list[object]) -> None:
-        """Values written here (fixed labels, numbers, None) cannot start a formula: skip
-        the per-cell wrapping, which dominates the time of a national answers matrix."""
-        self.ws.append(values)
+        """Values written here (fixed labels, numbers, None, cells already neutralised)
+        cannot start a formula: written as they are."""
+        row = self.next_row
+        self.next_row += 1
+        ws = self.ws
+        for col, value in enumerate(values):
+            if value is None:
+                continue
+            if isinstance(value, str):
+                if value:
+                    ws.write_string(row, col, value)
+            elif isinstance(value, bool):
+                ws.write_boolean(row, col, value)
+            elif isinstance(value, (int, float)):
+                ws.write_number(row, col, value)
+            elif isinstance(value, _When):
+                when = value.value
+                fmt: Format = self.book.datetime if isinstance(when, dt.datetime) else self.book.date
+                ws.write_datetime(row, col, when, fmt)
+            else:
+                ws.write_string(row, col, str(cell_text(str(value))))
 
     def row(self, values: list[object]) -> None:
-        self.ws.append([_safe_cell(self.ws, value) for value in values])
+        self.trusted_row([_safe_cell(value) for value in values])
 
 
-def _safe_cell(ws: WriteOnlyWorksheet, value: object) -> object:
-    """``cell_text`` of the value, as a plain value. openpyxl takes a string for a formula
-    only when it starts with "=", and ``cell_text`` never lets one do so (it puts an
-    apostrophe before = + - @ and their look-alikes), so no ``WriteOnlyCell`` typed "s" is
-    needed: that wrapping cost an eighth of a national export's time and added nothing."""
+def _safe_cell(value: object) -> object:
+    """``cell_text`` of the value. XlsxWriter writes it as a string cell in any case
+    (``strings_to_formulas`` is off); the apostrophe is for whoever edits the cell later
+    or reads the file with another program."""
     return cell_text(value)
-
-
-def _column_letter(n: int) -> str:
-    from openpyxl.utils import get_column_letter
-
-    return get_column_letter(n)
 
 
 def write_export(
@@ -154,10 +166,12 @@ def write_export(
     zone = tz_label(now)
     report = build_status(db, checklist, scope, now)
     progress = progress_by_selfcheck(db, checklist, scope, report.institutions)
-    wb = Workbook(write_only=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    book = _Book(tmp)
 
     # 1. roster: exactly the import columns
-    roster = _Sheet(wb.create_sheet(SHEET_ROSTER), list(ROSTER_COLUMNS), [40, 22, 16, 10, 12, 30, 12, 16])
+    roster = book.sheet(SHEET_ROSTER, list(ROSTER_COLUMNS), [40, 22, 16, 10, 12, 30, 12, 16])
     for row in roster_in_scope(db, scope):
         values: list[object] = list(row)
         values[5] = ";".join(json.loads(row.fields))
@@ -173,8 +187,8 @@ def write_export(
         corrections.setdefault(c.institution_id, []).append(
             c.text + (f"（{stamp:%Y-%m-%d %H:%M} 提交）" if stamp else "")
         )
-    inst = _Sheet(
-        wb.create_sheet(SHEET_INSTITUTIONS),
+    inst = book.sheet(
+        SHEET_INSTITUTIONS,
         [
             "机构名称 Name",
             "统一社会信用代码 USCC",
@@ -227,8 +241,8 @@ def write_export(
     items = list(checklist.items)
     column = {item.id: n for n, item in enumerate(items)}
     numbers = checklist_numbers(checklist)
-    answers = _Sheet(
-        wb.create_sheet(SHEET_ANSWERS),
+    answers = book.sheet(
+        SHEET_ANSWERS,
         [
             "机构名称 Name",
             "统一社会信用代码 USCC",
@@ -253,7 +267,7 @@ def write_export(
                         cells[column[item.id]] = None
             # the first three cells are roster text (neutralised), the rest fixed labels or
             # cells already neutralised
-            answers.trusted_row([*(_safe_cell(answers.ws, v) for v in (owner.name, owner.uscc, owner.province)), *cells])
+            answers.trusted_row([*(_safe_cell(v) for v in (owner.name, owner.uscc, owner.province)), *cells])
 
     for sc, item_id, value, typed in answers_in_scope(db, checklist.campaign_key, scope):
         if sc != current:
@@ -268,8 +282,8 @@ def write_export(
     flush()
 
     # 4. rectification list
-    rect = _Sheet(
-        wb.create_sheet(SHEET_RECTIFICATION),
+    rect = book.sheet(
+        SHEET_RECTIFICATION,
         [
             "机构名称 Name",
             "统一社会信用代码 USCC",
@@ -306,8 +320,8 @@ def write_export(
     # 5. statistics by field (Annex 3 in spirit)
     sections = list(checklist.sections)
     by_section, with_nc = noncompliant_counts_by_section(db, checklist, scope)
-    stats = _Sheet(
-        wb.create_sheet(SHEET_STATISTICS),
+    stats = book.sheet(
+        SHEET_STATISTICS,
         [
             "领域 Field",
             "机构数 Institutions",
@@ -342,10 +356,12 @@ def write_export(
         )
     t = report.totals
     stats.row(["合计（机构去重） Total (institutions counted once)", t.total, t.not_started, t.in_progress, t.completed, t.signed, t.overdue])
-    wb.active = 1  # open on the institutions sheet; the roster stays first for import
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    wb.save(tmp)
+    inst.ws.activate()  # open on the institutions sheet; the roster stays first for import
+    try:
+        book.wb.close()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path
 
@@ -357,15 +373,15 @@ def answer_cell(sheet: _Sheet, item: Item, value: str, typed: str | None) -> obj
         try:
             number = Decimal(typed)
         except InvalidOperation:
-            return _safe_cell(sheet.ws, typed)
+            return _safe_cell(typed)
         return int(number) if number == number.to_integral_value() and abs(number) < 2**53 else float(number)
     if value == "date" and typed:
         return sheet.when(_date(typed))
     if value == "selected" and typed:
         chosen = set(typed.split())
-        return _safe_cell(sheet.ws, "、".join(o.label.zh_CN for o in item.options if o.id in chosen))
+        return _safe_cell("、".join(o.label.zh_CN for o in item.options if o.id in chosen))
     if value == "file":
-        return _safe_cell(sheet.ws, "已上传 " + (typed if typed and typed != "photo" else "照片"))
+        return _safe_cell("已上传 " + (typed if typed and typed != "photo" else "照片"))
     if value == "text" and typed:
-        return _safe_cell(sheet.ws, typed)
+        return _safe_cell(typed)
     return VALUE_LABEL.get(value)
