@@ -118,14 +118,15 @@ def check(path: str) -> dict[str, Any]:
 
 
 def compare(before: str, after: str) -> dict[str, Any]:
-    """The two files cell by cell: every non-empty cell's value, column, type and (for
-    non-strings) number format, and which sheet each workbook opens on."""
+    """The two files cell by cell, sheet by sheet of the same name (the roster moved from
+    first to last): every non-empty cell's value, column, type and (for non-strings)
+    number format, and which sheet each workbook opens on."""
     from openpyxl import load_workbook
 
     a, b = load_workbook(before, read_only=True), load_workbook(after, read_only=True)
     cells = differences = 0
     first: list[str] = []
-    for sa, sb in zip(a.worksheets, b.worksheets, strict=True):
+    for sa, sb in ((a[name], b[name]) for name in a.sheetnames if name in b.sheetnames):
         rows_a, rows_b = list(sa.iter_rows()), list(sb.iter_rows())
         if len(rows_a) != len(rows_b):
             differences += 1
@@ -148,7 +149,7 @@ def compare(before: str, after: str) -> dict[str, Any]:
                     if len(first) < 5:
                         first.append(f"{sa.title}!{x.coordinate}: {x.value!r} ({x.number_format}) against {y.value!r} ({y.number_format})")
     result = {
-        "sheets_equal": a.sheetnames == b.sheetnames,
+        "sheets_equal": sorted(a.sheetnames) == sorted(b.sheetnames),
         "opens_on": [a.active.title if a.active else None, b.active.title if b.active else None],
         "cells": cells,
         "differences": differences,

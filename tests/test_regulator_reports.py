@@ -83,7 +83,8 @@ def test_the_workbook_opens_and_its_figures_match_the_database(
 ) -> None:
     path = write_export(db, checklist, Scope(national=True), AFTER, tmp_path / "all.xlsx")
     wb = load_workbook(path, read_only=True)
-    assert wb.sheetnames == [SHEET_ROSTER, SHEET_INSTITUTIONS, SHEET_ANSWERS, SHEET_RECTIFICATION, SHEET_STATISTICS]
+    assert wb.sheetnames == [SHEET_INSTITUTIONS, SHEET_ANSWERS, SHEET_RECTIFICATION, SHEET_STATISTICS, SHEET_ROSTER]
+    assert wb.active is not None and wb.active.title == SHEET_INSTITUTIONS  # what a regulator sees first
     inst = list(wb[SHEET_INSTITUTIONS].iter_rows(values_only=True))
     header, rows = inst[0], inst[1:]
     assert len(rows) == 7

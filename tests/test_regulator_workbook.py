@@ -210,7 +210,7 @@ def test_the_writer_keeps_strings_strings_even_unneutralised(tmp_path: Path) -> 
     a string cell — no formula, no hyperlink, no number. Date columns get the date format,
     date-times the date-time format; header cells are bold, carry their comment, and the
     header row is frozen; a sheet without rows still has its header; the workbook opens on
-    the sheet asked for."""
+    its first sheet."""
     from bot.reports.excel import _Sheet, _write
 
     path = tmp_path / "raw.xlsx"
@@ -222,14 +222,13 @@ def test_the_writer_keeps_strings_strings_even_unneutralised(tmp_path: Path) -> 
     _write(
         path,
         [
-            _Sheet("First", ["X"], [10], iter([])),
             _Sheet("S", header, [10, 10], iter(rows), frozenset({6})),
+            _Sheet("Last", ["X"], [10], iter([])),
         ],
-        active=1,
     )
     wb = load_workbook(path)
     assert wb.active is not None and wb.active.title == "S"
-    assert [list(r) for r in wb["First"].iter_rows(values_only=True)] == [["X"]]
+    assert [list(r) for r in wb["Last"].iter_rows(values_only=True)] == [["X"]]
     ws = wb["S"]
     first = list(ws[2])
     assert [c.value for c in first[:5]] == ["=1+1", "http://evil.example", "123", None, None]
@@ -243,46 +242,3 @@ def test_the_writer_keeps_strings_strings_even_unneutralised(tmp_path: Path) -> 
     assert all(c.data_type != "f" for sheet in wb.worksheets for row in sheet.iter_rows() for c in row)
     wb.close()
 
-
-def test_the_workbook_opens_on_the_institutions_and_the_rest_of_the_archive_is_untouched(tmp_path: Path) -> None:
-    """rustpy-xlsxwriter cannot choose the sheet a workbook opens on; ``set_active_sheet``
-    rewrites only ``xl/workbook.xml`` (activeTab) and the first sheet (no longer selected:
-    two selected tabs open grouped). Every other member is the same, the archive is sound,
-    and a first sheet far longer than one read (a national roster) keeps every row."""
-    import zipfile
-
-    from bot.reports.excel import _Sheet, _write
-    from bot.reports.xlsx_active import set_active_sheet
-
-    long_rows: list[list[object]] = [[f"机构{n}", f"9111{n:014d}", "=x" if n % 7 == 0 else "广东"] for n in range(30_000)]
-    path = tmp_path / "book.xlsx"
-    plain = tmp_path / "plain.xlsx"
-    for target, active in ((path, 1), (plain, 0)):
-        _write(
-            target,
-            [
-                _Sheet("名册 Roster", ["name", "uscc", "province"], [40, 22, 10], iter(long_rows)),
-                _Sheet("机构 Institutions", [("A", "a comment")], [10], iter([["x"]])),
-                _Sheet("Third", ["B"], [10], iter([[1]])),
-            ],
-            active=active,
-        )
-    with zipfile.ZipFile(path) as z, zipfile.ZipFile(plain) as p:
-        assert z.testzip() is None
-        assert z.namelist() == p.namelist()
-        changed = {n for n in z.namelist() if z.read(n) != p.read(n)}
-        assert changed <= {"xl/workbook.xml", "xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml"}
-        assert b'activeTab="1"' in z.read("xl/workbook.xml")
-        assert b"tabSelected" not in z.read("xl/worksheets/sheet1.xml")[:2000]
-        assert b'tabSelected="1"' in z.read("xl/worksheets/sheet2.xml")[:2000]
-        # the roster's XML is the same but for the attribute taken out
-        assert z.read("xl/worksheets/sheet1.xml") == p.read("xl/worksheets/sheet1.xml").replace(b' tabSelected="1"', b"", 1)
-    wb = load_workbook(path, read_only=True)
-    assert wb.active is not None and wb.active.title == "机构 Institutions"
-    rows = list(wb["名册 Roster"].iter_rows(values_only=True))
-    assert len(rows) == 30_001 and rows[-1] == ("机构29999", "911100000000029999", "广东") and rows[8][2] == "=x"
-    wb.close()
-    set_active_sheet(plain, 0)  # the writer's own choice: nothing to do
-    with pytest.raises(ValueError):
-        set_active_sheet(path, 1)  # already set: the first sheet is no longer selected
-    assert zipfile.ZipFile(path).testzip() is None and not list(tmp_path.glob("*.active"))

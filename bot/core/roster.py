@@ -35,6 +35,10 @@ from bot.core.fields import all_fields, resolve_field
 from bot.core.spreadsheet import starts_like_formula, strip_invisible
 from bot.core.uscc import InvalidUSCC, validate_uscc
 
+# The sheet of a workbook the import reads when there is one of this name (Zicha's own export
+# has it among others); any other workbook: its first sheet.
+ROSTER_SHEET = "名册 Roster"
+
 ROSTER_COLUMNS: tuple[str, ...] = (
     "name",
     "uscc",
@@ -598,7 +602,7 @@ def _read_xlsx(path: Path) -> list[RosterRow]:
     try:
         if not workbook.worksheets:
             raise _file_problem("文件为空：没有工作表", "no rows: the workbook has no sheet")
-        sheet = workbook.worksheets[0]
+        sheet = workbook[ROSTER_SHEET] if ROSTER_SHEET in workbook.sheetnames else workbook.worksheets[0]
         # Files written by other tools sometimes declare wrong dimensions; read-only
         # mode trusts them unless reset, and would silently miss rows.
         sheet.reset_dimensions()
@@ -612,7 +616,8 @@ def _read_xlsx(path: Path) -> list[RosterRow]:
 
 
 def read_roster(path: str | os.PathLike[str]) -> list[RosterRow]:
-    """Rows of a ``.csv`` or ``.xlsx`` roster (first sheet); RosterError if anything is wrong.
+    """Rows of a ``.csv`` or ``.xlsx`` roster (its ``名册 Roster`` sheet, else its first);
+    RosterError if anything is wrong.
 
     OSError (e.g. a missing file) is not a roster problem and propagates.
     """

@@ -1,19 +1,19 @@
 """The regulator's Excel workbook (rustpy-xlsxwriter, streamed so a national scope stays small).
 
-Sheets, in order:
+Sheets, in order (the workbook opens on the first):
 
-1. ``名册 Roster``         the roster import columns exactly (``ROSTER_COLUMNS``), so the
-                            file can be read back with ``zicha roster import`` (which reads
-                            the first sheet); the workbook opens on sheet 2.
-2. ``机构 Institutions``    status, progress, non-compliances, open rectifications, overdue.
+1. ``机构 Institutions``    status, progress, non-compliances, open rectifications, overdue.
    The self-check contact (name and phone as typed in the self-check) and the
    corrections of the institution's details that staff asked for (信息更正).
-3. ``答案 Answers``         institutions × items: 符合 / 不符合 / 不适用 / 是 / 否, and
+2. ``答案 Answers``         institutions × items: 符合 / 不符合 / 不适用 / 是 / 否, and
                             the typed text of text items. Item columns are headed by the
                             item's number and a short text ("4. 本机构资质认定证书…"),
                             the full text and the item id in the header cell's comment.
-4. ``整改 Rectification``   every non-compliant answer with problem, measure, status, date.
-5. ``统计 Statistics``      by field, in the spirit of Annex 3 (监督检查信息统计表).
+3. ``整改 Rectification``   every non-compliant answer with problem, measure, status, date.
+4. ``统计 Statistics``      by field, in the spirit of Annex 3 (监督检查信息统计表).
+5. ``名册 Roster``          the roster import columns exactly (``ROSTER_COLUMNS``), so the
+                            file can be read back with ``zicha roster import`` (which reads
+                            the sheet of this name, ``ROSTER_SHEET``, wherever it is).
 
 Headers are Chinese first with the English after them. Times are real date-time cells
 in the time zone of ``now`` (ZICHA_TIMEZONE, named in the header), dates real date
@@ -28,7 +28,7 @@ handed over as an iterator of rows and written in its constant-memory mode (rows
 temporary file as they come), one sheet after the other, so memory stays flat at 54,000
 institutions. It writes every ``str`` as a string cell: never a formula, a link or a
 number. The files open in openpyxl with no formula cells (tests check it). It has no call
-to choose the sheet a workbook opens on; ``set_active_sheet`` sets that afterwards. Its
+to choose the sheet a workbook opens on (it opens on the first, hence the order above). Its
 header comments are Excel notes, which start with their author in bold ("Zicha:"), as
 notes typed in Excel do; and it writes every number as a double (12 reads back as 12.0).
 """
@@ -52,19 +52,17 @@ import sqlite_utils
 from bot.core.checklist import Checklist, Item
 from bot.core.fields import all_fields, field_label
 from bot.core.interview import Answer, Choice, Interview
-from bot.core.roster import ROSTER_COLUMNS
+from bot.core.roster import ROSTER_COLUMNS, ROSTER_SHEET
 from bot.core.scope import Scope
 from bot.core.spreadsheet import starts_like_formula
 from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_ids, item_heading
 from bot.reports.status import (
     InstitutionStatus,
     Status,
-    StatusReport,
     build_status,
     noncompliant_counts_by_section,
     progress_by_selfcheck,
 )
-from bot.reports.xlsx_active import set_active_sheet
 from storage.reports import (
     answers_in_scope,
     pending_corrections,
@@ -95,7 +93,7 @@ VALUE_LABEL = {
 }
 RECT_LABEL = {"done": "已整改 Rectified", "in_progress": "整改中 In progress"}
 
-SHEET_ROSTER = "名册 Roster"
+SHEET_ROSTER = ROSTER_SHEET
 SHEET_INSTITUTIONS = "机构 Institutions"
 SHEET_ANSWERS = "答案 Answers"
 SHEET_RECTIFICATION = "整改 Rectification"
@@ -218,9 +216,9 @@ def _records(titles: list[str], rows: Iterable[Sequence[object]]) -> Iterator[di
         yield dict(zip(titles, values, strict=False))
 
 
-def _write(path: Path, sheets: list[_Sheet], active: int) -> None:
+def _write(path: Path, sheets: list[_Sheet]) -> None:
     """Write the sheets in order (header row bold and frozen, widths, header comments,
-    date and date-time formats) and make sheet ``active`` the one the workbook opens on."""
+    date and date-time formats); the workbook opens on the first."""
     date_format = rx.Format().set_num_format(DATE_FORMAT)
     entries: list[tuple[str, Any]] = []
     widths: dict[str, list[float]] = {}
@@ -251,10 +249,7 @@ def _write(path: Path, sheets: list[_Sheet], active: int) -> None:
         column_widths=dict(widths),
         column_formats=dict(formats) or None,
         notes=dict(notes) or None,
-        # the sheet's tab selected; set_active_sheet makes it the one the workbook opens on
-        sheet_view={sheets[active].title: {"selected": True}} if active else None,
     )
-    set_active_sheet(path, active)
 
 
 def write_export(
@@ -263,20 +258,12 @@ def write_export(
     scope: Scope,
     now: dt.datetime,
     path: str | os.PathLike[str],
-    *,
-    report: StatusReport | None = None,
 ) -> Path:
-    """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed).
-
-    ``report`` is ``build_status(db, checklist, scope, now)`` if the caller has it already
-    (the digest does: a second one would cost a second at national scale)."""
+    """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed)."""
     path = Path(path)
     tz = now.tzinfo
     zone = tz_label(now)
-    if report is None:
-        report = build_status(db, checklist, scope, now)
-    elif report.scope != scope:
-        raise ValueError("the status report is of another scope")
+    report = build_status(db, checklist, scope, now)
     progress = progress_by_selfcheck(db, checklist, scope, report.institutions)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
@@ -507,8 +494,8 @@ def write_export(
     )
 
     try:
-        # open on the institutions sheet; the roster stays first for import
-        _write(tmp, [roster, inst, answers, rect, stats], active=1)
+        # opens on the institutions; the roster, for `zicha roster import`, is found by its name
+        _write(tmp, [inst, answers, rect, stats, roster])
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

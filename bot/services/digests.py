@@ -238,10 +238,8 @@ def prepare_digest_files(
     folder = private_dir(directory / f"{digest.regulator_id}" / f"{digest.date.isoformat()}-{digest.kind}")
     if checklist.campaign_id:  # several campaigns, one digest each: their files apart
         folder = private_dir(folder / checklist.campaign_id)
-    # the digest's own status report (same database, checklist, scope and time): not built twice
-    xlsx = write_export(
-        db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx", report=digest.report
-    )
+    # (not the digest's own report: it holds figures only, the workbook lists every institution)
+    xlsx = write_export(db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx")
     png = folder / f"zicha-{digest.date.isoformat()}.png"
     png.write_bytes(completion_chart(digest.report))
     return xlsx, png
