@@ -439,24 +439,30 @@ def staff_counts(db: sqlite_utils.Database, scope: Scope) -> dict[int, int]:
 AnswerCell = tuple[int, str, str, str | None]
 
 
-def answers_in_scope(db: sqlite_utils.Database, campaign_id: str, scope: Scope) -> Iterator[AnswerCell]:
-    """Every answer in scope as (selfcheck_id, item_id, value, text), grouped by
-    self-check (in institution id order: one self-check per institution and campaign).
-    Ordered so that SQLite walks its indexes in that order (selfchecks by institution,
-    then each one's answers by primary key) rather than sorting two million rows in a
-    temporary B-tree (``answers_in_scope_sql``)."""
-    sql, params = answers_in_scope_sql(campaign_id, scope)
+def answers_in_scope(
+    db: sqlite_utils.Database, campaign_id: str, scope: Scope, item_ids: Collection[str] | None = None
+) -> Iterator[AnswerCell]:
+    """Every answer in scope (to ``item_ids`` only, if given) as (selfcheck_id, item_id,
+    value, text), grouped by self-check (in institution id order: one self-check per
+    institution and campaign). Ordered so that SQLite walks its indexes in that order
+    (selfchecks by institution, then each one's answers by primary key) rather than sorting
+    two million rows in a temporary B-tree (``answers_in_scope_sql``)."""
+    sql, params = answers_in_scope_sql(campaign_id, scope, item_ids)
     cursor: Iterator[AnswerCell] = db.execute(sql, params)
     return cursor
 
 
-def answers_in_scope_sql(campaign_id: str, scope: Scope) -> tuple[str, list[Any]]:
+def answers_in_scope_sql(
+    campaign_id: str, scope: Scope, item_ids: Collection[str] | None = None
+) -> tuple[str, list[Any]]:
     where, params = scope_where(scope, "i")
+    ids = sorted(item_ids) if item_ids is not None else None
+    only = f"AND a.item_id IN ({', '.join('?' for _ in ids)})" if ids is not None else ""
     return (
         f"""SELECT a.selfcheck_id, a.item_id, a.value, a.text FROM answers a
             JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE s.campaign_id = ? AND {where} ORDER BY s.institution_id""",
-        [campaign_id, *params],
+            WHERE s.campaign_id = ? {only} AND {where} ORDER BY s.institution_id""",
+        [campaign_id, *(ids or []), *params],
     )
 
 

@@ -141,7 +141,7 @@ def test_the_answers_of_a_workbook_are_read_in_index_order(db: sqlite_utils.Data
 
 
 
-REPORT_MODULES = ("bot.reports.excel", "bot.services.digests", "matplotlib")
+REPORT_MODULES = ("bot.reports.excel", "bot.reports.chart", "matplotlib.figure")
 
 
 def test_warming_up_starts_the_worker_with_the_report_modules_loaded_before_the_first_job() -> None:

@@ -159,6 +159,13 @@ class Progress:
         return 100 * self.done // self.total if self.total else 0
 
 
+def referenced_items(checklist: Checklist) -> frozenset[str]:
+    """The items some ``relevant`` condition reads. Their answers alone decide which items
+    are shown (a referenced item that is itself conditional has its own condition's items
+    in the set too), so a report that only needs what is hidden reads only these."""
+    return frozenset(ref for item in checklist.items if item.relevant is not None for ref in item.relevant.refs)
+
+
 class Interview:
     """One institution's view of a checklist: the items that apply to its fields."""
 
@@ -167,9 +174,7 @@ class Interview:
         self.items: list[Item] = checklist.applicable_items(list(institution_fields))
         self._index = {item.id: i for i, item in enumerate(self.items)}
         # Items some condition reads: a change of their answer may show or hide others.
-        self._referenced = frozenset(
-            ref for item in checklist.items if item.relevant is not None for ref in item.relevant.refs
-        )
+        self._referenced = referenced_items(checklist)
 
     def applies(self, item_id: str) -> bool:
         return item_id in self._index

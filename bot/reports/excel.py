@@ -51,7 +51,7 @@ import sqlite_utils
 
 from bot.core.checklist import Checklist, Item
 from bot.core.fields import all_fields, field_label
-from bot.core.interview import Answer, Choice, Interview
+from bot.core.interview import Answer, Choice, Interview, referenced_items
 from bot.core.roster import ROSTER_COLUMNS, ROSTER_SHEET
 from bot.core.scope import Scope
 from bot.core.spreadsheet import starts_like_formula
@@ -355,6 +355,8 @@ def write_export(
     numbers = checklist_numbers(checklist)
     by_sc = {i.selfcheck_id: i for i in report.institutions if i.selfcheck_id is not None}
     conditional = any(item.relevant is not None for item in items)
+    referenced = referenced_items(checklist)  # the answers whether an item is shown depends on
+    interviews: dict[tuple[str, ...], Interview] = {}
 
     items_by_id = {item.id: item for item in items}
     # the cell of an answer without typed text depends on its value alone: one lookup
@@ -371,7 +373,9 @@ def write_export(
             if owner is None:  # (not: an institution the campaign no longer covers)
                 return None
             if conditional:  # an item hidden by an earlier answer: its answer is kept, not reported
-                interview = Interview(checklist, owner.fields)
+                interview = interviews.get(owner.fields) or interviews.setdefault(
+                    owner.fields, Interview(checklist, owner.fields)
+                )
                 for item in items:
                     if item.relevant is not None and not interview.shown(item, stored):
                         cells[column[item.id]] = None
@@ -392,7 +396,7 @@ def write_export(
             if owner is None or col is None:
                 continue
             cells[col] = untyped.get(value) if typed is None else answer_cell(items_by_id[item_id], value, typed)
-            if conditional:
+            if item_id in referenced:
                 stored[item_id] = Answer(item_id, Choice(value), typed)
         row = finished()
         if row is not None:

@@ -106,17 +106,17 @@ def shutdown() -> None:
 
 def warm_up() -> None:
     """Start the worker now and load what its jobs need, without waiting for it: a fresh
-    interpreter spends seconds importing the writer, the reports and matplotlib (and
-    finding a CJK font), which the first /export or daily digest would otherwise wait
-    for. Called by ``zicha run``; a worker that never gets a job costs only its memory."""
+    interpreter spends seconds importing the writer, the reports and matplotlib, which
+    the first /export or daily digest would otherwise wait for. Called by ``zicha run``; a worker that never gets a job costs only its memory."""
     _executor().submit(_load_report_modules)
 
 
 def _load_report_modules() -> None:
-    from bot.reports import chart, excel, status  # noqa: F401 - imported for their load time
-    from bot.services import digests  # noqa: F401
+    # the writer, the reports and matplotlib's figure code (the chart's font is looked up
+    # with the first chart: its warning, if no CJK font, belongs to that digest's log)
+    import matplotlib.figure  # noqa: F401 - imported for its load time
 
-    chart.cjk_font()
+    from bot.reports import chart, excel, status  # noqa: F401
 
 
 def in_memory(db_path: str | os.PathLike[str]) -> bool:

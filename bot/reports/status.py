@@ -29,7 +29,7 @@ from enum import StrEnum
 import sqlite_utils
 
 from bot.core.checklist import Checklist
-from bot.core.interview import Answer, Choice, Interview
+from bot.core.interview import Answer, Choice, Interview, referenced_items
 from bot.core.scope import Scope
 from storage import reports as store
 
@@ -359,8 +359,11 @@ def _hidden_items(
     conditional = [item for item in checklist.items if item.relevant is not None]
     if not conditional:
         return {}
+    # only the answers conditions read (a few items, not every answer in scope)
     stored: dict[int, dict[str, Answer]] = {}
-    for sc, item_id, value, text in store.answers_in_scope(db, checklist.campaign_key, scope):
+    for sc, item_id, value, text in store.answers_in_scope(
+        db, checklist.campaign_key, scope, referenced_items(checklist)
+    ):
         stored.setdefault(sc, {})[item_id] = Answer(item_id, Choice(value), text)
     tallies = {
         (t.selfcheck_id, t.item_id): t for t in store.tallies_by_item(db, checklist.campaign_key, scope, [i.id for i in conditional])
