@@ -234,7 +234,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.to_thread(export_in_thread)
 
     async def export_process() -> None:
-        jobs.shutdown()  # a fresh worker, its baseline taken with the writer's modules imported
+        # a fresh worker, its baseline taken with the writer's modules imported; stopping the
+        # old one waits for its exit, off the loop (the bot does that only when it stops)
+        await asyncio.to_thread(jobs.shutdown)
         await jobs.run(_import_writer)
         base = await jobs.run(_worker_rss)
         before = await jobs.run(_worker_stats)
