@@ -107,7 +107,8 @@ def shutdown() -> None:
 def warm_up() -> None:
     """Start the worker now and load what its jobs need, without waiting for it: a fresh
     interpreter spends seconds importing the writer, the reports and matplotlib, which
-    the first /export or daily digest would otherwise wait for. Called by ``zicha run``; a worker that never gets a job costs only its memory."""
+    the first /export or daily digest would otherwise wait for. Called by ``zicha run``;
+    a worker that never gets a job costs only its memory."""
     _executor().submit(_load_report_modules)
 
 
