@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from bot.core.scope import Scope
@@ -14,13 +15,24 @@ def scope_where(scope: Scope, alias: str = "institutions") -> tuple[str, list[ob
     clauses: list[str] = []
     params: list[object] = []
     if not scope.national:
-        clauses.append(f"{alias}.province IN ({', '.join('?' for _ in scope.provinces)})")
-        params += sorted(scope.provinces)
+        _in_provinces(alias, scope.provinces, clauses, params)
     if scope.fields:
-        marks = ", ".join("?" for _ in scope.fields)
-        clauses.append(f"EXISTS (SELECT 1 FROM json_each({alias}.fields) WHERE json_each.value IN ({marks}))")
-        params += sorted(scope.fields)
+        _in_fields(alias, scope.fields, clauses, params)
     return (" AND ".join(clauses) or "1"), params
+
+
+def _in_provinces(alias: str, provinces: Iterable[str], clauses: list[str], params: list[object]) -> None:
+    names = sorted(provinces)
+    clauses.append(f"{alias}.province IN ({', '.join('?' for _ in names)})")
+    params += names
+
+
+def _in_fields(alias: str, fields: Iterable[str], clauses: list[str], params: list[object]) -> None:
+    """One of ``fields`` among the institution's (stored as a JSON array)."""
+    ids = sorted(fields)
+    marks = ", ".join("?" for _ in ids)
+    clauses.append(f"EXISTS (SELECT 1 FROM json_each({alias}.fields) WHERE json_each.value IN ({marks}))")
+    params += ids
 
 
 def coverage_where(coverage: Any, alias: str = "institutions") -> tuple[str, list[object]]:
@@ -33,10 +45,7 @@ def coverage_where(coverage: Any, alias: str = "institutions") -> tuple[str, lis
     clauses = [f"{alias}.level = ?"]
     params: list[object] = [coverage.level]
     if coverage.provinces:
-        clauses.append(f"{alias}.province IN ({', '.join('?' for _ in coverage.provinces)})")
-        params += sorted(coverage.provinces)
+        _in_provinces(alias, coverage.provinces, clauses, params)
     if coverage.fields:
-        marks = ", ".join("?" for _ in coverage.fields)
-        clauses.append(f"EXISTS (SELECT 1 FROM json_each({alias}.fields) WHERE json_each.value IN ({marks}))")
-        params += sorted(coverage.fields)
+        _in_fields(alias, coverage.fields, clauses, params)
     return " AND ".join(clauses), params
