@@ -245,11 +245,14 @@ def listed_status_rows(
 
 _DONE_SQL = """CASE
     WHEN a.value = 'noncompliant' THEN (COALESCE(a.problem, '') != '' AND COALESCE(a.measure, '') != ''
-        AND (a.rect_status = 'done' OR (a.rect_status = 'in_progress' AND a.target_date IS NOT NULL)))
+        AND (COALESCE(a.rect_status, '') = 'done'
+             OR (COALESCE(a.rect_status, '') = 'in_progress' AND a.target_date IS NOT NULL)))
     WHEN a.value = 'no' THEN COALESCE(a.text, '') != ''
     ELSE 1 END"""
 """1 when an answer is complete: a non-compliance needs its problem, measure and a
-rectification done (or under way with a target date); a "no" needs its typed text."""
+rectification done (or under way with a target date); a "no" needs its typed text. Always
+0 or 1: every column is COALESCEd, as in the counters (``storage.migrations.COUNTER_EXPRESSIONS``),
+since a NULL would make the whole condition NULL."""
 
 
 class AnswerTally(NamedTuple):
@@ -270,37 +273,37 @@ class ItemTally(NamedTuple):
     open_rectifications: int
 
 
-def tallies_by_selfcheck(
-    db: sqlite_utils.Database, campaign_id: str, scope: Scope, item_ids: Iterable[str]
-) -> Iterator[AnswerTally]:
-    """Summed over the answers to ``item_ids``, one row per self-check in scope (one query)."""
-    ids = list(item_ids)
-    where, params = scope_where(scope, "i")
-    cursor = db.execute(
-        f"""SELECT a.selfcheck_id, SUM({_DONE_SQL}), SUM(a.value = 'noncompliant'),
-                   SUM(a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done')
-            FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE s.campaign_id = ? AND a.item_id IN ({", ".join("?" for _ in ids)}) AND {where}
-            GROUP BY a.selfcheck_id""",
-        [campaign_id, *ids, *params],
-    )
-    return map(AnswerTally._make, cursor)
-
-
 def tallies_by_item(
-    db: sqlite_utils.Database, campaign_id: str, scope: Scope, item_ids: Iterable[str]
+    db: sqlite_utils.Database, campaign_id: str, scope: Scope, item_ids: Iterable[str], *, others: bool = False
 ) -> Iterator[ItemTally]:
-    """The same per answer to ``item_ids`` (for items that apply to some fields only)."""
+    """The same per answer to ``item_ids`` (for items that apply to some fields only), or,
+    with ``others``, per answer to any other item."""
     ids = list(item_ids)
     where, params = scope_where(scope, "i")
     cursor = db.execute(
         f"""SELECT a.selfcheck_id, a.item_id, {_DONE_SQL}, a.value = 'noncompliant',
                    a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done'
             FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE s.campaign_id = ? AND a.item_id IN ({", ".join("?" for _ in ids)}) AND {where}""",
+            WHERE s.campaign_id = ? AND a.item_id {"NOT IN" if others else "IN"} ({", ".join("?" for _ in ids)})
+                  AND {where}""",
         [campaign_id, *ids, *params],
     )
     return map(ItemTally._make, cursor)
+
+
+def counter_tallies(db: sqlite_utils.Database, campaign_id: str, scope: Scope) -> Iterator[AnswerTally]:
+    """Every self-check in scope as the counters ``save_answer`` keeps on its row make it:
+    complete answers, non-compliances, open rectifications, over all its answers. One row
+    per self-check, no answer read (summing the answers visits two million of them at
+    national scale)."""
+    where, params = scope_where(scope, "i")
+    cursor = db.execute(
+        f"""SELECT s.id, s.n_answered - s.n_incomplete, s.n_noncompliant, s.n_open_rect
+            FROM selfchecks s JOIN institutions i ON i.id = s.institution_id
+            WHERE s.campaign_id = ? AND {where}""",
+        [campaign_id, *params],
+    )
+    return map(AnswerTally._make, cursor)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from bot.core.checklist import Checklist
 from bot.core.interview import Answer, Choice, Interview, referenced_items
 from bot.core.scope import Scope
 from storage import reports as store
+from storage.db import read_snapshot
 
 
 class Status(StrEnum):
@@ -309,85 +310,71 @@ def total_items(checklist: Checklist, fields: tuple[str, ...], cache: dict[tuple
 def progress_by_selfcheck(
     db: sqlite_utils.Database, checklist: Checklist, scope: Scope, institutions: list[InstitutionStatus]
 ) -> dict[int, Progress]:
-    """Items complete, non-compliances and open rectifications per self-check, by one
-    aggregate query. Only answers to items that apply to the institution count."""
-    applicable: dict[tuple[str, ...], frozenset[str]] = {}
+    """Items complete, non-compliances and open rectifications per self-check, as staff's
+    own progress counts them (``Interview.progress``): only the answers to items that apply
+    to the institution and that no earlier answer hides.
 
-    def items_for(fields: tuple[str, ...]) -> frozenset[str]:
-        key = tuple(sorted(fields))
-        if key not in applicable:
-            applicable[key] = frozenset(item.id for item in checklist.applicable_items(key))
-        return applicable[key]
-
-    # Field-specific items are few; count per (self-check, item) only for those, and
-    # per self-check for the items every institution answers.
-    general = [item.id for item in checklist.items if not item.fields]
-    by_sc: dict[int, list[int]] = {}
-    for sc, done, nc, open_rect in store.tallies_by_selfcheck(db, checklist.campaign_key, scope, general):
-        by_sc[sc] = [done, nc, open_rect]
-    fields_of = {i.selfcheck_id: i.fields for i in institutions if i.selfcheck_id is not None}
-    special = [item.id for item in checklist.items if item.fields]
-    if special:
-        for sc, item_id, done, nc, open_rect in store.tallies_by_item(db, checklist.campaign_key, scope, special):
-            if sc in fields_of and item_id in items_for(fields_of[sc]):
-                counts = by_sc.setdefault(sc, [0, 0, 0])
-                counts[0] += done
-                counts[1] += nc
-                counts[2] += open_rect
-    hidden = _hidden_items(db, checklist, scope, institutions, by_sc)
-    cache: dict[tuple[str, ...], int] = {}
-    result: dict[int, Progress] = {}
-    for inst in institutions:
-        if inst.selfcheck_id is None:
-            continue
-        done, nc, open_rect = by_sc.get(inst.selfcheck_id, [0, 0, 0])
-        total = total_items(checklist, inst.fields, cache) - hidden.get(inst.selfcheck_id, 0)
-        result[inst.selfcheck_id] = Progress(min(done, total), total, nc, open_rect)
-    return result
-
-
-def _hidden_items(
-    db: sqlite_utils.Database,
-    checklist: Checklist,
-    scope: Scope,
-    institutions: list[InstitutionStatus],
-    by_sc: dict[int, list[int]],
-) -> dict[int, int]:
-    """Per self-check, how many applicable items an earlier answer hides (a ``relevant``
-    condition that does not hold); their answers are taken out of ``by_sc``'s tallies, as
-    staff's own progress leaves them out."""
+    Counted from the counters ``save_answer`` keeps on each self-check (over all its
+    answers), less the answers that do not count. Only those can be answers to items that
+    apply to some fields only, to items with a condition, or to items no longer in the
+    checklist; the answers to every other item (most of the two million at national scale)
+    always count, and are not read. The reads share one snapshot, so a press meanwhile is
+    in the counters and the answers alike or in neither."""
+    items = {item.id: item for item in checklist.items}
+    always = [item.id for item in checklist.items if not item.fields and item.relevant is None]
     conditional = [item for item in checklist.items if item.relevant is not None]
-    if not conditional:
-        return {}
-    # only the answers conditions read (a few items, not every answer in scope)
-    stored: dict[int, dict[str, Answer]] = {}
-    for sc, item_id, value, text in store.answers_in_scope(
-        db, checklist.campaign_key, scope, referenced_items(checklist)
-    ):
-        stored.setdefault(sc, {})[item_id] = Answer(item_id, Choice(value), text)
-    tallies = {
-        (t.selfcheck_id, t.item_id): t for t in store.tallies_by_item(db, checklist.campaign_key, scope, [i.id for i in conditional])
-    }
     interviews: dict[tuple[str, ...], Interview] = {}
-    hidden: dict[int, int] = {}
-    for inst in institutions:
-        if inst.selfcheck_id is None:
-            continue
-        sc_id = inst.selfcheck_id
-        key = tuple(sorted(inst.fields))
-        interview = interviews.setdefault(key, Interview(checklist, key))
-        answers = stored.get(sc_id, {})
-        for item in conditional:
-            if not interview.applies(item.id) or interview.shown(item, answers):
+
+    def interview_for(fields: tuple[str, ...]) -> Interview:
+        key = tuple(sorted(fields))
+        found = interviews.get(key)
+        if found is None:
+            found = interviews[key] = Interview(checklist, key)
+        return found
+
+    with read_snapshot(db):
+        counts = {
+            t.selfcheck_id: [t.done, t.noncompliant, t.open_rectifications]
+            for t in store.counter_tallies(db, checklist.campaign_key, scope)
+        }
+        # the answers conditions read (a few items), to tell which items are hidden
+        stored: dict[int, dict[str, Answer]] = {}
+        if conditional:
+            for sc, item_id, value, text in store.answers_in_scope(
+                db, checklist.campaign_key, scope, referenced_items(checklist)
+            ):
+                stored.setdefault(sc, {})[item_id] = Answer(item_id, Choice(value), text)
+        hidden: dict[int, set[str]] = {}
+        fields_of: dict[int, tuple[str, ...]] = {}
+        for inst in institutions:
+            if inst.selfcheck_id is None:
                 continue
-            hidden[sc_id] = hidden.get(sc_id, 0) + 1
-            tally = tallies.get((sc_id, item.id))
-            if tally is not None:
-                counts = by_sc.setdefault(sc_id, [0, 0, 0])
-                counts[0] -= tally.done
-                counts[1] -= tally.noncompliant
-                counts[2] -= tally.open_rectifications
-    return hidden
+            fields_of[inst.selfcheck_id] = inst.fields
+            if conditional:
+                interview = interview_for(inst.fields)
+                answers = stored.get(inst.selfcheck_id, {})
+                hidden[inst.selfcheck_id] = {
+                    item.id for item in conditional if interview.applies(item.id) and not interview.shown(item, answers)
+                }
+        no_hidden: set[str] = set()
+        for sc, item_id, done, nc, open_rect in store.tallies_by_item(
+            db, checklist.campaign_key, scope, always, others=True
+        ):
+            fields = fields_of.get(sc)
+            if fields is None:
+                continue
+            if item_id in items and interview_for(fields).applies(item_id) and item_id not in hidden.get(sc, no_hidden):
+                continue  # it counts, as the counters have it
+            tally = counts.setdefault(sc, [0, 0, 0])
+            tally[0] -= done
+            tally[1] -= nc
+            tally[2] -= open_rect
+    result: dict[int, Progress] = {}
+    for sc, fields in fields_of.items():
+        done, nc, open_rect = counts.get(sc, (0, 0, 0))
+        total = interview_for(fields).total - len(hidden.get(sc, no_hidden))
+        result[sc] = Progress(min(done, total), total, nc, open_rect)
+    return result
 
 
 def top_noncompliant_items(

@@ -1,0 +1,132 @@
+"""The progress the workbook and the digest show per institution (``progress_by_selfcheck``)
+is worked out from the counters every self-check keeps, less the answers that do not count
+(issue 14: the answers of the items everyone answers are not read). It must equal what staff
+see themselves (``Interview.progress``) whatever the answers: to items of other fields, to
+items an earlier answer hides, to items the checklist no longer has, after an institution's
+fields changed, and after answers were changed back and forth."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from bot.core.checklist import Checklist, load_checklist
+from bot.core.interview import Interview
+from bot.core.scope import Scope
+from bot.reports.status import institution_statuses, progress_by_selfcheck
+from storage.answers import get_or_create_selfcheck, load_answers, save_answer
+from storage.institutions import get_institution_by_uscc, upsert_institutions
+from tests.conftest import roster_row
+from tests.test_item_kinds import TABLE
+from tests.test_progress_kept import _random_answer
+
+NOW = dt.datetime(2025, 10, 9, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+FIELD_ITEMS = """
+[[sections.items]]
+id = "food-sampling"
+kind = "compliance"
+fields = ["food"]
+cites = ["order163:2021:9"]
+text.zh_CN = "食品抽样符合规定。"
+text.en = "Food sampling follows the rules."
+
+[[sections.items]]
+id = "env-monitoring"
+kind = "compliance"
+fields = ["eco-environment"]
+relevant = "${sites} = 'yes'"
+cites = ["order163:2021:9"]
+text.zh_CN = "各场所均已开展环境监测。"
+text.en = "Every site is monitored."
+"""
+FIELDS = [("food",), ("eco-environment",), ("food", "eco-environment"), ()]
+
+
+def _checklist(tmp_path: Path, text: str, name: str) -> Checklist:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_checklist(path)
+
+
+def _answer_randomly(
+    db: sqlite_utils.Database, checklist: Checklist, selfcheck_id: int, rng: random.Random, changes: int
+) -> None:
+    """Random answers to any item of ``checklist`` (of every field), changed back and
+    forth, through ``save_answer`` as the bot writes them."""
+    items = list(checklist.items)
+    for n in range(changes):
+        item = rng.choice(items)
+        current = load_answers(db, selfcheck_id).get(item.id)
+        answer = _random_answer(rng, item, n + 1)
+        save_answer(
+            db,
+            selfcheck_id,
+            item.id,
+            by=1,
+            expected_rev=current.rev if current else 0,
+            value=answer.value,
+            text=answer.text,
+            problem=answer.problem,
+            measure=answer.measure,
+            rect_status=answer.rect_status,
+            target_date=answer.target_date,
+        )
+
+
+def _assert_progress_as_staff_see_it(db: sqlite_utils.Database, checklist: Checklist, scope: Scope) -> int:
+    institutions = institution_statuses(db, checklist, scope, NOW)
+    progress = progress_by_selfcheck(db, checklist, scope, institutions)
+    compared = 0
+    for inst in institutions:
+        if inst.selfcheck_id is None:
+            continue
+        staff = Interview(checklist, inst.fields).progress(load_answers(db, inst.selfcheck_id))
+        shown = progress[inst.selfcheck_id]
+        assert (shown.done, shown.total, shown.noncompliant, shown.open_rectifications) == (
+            staff.done,
+            staff.total,
+            len(staff.noncompliant),
+            staff.open_rectifications,
+        ), inst.name
+        compared += 1
+    return compared
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_workbook_progress_equals_what_staff_see_with_fields_conditions_and_removed_items(
+    db: sqlite_utils.Database, tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    full = _checklist(tmp_path, TABLE + FIELD_ITEMS, "full")
+    rows = [roster_row(f"检测机构{n}", n, FIELDS[n % len(FIELDS)]) for n in range(12)]
+    upsert_institutions(db, rows)
+    for row in rows:
+        institution = get_institution_by_uscc(db, row.uscc)
+        assert institution is not None
+        selfcheck = get_or_create_selfcheck(db, institution.id, full)
+        _answer_randomly(db, full, selfcheck.id, rng, 40)  # items of other fields answered too
+    assert _assert_progress_as_staff_see_it(db, full, Scope(national=True)) == 12
+    assert _assert_progress_as_staff_see_it(db, full, Scope(national=True, fields=frozenset({"food"}))) == 6
+
+    # the roster moves some institutions to other fields: their old answers stay, not counted
+    upsert_institutions(db, [dataclasses.replace(row, fields=FIELDS[(n + 1) % len(FIELDS)]) for n, row in enumerate(rows[:6])])
+    assert _assert_progress_as_staff_see_it(db, full, Scope(national=True)) == 12
+
+    # the campaign's table loses two items, one of them read by conditions (which go with it):
+    # their answers no longer count, and the items those conditions hid are shown again
+    shorter = _checklist(tmp_path, _without(TABLE + FIELD_ITEMS, {"sites", "food-sampling"}), "shorter")
+    assert not shorter.has_item("sites") and shorter.item("site-count").relevant is None
+    assert _assert_progress_as_staff_see_it(db, shorter, Scope(national=True)) == 12
+
+
+def _without(text: str, item_ids: set[str]) -> str:
+    """The checklist ``text`` without the items ``item_ids`` and the conditions reading them."""
+    blocks = text.split("[[sections.items]]")
+    kept = [blocks[0], *(b for b in blocks[1:] if not any(f'\nid = "{i}"' in b for i in item_ids))]
+    lines = "[[sections.items]]".join(kept).splitlines()
+    return "\n".join(line for line in lines if not any(f"${{{i}}}" in line for i in item_ids)) + "\n"
