@@ -403,17 +403,29 @@ def noncompliant_counts_by_section(
     db: sqlite_utils.Database, checklist: Checklist, scope: Scope
 ) -> tuple[dict[str, Counter[str]], dict[str, int]]:
     """For the statistics sheet: per field, non-compliant answers by checklist section
-    (the "type" of problem), and per field the institutions with at least one."""
+    (the "type" of problem), and per field the institutions with at least one. Counted per
+    fields list as stored (a few hundred distinct lists at national scale) and spread over
+    the fields afterwards: an institution has one list, so the institutions of different
+    lists are different ones."""
     section_of = {item.id: item.section_id for item in checklist.items}
-    by_field: dict[str, Counter[str]] = {}
-    institutions_with: dict[str, set[int]] = {}
+    by_list: Counter[tuple[str, str]] = Counter()  # (fields as stored, section) → answers
+    institutions_of: dict[str, set[int]] = {}
     for iid, fields, item_id in store.noncompliant_answers(db, checklist.campaign_key, scope):
         section = section_of.get(item_id)
         if section is None:
             continue
-        for f in json.loads(fields):
-            if scope.fields and f not in scope.fields:
-                continue
-            by_field.setdefault(f, Counter())[section] += 1
-            institutions_with.setdefault(f, set()).add(iid)
-    return by_field, {f: len(ids) for f, ids in institutions_with.items()}
+        by_list[fields, section] += 1
+        found = institutions_of.get(fields)
+        if found is None:
+            found = institutions_of[fields] = set()
+        found.add(iid)
+    parsed = {fields: [f for f in json.loads(fields) if not scope.fields or f in scope.fields] for fields in institutions_of}
+    by_field: dict[str, Counter[str]] = {}
+    for (fields, section), n in by_list.items():
+        for f in parsed[fields]:
+            by_field.setdefault(f, Counter())[section] += n
+    with_nc: Counter[str] = Counter()
+    for fields, ids in institutions_of.items():
+        for f in parsed[fields]:
+            with_nc[f] += len(ids)
+    return by_field, dict(with_nc)
