@@ -41,7 +41,6 @@ from bot.reports.excel import (
     VALUE_LABEL,
     _date,
     _item_note,
-    _total_for,
     cell_text,
     local_time,
     tz_label,
@@ -385,3 +384,7 @@ def answer_cell(sheet: _Sheet, item: Item, value: str, typed: str | None) -> obj
     if value == "text" and typed:
         return _safe_cell(typed)
     return VALUE_LABEL.get(value)
+
+
+def _total_for(checklist: Checklist, fields: tuple[str, ...]) -> int:
+    return len(checklist.applicable_items(fields))

@@ -470,9 +470,42 @@ def answers_in_scope_sql(
 
 
 def answers_in_scope_plan(db: sqlite_utils.Database, checklist_id: str, scope: Scope) -> list[str]:
-    """SQLite's EXPLAIN QUERY PLAN of ``answers_in_scope`` (for the tests and benchmarks)."""
-    sql, params = answers_in_scope_sql(checklist_id, scope)
-    return [str(row[3]) for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    """SQLite's EXPLAIN QUERY PLAN of ``answers_in_scope`` and of ``answer_sheet_rows``
+    (for the tests and benchmarks)."""
+    plan = []
+    for sql, params in (answers_in_scope_sql(checklist_id, scope), answer_sheet_rows_sql(checklist_id, scope)):
+        plan += [str(row[3]) for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    return plan
+
+
+class AnswerSheetRow(NamedTuple):
+    """One self-check's answers, folded by SQLite into two JSON texts."""
+
+    selfcheck_id: int
+    values: str  # JSON object: item id → value, of the answers without typed text
+    typed: str  # JSON array of [item id, value, text], of the answers with typed text
+
+
+def answer_sheet_rows(db: sqlite_utils.Database, campaign_id: str, scope: Scope) -> Iterator[AnswerSheetRow]:
+    """Every self-check in scope that has an answer, with all its answers, in institution
+    id order: one row per self-check (54,000 at national scale) rather than one per answer
+    (two million), each answer put into JSON by SQLite. Most answers have no typed text,
+    and their values alone make most of a workbook's answer cells."""
+    sql, params = answer_sheet_rows_sql(campaign_id, scope)
+    return map(AnswerSheetRow._make, db.execute(sql, params))
+
+
+def answer_sheet_rows_sql(campaign_id: str, scope: Scope) -> tuple[str, list[Any]]:
+    where, params = scope_where(scope, "i")
+    return (
+        f"""SELECT s.id,
+                   json_group_object(a.item_id, a.value) FILTER (WHERE a.text IS NULL),
+                   json_group_array(json_array(a.item_id, a.value, a.text)) FILTER (WHERE a.text IS NOT NULL)
+            FROM selfchecks s JOIN institutions i ON i.id = s.institution_id JOIN answers a ON a.selfcheck_id = s.id
+            WHERE s.campaign_id = ? AND {where}
+            GROUP BY s.institution_id ORDER BY s.institution_id""",
+        [campaign_id, *params],
+    )
 
 
 class Rectification(NamedTuple):

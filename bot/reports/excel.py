@@ -57,14 +57,13 @@ from bot.core.scope import Scope
 from bot.core.spreadsheet import starts_like_formula
 from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_ids, item_heading
 from bot.reports.status import (
-    InstitutionStatus,
     Status,
     build_status,
     noncompliant_counts_by_section,
     progress_by_selfcheck,
 )
 from storage.reports import (
-    answers_in_scope,
+    answer_sheet_rows,
     pending_corrections,
     rectifications_in_scope,
     roster_in_scope,
@@ -193,11 +192,17 @@ def _safe(values: Iterable[object]) -> list[object]:
     and that holds no character Excel refuses is returned as it is."""
     out: list[object] = []
     for v in values:
-        if type(v) is str and v and _plain_start(v[0]) and not _HAS_ILLEGAL(v):
+        if type(v) is str:
+            out.append(v if not v or (_plain_start(v[0]) and not _HAS_ILLEGAL(v)) else cell_text(v))
+        elif type(v) in _AS_THEY_ARE:
             out.append(v)
         else:
             out.append(_safe_cell(v))
     return out
+
+
+# values a cell takes as they are (``_safe_cell`` returns them unchanged)
+_AS_THEY_ARE = frozenset({type(None), int, float, bool, dt.date, dt.datetime})
 
 
 def _records(titles: list[str], rows: Iterable[Sequence[object]]) -> Iterator[dict[str, object]]:
@@ -285,6 +290,10 @@ def write_export(
     contact_ids = [item_id for item_id in CONTACT_ITEM_IDS if checklist.has_item(item_id)]
     contact_titles = [CONTACT_TITLES[item_id] for item_id in contact_ids]
 
+    @functools.cache
+    def _total_for(fields: tuple[str, ...]) -> int:  # (institutions without a self-check)
+        return len(checklist.applicable_items(fields))
+
     def institution_rows() -> Iterator[list[object]]:
         contacts = text_answers(db, checklist.campaign_key, contact_ids, scope)
         corrections: dict[int, list[str]] = {}
@@ -308,7 +317,7 @@ def write_export(
                     fields,
                     STATUS_LABEL[i.status],
                     p.done if p else 0,
-                    p.total if p else _total_for(checklist, i.fields),
+                    p.total if p else _total_for(i.fields),
                     p.percent if p else 0,
                     p.noncompliant if p else 0,
                     p.open_rectifications if p else 0,
@@ -359,20 +368,30 @@ def write_export(
     interviews: dict[tuple[str, ...], Interview] = {}
 
     items_by_id = {item.id: item for item in items}
+    item_ids = [item.id for item in items]
     # the cell of an answer without typed text depends on its value alone: one lookup
     # instead of a call per answer (two million at national scale)
-    untyped = {value: answer_cell(items[0], value, None) for value in (*VALUE_LABEL, "file")} if items else {}
+    # (None, no answer, maps to no cell)
+    untyped: dict[str | None, object] = (
+        {value: answer_cell(items[0], value, None) for value in (*VALUE_LABEL, "file")} if items else {}
+    )
 
     def answer_rows() -> Iterator[list[object]]:
-        current: int | None = None
-        owner: InstitutionStatus | None = None
-        cells: list[object] = []
-        stored: dict[str, Answer] = {}
-
-        def finished() -> list[object] | None:
-            if owner is None:  # (not: an institution the campaign no longer covers)
-                return None
+        for sc, values_json, typed_json in answer_sheet_rows(db, checklist.campaign_key, scope):
+            owner = by_sc.get(sc)
+            if owner is None:  # an institution the campaign no longer covers
+                continue
+            values: dict[str, str] = json.loads(values_json)
+            # both maps run in C: item → value → cell, None where there is no answer
+            cells: list[object] = list(map(untyped.get, map(values.get, item_ids)))
+            typed: list[list[str]] = json.loads(typed_json) if typed_json != "[]" else []
+            for item_id, value, text in typed:
+                col = column.get(item_id)
+                if col is not None:
+                    cells[col] = answer_cell(items_by_id[item_id], value, text)
             if conditional:  # an item hidden by an earlier answer: its answer is kept, not reported
+                stored = {i: Answer(i, Choice(values[i])) for i in referenced if i in values}
+                stored.update((i, Answer(i, Choice(v), t)) for i, v, t in typed if i in referenced)
                 interview = interviews.get(owner.fields) or interviews.setdefault(
                     owner.fields, Interview(checklist, owner.fields)
                 )
@@ -381,26 +400,7 @@ def write_export(
                         cells[column[item.id]] = None
             # the first three cells are roster text (neutralised), the rest fixed labels or
             # cells already neutralised
-            return [*_safe((owner.name, owner.uscc, owner.province)), *cells]
-
-        for sc, item_id, value, typed in answers_in_scope(db, checklist.campaign_key, scope):
-            if sc != current:
-                row = finished()
-                if row is not None:
-                    yield row
-                current = sc
-                owner = by_sc.get(sc)
-                cells = [None] * len(items)
-                stored = {}
-            col = column.get(item_id)
-            if owner is None or col is None:
-                continue
-            cells[col] = untyped.get(value) if typed is None else answer_cell(items_by_id[item_id], value, typed)
-            if item_id in referenced:
-                stored[item_id] = Answer(item_id, Choice(value), typed)
-        row = finished()
-        if row is not None:
-            yield row
+            yield [*_safe((owner.name, owner.uscc, owner.province)), *cells]
 
     answers = _Sheet(
         SHEET_ANSWERS,
@@ -539,8 +539,3 @@ def _date(value: str | None) -> dt.date | None:
         return dt.date.fromisoformat(value) if value else None
     except ValueError:
         return None
-
-
-def _total_for(checklist: Checklist, fields: tuple[str, ...]) -> int:
-    return len(checklist.applicable_items(fields))
-

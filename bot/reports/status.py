@@ -326,10 +326,11 @@ def progress_by_selfcheck(
     interviews: dict[tuple[str, ...], Interview] = {}
 
     def interview_for(fields: tuple[str, ...]) -> Interview:
-        key = tuple(sorted(fields))
-        found = interviews.get(key)
+        # keyed on the tuple as parsed (the same stored list gives an equal tuple); the
+        # order of the fields does not change which items apply
+        found = interviews.get(fields)
         if found is None:
-            found = interviews[key] = Interview(checklist, key)
+            found = interviews[fields] = Interview(checklist, fields)
         return found
 
     with read_snapshot(db):
