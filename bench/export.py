@@ -6,8 +6,11 @@ Each measurement runs in a fresh ``spawn`` process, as the report worker
 (a warm page cache, as a running bot has), takes its resident memory as the baseline,
 then writes the national workbook of the bench checklist. Reported: wall and CPU seconds
 of the write, and the process's peak RSS (VmHWM; ``ru_maxrss`` would carry the parent's
-size across ``exec``) above that baseline. The two
-writers alternate (before, after, after, before, ...) so machine load falls on both.
+size across ``exec``) above that baseline. The
+writers alternate (before, after, floor, floor, after, before, ...) so machine load falls on
+all. The floor is the after writer with every row made first and only the writing timed:
+what rustpy-xlsxwriter alone needs for these cells on this machine, the yardstick for how
+much of the export is Zicha's own work.
 
     python bench/national_fixture.py -o bench-national.db                          # 54,000
     python bench/national_fixture.py --institutions 5400 -o bench-5k.db
@@ -43,7 +46,12 @@ for entry in (str(REPO), str(REPO / "bench")):
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2023, 10, 28, 8, 30, tzinfo=SHANGHAI)
-WRITERS = {"before/xlsxwriter": "excel_xlsxwriter", "after/rustpy": "bot.reports.excel"}
+FLOOR = "floor/prebuilt"
+WRITERS = {"before/xlsxwriter": "excel_xlsxwriter", "after/rustpy": "bot.reports.excel", FLOOR: "bot.reports.excel"}
+"""``FLOOR`` is not a writer of its own: the same workbook with every row made first (not
+timed), then only rustpy-xlsxwriter's writing of them timed (the records it takes
+included). No export of these cells can take less on the machine and at the hour of the
+run, which makes the after writer's figure comparable across machines."""
 
 
 def _status_mb(key: str) -> float:
@@ -57,8 +65,8 @@ def _rss_mb() -> float:
     return _status_mb("VmRSS:")
 
 
-def _measure(module: str, db_path: str, out: str, queue: Any) -> None:
-    """In a fresh process: baseline, then one national workbook."""
+def _measure(name: str, db_path: str, out: str, queue: Any) -> None:
+    """In a fresh process: baseline, then one national workbook by the writer ``name``."""
     for entry in (str(REPO), str(REPO / "bench")):
         if entry not in sys.path:
             sys.path.insert(0, entry)
@@ -69,7 +77,23 @@ def _measure(module: str, db_path: str, out: str, queue: Any) -> None:
     from bot.core.scope import Scope
     from storage.db import open_db
 
-    writer = importlib.import_module(module).write_export
+    writer = importlib.import_module(WRITERS[name]).write_export
+    timed: dict[str, float] = {}
+    if name == FLOOR:
+        import bot.reports.excel as excel
+
+        write = excel._write
+
+        def prebuilt(path: Path, sheets: list[Any]) -> None:
+            built = [sheet._replace(rows=list(sheet.rows)) for sheet in sheets]
+            v0 = resource.getrusage(resource.RUSAGE_SELF)
+            start = time.perf_counter()
+            write(path, built)
+            timed["wall"] = time.perf_counter() - start
+            v1 = resource.getrusage(resource.RUSAGE_SELF)
+            timed["cpu"] = v1.ru_utime + v1.ru_stime - v0.ru_utime - v0.ru_stime
+
+        excel._write = prebuilt  # type: ignore[assignment]
     checklist = bench_checklist()
     db = open_db(db_path, migrate=False)
     db.execute("SELECT COUNT(*), SUM(length(value)) FROM answers").fetchone()  # warm page cache
@@ -82,8 +106,8 @@ def _measure(module: str, db_path: str, out: str, queue: Any) -> None:
     db.close()
     queue.put(
         {
-            "wall_s": round(wall, 2),
-            "cpu_s": round(u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime, 2),
+            "wall_s": round(timed.get("wall", wall), 2),
+            "cpu_s": round(timed.get("cpu", u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime), 2),
             "baseline_mb": round(base, 1),
             "peak_above_baseline_mb": round(_status_mb("VmHWM:") - base, 1),
             "xlsx_mb": round(Path(out).stat().st_size / 1e6, 2),
@@ -91,10 +115,10 @@ def _measure(module: str, db_path: str, out: str, queue: Any) -> None:
     )
 
 
-def run_once(module: str, db_path: str, out: str) -> dict[str, Any]:
+def run_once(name: str, db_path: str, out: str) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_measure, args=(module, db_path, out, queue))
+    proc = ctx.Process(target=_measure, args=(name, db_path, out, queue))
     proc.start()
     result: dict[str, Any] = queue.get()
     proc.join()
@@ -185,7 +209,7 @@ def main() -> None:
         for r in range(args.repeat):
             for name in names if r % 2 == 0 else reversed(names):
                 target = out / f"{n}-{name.split('/')[0]}.xlsx"
-                entry["runs"][name].append(run_once(WRITERS[name], str(db), str(target)))
+                entry["runs"][name].append(run_once(name, str(db), str(target)))
                 print(f"{n} {name}: {entry['runs'][name][-1]}", file=sys.stderr, flush=True)
         for name in names:
             runs = entry["runs"][name]
@@ -195,8 +219,8 @@ def main() -> None:
                 "peak_above_baseline_mb_max": max(r["peak_above_baseline_mb"] for r in runs),
                 "file": check(str(out / f"{n}-{name.split('/')[0]}.xlsx")),
             }
-        if len(names) == 2 and n <= args.compare_up_to:
-            entry["comparison"] = compare(*(str(out / f"{n}-{name.split('/')[0]}.xlsx") for name in WRITERS))
+        if "before/xlsxwriter" in names and n <= args.compare_up_to:
+            entry["comparison"] = compare(*(str(out / f"{n}-{name.split('/')[0]}.xlsx") for name in ("before/xlsxwriter", "after/rustpy")))
         report["databases"].append(entry)
     report["load_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
@@ -220,6 +244,13 @@ def main() -> None:
             print(
                 f"{'':>12} after/before: wall {a['wall_s_median'] / b['wall_s_median']:.2f}×, "
                 f"CPU {a['cpu_s_median'] / b['cpu_s_median']:.2f}×, rows per sheet equal: {a['file']['rows'] == b['file']['rows']}"
+            )
+        if FLOOR in entry and "after/rustpy" in entry:
+            f, a = entry[FLOOR], entry["after/rustpy"]
+            print(
+                f"{'':>12} after/floor: wall {a['wall_s_median'] / f['wall_s_median']:.2f}×, "
+                f"CPU {a['cpu_s_median'] / f['cpu_s_median']:.2f}× (floor: the rows made first, only their writing timed; "
+                f"its peak holds every row); rows per sheet equal: {a['file']['rows'] == f['file']['rows']}"
             )
         if "comparison" in entry:
             c = entry["comparison"]
