@@ -93,7 +93,7 @@ def _measure(name: str, db_path: str, out: str, queue: Any) -> None:
             v1 = resource.getrusage(resource.RUSAGE_SELF)
             timed["cpu"] = v1.ru_utime + v1.ru_stime - v0.ru_utime - v0.ru_stime
 
-        excel._write = prebuilt  # type: ignore[assignment]
+        excel._write = prebuilt
     checklist = bench_checklist()
     db = open_db(db_path, migrate=False)
     db.execute("SELECT COUNT(*), SUM(length(value)) FROM answers").fetchone()  # warm page cache
