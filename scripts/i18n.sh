@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-all}" in
-  extract) pybabel extract -F babel.cfg -k _:1,1t -k _:1,2 -k __ --no-location --sort-output \
+  extract) pybabel extract -F babel.cfg -k _:1,1t -k _:1,2 -k __ -k N_ --no-location --sort-output \
              --project=zicha --copyright-holder="Zicha developers" --no-wrap -o locales/messages.pot . ;;
   update)  pybabel update -d locales -D messages -i locales/messages.pot --no-fuzzy-matching --ignore-obsolete --no-wrap ;;
   compile) pybabel compile -d locales -D messages --statistics ;;

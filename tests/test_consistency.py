@@ -32,7 +32,7 @@ def extracted_ids() -> set[str]:
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(REPO), method_map=method_map, options_map=options_map,
-        keywords={"_": None, "__": None, "gettext": None},  # {% trans %} blocks call gettext
+        keywords={"_": None, "__": None, "N_": None, "gettext": None},  # {% trans %} blocks call gettext
     ):
         found.add(message if isinstance(message, str) else message[0])
     del keywords

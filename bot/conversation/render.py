@@ -27,7 +27,7 @@ from bot.conversation.actions import (
     SetRect,
 )
 from bot.conversation.screens import Button, Expect, Screen
-from bot.conversation.text import _, speaking
+from bot.conversation.text import N_, _, speaking
 from bot.core.checklist import CHOICE_KINDS, Checklist, Item
 from bot.core.fields import field_label
 from bot.core.interview import Answer, Choice, FollowUp, Interview, InvalidInput, Progress, RectStatus, allowed_choices
@@ -61,28 +61,22 @@ class Facts:
 # --- labels and blocks ------------------------------------------------------------------
 
 
+_CHOICE_LABELS = {
+    Choice.COMPLIANT: N_("Compliant"),
+    Choice.NONCOMPLIANT: N_("Non-compliant"),
+    Choice.NA: N_("Not applicable"),
+    Choice.YES: N_("Yes, correct"),
+    Choice.NO: N_("No, needs correction"),
+    Choice.AFFIRMATIVE: N_("Yes"),
+    Choice.NEGATIVE: N_("No"),
+    Choice.FILE: N_("File uploaded"),
+    **dict.fromkeys((Choice.TEXT, Choice.NUMBER, Choice.DATE, Choice.SELECTED), N_("Answered")),
+}
+
+
 def choice_label(choice: Choice) -> str:
-    # One translation looked up, not the twelve of a table built on every call (a
-    # question's buttons ask for three labels on every press).
-    if choice is Choice.COMPLIANT:
-        return _("Compliant")
-    if choice is Choice.NONCOMPLIANT:
-        return _("Non-compliant")
-    if choice is Choice.NA:
-        return _("Not applicable")
-    if choice is Choice.YES:
-        return _("Yes, correct")
-    if choice is Choice.NO:
-        return _("No, needs correction")
-    if choice is Choice.AFFIRMATIVE:
-        return _("Yes")
-    if choice is Choice.NEGATIVE:
-        return _("No")
-    if choice is Choice.FILE:
-        return _("File uploaded")
-    if choice in (Choice.TEXT, Choice.NUMBER, Choice.DATE, Choice.SELECTED):
-        return _("Answered")
-    raise KeyError(choice)
+    """The label of an answer's value, translated now (one lookup a label)."""
+    return _(_CHOICE_LABELS[choice])
 
 
 def number_text(value: str, item: Item, locale: str) -> str:

@@ -26,6 +26,12 @@ def _(message: str) -> str:
     return _installed[-1](message) if _installed else message
 
 
+def N_(message: str) -> str:
+    """``message`` as it is, marked for pybabel (``scripts/i18n.sh`` extracts ``N_`` too):
+    for messages defined in a table and translated where they are shown, with ``_``."""
+    return message
+
+
 def speaking() -> object:
     """What says which translations ``_`` gives now (the ``key`` given to ``use_gettext``,
     else the function itself): equal keys, equal translations. A cache of rendered text
