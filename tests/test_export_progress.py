@@ -3,7 +3,8 @@ is worked out from the counters every self-check keeps, less the answers that do
 (issue 14: the answers of the items everyone answers are not read). It must equal what staff
 see themselves (``Interview.progress``) whatever the answers: to items of other fields, to
 items an earlier answer hides, to items the checklist no longer has, after an institution's
-fields changed, and after answers were changed back and forth."""
+fields changed, and after answers were changed back and forth. And a workbook is written
+from one snapshot, so its sheets agree while presses go on."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from openpyxl import load_workbook
 
+import bot.reports.excel as excel
 from bot.core.checklist import Checklist, load_checklist
 from bot.core.interview import Interview
 from bot.core.scope import Scope
+from bot.reports import jobs
 from bot.reports.status import institution_statuses, progress_by_selfcheck
 from storage.answers import get_or_create_selfcheck, load_answers, save_answer
+from storage.db import open_db
 from storage.institutions import get_institution_by_uscc, upsert_institutions
 from tests.conftest import roster_row
 from tests.test_item_kinds import TABLE
@@ -130,3 +135,38 @@ def _without(text: str, item_ids: set[str]) -> str:
     kept = [blocks[0], *(b for b in blocks[1:] if not any(f'\nid = "{i}"' in b for i in item_ids))]
     lines = "[[sections.items]]".join(kept).splitlines()
     return "\n".join(line for line in lines if not any(f"${{{i}}}" in line for i in item_ids)) + "\n"
+
+
+def test_a_press_during_an_export_is_in_every_sheet_of_the_workbook_or_in_none(
+    db: sqlite_utils.Database, tmp_path: Path, checklist: Checklist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report worker writes the whole workbook from one snapshot: a press committed by
+    the bot while the institutions sheet is written is neither in the answers sheet nor in
+    the institutions' progress (before, the sheets could disagree)."""
+    upsert_institutions(db, [roster_row("检测机构甲", 1, ("food",))])
+    institution = get_institution_by_uscc(db, roster_row("检测机构甲", 1, ("food",)).uscc)
+    assert institution is not None
+    selfcheck = get_or_create_selfcheck(db, institution.id, checklist)
+    first, second = [item for item in checklist.items if item.kind == "compliance"][:2]
+    save_answer(db, selfcheck.id, first.id, by=1, expected_rev=0, value="compliant")
+
+    real = excel.answer_sheet_rows
+
+    def a_press_meanwhile(*args: object) -> object:
+        bot_connection = open_db(db_path, migrate=False)  # the bot, committing as it does
+        save_answer(bot_connection, selfcheck.id, second.id, by=1, expected_rev=0, value="noncompliant")
+        bot_connection.close()
+        return real(*args)  # type: ignore[arg-type]
+
+    db_path = tmp_path / "zicha.db"
+    monkeypatch.setattr(excel, "answer_sheet_rows", a_press_meanwhile)
+    out = tmp_path / "export.xlsx"
+    jobs._write_workbook(str(db_path), checklist, Scope(national=True), NOW, str(out))
+
+    wb = load_workbook(out, read_only=True)
+    institutions = [row for row in wb["机构 Institutions"].iter_rows(values_only=True)]
+    header, row = institutions[0], institutions[1]
+    assert row[header.index("已完成项 Items done")] == 1 and row[header.index("不符合项 Non-compliant")] == 0
+    answers = [row for row in wb["答案 Answers"].iter_rows(values_only=True)]
+    assert "不符合" not in answers[1] and answers[1].count("符合") == 1
+    assert load_answers(db, selfcheck.id)[second.id].value == "noncompliant"  # the press itself was saved

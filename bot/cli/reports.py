@@ -30,13 +30,15 @@ def export_cmd(scope: Scope, output: Path, campaign_id: str | None) -> None:
 
     from bot.cli.campaigns import campaign_runs
     from bot.reports.excel import write_export
+    from storage.db import read_snapshot
 
     settings = _settings()
     runs = campaign_runs(settings, campaign_id)
     with _open_existing_db(settings) as db:
         for checklist, _schedule in runs:
             target = output if len(runs) == 1 else output.with_name(f"{output.stem}-{checklist.campaign_key}{output.suffix}")  # type: ignore[attr-defined]
-            write_export(db, checklist, scope, dt.datetime.now(settings.tz), target)  # type: ignore[arg-type]
+            with read_snapshot(db):  # every sheet of one state of the database (WAL: no writer waits)
+                write_export(db, checklist, scope, dt.datetime.now(settings.tz), target)  # type: ignore[arg-type]
             click.echo(f"Wrote {target}" + ("" if len(runs) == 1 else f" ({checklist.campaign_key})"))  # type: ignore[attr-defined]
 
 

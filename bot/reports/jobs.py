@@ -150,11 +150,12 @@ def export_workbook(db_path: str, checklist: Checklist, scope: Scope, now: dt.da
 
 def _write_workbook(db_path: str, checklist: Checklist, scope: Scope, now: dt.datetime, path: str) -> str:
     from bot.reports.excel import write_export
-    from storage.db import open_db
+    from storage.db import open_db, read_snapshot
 
     db = open_db(db_path, migrate=False)
     try:
-        write_export(db, checklist, scope, now, Path(path))
+        with read_snapshot(db):  # every sheet of one state of the database (WAL: no writer waits)
+            write_export(db, checklist, scope, now, Path(path))
     finally:
         db.close()
     return path
