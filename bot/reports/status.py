@@ -313,13 +313,6 @@ class Progress:
         return 100 * self.done // self.total if self.total else 0
 
 
-def total_items(checklist: Checklist, fields: tuple[str, ...], cache: dict[tuple[str, ...], int]) -> int:
-    key = tuple(sorted(fields))
-    if key not in cache:
-        cache[key] = Interview(checklist, key).total
-    return cache[key]
-
-
 def progress_by_selfcheck(
     db: sqlite_utils.Database, checklist: Checklist, scope: Scope, institutions: list[InstitutionStatus]
 ) -> dict[int, Progress]:
