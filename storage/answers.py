@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ import sqlite_utils
 from bot.core.checklist import Checklist
 from bot.core.interview import ANSWER_FIELDS, Answer, Choice, RectStatus, answer_fields
 from storage.campaigns import ensure_campaign_row
-from storage.db import transaction, utcnow
+from storage.db import current_write, transaction, utcnow
 from storage.migrations import COUNTER_EXPRESSIONS, RECOUNT_SQL
 
 
@@ -95,14 +96,42 @@ class Opened:
 def open_selfcheck(db: sqlite_utils.Database, institution_id: int, campaign_id: str) -> Opened | None:
     """The institution's self-check in a campaign with all its answers, whether it is
     signed and whether the institution has another self-check, in one statement (what a
-    step reads first); None if it was never opened."""
-    n = len(_SELFCHECK_COLUMNS.split(","))
-    rows = db.execute(_OPEN_SQL, [institution_id, campaign_id]).fetchall()
-    if not rows:
+    step reads first); None if it was never opened. Inside the write transaction it was
+    read ahead in (``read_ahead_opened``), that read is used instead, once."""
+    ahead = _OPENED_AHEAD.pop(db, None)
+    if ahead is not None:
+        token, opened = ahead
+        sc = opened.selfcheck
+        if token is current_write(db) and sc.institution_id == institution_id and sc.campaign_id == campaign_id:
+            return opened
+    return opened_of(db.execute(_OPEN_SQL, [institution_id, campaign_id]).fetchall())
+
+
+def opened_of(rows: Sequence[Sequence[Any]], offset: int = 0) -> Opened | None:
+    """The ``Opened`` of rows whose columns from ``offset`` on are ``OPEN_COLUMNS``'s
+    (one row per answer; one with no answer columns if there is none); None for no rows or
+    rows of no self-check (a LEFT JOIN that found none)."""
+    if not rows or rows[0][offset] is None:
         return None
+    n = offset + len(_SELFCHECK_COLUMNS.split(","))
     first = rows[0]
     answers = {row[n + 2]: _answer(row[n + 2 :]) for row in rows if row[n + 2] is not None}
-    return Opened(_selfcheck(first[:n]), answers, first[n], bool(first[n + 1]))
+    return Opened(_selfcheck(first[offset:n]), answers, first[n], bool(first[n + 1]))
+
+
+_OPENED_AHEAD: weakref.WeakKeyDictionary[sqlite_utils.Database, tuple[object, Opened]] = weakref.WeakKeyDictionary()
+
+
+def read_ahead_opened(db: sqlite_utils.Database, opened: Opened | None) -> None:
+    """Keep ``opened``, just read inside the write transaction open on ``db``
+    (``storage.db.begin_handed``), for the ``open_selfcheck`` of that self-check in that
+    same transaction; None forgets what was kept. Nothing kept outlives its transaction
+    (the token must still be current) nor is used twice."""
+    token = current_write(db)
+    if opened is None or token is None:
+        _OPENED_AHEAD.pop(db, None)
+    else:
+        _OPENED_AHEAD[db] = (token, opened)
 
 
 def get_selfcheck(db: sqlite_utils.Database, selfcheck_id: int) -> SelfCheck | None:
@@ -127,13 +156,18 @@ _ANSWER_COLUMNS = (
 )
 
 
-_OPEN_SQL = (
-    "WITH s AS (SELECT " + ", ".join(f"sc.{c.strip()}" for c in _SELFCHECK_COLUMNS.split(",")) + ", "
+OPEN_SELFCHECK_COLUMNS = (
+    ", ".join(f"sc.{c.strip()}" for c in _SELFCHECK_COLUMNS.split(",")) + ", "
     "(SELECT id FROM submissions WHERE selfcheck_id = sc.id AND superseded_at IS NULL) AS signed, "
-    "EXISTS (SELECT 1 FROM selfchecks e WHERE e.institution_id = sc.institution_id AND e.id != sc.id) AS earlier "
-    "FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "
-    "SELECT s.*, " + ", ".join(f"a.{c.strip()}" for c in _ANSWER_COLUMNS.split(",")) + " "
-    "FROM s LEFT JOIN answers a ON a.selfcheck_id = s.id"
+    "EXISTS (SELECT 1 FROM selfchecks e WHERE e.institution_id = sc.institution_id AND e.id != sc.id) AS earlier"
+)
+"""What ``open_selfcheck`` reads of a self-check ``sc``, before its answers' columns
+(``OPEN_ANSWER_COLUMNS`` of ``a``): ``opened_of`` reads such rows."""
+OPEN_ANSWER_COLUMNS = ", ".join(f"a.{c.strip()}" for c in _ANSWER_COLUMNS.split(","))
+
+_OPEN_SQL = (
+    f"WITH s AS (SELECT {OPEN_SELFCHECK_COLUMNS} FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "
+    f"SELECT s.*, {OPEN_ANSWER_COLUMNS} FROM s LEFT JOIN answers a ON a.selfcheck_id = s.id"
 )
 
 

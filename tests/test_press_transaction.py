@@ -237,3 +237,54 @@ def test_a_press_on_a_self_check_signed_meanwhile_is_refused_and_nothing_is_writ
     assert after.alert and after.notice is not None and "已保存" not in after.notice
     assert len(open_workspace(db, checklist, motor_lab).answers()) == answered
     assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
+
+
+def test_a_transaction_begun_ahead_is_committed_by_the_block_that_takes_it_over(tmp_path: object) -> None:
+    """``begin_handed``: the first ``transaction`` block owns the transaction begun ahead
+    (one BEGIN, one COMMIT); one nobody took over is ended by ``end_handed``, rolled back
+    when the update failed."""
+    from pathlib import Path
+
+    from storage.db import begin_handed, current_write, end_handed, transaction
+
+    path = Path(str(tmp_path)) / "handed.db"
+    db = open_db(path)
+    other = open_db(path, migrate=False)
+    try:
+        db.execute("CREATE TABLE t (x INTEGER)")
+        log: list[str] = []
+        db.conn.set_trace_callback(log.append)
+        token = begin_handed(db)
+        assert token is not None and current_write(db) is token
+        assert begin_handed(db) is None  # inside one already: nothing begun
+        with transaction(db):
+            assert current_write(db) is token  # what was read ahead under it is still valid
+            db.execute("INSERT INTO t VALUES (1)")
+            with transaction(db):  # a nested block is part of it, as before
+                db.execute("INSERT INTO t VALUES (2)")
+        assert not db.conn.in_transaction
+        end_handed(db, token)  # taken over and ended: nothing more
+        db.conn.set_trace_callback(None)
+        assert [q.split()[0] for q in log] == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+        assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+
+        token = begin_handed(db)  # nobody takes it over: reads only, committed
+        db.execute("SELECT count(*) FROM t").fetchone()
+        end_handed(db, token)
+        assert not db.conn.in_transaction and current_write(db) is None
+
+        token = begin_handed(db)  # a failed update: what joined it is rolled back
+        db.execute("INSERT INTO t VALUES (3)")
+        end_handed(db, token, failed=True)
+        assert not db.conn.in_transaction
+        assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+
+        token = begin_handed(db)  # ended behind its back: the next block begins its own
+        db.conn.commit()
+        with transaction(db):
+            db.execute("INSERT INTO t VALUES (4)")
+        end_handed(db, token)
+        assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 3
+    finally:
+        other.close()
+        db.close()
