@@ -139,14 +139,17 @@ def get_selfcheck(db: sqlite_utils.Database, selfcheck_id: int) -> SelfCheck | N
     return _selfcheck(row) if row else None
 
 
-def set_selfcheck_status(db: sqlite_utils.Database, selfcheck_id: int, status: str) -> None:
+def set_selfcheck_status(db: sqlite_utils.Database, selfcheck_id: int, status: str) -> SelfCheck | None:
+    """Set the status (and when it was completed); the self-check as it is now, or None if
+    it had that status already (nothing written)."""
     now = utcnow()
     with transaction(db):
-        db.execute(
+        row = db.execute(
             "UPDATE selfchecks SET status = ?, completed_at = CASE WHEN ? = 'completed' THEN ? END, "
-            "updated_at = ? WHERE id = ? AND status != ?",
+            f"updated_at = ? WHERE id = ? AND status != ? RETURNING {_SELFCHECK_COLUMNS}",
             [status, status, now, now, selfcheck_id, status],
-        )
+        ).fetchone()
+    return _selfcheck(row) if row is not None else None
 
 
 

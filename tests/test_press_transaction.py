@@ -370,3 +370,28 @@ def test_text_typed_while_following_a_question_a_colleague_answered_answers_noth
     saved = conversation.handle(actor, TypeText(text="王五"))
     assert answer_store.get_answer(db, ws.selfcheck.id, typed_items[0].id).text == "王五"
     assert saved.screen is not None
+
+
+def test_the_press_that_completes_the_self_check_reads_neither_the_self_check_nor_its_signature_again(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    """The last answer completes the self-check: its status is written (and returned by the
+    same UPDATE), and the summary knows it is unsigned from the read the press began with."""
+    ensure_user(db, USER, "张三")
+    conversation = _conversation(db, checklist)
+    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
+    ws = open_workspace(db, checklist, motor_lab)
+    _answer_header(db, ws)
+    compliance = [i for i in ws.interview.items if i.kind == "compliance"]
+    for item in compliance[:-1]:
+        save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.COMPLIANT)
+    outcome = conversation.screen_for(actor)
+    assert outcome.screen is not None and outcome.screen.item == compliance[-1].id
+    conversation.shown(actor, outcome, MESSAGE)
+    after, log = _press(conversation, actor, outcome, lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT)
+    assert answer_store.get_selfcheck(db, ws.selfcheck.id).status == "completed"  # type: ignore[union-attr]
+    assert after.screen is not None and after.screen.item is None  # the summary
+    assert _commits(log) == 1
+    assert not any("FROM submissions" in q and q.startswith("SELECT") for q in log), log
+    assert sum(1 for q in log if "FROM selfchecks" in q) == 1, log  # the step's first read only
+    assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
