@@ -389,7 +389,7 @@ def test_the_press_that_completes_the_self_check_reads_neither_the_self_check_no
     assert outcome.screen is not None and outcome.screen.item == compliance[-1].id
     conversation.shown(actor, outcome, MESSAGE)
     after, log = _press(conversation, actor, outcome, lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT)
-    assert answer_store.get_selfcheck(db, ws.selfcheck.id).status == "completed"  # type: ignore[union-attr]
+    assert answer_store.get_selfcheck(db, ws.selfcheck.id).status == "completed"
     assert after.screen is not None and after.screen.item is None  # the summary
     assert _commits(log) == 1
     assert not any("FROM submissions" in q and q.startswith("SELECT") for q in log), log
