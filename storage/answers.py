@@ -107,16 +107,28 @@ def open_selfcheck(db: sqlite_utils.Database, institution_id: int, campaign_id: 
     return opened_of(db.execute(_OPEN_SQL, [institution_id, campaign_id]).fetchall())
 
 
-def opened_of(rows: Sequence[Sequence[Any]], offset: int = 0) -> Opened | None:
-    """The ``Opened`` of rows whose columns from ``offset`` on are ``OPEN_COLUMNS``'s
-    (one row per answer; one with no answer columns if there is none); None for no rows or
-    rows of no self-check (a LEFT JOIN that found none)."""
-    if not rows or rows[0][offset] is None:
+def opened_of(rows: Sequence[Sequence[Any]]) -> Opened | None:
+    """The ``Opened`` of ``_OPEN_SQL``'s rows (one per answer, the self-check's columns on
+    each; one with no answer columns if there is none); None for no rows."""
+    if not rows:
         return None
-    n = offset + len(_SELFCHECK_COLUMNS.split(","))
+    n = len(_SELFCHECK_COLUMNS.split(","))
     first = rows[0]
     answers = {row[n + 2]: _answer(row[n + 2 :]) for row in rows if row[n + 2] is not None}
-    return Opened(_selfcheck(first[offset:n]), answers, first[n], bool(first[n + 1]))
+    return Opened(_selfcheck(first[:n]), answers, first[n], bool(first[n + 1]))
+
+
+OPEN_WIDTH = len(_SELFCHECK_COLUMNS.split(",")) + 2
+"""How many columns ``OPEN_SELFCHECK_COLUMNS`` are."""
+
+
+def opened_from(selfcheck: Sequence[Any], answers: Sequence[Sequence[Any]]) -> Opened | None:
+    """The ``Opened`` of the values of ``OPEN_SELFCHECK_COLUMNS`` (all None: no self-check)
+    and of rows of ``OPEN_ANSWER_COLUMNS``, read apart (``storage.regulators.who_is``)."""
+    if selfcheck[0] is None:
+        return None
+    n = len(_SELFCHECK_COLUMNS.split(","))
+    return Opened(_selfcheck(selfcheck[:n]), {row[0]: _answer(row) for row in answers}, selfcheck[n], bool(selfcheck[n + 1]))
 
 
 _OPENED_AHEAD: weakref.WeakKeyDictionary[sqlite_utils.Database, tuple[object, Opened]] = weakref.WeakKeyDictionary()
@@ -167,6 +179,8 @@ OPEN_SELFCHECK_COLUMNS = (
 """What ``open_selfcheck`` reads of a self-check ``sc``, before its answers' columns
 (``OPEN_ANSWER_COLUMNS`` of ``a``): ``opened_of`` reads such rows."""
 OPEN_ANSWER_COLUMNS = ", ".join(f"a.{c.strip()}" for c in _ANSWER_COLUMNS.split(","))
+ANSWER_WIDTH = len(_ANSWER_COLUMNS.split(","))
+"""How many columns ``OPEN_ANSWER_COLUMNS`` are."""
 
 _OPEN_SQL = (
     f"WITH s AS (SELECT {OPEN_SELFCHECK_COLUMNS} FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "

@@ -9,7 +9,14 @@ from typing import Any
 import sqlite_utils
 
 from bot.core.scope import Scope
-from storage.answers import OPEN_ANSWER_COLUMNS, OPEN_SELFCHECK_COLUMNS, opened_of, read_ahead_opened
+from storage.answers import (
+    ANSWER_WIDTH,
+    OPEN_ANSWER_COLUMNS,
+    OPEN_SELFCHECK_COLUMNS,
+    OPEN_WIDTH,
+    opened_from,
+    read_ahead_opened,
+)
 from storage.db import utcnow
 from storage.institutions import _INSTITUTION_COLUMNS, Institution, InviteProblem, invite_problem, stored_time
 from storage.readahead import ReadAhead
@@ -183,14 +190,18 @@ _WHO_JOINS = (
     "LEFT JOIN fsm f ON f.key = q.fkey"
 )
 _WHO_IS_SQL = f"SELECT {_WHO_COLUMNS} FROM (SELECT ? AS tid, ? AS fkey) q {_WHO_JOINS}"
-# With the self-check a button names, if it is the sender's institution's (a forged or
-# foreign id finds none), and its answers: one row per answer, the sender's columns repeated.
+_WHO_WIDTH = len(_INSTITUTION_COLUMNS.split(",")) + 8
+# With the self-check a button names, if it is the institution's the sender is a member of
+# (a forged or foreign id finds none), and its answers: the first row (0) the sender's and
+# the self-check's columns, then one row (1) per answer with the answer's columns only, so
+# the sender's and the self-check's values are not read again for each answer.
 _WHO_PRESSES_SQL = (
-    f"WITH q AS (SELECT ? AS tid, ? AS fkey, ? AS scid), "
-    f"w AS (SELECT {_WHO_COLUMNS}, m.institution_id AS member_of FROM q {_WHO_JOINS}), "
-    f"s AS (SELECT {OPEN_SELFCHECK_COLUMNS} FROM selfchecks sc, w WHERE sc.id = (SELECT scid FROM q) "
-    "AND sc.institution_id = w.member_of) "
-    f"SELECT w.*, s.*, {OPEN_ANSWER_COLUMNS} FROM w LEFT JOIN s LEFT JOIN answers a ON a.selfcheck_id = s.id"
+    "WITH q AS (SELECT ? AS tid, ? AS fkey, ? AS scid), "
+    f"w AS MATERIALIZED (SELECT {_WHO_COLUMNS}, {OPEN_SELFCHECK_COLUMNS}, sc.id AS open_id FROM q {_WHO_JOINS} "
+    "LEFT JOIN selfchecks sc ON sc.id = q.scid AND sc.institution_id = m.institution_id) "
+    f"SELECT 0, w.*{', NULL' * ANSWER_WIDTH} FROM w UNION ALL "
+    f"SELECT 1{', NULL' * (_WHO_WIDTH + OPEN_WIDTH + 1)}, {OPEN_ANSWER_COLUMNS} FROM answers a "
+    "WHERE a.selfcheck_id = (SELECT open_id FROM w)"
 )
 
 
@@ -214,8 +225,10 @@ def who_is(
         row = db.execute(_WHO_IS_SQL, [telegram_id, fkey]).fetchone()
     else:
         rows = db.execute(_WHO_PRESSES_SQL, [telegram_id, fkey, selfcheck_id]).fetchall()
-        row = rows[0]
-        read_ahead_opened(db, opened_of(rows, n + 9))
+        first = next(r for r in rows if r[0] == 0)
+        row = first[1:]
+        answers = [r[-ANSWER_WIDTH:] for r in rows if r[0] == 1]
+        read_ahead_opened(db, opened_from(row[_WHO_WIDTH : _WHO_WIDTH + OPEN_WIDTH], answers))
     institution = Institution.from_values(row[:n]) if row[0] is not None else None
     tid, name, scope, added_at = row[n : n + 4]
     regulator = Regulator(int(tid), str(name), Scope.from_json(str(scope)), str(added_at)) if tid is not None else None
