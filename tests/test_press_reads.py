@@ -228,3 +228,23 @@ async def test_a_removed_member_pressing_ends_the_transaction_before_anything_is
     assert log[:3] == ["BEGIN IMMEDIATE", log[1], "COMMIT"] and "JOIN members" in log[1], log
     assert _tables(db) == before
     assert not db.conn.in_transaction
+
+
+async def test_a_press_is_unpacked_once(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The membership middleware unpacks the press (to find the self-check it names); the
+    press's route takes what it unpacked rather than unpacking it again."""
+    app, bot, session, _db = app
+    await _answer_header(app, bot, session)
+    from bot.telegram.callbacks import AnswerCb
+
+    calls: list[str] = []
+    unpack = AnswerCb.unpack.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, value: str) -> Any:
+        calls.append(value)
+        return unpack(cls, value)
+
+    monkeypatch.setattr(AnswerCb, "unpack", classmethod(counted))
+    await _press(app, bot, session, "符合", 12)
+    assert session.answers[-1] is not None and session.answers[-1].startswith("已保存")
+    assert len(calls) == 1, calls

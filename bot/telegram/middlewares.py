@@ -20,7 +20,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n.middleware import I18nMiddleware
 
-from bot.conversation.actions import Choose, SetRect
+from bot.conversation.actions import Action, Choose, SetRect
 from bot.i18n import locale_from_telegram, normalize_locale
 from bot.telegram.conversation import decode_data
 from storage.answers import read_ahead_opened
@@ -75,7 +75,7 @@ class MembershipMiddleware(BaseMiddleware):
     then runs before the FSM middleware (``order_before_fsm``).
 
     A member's press on an answer button (one the engine commits in one transaction with its
-    state: ``pressed_selfcheck``) begins that transaction here (``storage.db.begin_handed``),
+    state: ``decoded_press``) begins that transaction here (``storage.db.begin_handed``),
     and the self-check the button names is read with the membership, in the same statement,
     for the engine's step: the read the press's write relies on is this one, under the
     write lock, and the engine's transaction takes it over and commits it before anything is
@@ -99,7 +99,10 @@ class MembershipMiddleware(BaseMiddleware):
             return await handler(event, data)
         key = self.fsm_key(data) if self.fsm_key is not None and self.read_ahead is not None else None
         ahead = (self.read_ahead, key) if self.read_ahead is not None and key is not None else None
-        selfcheck = pressed_selfcheck(event)
+        pressed = decoded_press(event)
+        if pressed is not None:
+            data[DECODED] = pressed  # for the press's route (``presses.Route``): unpacked once
+        selfcheck = pressed[1].sc if pressed is not None and isinstance(pressed[1], Choose | SetRect) else None
         handed = begin_handed(db) if selfcheck is not None else None
         try:
             # one read for the three (and the language middleware's, ``user_language``), the
@@ -120,15 +123,20 @@ class MembershipMiddleware(BaseMiddleware):
         return result
 
 
-def pressed_selfcheck(event: TelegramObject) -> int | None:
-    """The self-check an answer button names, for a press in a private chat that the engine
-    commits in one transaction with its state (``Choose``, ``SetRect``: what
-    ``bot.conversation.engine`` calls a press) and whose data unpacks; None for any other update."""
+DECODED = "decoded_press"
+"""Handler data: (callback data, its engine action or None) of a press in a private chat."""
+
+
+def decoded_press(event: TelegramObject) -> tuple[str, Action | None] | None:
+    """For a press in a private chat: its data and the engine action it unpacks to (None:
+    not the engine's, or forged). An answer button's action (``Choose``, ``SetRect``) is what
+    ``bot.conversation.engine`` commits in one transaction with its state. None for any
+    other update."""
     query = event.callback_query if isinstance(event, Update) else None
     if query is None or query.message is None or query.message.chat.type != ChatType.PRIVATE:
         return None
-    action = decode_data(query.data or "")
-    return action.sc if isinstance(action, Choose | SetRect) else None
+    data = query.data or ""
+    return data, decode_data(data)
 
 
 def order_before_fsm(dp: Dispatcher, membership: MembershipMiddleware) -> None:
