@@ -235,6 +235,11 @@ class _Unknown:
 UNKNOWN: Any = _Unknown()
 
 
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+"""``json.dumps(value, ensure_ascii=False)``, with one encoder made once (``dumps`` makes one
+per call when given an argument): the history's ``old`` and ``new`` of every answer."""
+
+
 def counter_deltas(before: Answer | None, after: Answer | None) -> tuple[int, int, int, int]:
     """How an answer changing from ``before`` to ``after`` moves the self-check's counters
     (answered, incomplete, non-compliant, not rectified); None is no answer."""
@@ -331,8 +336,8 @@ def save_answer(
                 rev,
                 by,
                 now,
-                json.dumps(before, ensure_ascii=False) if before else None,
-                json.dumps(after, ensure_ascii=False),
+                _to_json(before) if before else None,
+                _to_json(after),
             ],
         )
         answered, incomplete, noncompliant, open_rect = counter_deltas(current, saved)

@@ -184,7 +184,8 @@ class Step:
         state = self.state
         if not state.following or state.guide or state.editing or state.data.get(st.SELECTION) is not None:
             return False
-        current = self.ws.interview.resume_point(self.ws.answers(), state.item)
+        # the progress counted for this step (kept from step to step) has the open items in order
+        current = self.ws.interview.resume_point_in(self.ws.progress(), state.item)
         return current is not None and current.id == item.id
 
     def summary(self, **extra: Any) -> Outcome:
