@@ -134,6 +134,13 @@ def begin_handed(db: sqlite_utils.Database) -> object | None:
     return token
 
 
+def release_handed(db: sqlite_utils.Database) -> None:
+    """Commit a transaction ``begin_handed`` began that no block took over, if there is one:
+    what a press's handler calls before it waits on the network, so that no transaction stays
+    open across an await (other updates on the connection would join it)."""
+    end_handed(db, _HANDED.get(db))
+
+
 def end_handed(db: sqlite_utils.Database, token: object | None, *, failed: bool = False) -> None:
     """End the transaction ``begin_handed`` returned ``token`` for, if no ``transaction``
     block took it over: COMMIT (what was done in it: reads, and writes that joined it), or

@@ -248,3 +248,27 @@ async def test_a_press_is_unpacked_once(app: Any, monkeypatch: pytest.MonkeyPatc
     await _press(app, bot, session, "符合", 12)
     assert session.answers[-1] is not None and session.answers[-1].startswith("已保存")
     assert len(calls) == 1, calls
+
+
+async def test_no_transaction_is_open_while_a_press_waits_on_the_network(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even a step that does not take the press's transaction over (here: one that only
+    answers with a notice) leaves none open when the press's answer is sent."""
+    app, bot, session, db = app
+    await _answer_header(app, bot, session)
+    from bot.conversation.screens import Outcome
+
+    async def notice_only(actor: Any, action: Any) -> Outcome:
+        return Outcome(notice="nothing to do")
+
+    monkeypatch.setattr(app.dispatcher["conversation"], "handle_off_loop", notice_only)
+    open_when_sent: list[bool] = []
+    request = session.make_request
+
+    async def recording(bot: Bot, method: Any, timeout: int | None = None) -> Any:
+        open_when_sent.append(db.conn.in_transaction)
+        return await request(bot, method, timeout)
+
+    monkeypatch.setattr(session, "make_request", recording)
+    await _press(app, bot, session, "符合", 13)
+    assert session.answers[-1] == "nothing to do"
+    assert open_when_sent and not any(open_when_sent)

@@ -24,6 +24,7 @@ from bot.conversation.engine import Actor, Conversation
 from bot.telegram.callbacks import RegulatorJoinCb
 from bot.telegram.conversation import BY_PREFIX, CODECS, Action, Codec, EngineContext, deliver
 from bot.telegram.routers import fallback, onboarding
+from storage.db import release_handed
 
 
 async def on_press(
@@ -31,7 +32,11 @@ async def on_press(
 ) -> None:
     """Every engine button — answers, statuses, navigation, sections, the pledge's steps,
     the regulator's pages, institutions, staff and broadcasts: the engine decides."""
-    await deliver(query, await conversation.handle_off_loop(actor, action), conversation, actor, callback_answer)
+    outcome = await conversation.handle_off_loop(actor, action)
+    # The engine committed the press's transaction (begun with the membership read); should
+    # it not have taken it over, it ends here, before anything is sent.
+    release_handed(conversation.db)
+    await deliver(query, outcome, conversation, actor, callback_answer)
 
 
 @dataclass(frozen=True)
