@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,16 +193,18 @@ _WHO_JOINS = (
 _WHO_IS_SQL = f"SELECT {_WHO_COLUMNS} FROM (SELECT ? AS tid, ? AS fkey) q {_WHO_JOINS}"
 _WHO_WIDTH = len(_INSTITUTION_COLUMNS.split(",")) + 8
 # With the self-check a button names, if it is the institution's the sender is a member of
-# (a forged or foreign id finds none), and its answers: the first row (0) the sender's and
-# the self-check's columns, then one row (1) per answer with the answer's columns only, so
-# the sender's and the self-check's values are not read again for each answer.
+# (a forged or foreign id finds none), and its answers: one row with the sender's and the
+# self-check's values packed in one JSON array (column 0), then one row per answer with the
+# answer's columns only (column 0 NULL). Packed rather than spread over columns NULL on every
+# other row: a third less time in this read than unpacked or as two statements, most of a
+# press's read being the making of Python values.
+_PACKED_SELFCHECK = OPEN_SELFCHECK_COLUMNS.replace(" AS signed", "").replace(" AS earlier", "")
 _WHO_PRESSES_SQL = (
     "WITH q AS (SELECT ? AS tid, ? AS fkey, ? AS scid), "
-    f"w AS MATERIALIZED (SELECT {_WHO_COLUMNS}, {OPEN_SELFCHECK_COLUMNS}, sc.id AS open_id FROM q {_WHO_JOINS} "
-    "LEFT JOIN selfchecks sc ON sc.id = q.scid AND sc.institution_id = m.institution_id) "
-    f"SELECT 0, w.*{', NULL' * ANSWER_WIDTH} FROM w UNION ALL "
-    f"SELECT 1{', NULL' * (_WHO_WIDTH + OPEN_WIDTH + 1)}, {OPEN_ANSWER_COLUMNS} FROM answers a "
-    "WHERE a.selfcheck_id = (SELECT open_id FROM w)"
+    f"w AS MATERIALIZED (SELECT json_array({_WHO_COLUMNS}, {_PACKED_SELFCHECK}) AS who, sc.id AS open_id "
+    f"FROM q {_WHO_JOINS} LEFT JOIN selfchecks sc ON sc.id = q.scid AND sc.institution_id = m.institution_id) "
+    f"SELECT w.who{', NULL' * ANSWER_WIDTH} FROM w UNION ALL "
+    f"SELECT NULL, {OPEN_ANSWER_COLUMNS} FROM answers a WHERE a.selfcheck_id = (SELECT open_id FROM w)"
 )
 
 
@@ -225,9 +228,8 @@ def who_is(
         row = db.execute(_WHO_IS_SQL, [telegram_id, fkey]).fetchone()
     else:
         rows = db.execute(_WHO_PRESSES_SQL, [telegram_id, fkey, selfcheck_id]).fetchall()
-        first = next(r for r in rows if r[0] == 0)
-        row = first[1:]
-        answers = [r[-ANSWER_WIDTH:] for r in rows if r[0] == 1]
+        row = json.loads(next(r[0] for r in rows if r[0] is not None))
+        answers = [r[1:] for r in rows if r[0] is None]
         read_ahead_opened(db, opened_from(row[_WHO_WIDTH : _WHO_WIDTH + OPEN_WIDTH], answers))
     institution = Institution.from_values(row[:n]) if row[0] is not None else None
     tid, name, scope, added_at = row[n : n + 4]
