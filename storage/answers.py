@@ -108,14 +108,12 @@ def open_selfcheck(db: sqlite_utils.Database, institution_id: int, campaign_id: 
 
 
 def opened_of(rows: Sequence[Sequence[Any]]) -> Opened | None:
-    """The ``Opened`` of ``_OPEN_SQL``'s rows (one per answer, the self-check's columns on
-    each; one with no answer columns if there is none); None for no rows."""
-    if not rows:
+    """The ``Opened`` of ``_OPEN_SQL``'s rows (the self-check's values packed in column 0 of
+    one row, then one row per answer with column 0 NULL); None for no rows (no self-check)."""
+    packed = next((row[0] for row in rows if row[0] is not None), None)
+    if packed is None:
         return None
-    n = len(_SELFCHECK_COLUMNS.split(","))
-    first = rows[0]
-    answers = {row[n + 2]: _answer(row[n + 2 :]) for row in rows if row[n + 2] is not None}
-    return Opened(_selfcheck(first[:n]), answers, first[n], bool(first[n + 1]))
+    return opened_from(json.loads(packed), [row[1:] for row in rows if row[0] is None])
 
 
 OPEN_WIDTH = len(_SELFCHECK_COLUMNS.split(",")) + 2
@@ -177,14 +175,20 @@ OPEN_SELFCHECK_COLUMNS = (
     "EXISTS (SELECT 1 FROM selfchecks e WHERE e.institution_id = sc.institution_id AND e.id != sc.id) AS earlier"
 )
 """What ``open_selfcheck`` reads of a self-check ``sc``, before its answers' columns
-(``OPEN_ANSWER_COLUMNS`` of ``a``): ``opened_of`` reads such rows."""
+(``OPEN_ANSWER_COLUMNS`` of ``a``); ``opened_from`` makes an ``Opened`` of them."""
 OPEN_ANSWER_COLUMNS = ", ".join(f"a.{c.strip()}" for c in _ANSWER_COLUMNS.split(","))
 ANSWER_WIDTH = len(_ANSWER_COLUMNS.split(","))
 """How many columns ``OPEN_ANSWER_COLUMNS`` are."""
 
+# The self-check's values packed in one JSON array on one row, then the answers' rows with
+# their own columns only: not the self-check's repeated on every answer row (making Python
+# values is most of this read; see storage.regulators._WHO_PRESSES_SQL).
 _OPEN_SQL = (
-    f"WITH s AS (SELECT {OPEN_SELFCHECK_COLUMNS} FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "
-    f"SELECT s.*, {OPEN_ANSWER_COLUMNS} FROM s LEFT JOIN answers a ON a.selfcheck_id = s.id"
+    "WITH s AS MATERIALIZED (SELECT json_array("
+    + OPEN_SELFCHECK_COLUMNS.replace(" AS signed", "").replace(" AS earlier", "")
+    + ") AS packed, sc.id AS sid FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "
+    f"SELECT s.packed{', NULL' * ANSWER_WIDTH} FROM s UNION ALL "
+    f"SELECT NULL, {OPEN_ANSWER_COLUMNS} FROM answers a WHERE a.selfcheck_id = (SELECT sid FROM s)"
 )
 
 
