@@ -146,16 +146,20 @@ class Workspace:
 
     def submission(self) -> Submission | None:
         """The current signed submission, if the self-check is signed."""
+        if self._unsigned_here():
+            return None
         return current_submission(self.db, self.selfcheck.id)
+
+    def _unsigned_here(self) -> bool:
+        """Read unsigned in the write transaction still open (nobody can sign meanwhile)."""
+        return self._signed is None and self._read_in is not None and self._read_in is current_write(self.db)
 
     def _ensure_open(self) -> None:
         """Raise Frozen if signed. Called right before each write, with no await between
         the check and the write, so signing (same connection) cannot slip in between."""
         if self.read_only:
             raise CampaignClosed()
-        if self._signed is None and self._read_in is not None and self._read_in is current_write(self.db):
-            return  # read unsigned in this very write transaction
-        signed = self.submission()
+        signed = self.submission()  # None without a read if read unsigned in this very write transaction
         if signed is not None:
             raise Frozen(signed)
 
@@ -336,8 +340,9 @@ class Workspace:
         finished = self.progress().finished
         status = "completed" if finished else "in_progress"
         if status != self.selfcheck.status:
-            answer_store.set_selfcheck_status(self.db, self.selfcheck.id, status)
-            refreshed = answer_store.get_selfcheck(self.db, self.selfcheck.id)
+            # the row as written (or, if another step set it first, as it is)
+            refreshed = answer_store.set_selfcheck_status(self.db, self.selfcheck.id, status)
+            refreshed = refreshed or answer_store.get_selfcheck(self.db, self.selfcheck.id)
             assert refreshed is not None
             self.selfcheck = refreshed
 

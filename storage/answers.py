@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ import sqlite_utils
 from bot.core.checklist import Checklist
 from bot.core.interview import ANSWER_FIELDS, Answer, Choice, RectStatus, answer_fields
 from storage.campaigns import ensure_campaign_row
-from storage.db import transaction, utcnow
+from storage.db import current_write, transaction, utcnow
 from storage.migrations import COUNTER_EXPRESSIONS, RECOUNT_SQL
 
 
@@ -95,14 +96,52 @@ class Opened:
 def open_selfcheck(db: sqlite_utils.Database, institution_id: int, campaign_id: str) -> Opened | None:
     """The institution's self-check in a campaign with all its answers, whether it is
     signed and whether the institution has another self-check, in one statement (what a
-    step reads first); None if it was never opened."""
-    n = len(_SELFCHECK_COLUMNS.split(","))
-    rows = db.execute(_OPEN_SQL, [institution_id, campaign_id]).fetchall()
-    if not rows:
+    step reads first); None if it was never opened. Inside the write transaction it was
+    read ahead in (``read_ahead_opened``), that read is used instead, once."""
+    ahead = _OPENED_AHEAD.pop(db, None)
+    if ahead is not None:
+        token, opened = ahead
+        sc = opened.selfcheck
+        if token is current_write(db) and sc.institution_id == institution_id and sc.campaign_id == campaign_id:
+            return opened
+    return opened_of(db.execute(_OPEN_SQL, [institution_id, campaign_id]).fetchall())
+
+
+def opened_of(rows: Sequence[Sequence[Any]]) -> Opened | None:
+    """The ``Opened`` of ``_OPEN_SQL``'s rows (the self-check's values packed in column 0 of
+    one row, then one row per answer with column 0 NULL); None for no rows (no self-check)."""
+    packed = next((row[0] for row in rows if row[0] is not None), None)
+    if packed is None:
         return None
-    first = rows[0]
-    answers = {row[n + 2]: _answer(row[n + 2 :]) for row in rows if row[n + 2] is not None}
-    return Opened(_selfcheck(first[:n]), answers, first[n], bool(first[n + 1]))
+    return opened_from(json.loads(packed), [row[1:] for row in rows if row[0] is None])
+
+
+OPEN_WIDTH = len(_SELFCHECK_COLUMNS.split(",")) + 2
+"""How many columns ``OPEN_SELFCHECK_COLUMNS`` are."""
+
+
+def opened_from(selfcheck: Sequence[Any], answers: Sequence[Sequence[Any]]) -> Opened | None:
+    """The ``Opened`` of the values of ``OPEN_SELFCHECK_COLUMNS`` (all None: no self-check)
+    and of rows of ``OPEN_ANSWER_COLUMNS``, read apart (``storage.regulators.who_is``)."""
+    if selfcheck[0] is None:
+        return None
+    n = len(_SELFCHECK_COLUMNS.split(","))
+    return Opened(_selfcheck(selfcheck[:n]), {row[0]: _answer(row) for row in answers}, selfcheck[n], bool(selfcheck[n + 1]))
+
+
+_OPENED_AHEAD: weakref.WeakKeyDictionary[sqlite_utils.Database, tuple[object, Opened]] = weakref.WeakKeyDictionary()
+
+
+def read_ahead_opened(db: sqlite_utils.Database, opened: Opened | None) -> None:
+    """Keep ``opened``, just read inside the write transaction open on ``db``
+    (``storage.db.begin_handed``), for the ``open_selfcheck`` of that self-check in that
+    same transaction; None forgets what was kept. Nothing kept outlives its transaction
+    (the token must still be current) nor is used twice."""
+    token = current_write(db)
+    if opened is None or token is None:
+        _OPENED_AHEAD.pop(db, None)
+    else:
+        _OPENED_AHEAD[db] = (token, opened)
 
 
 def get_selfcheck(db: sqlite_utils.Database, selfcheck_id: int) -> SelfCheck | None:
@@ -110,14 +149,17 @@ def get_selfcheck(db: sqlite_utils.Database, selfcheck_id: int) -> SelfCheck | N
     return _selfcheck(row) if row else None
 
 
-def set_selfcheck_status(db: sqlite_utils.Database, selfcheck_id: int, status: str) -> None:
+def set_selfcheck_status(db: sqlite_utils.Database, selfcheck_id: int, status: str) -> SelfCheck | None:
+    """Set the status (and when it was completed); the self-check as it is now, or None if
+    it had that status already (nothing written)."""
     now = utcnow()
     with transaction(db):
-        db.execute(
+        row = db.execute(
             "UPDATE selfchecks SET status = ?, completed_at = CASE WHEN ? = 'completed' THEN ? END, "
-            "updated_at = ? WHERE id = ? AND status != ?",
+            f"updated_at = ? WHERE id = ? AND status != ? RETURNING {_SELFCHECK_COLUMNS}",
             [status, status, now, now, selfcheck_id, status],
-        )
+        ).fetchone()
+    return _selfcheck(row) if row is not None else None
 
 
 
@@ -127,13 +169,26 @@ _ANSWER_COLUMNS = (
 )
 
 
-_OPEN_SQL = (
-    "WITH s AS (SELECT " + ", ".join(f"sc.{c.strip()}" for c in _SELFCHECK_COLUMNS.split(",")) + ", "
+OPEN_SELFCHECK_COLUMNS = (
+    ", ".join(f"sc.{c.strip()}" for c in _SELFCHECK_COLUMNS.split(",")) + ", "
     "(SELECT id FROM submissions WHERE selfcheck_id = sc.id AND superseded_at IS NULL) AS signed, "
-    "EXISTS (SELECT 1 FROM selfchecks e WHERE e.institution_id = sc.institution_id AND e.id != sc.id) AS earlier "
-    "FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "
-    "SELECT s.*, " + ", ".join(f"a.{c.strip()}" for c in _ANSWER_COLUMNS.split(",")) + " "
-    "FROM s LEFT JOIN answers a ON a.selfcheck_id = s.id"
+    "EXISTS (SELECT 1 FROM selfchecks e WHERE e.institution_id = sc.institution_id AND e.id != sc.id) AS earlier"
+)
+"""What ``open_selfcheck`` reads of a self-check ``sc``, before its answers' columns
+(``OPEN_ANSWER_COLUMNS`` of ``a``); ``opened_from`` makes an ``Opened`` of them."""
+OPEN_ANSWER_COLUMNS = ", ".join(f"a.{c.strip()}" for c in _ANSWER_COLUMNS.split(","))
+ANSWER_WIDTH = len(_ANSWER_COLUMNS.split(","))
+"""How many columns ``OPEN_ANSWER_COLUMNS`` are."""
+
+# The self-check's values packed in one JSON array on one row, then the answers' rows with
+# their own columns only: not the self-check's repeated on every answer row (making Python
+# values is most of this read; see storage.regulators._WHO_PRESSES_SQL).
+_OPEN_SQL = (
+    "WITH s AS MATERIALIZED (SELECT json_array("
+    + OPEN_SELFCHECK_COLUMNS.replace(" AS signed", "").replace(" AS earlier", "")
+    + ") AS packed, sc.id AS sid FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "
+    f"SELECT s.packed{', NULL' * ANSWER_WIDTH} FROM s UNION ALL "
+    f"SELECT NULL, {OPEN_ANSWER_COLUMNS} FROM answers a WHERE a.selfcheck_id = (SELECT sid FROM s)"
 )
 
 
@@ -182,6 +237,11 @@ class _Unknown:
 
 
 UNKNOWN: Any = _Unknown()
+
+
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+"""``json.dumps(value, ensure_ascii=False)``, with one encoder made once (``dumps`` makes one
+per call when given an argument): the history's ``old`` and ``new`` of every answer."""
 
 
 def counter_deltas(before: Answer | None, after: Answer | None) -> tuple[int, int, int, int]:
@@ -280,8 +340,8 @@ def save_answer(
                 rev,
                 by,
                 now,
-                json.dumps(before, ensure_ascii=False) if before else None,
-                json.dumps(after, ensure_ascii=False),
+                _to_json(before) if before else None,
+                _to_json(after),
             ],
         )
         answered, incomplete, noncompliant, open_rect = counter_deltas(current, saved)

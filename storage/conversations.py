@@ -17,6 +17,9 @@ from bot.conversation.state import ConversationState
 from storage.db import transaction, utcnow
 from storage.readahead import NOT_READ, ReadAhead
 
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` with one encoder made once."""
+
 
 class SQLiteStates:
     """``read_ahead``: shared with the deployment's ``storage.fsm.SQLiteStorage``, whose
@@ -35,7 +38,7 @@ class SQLiteStates:
         return ConversationState(row[0], json.loads(row[1]) if row[1] else {})
 
     def save(self, key: str, state: ConversationState) -> None:
-        payload = json.dumps(state.data, ensure_ascii=False, separators=(",", ":"))
+        payload = _to_json(state.data)
         self.read_ahead.forget(key)
         with transaction(self.db):  # part of a press's transaction when there is one
             self.db.execute(

@@ -87,13 +87,18 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     whole outer transaction back). A button press is one of these: its answer, history,
     counters and conversation state commit together."""
     if db.conn.in_transaction:
-        yield db
-        return
-    # IMMEDIATE: the write lock from the start, so a read inside cannot be overtaken by
-    # another process's write before ours (which would fail with SQLITE_BUSY_SNAPSHOT
-    # whatever the busy timeout); it waits for the lock as long as the busy timeout.
-    db.execute("BEGIN IMMEDIATE")
-    _WRITES[db] = object()
+        if _HANDED.pop(db, None) is None:
+            yield db
+            return
+        # begun for this block by ``begin_handed`` (a press's reads at the start of its
+        # update): this block owns it from here on and commits it, as if it had begun it
+    else:
+        _HANDED.pop(db, None)  # one ended behind our back (a direct COMMIT): nothing to adopt
+        # IMMEDIATE: the write lock from the start, so a read inside cannot be overtaken by
+        # another process's write before ours (which would fail with SQLITE_BUSY_SNAPSHOT
+        # whatever the busy timeout); it waits for the lock as long as the busy timeout.
+        db.execute("BEGIN IMMEDIATE")
+        _WRITES[db] = object()
     try:
         try:
             yield db
@@ -109,6 +114,46 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
             raise
     finally:
         _WRITES.pop(db, None)
+
+
+_HANDED: weakref.WeakKeyDictionary[sqlite_utils.Database, object] = weakref.WeakKeyDictionary()
+
+
+def begin_handed(db: sqlite_utils.Database) -> object | None:
+    """Begin, now, the write transaction the next ``transaction`` block on ``db`` will own
+    (commit or roll back) as if it had begun it, and return its token; None (nothing begun)
+    inside a transaction already. A button press's first read (who is pressing, their
+    conversation and the self-check the button names: ``storage.regulators.who_is``) is
+    then made inside the press's transaction, so it is the read the press's write relies on
+    and no second read is needed after BEGIN. The caller must not wait on the network
+    before that block runs, and ends the transaction with ``end_handed`` if no block took it."""
+    if db.conn.in_transaction:
+        return None
+    db.execute("BEGIN IMMEDIATE")
+    token = _WRITES[db] = _HANDED[db] = object()
+    return token
+
+
+def release_handed(db: sqlite_utils.Database) -> None:
+    """Commit a transaction ``begin_handed`` began that no block took over, if there is one:
+    what a press's handler calls before it waits on the network, so that no transaction stays
+    open across an await (other updates on the connection would join it)."""
+    end_handed(db, _HANDED.get(db))
+
+
+def end_handed(db: sqlite_utils.Database, token: object | None, *, failed: bool = False) -> None:
+    """End the transaction ``begin_handed`` returned ``token`` for, if no ``transaction``
+    block took it over: COMMIT (what was done in it: reads, and writes that joined it), or
+    ROLLBACK when ``failed``. Nothing to do if a block took it (it ended it) or for None."""
+    if token is None or _HANDED.get(db) is not token:
+        return
+    del _HANDED[db]
+    try:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK" if failed else "COMMIT")
+    finally:
+        if _WRITES.get(db) is token:
+            del _WRITES[db]
 
 
 def probe_writable(db: sqlite_utils.Database) -> None:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
 from bot.core.scope import Scope
+from storage.answers import (
+    ANSWER_WIDTH,
+    OPEN_ANSWER_COLUMNS,
+    OPEN_SELFCHECK_COLUMNS,
+    OPEN_WIDTH,
+    opened_from,
+    read_ahead_opened,
+)
 from storage.db import utcnow
 from storage.institutions import _INSTITUTION_COLUMNS, Institution, InviteProblem, invite_problem, stored_time
 from storage.readahead import ReadAhead
@@ -172,22 +181,56 @@ class Identity:
     language: str | None
 
 
-_WHO_IS_SQL = (
-    f"SELECT {', '.join('i.' + c.strip() for c in _INSTITUTION_COLUMNS.split(','))}, "
-    "r.telegram_id, r.name, r.scope, r.added_at, u.language, f.key, f.state, f.data FROM (SELECT ? AS tid, ? AS fkey) q "
+_WHO_COLUMNS = (
+    f"{', '.join('i.' + c.strip() for c in _INSTITUTION_COLUMNS.split(','))}, "
+    "r.telegram_id, r.name, r.scope, r.added_at, u.language, f.key, f.state, f.data"
+)
+_WHO_JOINS = (
     "LEFT JOIN members m ON m.telegram_id = q.tid LEFT JOIN institutions i ON i.id = m.institution_id "
     "LEFT JOIN regulators r ON r.telegram_id = q.tid LEFT JOIN users u ON u.telegram_id = q.tid "
     "LEFT JOIN fsm f ON f.key = q.fkey"
 )
+_WHO_IS_SQL = f"SELECT {_WHO_COLUMNS} FROM (SELECT ? AS tid, ? AS fkey) q {_WHO_JOINS}"
+_WHO_WIDTH = len(_INSTITUTION_COLUMNS.split(",")) + 8
+# With the self-check a button names, if it is the institution's the sender is a member of
+# (a forged or foreign id finds none), and its answers: one row with the sender's and the
+# self-check's values packed in one JSON array (column 0), then one row per answer with the
+# answer's columns only (column 0 NULL). Packed rather than spread over columns NULL on every
+# other row: a third less time in this read than unpacked or as two statements, most of a
+# press's read being the making of Python values.
+_PACKED_SELFCHECK = OPEN_SELFCHECK_COLUMNS.replace(" AS signed", "").replace(" AS earlier", "")
+_WHO_PRESSES_SQL = (
+    "WITH q AS (SELECT ? AS tid, ? AS fkey, ? AS scid), "
+    f"w AS MATERIALIZED (SELECT json_array({_WHO_COLUMNS}, {_PACKED_SELFCHECK}) AS who, sc.id AS open_id "
+    f"FROM q {_WHO_JOINS} LEFT JOIN selfchecks sc ON sc.id = q.scid AND sc.institution_id = m.institution_id) "
+    f"SELECT w.who{', NULL' * ANSWER_WIDTH} FROM w UNION ALL "
+    f"SELECT NULL, {OPEN_ANSWER_COLUMNS} FROM answers a WHERE a.selfcheck_id = (SELECT open_id FROM w)"
+)
 
 
-def who_is(db: sqlite_utils.Database, telegram_id: int, read_ahead: tuple[ReadAhead, str] | None = None) -> Identity:
+def who_is(
+    db: sqlite_utils.Database,
+    telegram_id: int,
+    read_ahead: tuple[ReadAhead, str] | None = None,
+    selfcheck_id: int | None = None,
+) -> Identity:
     """Membership, regulator account and language in one read (on every update: the
     same rows as ``get_membership``, ``get_regulator`` and ``get_user_language``).
     ``read_ahead``: (where to keep it, the conversation's key): the conversation's ``fsm``
-    row is read in the same statement and primed there (``storage.fsm.ReadAhead``)."""
-    row = db.execute(_WHO_IS_SQL, [telegram_id, read_ahead[1] if read_ahead else None]).fetchone()
+    row is read in the same statement and primed there (``storage.fsm.ReadAhead``).
+    ``selfcheck_id`` (inside a write transaction: a press's, ``storage.db.begin_handed``):
+    that self-check, if it is the institution's the sender is a member of, is read in the
+    same statement with its answers, and kept for the press's ``open_selfcheck``
+    (``storage.answers.read_ahead_opened``)."""
+    fkey = read_ahead[1] if read_ahead else None
     n = len(_INSTITUTION_COLUMNS.split(","))
+    if selfcheck_id is None:
+        row = db.execute(_WHO_IS_SQL, [telegram_id, fkey]).fetchone()
+    else:
+        rows = db.execute(_WHO_PRESSES_SQL, [telegram_id, fkey, selfcheck_id]).fetchall()
+        row = json.loads(next(r[0] for r in rows if r[0] is not None))
+        answers = [r[1:] for r in rows if r[0] is None]
+        read_ahead_opened(db, opened_from(row[_WHO_WIDTH : _WHO_WIDTH + OPEN_WIDTH], answers))
     institution = Institution.from_values(row[:n]) if row[0] is not None else None
     tid, name, scope, added_at = row[n : n + 4]
     regulator = Regulator(int(tid), str(name), Scope.from_json(str(scope)), str(added_at)) if tid is not None else None

@@ -111,3 +111,32 @@ def test_impossible_target_dates_are_refused(raw: str, code: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_target_date(raw, TODAY)
     assert caught.value.code == code
+
+
+@pytest.mark.parametrize("name", ["samr-2023-national.toml", "samr-2025-national.toml", "gd-2025-provincial.toml"])
+def test_the_resume_point_from_the_progress_is_the_resume_point_from_the_answers(name: str) -> None:
+    """``resume_point_in`` (what a press checks to keep the state it has) finds, from the
+    progress's open items, the item ``resume_point`` finds by going through the answers:
+    for random answers (skipped, incomplete, conditions shown and hidden) and every item."""
+    import random
+    from pathlib import Path
+
+    from bot.core.checklist import load_checklist
+
+    checklist = load_checklist(Path(__file__).parent.parent / "checklists" / name)
+    rng = random.Random(name)
+    fields = sorted({f for item in checklist.items for f in item.fields})
+    for trial in range(40):
+        interview = Interview(checklist, rng.sample(fields, k=min(len(fields), rng.randint(0, 2))))
+        answers: dict[str, Answer] = {}
+        for item in interview.items:
+            roll = rng.random()
+            if roll < 0.35:
+                continue
+            choices: list[Choice] = [c for c in allowed_choices(item) if c not in (Choice.TEXT, Choice.SELECTED)] or [Choice.TEXT]
+            choice = rng.choice(choices)
+            problem = "p" if choice is Choice.NONCOMPLIANT and roll > 0.6 else None
+            answers[item.id] = Answer(item.id, choice, text="x" if choice is Choice.TEXT else None, problem=problem)
+        progress = interview.progress(answers)
+        for current in [None, "no-such-item", *(i.id for i in interview.items)]:
+            assert interview.resume_point_in(progress, current) == interview.resume_point(answers, current), (trial, current)

@@ -1,7 +1,9 @@
-"""A press through the real dispatcher (issue 14): membership, language and the
-conversation's row in one read (``storage.fsm.ReadAhead``), the self-check and its answers
-in one more, inside the press's transaction, one COMMIT; and what is read ahead is never
-used past its update: a member removed meanwhile is refused at once."""
+"""A press through the real dispatcher (issue 14): membership, language, the
+conversation's row (``storage.fsm.ReadAhead``), the self-check and its answers in one read,
+inside the press's transaction (begun by the membership middleware, committed by the
+engine's step: ``storage.db.begin_handed``), one COMMIT; and what is read ahead is never
+used past its update: a member removed meanwhile is refused at once, a button naming
+another institution's self-check or an old screen changes nothing."""
 
 from __future__ import annotations
 
@@ -100,9 +102,16 @@ async def test_a_press_reads_its_conversation_once_and_a_removed_member_is_refus
     fsm_reads = [q for q in log if "FROM fsm" in q or "JOIN fsm" in q]
     assert len(fsm_reads) == 1 and "members" in fsm_reads[0], log  # read with the membership, once
     assert sum(1 for q in log if q.startswith("COMMIT")) == 1
-    assert len(log) <= 8, log
-    begin = next(n for n, q in enumerate(log) if q.startswith("BEGIN"))
-    assert [n for n, q in enumerate(log) if "FROM answers" in q or "JOIN answers" in q] == [begin + 1]
+    # BEGIN, who presses with their conversation and the self-check with its answers (one
+    # read, under the write lock), the answer, its history, the counters, COMMIT; the state
+    # is not written: it follows the interview from one button question to the next
+    # (``ConversationState.following``), and the next question is where it leads
+    assert len(log) <= 6, log
+    assert not any("INTO fsm" in q for q in log), log
+    assert log[0] == "BEGIN IMMEDIATE", log
+    assert [n for n, q in enumerate(log) if "FROM answers" in q or "JOIN answers" in q] == [1]
+    assert "JOIN members" in log[1] and "FROM selfchecks" in log[1]
+    assert not db.conn.in_transaction
     answered = db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
     # nothing read ahead outlives its update (one that writes no state, /help): a change by
     # another process is seen afterwards
@@ -127,3 +136,139 @@ async def test_a_press_reads_its_conversation_once_and_a_removed_member_is_refus
     assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == answered
     assert session.answers[-1] is None or "已保存" not in session.answers[-1]
     assert session.last is shown or food_lab.name not in str(getattr(session.last, "text", ""))
+
+
+async def _answer_header(app: Any, bot: Bot, session: Screens) -> None:
+    start = {"message_id": 1, "date": 1, "text": "/start", "chat": {"id": STAFF, "type": "private"}, "from": _user(),
+             "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}  # fmt: skip
+    await _feed(app, bot, {"update_id": 1, "message": start})
+    await _press(app, bot, session, "是，信息无误", 2)
+    for n, text in ((3, "李四"), (4, "010-82262722")):
+        await _feed(app, bot, {"update_id": n, "message": {"message_id": 10 + n, "date": 1, "text": text,
+                                                            "chat": {"id": STAFF, "type": "private"}, "from": _user()}})  # fmt: skip
+
+
+def _tables(db: sqlite_utils.Database) -> dict[str, list[Any]]:
+    return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("answers", "answer_history", "selfchecks")}
+
+
+async def test_a_button_naming_another_institutions_self_check_reads_none_of_it_and_changes_nothing(
+    app: Any, motor_lab: Institution, checklist: Any
+) -> None:
+    app, bot, session, db = app
+    await _answer_header(app, bot, session)
+    from storage.answers import get_or_create_selfcheck
+
+    theirs = get_or_create_selfcheck(db, motor_lab.id, checklist)
+    ours = session.button("符合")
+    prefix, sc, *rest = ours.split(":")
+    assert int(sc) != theirs.id
+    before = _tables(db)
+    log: list[str] = []
+    db.conn.set_trace_callback(log.append)
+    try:
+        message = {"message_id": session.next_message_id, "date": 1, "text": "q", "chat": {"id": STAFF, "type": "private"}}
+        query = {"id": "forged", "from": _user(), "chat_instance": "c", "message": message,
+                 "data": ":".join([prefix, str(theirs.id), *rest])}  # fmt: skip
+        await _feed(app, bot, {"update_id": 7, "callback_query": query})
+    finally:
+        db.conn.set_trace_callback(None)
+    assert session.answers[-1] is not None and "不属于" in session.answers[-1]  # "does not belong to your institution"
+    assert _tables(db) == before
+    assert not db.conn.in_transaction
+    # the self-check read with the membership was none (it is not the member's institution's),
+    # so the step read its own institution's self-check as usual
+    assert "JOIN members" in log[1] and sum(1 for q in log if "FROM answers" in q or "JOIN answers" in q) == 2, log
+
+
+async def test_a_press_on_an_old_screen_is_refused_politely_and_leaves_no_transaction_open(app: Any) -> None:
+    app, bot, session, db = app
+    await _answer_header(app, bot, session)
+    data = session.button("符合")
+    message = {"message_id": session.next_message_id, "date": 1, "text": "q", "chat": {"id": STAFF, "type": "private"}}
+    await _feed(app, bot, {"update_id": 8, "callback_query": {"id": "q8", "from": _user(), "chat_instance": "c",
+                                                              "message": message, "data": data}})  # fmt: skip
+    assert session.answers[-1] is not None and session.answers[-1].startswith("已保存")
+    before = _tables(db)
+    # the same button again, on the same (now edited) message: its item is answered, the screen moved on
+    await _feed(app, bot, {"update_id": 9, "callback_query": {"id": "q9", "from": _user(), "chat_instance": "c",
+                                                              "message": message, "data": data}})  # fmt: skip
+    assert session.answers[-1] is not None and "已保存" not in session.answers[-1]
+    assert _tables(db) == before
+    assert not db.conn.in_transaction
+
+
+async def test_a_press_whose_step_fails_rolls_back_what_it_began(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, bot, session, db = app
+    await _answer_header(app, bot, session)
+    before = _tables(db)
+    conversation = app.dispatcher["conversation"]
+
+    async def broken(actor: Any, action: Any) -> Any:
+        db.execute("UPDATE selfchecks SET updated_at = 'written by a step that then failed'")
+        raise RuntimeError("a bug in the step")
+
+    monkeypatch.setattr(conversation, "handle_off_loop", broken)
+    await _press(app, bot, session, "符合", 10)  # the error handler answers the press
+    assert not db.conn.in_transaction
+    assert _tables(db) == before
+
+
+async def test_a_removed_member_pressing_ends_the_transaction_before_anything_is_shown(app: Any, food_lab: Institution) -> None:
+    app, bot, session, db = app
+    await _answer_header(app, bot, session)
+    remove_member(db, food_lab.id, STAFF, removed_by="test")
+    before = _tables(db)
+    log: list[str] = []
+    db.conn.set_trace_callback(log.append)
+    try:
+        await _press(app, bot, session, "符合", 11)
+    finally:
+        db.conn.set_trace_callback(None)
+    assert log[:3] == ["BEGIN IMMEDIATE", log[1], "COMMIT"] and "JOIN members" in log[1], log
+    assert _tables(db) == before
+    assert not db.conn.in_transaction
+
+
+async def test_a_press_is_unpacked_once(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The membership middleware unpacks the press (to find the self-check it names); the
+    press's route takes what it unpacked rather than unpacking it again."""
+    app, bot, session, _db = app
+    await _answer_header(app, bot, session)
+    from bot.telegram.callbacks import AnswerCb
+
+    calls: list[str] = []
+    unpack = AnswerCb.unpack.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, value: str) -> Any:
+        calls.append(value)
+        return unpack(cls, value)
+
+    monkeypatch.setattr(AnswerCb, "unpack", classmethod(counted))
+    await _press(app, bot, session, "符合", 12)
+    assert session.answers[-1] is not None and session.answers[-1].startswith("已保存")
+    assert len(calls) == 1, calls
+
+
+async def test_no_transaction_is_open_while_a_press_waits_on_the_network(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even a step that does not take the press's transaction over (here: one that only
+    answers with a notice) leaves none open when the press's answer is sent."""
+    app, bot, session, db = app
+    await _answer_header(app, bot, session)
+    from bot.conversation.screens import Outcome
+
+    async def notice_only(actor: Any, action: Any) -> Outcome:
+        return Outcome(notice="nothing to do")
+
+    monkeypatch.setattr(app.dispatcher["conversation"], "handle_off_loop", notice_only)
+    open_when_sent: list[bool] = []
+    request = session.make_request
+
+    async def recording(bot: Bot, method: Any, timeout: int | None = None) -> Any:
+        open_when_sent.append(db.conn.in_transaction)
+        return await request(bot, method, timeout)
+
+    monkeypatch.setattr(session, "make_request", recording)
+    await _press(app, bot, session, "符合", 13)
+    assert session.answers[-1] == "nothing to do"
+    assert open_when_sent and not any(open_when_sent)

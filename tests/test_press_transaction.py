@@ -13,7 +13,7 @@ import sqlite_utils
 
 from bot.config import load_settings
 from bot.conversation import state as st
-from bot.conversation.actions import Choose
+from bot.conversation.actions import Choose, NavAction, Navigate, TypeText
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.screens import Outcome
 from bot.core.checklist import Checklist
@@ -236,4 +236,162 @@ def test_a_press_on_a_self_check_signed_meanwhile_is_refused_and_nothing_is_writ
     after, _log = _press(conversation, actor, outcome, lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT)
     assert after.alert and after.notice is not None and "已保存" not in after.notice
     assert len(open_workspace(db, checklist, motor_lab).answers()) == answered
+    assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
+
+
+def test_a_transaction_begun_ahead_is_committed_by_the_block_that_takes_it_over(tmp_path: object) -> None:
+    """``begin_handed``: the first ``transaction`` block owns the transaction begun ahead
+    (one BEGIN, one COMMIT); one nobody took over is ended by ``end_handed``, rolled back
+    when the update failed."""
+    from pathlib import Path
+
+    from storage.db import begin_handed, current_write, end_handed, transaction
+
+    path = Path(str(tmp_path)) / "handed.db"
+    db = open_db(path)
+    other = open_db(path, migrate=False)
+    try:
+        db.execute("CREATE TABLE t (x INTEGER)")
+        log: list[str] = []
+        db.conn.set_trace_callback(log.append)
+        token = begin_handed(db)
+        assert token is not None and current_write(db) is token
+        assert begin_handed(db) is None  # inside one already: nothing begun
+        with transaction(db):
+            assert current_write(db) is token  # what was read ahead under it is still valid
+            db.execute("INSERT INTO t VALUES (1)")
+            with transaction(db):  # a nested block is part of it, as before
+                db.execute("INSERT INTO t VALUES (2)")
+        assert not db.conn.in_transaction
+        end_handed(db, token)  # taken over and ended: nothing more
+        db.conn.set_trace_callback(None)
+        assert [q.split()[0] for q in log] == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+        assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+
+        token = begin_handed(db)  # nobody takes it over: reads only, committed
+        db.execute("SELECT count(*) FROM t").fetchone()
+        end_handed(db, token)
+        assert not db.conn.in_transaction and current_write(db) is None
+
+        token = begin_handed(db)  # a failed update: what joined it is rolled back
+        db.execute("INSERT INTO t VALUES (3)")
+        end_handed(db, token, failed=True)
+        assert not db.conn.in_transaction
+        assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+
+        token = begin_handed(db)  # ended behind its back: the next block begins its own
+        db.conn.commit()
+        with transaction(db):
+            db.execute("INSERT INTO t VALUES (4)")
+        end_handed(db, token)
+        assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 3
+    finally:
+        other.close()
+        db.close()
+
+
+def _answer_header(db: sqlite_utils.Database, ws: object, skip_text: bool = False) -> None:
+    for item in ws.interview.items:  # type: ignore[attr-defined]
+        if item.kind == "confirm":
+            save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.YES)  # type: ignore[attr-defined]
+        elif item.kind == "text" and not skip_text:
+            save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.TEXT, text="李四")  # type: ignore[attr-defined]
+
+
+def test_pressing_from_one_button_question_to_the_next_writes_no_state_and_the_state_still_leads_there(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    """The state after a press onto the next open question (``following``) leads to it as
+    the interview's first open item from the kept one on; the next such press leaves it as
+    it is (no write of the conversation), and /start, a typed message and
+    the next press all find the question on screen."""
+    ensure_user(db, USER, "张三")
+    conversation = _conversation(db, checklist)
+    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
+    ws = open_workspace(db, checklist, motor_lab)
+    _answer_header(db, ws)
+    compliance = [i for i in ws.interview.items if i.kind == "compliance"]
+    outcome = conversation.screen_for(actor)
+    conversation.shown(actor, outcome, MESSAGE)
+    compliant = lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT  # noqa: E731
+    after, log = _press(conversation, actor, outcome, compliant)
+    assert any("INTO fsm" in q for q in log)  # from /start's state to one that follows the interview
+    kept = SQLiteStates(db).load(actor.key)
+    assert kept.following and kept.item == compliance[1].id
+    for n in (2, 3):
+        after, log = _press(conversation, actor, after, compliant)
+        assert after.notice == "已保存：符合" and after.screen is not None and after.screen.item == compliance[n].id
+        # BEGIN, the self-check, the state (read with the membership through the dispatcher:
+        # tests/test_press_reads.py), the answer, its history, the counters, COMMIT: no write of the state
+        assert not any("INTO fsm" in q for q in log) and len(log) == 7, log
+        assert _commits(log) == 1
+        assert SQLiteStates(db).load(actor.key) == kept  # as it was
+    # where the user is, from the state as kept: the question on screen
+    again = conversation.screen_for(actor)
+    assert again.screen is not None and again.screen.item == compliance[3].id
+    typed = conversation.handle(actor, TypeText(text="好的"))
+    assert typed.messages and "按钮" in typed.messages[0]  # "answer with the buttons", nothing stored
+    assert answer_store.get_answer(db, ws.selfcheck.id, compliance[3].id) is None
+    assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
+
+
+def test_text_typed_while_following_a_question_a_colleague_answered_answers_nothing_it_was_not_asked(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    """A colleague answers every question left after the one on screen; the first open item
+    is now a typed one the user skipped (wrapping around). Text typed meanwhile is not taken
+    as its answer: the user is shown where they are, and only text typed under that
+    question is saved (checked against the revision it showed)."""
+    ensure_user(db, USER, "张三")
+    conversation = _conversation(db, checklist)
+    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
+    ws = open_workspace(db, checklist, motor_lab)
+    _answer_header(db, ws, skip_text=True)
+    typed_items = [i for i in ws.interview.items if i.kind == "text"]
+    assert typed_items
+    compliance = [i for i in ws.interview.items if i.kind == "compliance"]
+    save_answer(db, ws.selfcheck.id, compliance[0].id, by=USER, value=Choice.COMPLIANT)
+    start = Navigate(action=NavAction.OPEN, sc=ws.selfcheck.id, item=compliance[0].id).at(MESSAGE)
+    outcome = conversation.handle(actor, start)
+    conversation.shown(actor, outcome, MESSAGE)
+    compliant = lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT  # noqa: E731
+    after, _log = _press(conversation, actor, outcome, compliant)  # rev 1 -> 2, then compliance[1], following
+    assert after.screen is not None and after.screen.item == compliance[1].id
+    assert SQLiteStates(db).load(actor.key).following
+    for item in compliance[1:]:
+        save_answer(db, ws.selfcheck.id, item.id, by=USER + 1, value=Choice.COMPLIANT)
+    told = conversation.handle(actor, TypeText(text="王五"))
+    conversation.shown(actor, told, MESSAGE + 1)
+    assert told.messages and told.messages[0] == "这是您当前的自查位置："
+    assert told.screen is not None and told.screen.item == typed_items[0].id
+    assert answer_store.get_answer(db, ws.selfcheck.id, typed_items[0].id) is None
+    state = SQLiteStates(db).load(actor.key)
+    assert not state.following and state.item == typed_items[0].id
+    saved = conversation.handle(actor, TypeText(text="王五"))
+    assert answer_store.get_answer(db, ws.selfcheck.id, typed_items[0].id).text == "王五"
+    assert saved.screen is not None
+
+
+def test_the_press_that_completes_the_self_check_reads_neither_the_self_check_nor_its_signature_again(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    """The last answer completes the self-check: its status is written (and returned by the
+    same UPDATE), and the summary knows it is unsigned from the read the press began with."""
+    ensure_user(db, USER, "张三")
+    conversation = _conversation(db, checklist)
+    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
+    ws = open_workspace(db, checklist, motor_lab)
+    _answer_header(db, ws)
+    compliance = [i for i in ws.interview.items if i.kind == "compliance"]
+    for item in compliance[:-1]:
+        save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.COMPLIANT)
+    outcome = conversation.screen_for(actor)
+    assert outcome.screen is not None and outcome.screen.item == compliance[-1].id
+    conversation.shown(actor, outcome, MESSAGE)
+    after, log = _press(conversation, actor, outcome, lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT)
+    assert answer_store.get_selfcheck(db, ws.selfcheck.id).status == "completed"
+    assert after.screen is not None and after.screen.item is None  # the summary
+    assert _commits(log) == 1
+    assert not any("FROM submissions" in q and q.startswith("SELECT") for q in log), log
+    assert sum(1 for q in log if "FROM selfchecks" in q) == 1, log  # the step's first read only
     assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)

@@ -109,6 +109,8 @@ FOLLOWUP_STEPS = {
 }
 STEP_FOLLOWUPS = {step: followup for followup, step in FOLLOWUP_STEPS.items()}
 TYPED_FOLLOWUP_STEPS = (st.PROBLEM, st.MEASURE, st.TARGET_DATE, st.CORRECTION)
+BUTTONS_ONLY = ("compliance", "confirm")
+"""Item kinds answered with buttons only (typed text is refused for them)."""
 
 
 def _is_press(action: Action) -> bool:
@@ -144,15 +146,22 @@ class Step:
 
     def current_item(self) -> Item | None:
         item_id = self.state.item
+        if self.state.following:  # the first open item from there on (the one on screen)
+            return self.ws.interview.resume_point(self.ws.answers(), item_id)
         if item_id is not None and self.ws.interview.applies(item_id):
             return self.ws.checklist.item(item_id)
         return None
 
     # --- screens -----------------------------------------------------------------------
 
-    def item(self, item: Item, *, guide: bool = False, selection: list[str] | None = None, **extra: Any) -> Outcome:
+    def item(
+        self, item: Item, *, guide: bool = False, selection: list[str] | None = None, follow: bool = False, **extra: Any
+    ) -> Outcome:
         """The question of ``item``; ``selection``: the options of a multiple choice
-        toggled on screen (else those saved)."""
+        toggled on screen (else those saved). ``follow``: ``item`` is the next open item
+        after an answer (``next_open``); if it takes button answers only, the state says so
+        (``ConversationState.following``) and, if it said so already and still leads to
+        ``item``, it stays as it is: a press from one such question to the next writes no state."""
         answer = self.ws.answer(item.id)
         evidence = self.ws.evidence_count(item.id) if answer is not None and answer.value is Choice.NONCOMPLIANT else 0
         earlier = self.ws.earlier_answer(item)
@@ -161,19 +170,34 @@ class Step:
         screen = render.question_screen(
             self.facts(), item, answer, guide=guide, evidence=evidence, earlier=earlier, selection=selection
         )
+        follow = follow and item.kind in BUTTONS_ONLY and not guide and selection is None
+        if follow and self.follows_to(item):
+            return Outcome(screen, live=True, state=self.state.moved(st.QUESTION), **extra)
         data: dict[str, Any] = {st.ITEM: item.id, st.GUIDE: guide, st.EDIT: False, st.REV: [item.id, screen.rev]}
         data[st.SELECTION] = [item.id, selection] if selection is not None else None
+        data[st.FOLLOW] = follow
         return Outcome(screen, live=True, state=self.state.moved(st.QUESTION, **data), **extra)
+
+    def follows_to(self, item: Item) -> bool:
+        """The state follows the interview (with nothing else on screen: no guide, no
+        selection) and leads to ``item`` now."""
+        state = self.state
+        if not state.following or state.guide or state.editing or state.data.get(st.SELECTION) is not None:
+            return False
+        # the progress counted for this step (kept from step to step) has the open items in order
+        current = self.ws.interview.resume_point_in(self.ws.progress(), state.item)
+        return current is not None and current.id == item.id
 
     def summary(self, **extra: Any) -> Outcome:
         now = self.c.clock()
         screen = render.summary_screen(self.facts(), self.ws.submission(), now)
-        return Outcome(screen, live=True, state=self.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False}), **extra)
+        state = self.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False, st.FOLLOW: False})
+        return Outcome(screen, live=True, state=state, **extra)
 
     def followup(self, item: Item, followup: FollowUp, answer: Answer, *, editing: bool, **extra: Any) -> Outcome:
         screen = render.followup_screen(self.facts(), item, followup, answer, self.c.clock().date(), editing=editing)
-        state = self.state.moved(FOLLOWUP_STEPS[followup], **{st.ITEM: item.id, st.EDIT: editing, st.REV: [item.id, answer.rev]})
-        return Outcome(screen, live=True, state=state, **extra)
+        changes = {st.ITEM: item.id, st.EDIT: editing, st.REV: [item.id, answer.rev], st.FOLLOW: False}
+        return Outcome(screen, live=True, state=self.state.moved(FOLLOWUP_STEPS[followup], **changes), **extra)
 
     def passive(self, screen: Screen, **extra: Any) -> Outcome:
         """A screen whose buttons only navigate: the live question stays live."""
@@ -181,7 +205,7 @@ class Step:
 
     def next_open(self, after: str | None, **extra: Any) -> Outcome:
         item = self.ws.interview.next_open(self.ws.answers(), after=after)
-        return self.summary(**extra) if item is None else self.item(item, **extra)
+        return self.summary(**extra) if item is None else self.item(item, follow=True, **extra)
 
     def continue_after(self, item: Item, answer: Answer, *, after: FollowUp | None, editing: bool, **extra: Any) -> Outcome:
         """After a stored step: the next follow-up of this answer, or the next open item."""
@@ -386,8 +410,13 @@ class Step:
 
     def type_answer(self, action: TypeText) -> Outcome:
         item = self.current_item()
-        if item is None or item.kind in ("compliance", "confirm"):
+        if item is None or item.kind in BUTTONS_ONLY:
             return self.resume(again=True, messages=[_("Please answer with the buttons under the question. Here it is again:")])
+        if self.state.following:
+            # The question on screen takes buttons, but the interview has moved on since
+            # (a colleague answered it): the text answers nothing that was asked. Show
+            # where they are; that question is then the one on screen.
+            return self.resume(again=True, messages=[_("Here is where you are in the self-check:")])
         if not self.ws.interview.shown(item, self.ws.answers()):
             return self.resume(messages=[_("This item does not apply, given an earlier answer. Nothing was saved.")])
         if item.kind != "text":
@@ -768,7 +797,8 @@ class Conversation:
             state = outcome.state
             if state is not None and outcome.live and outcome.screen is not None:
                 state.data[st.LIVE] = action.origin
-                self.states.save(actor.key, state)
+                if state.step != step.state.step or state.data != step.state.data:  # else: stored as it is
+                    self.states.save(actor.key, state)
                 outcome.kept = action.origin
         return outcome
 

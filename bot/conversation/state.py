@@ -25,6 +25,9 @@ SIGNING_STEPS = (SIGN_NAME, SIGN_ROLE, SIGN_CONFIRM, SIGNED)
 ITEM, GUIDE, EDIT, REV, LIVE = "item", "guide", "edit", "rev", "msg"
 SIGNER, ROLE = "signer", "role"
 SELECTION = "sel"  # [item id, [option ids]]: a multiple choice toggled on screen, not yet saved
+# True: the question on screen is the interview's first open item from ``item`` on (see
+# ``ConversationState.following``), so answering it and moving on needs no new state.
+FOLLOW = "follow"
 
 
 @dataclass
@@ -48,6 +51,14 @@ class ConversationState:
     @property
     def guide(self) -> bool:
         return bool(self.data.get(GUIDE))
+
+    @property
+    def following(self) -> bool:
+        """The live question takes button answers only (compliance, confirmation) and is the
+        interview's first open item from ``item`` on, wrapping around (``Interview.resume_point``),
+        rather than ``item`` itself: the state the engine keeps while a user answers question
+        after question with the buttons, unchanged from one press to the next (nothing to write)."""
+        return self.step == QUESTION and self.data.get(FOLLOW) is True and self.item is not None
 
     @property
     def live(self) -> Any:

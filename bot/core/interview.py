@@ -7,6 +7,7 @@ typed text is acceptable. Storage and transports call them; they call neither.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 import unicodedata
@@ -254,6 +255,23 @@ class Interview:
                 return item
             return self.next_open(answers, after=current)
         return self.next_open(answers)
+
+    def resume_point_in(self, progress: Progress, current: str | None) -> Item | None:
+        """``resume_point(answers, current)`` for the answers ``progress`` counts, from the
+        items it has open (unanswered or incomplete, in the interview's order) rather than
+        by going through every item from ``current`` on."""
+        start = self._index.get(current, 0) if current is not None else 0
+        found: Item | None = None
+        first: Item | None = None
+        for pool in (progress.unanswered, progress.incomplete):
+            if not pool:
+                continue
+            k = bisect.bisect_left(pool, start, key=lambda item: self._index[item.id])
+            if k < len(pool) and (found is None or self._index[pool[k].id] < self._index[found.id]):
+                found = pool[k]
+            if first is None or self._index[pool[0].id] < self._index[first.id]:
+                first = pool[0]
+        return found if found is not None else first
 
     def skip_target(self, answers: Mapping[str, Answer], item_id: str) -> Item | None:
         """Where "Skip for now" on ``item_id`` leads: the next open item (wrapping around),

@@ -12,6 +12,7 @@ from typing import Any, cast
 import sqlite_utils
 from aiogram import BaseMiddleware, Dispatcher
 from aiogram.dispatcher.flags import get_flag
+from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, TelegramObject, Update, User
 from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
@@ -19,7 +20,11 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n.middleware import I18nMiddleware
 
+from bot.conversation.actions import Action, Choose, SetRect
 from bot.i18n import locale_from_telegram, normalize_locale
+from bot.telegram.conversation import decode_data
+from storage.answers import read_ahead_opened
+from storage.db import begin_handed, end_handed
 from storage.fsm import storage_key_text
 from storage.institutions import get_user_language
 from storage.readahead import ReadAhead
@@ -67,7 +72,15 @@ class MembershipMiddleware(BaseMiddleware):
     With ``read_ahead`` (the FSM storage's, and how the FSM middleware keys a conversation:
     ``fsm_key``), the conversation's row is read in the same statement and kept for this
     update only, so the FSM middleware and the engine do not read it again; this middleware
-    then runs before the FSM middleware (``order_before_fsm``)."""
+    then runs before the FSM middleware (``order_before_fsm``).
+
+    A member's press on an answer button (one the engine commits in one transaction with its
+    state: ``decoded_press``) begins that transaction here (``storage.db.begin_handed``),
+    and the self-check the button names is read with the membership, in the same statement,
+    for the engine's step: the read the press's write relies on is this one, under the
+    write lock, and the engine's transaction takes it over and commits it before anything is
+    sent. Nothing is awaited on the network in between (the filters and middlewares below
+    decide in memory). A sender who turns out not to be a member ends it at once."""
 
     def __init__(self, read_ahead: ReadAhead | None = None, fsm_key: Callable[[dict[str, Any]], str | None] | None = None) -> None:
         self.read_ahead = read_ahead if fsm_key is not None else None
@@ -86,14 +99,44 @@ class MembershipMiddleware(BaseMiddleware):
             return await handler(event, data)
         key = self.fsm_key(data) if self.fsm_key is not None and self.read_ahead is not None else None
         ahead = (self.read_ahead, key) if self.read_ahead is not None and key is not None else None
-        # one read for the three (and the language middleware's, ``user_language``), and the conversation's row
-        who = who_is(db, user.id, ahead)
-        data["institution"], data["regulator"], data["user_language"] = who.institution, who.regulator, who.language
+        pressed = decoded_press(event)
+        if pressed is not None:
+            data[DECODED] = pressed  # for the press's route (``presses.Route``): unpacked once
+        selfcheck = pressed[1].sc if pressed is not None and isinstance(pressed[1], Choose | SetRect) else None
+        handed = begin_handed(db) if selfcheck is not None else None
         try:
-            return await handler(event, data)
+            # one read for the three (and the language middleware's, ``user_language``), the
+            # conversation's row, and for an answer press the self-check with its answers
+            who = who_is(db, user.id, ahead, selfcheck if handed is not None else None)
+            if who.institution is None:  # no staff step will take the transaction over
+                end_handed(db, handed)
+            data["institution"], data["regulator"], data["user_language"] = who.institution, who.regulator, who.language
+            result = await handler(event, data)
+        except BaseException:
+            end_handed(db, handed, failed=True)
+            raise
         finally:
             if ahead is not None:
                 ahead[0].forget(ahead[1])
+            read_ahead_opened(db, None)
+        end_handed(db, handed)  # if the press reached no step of the engine's: only reads were made
+        return result
+
+
+DECODED = "decoded_press"
+"""Handler data: (callback data, its engine action or None) of a press in a private chat."""
+
+
+def decoded_press(event: TelegramObject) -> tuple[str, Action | None] | None:
+    """For a press in a private chat: its data and the engine action it unpacks to (None:
+    not the engine's, or forged). An answer button's action (``Choose``, ``SetRect``) is what
+    ``bot.conversation.engine`` commits in one transaction with its state. None for any
+    other update."""
+    query = event.callback_query if isinstance(event, Update) else None
+    if query is None or query.message is None or query.message.chat.type != ChatType.PRIVATE:
+        return None
+    data = query.data or ""
+    return data, decode_data(data)
 
 
 def order_before_fsm(dp: Dispatcher, membership: MembershipMiddleware) -> None:

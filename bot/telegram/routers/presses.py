@@ -24,6 +24,7 @@ from bot.conversation.engine import Actor, Conversation
 from bot.telegram.callbacks import RegulatorJoinCb
 from bot.telegram.conversation import BY_PREFIX, CODECS, Action, Codec, EngineContext, deliver
 from bot.telegram.routers import fallback, onboarding
+from storage.db import release_handed
 
 
 async def on_press(
@@ -31,7 +32,11 @@ async def on_press(
 ) -> None:
     """Every engine button — answers, statuses, navigation, sections, the pledge's steps,
     the regulator's pages, institutions, staff and broadcasts: the engine decides."""
-    await deliver(query, await conversation.handle_off_loop(actor, action), conversation, actor, callback_answer)
+    outcome = await conversation.handle_off_loop(actor, action)
+    # The engine committed the press's transaction (begun with the membership read); should
+    # it not have taken it over, it ends here, before anything is sent.
+    release_handed(conversation.db)
+    await deliver(query, outcome, conversation, actor, callback_answer)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Press:
     handler: Callable[..., Awaitable[Any]]
     unpack: Callable[[str], dict[str, Any]]
     context: tuple[Filter, ...] = ()
+    engine: bool = True  # ``unpack`` gives {"action": the engine action}, as ``decode_data`` would
 
 
 def _engine(codec: Codec) -> Callable[[str], dict[str, Any]]:
@@ -70,14 +76,22 @@ class Route(Filter):
         self.prefix = prefix
         self.press = press
 
-    async def __call__(self, query: CallbackQuery) -> bool | dict[str, Any]:
+    async def __call__(
+        self, query: CallbackQuery, decoded_press: tuple[str, Action | None] | None = None
+    ) -> bool | dict[str, Any]:
         data = query.data or ""
         if not _in_private_chat(query) or data.split(":", 1)[0] != self.prefix:
             return False
-        try:
-            found = self.press.unpack(data)
-        except (ValueError, TypeError):
-            return False
+        if self.press.engine and decoded_press is not None and decoded_press[0] == data:
+            # unpacked already by the membership middleware (``middlewares.decoded_press``)
+            if decoded_press[1] is None:
+                return False
+            found: dict[str, Any] = {"action": decoded_press[1]}
+        else:
+            try:
+                found = self.press.unpack(data)
+            except (ValueError, TypeError):
+                return False
         if "action" in found and query.message is not None:
             found["action"] = found["action"].at(query.message.message_id)
         return found
