@@ -1088,6 +1088,8 @@ def main() -> None:
                         help="also cProfile N Zicha steps (default 1000, normal durability) and print the top functions")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to CPU 0")
     args = parser.parse_args()
+    if args.breakdown_steps < 1:  # the statement count and the breakdown need steps to count
+        parser.error("--breakdown-steps must be at least 1")
 
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         try:
