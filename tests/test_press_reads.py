@@ -84,20 +84,8 @@ async def _press(app: Any, bot: Bot, session: Screens, label: str, n: int) -> No
 
 async def test_a_press_reads_its_conversation_once_and_a_removed_member_is_refused_at_once(app: Any, food_lab: Institution) -> None:
     app, bot, session, db = app
-    start = {"message_id": 1, "date": 1, "text": "/start", "chat": {"id": STAFF, "type": "private"}, "from": _user(),
-             "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}  # fmt: skip
-    await _feed(app, bot, {"update_id": 1, "message": start})
-    # the header: the institution's details are right, then two typed answers
-    await _press(app, bot, session, "是，信息无误", 2)
-    for n, text in ((3, "李四"), (4, "010-82262722")):
-        await _feed(app, bot, {"update_id": n, "message": {"message_id": 10 + n, "date": 1, "text": text,
-                                                            "chat": {"id": STAFF, "type": "private"}, "from": _user()}})  # fmt: skip
-    log: list[str] = []
-    db.conn.set_trace_callback(log.append)
-    try:
-        await _press(app, bot, session, "符合", 5)
-    finally:
-        db.conn.set_trace_callback(None)
+    await _answer_header(app, bot, session)
+    log = await _traced_press(app, bot, session, db, "符合", 5)
     assert session.answers[-1] is not None and session.answers[-1].startswith("已保存")
     fsm_reads = [q for q in log if "FROM fsm" in q or "JOIN fsm" in q]
     assert len(fsm_reads) == 1 and "members" in fsm_reads[0], log  # read with the membership, once
@@ -138,7 +126,19 @@ async def test_a_press_reads_its_conversation_once_and_a_removed_member_is_refus
     assert session.last is shown or food_lab.name not in str(getattr(session.last, "text", ""))
 
 
+async def _traced_press(app: Any, bot: Bot, session: Screens, db: Any, label: str, n: int) -> list[str]:
+    """The statements SQLite ran for a press on ``label`` (its trace callback)."""
+    log: list[str] = []
+    db.conn.set_trace_callback(log.append)
+    try:
+        await _press(app, bot, session, label, n)
+    finally:
+        db.conn.set_trace_callback(None)
+    return log
+
+
 async def _answer_header(app: Any, bot: Bot, session: Screens) -> None:
+    """/start, then the header: the institution's details are right, then two typed answers."""
     start = {"message_id": 1, "date": 1, "text": "/start", "chat": {"id": STAFF, "type": "private"}, "from": _user(),
              "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}  # fmt: skip
     await _feed(app, bot, {"update_id": 1, "message": start})
@@ -219,12 +219,7 @@ async def test_a_removed_member_pressing_ends_the_transaction_before_anything_is
     await _answer_header(app, bot, session)
     remove_member(db, food_lab.id, STAFF, removed_by="test")
     before = _tables(db)
-    log: list[str] = []
-    db.conn.set_trace_callback(log.append)
-    try:
-        await _press(app, bot, session, "符合", 11)
-    finally:
-        db.conn.set_trace_callback(None)
+    log = await _traced_press(app, bot, session, db, "符合", 11)
     assert log[:3] == ["BEGIN IMMEDIATE", log[1], "COMMIT"] and "JOIN members" in log[1], log
     assert _tables(db) == before
     assert not db.conn.in_transaction

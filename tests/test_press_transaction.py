@@ -19,7 +19,7 @@ from bot.conversation.screens import Outcome
 from bot.core.checklist import Checklist
 from bot.core.interview import Choice, Interview, RectStatus
 from bot.i18n import build_i18n
-from bot.selfcheck import open_workspace
+from bot.selfcheck import Workspace, open_workspace
 from storage import answers as answer_store
 from storage import pledges as pledge_store
 from storage.answers import StaleAnswer, counters, recount, save_answer
@@ -290,6 +290,19 @@ def test_a_transaction_begun_ahead_is_committed_by_the_block_that_takes_it_over(
         db.close()
 
 
+def _header_given(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution, *, skip_text: bool = False
+) -> tuple[Conversation, Actor, Workspace]:
+    """A staff member of ``motor_lab`` with the header answered (its typed items left open
+    with ``skip_text``): their conversation, actor and workspace."""
+    ensure_user(db, USER, "张三")
+    conversation = _conversation(db, checklist)
+    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
+    ws = open_workspace(db, checklist, motor_lab)
+    _answer_header(db, ws, skip_text)
+    return conversation, actor, ws
+
+
 def _answer_header(db: sqlite_utils.Database, ws: object, skip_text: bool = False) -> None:
     for item in ws.interview.items:  # type: ignore[attr-defined]
         if item.kind == "confirm":
@@ -305,11 +318,7 @@ def test_pressing_from_one_button_question_to_the_next_writes_no_state_and_the_s
     the interview's first open item from the kept one on; the next such press leaves it as
     it is (no write of the conversation), and /start, a typed message and
     the next press all find the question on screen."""
-    ensure_user(db, USER, "张三")
-    conversation = _conversation(db, checklist)
-    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
-    ws = open_workspace(db, checklist, motor_lab)
-    _answer_header(db, ws)
+    conversation, actor, ws = _header_given(db, checklist, motor_lab)
     compliance = [i for i in ws.interview.items if i.kind == "compliance"]
     outcome = conversation.screen_for(actor)
     conversation.shown(actor, outcome, MESSAGE)
@@ -342,11 +351,7 @@ def test_text_typed_while_following_a_question_a_colleague_answered_answers_noth
     is now a typed one the user skipped (wrapping around). Text typed meanwhile is not taken
     as its answer: the user is shown where they are, and only text typed under that
     question is saved (checked against the revision it showed)."""
-    ensure_user(db, USER, "张三")
-    conversation = _conversation(db, checklist)
-    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
-    ws = open_workspace(db, checklist, motor_lab)
-    _answer_header(db, ws, skip_text=True)
+    conversation, actor, ws = _header_given(db, checklist, motor_lab, skip_text=True)
     typed_items = [i for i in ws.interview.items if i.kind == "text"]
     assert typed_items
     compliance = [i for i in ws.interview.items if i.kind == "compliance"]
@@ -377,11 +382,7 @@ def test_the_press_that_completes_the_self_check_reads_neither_the_self_check_no
 ) -> None:
     """The last answer completes the self-check: its status is written (and returned by the
     same UPDATE), and the summary knows it is unsigned from the read the press began with."""
-    ensure_user(db, USER, "张三")
-    conversation = _conversation(db, checklist)
-    actor = Actor(USER, motor_lab, "zh_CN", f"test:{USER}")
-    ws = open_workspace(db, checklist, motor_lab)
-    _answer_header(db, ws)
+    conversation, actor, ws = _header_given(db, checklist, motor_lab)
     compliance = [i for i in ws.interview.items if i.kind == "compliance"]
     for item in compliance[:-1]:
         save_answer(db, ws.selfcheck.id, item.id, by=USER, value=Choice.COMPLIANT)
