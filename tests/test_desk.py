@@ -36,6 +36,7 @@ from bot.core.scope import Scope
 from bot.i18n import build_i18n
 from storage import outbox
 from storage.conversations import SQLiteStates
+from storage.db import open_db
 from storage.institutions import get_membership
 from storage.regulators import add_regulator
 from tests.regulator_fixture import STAFF, Fixture, build_fixture
@@ -198,3 +199,29 @@ def test_a_broadcast_written_previewed_and_confirmed_once(desk: Channel, db: sql
     cancelled = desk.do(CancelBroadcast())
     assert cancelled.screen is not None and cancelled.screen.text == "Broadcast cancelled. Nothing was sent."
     assert states.load(desk.actor.key).step is None and outbox.backlog(db)["total"] == 3
+
+
+async def test_the_workbook_of_a_database_in_memory_is_made_on_the_bots_own_connection(checklist: Checklist) -> None:
+    """A database in memory (tests, demos) cannot be opened by the report worker nor by a
+    connection of its own (that would be another, empty database): /export makes it in a
+    thread on the bot's connection, with the scope's institutions in it."""
+    db = open_db(":memory:")
+    try:
+        fx = build_fixture(db, checklist)
+        conversation = Conversation(
+            db=db, checklist=checklist, settings=load_settings(_env_file=None, zicha_db=":memory:"), clock=lambda: AFTER,
+            states=SQLiteStates(db), catalog=build_i18n("zh_CN"),
+        )  # fmt: skip
+        regulator = add_regulator(db, REGULATOR, Scope.parse("广东"), "广东省市场监管局")
+        actor = Actor(REGULATOR, None, "en", f"test:{REGULATOR}", regulator=regulator)
+        outcomes = [o async for o in conversation.desk.export(actor)]
+    finally:
+        db.close()
+    assert outcomes[0].messages == ["Preparing the workbook…"]
+    done = outcomes[-1]
+    assert done.screen is not None
+    (workbook,) = done.screen.attachments
+    wb = load_workbook(io.BytesIO(workbook.content), read_only=True)
+    cells = [str(v) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for v in row if v is not None]
+    wb.close()
+    assert fx.names["gd_progress"] in cells and not foreign(fx) & set(cells)

@@ -112,19 +112,15 @@ def _sane(*ids: int) -> bool:
     return all(0 < i <= MAX_ID for i in ids)
 
 
-def write_workbook(settings: Any, checklist: Checklist, scope: Any, now: dt.datetime) -> bytes:
-    """The workbook of ``scope``, on a database connection of its own (call in a worker thread)."""
+def write_workbook(db: Any, checklist: Checklist, scope: Any, now: dt.datetime) -> bytes:
+    """The workbook of ``scope`` on ``db``, the bot's own connection: for a database in
+    memory, which the report worker cannot open (call in a thread)."""
     from bot.reports.excel import write_export  # the writer: loaded when the first workbook is asked for
-    from storage.db import open_db
 
-    db = open_db(settings.zicha_db, migrate=False)
-    try:
-        with tempfile.TemporaryDirectory(prefix="zicha-export-") as tmp:
-            path = Path(tmp) / "export.xlsx"
-            write_export(db, checklist, scope, now, path)
-            return path.read_bytes()
-    finally:
-        db.close()
+    with tempfile.TemporaryDirectory(prefix="zicha-export-") as tmp:
+        path = Path(tmp) / "export.xlsx"
+        write_export(db, checklist, scope, now, path)
+        return path.read_bytes()
 
 
 def in_campaign(screen: Screen, run: Running | None, runs: list[Running], locale: str) -> Screen:
@@ -385,10 +381,11 @@ class Desk:
     async def workbook_of(self, regulator: Regulator, checklist: Checklist, now: dt.datetime) -> bytes:
         """The workbook of the regulator's scope, made in the report worker process (a national
         one is millions of cells: in a thread it would slow every press); a database in memory
-        cannot be opened there, so it is made in a thread on a connection of its own."""
+        cannot be opened there (nor by a connection of its own: that would be another, empty
+        database), so it is made in a thread on the bot's connection."""
         db_path = getattr(self.settings, "zicha_db", ":memory:")
         if jobs.in_memory(db_path):
-            return await asyncio.to_thread(self.workbook, self.settings, checklist, regulator.scope, now)
+            return await asyncio.to_thread(self.workbook, self.db, checklist, regulator.scope, now)
         with tempfile.TemporaryDirectory(prefix="zicha-export-") as tmp:
             path = Path(tmp) / "export.xlsx"
             await jobs.run(jobs.export_workbook, str(db_path), checklist, regulator.scope, now, str(path))
