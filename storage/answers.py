@@ -116,16 +116,17 @@ def opened_of(rows: Sequence[Sequence[Any]]) -> Opened | None:
     return opened_from(json.loads(packed), [row[1:] for row in rows if row[0] is None])
 
 
-OPEN_WIDTH = len(_SELFCHECK_COLUMNS.split(",")) + 2
-"""How many columns ``OPEN_SELFCHECK_COLUMNS`` are."""
+_SELFCHECK_WIDTH = len(_SELFCHECK_COLUMNS.split(","))
+OPEN_WIDTH = _SELFCHECK_WIDTH + 2
+"""How many values ``OPEN_SELFCHECK_VALUES`` are."""
 
 
 def opened_from(selfcheck: Sequence[Any], answers: Sequence[Sequence[Any]]) -> Opened | None:
-    """The ``Opened`` of the values of ``OPEN_SELFCHECK_COLUMNS`` (all None: no self-check)
+    """The ``Opened`` of the values of ``OPEN_SELFCHECK_VALUES`` (all None: no self-check)
     and of rows of ``OPEN_ANSWER_COLUMNS``, read apart (``storage.regulators.who_is``)."""
     if selfcheck[0] is None:
         return None
-    n = len(_SELFCHECK_COLUMNS.split(","))
+    n = _SELFCHECK_WIDTH
     return Opened(_selfcheck(selfcheck[:n]), {row[0]: _answer(row) for row in answers}, selfcheck[n], bool(selfcheck[n + 1]))
 
 
@@ -169,13 +170,14 @@ _ANSWER_COLUMNS = (
 )
 
 
-OPEN_SELFCHECK_COLUMNS = (
+OPEN_SELFCHECK_VALUES = (
     ", ".join(f"sc.{c.strip()}" for c in _SELFCHECK_COLUMNS.split(",")) + ", "
-    "(SELECT id FROM submissions WHERE selfcheck_id = sc.id AND superseded_at IS NULL) AS signed, "
-    "EXISTS (SELECT 1 FROM selfchecks e WHERE e.institution_id = sc.institution_id AND e.id != sc.id) AS earlier"
+    "(SELECT id FROM submissions WHERE selfcheck_id = sc.id AND superseded_at IS NULL), "  # signed
+    "EXISTS (SELECT 1 FROM selfchecks e WHERE e.institution_id = sc.institution_id AND e.id != sc.id)"  # earlier
 )
-"""What ``open_selfcheck`` reads of a self-check ``sc``, before its answers' columns
-(``OPEN_ANSWER_COLUMNS`` of ``a``); ``opened_from`` makes an ``Opened`` of them."""
+"""What ``open_selfcheck`` reads of a self-check ``sc`` (packed by ``json_array``), before
+its answers' columns (``OPEN_ANSWER_COLUMNS`` of ``a``); ``opened_from`` makes an
+``Opened`` of them."""
 OPEN_ANSWER_COLUMNS = ", ".join(f"a.{c.strip()}" for c in _ANSWER_COLUMNS.split(","))
 ANSWER_WIDTH = len(_ANSWER_COLUMNS.split(","))
 """How many columns ``OPEN_ANSWER_COLUMNS`` are."""
@@ -184,9 +186,8 @@ ANSWER_WIDTH = len(_ANSWER_COLUMNS.split(","))
 # their own columns only: not the self-check's repeated on every answer row (making Python
 # values is most of this read; see storage.regulators._WHO_PRESSES_SQL).
 _OPEN_SQL = (
-    "WITH s AS MATERIALIZED (SELECT json_array("
-    + OPEN_SELFCHECK_COLUMNS.replace(" AS signed", "").replace(" AS earlier", "")
-    + ") AS packed, sc.id AS sid FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "
+    f"WITH s AS MATERIALIZED (SELECT json_array({OPEN_SELFCHECK_VALUES}) AS packed, sc.id AS sid "
+    "FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "
     f"SELECT s.packed{', NULL' * ANSWER_WIDTH} FROM s UNION ALL "
     f"SELECT NULL, {OPEN_ANSWER_COLUMNS} FROM answers a WHERE a.selfcheck_id = (SELECT sid FROM s)"
 )

@@ -13,7 +13,7 @@ from bot.core.scope import Scope
 from storage.answers import (
     ANSWER_WIDTH,
     OPEN_ANSWER_COLUMNS,
-    OPEN_SELFCHECK_COLUMNS,
+    OPEN_SELFCHECK_VALUES,
     OPEN_WIDTH,
     opened_from,
     read_ahead_opened,
@@ -198,10 +198,9 @@ _WHO_WIDTH = len(_INSTITUTION_COLUMNS.split(",")) + 8
 # answer's columns only (column 0 NULL). Packed rather than spread over columns NULL on every
 # other row: a third less time in this read than unpacked or as two statements, most of a
 # press's read being the making of Python values.
-_PACKED_SELFCHECK = OPEN_SELFCHECK_COLUMNS.replace(" AS signed", "").replace(" AS earlier", "")
 _WHO_PRESSES_SQL = (
     "WITH q AS (SELECT ? AS tid, ? AS fkey, ? AS scid), "
-    f"w AS MATERIALIZED (SELECT json_array({_WHO_COLUMNS}, {_PACKED_SELFCHECK}) AS who, sc.id AS open_id "
+    f"w AS MATERIALIZED (SELECT json_array({_WHO_COLUMNS}, {OPEN_SELFCHECK_VALUES}) AS who, sc.id AS open_id "
     f"FROM q {_WHO_JOINS} LEFT JOIN selfchecks sc ON sc.id = q.scid AND sc.institution_id = m.institution_id) "
     f"SELECT w.who{', NULL' * ANSWER_WIDTH} FROM w UNION ALL "
     f"SELECT NULL, {OPEN_ANSWER_COLUMNS} FROM answers a WHERE a.selfcheck_id = (SELECT open_id FROM w)"

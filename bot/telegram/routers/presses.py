@@ -46,7 +46,6 @@ class Press:
     handler: Callable[..., Awaitable[Any]]
     unpack: Callable[[str], dict[str, Any]]
     context: tuple[Filter, ...] = ()
-    engine: bool = True  # ``unpack`` gives {"action": the engine action}, as ``decode_data`` would
 
 
 def _engine(codec: Codec) -> Callable[[str], dict[str, Any]]:
@@ -82,8 +81,9 @@ class Route(Filter):
         data = query.data or ""
         if not _in_private_chat(query) or data.split(":", 1)[0] != self.prefix:
             return False
-        if self.press.engine and decoded_press is not None and decoded_press[0] == data:
-            # unpacked already by the membership middleware (``middlewares.decoded_press``)
+        if decoded_press is not None and decoded_press[0] == data:
+            # unpacked already by the membership middleware (``middlewares.decoded_press``;
+            # every press here is an engine codec's, as ``decode_data`` unpacks them)
             if decoded_press[1] is None:
                 return False
             found: dict[str, Any] = {"action": decoded_press[1]}
