@@ -273,19 +273,18 @@ class ItemTally(NamedTuple):
     open_rectifications: int
 
 
-def tallies_by_item(
-    db: sqlite_utils.Database, campaign_id: str, scope: Scope, item_ids: Iterable[str], *, others: bool = False
+def tallies_except(
+    db: sqlite_utils.Database, campaign_id: str, scope: Scope, item_ids: Iterable[str]
 ) -> Iterator[ItemTally]:
-    """The same per answer to ``item_ids`` (for items that apply to some fields only), or,
-    with ``others``, per answer to any other item."""
+    """The same per answer, for the answers in scope to any item but ``item_ids`` (those
+    that may not count for their institution: ``bot.reports.status.progress_by_selfcheck``)."""
     ids = list(item_ids)
     where, params = scope_where(scope, "i")
     cursor = db.execute(
         f"""SELECT a.selfcheck_id, a.item_id, {_DONE_SQL}, a.value = 'noncompliant',
                    a.value = 'noncompliant' AND COALESCE(a.rect_status, '') != 'done'
             FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
-            WHERE s.campaign_id = ? AND a.item_id {"NOT IN" if others else "IN"} ({", ".join("?" for _ in ids)})
-                  AND {where}""",
+            WHERE s.campaign_id = ? AND a.item_id NOT IN ({", ".join("?" for _ in ids)}) AND {where}""",
         [campaign_id, *ids, *params],
     )
     return map(ItemTally._make, cursor)

@@ -364,9 +364,7 @@ def progress_by_selfcheck(
                     item.id for item in conditional if interview.applies(item.id) and not interview.shown(item, answers)
                 }
         no_hidden: set[str] = set()
-        for sc, item_id, done, nc, open_rect in store.tallies_by_item(
-            db, checklist.campaign_key, scope, always, others=True
-        ):
+        for sc, item_id, done, nc, open_rect in store.tallies_except(db, checklist.campaign_key, scope, always):
             fields = fields_of.get(sc)
             if fields is None:
                 continue
