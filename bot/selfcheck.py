@@ -113,17 +113,34 @@ class Workspace:
         # The answer as read is handed to save_answer, whose write checks its revision.
         current = self._answers.get(item_id) if self._answers is not None else answer_store.UNKNOWN
         try:
-            answer = answer_store.save_answer(
-                self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, current=current, **changes
-            )
-        except answer_store.StaleAnswer:
-            self._answers = None  # someone else wrote: read afresh next time
+            answer, settled = answer_store.save_answer_settled(
+                self.db, self.selfcheck.id, item_id, by=by, expected_rev=expected_rev, current=current,
+                settle=self._status_with if self._answers is not None else None, **changes,
+            )  # fmt: skip
+        except BaseException:
+            # someone else wrote (StaleAnswer), or the write failed after ``_status_with``
+            # counted the answer in: read afresh next time
+            self._answers = None
             self._progress = None
             raise
-        self._progress = None
-        if self._answers is not None:
+        if self._answers is None:
+            self._progress = None
+        elif self._answers.get(item_id) is not answer:  # (``_status_with`` counted it in already)
             self._answers[item_id] = answer
+            self._progress = None
+        if settled is not None:
+            self.selfcheck = settled
         return answer
+
+    def _status_with(self, answer: Answer) -> str | None:
+        """The status the self-check has with ``answer`` stored (``save_answer_settled``
+        writes it with the counters), or None if it is the one it has: completed exactly
+        when every applicable item is answered with its follow-ups (``_sync_status``)."""
+        assert self._answers is not None
+        self._answers[answer.item_id] = answer
+        self._progress = None
+        status = "completed" if self.progress().finished else "in_progress"
+        return status if status != self.selfcheck.status else None
 
     def progress(self) -> Progress:
         if self._progress is None:

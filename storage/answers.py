@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -280,6 +280,26 @@ def save_answer(
     drops the follow-ups that belonged to the old one (they stay in the history). A
     change that changes nothing writes nothing.
     """
+    return save_answer_settled(db, selfcheck_id, item_id, by=by, expected_rev=expected_rev, current=current, **changes)[0]
+
+
+def save_answer_settled(
+    db: sqlite_utils.Database,
+    selfcheck_id: int,
+    item_id: str,
+    *,
+    by: int,
+    expected_rev: int | None = None,
+    current: Answer | None = UNKNOWN,
+    settle: Callable[[Answer], str | None] | None = None,
+    **changes: Any,
+) -> tuple[Answer, SelfCheck | None]:
+    """``save_answer``, and with ``settle`` the self-check's status in the same write as its
+    counters (issue 14: the press that completes an interview is no statement longer than
+    any other). ``settle`` is called with the answer as it will be stored, before the
+    counters are written; it returns the status the self-check has with it, or None to
+    leave the status alone. Returned: the answer, and the self-check as written if a status
+    was set (None otherwise)."""
     unknown = set(changes) - set(ANSWER_FIELDS)
     if unknown:
         raise TypeError(f"unknown answer fields: {sorted(unknown)}")
@@ -311,7 +331,7 @@ def save_answer(
                 stored = get_answer(db, selfcheck_id, item_id)
                 if stored is None or stored.rev != current.rev:
                     raise StaleAnswer(stored)
-            return current
+            return current, None
         rev = (current.rev if current else 0) + 1
         if current is None:
             cursor = db.execute(
@@ -345,13 +365,25 @@ def save_answer(
                 _to_json(after),
             ],
         )
-        answered, incomplete, noncompliant, open_rect = counter_deltas(current, saved)
-        db.execute(
-            "UPDATE selfchecks SET updated_at = ?, n_answered = n_answered + ?, n_incomplete = n_incomplete + ?, "
-            "n_noncompliant = n_noncompliant + ?, n_open_rect = n_open_rect + ? WHERE id = ?",
-            [now, answered, incomplete, noncompliant, open_rect, selfcheck_id],
-        )
-    return saved
+        counted = [now, *counter_deltas(current, saved)]
+        status = settle(saved) if settle is not None else None
+        if status is None:
+            db.execute(f"UPDATE selfchecks SET {_COUNTED} WHERE id = ?", [*counted, selfcheck_id])
+            return saved, None
+        # completed_at: kept if it was completed already (a colleague's step), cleared if not completed
+        row = db.execute(
+            f"UPDATE selfchecks SET {_COUNTED}, status = ?, completed_at = CASE WHEN ? != 'completed' THEN NULL "
+            f"WHEN status = 'completed' THEN completed_at ELSE ? END WHERE id = ? RETURNING {_SELFCHECK_COLUMNS}",
+            [*counted, status, status, now, selfcheck_id],
+        ).fetchone()
+    return saved, _selfcheck(row)
+
+
+_COUNTED = (
+    "updated_at = ?, n_answered = n_answered + ?, n_incomplete = n_incomplete + ?, "
+    "n_noncompliant = n_noncompliant + ?, n_open_rect = n_open_rect + ?"
+)
+"""The counters' change by ``counter_deltas`` (and the time of it) in ``save_answer``'s UPDATE."""
 
 
 @dataclass(frozen=True)

@@ -88,12 +88,16 @@ def test_a_press_is_one_commit_with_the_answer_history_counters_and_state(
     assert [h["rev"] for h in answer_store.answer_history(db, ws.selfcheck.id, first.id)] == [1]
     assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
     assert counters(db, ws.selfcheck.id).answered == len(ws.interview.items) - len(compliance) + 1
+    # the state, as /start left it, follows the interview: it leads to the next question now
     state = SQLiteStates(db).load(actor.key)
-    assert state.data[st.LIVE] == MESSAGE and state.data["item"] == compliance[1].id
+    assert state.data[st.LIVE] == MESSAGE and state.following
+    assert ws.interview.resume_point(open_workspace(db, checklist, motor_lab).answers(), state.item) == compliance[1]
 
-    # 不符合, then its rectification status: each press one COMMIT again
+    # 不符合, then its rectification status: each press one COMMIT again, the state's change in it
     after, log = _press(conversation, actor, after, lambda a: isinstance(a, Choose) and a.choice is Choice.NONCOMPLIANT)
-    assert _commits(log) == 1
+    assert _commits(log) == 1 and any("INTO fsm" in q for q in log), log
+    state = SQLiteStates(db).load(actor.key)
+    assert state.item == compliance[1].id and not state.following and state.step != st.QUESTION
     assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
     assert counters(db, ws.selfcheck.id).noncompliant == 1
 
@@ -314,20 +318,19 @@ def _answer_header(db: sqlite_utils.Database, ws: object, skip_text: bool = Fals
 def test_pressing_from_one_button_question_to_the_next_writes_no_state_and_the_state_still_leads_there(
     db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
 ) -> None:
-    """The state after a press onto the next open question (``following``) leads to it as
-    the interview's first open item from the kept one on; the next such press leaves it as
-    it is (no write of the conversation), and /start, a typed message and
-    the next press all find the question on screen."""
+    """The state /start leaves on a button question (``following``) leads to the interview's
+    first open item from the kept one on; each press onto the next such question leaves it
+    as it is (no write of the conversation), and /start, a typed message and the next press
+    all find the question on screen."""
     conversation, actor, ws = _header_given(db, checklist, motor_lab)
     compliance = [i for i in ws.interview.items if i.kind == "compliance"]
     outcome = conversation.screen_for(actor)
     conversation.shown(actor, outcome, MESSAGE)
     compliant = lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT  # noqa: E731
-    after, log = _press(conversation, actor, outcome, compliant)
-    assert any("INTO fsm" in q for q in log)  # from /start's state to one that follows the interview
     kept = SQLiteStates(db).load(actor.key)
-    assert kept.following and kept.item == compliance[1].id
-    for n in (2, 3):
+    assert kept.following and kept.item == compliance[0].id  # /start's state follows the interview already
+    after = outcome
+    for n in (1, 2, 3):
         after, log = _press(conversation, actor, after, compliant)
         assert after.notice == "已保存：符合" and after.screen is not None and after.screen.item == compliance[n].id
         # BEGIN, the self-check, the state (read with the membership through the dispatcher:
@@ -396,3 +399,68 @@ def test_the_press_that_completes_the_self_check_reads_neither_the_self_check_no
     assert not any("FROM submissions" in q and q.startswith("SELECT") for q in log), log
     assert sum(1 for q in log if "FROM selfchecks" in q) == 1, log  # the step's first read only
     assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
+
+
+def test_the_press_that_completes_the_interview_sets_the_status_with_the_counters_and_writes_no_state(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    """From /start to the summary with the buttons alone, no press writes the conversation;
+    the last one marks the self-check completed in its counters' UPDATE (no statement of its
+    own), and the state kept since /start leads to the summary. A colleague's answer that
+    opens an item again makes it in progress, with its time of completion cleared."""
+    conversation, actor, ws = _header_given(db, checklist, motor_lab)
+    outcome = conversation.screen_for(actor)
+    conversation.shown(actor, outcome, MESSAGE)
+    kept = SQLiteStates(db).load(actor.key)
+    compliant = lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT  # noqa: E731
+    after, logs = outcome, []
+    while after.screen is not None and after.screen.kind == "question":
+        after, log = _press(conversation, actor, after, compliant)
+        logs.append(log)
+    assert after.screen is not None and after.screen.kind == "summary"
+    assert len(logs) == len([i for i in ws.interview.items if i.kind == "compliance"])
+    # BEGIN, the self-check, the state, the answer, its history, the counters (and status), COMMIT
+    assert all(len(log) == 7 and _commits(log) == 1 and not any("INTO fsm" in q for q in log) for log in logs), logs
+    assert any("RETURNING" in q for q in logs[-1]) and not any("RETURNING" in q for log in logs[:-1] for q in log)
+    assert SQLiteStates(db).load(actor.key) == kept
+    done = answer_store.get_selfcheck(db, ws.selfcheck.id)
+    assert done is not None and done.status == "completed" and done.completed_at is not None
+    assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
+    assert conversation.screen_for(actor).screen.kind == "summary"
+
+    # a colleague answers an item 不符合 (its follow-ups open): in progress again
+    colleague = open_workspace(db, checklist, motor_lab)
+    item = next(i for i in ws.interview.items if i.kind == "compliance")
+    colleague.record_choice(item.id, Choice.NONCOMPLIANT, by=USER + 1, expected_rev=1)
+    reopened = answer_store.get_selfcheck(db, ws.selfcheck.id)
+    assert reopened is not None and reopened.status == "in_progress" and reopened.completed_at is None
+    assert colleague.selfcheck == reopened
+    again = conversation.screen_for(actor)  # the state leads to the item open now
+    assert again.screen is not None and again.screen.item == item.id
+
+
+def test_a_status_set_with_the_counters_keeps_the_time_a_colleague_completed_it_first(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    ws = open_workspace(db, checklist, motor_lab)
+    first, second = [i for i in ws.interview.items if i.kind == "compliance"][:2]
+    answer_store.set_selfcheck_status(db, ws.selfcheck.id, "completed")
+    completed = answer_store.get_selfcheck(db, ws.selfcheck.id)
+    assert completed is not None and completed.completed_at is not None
+    seen: list[str] = []
+
+    def settle(answer: object) -> str:
+        seen.append(answer.item_id)  # type: ignore[attr-defined]
+        return "completed"
+
+    saved, row = answer_store.save_answer_settled(db, ws.selfcheck.id, first.id, by=USER, settle=settle, value=Choice.NA)
+    assert seen == [first.id] and saved.value is Choice.NA
+    assert row == completed  # the time it was completed first, kept
+    saved, row = answer_store.save_answer_settled(
+        db, ws.selfcheck.id, second.id, by=USER, settle=lambda a: "in_progress", value=Choice.COMPLIANT
+    )
+    assert row is not None and row.status == "in_progress" and row.completed_at is None
+    assert counters(db, ws.selfcheck.id) == recount(db, ws.selfcheck.id)
+    # nothing to settle: the counters alone, no row returned
+    assert answer_store.save_answer_settled(db, ws.selfcheck.id, second.id, by=USER, settle=lambda a: None, value=Choice.NA)[1] is None
+    assert answer_store.get_selfcheck(db, ws.selfcheck.id).status == "in_progress"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from bot.conversation import render
-from bot.conversation.actions import Choose
+from bot.conversation.actions import Choose, NavAction, Navigate
 from bot.conversation.engine import Actor
 from bot.core.checklist import Checklist
 from bot.core.interview import Choice
@@ -36,10 +36,13 @@ def test_a_kept_question_screen_is_the_one_made_afresh_in_each_language(
     conversation.shown(en, first_en, MESSAGE + 1)
     after, _log = _press(conversation, zh, first_zh, lambda a: isinstance(a, Choose) and a.choice is Choice.COMPLIANT)
     assert after.notice == "已保存：符合"
-    again = conversation.screen_for(en, again=True)
+    # en opens the item again (their state followed the interview on to the next question)
+    sc = next(b.action.sc for b in first_en.screen.buttons() if isinstance(b.action, Choose))
+    open_it = Navigate(action=NavAction.OPEN, sc=sc, item=first_en.screen.item or "")
+    again = conversation.handle(en, open_it)
     assert again.screen is not None and again.screen.item == first_en.screen.item
     assert again.screen != first_en.screen
     assert "✅ Compliant" in [b.label for b in again.screen.buttons()]
     assert all(b.action.rev == 1 for b in again.screen.buttons() if isinstance(b.action, Choose))
     render._QUESTIONS.clear()
-    assert conversation.screen_for(en, again=True).screen == again.screen
+    assert conversation.handle(en, open_it).screen == again.screen

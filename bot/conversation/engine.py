@@ -171,26 +171,28 @@ class Step:
             self.facts(), item, answer, guide=guide, evidence=evidence, earlier=earlier, selection=selection
         )
         follow = follow and item.kind in BUTTONS_ONLY and not guide and selection is None
-        if follow and self.follows_to(item):
+        if follow and self.follows_to(item.id):
             return Outcome(screen, live=True, state=self.state.moved(st.QUESTION), **extra)
         data: dict[str, Any] = {st.ITEM: item.id, st.GUIDE: guide, st.EDIT: False, st.REV: [item.id, screen.rev]}
         data[st.SELECTION] = [item.id, selection] if selection is not None else None
         data[st.FOLLOW] = follow
         return Outcome(screen, live=True, state=self.state.moved(st.QUESTION, **data), **extra)
 
-    def follows_to(self, item: Item) -> bool:
+    def follows_to(self, item_id: str | None) -> bool:
         """The state follows the interview (with nothing else on screen: no guide, no
-        selection) and leads to ``item`` now."""
+        selection) and leads to item ``item_id`` now; to None: to the summary (no item open)."""
         state = self.state
         if not state.following or state.guide or state.editing or state.data.get(st.SELECTION) is not None:
             return False
         # the progress counted for this step (kept from step to step) has the open items in order
         current = self.ws.interview.resume_point_in(self.ws.progress(), state.item)
-        return current is not None and current.id == item.id
+        return (current.id if current is not None else None) == item_id
 
     def summary(self, **extra: Any) -> Outcome:
         now = self.c.clock()
         screen = render.summary_screen(self.facts(), self.ws.submission(), now)
+        if self.follows_to(None):  # the press that completed the interview: its state leads here already
+            return Outcome(screen, live=True, state=self.state.moved(st.QUESTION), **extra)
         state = self.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False, st.FOLLOW: False})
         return Outcome(screen, live=True, state=state, **extra)
 
@@ -225,10 +227,14 @@ class Step:
             answer = self.ws.answer(current.id)
             if answer is not None and answer.value is expected_choice(followup):
                 return self.followup(current, followup, answer, editing=self.state.editing, **extra)
-        item = current if again and current is not None else self.ws.interview.resume_point(self.ws.answers(), self.state.item)
+        if again and current is not None:
+            return self.item(current, guide=self.state.guide, **extra)
+        # the first open item from the one they are on: the state can follow the interview
+        # from there (a press from it to the next button question then writes no state)
+        item = self.ws.interview.resume_point(self.ws.answers(), self.state.item)
         if item is None:
             return self.summary(**extra)
-        return self.item(item, guide=again and self.state.guide, **extra)
+        return self.item(item, follow=True, **extra)
 
     def frozen(self, exc: Frozen) -> str:
         if isinstance(exc, CampaignClosed) or exc.submission is None:

@@ -56,8 +56,9 @@ class ConversationState:
     def following(self) -> bool:
         """The live question takes button answers only (compliance, confirmation) and is the
         interview's first open item from ``item`` on, wrapping around (``Interview.resume_point``),
-        rather than ``item`` itself: the state the engine keeps while a user answers question
-        after question with the buttons, unchanged from one press to the next (nothing to write)."""
+        rather than ``item`` itself, or the summary once no item is open: the state the engine
+        keeps while a user answers question after question with the buttons, unchanged from
+        /start to the press that completes the interview (nothing to write)."""
         return self.step == QUESTION and self.data.get(FOLLOW) is True and self.item is not None
 
     @property
