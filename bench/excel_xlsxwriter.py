@@ -297,7 +297,7 @@ def write_export(
         ],
         [40, 22, 10, 10, 50, 40, 40, 16, 14, 18],
     )
-    for name, uscc, province, item_id, problem, measure, rect_status, target, updated in rectifications_in_scope(
+    for name, uscc, province, item_id, problem, measure, rect_status, target, updated, *_ in rectifications_in_scope(
         db, checklist.campaign_key, scope
     ):
         text = checklist.item(item_id).text.zh_CN if checklist.has_item(item_id) else ""

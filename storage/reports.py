@@ -517,6 +517,8 @@ class Rectification(NamedTuple):
     rect_status: str | None
     target_date: str | None
     updated_at: str
+    institution_id: int
+    fields: str  # the institution's, as stored (the statistics sheet counts them by it)
 
 
 def rectifications_in_scope(db: sqlite_utils.Database, campaign_id: str, scope: Scope) -> Iterator[Rectification]:
@@ -524,7 +526,7 @@ def rectifications_in_scope(db: sqlite_utils.Database, campaign_id: str, scope: 
     where, params = scope_where(scope, "i")
     cursor = db.execute(
         f"""SELECT i.name, i.uscc, i.province, a.item_id, a.problem, a.measure, a.rect_status, a.target_date,
-                   a.updated_at
+                   a.updated_at, i.id, i.fields
             FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id JOIN institutions i ON i.id = s.institution_id
             WHERE a.value = 'noncompliant' AND s.campaign_id = ? AND {where}
             ORDER BY i.province, i.name, a.item_id""",

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,10 +21,11 @@ from openpyxl import load_workbook
 
 import bot.reports.excel as excel
 from bot.core.checklist import Checklist, load_checklist
+from bot.core.fields import all_fields, field_label
 from bot.core.interview import Interview
 from bot.core.scope import Scope
 from bot.reports import jobs
-from bot.reports.status import institution_statuses, progress_by_selfcheck
+from bot.reports.status import institution_statuses, noncompliant_counts_by_section, progress_by_selfcheck
 from storage.answers import get_or_create_selfcheck, load_answers, save_answer
 from storage.db import open_db
 from storage.institutions import get_institution_by_uscc, upsert_institutions
@@ -170,3 +173,47 @@ def test_a_press_during_an_export_is_in_every_sheet_of_the_workbook_or_in_none(
     answers = [row for row in wb["答案 Answers"].iter_rows(values_only=True)]
     assert "不符合" not in answers[1] and answers[1].count("符合") == 1
     assert load_answers(db, selfcheck.id)[second.id].value == "noncompliant"  # the press itself was saved
+
+
+@pytest.mark.parametrize("scope", [Scope(national=True), Scope(national=True, fields=frozenset({"food"}))], ids=str)
+def test_the_statistics_counted_with_the_rectification_sheet_equal_a_count_of_the_answers(
+    db: sqlite_utils.Database, tmp_path: Path, scope: Scope
+) -> None:
+    """The statistics sheet's non-conformities are counted while the rectification sheet
+    lists the same answers (one read, not two): per field, the institutions with one, their
+    number and their number per section equal a count of the stored answers, an answer to
+    an item the table no longer has left out of the statistics but listed for rectification."""
+    rng = random.Random(7)
+    full = _checklist(tmp_path, TABLE + FIELD_ITEMS, "full")
+    rows = [roster_row(f"检测机构{n}", n, FIELDS[n % len(FIELDS)]) for n in range(12)]
+    upsert_institutions(db, rows)
+    for row in rows:
+        institution = get_institution_by_uscc(db, row.uscc)
+        assert institution is not None
+        _answer_randomly(db, full, get_or_create_selfcheck(db, institution.id, full).id, rng, 60)
+    shorter = _checklist(tmp_path, _without(TABLE + FIELD_ITEMS, {"food-sampling"}), "shorter")
+    removed = db.execute("SELECT COUNT(*) FROM answers WHERE item_id = 'food-sampling' AND value = 'noncompliant'").fetchone()[0]
+    assert removed > 0
+
+    out = excel.write_export(db, shorter, scope, NOW, tmp_path / "stats.xlsx")
+    by_section, with_nc = noncompliant_counts_by_section(db, shorter, scope)  # the answers read for it
+    wb = load_workbook(out, read_only=True)
+    stats = list(wb[excel.SHEET_STATISTICS].iter_rows(values_only=True))
+    header, field_rows = stats[0], stats[1:-1]
+    sections = list(shorter.sections)
+    assert field_rows
+    for cells in field_rows:
+        field_id = next(f.id for f in all_fields() if cells[0] == f"{field_label(f.id, 'zh_CN')} {field_label(f.id, 'en')}")
+        counts: Counter[str] = by_section.get(field_id, Counter())
+        assert cells[header.index("存在不符合的机构 With non-conformities")] == with_nc.get(field_id, 0)
+        assert cells[header.index("不符合项合计 Non-conformities")] == sum(counts.values())
+        assert list(cells[9:]) == [counts.get(s.id, 0) for s in sections]
+    assert any(cells[header.index("不符合项合计 Non-conformities")] for cells in field_rows)
+    in_scope = {i.id for i in institution_statuses(db, shorter, scope, NOW)}
+    listed = len(list(wb[excel.SHEET_RECTIFICATION].iter_rows(values_only=True))) - 1
+    assert listed == db.execute(
+        "SELECT COUNT(*) FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id "
+        "WHERE a.value = 'noncompliant' AND s.institution_id IN (SELECT value FROM json_each(?))",
+        [json.dumps(sorted(in_scope))],
+    ).fetchone()[0]
+    wb.close()

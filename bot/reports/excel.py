@@ -57,6 +57,7 @@ from bot.core.scope import Scope
 from bot.core.spreadsheet import starts_like_formula
 from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_ids, item_heading
 from bot.reports.status import (
+    SectionTally,
     Status,
     build_status,
     noncompliant_counts_by_section,
@@ -415,27 +416,28 @@ def write_export(
         frozenset(3 + n for n, item in enumerate(items) if item.kind == "date"),
     )
 
-    # 4. rectification list
-    item_text = {item.id: item.text.zh_CN for item in items}
+    # 4. rectification list; its answers are counted for the statistics sheet as they pass
+    # (the non-compliant answers are those the statistics count: read once, not twice)
+    item_cells = {item.id: _safe([numbers[item.id], item.text.zh_CN]) for item in items}
+    section_tally = SectionTally(checklist, scope)
+    counted: list[SectionTally] = []  # the tally, once every rectification row is made
 
     def rectification_rows() -> Iterator[list[object]]:
-        for name, uscc, province, item_id, problem, measure, rect_status, target, updated in rectifications_in_scope(
-            db, checklist.campaign_key, scope
-        ):
-            yield _safe(
-                [
-                    name,
-                    uscc,
-                    province,
-                    numbers.get(item_id, item_id),
-                    item_text.get(item_id, ""),
-                    problem or "",
-                    measure or "",
-                    RECT_LABEL.get(rect_status or "", "未填写 Not given"),
-                    _date(target),
-                    local_time(updated, tz),
-                ]
-            )
+        for (
+            name, uscc, province, item_id, problem, measure, rect_status, target, updated, institution_id, fields,
+        ) in rectifications_in_scope(db, checklist.campaign_key, scope):  # fmt: skip
+            section_tally.add(institution_id, fields, item_id)
+            number, text = item_cells.get(item_id) or _safe([item_id, ""])  # an item no longer in the checklist
+            yield [
+                *_safe((name, uscc, province)),
+                number,
+                text,
+                *_safe((problem or "", measure or "")),
+                RECT_LABEL.get(rect_status or "", "未填写 Not given"),
+                _date(target),
+                local_time(updated, tz),
+            ]
+        counted.append(section_tally)
 
     rect = _Sheet(
         SHEET_RECTIFICATION,
@@ -457,10 +459,10 @@ def write_export(
     )
 
     # 5. statistics by field (Annex 3 in spirit)
-    sections = list(checklist.sections)
 
     def statistics_rows() -> Iterator[list[object]]:
-        by_section, with_nc = noncompliant_counts_by_section(db, checklist, scope)
+        # counted with the rectification sheet, written before this one (else read here)
+        by_section, with_nc = counted[0].result() if counted else noncompliant_counts_by_section(db, checklist, scope)
         for f in [f.id for f in all_fields() if f.id in report.by_field]:
             tally = report.by_field[f]
             counts = by_section.get(f) or Counter[str]()
@@ -474,7 +476,7 @@ def write_export(
                 tally.overdue,
                 with_nc.get(f, 0),
                 sum(counts.values()),
-                *[counts.get(s.id, 0) for s in sections],
+                *[counts.get(s.id, 0) for s in checklist.sections],
             ]
         t = report.totals
         yield ["合计（机构去重） Total (institutions counted once)", t.total, t.not_started, t.in_progress, t.completed, t.signed, t.overdue]
@@ -491,7 +493,7 @@ def write_export(
             "逾期 Overdue",
             "存在不符合的机构 With non-conformities",
             "不符合项合计 Non-conformities",
-            *[f"{s.title.zh_CN} {s.title.en}" for s in sections],
+            *[f"{s.title.zh_CN} {s.title.en}" for s in checklist.sections],
         ],
         [30, 10, 10, 10, 10, 10, 10, 14, 12],
         statistics_rows(),

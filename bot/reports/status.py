@@ -408,29 +408,47 @@ def noncompliant_counts_by_section(
     db: sqlite_utils.Database, checklist: Checklist, scope: Scope
 ) -> tuple[dict[str, Counter[str]], dict[str, int]]:
     """For the statistics sheet: per field, non-compliant answers by checklist section
-    (the "type" of problem), and per field the institutions with at least one. Counted per
-    fields list as stored (a few hundred distinct lists at national scale) and spread over
-    the fields afterwards: an institution has one list, so the institutions of different
-    lists are different ones."""
-    section_of = {item.id: item.section_id for item in checklist.items}
-    by_list: Counter[tuple[str, str]] = Counter()  # (fields as stored, section) → answers
-    institutions_of: dict[str, set[int]] = {}
+    (the "type" of problem), and per field the institutions with at least one
+    (``SectionTally`` of every non-compliant answer in scope)."""
+    tally = SectionTally(checklist, scope)
     for iid, fields, item_id in store.noncompliant_answers(db, checklist.campaign_key, scope):
-        section = section_of.get(item_id)
+        tally.add(iid, fields, item_id)
+    return tally.result()
+
+
+class SectionTally:
+    """Non-compliant answers counted as they come (the workbook counts them while it writes
+    the rectification sheet, which lists the same answers, rather than reading them twice).
+    Counted per fields list as stored (a few hundred distinct lists at national scale) and
+    spread over the fields by ``result``: an institution has one list, so the institutions
+    of different lists are different ones. Answers to items not in the checklist are left out."""
+
+    def __init__(self, checklist: Checklist, scope: Scope) -> None:
+        self._section_of = {item.id: item.section_id for item in checklist.items}
+        self._scope = scope
+        self._by_list: Counter[tuple[str, str]] = Counter()  # (fields as stored, section) → answers
+        self._institutions_of: dict[str, set[int]] = {}
+
+    def add(self, institution_id: int, fields: str, item_id: str) -> None:
+        section = self._section_of.get(item_id)
         if section is None:
-            continue
-        by_list[fields, section] += 1
-        found = institutions_of.get(fields)
+            return
+        self._by_list[fields, section] += 1
+        found = self._institutions_of.get(fields)
         if found is None:
-            found = institutions_of[fields] = set()
-        found.add(iid)
-    parsed = {fields: [f for f in json.loads(fields) if not scope.fields or f in scope.fields] for fields in institutions_of}
-    by_field: dict[str, Counter[str]] = {}
-    for (fields, section), n in by_list.items():
-        for f in parsed[fields]:
-            by_field.setdefault(f, Counter())[section] += n
-    with_nc: Counter[str] = Counter()
-    for fields, ids in institutions_of.items():
-        for f in parsed[fields]:
-            with_nc[f] += len(ids)
-    return by_field, dict(with_nc)
+            found = self._institutions_of[fields] = set()
+        found.add(institution_id)
+
+    def result(self) -> tuple[dict[str, Counter[str]], dict[str, int]]:
+        """Per field: the answers by section, and the institutions with at least one."""
+        wanted = self._scope.fields
+        parsed = {fields: [f for f in json.loads(fields) if not wanted or f in wanted] for fields in self._institutions_of}
+        by_field: dict[str, Counter[str]] = {}
+        for (fields, section), n in self._by_list.items():
+            for f in parsed[fields]:
+                by_field.setdefault(f, Counter())[section] += n
+        with_nc: Counter[str] = Counter()
+        for fields, ids in self._institutions_of.items():
+            for f in parsed[fields]:
+                with_nc[f] += len(ids)
+        return by_field, dict(with_nc)
