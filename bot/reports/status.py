@@ -186,11 +186,16 @@ def build_status(db: sqlite_utils.Database, checklist: Checklist, scope: Scope, 
     """Totals, by province and by field (an institution counts in each of its fields; a
     scope narrowed to fields counts only those)."""
     rows = institution_statuses(db, checklist, scope, now)
-    report = StatusReport(scope, checklist, checklist.deadline, past_deadline(checklist, now), rows)
-    groups = Counter((row.province, row.fields, row.status, row.overdue) for row in rows)
-    for (province, fields, status, overdue), count in groups.items():
+    late = past_deadline(checklist, now)
+    report = StatusReport(scope, checklist, checklist.deadline, late, rows)
+    # counted by province and by fields list apart (a few hundred groups each at national
+    # scale, not one per combination); whether one is overdue follows from its status
+    for (province, status), count in Counter((row.province, row.status) for row in rows).items():
+        overdue = late and status is not Status.SIGNED
         report.totals.add(status, overdue, count)
         report.by_province.setdefault(province, Tally()).add(status, overdue, count)
+    for (fields, status), count in Counter((row.fields, row.status) for row in rows).items():
+        overdue = late and status is not Status.SIGNED
         for f in fields:
             if not scope.fields or f in scope.fields:
                 report.by_field.setdefault(f, Tally()).add(status, overdue, count)
@@ -326,7 +331,6 @@ def progress_by_selfcheck(
     checklist; the answers to every other item (most of the two million at national scale)
     always count, and are not read. The reads share one snapshot, so a press meanwhile is
     in the counters and the answers alike or in neither."""
-    items = {item.id: item for item in checklist.items}
     always = [item.id for item in checklist.items if not item.fields and item.relevant is None]
     conditional = [item for item in checklist.items if item.relevant is not None]
     interviews: dict[tuple[str, ...], Interview] = {}
@@ -352,32 +356,33 @@ def progress_by_selfcheck(
             ):
                 stored.setdefault(sc, {})[item_id] = Answer(item_id, Choice(value), text)
         hidden: dict[int, set[str]] = {}
-        fields_of: dict[int, tuple[str, ...]] = {}
+        interview_of: dict[int, Interview] = {}  # self-check → its institution's interview
         for inst in institutions:
             if inst.selfcheck_id is None:
                 continue
-            fields_of[inst.selfcheck_id] = inst.fields
+            interview = interview_of[inst.selfcheck_id] = interview_for(inst.fields)
             if conditional:
-                interview = interview_for(inst.fields)
                 answers = stored.get(inst.selfcheck_id, {})
                 hidden[inst.selfcheck_id] = {
                     item.id for item in conditional if interview.applies(item.id) and not interview.shown(item, answers)
                 }
         no_hidden: set[str] = set()
+        applies_of = {sc: interview.applies for sc, interview in interview_of.items()}  # (one lookup a row below)
         for sc, item_id, done, nc, open_rect in store.tallies_except(db, checklist.campaign_key, scope, always):
-            fields = fields_of.get(sc)
-            if fields is None:
+            applies = applies_of.get(sc)
+            if applies is None:  # not in scope (or not covered by the campaign)
                 continue
-            if item_id in items and interview_for(fields).applies(item_id) and item_id not in hidden.get(sc, no_hidden):
+            # an item of the checklist that applies to the institution and is not hidden
+            if applies(item_id) and item_id not in hidden.get(sc, no_hidden):
                 continue  # it counts, as the counters have it
             tally = counts.setdefault(sc, [0, 0, 0])
             tally[0] -= done
             tally[1] -= nc
             tally[2] -= open_rect
     result: dict[int, Progress] = {}
-    for sc, fields in fields_of.items():
+    for sc, interview in interview_of.items():
         done, nc, open_rect = counts.get(sc, (0, 0, 0))
-        total = interview_for(fields).total - len(hidden.get(sc, no_hidden))
+        total = interview.total - len(hidden.get(sc, no_hidden))
         result[sc] = Progress(min(done, total), total, nc, open_rect)
     return result
 
