@@ -23,6 +23,7 @@ import bot.reports.excel as excel
 from bot.core.checklist import Checklist, load_checklist
 from bot.core.fields import all_fields, field_label
 from bot.core.interview import Interview
+from bot.core.roster import RosterRow
 from bot.core.scope import Scope
 from bot.reports import jobs
 from bot.reports.status import institution_statuses, noncompliant_counts_by_section, progress_by_selfcheck
@@ -86,6 +87,18 @@ def _answer_randomly(
         )
 
 
+def _twelve_answered(db: sqlite_utils.Database, checklist: Checklist, rng: random.Random, changes: int) -> list[RosterRow]:
+    """Twelve institutions of the fields in ``FIELDS`` in turn, each self-check given
+    ``changes`` random answers (``_answer_randomly``); their roster rows."""
+    rows = [roster_row(f"检测机构{n}", n, FIELDS[n % len(FIELDS)]) for n in range(12)]
+    upsert_institutions(db, rows)
+    for row in rows:
+        institution = get_institution_by_uscc(db, row.uscc)
+        assert institution is not None
+        _answer_randomly(db, checklist, get_or_create_selfcheck(db, institution.id, checklist).id, rng, changes)
+    return rows
+
+
 def _assert_progress_as_staff_see_it(db: sqlite_utils.Database, checklist: Checklist, scope: Scope) -> int:
     institutions = institution_statuses(db, checklist, scope, NOW)
     progress = progress_by_selfcheck(db, checklist, scope, institutions)
@@ -109,15 +122,8 @@ def _assert_progress_as_staff_see_it(db: sqlite_utils.Database, checklist: Check
 def test_workbook_progress_equals_what_staff_see_with_fields_conditions_and_removed_items(
     db: sqlite_utils.Database, tmp_path: Path, seed: int
 ) -> None:
-    rng = random.Random(seed)
     full = _checklist(tmp_path, TABLE + FIELD_ITEMS, "full")
-    rows = [roster_row(f"检测机构{n}", n, FIELDS[n % len(FIELDS)]) for n in range(12)]
-    upsert_institutions(db, rows)
-    for row in rows:
-        institution = get_institution_by_uscc(db, row.uscc)
-        assert institution is not None
-        selfcheck = get_or_create_selfcheck(db, institution.id, full)
-        _answer_randomly(db, full, selfcheck.id, rng, 40)  # items of other fields answered too
+    rows = _twelve_answered(db, full, random.Random(seed), 40)  # items of other fields answered too
     assert _assert_progress_as_staff_see_it(db, full, Scope(national=True)) == 12
     assert _assert_progress_as_staff_see_it(db, full, Scope(national=True, fields=frozenset({"food"}))) == 6
 
@@ -183,14 +189,8 @@ def test_the_statistics_counted_with_the_rectification_sheet_equal_a_count_of_th
     lists the same answers (one read, not two): per field, the institutions with one, their
     number and their number per section equal a count of the stored answers, an answer to
     an item the table no longer has left out of the statistics but listed for rectification."""
-    rng = random.Random(7)
     full = _checklist(tmp_path, TABLE + FIELD_ITEMS, "full")
-    rows = [roster_row(f"检测机构{n}", n, FIELDS[n % len(FIELDS)]) for n in range(12)]
-    upsert_institutions(db, rows)
-    for row in rows:
-        institution = get_institution_by_uscc(db, row.uscc)
-        assert institution is not None
-        _answer_randomly(db, full, get_or_create_selfcheck(db, institution.id, full).id, rng, 60)
+    _twelve_answered(db, full, random.Random(7), 60)
     shorter = _checklist(tmp_path, _without(TABLE + FIELD_ITEMS, {"food-sampling"}), "shorter")
     removed = db.execute("SELECT COUNT(*) FROM answers WHERE item_id = 'food-sampling' AND value = 'noncompliant'").fetchone()[0]
     assert removed > 0
