@@ -134,13 +134,17 @@ class Workspace:
 
     def _status_with(self, answer: Answer) -> str | None:
         """The status the self-check has with ``answer`` stored (``save_answer_settled``
-        writes it with the counters), or None if it is the one it has: completed exactly
-        when every applicable item is answered with its follow-ups (``_sync_status``)."""
+        writes it with the counters), or None if it is the one it has (``_status_due``)."""
         assert self._answers is not None
         self._answers[answer.item_id] = answer
         self._progress = None
-        status = "completed" if self.progress().finished else "in_progress"
+        status = self._status_due()
         return status if status != self.selfcheck.status else None
+
+    def _status_due(self) -> str:
+        """The status the answers give: completed exactly when every applicable item is
+        answered with its follow-ups."""
+        return "completed" if self.progress().finished else "in_progress"
 
     def progress(self) -> Progress:
         if self._progress is None:
@@ -352,10 +356,8 @@ class Workspace:
         return len(answer_store.evidence_for(self.db, self.selfcheck.id, item_id))
 
     def _sync_status(self) -> None:
-        """Keep the self-check's status in step with its answers: completed exactly when
-        every applicable item is answered with its follow-ups."""
-        finished = self.progress().finished
-        status = "completed" if finished else "in_progress"
+        """Keep the self-check's status in step with its answers (``_status_due``)."""
+        status = self._status_due()
         if status != self.selfcheck.status:
             # the row as written (or, if another step set it first, as it is)
             refreshed = answer_store.set_selfcheck_status(self.db, self.selfcheck.id, status)
