@@ -29,8 +29,6 @@ from bot.core.roster import ROSTER_COLUMNS
 from bot.core.scope import Scope
 from bot.reports.excel import (
     CONTACT_TITLES,
-    DATE_FORMAT,
-    DATETIME_FORMAT,
     RECT_LABEL,
     SHEET_ANSWERS,
     SHEET_INSTITUTIONS,
@@ -51,6 +49,7 @@ from bot.reports.status import (
     noncompliant_counts_by_section,
     progress_by_selfcheck,
 )
+from bot.reports.xlsx_writer import DATE_FORMAT, DATETIME_FORMAT
 from storage.reports import (
     answers_in_scope,
     pending_corrections,

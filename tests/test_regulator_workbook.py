@@ -204,14 +204,15 @@ async def test_institution_lists_items_by_number_and_short_text(
     assert "Non-compliant items (2)" in detail and "+设备未校准" in detail
 
 
-def test_the_writer_keeps_strings_strings_even_unneutralised(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_child", [False, True], ids=["here", "in_child"])
+def test_the_writer_keeps_strings_strings_even_unneutralised(tmp_path: Path, in_child: bool) -> None:
     """rustpy-xlsxwriter (issue 14) writes every ``str`` as a string cell: even a string
     that reached the writer without ``cell_text`` (a fixed label written as trusted) stays
     a string cell — no formula, no hyperlink, no number. Date columns get the date format,
     date-times the date-time format; header cells are bold, carry their comment, and the
     header row is frozen; a sheet without rows still has its header; the workbook opens on
-    its first sheet."""
-    from bot.reports.excel import _Sheet, _write
+    its first sheet. The same whether this process writes or a child process does."""
+    from bot.reports.xlsx_writer import Sheet, write_sheets, write_sheets_in_child
 
     path = tmp_path / "raw.xlsx"
     rows: list[list[object]] = [
@@ -219,11 +220,11 @@ def test_the_writer_keeps_strings_strings_even_unneutralised(tmp_path: Path) -> 
         ["=SUM(A1)", "+1", "-2", "@x"],
     ]
     header: list[str | tuple[str, str]] = ["A", ("B", "note"), "C", "D", "E", "F", "G", "H"]
-    _write(
+    (write_sheets_in_child if in_child else write_sheets)(
         path,
         [
-            _Sheet("S", header, [10, 10], iter(rows), frozenset({6})),
-            _Sheet("Last", ["X"], [10], iter([])),
+            Sheet("S", header, [10, 10], iter(rows), frozenset({6})),
+            Sheet("Last", ["X"], [10], iter([])),
         ],
     )
     wb = load_workbook(path)

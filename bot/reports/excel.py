@@ -23,10 +23,11 @@ is written as a string, never as a formula.
 
 The writer is rustpy-xlsxwriter (rust_xlsxwriter behind an XlsxWriter-like API; issue 14:
 the XML and its compression of a national workbook take about 4 s of CPU instead of most of
-a minute of pure Python). Each sheet is
-handed over as an iterator of rows and written in its constant-memory mode (rows go to a
-temporary file as they come), one sheet after the other, so memory stays flat at 54,000
-institutions. It writes every ``str`` as a string cell: never a formula, a link or a
+a minute of pure Python), driven by ``bot.reports.xlsx_writer``. Each sheet is handed over
+as an iterator of rows and written in its constant-memory mode (rows go to a temporary
+file as they come), one sheet after the other, so memory stays flat at 54,000
+institutions. For a large scope a child process writes while this one reads the database
+and makes the rows (``CHILD_WRITER_FROM``). It writes every ``str`` as a string cell: never a formula, a link or a
 number. The files open in openpyxl with no formula cells (tests check it). It has no call
 to choose the sheet a workbook opens on (it opens on the first, hence the order above). Its
 header comments are Excel notes, which start with their author in bold ("Zicha:"), as
@@ -41,12 +42,10 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, NamedTuple
 
-import rustpy_xlsxwriter as rx
 import sqlite_utils
 
 from bot.core.checklist import Checklist, Item
@@ -63,6 +62,7 @@ from bot.reports.status import (
     noncompliant_counts_by_section,
     progress_by_selfcheck,
 )
+from bot.reports.xlsx_writer import Sheet, write_sheets, write_sheets_in_child
 from storage.reports import (
     answer_sheet_rows,
     pending_corrections,
@@ -99,10 +99,12 @@ SHEET_ANSWERS = "答案 Answers"
 SHEET_RECTIFICATION = "整改 Rectification"
 SHEET_STATISTICS = "统计 Statistics"
 
+# From this many institutions in scope a child process writes the workbook (its start, about
+# a tenth of a second, is less than what writing beside the reading saves: bench/export.py).
+CHILD_WRITER_FROM = 2000
+
 # Headers of the self-check contact columns (see CONTACT_ITEM_IDS).
 CONTACT_TITLES = {"header-person": "自查负责人 Self-check contact", "header-phone": "联系电话 Contact phone"}
-DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
-DATE_FORMAT = "yyyy-mm-dd"
 
 
 def cell_text(value: object) -> object:
@@ -161,22 +163,6 @@ def tz_label(now: dt.datetime) -> str:
     return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-class _Sheet(NamedTuple):
-    """One sheet: its header, column widths, the columns that hold dates, and its rows.
-
-    A header entry is a title, or (title, comment) for a header cell with a comment.
-    ``rows`` is an iterator consumed when the workbook is written, one sheet after the
-    other (each sheet streams: the writer keeps only the current row). Its values are
-    written as they are: text a user or a roster typed must already have gone through
-    ``_safe_cell``."""
-
-    title: str
-    header: list[str | tuple[str, str]]
-    widths: list[float]
-    rows: Iterable[Sequence[object]]
-    date_columns: frozenset[int] = frozenset()
-
-
 def _safe_cell(value: object) -> object:
     """``cell_text`` of the value, and anything that is not a string, number, boolean or
     date as its neutralised text. rustpy-xlsxwriter writes every string as a string cell
@@ -206,66 +192,21 @@ def _safe(values: Iterable[object]) -> list[object]:
 _AS_THEY_ARE = frozenset({type(None), int, float, bool, dt.date, dt.datetime})
 
 
-def _records(titles: list[str], rows: Iterable[Sequence[object]]) -> Iterator[dict[str, object]]:
-    """The rows as rustpy-xlsxwriter's records: dicts whose keys are the column titles.
-
-    The writer takes the header from the first record's keys and then writes every record's
-    values by position (in insertion order), so the first record carries every title (padded
-    with empty cells) and a sheet without rows still gets its header (one record of empty
-    cells: an empty cell is not written)."""
-    it = iter(rows)
-    first = next(it, None)
-    padded = list(first or ())
-    padded += [None] * (len(titles) - len(padded))
-    yield dict(zip(titles, padded, strict=False))
-    for values in it:
-        yield dict(zip(titles, values, strict=False))
-
-
-def _write(path: Path, sheets: list[_Sheet]) -> None:
-    """Write the sheets in order (header row bold and frozen, widths, header comments,
-    date and date-time formats); the workbook opens on the first."""
-    date_format = rx.Format().set_num_format(DATE_FORMAT)
-    entries: list[tuple[str, Any]] = []
-    widths: dict[str, list[float]] = {}
-    formats: dict[str, dict[str, rx.Format]] = {}
-    notes: dict[str, dict[str, str | dict[str, Any]]] = {}
-    for sheet in sheets:
-        titles = [entry if isinstance(entry, str) else entry[0] for entry in sheet.header]
-        if len(set(titles)) != len(titles):  # records are dicts keyed by title: a repeat would lose a column
-            raise ValueError(f"repeated column titles in sheet {sheet.title!r}")
-        entries.append((sheet.title, _records(titles, sheet.rows)))
-        widths[sheet.title] = sheet.widths
-        if sheet.date_columns:
-            formats[sheet.title] = {titles[c]: date_format for c in sheet.date_columns}
-        comments: dict[str, str | dict[str, Any]] = {
-            entry[0]: {"text": entry[1], "author": "Zicha", "width": 320, "height": 160}
-            for entry in sheet.header
-            if not isinstance(entry, str) and entry[1]
-        }
-        if comments:
-            notes[sheet.title] = comments
-    rx.write_worksheets(
-        entries,
-        str(path),
-        freeze_panes={"general": {"row": 1, "col": 0}},
-        # every date-time cell (dates have their own column format below)
-        datetime_format=DATETIME_FORMAT,
-        bold_headers=True,
-        column_widths=dict(widths),
-        column_formats=dict(formats) or None,
-        notes=dict(notes) or None,
-    )
-
-
 def write_export(
     db: sqlite_utils.Database,
     checklist: Checklist,
     scope: Scope,
     now: dt.datetime,
     path: str | os.PathLike[str],
+    *,
+    in_child: bool | None = None,
 ) -> Path:
-    """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed)."""
+    """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed).
+
+    The rows are made here, in one read of the database; a child process writes them
+    (``write_sheets_in_child``) if ``in_child``, by default for a scope of
+    ``CHILD_WRITER_FROM`` institutions or more, where it saves more than the child's start
+    costs."""
     path = Path(path)
     tz = now.tzinfo
     zone = tz_label(now)
@@ -285,7 +226,7 @@ def write_export(
             values[5] = text
             yield _safe(values)
 
-    roster = _Sheet(SHEET_ROSTER, list(ROSTER_COLUMNS), [40, 22, 16, 10, 12, 30, 12, 16], roster_rows())
+    roster = Sheet(SHEET_ROSTER, list(ROSTER_COLUMNS), [40, 22, 16, 10, 12, 30, 12, 16], roster_rows())
 
     # 2. institutions with status and progress, the self-check contact and corrections
     contact_ids = [item_id for item_id in CONTACT_ITEM_IDS if checklist.has_item(item_id)]
@@ -330,7 +271,7 @@ def write_export(
                 ]
             )
 
-    inst = _Sheet(
+    inst = Sheet(
         SHEET_INSTITUTIONS,
         [
             "机构名称 Name",
@@ -403,7 +344,7 @@ def write_export(
             # cells already neutralised
             yield [*_safe((owner.name, owner.uscc, owner.province)), *cells]
 
-    answers = _Sheet(
+    answers = Sheet(
         SHEET_ANSWERS,
         [
             "机构名称 Name",
@@ -439,7 +380,7 @@ def write_export(
             ]
         counted.append(section_tally)
 
-    rect = _Sheet(
+    rect = Sheet(
         SHEET_RECTIFICATION,
         [
             "机构名称 Name",
@@ -481,7 +422,7 @@ def write_export(
         t = report.totals
         yield ["合计（机构去重） Total (institutions counted once)", t.total, t.not_started, t.in_progress, t.completed, t.signed, t.overdue]
 
-    stats = _Sheet(
+    stats = Sheet(
         SHEET_STATISTICS,
         [
             "领域 Field",
@@ -501,7 +442,11 @@ def write_export(
 
     try:
         # opens on the institutions; the roster, for `zicha roster import`, is found by its name
-        _write(tmp, [inst, answers, rect, stats, roster])
+        sheets = [inst, answers, rect, stats, roster]
+        if in_child if in_child is not None else len(report.institutions) >= CHILD_WRITER_FROM:
+            write_sheets_in_child(tmp, sheets)
+        else:
+            write_sheets(tmp, sheets)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

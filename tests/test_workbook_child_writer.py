@@ -1,0 +1,123 @@
+"""The regulator's workbook written by a child process (issue 14): the rows are made in the
+process that reads the database, a child writes them. The file is the same, cell by cell, as
+the one the process writes itself; an error on either side leaves no file, neither at the
+target nor half-written beside it, and no child behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlite_utils
+from openpyxl import load_workbook
+
+from bot.core.checklist import Checklist
+from bot.core.scope import Scope
+from bot.reports import excel
+from bot.reports.xlsx_writer import Sheet, WriterFailed, write_sheets_in_child
+from storage.answers import get_or_create_selfcheck, save_answer
+from storage.institutions import get_institution
+from tests.regulator_fixture import build_fixture
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+NOW = dt.datetime(2023, 10, 28, 9, 0, tzinfo=SHANGHAI)
+
+
+def _cells(path: Path) -> dict[str, list[list[tuple[Any, str, str]]]]:
+    """Every sheet's cells: value, type, number format."""
+    wb = load_workbook(path)
+    sheets = {
+        ws.title: [[(c.value, c.data_type, c.number_format) for c in row] for row in ws.iter_rows()]
+        for ws in wb.worksheets
+    }
+    assert wb.active is not None
+    sheets["(opens on)"] = [[(wb.active.title, "", "")]]
+    wb.close()
+    return sheets
+
+
+def test_the_child_writes_the_same_workbook_as_this_process(
+    db: sqlite_utils.Database, checklist: Checklist, tmp_path: Path
+) -> None:
+    fx = build_fixture(db, checklist)
+    institution = get_institution(db, fx.ids["zj_progress"])
+    assert institution is not None
+    sc = get_or_create_selfcheck(db, institution.id, checklist).id
+    save_answer(db, sc, "header-person", by=1, value="text", text="=cmd|' /C calc'!A0")
+    here = excel.write_export(db, checklist, Scope(national=True), NOW, tmp_path / "here.xlsx", in_child=False)
+    child = excel.write_export(db, checklist, Scope(national=True), NOW, tmp_path / "child.xlsx", in_child=True)
+    written_here, written_by_child = _cells(here), _cells(child)
+    assert written_by_child == written_here
+    assert written_here[excel.SHEET_INSTITUTIONS][0][0][0] == "机构名称 Name"
+    assert sum(len(rows) for rows in written_here.values()) > 20  # every sheet has its rows
+    texts = [v for rows in written_by_child.values() for row in rows for v, kind, _ in row if kind == "s"]
+    assert "'=cmd|' /C calc'!A0" in texts and not any(
+        kind == "f" for rows in written_by_child.values() for row in rows for _, kind, _ in row
+    )
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_large_scope_is_written_by_a_child_by_default(
+    db: sqlite_utils.Database, checklist: Checklist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_fixture(db, checklist)
+    used: list[str] = []
+
+    def counted(path: Path, sheets: list[Sheet]) -> float:
+        used.append("child")
+        return write_sheets_in_child(path, sheets)
+
+    monkeypatch.setattr(excel, "write_sheets_in_child", counted)
+    monkeypatch.setattr(excel, "CHILD_WRITER_FROM", 10**6)
+    excel.write_export(db, checklist, Scope(national=True), NOW, tmp_path / "small.xlsx")
+    assert used == []
+    monkeypatch.setattr(excel, "CHILD_WRITER_FROM", 1)
+    path = excel.write_export(db, checklist, Scope(national=True), NOW, tmp_path / "large.xlsx")
+    assert used == ["child"] and load_workbook(path).sheetnames[0] == excel.SHEET_INSTITUTIONS
+
+
+def _children() -> set[int]:
+    """This process's living children (Linux: read from /proc)."""
+    found: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_an_error_making_the_rows_stops_the_child_and_leaves_no_file(tmp_path: Path) -> None:
+    before = _children()
+
+    def rows() -> object:
+        yield ["first"]
+        raise RuntimeError("the database went away")
+
+    target = tmp_path / "book.xlsx"
+    with pytest.raises(RuntimeError, match="went away"):
+        write_sheets_in_child(target, [Sheet("S", ["A"], [10], rows())])  # type: ignore[arg-type]
+    assert not target.exists() and _children() == before
+
+
+def test_a_failing_child_is_reported_and_leaves_no_file(tmp_path: Path) -> None:
+    target = tmp_path / "book.xlsx"
+    with pytest.raises(WriterFailed, match="repeated column titles"):
+        write_sheets_in_child(target, [Sheet("S", ["A", "A"], [10], iter([[1, 2]] * 2000))])
+    assert not target.exists()
+
+
+def test_a_failed_export_leaves_neither_the_workbook_nor_its_part(
+    db: sqlite_utils.Database, checklist: Checklist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_fixture(db, checklist)
+    monkeypatch.setattr(excel, "roster_in_scope", lambda db, scope: iter([None]))  # a row the sheet cannot make
+    with pytest.raises(TypeError):
+        excel.write_export(db, checklist, Scope(national=True), NOW, tmp_path / "out" / "book.xlsx", in_child=True)
+    assert list((tmp_path / "out").iterdir()) == []
