@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,32 @@ def test_an_error_making_the_rows_stops_the_child_and_leaves_no_file(tmp_path: P
     target = tmp_path / "book.xlsx"
     with pytest.raises(RuntimeError, match="went away"):
         write_sheets_in_child(target, [Sheet("S", ["A"], [10], rows())])  # type: ignore[arg-type]
+    assert not target.exists() and _children() == before
+
+
+def test_a_broken_pipe_of_the_rows_own_is_raised_not_taken_for_the_childs(tmp_path: Path) -> None:
+    """A row maker that fails with ``BrokenPipeError`` (say, logging to a closed pipe) is
+    an error making the rows, raised as it is; the child, not fed to the end, stops."""
+    before = _children()
+
+    def rows() -> object:
+        yield ["first"]
+        raise BrokenPipeError("stdout of the row maker")
+
+    target = tmp_path / "book.xlsx"
+    outcome: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            write_sheets_in_child(target, [Sheet("S", ["A"], [10], rows())])  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - examined below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=write, daemon=True)
+    worker.start()
+    worker.join(timeout=60)  # before the fix this waited forever for the child's reply
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], BrokenPipeError)
     assert not target.exists() and _children() == before
 
 

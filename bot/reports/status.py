@@ -152,11 +152,16 @@ _BY_PROVINCE_NAME_ID = operator.itemgetter(3, 2, 0)  # of a StatusRow: (province
 
 def _statuses(rows: list[store.StatusRow], late: bool) -> list[InstitutionStatus]:
     parsed: dict[str, tuple[str, ...]] = {}
+    # each row brings its own copy of a province's name and of the level: one of each is
+    # kept (a national list is 54,000 institutions in 31 provinces and two levels)
+    shared: dict[str, str] = {}
     result: list[InstitutionStatus] = []
     for iid, uscc, name, province, level, fields, sc, sc_status, answered, signed_at in rows:
         field_ids = parsed.get(fields)
         if field_ids is None:
             field_ids = parsed[fields] = tuple(json.loads(fields))
+        province = shared.setdefault(province, province)
+        level = shared.setdefault(level, level)
         if signed_at is not None:
             status = Status.SIGNED
         elif sc_status == "completed":
@@ -306,7 +311,7 @@ def overdue_window(
 # --- per-institution progress and findings (exports, digests, detail) -------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a national workbook holds 54,000 of them
 class Progress:
     done: int
     total: int

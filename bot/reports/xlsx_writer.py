@@ -136,21 +136,12 @@ def write_sheets_in_child(path: str | os.PathLike[str], sheets: Sequence[Sheet])
     assert child.stdin is not None and child.stdout is not None
     try:
         try:
-            # plain tuples: the child runs this module as __main__, not under its name
-            _send(child.stdin, [(s.title, s.header, s.widths, s.date_columns) for s in sheets])
-            for sheet in sheets:
-                batch: list[Sequence[object]] = []
-                for row in sheet.rows:
-                    batch.append(row)
-                    if len(batch) >= BATCH_ROWS:
-                        _send(child.stdin, batch)
-                        batch = []
-                if batch:
-                    _send(child.stdin, batch)
-                _frame(child.stdin, b"")
-            child.stdin.close()
-        except BrokenPipeError:
-            pass  # the child stopped reading: its own line below says why
+            _feed(child.stdin, sheets)  # an error making a row is raised from here as it is
+        finally:
+            # the child reads to the end: on an error here it stops there (an incomplete
+            # workbook) instead of waiting for rows that will not come
+            with contextlib.suppress(BrokenPipeError):
+                child.stdin.close()
         reply = child.stdout.readline()
         child.wait()
     except BaseException:
@@ -159,9 +150,7 @@ def write_sheets_in_child(path: str | os.PathLike[str], sheets: Sequence[Sheet])
         Path(path).unlink(missing_ok=True)
         raise
     finally:
-        for stream in (child.stdin, child.stdout):
-            with contextlib.suppress(BrokenPipeError):
-                stream.close()
+        child.stdout.close()
     try:
         outcome = json.loads(reply)
     except ValueError:
@@ -172,13 +161,41 @@ def write_sheets_in_child(path: str | os.PathLike[str], sheets: Sequence[Sheet])
     return float(outcome["peak_mb"])
 
 
+class _ChildGone(Exception):
+    """The child stopped reading (it failed: its reply says why)."""
+
+
+def _feed(stream: IO[bytes], sheets: Sequence[Sheet]) -> None:
+    """Send the sheets, then each one's rows in batches and an empty frame at its end.
+    Returns early if the child stopped reading; whatever making the rows raises (a
+    ``BrokenPipeError`` of its own included) goes to the caller."""
+    try:
+        # plain tuples: the child runs this module as __main__, not under its name
+        _send(stream, [(s.title, s.header, s.widths, s.date_columns) for s in sheets])
+        for sheet in sheets:
+            batch: list[Sequence[object]] = []
+            for row in sheet.rows:
+                batch.append(row)
+                if len(batch) >= BATCH_ROWS:
+                    _send(stream, batch)
+                    batch = []
+            if batch:
+                _send(stream, batch)
+            _frame(stream, b"")
+    except _ChildGone:
+        return
+
+
 def _send(stream: IO[bytes], value: object) -> None:
     _frame(stream, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _frame(stream: IO[bytes], data: bytes) -> None:
-    stream.write(struct.pack("<I", len(data)))
-    stream.write(data)
+    try:
+        stream.write(struct.pack("<I", len(data)))
+        stream.write(data)
+    except BrokenPipeError as exc:
+        raise _ChildGone from exc
 
 
 def _read_frame(stream: IO[bytes]) -> bytes:
