@@ -75,13 +75,16 @@ class LagProbe:
 
 
 def _worker_stats() -> dict[str, float]:
-    """In the worker: its CPU seconds so far and peak RSS (MB).
+    """In the worker: its CPU seconds so far (those of the workbook's writer child, once
+    waited for, included) and peak RSS (MB; the writer child's own peak is measured by
+    bench/export.py).
 
     The peak is VmHWM, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across ``exec``, so a
     spawned worker starts with its parent's resident size at the fork (this process's,
     hundreds of MB after the export in a thread), while VmHWM belongs to the new image."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_mb": _status_mb("VmHWM:")}
+    usage, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+    return {"cpu_s": cpu, "maxrss_mb": _status_mb("VmHWM:")}
 
 
 def _status_mb(key: str) -> float:
