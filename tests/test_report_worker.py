@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import subprocess
+import sys
 import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +85,22 @@ def _niceness_of_a_workbook_and_after() -> tuple[int, int, int]:
     return os.nice(0), jobs.in_background(_niceness), os.nice(0)
 
 
+def _policy() -> int:
+    return os.sched_getscheduler(0)
+
+
+def _policy_of_a_workbook_its_child_and_after() -> tuple[int, int, int, int]:
+    def in_the_thread() -> tuple[int, int]:
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"], capture_output=True, text=True, check=True
+        )
+        return _policy(), int(child.stdout)
+
+    before = _policy()
+    writing, child = jobs.in_background(in_the_thread)
+    return before, writing, child, _policy()
+
+
 def test_workbooks_are_written_at_a_lower_priority_than_the_bot_and_status() -> None:
     """A workbook is background work: when it and the bot want the same core the scheduler
     favours the bot (issue 14: presses keep their pace during an export). Only the thread
@@ -97,6 +115,23 @@ def test_workbooks_are_written_at_a_lower_priority_than_the_bot_and_status() -> 
         jobs.shutdown()
     assert before == after == os.nice(0)
     assert writing == min(before + jobs.WORKBOOK_NICE, 19)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_workbooks_run_only_on_cores_nothing_else_wants() -> None:
+    """The workbook's thread, and the writer child it starts, run under SCHED_IDLE (a press
+    preempts them at once: issue 14, answer steps during an export keep their pace); the
+    worker's own thread, which answers /status, stays as it was."""
+
+    async def in_worker() -> tuple[int, int, int, int]:
+        return await jobs.run(_policy_of_a_workbook_its_child_and_after)
+
+    try:
+        before, writing, child, after = asyncio.run(in_worker())
+    finally:
+        jobs.shutdown()
+    assert before == after == os.sched_getscheduler(0) != os.SCHED_IDLE
+    assert writing == child == os.SCHED_IDLE
     with pytest.raises(ZeroDivisionError):  # an exception reaches the caller
         jobs.in_background(divmod, 1, 0)
 

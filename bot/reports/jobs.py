@@ -33,24 +33,27 @@ from bot.core.scope import Scope
 
 T = TypeVar("T")
 
-# The nice value of a workbook being written (an export, a digest). A workbook is background
-# work and a button press is not: when the two want the same core (a small machine, or one
-# shared with other work), the scheduler gives the bot ~10 times the workbook's share, so
-# presses keep their pace; on an idle core the workbook is written at full speed anyway.
-# Only the thread writing it is lowered (Linux nice values are per thread), not the worker:
-# /status, which a regulator waits for, keeps the bot's priority.
+# A workbook being written (an export, a digest) is background work and a button press is
+# not. Its thread runs under SCHED_IDLE where Linux allows it: it gets a core only when no
+# other work wants it, and a press preempts it at once, so presses keep their pace during an
+# export (issue 14). On an idle core, the usual case, it is written at full speed anyway.
+# Its writer child (bot.reports.xlsx_writer) inherits the policy. Where SCHED_IDLE is not
+# available (not Linux) the nice value below lowers it instead: the scheduler then gives the
+# bot about ten times the workbook's share. Only the thread writing it is lowered (both are
+# per thread on Linux), not the worker: /status, which a regulator waits for, keeps the
+# bot's priority. (Under SCHED_IDLE a machine kept fully busy by other work would hold the
+# workbook back: the bot's own users come first.)
 WORKBOOK_NICE = 10
 
 
 def in_background(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` in a thread of its own at ``WORKBOOK_NICE``; waits for it and returns
+    """``fn(*args)`` in a thread of its own at a workbook's priority (``lower_priority``); waits for it and returns
     its result or raises its exception. ``fn`` opens its own database connection (a
     connection belongs to the thread that opened it)."""
     outcome: dict[str, Any] = {}
 
     def work() -> None:
-        with contextlib.suppress(OSError, AttributeError):  # not allowed (a sandbox), or no os.nice
-            os.nice(WORKBOOK_NICE)
+        lower_priority()
         try:
             outcome["value"] = fn(*args)
         except BaseException as exc:  # noqa: BLE001 - not swallowed: raised again in the caller's thread
@@ -63,6 +66,16 @@ def in_background(fn: Callable[..., T], *args: Any) -> T:
         raise outcome["error"]
     value: T = outcome["value"]
     return value
+
+
+def lower_priority() -> None:
+    """This thread (and any process it starts) to a workbook's priority: SCHED_IDLE, and
+    ``WORKBOOK_NICE`` (what counts where SCHED_IDLE is not available). Either may be
+    refused (a sandbox): the workbook is then written at the bot's priority."""
+    with contextlib.suppress(OSError, AttributeError):  # not allowed, or no os.nice
+        os.nice(WORKBOOK_NICE)
+    with contextlib.suppress(OSError, AttributeError):  # not allowed, or not Linux
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 _pool: ProcessPoolExecutor | None = None
@@ -144,7 +157,7 @@ def run_sync(fn: Callable[..., T], *args: Any) -> T:
 
 
 def export_workbook(db_path: str, checklist: Checklist, scope: Scope, now: dt.datetime, path: str) -> str:
-    """Write the workbook of ``scope`` to ``path`` (at ``WORKBOOK_NICE``); returns ``path``."""
+    """Write the workbook of ``scope`` to ``path`` (at a workbook's priority); returns ``path``."""
     return in_background(_write_workbook, db_path, checklist, scope, now, path)
 
 

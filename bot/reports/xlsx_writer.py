@@ -10,9 +10,10 @@ database and making rows in Python as it is turning rows into a file, and in one
 interpreter the two take turns. Split, the process that reads the database keeps its one
 snapshot (every sheet shows one state of the database) and makes the rows, the child takes
 them in batches through a pipe and writes, each on a core of its own. The child imports
-only this module and rustpy-xlsxwriter. It starts at the priority of the thread that
-starts it (a workbook thread runs at ``jobs.WORKBOOK_NICE``), and exits when its pipe
-closes, so a parent that dies leaves nothing behind.
+only this module and rustpy-xlsxwriter. It runs at the priority of the thread that
+starts it (the bot's workbook thread: SCHED_IDLE, ``jobs.lower_priority``, so neither
+process takes a core from a button press), and exits when its pipe closes, so a parent
+that dies leaves nothing behind.
 
 The child's protocol: on its stdin, length-prefixed frames (4 bytes, little-endian) of
 pickles: first the sheets without their rows, then per sheet its rows in batches and an
