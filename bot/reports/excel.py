@@ -26,8 +26,8 @@ the XML and its compression of a national workbook take about 4 s of CPU instead
 a minute of pure Python), driven by ``bot.reports.xlsx_writer``. Each sheet is handed over
 as an iterator of rows and written in its constant-memory mode (rows go to a temporary
 file as they come), one sheet after the other, so memory stays flat at 54,000
-institutions. For a large scope a child process writes while this one reads the database
-and makes the rows (``CHILD_WRITER_FROM``). It writes every ``str`` as a string cell: never a formula, a link or a
+institutions. For a large scope on a machine of three cores or more, a child process writes
+while this one reads the database and makes the rows (``CHILD_WRITER_FROM``). It writes every ``str`` as a string cell: never a formula, a link or a
 number. The files open in openpyxl with no formula cells (tests check it). It has no call
 to choose the sheet a workbook opens on (it opens on the first, hence the order above). Its
 header comments are Excel notes, which start with their author in bold ("Zicha:"), as
@@ -100,8 +100,21 @@ SHEET_RECTIFICATION = "整改 Rectification"
 SHEET_STATISTICS = "统计 Statistics"
 
 # From this many institutions in scope a child process writes the workbook (its start, about
-# a tenth of a second, is less than what writing beside the reading saves: bench/export.py).
+# a tenth of a second, is less than what writing beside the reading saves: bench/export.py),
+# if the process may use CHILD_WRITER_CPUS cores or more. The bot needs a core of its own:
+# on two cores the workbook's two processes share the bot's, and answer steps measured 1.5
+# times slower (p50) during an export even with the workbook under SCHED_IDLE, where the
+# one-process workbook leaves them as they are (bench/offload.py).
 CHILD_WRITER_FROM = 2000
+CHILD_WRITER_CPUS = 3
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity, where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 # Headers of the self-check contact columns (see CONTACT_ITEM_IDS).
 CONTACT_TITLES = {"header-person": "自查负责人 Self-check contact", "header-phone": "联系电话 Contact phone"}
@@ -205,8 +218,8 @@ def write_export(
 
     The rows are made here, in one read of the database; a child process writes them
     (``write_sheets_in_child``) if ``in_child``, by default for a scope of
-    ``CHILD_WRITER_FROM`` institutions or more, where it saves more than the child's start
-    costs."""
+    ``CHILD_WRITER_FROM`` institutions or more on a machine with a core to spare for it
+    (``CHILD_WRITER_CPUS``)."""
     path = Path(path)
     tz = now.tzinfo
     zone = tz_label(now)
@@ -443,7 +456,9 @@ def write_export(
     try:
         # opens on the institutions; the roster, for `zicha roster import`, is found by its name
         sheets = [inst, answers, rect, stats, roster]
-        if in_child if in_child is not None else len(report.institutions) >= CHILD_WRITER_FROM:
+        if in_child is None:
+            in_child = len(report.institutions) >= CHILD_WRITER_FROM and usable_cpus() >= CHILD_WRITER_CPUS
+        if in_child:
             write_sheets_in_child(tmp, sheets)
         else:
             write_sheets(tmp, sheets)
