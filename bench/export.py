@@ -220,6 +220,15 @@ def compare(before: str, after: str) -> dict[str, Any]:
     return result
 
 
+def _ratio_line(label: str, a: dict[str, Any], b: dict[str, Any], note: str) -> str:
+    """``a`` against ``b``: wall and CPU ratios of the medians, and whether the files agree."""
+    after_cpu = f" {note}; " if note else ", "
+    return (
+        f"{'':>12} {label}: wall {a['wall_s_median'] / b['wall_s_median']:.2f}×, "
+        f"CPU {a['cpu_s_median'] / b['cpu_s_median']:.2f}×{after_cpu}rows per sheet equal: {a['file']['rows'] == b['file']['rows']}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, action="append", required=True)
@@ -275,26 +284,14 @@ def main() -> None:
                 f"{entry['institutions']:>12} {name:<18} {s['wall_s_median']:>6.2f} ({walls}){'':<{max(0, 13 - len(walls))}}"
                 f" {s['cpu_s_median']:>7.2f} {s['peak_above_baseline_mb_max']:>23.1f} {runs[-1]['xlsx_mb']:>8.2f} {s['file']['formula_cells']}"
             )
-        if "before/xlsxwriter" in entry and AFTER in entry:
-            b, a = entry["before/xlsxwriter"], entry[AFTER]
-            print(
-                f"{'':>12} after/before: wall {a['wall_s_median'] / b['wall_s_median']:.2f}×, "
-                f"CPU {a['cpu_s_median'] / b['cpu_s_median']:.2f}×, rows per sheet equal: {a['file']['rows'] == b['file']['rows']}"
-            )
-        if HERE in entry and AFTER in entry:
-            h, a = entry[HERE], entry[AFTER]
-            print(
-                f"{'':>12} child/here: wall {a['wall_s_median'] / h['wall_s_median']:.2f}×, "
-                f"CPU {a['cpu_s_median'] / h['cpu_s_median']:.2f}× (CPU of both processes); "
-                f"rows per sheet equal: {a['file']['rows'] == h['file']['rows']}"
-            )
-        if FLOOR in entry and AFTER in entry:
-            f, a = entry[FLOOR], entry[AFTER]
-            print(
-                f"{'':>12} after/floor: wall {a['wall_s_median'] / f['wall_s_median']:.2f}×, "
-                f"CPU {a['cpu_s_median'] / f['cpu_s_median']:.2f}× (floor: the rows made first, only their writing timed; "
-                f"its peak holds every row); rows per sheet equal: {a['file']['rows'] == f['file']['rows']}"
-            )
+        pairs = [
+            ("after/before", AFTER, "before/xlsxwriter", ""),
+            ("child/here", AFTER, HERE, "(CPU of both processes)"),
+            ("after/floor", AFTER, FLOOR, "(floor: the rows made first, only their writing timed; its peak holds every row)"),
+        ]
+        for label, a, b, note in pairs:
+            if a in entry and b in entry:
+                print(_ratio_line(label, entry[a], entry[b], note))
         if "comparison" in entry:
             c = entry["comparison"]
             print(
