@@ -47,9 +47,9 @@ WORKBOOK_NICE = 10
 
 
 def in_background(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` in a thread of its own at a workbook's priority (``lower_priority``); waits for it and returns
-    its result or raises its exception. ``fn`` opens its own database connection (a
-    connection belongs to the thread that opened it)."""
+    """``fn(*args)`` in a thread of its own at a workbook's priority (``lower_priority``);
+    waits for it and returns its result or raises its exception. ``fn`` opens its own
+    database connection (a connection belongs to the thread that opened it)."""
     outcome: dict[str, Any] = {}
 
     def work() -> None:
