@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import threading
 import zoneinfo
 from pathlib import Path
@@ -19,7 +20,7 @@ from openpyxl import load_workbook
 from bot.core.checklist import Checklist
 from bot.core.scope import Scope
 from bot.reports import excel
-from bot.reports.xlsx_writer import Sheet, WriterFailed, write_sheets_in_child
+from bot.reports.xlsx_writer import BATCH_ROWS, Sheet, WriterFailed, write_sheets_in_child
 from storage.answers import get_or_create_selfcheck, save_answer
 from storage.institutions import get_institution
 from tests.regulator_fixture import build_fixture
@@ -135,6 +136,24 @@ def test_a_broken_pipe_of_the_rows_own_is_raised_not_taken_for_the_childs(tmp_pa
     worker.join(timeout=60)  # before the fix this waited forever for the child's reply
     assert not worker.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], BrokenPipeError)
+    assert not target.exists() and _children() == before
+
+
+def test_a_writer_killed_midway_is_reported_and_leaves_no_file(tmp_path: Path) -> None:
+    """The child dies (out of memory, killed) while rows are still coming: the rows stop,
+    the export fails with the child's exit, and nothing is left at the target."""
+    before = _children()
+
+    def rows() -> object:
+        for n in range(BATCH_ROWS * 4):
+            if n == BATCH_ROWS * 2:  # two batches sent: the child is writing
+                for pid in _children() - before:
+                    os.kill(pid, signal.SIGKILL)
+            yield [n, "行"]
+
+    target = tmp_path / "book.xlsx"
+    with pytest.raises(WriterFailed, match="-9"):
+        write_sheets_in_child(target, [Sheet("S", ["A", "B"], [10, 10], rows())])  # type: ignore[arg-type]
     assert not target.exists() and _children() == before
 
 
