@@ -55,7 +55,7 @@ def test_the_child_writes_the_same_workbook_as_this_process(
     written_here, written_by_child = _cells(here), _cells(child)
     assert written_by_child == written_here
     assert written_here[excel.SHEET_INSTITUTIONS][0][0][0] == "机构名称 Name"
-    assert sum(len(rows) for rows in written_here.values()) > 20  # every sheet has its rows
+    assert all(len(rows) > 1 for title, rows in written_here.items() if title != "(opens on)")  # header and rows
     texts = [v for rows in written_by_child.values() for row in rows for v, kind, _ in row if kind == "s"]
     assert "'=cmd|' /C calc'!A0" in texts and not any(
         kind == "f" for rows in written_by_child.values() for row in rows for _, kind, _ in row
