@@ -24,14 +24,15 @@ is written as a string, never as a formula.
 The writer is rustpy-xlsxwriter (rust_xlsxwriter behind an XlsxWriter-like API; issue 14:
 the XML and its compression of a national workbook take about 4 s of CPU instead of most of
 a minute of pure Python), driven by ``bot.reports.xlsx_writer``. Each sheet is handed over
-as an iterator of rows and written in its constant-memory mode (rows go to a temporary
-file as they come), one sheet after the other, so memory stays flat at 54,000
-institutions. For a large scope on a machine of three cores or more, a child process writes
-while this one reads the database and makes the rows (``CHILD_WRITER_FROM``). It writes
-every ``str`` as a string cell: never a formula, a link or a number. The files open in openpyxl with no formula cells (tests check it). It has no call
-to choose the sheet a workbook opens on (it opens on the first, hence the order above). Its
-header comments are Excel notes, which start with their author in bold ("Zicha:"), as
-notes typed in Excel do; and it writes every number as a double (12 reads back as 12.0).
+as an iterator of rows and written in its constant-memory mode (rows go to a temporary file
+as they come), one sheet after the other, so memory stays flat at 54,000 institutions. For
+a large scope on a machine of three cores or more, a child process writes while this one
+reads the database and makes the rows (``CHILD_WRITER_FROM``). It writes every ``str`` as a
+string cell: never a formula, a link or a number. The files open in openpyxl with no
+formula cells (tests check it). It has no call to choose the sheet a workbook opens on (it
+opens on the first, hence the order above). Its header comments are Excel notes, which
+start with their author in bold ("Zicha:"), as notes typed in Excel do; and it writes every
+number as a double (12 reads back as 12.0).
 """
 
 from __future__ import annotations
