@@ -46,9 +46,10 @@ def test_every_callback_prefix_has_exactly_one_handler(db: sqlite_utils.Database
 
     dp = build_dispatcher(db=db, checklist=checklist, i18n=build_i18n(), settings=load_settings(_env_file=None))
     handlers = callback_handlers(dp)
-    # Presses are taken only by the press router (a Route per prefix, one Unrouted) and, outside
-    # private chats, by the private-only router.
-    assert {name for name, _ in handlers} == {"presses", "private-only"}
+    # Presses are taken only by the press router: a Route per prefix, one Unrouted, and the
+    # notice for a press outside a private chat.
+    assert {name for name, _ in handlers} == {"presses"}
+    assert dp.sub_routers[0].name == "presses"  # asked first: a press visits no other router
     routes = [
         f.callback for _, h in handlers for f in h.filters or () if isinstance(f.callback, presses.Route)  # type: ignore[attr-defined]
     ]

@@ -180,10 +180,11 @@ def build_dispatcher(
     # finish the update in hand before anything else stops (bot/ops/lifecycle.py).
     install_lifecycle(dp)
     dp.include_routers(
-        # Private chats only: groups, channels and sender-less messages stop here.
-        private.build_router(),
-        # Every button press, routed by its prefix (the order of routers does not matter to presses).
+        # Every button press, routed by its prefix, those outside private chats included: first,
+        # so a press visits no other router (the order of routers does not matter to presses).
         presses.build_router(),
+        # Private chats only: messages in groups and channels, and sender-less ones, stop here.
+        private.build_router(),
         onboarding.build_router(),
         common.build_router(),
         pledge.build_router(),

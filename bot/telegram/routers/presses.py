@@ -1,11 +1,14 @@
-"""Every button press in a private chat, routed by its callback prefix in one table.
+"""Every button press, routed by its callback prefix in one table.
 
 ``routes()`` names, for each prefix, the one handler that takes it and the factory its
 data must unpack with. Each handler is registered with a ``Route`` filter that admits its
 own prefix only, and the "no longer valid" answer (``fallback.on_unknown_button``) with
 ``Unrouted``, which admits exactly what no route takes (an unknown prefix, or data that
 does not unpack: forged). The filters exclude each other, so no press depends on the order
-of handlers or routers; presses outside a private chat are the private-only router's.
+of handlers or routers. A press outside a private chat (on a message in a group) is taken
+here too, by ``private.PressOutsidePrivateChat``: it gets the notice to write to the bot
+privately and nothing else. So every press is routed in this one router, which the
+dispatcher asks first (a press then visits no other router).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from bot.conversation.engine import Actor, Conversation
 from bot.telegram.callbacks import RegulatorJoinCb
 from bot.telegram.conversation import BY_PREFIX, CODECS, Action, Codec, EngineContext, deliver
-from bot.telegram.routers import fallback, onboarding
+from bot.telegram.routers import fallback, onboarding, private
 from storage.db import release_handed
 
 
@@ -120,6 +123,8 @@ class Unrouted(Filter):
 def build_router() -> Router:
     router = Router(name="presses")
     table = routes()
+    # Outside a private chat: the notice only (every route and Unrouted admit private chats only).
+    router.callback_query.register(private.on_group_press, private.PressOutsidePrivateChat())
     for prefix, press in table.items():
         router.callback_query.register(press.handler, Route(prefix, press), *press.context)
     router.callback_query.register(fallback.on_unknown_button, Unrouted(table))

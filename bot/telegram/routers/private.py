@@ -1,6 +1,8 @@
-"""Zicha talks to people one to one. Registered first, this router takes every message and
-button press that is not from a person in a private chat with the bot, so no other router
-(staff, regulators, onboarding) ever sees one:
+"""Zicha talks to people one to one. This router is the first to see a message, and takes
+every message that is not from a person in a private chat with the bot, so no other router
+(staff, regulators, onboarding) ever sees one; button presses are all routed by the press
+router (``presses``), which takes a press outside a private chat with ``PressOutsidePrivateChat``
+and ``on_group_press`` from here:
 
 * in a group or supergroup, a command (``/start``, ``/progress``…) or a press on a button
   gets a short notice to write to the bot privately, and nothing else: no institution's
@@ -55,7 +57,6 @@ async def on_group_press(query: CallbackQuery, callback_answer: CallbackAnswer) 
 def build_router() -> Router:
     router = Router(name="private-only")
     router.message.register(on_group_message, NotFromAPerson())
-    router.callback_query.register(on_group_press, PressOutsidePrivateChat())
     # No handler for channel posts or edits: they are not even asked from Telegram
     # (allowed_updates), and when one comes anyway nobody acts on it.
     return router
