@@ -6,7 +6,8 @@ import datetime as dt
 import functools
 import json
 import weakref
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,16 +105,17 @@ def open_selfcheck(db: sqlite_utils.Database, institution_id: int, campaign_id: 
         sc = opened.selfcheck
         if token is current_write(db) and sc.institution_id == institution_id and sc.campaign_id == campaign_id:
             return opened
-    return opened_of(db.execute(_OPEN_SQL, [institution_id, campaign_id]).fetchall())
+    return opened_of(db, db.execute(_OPEN_SQL, [institution_id, campaign_id]).fetchall())
 
 
-def opened_of(rows: Sequence[Sequence[Any]]) -> Opened | None:
+def opened_of(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]]) -> Opened | None:
     """The ``Opened`` of ``_OPEN_SQL``'s rows (the self-check's values packed in column 0 of
-    one row, then one row per answer with column 0 NULL); None for no rows (no self-check)."""
-    packed = next((row[0] for row in rows if row[0] is not None), None)
-    if packed is None:
+    one row, its answers' fingerprint in column 1, then one row per answer with column 0
+    NULL); None for no rows (no self-check)."""
+    first = next((row for row in rows if row[0] is not None), None)
+    if first is None:
         return None
-    return opened_from(json.loads(packed), [row[1:] for row in rows if row[0] is None])
+    return opened_from(db, json.loads(first[0]), first[1], [row[1:] for row in rows if row[0] is None])
 
 
 _SELFCHECK_WIDTH = len(_SELFCHECK_COLUMNS.split(","))
@@ -121,13 +123,104 @@ OPEN_WIDTH = _SELFCHECK_WIDTH + 2
 """How many values ``OPEN_SELFCHECK_VALUES`` are."""
 
 
-def opened_from(selfcheck: Sequence[Any], answers: Sequence[Sequence[Any]]) -> Opened | None:
-    """The ``Opened`` of the values of ``OPEN_SELFCHECK_VALUES`` (all None: no self-check)
-    and of rows of ``OPEN_ANSWER_COLUMNS``, read apart (``storage.regulators.who_is``)."""
+def opened_from(
+    db: sqlite_utils.Database, selfcheck: Sequence[Any], fingerprint: str | None, answers: Sequence[Sequence[Any]]
+) -> Opened | None:
+    """The ``Opened`` of the values of ``OPEN_SELFCHECK_VALUES`` (all None: no self-check),
+    the fingerprint of its stored answers (``ANSWERS_FINGERPRINT``) and rows of
+    ``OPEN_ANSWER_COLUMNS``, read in the same statement. If the fingerprint is that of the
+    answers known on ``db`` for the self-check (``known_answers``), those are its answers and
+    the rows are not read (a statement then asks for none); otherwise the rows are, and are
+    kept as the known answers."""
     if selfcheck[0] is None:
         return None
     n = _SELFCHECK_WIDTH
-    return Opened(_selfcheck(selfcheck[:n]), {row[0]: _answer(row) for row in answers}, selfcheck[n], bool(selfcheck[n + 1]))
+    sc = _selfcheck(selfcheck[:n])
+    known = known_answers(db)
+    stored = known.get(sc.id, fingerprint)
+    if stored is None:
+        stored = {row[0]: _answer(row) for row in answers}
+        if fingerprint is not None:
+            known.keep(sc.id, fingerprint, stored)
+    return Opened(sc, stored, selfcheck[n], bool(selfcheck[n + 1]))
+
+
+# --- the answers known from earlier steps ---------------------------------------------------
+#
+# Every step reads the self-check with all its answers (what comes next, the progress and the
+# status depend on them), and most of them have not changed since the same self-check's last
+# step. So each database connection keeps the answers it last read or wrote of the self-checks
+# stepped through lately, with their fingerprint, and a step's read asks SQLite for the
+# fingerprint of the stored answers and for their rows only when it is not the known one.
+# Any writer (another process, the CLI) changes the fingerprint, so what is kept is used only
+# while it is what is stored; nothing has to tell this cache about a write.
+
+ANSWERS_FINGERPRINT = (
+    "(SELECT printf('%d:%d:%s', count(*), coalesce(sum(fp.rev), 0), coalesce(max(fp.updated_at), '')) "
+    "FROM answers fp WHERE fp.selfcheck_id = {selfcheck})"
+)
+"""SQL: the fingerprint of the stored answers of the self-check whose id is the expression
+``{selfcheck}``, as ``answers_fingerprint`` makes it of a set of answers: their number, the
+sum of their revisions and the time of the latest change. A write to an answer adds one to
+its revision and sets its time to the time of the write, and adds or removes an answer or
+changes one; so a different set of answers has another fingerprint, short of a write in the
+same microsecond as the latest one or a clock put back (with answers removed, which Zicha
+never does)."""
+
+
+def answers_fingerprint(answers: Mapping[str, Answer]) -> str:
+    """``ANSWERS_FINGERPRINT`` of these answers."""
+    values = answers.values()
+    return f"{len(answers)}:{sum(a.rev for a in values)}:{max((a.updated_at for a in values), default='')}"
+
+
+class KnownAnswers:
+    """The answers of the ``size`` self-checks stepped through last on one connection, each
+    set with its fingerprint (``ANSWERS_FINGERPRINT``). A set is handed out as a copy, for
+    the caller to change, and only for its own fingerprint. (1,024 sets of a 40-item
+    checklist: a few MB, the answers themselves shared with ``_answer_of``'s cache.)"""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._sets: OrderedDict[int, tuple[str, dict[str, Answer]]] = OrderedDict()
+
+    def fingerprint(self, selfcheck_id: int) -> str | None:
+        found = self._sets.get(selfcheck_id)
+        return found[0] if found is not None else None
+
+    def get(self, selfcheck_id: int, fingerprint: str | None) -> dict[str, Answer] | None:
+        """The known answers of the self-check, if their fingerprint is ``fingerprint``."""
+        found = self._sets.get(selfcheck_id)
+        if found is None or fingerprint is None or found[0] != fingerprint:
+            return None
+        self._sets.move_to_end(selfcheck_id)
+        return dict(found[1])
+
+    def keep(self, selfcheck_id: int, fingerprint: str, answers: Mapping[str, Answer]) -> None:
+        self._sets[selfcheck_id] = (fingerprint, dict(answers))
+        self._sets.move_to_end(selfcheck_id)
+        if len(self._sets) > self.size:
+            self._sets.popitem(last=False)
+
+    def written(self, selfcheck_id: int, answer: Answer) -> None:
+        """``answer`` was just written (its transaction may yet fail: then the fingerprint
+        stored is not the one kept, and the answers are read again)."""
+        found = self._sets.get(selfcheck_id)
+        if found is not None:
+            answers = found[1]
+            answers[answer.item_id] = answer
+            self._sets[selfcheck_id] = (answers_fingerprint(answers), answers)
+
+
+_KNOWN: weakref.WeakKeyDictionary[sqlite_utils.Database, KnownAnswers] = weakref.WeakKeyDictionary()
+
+
+def known_answers(db: sqlite_utils.Database) -> KnownAnswers:
+    """The answers known on ``db`` (one set of them per connection)."""
+    known = _KNOWN.get(db)
+    if known is None:
+        known = _KNOWN[db] = KnownAnswers()
+    return known
 
 
 _OPENED_AHEAD: weakref.WeakKeyDictionary[sqlite_utils.Database, tuple[object, Opened]] = weakref.WeakKeyDictionary()
@@ -182,13 +275,15 @@ OPEN_ANSWER_COLUMNS = ", ".join(f"a.{c.strip()}" for c in _ANSWER_COLUMNS.split(
 ANSWER_WIDTH = len(_ANSWER_COLUMNS.split(","))
 """How many columns ``OPEN_ANSWER_COLUMNS`` are."""
 
-# The self-check's values packed in one JSON array on one row, then the answers' rows with
-# their own columns only: not the self-check's repeated on every answer row (making Python
-# values is most of this read; see storage.regulators._WHO_PRESSES_SQL).
+# The self-check's values packed in one JSON array on one row (with its answers' fingerprint
+# beside it: ``opened_from``), then the answers' rows with their own columns only: not the
+# self-check's repeated on every answer row (making Python values is most of this read; see
+# storage.regulators._WHO_PRESSES_SQL).
 _OPEN_SQL = (
-    f"WITH s AS MATERIALIZED (SELECT json_array({OPEN_SELFCHECK_VALUES}) AS packed, sc.id AS sid "
+    f"WITH s AS MATERIALIZED (SELECT json_array({OPEN_SELFCHECK_VALUES}) AS packed, sc.id AS sid, "
+    f"{ANSWERS_FINGERPRINT.format(selfcheck='sc.id')} AS fp "
     "FROM selfchecks sc WHERE sc.institution_id = ? AND sc.campaign_id = ?) "
-    f"SELECT s.packed{', NULL' * ANSWER_WIDTH} FROM s UNION ALL "
+    f"SELECT s.packed, s.fp{', NULL' * (ANSWER_WIDTH - 1)} FROM s UNION ALL "
     f"SELECT NULL, {OPEN_ANSWER_COLUMNS} FROM answers a WHERE a.selfcheck_id = (SELECT sid FROM s)"
 )
 
@@ -352,6 +447,7 @@ def save_answer_settled(
         saved = _answer(
             [item_id, *(after[k] for k in ANSWER_FIELDS), rev, current.answered_by if current else by, by, now]
         )
+        known_answers(db).written(selfcheck_id, saved)
         db.execute(
             "INSERT INTO answer_history (selfcheck_id, item_id, rev, changed_by, changed_at, old, new) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -12,9 +12,11 @@ import sqlite_utils
 from bot.core.scope import Scope
 from storage.answers import (
     ANSWER_WIDTH,
+    ANSWERS_FINGERPRINT,
     OPEN_ANSWER_COLUMNS,
     OPEN_SELFCHECK_VALUES,
     OPEN_WIDTH,
+    known_answers,
     opened_from,
     read_ahead_opened,
 )
@@ -198,12 +200,18 @@ _WHO_WIDTH = len(_INSTITUTION_COLUMNS.split(",")) + 8
 # answer's columns only (column 0 NULL). Packed rather than spread over columns NULL on every
 # other row: a third less time in this read than unpacked or as two statements, most of a
 # press's read being the making of Python values.
+#
+# The answers' fingerprint is in column 1 of that row; the answers' rows come only if it is
+# not the fingerprint of the answers known here (``storage.answers.KnownAnswers``): most
+# presses then read the sender and one row of the self-check, not all its answers.
 _WHO_PRESSES_SQL = (
-    "WITH q AS (SELECT ? AS tid, ? AS fkey, ? AS scid), "
-    f"w AS MATERIALIZED (SELECT json_array({_WHO_COLUMNS}, {OPEN_SELFCHECK_VALUES}) AS who, sc.id AS open_id "
+    "WITH q AS (SELECT ? AS tid, ? AS fkey, ? AS scid, ? AS known), "
+    f"w AS MATERIALIZED (SELECT json_array({_WHO_COLUMNS}, {OPEN_SELFCHECK_VALUES}) AS who, sc.id AS open_id, "
+    f"{ANSWERS_FINGERPRINT.format(selfcheck='sc.id')} AS fp "
     f"FROM q {_WHO_JOINS} LEFT JOIN selfchecks sc ON sc.id = q.scid AND sc.institution_id = m.institution_id) "
-    f"SELECT w.who{', NULL' * ANSWER_WIDTH} FROM w UNION ALL "
-    f"SELECT NULL, {OPEN_ANSWER_COLUMNS} FROM answers a WHERE a.selfcheck_id = (SELECT open_id FROM w)"
+    f"SELECT w.who, w.fp{', NULL' * (ANSWER_WIDTH - 1)} FROM w UNION ALL "
+    f"SELECT NULL, {OPEN_ANSWER_COLUMNS} FROM answers a WHERE a.selfcheck_id = (SELECT open_id FROM w) "
+    "AND (SELECT fp FROM w) IS NOT (SELECT known FROM q)"
 )
 
 
@@ -226,10 +234,12 @@ def who_is(
     if selfcheck_id is None:
         row = db.execute(_WHO_IS_SQL, [telegram_id, fkey]).fetchone()
     else:
-        rows = db.execute(_WHO_PRESSES_SQL, [telegram_id, fkey, selfcheck_id]).fetchall()
-        row = json.loads(next(r[0] for r in rows if r[0] is not None))
+        known = known_answers(db).fingerprint(selfcheck_id)
+        rows = db.execute(_WHO_PRESSES_SQL, [telegram_id, fkey, selfcheck_id, known]).fetchall()
+        first = next(r for r in rows if r[0] is not None)
+        row = json.loads(first[0])
         answers = [r[1:] for r in rows if r[0] is None]
-        read_ahead_opened(db, opened_from(row[_WHO_WIDTH : _WHO_WIDTH + OPEN_WIDTH], answers))
+        read_ahead_opened(db, opened_from(db, row[_WHO_WIDTH : _WHO_WIDTH + OPEN_WIDTH], first[1], answers))
     institution = Institution.from_values(row[:n]) if row[0] is not None else None
     tid, name, scope, added_at = row[n : n + 4]
     regulator = Regulator(int(tid), str(name), Scope.from_json(str(scope)), str(added_at)) if tid is not None else None

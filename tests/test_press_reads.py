@@ -267,3 +267,98 @@ async def test_no_transaction_is_open_while_a_press_waits_on_the_network(app: An
     await _press(app, bot, session, "符合", 13)
     assert session.answers[-1] == "nothing to do"
     assert open_when_sent and not any(open_when_sent)
+
+
+def _item_on_screen(session: Screens) -> str:
+    return session.button("符合").split(":")[2]  # AnswerCb: a:<self-check>:<item>:...
+
+
+async def _press_on(app: Any, bot: Bot, session: Screens, label: str, n: int, message_id: int) -> None:
+    """A press on ``label`` of the last screen, shown on message ``message_id`` (a press
+    edits the message it was made on)."""
+    message = {"message_id": message_id, "date": 1, "text": "q", "chat": {"id": STAFF, "type": "private"}}
+    query = {"id": f"q{n}", "from": _user(), "chat_instance": "c", "message": message, "data": session.button(label)}
+    await _feed(app, bot, {"update_id": n, "callback_query": query})
+
+
+class _RowsRead:
+    """The serving connection, counting the rows each statement gave (``fetchall``)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self.rows: list[tuple[str, int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        cursor = self._conn.execute(sql, *args)
+        rows = self.rows
+
+        class Counted:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(cursor, name)
+
+            def __iter__(self) -> Any:
+                return iter(self.fetchall())
+
+            def fetchall(self) -> list[Any]:
+                got = cursor.fetchall()
+                rows.append((sql, len(got)))
+                return got
+
+        return Counted()
+
+
+async def test_a_press_on_a_self_check_whose_answers_are_known_reads_none_of_their_rows(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answers of the last step are kept with their fingerprint; the press's read asks
+    for the stored answers' fingerprint and gets no answer rows when it is the same."""
+    app, bot, session, db = app
+    await _answer_header(app, bot, session)
+    import storage.answers as answer_store
+
+    made: list[str] = []
+    make = answer_store._answer
+    monkeypatch.setattr(answer_store, "_answer", lambda values: made.append(values[0]) or make(values))
+    counted = _RowsRead(db.conn)
+    monkeypatch.setattr(db, "conn", counted)
+    before = _item_on_screen(session)
+    await _press(app, bot, session, "符合", 20)
+    assert session.answers[-1] is not None and session.answers[-1].startswith("已保存")
+    assert _item_on_screen(session) != before
+    reads = [n for sql, n in counted.rows if "JOIN members" in sql]
+    assert reads == [1], counted.rows  # one row: the sender and the self-check, no answer
+    assert made == [before]  # only the answer just written was made (from its values)
+    monkeypatch.undo()
+    assert db.execute("SELECT value FROM answers WHERE item_id = ?", [before]).fetchone() == ("compliant",)
+
+
+async def test_an_answer_written_elsewhere_between_two_presses_is_seen_by_the_next_one(
+    app: Any, food_lab: Institution
+) -> None:
+    """A colleague on the web chat or the terminal (another connection) answers the item
+    after the one on screen: the next press here reads the answers afresh (their fingerprint
+    changed), so it skips that item and counts it."""
+    app, bot, session, db = app
+    await _answer_header(app, bot, session)
+    live = session.next_message_id  # the message the header's last answer sent the question on
+    await _press_on(app, bot, session, "符合", 21, live)  # the answers are known now
+    from bot.selfcheck import open_workspace
+    from storage.answers import save_answer
+
+    ws = open_workspace(db, app.checklist, food_lab)
+    order = [item.id for item in ws.interview.items]
+    current = _item_on_screen(session)
+    following = order[order.index(current) + 1]
+    done_before = ws.progress().done
+    other = open_db(db.conn.execute("PRAGMA database_list").fetchone()[2], migrate=False)
+    try:
+        save_answer(other, ws.selfcheck.id, following, by=STAFF + 1, value="na")
+    finally:
+        other.close()
+    await _press_on(app, bot, session, "符合", 22, live)
+    assert session.answers[-1] is not None and session.answers[-1].startswith("已保存")
+    assert _item_on_screen(session) == order[order.index(current) + 2]  # the colleague's item skipped
+    assert open_workspace(db, app.checklist, food_lab).progress().done == done_before + 2
