@@ -60,7 +60,7 @@ def _walk(interview: Interview, rng: random.Random, steps: int) -> int:
         if after is not None:
             incremental += 1
             assert after == full, (n, changed)
-        answers, progress = new, full
+        answers, progress = new, after if after is not None else full  # chained, as the workspace keeps it
     return incremental
 
 
@@ -99,3 +99,46 @@ def test_the_workspace_keeps_progress_across_steps_equal_to_a_full_count(
             db.execute("DELETE FROM answers WHERE selfcheck_id = ? AND item_id = ?", [ws.selfcheck.id, rng.choice(items).id])
     ws = open_workspace(db, checklist, motor_lab)
     assert ws.progress() == ws.interview.progress(ws.answers())
+
+
+SECTIONS = """
+[checklist]
+id = "sections"
+version = "1"
+campaign = "2025"
+source = "test"
+title.zh_CN = "分节"
+title.en = "Sections"
+{sections}
+"""
+SECTION = """
+[[sections]]
+id = "{id}"
+title.zh_CN = "{id}"
+title.en = "{id}"
+
+[[sections.items]]
+id = "{id}-1"
+kind = "yes_no"
+required = {required}
+text.zh_CN = "{id} 问题？"
+text.en = "{id} question?"
+"""
+
+
+def test_a_section_counted_again_is_listed_in_the_checklists_order(tmp_path: Path) -> None:
+    """A section whose only item is optional is listed once that item is answered, between
+    the sections before and after it, and not listed again once the answer is removed."""
+    path = tmp_path / "sections.toml"
+    path.write_text(SECTIONS.format(sections="".join(
+        SECTION.format(id=s, required=r) for s, r in (("first", "true"), ("middle", "false"), ("last", "true"))
+    )), encoding="utf-8")  # fmt: skip
+    interview = Interview(load_checklist(path), ())
+    none: dict[str, Answer] = {}
+    start = interview.progress(none)
+    assert [sp.section.id for sp in start.sections] == ["first", "last"]
+    answered = {"middle-1": Answer(item_id="middle-1", value=Choice.AFFIRMATIVE, rev=1)}
+    after = interview.progress_after(start, none, answered, ["middle-1"])
+    assert after == interview.progress(answered)
+    assert after is not None and [sp.section.id for sp in after.sections] == ["first", "middle", "last"]
+    assert interview.progress_after(after, answered, none, ["middle-1"]) == start

@@ -174,6 +174,8 @@ class Interview:
         self.checklist = checklist
         self.items: list[Item] = checklist.applicable_items(list(institution_fields))
         self._index = {item.id: i for i, item in enumerate(self.items)}
+        self._sections = {section.id: section for section in checklist.sections}
+        self._section_rank = {section.id: k for k, section in enumerate(checklist.sections)}
         # Items some condition reads: a change of their answer may show or hide others.
         self._referenced = referenced_items(checklist)
 
@@ -328,65 +330,76 @@ class Interview:
         """``progress(answers)``, worked out from ``before`` = ``progress(old)`` and the
         items whose answer differs between ``old`` and ``answers`` (``changed``, every one
         of them) rather than from every answer. None when a changed item is one a condition
-        reads (others may be shown or hidden by it): then only ``progress`` can tell."""
+        reads (others may be shown or hidden by it): then only ``progress`` can tell.
+
+        Only what the changed items move is touched: an item goes into or out of a list of
+        ``before`` at its place in the interview's order, and its section's figures change;
+        everything else is ``before``'s as it is (a press changes one item)."""
         changed = [item_id for item_id in changed if item_id in self._index]
         if not changed:
             return before
         if not self._referenced.isdisjoint(changed):
             return None
         counts = dict(before.counts)
-        incomplete = {item.id: item for item in before.incomplete}
-        unanswered = {item.id: item for item in before.unanswered}
-        noncompliant = {item.id: item for item in before.noncompliant}
-        sections = {sp.section.id: [sp.total, sp.done] for sp in before.sections}
+        incomplete, unanswered, noncompliant = before.incomplete, before.unanswered, before.noncompliant
+        sections = list(before.sections)
         total, done, open_rect = before.total, before.done, before.open_rectifications
+        order = self._index
 
-        def mark(pool: dict[str, Item], item: Item, sign: int) -> None:
+        def mark(pool: tuple[Item, ...], item: Item, sign: int) -> tuple[Item, ...]:
+            """``pool`` with ``item`` in it (sign 1) or not (-1), in the interview's order."""
+            k = bisect.bisect_left(pool, order[item.id], key=lambda other: order[other.id])
+            present = k < len(pool) and pool[k].id == item.id
             if sign > 0:
-                pool[item.id] = item
-            else:
-                pool.pop(item.id, None)
+                return pool if present else (*pool[:k], item, *pool[k:])
+            return (*pool[:k], *pool[k + 1 :]) if present else pool
+
+        def count_in_section(section_id: str, d_total: int, d_done: int) -> None:
+            for k, sp in enumerate(sections):
+                if sp.section.id == section_id:
+                    if sp.total + d_total:
+                        sections[k] = SectionProgress(sp.section, sp.total + d_total, sp.done + d_done)
+                    else:  # no item of it is counted any more: it is not listed
+                        del sections[k]
+                    return
+            # a section none of whose items was counted: listed in the checklist's order
+            rank = self._section_rank
+            k = next((k for k, sp in enumerate(sections) if rank[sp.section.id] > rank[section_id]), len(sections))
+            sections.insert(k, SectionProgress(self._sections[section_id], d_total, d_done))
 
         for item_id in changed:
-            item = self.items[self._index[item_id]]
+            item = self.items[order[item_id]]
             if not self.shown(item, answers):  # hidden before as now: no condition read a changed item
                 continue
             for sign, given in ((-1, old), (1, answers)):
                 if not (item.required or item_id in given):
                     continue  # an optional item left unanswered is not counted
                 answer = given.get(item_id)
-                section = sections.setdefault(item.section_id, [0, 0])
-                section[0] += sign
                 total += sign
                 if answer is None:
-                    mark(unanswered, item, sign)
+                    unanswered = mark(unanswered, item, sign)
+                    count_in_section(item.section_id, sign, 0)
                     continue
                 counts[answer.value] = counts.get(answer.value, 0) + sign
                 if answer.value is Choice.NONCOMPLIANT:
-                    mark(noncompliant, item, sign)
+                    noncompliant = mark(noncompliant, item, sign)
                     open_rect += sign * answer.open_rectification
                 if answer.is_complete:
-                    section[1] += sign
                     done += sign
+                    count_in_section(item.section_id, sign, sign)
                 else:
-                    mark(incomplete, item, sign)
-
-        def ordered(pool: dict[str, Item]) -> tuple[Item, ...]:
-            return tuple(sorted(pool.values(), key=lambda item: self._index[item.id]))
+                    incomplete = mark(incomplete, item, sign)
+                    count_in_section(item.section_id, sign, 0)
 
         return Progress(
             total=total,
             done=done,
             counts={choice: n for choice, n in counts.items() if n},
-            incomplete=ordered(incomplete),
-            unanswered=ordered(unanswered),
-            noncompliant=ordered(noncompliant),
+            incomplete=incomplete,
+            unanswered=unanswered,
+            noncompliant=noncompliant,
             open_rectifications=open_rect,
-            sections=tuple(
-                SectionProgress(s, sections[s.id][0], sections[s.id][1])
-                for s in self.checklist.sections
-                if sections.get(s.id, (0, 0))[0]
-            ),
+            sections=tuple(sections),
         )
 
     def section_items(self, section_id: str) -> list[Item]:
