@@ -165,7 +165,9 @@ sum of their revisions and the time of the latest change. A write to an answer a
 its revision and sets its time to the time of the write, and adds or removes an answer or
 changes one; so a different set of answers has another fingerprint, short of a write in the
 same microsecond as the latest one or a clock put back (with answers removed, which Zicha
-never does)."""
+never does). Every write of an answer is ``save_answer``'s, which does both; anything that
+ever changed answers in place otherwise (a migration of a running database) would have to
+bump the revision and the time too."""
 
 
 def answers_fingerprint(answers: Mapping[str, Answer]) -> str:
