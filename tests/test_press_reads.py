@@ -321,7 +321,12 @@ async def test_a_press_on_a_self_check_whose_answers_are_known_reads_none_of_the
 
     made: list[str] = []
     make = answer_store._answer
-    monkeypatch.setattr(answer_store, "_answer", lambda values: made.append(values[0]) or make(values))
+
+    def counted_answer(values: Any) -> Any:
+        made.append(values[0])
+        return make(values)
+
+    monkeypatch.setattr(answer_store, "_answer", counted_answer)
     counted = _RowsRead(db.conn)
     monkeypatch.setattr(db, "conn", counted)
     before = _item_on_screen(session)
