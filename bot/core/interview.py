@@ -174,7 +174,6 @@ class Interview:
         self.checklist = checklist
         self.items: list[Item] = checklist.applicable_items(list(institution_fields))
         self._index = {item.id: i for i, item in enumerate(self.items)}
-        self._sections = {section.id: section for section in checklist.sections}
         self._section_rank = {section.id: k for k, section in enumerate(checklist.sections)}
         # Items some condition reads: a change of their answer may show or hide others.
         self._referenced = referenced_items(checklist)
@@ -365,7 +364,7 @@ class Interview:
             # a section none of whose items was counted: listed in the checklist's order
             rank = self._section_rank
             k = next((k for k, sp in enumerate(sections) if rank[sp.section.id] > rank[section_id]), len(sections))
-            sections.insert(k, SectionProgress(self._sections[section_id], d_total, d_done))
+            sections.insert(k, SectionProgress(self.checklist.section(section_id), d_total, d_done))
 
         for item_id in changed:
             item = self.items[order[item_id]]
