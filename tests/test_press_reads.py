@@ -77,7 +77,13 @@ async def _feed(app: Any, bot: Bot, update: dict[str, Any]) -> None:
 
 
 async def _press(app: Any, bot: Bot, session: Screens, label: str, n: int) -> None:
-    message = {"message_id": session.next_message_id, "date": 1, "text": "q", "chat": {"id": STAFF, "type": "private"}}
+    await _press_on(app, bot, session, label, n, session.next_message_id)
+
+
+async def _press_on(app: Any, bot: Bot, session: Screens, label: str, n: int, message_id: int) -> None:
+    """A press on ``label`` of the last screen, shown on message ``message_id`` (a press
+    edits the message it was made on)."""
+    message = {"message_id": message_id, "date": 1, "text": "q", "chat": {"id": STAFF, "type": "private"}}
     query = {"id": f"q{n}", "from": _user(), "chat_instance": "c", "message": message, "data": session.button(label)}
     await _feed(app, bot, {"update_id": n, "callback_query": query})
 
@@ -271,14 +277,6 @@ async def test_no_transaction_is_open_while_a_press_waits_on_the_network(app: An
 
 def _item_on_screen(session: Screens) -> str:
     return session.button("符合").split(":")[2]  # AnswerCb: a:<self-check>:<item>:...
-
-
-async def _press_on(app: Any, bot: Bot, session: Screens, label: str, n: int, message_id: int) -> None:
-    """A press on ``label`` of the last screen, shown on message ``message_id`` (a press
-    edits the message it was made on)."""
-    message = {"message_id": message_id, "date": 1, "text": "q", "chat": {"id": STAFF, "type": "private"}}
-    query = {"id": f"q{n}", "from": _user(), "chat_instance": "c", "message": message, "data": session.button(label)}
-    await _feed(app, bot, {"update_id": n, "callback_query": query})
 
 
 class _RowsRead:
