@@ -81,10 +81,14 @@ def test_a_large_scope_is_written_by_a_child_where_a_core_is_to_spare(
     monkeypatch.setattr(excel, "CHILD_WRITER_FROM", 1)
     path = excel.write_export(db, checklist, Scope(national=True), NOW, tmp_path / "large.xlsx")
     assert used == ["child"] and load_workbook(path).sheetnames[0] == excel.SHEET_INSTITUTIONS
-    # on two cores the bot keeps one for itself: the workbook is written in one process
+    # on two cores too (the workbook at idle priority leaves the bot's core to it)
     monkeypatch.setattr(excel, "usable_cpus", lambda: 2)
     excel.write_export(db, checklist, Scope(national=True), NOW, tmp_path / "two-cores.xlsx")
-    assert used == ["child"]
+    assert used == ["child", "child"]
+    # on one core the two processes would only take turns: the workbook is written in one
+    monkeypatch.setattr(excel, "usable_cpus", lambda: 1)
+    excel.write_export(db, checklist, Scope(national=True), NOW, tmp_path / "one-core.xlsx")
+    assert used == ["child", "child"]
 
 
 def _children() -> set[int]:

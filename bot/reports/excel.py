@@ -26,7 +26,7 @@ the XML and its compression of a national workbook take about 4 s of CPU instead
 a minute of pure Python), driven by ``bot.reports.xlsx_writer``. Each sheet is handed over
 as an iterator of rows and written in its constant-memory mode (rows go to a temporary file
 as they come), one sheet after the other, so memory stays flat at 54,000 institutions. For
-a large scope on a machine of three cores or more, a child process writes while this one
+a large scope on a machine of two cores or more, a child process writes while this one
 reads the database and makes the rows (``CHILD_WRITER_FROM``). It writes every ``str`` as a
 string cell: never a formula, a link or a number. The files open in openpyxl with no
 formula cells (tests check it). It has no call to choose the sheet a workbook opens on (it
@@ -102,12 +102,14 @@ SHEET_STATISTICS = "统计 Statistics"
 
 # From this many institutions in scope a child process writes the workbook (its start, about
 # a tenth of a second, is less than what writing beside the reading saves: bench/export.py),
-# if the process may use CHILD_WRITER_CPUS cores or more. The bot needs a core of its own:
-# on two cores the workbook's two processes share the bot's, and answer steps measured 1.5
-# times slower (p50) during an export even with the workbook under SCHED_IDLE, where the
-# one-process workbook leaves them as they are (bench/offload.py).
+# if the process may use CHILD_WRITER_CPUS cores or more. On one core the two processes
+# would only take turns. On two, the workbook's processes run at idle priority
+# (``jobs.lower_priority``) and take the bot's core only while it has nothing to do: answer
+# steps measured 0.99-1.02 times their pace without an export, in three alternating runs
+# against the one-process workbook (1.00-1.01), while the export and the digest with its
+# workbook each took about 2 s less (bench/offload.py).
 CHILD_WRITER_FROM = 2000
-CHILD_WRITER_CPUS = 3
+CHILD_WRITER_CPUS = 2
 
 
 def usable_cpus() -> int:
