@@ -66,12 +66,15 @@ def test_the_pledge_pdf_prints_every_kind_and_leaves_out_the_hidden_item(
     assert totals["items"] == totals["information"] + totals["compliant"] + totals["noncompliant"] + totals["not_applicable"]
 
 
+@pytest.mark.parametrize("in_child", [False, True], ids=["here", "writer_child"])
 def test_the_workbook_has_numbers_dates_options_files_and_no_hidden_answer(
-    db: sqlite_utils.Database, motor_lab: Institution, tmp_path: Path
+    db: sqlite_utils.Database, motor_lab: Institution, tmp_path: Path, in_child: bool
 ) -> None:
     ws = answered_2025(db, motor_lab)
     checklist = ws.checklist
-    path = write_export(db, checklist, Scope(national=True), dt.datetime(2025, 6, 2, 9, tzinfo=SHANGHAI), tmp_path / "x.xlsx")
+    # the same cells whether this process writes the file or a writer child does
+    now = dt.datetime(2025, 6, 2, 9, tzinfo=SHANGHAI)
+    path = write_export(db, checklist, Scope(national=True), now, tmp_path / "x.xlsx", in_child=in_child)
     sheet = openpyxl.load_workbook(path)[SHEET_ANSWERS]
     rows = list(sheet.iter_rows(values_only=True))
     row = rows[1]
