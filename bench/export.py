@@ -105,8 +105,8 @@ def _measure(name: str, db_path: str, out: str, queue: Any) -> None:
 
         in_child = excel.write_sheets_in_child
 
-        def measured(path: Path, sheets: list[Any]) -> float:
-            peak = in_child(path, sheets)
+        def measured(path: Path, sheets: list[Any], meanwhile: Any = None) -> float:
+            peak = in_child(path, sheets, meanwhile)
             child_peak.append(peak)
             return peak
 

@@ -69,9 +69,9 @@ def test_a_large_scope_is_written_by_a_child_where_a_core_is_to_spare(
     build_fixture(db, checklist)
     used: list[str] = []
 
-    def counted(path: Path, sheets: list[Sheet]) -> float:
+    def counted(path: Path, sheets: list[Sheet], meanwhile: Any = None) -> float:
         used.append("child")
-        return write_sheets_in_child(path, sheets)
+        return write_sheets_in_child(path, sheets, meanwhile)
 
     monkeypatch.setattr(excel, "write_sheets_in_child", counted)
     monkeypatch.setattr(excel, "usable_cpus", lambda: 4)
@@ -176,3 +176,43 @@ def test_a_failed_export_leaves_neither_the_workbook_nor_its_part(
     with pytest.raises(TypeError):
         excel.write_export(db, checklist, Scope(national=True), NOW, tmp_path / "out" / "book.xlsx", in_child=True)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_work_meanwhile_is_done_once_every_row_is_sent_while_the_child_finishes(tmp_path: Path) -> None:
+    """The digest draws its chart while the child compresses the workbook: the caller's
+    work runs after the last row was taken, with the child still there, and the file is
+    complete when the call returns."""
+    before = _children()
+    sent: list[int] = []
+    seen: list[tuple[int, bool]] = []
+
+    def rows() -> object:
+        for n in range(BATCH_ROWS * 3):
+            sent.append(n)
+            yield [n, "行"]
+
+    def meanwhile() -> None:
+        seen.append((len(sent), bool(_children() - before)))
+
+    target = tmp_path / "book.xlsx"
+    write_sheets_in_child(target, [Sheet("S", ["A", "B"], [10, 10], rows())], meanwhile)  # type: ignore[arg-type]
+    assert seen == [(BATCH_ROWS * 3, True)]
+    assert len(list(load_workbook(target)["S"].iter_rows())) == BATCH_ROWS * 3 + 1
+    assert _children() == before
+
+
+@pytest.mark.parametrize("in_child", [False, True], ids=["here", "writer_child"])
+def test_work_meanwhile_that_fails_leaves_no_workbook_and_no_child(
+    db: sqlite_utils.Database, checklist: Checklist, tmp_path: Path, in_child: bool
+) -> None:
+    build_fixture(db, checklist)
+    before = _children()
+
+    def meanwhile() -> None:
+        raise RuntimeError("no font for the chart")
+
+    with pytest.raises(RuntimeError, match="no font"):
+        excel.write_export(
+            db, checklist, Scope(national=True), NOW, tmp_path / "out" / "book.xlsx", in_child=in_child, meanwhile=meanwhile
+        )
+    assert list((tmp_path / "out").iterdir()) == [] and _children() == before

@@ -43,7 +43,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -216,13 +216,16 @@ def write_export(
     path: str | os.PathLike[str],
     *,
     in_child: bool | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Path:
     """Write the workbook for ``scope`` to ``path`` (atomically: a temporary file renamed).
 
     The rows are made here, in one read of the database; a child process writes them
     (``write_sheets_in_child``) if ``in_child``, by default for a scope of
     ``CHILD_WRITER_FROM`` institutions or more on a machine with a core to spare for it
-    (``CHILD_WRITER_CPUS``)."""
+    (``CHILD_WRITER_CPUS``). ``meanwhile``, other work of the caller's, is done while the
+    child finishes the file (``write_sheets_in_child``), or in one process after it is
+    written; if it fails, no workbook is left either."""
     path = Path(path)
     tz = now.tzinfo
     zone = tz_label(now)
@@ -462,9 +465,11 @@ def write_export(
         if in_child is None:
             in_child = len(report.institutions) >= CHILD_WRITER_FROM and usable_cpus() >= CHILD_WRITER_CPUS
         if in_child:
-            write_sheets_in_child(tmp, sheets)
+            write_sheets_in_child(tmp, sheets, meanwhile)
         else:
             write_sheets(tmp, sheets)
+            if meanwhile is not None:
+                meanwhile()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

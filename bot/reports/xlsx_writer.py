@@ -31,7 +31,7 @@ import pickle
 import struct
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -117,11 +117,17 @@ def write_sheets(path: str | os.PathLike[str], sheets: Sequence[Sheet]) -> None:
     )
 
 
-def write_sheets_in_child(path: str | os.PathLike[str], sheets: Sequence[Sheet]) -> float:
+def write_sheets_in_child(
+    path: str | os.PathLike[str], sheets: Sequence[Sheet], meanwhile: Callable[[], object] | None = None
+) -> float:
     """``write_sheets`` by a child process, the rows made here as the child writes them;
     returns the child's peak resident memory in MB. Raises ``WriterFailed`` if the child
     fails; an error making the rows stops the child and is raised as it is. Either way no
-    file is left at ``path`` by a failed child."""
+    file is left at ``path`` by a failed child.
+
+    ``meanwhile`` is called once every row is sent, while the child finishes the file: its
+    compression, after the last row, takes a second or two in which this process would
+    only wait. An error there stops the child too, and is raised as it is."""
     import bot  # the child imports the same package as this process
 
     env = dict(os.environ)
@@ -143,6 +149,8 @@ def write_sheets_in_child(path: str | os.PathLike[str], sheets: Sequence[Sheet])
             # workbook) instead of waiting for rows that will not come
             with contextlib.suppress(BrokenPipeError):
                 child.stdin.close()
+        if meanwhile is not None:
+            meanwhile()
         reply = child.stdout.readline()
         child.wait()
     except BaseException:

@@ -238,10 +238,16 @@ def prepare_digest_files(
     folder = private_dir(directory / f"{digest.regulator_id}" / f"{digest.date.isoformat()}-{digest.kind}")
     if checklist.campaign_id:  # several campaigns, one digest each: their files apart
         folder = private_dir(folder / checklist.campaign_id)
-    # (not the digest's own report: it holds figures only, the workbook lists every institution)
-    xlsx = write_export(db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx")
+    # the chart is drawn while a writer child finishes the workbook (its compression, a
+    # second or two at national scale, in which this process would only wait); both files
+    # are kept only if both are made
+    chart: list[bytes] = []
+    xlsx = write_export(
+        db, checklist, digest.report.scope, now, folder / f"zicha-{digest.date.isoformat()}.xlsx",
+        meanwhile=lambda: chart.append(completion_chart(digest.report)),
+    )  # (not the digest's own report: it holds figures only, the workbook lists every institution)
     png = folder / f"zicha-{digest.date.isoformat()}.png"
-    png.write_bytes(completion_chart(digest.report))
+    png.write_bytes(chart[0])
     return xlsx, png
 
 
