@@ -216,3 +216,24 @@ def test_work_meanwhile_that_fails_leaves_no_workbook_and_no_child(
             db, checklist, Scope(national=True), NOW, tmp_path / "out" / "book.xlsx", in_child=in_child, meanwhile=meanwhile
         )
     assert list((tmp_path / "out").iterdir()) == [] and _children() == before
+
+
+def test_a_writer_whose_parent_is_gone_exits_quietly(tmp_path: Path) -> None:
+    """The parent killed midway (its pipes closed): the child stops with no file and
+    without a traceback in the log for its reply that nobody reads."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bot.reports.xlsx_writer", str(tmp_path / "book.xlsx")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(excel.__file__).resolve().parents[2],
+    )
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # nobody reads the reply
+    child.stdin.close()  # and no sheet comes
+    assert child.wait(timeout=60) == 1
+    assert child.stderr.read() == b"" and not (tmp_path / "book.xlsx").exists()
+    child.stderr.close()

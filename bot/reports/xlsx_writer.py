@@ -236,10 +236,21 @@ def _child(path: str) -> int:
             raise ValueError("more sheets sent than announced")
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         Path(path).unlink(missing_ok=True)
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        _reply({"error": f"{type(exc).__name__}: {exc}"})
         return 1
-    print(json.dumps({"peak_mb": _peak_mb()}), flush=True)
+    _reply({"peak_mb": _peak_mb()})
     return 0
+
+
+def _reply(message: dict[str, object]) -> None:
+    """The child's one line to its parent. A parent that is gone (killed: its end of the
+    pipe closed) is not told, and the child exits without a traceback in the log."""
+    try:
+        print(json.dumps(message), flush=True)
+    except BrokenPipeError:
+        # the line stays in stdout's buffer: point stdout at nothing so that the exit's
+        # flush does not fail again (Python's documented way, signal module: SIGPIPE)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _peak_mb() -> float:
