@@ -246,6 +246,9 @@ async def test_a_press_is_unpacked_once(app: Any, monkeypatch: pytest.MonkeyPatc
         return unpack(cls, value)
 
     monkeypatch.setattr(AnswerCb, "unpack", classmethod(counted))
+    from bot.telegram.conversation import _decoded
+
+    _decoded.cache_clear()  # data seen in another test is not unpacked again at all
     await _press(app, bot, session, "符合", 12)
     assert session.answers[-1] is not None and session.answers[-1].startswith("已保存")
     assert len(calls) == 1, calls

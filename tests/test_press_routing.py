@@ -95,6 +95,8 @@ async def test_presses_reach_the_same_handlers_whatever_the_order(
         assert language.text == "Language set to English."
         assert (await staff.press_data("zz:1", question)).text == "This button is no longer valid."  # unknown prefix
         assert (await staff.press_data("a:forged", question)).text == "This button is no longer valid."  # does not unpack
+        longer = "a:1:" + "x" * 60 + ":00000000:0:compliant"  # unpacks, but no button carries so much
+        assert (await staff.press_data(longer, question)).text == "This button is no longer valid."
         stranger = Chat(tg, 9602)
         hello = await stranger.say("/start", screen=False)
         refused = await stranger.press_data(InstitutionCb(id=motor_lab.id).pack(), hello)

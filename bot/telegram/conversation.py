@@ -77,6 +77,11 @@ from storage.regulators import Regulator
 log = logging.getLogger(__name__)
 
 
+CALLBACK_DATA_LIMIT = 64
+"""Telegram's limit on callback data, in bytes (so at most as many characters): longer
+data is no button's, whatever it unpacks to."""
+
+
 class Codec:
     """One engine action and the CallbackData factory its buttons are packed with. The
     fields of both have the same names unless ``to_data`` / ``to_action`` say otherwise."""
@@ -104,6 +109,8 @@ class Codec:
 
     def unpack(self, data: str) -> Action:
         """The action of ``data`` (ValueError/TypeError when it does not unpack: forged)."""
+        if len(data) > CALLBACK_DATA_LIMIT:
+            raise ValueError("callback data longer than Telegram allows")
         unpacked = self.factory.unpack(data)
         if self.to_action is not None:
             return self.to_action(unpacked)
@@ -151,6 +158,16 @@ def pack(action: Action) -> str:
 def decode_data(data: str) -> Action | None:
     """The engine action of callback data, by its prefix; None for data that is not one of
     the engine's or does not unpack (range-checked ids, unknown enums: forged data)."""
+    if len(data) > CALLBACK_DATA_LIMIT:  # forged (and not to be kept by ``_decoded``)
+        return None
+    return _decoded(data)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded(data: str) -> Action | None:
+    # Kept for the 4,096 data seen last: a pydantic model and a dataclass made on every
+    # press were a fortieth of an answer step, and the same data comes back (a question's
+    # keyboard is the same for everyone answering it). Actions are frozen, data is short.
     codec = BY_PREFIX.get(data.split(":", 1)[0])
     if codec is None:
         return None
