@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,8 +51,15 @@ class Institution:
     @classmethod
     def from_values(cls, values: Sequence[Any]) -> Institution:
         """From a row of ``_INSTITUTION_COLUMNS``, in that order."""
-        id_, uscc, name, cma_cert, province, level, fields, contact_name, contact_phone = values
-        return cls(id_, uscc, name, cma_cert, province, level, tuple(json.loads(fields)), contact_name, contact_phone)
+        return _institution_of(tuple(values))
+
+
+@functools.lru_cache(maxsize=4096)
+def _institution_of(values: tuple[Any, ...]) -> Institution:
+    # Read with the sender on every update: an Institution is frozen and wholly made of its
+    # row, so a row seen before gives the same object without parsing its fields again.
+    id_, uscc, name, cma_cert, province, level, fields, contact_name, contact_phone = values
+    return Institution(id_, uscc, name, cma_cert, province, level, tuple(json.loads(fields)), contact_name, contact_phone)
 
 
 _INSTITUTION_COLUMNS = "id, uscc, name, cma_cert, province, level, fields, contact_name, contact_phone"
