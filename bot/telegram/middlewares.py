@@ -50,6 +50,27 @@ class UserLanguageMiddleware(I18nMiddleware):
     def __init__(self, i18n: I18n) -> None:
         super().__init__(i18n)
 
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        # I18nMiddleware.__call__, with the two context variables set directly rather than
+        # through its two generator context managers (on every update).
+        locale = await self.get_locale(event=event, data=data) or self.i18n.default_locale
+        if self.i18n_key:
+            data[self.i18n_key] = self.i18n
+        if self.middleware_key:
+            data[self.middleware_key] = self
+        current = self.i18n.set_current(self.i18n)
+        speaking = self.i18n.ctx_locale.set(locale)
+        try:
+            return await handler(event, data)
+        finally:
+            self.i18n.ctx_locale.reset(speaking)
+            self.i18n.reset_current(current)
+
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
         user: User | None = data.get("event_from_user")
         default = self.i18n.default_locale
