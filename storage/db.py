@@ -80,40 +80,54 @@ def current_write(db: sqlite_utils.Database) -> object | None:
     return token if token is not None and db.conn.in_transaction else None
 
 
-@contextlib.contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+class transaction:  # named as a function: ``with transaction(db):``
     """One transaction: BEGIN ... COMMIT (ROLLBACK on an exception), or, inside one already
     open, simply part of it (no SAVEPOINT: two statements fewer; an exception rolls the
     whole outer transaction back). A button press is one of these: its answer, history,
-    counters and conversation state commit together."""
-    if db.conn.in_transaction:
-        if _HANDED.pop(db, None) is None:
-            yield db
+    counters and conversation state commit together.
+
+    A class rather than a generator context manager: a press enters three of these (the
+    engine's, its step's, the answer's), and a generator costs several times as much."""
+
+    __slots__ = ("db", "owner")
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self.owner = False  # this block began the transaction (or took over a handed one)
+
+    def __enter__(self) -> sqlite_utils.Database:
+        db = self.db
+        if db.conn.in_transaction:
+            if _HANDED.pop(db, None) is None:
+                return db  # part of the one open
+            # begun for this block by ``begin_handed`` (a press's reads at the start of its
+            # update): this block owns it from here on and commits it, as if it had begun it
+        else:
+            _HANDED.pop(db, None)  # one ended behind our back (a direct COMMIT): nothing to adopt
+            # IMMEDIATE: the write lock from the start, so a read inside cannot be overtaken by
+            # another process's write before ours (which would fail with SQLITE_BUSY_SNAPSHOT
+            # whatever the busy timeout); it waits for the lock as long as the busy timeout.
+            db.execute("BEGIN IMMEDIATE")
+            _WRITES[db] = object()
+        self.owner = True
+        return db
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if not self.owner:
             return
-        # begun for this block by ``begin_handed`` (a press's reads at the start of its
-        # update): this block owns it from here on and commits it, as if it had begun it
-    else:
-        _HANDED.pop(db, None)  # one ended behind our back (a direct COMMIT): nothing to adopt
-        # IMMEDIATE: the write lock from the start, so a read inside cannot be overtaken by
-        # another process's write before ours (which would fail with SQLITE_BUSY_SNAPSHOT
-        # whatever the busy timeout); it waits for the lock as long as the busy timeout.
-        db.execute("BEGIN IMMEDIATE")
-        _WRITES[db] = object()
-    try:
+        db = self.db
         try:
-            yield db
-        except BaseException:
-            if db.conn.in_transaction:
+            if kind is None:
+                try:
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.conn.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            elif db.conn.in_transaction:
                 db.execute("ROLLBACK")
-            raise
-        try:
-            db.execute("COMMIT")
-        except BaseException:
-            if db.conn.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-    finally:
-        _WRITES.pop(db, None)
+        finally:
+            _WRITES.pop(db, None)
 
 
 _HANDED: weakref.WeakKeyDictionary[sqlite_utils.Database, object] = weakref.WeakKeyDictionary()

@@ -27,8 +27,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from html import escape
 from typing import Any, Protocol
 
@@ -702,14 +701,11 @@ class Conversation:
             campaigns=campaigns,
         )
 
-    @contextmanager
-    def _speaking(self, locale: str) -> Iterator[None]:
+    def _speaking(self, locale: str) -> contextlib.AbstractContextManager[None]:
         catalog = self.catalog
         if catalog is None:
-            yield
-            return
-        with use_gettext(lambda message: catalog.gettext(message, locale=locale), key=(catalog, locale)):
-            yield
+            return contextlib.nullcontext()
+        return use_gettext(lambda message: catalog.gettext(message, locale=locale), key=(catalog, locale))
 
     def speaking(self, locale: str) -> contextlib.AbstractContextManager[None]:
         """The engine's strings (``bot.conversation.text._``) in ``locale``, for a channel's own lines too."""

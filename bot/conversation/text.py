@@ -9,9 +9,8 @@ locale the language middleware chose for the update).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
+from contextvars import ContextVar, Token
 
 Gettext = Callable[[str], str]
 
@@ -47,12 +46,21 @@ def install(gettext: Gettext) -> None:
     _installed[:] = [gettext]
 
 
-@contextmanager
-def use_gettext(gettext: Gettext, key: object = None) -> Iterator[None]:
+class use_gettext:  # named as the function it was: ``with use_gettext(...):``
     """``_`` answers with ``gettext`` inside; ``key``: a value that stands for its
-    translations (the catalog and the locale), for ``speaking``."""
-    token = _current.set((gettext, gettext if key is None else key))
-    try:
-        yield
-    finally:
-        _current.reset(token)
+    translations (the catalog and the locale), for ``speaking``. (A class rather than a
+    generator context manager: entered on every update the engine handles.)"""
+
+    __slots__ = ("entry", "token")
+
+    def __init__(self, gettext: Gettext, key: object = None) -> None:
+        self.entry = (gettext, gettext if key is None else key)
+        self.token: Token[tuple[Gettext, object] | None] | None = None
+
+    def __enter__(self) -> None:
+        self.token = _current.set(self.entry)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.token is not None
+        _current.reset(self.token)
+        self.token = None
