@@ -155,7 +155,9 @@ class Workspace:
                 # Kept from this self-check's last step: only the answers that changed since
                 # (the press's own, mostly) are counted again.
                 old = kept[1]
-                changed = [k for k in old.keys() | answers.keys() if old.get(k) is not answers.get(k)]
+                changed = [k for k, answer in answers.items() if old.get(k) is not answer]
+                if len(answers) - sum(k not in old for k in changed) != len(old):  # some gone
+                    changed += [k for k in old if k not in answers]
                 progress = self.interview.progress_after(kept[2], old, answers, changed)
             if progress is None:
                 progress = self.interview.progress(answers)

@@ -353,18 +353,12 @@ class Interview:
                 return pool if present else (*pool[:k], item, *pool[k:])
             return (*pool[:k], *pool[k + 1 :]) if present else pool
 
+        moved: dict[str, list[int]] = {}  # section id -> [its total's change, its done's change]
+
         def count_in_section(section_id: str, d_total: int, d_done: int) -> None:
-            for k, sp in enumerate(sections):
-                if sp.section.id == section_id:
-                    if sp.total + d_total:
-                        sections[k] = SectionProgress(sp.section, sp.total + d_total, sp.done + d_done)
-                    else:  # no item of it is counted any more: it is not listed
-                        del sections[k]
-                    return
-            # a section none of whose items was counted: listed in the checklist's order
-            rank = self._section_rank
-            k = next((k for k, sp in enumerate(sections) if rank[sp.section.id] > rank[section_id]), len(sections))
-            sections.insert(k, SectionProgress(self.checklist.section(section_id), d_total, d_done))
+            change = moved.setdefault(section_id, [0, 0])
+            change[0] += d_total
+            change[1] += d_done
 
         for item_id in changed:
             item = self.items[order[item_id]]
@@ -389,6 +383,23 @@ class Interview:
                 else:
                     incomplete = mark(incomplete, item, sign)
                     count_in_section(item.section_id, sign, 0)
+
+        # each section's figures changed once, by what its items moved together (an answer
+        # replaced by another moves a section's total by none, its done by one at most)
+        for section_id, (d_total, d_done) in moved.items():
+            if not (d_total or d_done):
+                continue
+            for k, sp in enumerate(sections):
+                if sp.section.id == section_id:
+                    if sp.total + d_total:
+                        sections[k] = SectionProgress(sp.section, sp.total + d_total, sp.done + d_done)
+                    else:  # no item of it is counted any more: it is not listed
+                        del sections[k]
+                    break
+            else:  # a section none of whose items was counted: listed in the checklist's order
+                rank = self._section_rank
+                k = next((k for k, sp in enumerate(sections) if rank[sp.section.id] > rank[section_id]), len(sections))
+                sections.insert(k, SectionProgress(self.checklist.section(section_id), d_total, d_done))
 
         return Progress(
             total=total,
