@@ -209,9 +209,17 @@ class KnownAnswers:
         stored is not the one kept, and the answers are read again)."""
         found = self._sets.get(selfcheck_id)
         if found is not None:
-            answers = found[1]
+            fingerprint, answers = found
+            previous = answers.get(answer.item_id)
             answers[answer.item_id] = answer
-            self._sets[selfcheck_id] = (answers_fingerprint(answers), answers)
+            # ``answers_fingerprint(answers)``, from the one it had: one answer more or
+            # replaced, its revision in the sum, its time the latest if it is (a clock put
+            # back leaves the older latest time here: a fingerprint that is not the stored
+            # one, so the answers are read again, as they would be anyway)
+            count, revisions, latest = fingerprint.split(":", 2)
+            count_now = int(count) + (previous is None)
+            revisions_now = int(revisions) - (previous.rev if previous is not None else 0) + answer.rev
+            self._sets[selfcheck_id] = (f"{count_now}:{revisions_now}:{max(latest, answer.updated_at)}", answers)
 
 
 _KNOWN: weakref.WeakKeyDictionary[sqlite_utils.Database, KnownAnswers] = weakref.WeakKeyDictionary()

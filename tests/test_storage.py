@@ -84,6 +84,27 @@ def test_answers_keep_a_history_of_every_change(db: sqlite_utils.Database, check
     assert history[-1]["changed_by"] == 13
 
 
+def test_the_known_answers_fingerprint_follows_every_write_as_stored(
+    db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution
+) -> None:
+    """The answers kept on a connection carry the fingerprint of the stored ones after each
+    write made on it (worked out from the one before: an answer added, an answer changed)."""
+    sc = store.get_or_create_selfcheck(db, food_lab.id, checklist)
+
+    def stored() -> str:
+        return str(db.execute("SELECT " + store.ANSWERS_FINGERPRINT.format(selfcheck="?"), [sc.id]).fetchone()[0])
+
+    known = store.known_answers(db)
+    known.keep(sc.id, stored(), {})
+    first, second = checklist.items[3].id, checklist.items[4].id
+    store.save_answer(db, sc.id, first, by=1, value=Choice.COMPLIANT)
+    store.save_answer(db, sc.id, second, by=1, value=Choice.NONCOMPLIANT)
+    store.save_answer(db, sc.id, second, by=1, problem="记录缺失")
+    store.save_answer(db, sc.id, first, by=2, value=Choice.NA)
+    assert known.fingerprint(sc.id) == stored() == store.answers_fingerprint(store.load_answers(db, sc.id))
+    assert known.get(sc.id, stored()) == store.load_answers(db, sc.id)
+
+
 def test_a_stale_revision_writes_nothing(db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution) -> None:
     sc = store.get_or_create_selfcheck(db, food_lab.id, checklist)
     item = checklist.items[3].id
