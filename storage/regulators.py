@@ -193,7 +193,8 @@ _WHO_JOINS = (
     "LEFT JOIN fsm f ON f.key = q.fkey"
 )
 _WHO_IS_SQL = f"SELECT {_WHO_COLUMNS} FROM (SELECT ? AS tid, ? AS fkey) q {_WHO_JOINS}"
-_WHO_WIDTH = len(_INSTITUTION_COLUMNS.split(",")) + 8
+_INSTITUTION_WIDTH = len(_INSTITUTION_COLUMNS.split(","))
+_WHO_WIDTH = _INSTITUTION_WIDTH + 8
 # With the self-check a button names, if it is the institution's the sender is a member of
 # (a forged or foreign id finds none), and its answers: one row with the sender's and the
 # self-check's values packed in one JSON array (column 0), then one row per answer with the
@@ -230,7 +231,7 @@ def who_is(
     same statement with its answers, and kept for the press's ``open_selfcheck``
     (``storage.answers.read_ahead_opened``)."""
     fkey = read_ahead[1] if read_ahead else None
-    n = len(_INSTITUTION_COLUMNS.split(","))
+    n = _INSTITUTION_WIDTH
     if selfcheck_id is None:
         row = db.execute(_WHO_IS_SQL, [telegram_id, fkey]).fetchone()
     else:
