@@ -173,7 +173,12 @@ bump the revision and the time too."""
 def answers_fingerprint(answers: Mapping[str, Answer]) -> str:
     """``ANSWERS_FINGERPRINT`` of these answers."""
     values = answers.values()
-    return f"{len(answers)}:{sum(a.rev for a in values)}:{max((a.updated_at for a in values), default='')}"
+    return _fingerprint(len(answers), sum(a.rev for a in values), max((a.updated_at for a in values), default=""))
+
+
+def _fingerprint(count: int, revisions: int, latest: str) -> str:
+    """The text of a fingerprint, as ``ANSWERS_FINGERPRINT``'s printf makes it."""
+    return f"{count}:{revisions}:{latest}"
 
 
 class KnownAnswers:
@@ -217,9 +222,12 @@ class KnownAnswers:
             # back leaves the older latest time here: a fingerprint that is not the stored
             # one, so the answers are read again, as they would be anyway)
             count, revisions, latest = fingerprint.split(":", 2)
-            count_now = int(count) + (previous is None)
-            revisions_now = int(revisions) - (previous.rev if previous is not None else 0) + answer.rev
-            self._sets[selfcheck_id] = (f"{count_now}:{revisions_now}:{max(latest, answer.updated_at)}", answers)
+            now = _fingerprint(
+                int(count) + (previous is None),
+                int(revisions) - (previous.rev if previous is not None else 0) + answer.rev,
+                max(latest, answer.updated_at),
+            )
+            self._sets[selfcheck_id] = (now, answers)
 
 
 _KNOWN: weakref.WeakKeyDictionary[sqlite_utils.Database, KnownAnswers] = weakref.WeakKeyDictionary()
