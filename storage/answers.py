@@ -185,7 +185,8 @@ class KnownAnswers:
     """The answers of the ``size`` self-checks stepped through last on one connection, each
     set with its fingerprint (``ANSWERS_FINGERPRINT``). A set is handed out as a copy, for
     the caller to change, and only for its own fingerprint. (1,024 sets of a 40-item
-    checklist: a few MB, the answers themselves shared with ``_answer_of``'s cache.)"""
+    checklist: a few MB, the answers read from the database shared with ``_answer_of``'s
+    cache.)"""
 
     def __init__(self, size: int = 1024) -> None:
         self.size = size
@@ -310,10 +311,8 @@ def _answer(values: Sequence[Any]) -> Answer:
     return _answer_of(tuple(values))
 
 
-@functools.lru_cache(maxsize=16384)
-def _answer_of(values: tuple[Any, ...]) -> Answer:
-    # An Answer is frozen and wholly made of its row, so a row seen before (every answer of
-    # a self-check is read on every press) gives the same object without parsing it again.
+def _new_answer(values: Sequence[Any]) -> Answer:
+    """The Answer of a row of ``_ANSWER_COLUMNS``."""
     item_id, value, text, problem, measure, rect_status, target_date, rev, answered_by, updated_by, updated_at = values
     return Answer(
         item_id=item_id,
@@ -328,6 +327,14 @@ def _answer_of(values: tuple[Any, ...]) -> Answer:
         updated_by=updated_by,
         updated_at=updated_at,
     )
+
+
+# An Answer is frozen and wholly made of its row, so a row read before gives the same object
+# without parsing it again: the answers of a self-check are read again whenever another
+# connection (a colleague's step, the web chat, the CLI) changed one of them. An answer just
+# written is a row never read before, and is made with ``_new_answer``: kept here, it would
+# only push out rows that may be read again.
+_answer_of = functools.lru_cache(maxsize=16384)(_new_answer)
 
 
 def load_answers(db: sqlite_utils.Database, selfcheck_id: int) -> dict[str, Answer]:
@@ -462,7 +469,7 @@ def save_answer_settled(
             )
         if cursor.rowcount != 1:  # someone saved it after the caller read it: nothing written
             raise StaleAnswer(get_answer(db, selfcheck_id, item_id))
-        saved = _answer(
+        saved = _new_answer(
             [item_id, *(after[k] for k in ANSWER_FIELDS), rev, current.answered_by if current else by, by, now]
         )
         known_answers(db).written(selfcheck_id, saved)

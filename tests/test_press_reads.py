@@ -320,14 +320,17 @@ async def test_a_press_on_a_self_check_whose_answers_are_known_reads_none_of_the
     await _answer_header(app, bot, session)
     import storage.answers as answer_store
 
-    made: list[str] = []
-    make = answer_store._answer
+    def counting(make: Any, made: list[str]) -> Any:
+        def counted(values: Any) -> Any:
+            made.append(values[0])
+            return make(values)
 
-    def counted_answer(values: Any) -> Any:
-        made.append(values[0])
-        return make(values)
+        return counted
 
-    monkeypatch.setattr(answer_store, "_answer", counted_answer)
+    read: list[str] = []  # answers made of rows read
+    written: list[str] = []  # answers made of what was written
+    monkeypatch.setattr(answer_store, "_answer", counting(answer_store._answer, read))
+    monkeypatch.setattr(answer_store, "_new_answer", counting(answer_store._new_answer, written))
     counted = _RowsRead(db.conn)
     monkeypatch.setattr(db, "conn", counted)
     before = _item_on_screen(session)
@@ -336,7 +339,7 @@ async def test_a_press_on_a_self_check_whose_answers_are_known_reads_none_of_the
     assert _item_on_screen(session) != before
     reads = [n for sql, n in counted.rows if "JOIN members" in sql]
     assert reads == [1], counted.rows  # one row: the sender and the self-check, no answer
-    assert made == [before]  # only the answer just written was made (from its values)
+    assert read == [] and written == [before]  # only the answer just written was made (from its values)
     monkeypatch.undo()
     assert db.execute("SELECT value FROM answers WHERE item_id = ?", [before]).fetchone() == ("compliant",)
 

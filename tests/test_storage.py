@@ -105,6 +105,24 @@ def test_the_known_answers_fingerprint_follows_every_write_as_stored(
     assert known.get(sc.id, stored()) == store.load_answers(db, sc.id)
 
 
+
+def test_answers_read_again_are_the_same_objects_and_written_ones_are_not_kept_for_that(
+    db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution
+) -> None:
+    """Rows read before give the same frozen answers (the row cache); an answer just written
+    is a row never read, so writing as a press does (the answer it replaces known, not read
+    again) does not fill that cache."""
+    sc = store.get_or_create_selfcheck(db, food_lab.id, checklist)
+    item_id = checklist.items[3].id
+    store.save_answer(db, sc.id, item_id, by=1, value=Choice.COMPLIANT)
+    first = store.load_answers(db, sc.id)
+    assert store.load_answers(db, sc.id)[item_id] is first[item_id]
+    kept = store._answer_of.cache_info().currsize
+    answer = first[item_id]
+    for n in range(5):
+        answer = store.save_answer(db, sc.id, item_id, by=1, current=answer, value=Choice.NONCOMPLIANT, problem=f"问题 {n}")
+    assert store._answer_of.cache_info().currsize == kept
+    assert store.load_answers(db, sc.id)[item_id] == answer and answer.problem == "问题 4" and answer.rev == 6
 def test_a_stale_revision_writes_nothing(db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution) -> None:
     sc = store.get_or_create_selfcheck(db, food_lab.id, checklist)
     item = checklist.items[3].id
