@@ -67,17 +67,6 @@ included). No export of these cells can take less on the machine and at the hour
 run, which makes the after writer's figure comparable across machines."""
 
 
-def _status_mb(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _rss_mb() -> float:
-    return _status_mb("VmRSS:")
-
-
 def _measure(name: str, db_path: str, out: str, queue: Any) -> None:
     """In a fresh process: baseline, then one national workbook by the writer ``name``."""
     for entry in (str(REPO), str(REPO / "bench")):
@@ -88,6 +77,7 @@ def _measure(name: str, db_path: str, out: str, queue: Any) -> None:
     from national_fixture import bench_checklist  # type: ignore[import-not-found]
 
     from bot.core.scope import Scope
+    from bot.reports.xlsx_writer import memory_mb
     from storage.db import open_db
 
     module = importlib.import_module(WRITERS[name])
@@ -129,7 +119,7 @@ def _measure(name: str, db_path: str, out: str, queue: Any) -> None:
     checklist = bench_checklist()
     db = open_db(db_path, migrate=False)
     db.execute("SELECT COUNT(*), SUM(length(value)) FROM answers").fetchone()  # warm page cache
-    base = _rss_mb()
+    base = memory_mb("VmRSS:")
     u0, c0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     writer(db, checklist, Scope(national=True), NOW, Path(out))
@@ -144,7 +134,7 @@ def _measure(name: str, db_path: str, out: str, queue: Any) -> None:
             "cpu_s": round(timed.get("cpu", cpu), 2),
             "baseline_mb": round(base, 1),
             # the writer child's whole peak (its interpreter included) counts on top
-            "peak_above_baseline_mb": round(_status_mb("VmHWM:") - base + sum(child_peak), 1),
+            "peak_above_baseline_mb": round(memory_mb("VmHWM:") - base + sum(child_peak), 1),
             "child_peak_mb": round(sum(child_peak), 1),
             "xlsx_mb": round(Path(out).stat().st_size / 1e6, 2),
         }

@@ -81,25 +81,20 @@ def _worker_stats() -> dict[str, float]:
 
     The peak is VmHWM, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across ``exec``, so a
     spawned worker starts with its parent's resident size at the fork (this process's,
-    hundreds of MB after the export in a thread), while VmHWM belongs to the new image."""
+    hundreds of MB after the export in a thread), while VmHWM belongs to the new image
+    (``bot.reports.xlsx_writer.memory_mb``)."""
+    from bot.reports.xlsx_writer import memory_mb
+
     usage, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
-    return {"cpu_s": cpu, "maxrss_mb": _status_mb("VmHWM:")}
-
-
-def _status_mb(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _rss_mb() -> float:
-    return _status_mb("VmRSS:")
+    return {"cpu_s": cpu, "maxrss_mb": memory_mb("VmHWM:")}
 
 
 def _worker_rss() -> float:
-    return _rss_mb()
+    """In the worker: its resident memory now (MB)."""
+    from bot.reports.xlsx_writer import memory_mb
+
+    return memory_mb("VmRSS:")
 
 
 def _digest_text(db_path: str, checklist: Any, regulator: int, now: dt.datetime, locale: str) -> str:

@@ -238,7 +238,7 @@ def _child(path: str) -> int:
         Path(path).unlink(missing_ok=True)
         _reply({"error": f"{type(exc).__name__}: {exc}"})
         return 1
-    _reply({"peak_mb": _peak_mb()})
+    _reply({"peak_mb": round(memory_mb(), 1)})
     return 0
 
 
@@ -253,11 +253,15 @@ def _reply(message: dict[str, object]) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _peak_mb() -> float:
+def memory_mb(key: str = "VmHWM:") -> float:
+    """This process's memory figure ``key`` from Linux's /proc/self/status, in MB:
+    ``VmHWM:`` its peak resident memory, ``VmRSS:`` its resident memory now (0.0 where
+    there is no such file). The peak is VmHWM, not ``ru_maxrss``: Linux carries
+    ``ru_maxrss`` across ``exec``, so a child would report its parent's peak."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
