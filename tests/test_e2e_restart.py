@@ -60,6 +60,8 @@ async def test_killed_mid_interview_the_user_continues_where_they_were(
             log = bot.stop()
         assert "Traceback" not in log, log
         assert tg.token not in log, "the token must never be logged"
+        # each of the three starts froze what it built before serving (bot.ops.lifecycle)
+        assert log.count("Start-up objects kept out of garbage collection") == 3, log
     rows = {r["item_id"]: r for r in read_db(db_path)["answers"].rows}
     assert len(rows) == 5
     assert next(r for r in rows.values() if r["value"] == "noncompliant")["problem"] == "设备校准证书过期"

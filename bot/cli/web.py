@@ -24,6 +24,7 @@ def web_command() -> None:
     address. `zicha run` serves it too, beside the bot, when ZICHA_PUBLIC_URL is set.
     """
     from bot.i18n import build_i18n
+    from bot.ops.lifecycle import freeze_startup_heap
     from bot.ops.logs import setup_logging
     from bot.telegram.app import load_campaign_registry, load_checklist
     from bot.web.app import build_web_app, serve_forever
@@ -37,6 +38,7 @@ def web_command() -> None:
             campaigns=load_campaign_registry(settings),
         )  # fmt: skip
         click.echo(f"Web chat on http://{settings.zicha_web_host}:{settings.zicha_web_port}", err=True)
+        freeze_startup_heap()
         asyncio.run(serve_forever(app, settings.zicha_web_host, settings.zicha_web_port))
     except KeyboardInterrupt:
         pass
