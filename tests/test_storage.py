@@ -105,7 +105,6 @@ def test_the_known_answers_fingerprint_follows_every_write_as_stored(
     assert known.get(sc.id, stored()) == store.load_answers(db, sc.id)
 
 
-
 def test_answers_read_again_are_the_same_objects_and_written_ones_are_not_kept_for_that(
     db: sqlite_utils.Database, checklist: Checklist, food_lab: Institution
 ) -> None:
