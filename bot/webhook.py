@@ -37,7 +37,7 @@ from aiohttp import web
 
 from bot.ops.failures import StartupError, connect
 from bot.ops.health import live_health
-from bot.ops.lifecycle import DRAIN_TIMEOUT, Heartbeat, UpdateOutcome, stop_services
+from bot.ops.lifecycle import DRAIN_TIMEOUT, Heartbeat, UpdateOutcome, freeze_startup_heap, stop_services
 from bot.telegram.app import App, build_bot
 from bot.telegram.session import parse_update
 
@@ -153,6 +153,7 @@ async def run_webhook(
     loop = asyncio.get_running_loop()
     try:
         me = await connect(bot, settings.telegram_api_url)
+        freeze_startup_heap()  # built and connected: out of the collector's walks for good
         runner = web.AppRunner(
             build_web_app(app, bot, secret), access_log=None, handle_signals=False, shutdown_timeout=DRAIN_TIMEOUT + 5
         )

@@ -27,7 +27,6 @@ def run(webhook: bool) -> None:
     from bot.core.checklist import ChecklistError
     from bot.ops.failures import StartupError
     from bot.ops.fonts import fonts_ok
-    from bot.ops.lifecycle import freeze_startup_heap
     from bot.ops.logs import setup_logging
     from bot.telegram.app import build_app, run_polling
 
@@ -54,13 +53,12 @@ def run(webhook: bool) -> None:
             from bot.web.app import mount_beside_bot
 
             mount_beside_bot(app)
-        serve = run_polling
         if webhook:
             from bot.webhook import run_webhook
 
-            serve = run_webhook
-        freeze_startup_heap()  # everything built: out of the collector's walks for good
-        asyncio.run(serve(app))
+            asyncio.run(run_webhook(app))
+        else:
+            asyncio.run(run_polling(app))
     except ChecklistError as exc:
         raise click.ClickException(
             f"Bad checklist {exc}; fix the file (check it with `zicha checklist validate FILE`)."

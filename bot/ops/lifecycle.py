@@ -65,7 +65,7 @@ class UpdateOutcome:
 def freeze_startup_heap() -> int:
     """Keep every object made so far out of the garbage collector's walks (``gc.freeze``,
     after a collection, so that no garbage is kept with them); returns their number. Called
-    once the bot is built, before it serves.
+    once the bot is built and has reached the Bot API, before it serves.
 
     A started bot holds some 240,000 objects made once and kept for good: modules, the
     checklist, the catalogs, aiogram's and pydantic's models of the Bot API. The collector

@@ -32,6 +32,7 @@ from bot.ops.lifecycle import (
     OffsetWatch,
     confirm_handled_updates,
     enable_storage_retry,
+    freeze_startup_heap,
     start_checkpointer,
     stop_checkpointer,
     stop_report_worker,
@@ -268,6 +269,7 @@ async def run_polling(app: App) -> None:
     bot = build_bot(app.settings)
     try:
         me = await connect(bot, app.settings.telegram_api_url)
+        freeze_startup_heap()  # built and connected: out of the collector's walks for good
         log.info(
             "Zicha is running as @%s (polling, checklist %s %s)",
             me.username, app.checklist.id, app.checklist.version,
