@@ -257,9 +257,11 @@ def get_membership(db: sqlite_utils.Database, telegram_id: int) -> Institution |
 
 
 def members_of(db: sqlite_utils.Database, institution_id: int) -> list[dict[str, Any]]:
+    """The staff of the institution, earliest first; ``channel``: 'telegram', or 'web' for a
+    person who joined in the web chat (their id is negative, ``storage.web``)."""
     return list(
         db.query(
-            """SELECT m.telegram_id, u.first_name, u.username, m.bound_at, m.invite_code FROM members m
+            """SELECT m.telegram_id, u.first_name, u.username, m.bound_at, m.invite_code, u.channel FROM members m
                JOIN users u ON u.telegram_id = m.telegram_id WHERE m.institution_id = ? ORDER BY m.bound_at""",
             [institution_id],
         )

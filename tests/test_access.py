@@ -18,11 +18,12 @@ from bot.core.invites import format_invite_code, parse_expiry
 from bot.core.scope import Scope
 from bot.telegram.routers.regulator import RegulatorJoinCb, StaffCb, StaffRemoveCb
 from storage.db import open_db
-from storage.institutions import Institution
+from storage.institutions import Institution, create_invite
 from storage.regulators import create_regulator_invite, get_regulator
 from tests.harness import Chat, invite, read_db, running_bot
 from tests.regulator_fixture import STAFF, Fixture, build_fixture
 from tests.standin import TelegramStandin
+from tests.web_support import csrf_of, web_client
 
 NOT_INVITED = "本服务仅供受邀人员使用"  # from the not-invited text, in Chinese
 BUTTON_REFUSED = "只有受邀的机构工作人员才能使用这些按钮。发送 /start 查看说明。"
@@ -224,6 +225,46 @@ async def test_a_regulator_removes_staff_in_their_scope_after_confirming(
     assert members(db_path) == {STAFF + n for n in range(1, 8)} - {staff_id}
     rows = read_db(db_path).execute("SELECT telegram_id, removed_by FROM member_removals").fetchall()
     assert rows == [(staff_id, f"regulator:{regulator_id}")]
+
+
+async def test_a_regulator_lists_and_removes_staff_who_joined_on_the_web(
+    tg: TelegramStandin, db: sqlite_utils.Database, checklist: Checklist, tmp_path: Path
+) -> None:
+    """Web people have negative ids (storage/web.py): the staff list must show them, its
+    buttons must carry their ids, and removing one must end their web session at once."""
+    fx: Fixture = build_fixture(db, checklist)
+    db_path = tmp_path / "zicha.db"
+    code = create_regulator_invite(db, Scope.parse("广东"))
+    web = await web_client(db, checklist, db_path, zicha_locale="en")
+    try:
+        staff_code = create_invite(db, fx.ids["gd_finished"])
+        page = await (await web.get(f"/j/{staff_code}")).text()
+        await web.post(f"/j/{staff_code}", data={"csrf": csrf_of(page), "step": "confirm", "answer": "yes"})
+        joined = await web.post(f"/j/{staff_code}", data={"csrf": csrf_of(page), "step": "name", "name": "王芳<b>"})
+        assert joined.status == 200
+        web_id = next(r["telegram_id"] for r in db.query("SELECT telegram_id FROM users WHERE channel = 'web'"))
+        assert web_id < 0 and web_id in members(db_path)
+        assert (await web.get("/chat")).status == 200
+
+        async with running_bot(tg, db_path, clock=lambda: AFTER):
+            regulator = Chat(tg, 9202, "监管", language_code="en")
+            offer = await regulator.say(f"/start {code}")
+            await regulator.press_data(RegulatorJoinCb(confirm=True).pack(), offer)
+            detail = await regulator.say(f"/institution {fx.usccs['gd_finished']}")
+            _, listing = await regulator.press("👥 Staff (2)", detail)
+            assert "王芳&lt;b&gt; · web chat · joined" in listing.html, listing.html
+            assert "Telegram id" in listing.text and f"Telegram id {web_id}" not in listing.text
+            _, confirm = await regulator.press("✖ Remove 王芳<b>", listing)
+            assert "Remove 王芳<b> (web chat) from" in confirm.text
+            answer, done = await regulator.press("Yes, remove", confirm)
+            assert answer.text == "Removed." and f"Removed 王芳<b> from {fx.names['gd_finished']}." in done.text
+            assert not tg.unanswered()
+        assert web_id not in members(db_path)
+        assert (await web.get("/chat")).status == 401  # the open web session ended with the removal
+        rows = read_db(db_path).execute("SELECT telegram_id, removed_by FROM member_removals").fetchall()
+        assert rows == [(web_id, "regulator:9202")]
+    finally:
+        await web.close()
 
 
 # --- defect 4: revoking and expiring every invite -------------------------------------

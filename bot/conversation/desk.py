@@ -314,7 +314,7 @@ class Desk:
 
     def remove_staff(self, regulator: Regulator, action: RemoveStaff, locale: str) -> Outcome:
         institution = self.institution_for(regulator, action.id)
-        if institution is None or not _sane(action.member):
+        if institution is None or action.member == 0 or not _sane(abs(action.member)):  # web people: negative
             return Outcome(notice=views.not_found_text())
         tz = self.settings.tz
         member = next((m for m in members_of(self.db, institution.id) if m["telegram_id"] == action.member), None)

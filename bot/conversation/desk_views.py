@@ -157,6 +157,14 @@ def member_name(member: dict[str, Any]) -> str:
     return str(name) + (f" @{member['username']}" if member["username"] else "")
 
 
+def member_where(member: dict[str, Any]) -> str:
+    """Where a staff member uses Zicha: their Telegram id, or the web chat (whose people
+    have no Telegram id; their ids in Zicha are negative)."""
+    if member.get("channel") == "web":
+        return _("web chat")
+    return _("Telegram id {id}").format(id=f"<code>{member['telegram_id']}</code>")
+
+
 def staff_screen(
     institution: Institution, staff: list[dict[str, Any]], locale: str, tz: zoneinfo.ZoneInfo, *, done: str = ""
 ) -> Screen:
@@ -164,9 +172,8 @@ def staff_screen(
     lines = [_("<b>Staff of {name}</b> ({count})").format(name=escape(institution.name), count=len(staff))]
     for m in staff:
         lines.append(
-            _("• {name} · Telegram id {id} · joined {when}").format(
-                name=escape(member_name(m)), id=f"<code>{m['telegram_id']}</code>",
-                when=format_datetime(m["bound_at"], locale, tz),
+            _("• {name} · {where} · joined {when}").format(
+                name=escape(member_name(m)), where=member_where(m), when=format_datetime(m["bound_at"], locale, tz),
             )
         )
     if not staff:
@@ -189,10 +196,10 @@ def removed_text(institution: Institution, member: dict[str, Any]) -> str:
 
 def confirm_removal_screen(institution: Institution, member: dict[str, Any]) -> Screen:
     text = _(
-        "Remove <b>{member}</b> (Telegram id {id}) from <b>{name}</b>?\n\n"
+        "Remove <b>{member}</b> ({where}) from <b>{name}</b>?\n\n"
         "They lose access with their next message. The answers they gave stay with the institution. "
         "To let them back in, the institution needs a new invite."
-    ).format(member=escape(member_name(member)), id=member["telegram_id"], name=escape(institution.name))
+    ).format(member=escape(member_name(member)), where=member_where(member), name=escape(institution.name))
     buttons = (
         Button(_("Yes, remove"), RemoveStaff(id=institution.id, member=member["telegram_id"], ok=True)),
         Button(_("Cancel"), ShowStaff(id=institution.id)),

@@ -226,8 +226,8 @@ class Step:
             answer = self.ws.answer(current.id)
             if answer is not None and answer.value is expected_choice(followup):
                 return self.followup(current, followup, answer, editing=self.state.editing, **extra)
-        if again and current is not None:
-            return self.item(current, guide=self.state.guide, **extra)
+        if again and current is not None:  # as it was on screen: the options toggled so far kept
+            return self.item(current, guide=self.state.guide, selection=self.state.selection(current.id), **extra)
         # the first open item from the one they are on: the state can follow the interview
         # from there (a press from it to the next button question then writes no state)
         item = self.ws.interview.resume_point(self.ws.answers(), self.state.item)

@@ -26,6 +26,9 @@ MAX_PAGE = 10_000
 
 Id = Annotated[int, Field(ge=0, le=SQLITE_MAX_INT)]
 """A database id or a revision from callback data: what SQLite can store, never negative."""
+PersonId = Annotated[int, Field(ge=-SQLITE_MAX_INT, le=SQLITE_MAX_INT)]
+"""A person's id from callback data: a Telegram user's (positive) or a web person's
+(negative, ``storage.web``)."""
 Page = Annotated[int, Field(ge=0, le=MAX_PAGE)]
 """A page number from callback data."""
 
@@ -126,7 +129,7 @@ class StaffRemoveCb(CallbackData, prefix="rgr"):
     """Remove one staff member: ``ok=False`` asks for confirmation, ``ok=True`` removes."""
 
     id: Id
-    member: Id
+    member: PersonId
     ok: bool = False
 
 

@@ -65,8 +65,11 @@ from storage.institutions import Institution, get_membership
 
 CHAT = "chat"  # the session data kept for the chat: {"view": fields, "flash": {...}, "pdf": {key: submission}}
 # What a web form may ask for (the regulators' actions and "unsupported" are not the web's).
-WEB_KINDS = frozenset({"choose", "rect", "nav", "section", "text", "file", "resume", "progress", "review", "pledge_status", "pledge", "campaigns", "pick_campaign"})
-CHOICE_KEYS = frozenset({"compliant", "noncompliant", "na", "yes", "no"})
+WEB_KINDS = frozenset({
+    "choose", "rect", "pick", "pickdone", "carry", "nav", "section", "text", "file", "resume", "progress", "review",
+    "pledge_status", "pledge", "campaigns", "pick_campaign",
+})  # fmt: skip
+CHOICE_KEYS = frozenset({"compliant", "noncompliant", "na", "yes", "no", "affirmative", "negative"})
 TEXT_MAX = 5000  # characters of a typed form field read at all (the engine's limits are lower)
 FILE_NAME_MAX = 200
 PDF_KEYS_KEPT = 5
@@ -219,6 +222,8 @@ def _page(request: web.Request, conversation: Conversation, actor: Actor, screen
     upload = None
     if screen.expects is Expect.TEXT_OR_FILE:
         upload = {"label": _("Evidence: a photo or a PDF document"), "paper": False}
+    elif screen.expects is Expect.FILE:  # an attachment item: the file is the answer
+        upload = {"label": _("The file this item asks for: a photo or a PDF document"), "paper": False}
     elif screen.kind == "pledge:signed":
         upload = {"label": _("A scan or photo of the signed and sealed paper pledge"), "paper": True}
     campaign: Markup | None = None  # several campaigns: the one worked on, its button opens the choice (/campaign)
@@ -263,6 +268,10 @@ def _top(request: web.Request, conversation: Conversation, actor: Actor, screen:
 def _button_class(key: str, kind: str) -> str:
     if key in CHOICE_KEYS:
         return "big choice choice-" + key
+    if key == "pick:done":
+        return "big primary"
+    if key.startswith("pick:") or key == "carry":  # an option of a choice item, last year's answer
+        return "big"
     if key.startswith(("rect:", "pledge:role", "pledge:sign", "pledge:start", "pledge:revok", "nav:cont")):
         return "big primary" if key in ("pledge:sign", "pledge:start", "nav:cont") else "big"
     if key.startswith(("nav:open:", "section:")) and not kind.startswith("followup"):
