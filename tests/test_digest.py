@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from html import escape
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 from openpyxl import load_workbook
 
+from bot.conversation.render import shown_length
 from bot.core.checklist import Checklist
+from bot.core.interview import Choice, FollowUp
 from bot.core.scope import Scope
 from bot.i18n import build_i18n
-from bot.services.digests import QueuedDigest, build_digest, queue_digests, render_digest
+from bot.reports.items import clip
+from bot.services.digests import NAME_SHOWN, QueuedDigest, build_digest, queue_digests, render_digest
 from storage import outbox
 from storage.regulators import add_regulator
 from tests.regulator_fixture import STAFF, Fixture, build_fixture
@@ -150,3 +154,44 @@ def test_the_chart_is_a_png_with_or_without_a_cjk_font(
     monkeypatch.setattr(chart, "cjk_font", lambda: None)
     assert chart.completion_chart(national)[:8] == b"\x89PNG\r\n\x1a\n"
     assert chart.PROVINCE_EN["广东"] == "Guangdong"
+
+
+def test_a_digest_of_long_named_institutions_still_fits_one_message(
+    db: sqlite_utils.Database, checklist: Checklist
+) -> None:
+    """Roster names may be 200 characters long: a final digest listing ten of them as signed,
+    ten as overdue, ten as unreachable and ten with corrections stays one Telegram message."""
+    from bot.core.roster import MAX_NAME
+    from bot.selfcheck import open_workspace
+    from storage.institutions import bind_member, create_invite, get_institution_by_uscc, upsert_institutions
+    from tests.conftest import roster_row
+
+    add_regulator(db, GD_REGULATOR, Scope.parse("广东"), "广东省局")
+    long_name = ("广东省某某检验检测认证集团有限公司<&>" * 20)[: MAX_NAME - 2]
+    rows = [roster_row(f"{n:02d}{long_name}", 100 + n, ("food",), province="广东") for n in range(48)]
+    upsert_institutions(db, rows)
+    for n, row in enumerate(rows):
+        institution = get_institution_by_uscc(db, row.uscc)
+        assert institution is not None and len(institution.name) == MAX_NAME
+        user = STAFF + 1000 + n
+        bind_member(db, user, create_invite(db, institution.id), "员工")
+        ws = open_workspace(db, checklist, institution)
+        if n < 12:  # signed
+            with db.atomic():
+                db.execute(
+                    "INSERT INTO submissions (selfcheck_id, institution_id, pledge_id, pledge_version, signer_name, "
+                    "signer_role, signed_by, signed_at, canonical, sha256, verification_code) "
+                    "VALUES (?, ?, 'p', '1', 'a', 'b', 1, ?, '{}', 'x', ?)",
+                    [ws.selfcheck.id, institution.id, "2023-10-09T05:00:00+00:00", f"V{n:03d}"],
+                )
+        elif n < 24:  # unreachable, and so overdue too
+            outbox.mark_unreachable(db, user, "Forbidden: bot was blocked by the user")
+        elif n < 36:  # a correction of the details
+            ws.record_choice("header-details", Choice.NO, by=user, expected_rev=0)
+            ws.record_followup("header-details", FollowUp.CORRECTION, "名称有误" * 100, by=user, today=AFTER.date())
+    digest = build_digest(db, checklist, GD_REGULATOR, Scope.parse("广东"), AFTER)
+    for locale in ("zh_CN", "en"):
+        text, _x, _p = render_digest(db, checklist, build_i18n("zh_CN"), digest, locale)
+        assert shown_length(text) < 4096, (locale, shown_length(text))  # as Telegram counts: after its HTML is parsed
+        assert text.count("• ") >= 40  # four lists of ten, each name clipped, not left out
+        assert escape(clip(rows[0].name, NAME_SHOWN)) in text and rows[0].name not in text

@@ -16,14 +16,15 @@ import sqlite_utils
 from openpyxl import load_workbook
 
 from bot.core.checklist import Checklist
-from bot.core.interview import Interview
+from bot.core.interview import Choice, FollowUp, Interview
 from bot.core.scope import Scope
 from bot.i18n import build_i18n
 from bot.reports.excel import SHEET_ANSWERS, SHEET_INSTITUTIONS, SHEET_RECTIFICATION, write_export
 from bot.reports.items import checklist_numbers, item_heading, short_text
+from bot.selfcheck import open_workspace
 from bot.services.digests import build_digest, render_digest
 from storage.db import open_db
-from storage.institutions import Institution
+from storage.institutions import Institution, bind_member, create_invite
 from storage.regulators import add_regulator
 from tests.harness import Chat, invite, read_db, running_bot
 from tests.regulator_fixture import Fixture, build_fixture
@@ -243,3 +244,39 @@ def test_the_writer_keeps_strings_strings_even_unneutralised(tmp_path: Path, in_
     assert all(c.data_type != "f" for sheet in wb.worksheets for row in sheet.iter_rows() for c in row)
     wb.close()
 
+
+
+async def test_the_institution_detail_fits_one_message_whatever_staff_typed(
+    tg: TelegramStandin, db: sqlite_utils.Database, tmp_path: Path, checklist: Checklist, food_lab: Institution
+) -> None:
+    """Staff choose their names and type the correction, the contact and every problem: at
+    their longest (and markup-like), the regulator's /institution still arrives, as one
+    message under Telegram's 4,096 characters, the list cut with a pointer to /export."""
+    db_path = tmp_path / "zicha.db"
+    add_regulator(db, REGULATOR, Scope.parse("广东"), "广东省局")
+    for n in range(12):
+        bind_member(db, STAFF + n, create_invite(db, food_lab.id), first_name="&<b>" * 16)
+    today = dt.date(2023, 10, 9)
+    longest = ("问题描述不实" * 170)[:1000]  # as long as a typed follow-up may be
+    ws = open_workspace(db, checklist, food_lab)
+    ws.record_choice("header-details", Choice.NO, by=STAFF, expected_rev=0)
+    ws.record_followup("header-details", FollowUp.CORRECTION, longest, by=STAFF, today=today)
+    ws.record_text("header-person", "王" * 50, by=STAFF)
+    ws.record_text("header-phone", "13812345678", by=STAFF)
+    noncompliant = [i for i in ws.interview.items if i.kind == "compliance"][:30]
+    for item in noncompliant:
+        ws.record_choice(item.id, Choice.NONCOMPLIANT, by=STAFF, expected_rev=0)
+        ws.record_followup(item.id, FollowUp.PROBLEM, longest, by=STAFF, today=today)
+    async with running_bot(tg, db_path, clock=lambda: AFTER):
+        regulator = Chat(tg, REGULATOR, first_name="监管", language_code="en")
+        mark = tg.mark()
+        detail = await reply(regulator, f"/institution {food_lab.uscc}")
+        sent = tg.calls("sendMessage", chat_id=REGULATOR, after=mark)
+        assert len(sent) == 1 and sent[0].ok, [c.response for c in sent]
+        assert len(detail) <= 4096
+        assert detail.startswith(food_lab.name) and "Staff bound: 12 (&<b>" in detail
+        # shown as typed (escaped once: the stand-in parsed the HTML back to the text), clipped
+        assert "Details to correct" in detail and longest[:500] in detail and longest not in detail
+        assert f"Non-compliant items ({len(noncompliant)})" in detail
+        shown = detail.count("• ")
+        assert 0 < shown < len(noncompliant) and f"… and {len(noncompliant) - shown} more (see /export)" in detail

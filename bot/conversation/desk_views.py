@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.conversation.actions import DecideBroadcast, RemoveStaff, ShowInstitution, ShowStaff
 from bot.conversation.regulator import status_label
-from bot.conversation.render import MAX_LIST_CHARS, progress_bar
+from bot.conversation.render import MAX_LIST_CHARS, MAX_SCREEN_CHARS, progress_bar, shown_length
 from bot.conversation.screens import Attachment, Button, Expect, Screen
 from bot.conversation.text import _
 from bot.core.checklist import Item
@@ -25,7 +25,7 @@ from bot.core.fields import field_label
 from bot.core.interview import Answer, RectStatus
 from bot.core.locales import format_date, format_datetime
 from bot.core.scope import Scope
-from bot.reports.items import item_heading
+from bot.reports.items import clip, item_heading
 from bot.reports.status import InstitutionStatus
 from storage.institutions import Institution
 from storage.reports import Correction, InstitutionMatch
@@ -96,6 +96,11 @@ def _rect_text(answer: Answer, locale: str) -> str:
     return _("rectification not yet described")
 
 
+CONTACT_SHOWN = 100  # characters of each contact answer on the institution's screen
+CORRECTION_SHOWN = 600  # of each correction staff asked for (in full in the workbook)
+MORE_LINE_CHARS = 60  # room for "… and N more (see /export)"
+
+
 def institution_screen(facts: InstitutionFacts, locale: str, tz: zoneinfo.ZoneInfo) -> Screen:
     institution, status, staff = facts.institution, facts.status, facts.staff
     fields = ("、" if locale.startswith("zh") else ", ").join(field_label(f, locale) for f in institution.fields)
@@ -108,10 +113,13 @@ def institution_screen(facts: InstitutionFacts, locale: str, tz: zoneinfo.ZoneIn
     ]
     if status.overdue:
         lines.append(_("Overdue: not signed after the deadline."))
-    names = ", ".join(escape(m["first_name"] or str(m["telegram_id"])) for m in staff[:10])
+    # Staff chose their names and typed the rest: each part is clipped, and the list of
+    # non-compliances gets what is left of one message (the workbook has everything in full).
+    names = ", ".join(escape(clip(m["first_name"] or str(m["telegram_id"]), 40)) for m in staff[:10])
     lines.append(_("Staff bound: {count}").format(count=len(staff)) + (f" ({names})" if names else ""))
     if facts.contact:
-        lines.append(_("Self-check contact: {contact}").format(contact=escape(", ".join(facts.contact))))
+        contact = ", ".join(clip(text, CONTACT_SHOWN) for text in facts.contact)
+        lines.append(_("Self-check contact: {contact}").format(contact=escape(contact)))
     lines.append(
         _("Progress: {bar} {done}/{total}").format(
             bar=progress_bar(facts.done, facts.total), done=facts.done, total=facts.total
@@ -126,7 +134,7 @@ def institution_screen(facts: InstitutionFacts, locale: str, tz: zoneinfo.ZoneIn
             "",
             "⚠️ "
             + _("<b>Details to correct</b> (asked on {when}): {text}").format(
-                when=format_datetime(correction.updated_at, locale, tz), text=escape(correction.text)
+                when=format_datetime(correction.updated_at, locale, tz), text=escape(clip(correction.text, CORRECTION_SHOWN))
             ),
             _("Check them, correct the roster (zicha roster import) and ask the staff to confirm the details again."),
         ]
@@ -137,18 +145,18 @@ def institution_screen(facts: InstitutionFacts, locale: str, tz: zoneinfo.ZoneIn
         lines += ["", _("<b>Non-compliant items ({count})</b>").format(count=len(facts.noncompliant))]
         body: list[str] = []
         for position, item, answer in facts.noncompliant:
-            problem = answer.problem or "—"
-            if len(problem) > 120:
-                problem = problem[:119] + "…"
+            problem = clip(answer.problem or "—", 120)
             heading = item_heading(position, item, locale)
             body.append(f"• <b>{escape(heading)}</b>: {escape(problem)} — {escape(_rect_text(answer, locale))}")
-        shown = ""
+        budget = min(MAX_LIST_CHARS, MAX_SCREEN_CHARS - shown_length("\n".join(lines)) - MORE_LINE_CHARS)
+        shown, used = [], 0
         for n, line in enumerate(body):
-            if len(shown) + len(line) > MAX_LIST_CHARS:
-                shown += "\n" + _("… and {count} more (see /export)").format(count=len(body) - n)
+            used += shown_length(line) + 1
+            if used > budget:
+                shown.append(_("… and {count} more (see /export)").format(count=len(body) - n))
                 break
-            shown += ("\n" if shown else "") + line
-        lines.append(shown)
+            shown.append(line)
+        lines.append("\n".join(shown))
     return Screen("institution", ("\n".join(lines),), rows)
 
 

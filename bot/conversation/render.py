@@ -9,9 +9,10 @@ this module and in ``bot.core.interview``, nowhere else.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from html import escape
+from html import escape, unescape
 from typing import Any
 
 from bot.conversation.actions import (
@@ -43,6 +44,17 @@ from storage.pledges import Submission
 REVIEW_PAGE_SIZE = 8
 # Telegram rejects messages over 4096 characters; leave room for the markup around a list.
 MAX_LIST_CHARS = 3000
+# What one screen's text may hold as shown (tags dropped, entities one character each), with
+# room to spare under Telegram's 4,096: the budget of a screen whose parts vary in length.
+MAX_SCREEN_CHARS = 3900
+_MARKUP_TAG = re.compile(r"</?(?:b|i|code)>")
+
+
+def shown_length(text: str) -> int:
+    """The length of a text in the engine's markup as the user sees it, which is what
+    Telegram's limit counts: its tags dropped, ``&amp;`` and the like one character each."""
+    return len(unescape(_MARKUP_TAG.sub("", text)))
+
 
 
 @dataclass

@@ -18,6 +18,12 @@ SHORT_LIMIT = {"zh": 24, "en": 60}
 CONTACT_ITEM_IDS = ("header-person", "header-phone")
 
 
+def clip(text: str, limit: int) -> str:
+    """Plain text cut to ``limit`` characters, "…" marking the cut (before escaping): a
+    name or a typed text where a message has room for only so much."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def short_text(text: str, locale: str = "zh_CN") -> str:
     """The first clause of ``text``, cut to a column header's width with "…"."""
     limit = SHORT_LIMIT["zh" if locale.startswith("zh") else "en"]

@@ -22,7 +22,7 @@ import sqlite_utils
 from bot.core.campaigns import scope_meets
 from bot.core.checklist import Checklist
 from bot.core.scope import Scope
-from bot.reports.items import checklist_numbers, confirm_item_ids, short_text
+from bot.reports.items import checklist_numbers, clip, confirm_item_ids, short_text
 from bot.reports.status import (
     InstitutionStatus,
     StatusReport,
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 # Names listed in a digest before "and N more": the full lists are in the workbook.
 LIST_LIMIT = 10
+NAME_SHOWN = 60  # characters of an institution's name in a digest's lists
 TOP_ITEMS = 5
 
 
@@ -144,7 +145,8 @@ def _names(rows: list[InstitutionStatus] | list[Correction], count: int, m: _Mar
     """The first ``LIST_LIMIT`` of ``rows``, and how many more of ``count`` there are."""
     from aiogram.utils.i18n import gettext as _
 
-    shown = "\n".join(f"• {m.esc(r.name)} ({m.esc(r.province)})" for r in rows[:LIST_LIMIT])
+    # roster names may run to 200 characters (bot/core/roster.MAX_NAME): four lists of them must fit one message
+    shown = "\n".join(f"• {m.esc(clip(r.name, NAME_SHOWN))} ({m.esc(r.province)})" for r in rows[:LIST_LIMIT])
     if count > LIST_LIMIT:
         shown += "\n" + _("… and {count} more (see the workbook)").format(count=count - LIST_LIMIT)
     return shown
