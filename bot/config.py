@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     zicha_web_max_body_mb: float = Field(default=20.0, gt=0, le=200)  # largest request (a PDF on /verify)
     zicha_web_guess_limit: int = Field(default=20, ge=1)  # wrong codes/links per address (and per code) ...
     zicha_web_guess_window_minutes: float = Field(default=15.0, gt=0)  # ... within this sliding window
+    zicha_web_pdf_check_limit: int = Field(default=30, ge=1)  # PDFs checked on /verify per address in that window
     zicha_web_link_days: float = Field(default=90.0, gt=0)  # a personal sign-in link works this long after it was made
     zicha_web_idle_timeout_seconds: float = Field(default=60.0, gt=0)  # a connection without a complete request is closed
     zicha_web_body_timeout_seconds: float = Field(default=120.0, gt=0)  # a request body must arrive within this

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import sqlite_utils
@@ -25,17 +26,33 @@ from storage.answers import load_answers
 from storage.institutions import get_user_name
 
 
+class Finding(StrEnum):
+    """What a verdict found, for a page anyone may open: the ``reason`` and ``details`` are
+    for the operator (``zicha verify``) and name paths, ids and people."""
+
+    VALID = "valid"
+    NO_CERTIFICATE = "no_certificate"  # this deployment cannot check signatures (not set up)
+    SIGNATURE = "signature"  # none, damaged, not valid, not this deployment's, not covering the file
+    NOT_STORED = "not_stored"  # signed here, but its data is not (or no longer) what is stored
+    SUPERSEDED = "superseded"  # genuine, but voided by a later revision of the answers
+
+
 @dataclass
 class Verdict:
     ok: bool
     reason: str
     details: list[str] = field(default_factory=list)
+    finding: Finding = Finding.SIGNATURE
+    submission: store.Submission | None = None  # the genuine submission the PDF is (valid or superseded)
 
 
 def verify_pdf(data: bytes, db: sqlite_utils.Database, settings: Any) -> Verdict:
     ident = identity(SigningSettings(zicha_db=settings.zicha_db), db_path=settings.zicha_db)
     if not ident.cert.is_file():
-        return Verdict(False, f"no signing certificate to check against ({ident.cert}); set ZICHA_SIGNING_CERT or run zicha keys init")
+        return Verdict(
+            False, f"no signing certificate to check against ({ident.cert}); set ZICHA_SIGNING_CERT or run zicha keys init",
+            finding=Finding.NO_CERTIFICATE,
+        )
     check = check_signature(data, ident.cert, ATTACHMENT_NAME)
     details = [f"signature: {check.reason}"]
     if check.signer_subject:
@@ -47,11 +64,11 @@ def verify_pdf(data: bytes, db: sqlite_utils.Database, settings: Any) -> Verdict
         signed = json.loads(check.attachment.decode("utf-8"))
         submission_id = int(signed["submission"])
     except (ValueError, KeyError, TypeError):
-        return Verdict(False, "the embedded submission data cannot be read", details)
+        return Verdict(False, "the embedded submission data cannot be read", details, Finding.NOT_STORED)
     sha = hashlib.sha256(check.attachment).hexdigest()
     submission = store.get_submission(db, submission_id)
     if submission is None:
-        return Verdict(False, f"submission #{submission_id} does not exist in this database ({settings.zicha_db})", details)
+        return Verdict(False, f"submission #{submission_id} does not exist in this database ({settings.zicha_db})", details, Finding.NOT_STORED)
     details.append(
         f"submission #{submission.id}, code {doc.format_code(submission.verification_code)}, "
         f"signed by {submission.signer_name} ({submission.signer_role}) "
@@ -60,7 +77,9 @@ def verify_pdf(data: bytes, db: sqlite_utils.Database, settings: Any) -> Verdict
     details.append(f"institution: {signed['institution']['name']} ({signed['institution']['uscc']})")
     details.append(f"sha256: {sha}")
     if sha != submission.sha256:
-        return Verdict(False, f"the PDF's content does not match the stored submission #{submission.id} (SHA-256 differs)", details)
+        return Verdict(
+            False, f"the PDF's content does not match the stored submission #{submission.id} (SHA-256 differs)", details, Finding.NOT_STORED
+        )
     if not submission.current:
         who = get_user_name(db, submission.superseded_by) if submission.superseded_by is not None else None
         by = f"{who.first_name} (Telegram ID {submission.superseded_by})" if who else f"Telegram ID {submission.superseded_by}"
@@ -75,11 +94,18 @@ def verify_pdf(data: bytes, db: sqlite_utils.Database, settings: Any) -> Verdict
             f"superseded: the answers were revised on {format_datetime(submission.superseded_at or '', 'en', settings.tz)} "
             f"by {by}, which voided this signed pledge{again}",
             details,
+            Finding.SUPERSEDED,
+            submission,
         )
     changed = _changed_items(db, submission, signed)
     if changed:
-        return Verdict(False, f"the stored answers no longer equal the signed ones (items {', '.join(map(str, changed))})", details)
-    return Verdict(True, "valid: signature intact and trusted; it is the current signed submission and matches the stored answers", details)
+        return Verdict(
+            False, f"the stored answers no longer equal the signed ones (items {', '.join(map(str, changed))})", details, Finding.NOT_STORED
+        )
+    return Verdict(
+        True, "valid: signature intact and trusted; it is the current signed submission and matches the stored answers", details,
+        Finding.VALID, submission,
+    )  # fmt: skip
 
 
 def _changed_items(db: sqlite_utils.Database, submission: store.Submission, signed: dict[str, Any]) -> list[int]:

@@ -40,6 +40,8 @@ from bot.web.context import (  # noqa: F401  (re-exported: the pages' shared con
 from storage import web as store
 from storage.conversations import SQLiteStates
 
+PDF_CHECKS_AT_ONCE = 2  # /verify's signature checks running at once; more wait their turn
+
 log = logging.getLogger("zicha.web")
 
 
@@ -166,6 +168,8 @@ def build_web_app(
         ),
         guesses_by_address=sec.SlidingWindow(settings.zicha_web_guess_limit, window),
         guesses_by_code=sec.SlidingWindow(settings.zicha_web_guess_limit, window),
+        pdf_checks=sec.SlidingWindow(settings.zicha_web_pdf_check_limit, window),
+        pdf_check_slots=asyncio.Semaphore(PDF_CHECKS_AT_ONCE),
         templates=templates_env(i18n),
         form_tokens=sec.FormTokens(dt.timedelta(hours=1)),
         on_enqueue=on_enqueue,

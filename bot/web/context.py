@@ -7,6 +7,7 @@ pages import this and ``app`` imports the pages, without an import cycle.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ class WebContext:
     security: sec.WebSecurity
     guesses_by_address: sec.SlidingWindow
     guesses_by_code: sec.SlidingWindow
+    pdf_checks: sec.SlidingWindow  # /verify's PDF signature checks per address
+    pdf_check_slots: asyncio.Semaphore  # ... and how many run at once (each a thread's CPU)
     templates: jinja2.Environment
     form_tokens: sec.FormTokens
     on_enqueue: Any = None  # called after something was put in the outbox (wakes the sender)

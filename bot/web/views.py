@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import re
+from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -22,6 +24,8 @@ from bot.web import security as sec
 from bot.web.context import CTX, ensure_session, gettext_for, render, start_signed_in_session, state
 from storage import web as store
 from storage.institutions import InviteError, InviteProblem, bind_member, check_invite, get_membership
+
+log = logging.getLogger("zicha.web")
 
 NAME_MAX = 60
 EMAIL_MAX = 254
@@ -353,12 +357,15 @@ async def verify_page(request: web.Request) -> web.Response:
 
 
 async def verify_post(request: web.Request) -> web.Response:
+    """POST /verify: a signed PDF checked, or a typed verification code looked up. Anyone may
+    ask: the page says what was found in words for the public (no paths, ids or names of
+    who revised what: ``zicha verify`` tells the operator those), and both ways are bounded
+    per address, a PDF check (pyHanko, in a thread) also by how many run at once."""
     from bot.pledge import document as doc
-    from bot.pledge.verify import verify_pdf
-    from storage.pledges import later_submission, submission_by_code
+    from bot.pledge.verify import Finding, verify_pdf
+    from storage.pledges import submission_by_code
 
     ctx = request.app[CTX]
-    _ = gettext_for(request)
     if _too_many(request):
         return _slow_down(request)
     form = await request.post()
@@ -369,9 +376,19 @@ async def verify_post(request: web.Request) -> web.Response:
         if data:
             if not data.startswith(b"%PDF-"):
                 return render(request, "verify.html", status=415, result={"state": "wrong_type"}, code="")
-            verdict = await asyncio.to_thread(verify_pdf, data, ctx.db, ctx.settings)
-            state = "valid" if verdict.ok else ("superseded" if verdict.reason.startswith("superseded") else "altered")
-            return render(request, "verify.html", result={"state": state, "reason": verdict.reason, "details": verdict.details}, code="")
+            address = "addr:" + sec.client_address(request)
+            if ctx.pdf_checks.blocked(address):
+                return _slow_down(request)
+            ctx.pdf_checks.hit(address)
+            async with ctx.pdf_check_slots:
+                verdict = await asyncio.to_thread(verify_pdf, data, ctx.db, ctx.settings)
+            if verdict.finding is Finding.NO_CERTIFICATE:
+                log.error("/verify cannot check signatures: %s", verdict.reason)
+                return render(request, "verify.html", status=503, result={"state": "unavailable"}, code="")
+            if verdict.submission is not None:  # genuine: valid, or superseded
+                state = "valid" if verdict.ok else "superseded"
+                return render(request, "verify.html", result=_submission_card(request, verdict.submission, state), code="")
+            return render(request, "verify.html", result={"state": "altered", "finding": verdict.finding.value}, code="")
     if not typed:
         return render(request, "verify.html", status=400, result={"state": "empty"}, code="")
     code = doc.normalize_code(typed)
@@ -379,20 +396,27 @@ async def verify_post(request: web.Request) -> web.Response:
     if submission is None:
         _wrong_guess(request)
         return render(request, "verify.html", status=404, result={"state": "unknown"}, code=typed)
+    state = "valid_code" if submission.current else "superseded"
+    return render(request, "verify.html", result=_submission_card(request, submission, state), code=typed)
+
+
+def _submission_card(request: web.Request, submission: Any, state: str) -> dict[str, Any]:
+    """What /verify shows of a genuine submission: what the paper says, to compare with it
+    (anyone holding the paper or its code sees the same), and the current code if a later
+    signature replaced it."""
+    from bot.pledge import document as doc
+    from storage.pledges import later_submission
+
+    ctx = request.app[CTX]
     signed = submission.document
     later = later_submission(ctx.db, submission) if not submission.current else None
-    return render(
-        request,
-        "verify.html",
-        result={
-            "state": "valid_code" if submission.current else "superseded",
-            "code": doc.format_code(submission.verification_code),
-            "institution": signed["institution"]["name"],
-            "uscc": signed["institution"]["uscc"],
-            "signer": submission.signer_name,
-            "role": submission.signer_role,
-            "signed_at": format_datetime(submission.signed_at, _locale(request), ctx.settings.tz),
-            "later": doc.format_code(later.verification_code) if later else None,
-        },
-        code=typed,
-    )
+    return {
+        "state": state,
+        "code": doc.format_code(submission.verification_code),
+        "institution": signed["institution"]["name"],
+        "uscc": signed["institution"]["uscc"],
+        "signer": submission.signer_name,
+        "role": submission.signer_role,
+        "signed_at": format_datetime(submission.signed_at, _locale(request), ctx.settings.tz),
+        "later": doc.format_code(later.verification_code) if later else None,
+    }
