@@ -71,6 +71,10 @@ WEB_KINDS = frozenset({
 })  # fmt: skip
 CHOICE_KEYS = frozenset({"compliant", "noncompliant", "na", "yes", "no", "affirmative", "negative"})
 TEXT_MAX = 5000  # characters of a typed form field read at all (the engine's limits are lower)
+# A button's value (its action's fields, urlencoded): what the engine's buttons carry, with room.
+# Longer is forged, and would be kept in the session as the view to show again.
+ACT_MAX = 600
+ACT_FIELDS_MAX = 12
 FILE_NAME_MAX = 200
 PDF_KEYS_KEPT = 5
 _TAG = re.compile(r"</?(?:b|i|code)>")
@@ -290,7 +294,12 @@ def _action(form: Any, origin: int | None) -> Action | None:
     """The action a posted form names (the pressed button's fields, or the form's own)."""
     pressed = form.get("act")
     if isinstance(pressed, str):
-        fields: dict[str, Any] = dict(parse_qsl(pressed, keep_blank_values=True))
+        if len(pressed) > ACT_MAX:
+            return None
+        try:
+            fields: dict[str, Any] = dict(parse_qsl(pressed, keep_blank_values=True, max_num_fields=ACT_FIELDS_MAX))
+        except ValueError:  # more fields than any button has
+            return None
     else:
         fields = {k: v for k, v in form.items() if k in ("kind", "text") and isinstance(v, str)}
     if fields.get("kind") not in WEB_KINDS or fields.get("kind") == "file":
