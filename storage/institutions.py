@@ -14,6 +14,7 @@ import sqlite_utils
 
 from bot.core.invites import new_invite_code
 from bot.core.roster import RosterRow
+from storage import outbox
 from storage.db import utcnow
 
 # How many staff one invite code admits unless the operator says otherwise: enough for
@@ -306,11 +307,7 @@ def remove_member(
         )
         # Reminders and broadcasts still waiting for them carry the institution's progress
         # and news: they are not for someone removed (a delivery report counts them failed).
-        db.execute(
-            "UPDATE outbox SET status = 'failed', error = 'recipient removed from the institution', updated_at = ? "
-            "WHERE chat_id = ? AND status = 'pending' AND kind IN ('reminder', 'broadcast')",
-            [now, telegram_id],
-        )
+        outbox.fail_queued(db, telegram_id, outbox.STAFF_KINDS, "recipient removed from the institution")
         # A web person is signed out everywhere at once, and their sign-in links stop working.
         db.execute("DELETE FROM web_sessions WHERE user_id = ?", [telegram_id])
         db.execute("UPDATE web_links SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", [now, telegram_id])

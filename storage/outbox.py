@@ -230,6 +230,25 @@ def is_unreachable(db: sqlite_utils.Database, chat_id: int) -> bool:
     return next(db.query("SELECT 1 AS x FROM unreachable WHERE chat_id = ?", [chat_id]), None) is not None
 
 
+# Who each kind of message is for: the access that, taken away (a member removed, a
+# regulator removed or given another scope), fails what is still queued for them.
+STAFF_KINDS = ("reminder", "broadcast", "signin_link")
+REGULATOR_KINDS = ("digest", "report")
+
+
+def fail_queued(db: sqlite_utils.Database, chat_id: int, kinds: tuple[str, ...], why: str) -> int:
+    """Fail the messages of these kinds still queued for a chat (call inside the transaction
+    that takes the access away). 'sending' too: one in flight ends as its request does (sent
+    or failed, written over this), one a crash left there is not sent again at start."""
+    marks = ", ".join("?" for _ in kinds)
+    cursor = db.execute(
+        f"UPDATE outbox SET status = 'failed', error = ?, updated_at = ? "
+        f"WHERE chat_id = ? AND status IN ('pending', 'sending') AND kind IN ({marks})",
+        [why, utcnow(), chat_id, *kinds],
+    )
+    return cursor.rowcount
+
+
 def unreachable_chats(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return list(db.query("SELECT chat_id, marked_at, error FROM unreachable ORDER BY marked_at, chat_id"))
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.core.scope import Scope
+from storage import outbox
 from storage.answers import (
     ANSWER_WIDTH,
     ANSWERS_FINGERPRINT,
@@ -45,6 +46,7 @@ def _regulator(row: dict[str, Any]) -> Regulator:
 def add_regulator(db: sqlite_utils.Database, telegram_id: int, scope: Scope, name: str = "") -> Regulator:
     """Add a regulator, or change the scope and name of an existing one."""
     with db.atomic():
+        _scope_changing(db, telegram_id, scope)
         db.execute(
             "INSERT INTO regulators (telegram_id, name, scope, added_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(telegram_id) DO UPDATE SET name = excluded.name, scope = excluded.scope",
@@ -65,9 +67,21 @@ def list_regulators(db: sqlite_utils.Database) -> list[Regulator]:
 
 
 def remove_regulator(db: sqlite_utils.Database, telegram_id: int) -> bool:
+    """Remove a regulator: what is queued for them (digests and their workbooks, delivery
+    reports) is not sent any more."""
     with db.atomic():
         cursor = db.execute("DELETE FROM regulators WHERE telegram_id = ?", [telegram_id])
+        if cursor.rowcount == 1:
+            outbox.fail_queued(db, telegram_id, outbox.REGULATOR_KINDS, "recipient is no longer a regulator")
     return cursor.rowcount == 1
+
+
+def _scope_changing(db: sqlite_utils.Database, telegram_id: int, scope: Scope) -> None:
+    """Before a regulator's scope changes: what was queued for them under the old one (a
+    digest and its workbook name institutions of that scope) is not sent any more."""
+    current = get_regulator(db, telegram_id)
+    if current is not None and current.scope != scope:
+        outbox.fail_queued(db, telegram_id, outbox.REGULATOR_KINDS, "made for the regulator's scope before it changed")
 
 
 # --- regulator invites (issue 5) -------------------------------------------------------
@@ -156,6 +170,7 @@ def redeem_regulator_invite(db: sqlite_utils.Database, code: str, telegram_id: i
         if current is not None and current.scope == invite.scope:
             return current
         db.execute("UPDATE regulator_invites SET uses = uses + 1 WHERE code = ?", [code])
+        _scope_changing(db, telegram_id, invite.scope)
         db.execute(
             "INSERT INTO regulators (telegram_id, name, scope, added_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(telegram_id) DO UPDATE SET scope = excluded.scope, "

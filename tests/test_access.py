@@ -96,6 +96,11 @@ async def test_staff_removed_from_the_command_line_lose_access_on_their_next_upd
         waiting = {user: enqueue(db, kind="reminder", chat_id=user, text=f"{food_lab.name}: 3 days left", quiet=False,
                                  not_before=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
                    for user in (9501, 9502)}  # fmt: skip
+        # and one whose request was under way when a crash stopped the bot (at start it would go out again)
+        in_flight = enqueue(db, kind="broadcast", chat_id=9501, text="通知", quiet=False,
+                            not_before=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))  # fmt: skip
+        db.execute("UPDATE outbox SET status = 'sending' WHERE id = ?", [in_flight])
+        db.conn.commit()
         db.close()
         result = zicha("staff", "remove", food_lab.uscc, "9501")
         assert result.exit_code == 0, result.output
@@ -123,6 +128,7 @@ async def test_staff_removed_from_the_command_line_lose_access_on_their_next_upd
     assert members(db_path) == {9502, 9503}
     outbox = {r["id"]: (r["status"], r["error"]) for r in read_db(db_path)["outbox"].rows}
     assert outbox[waiting[9501]] == ("failed", "recipient removed from the institution")
+    assert outbox[in_flight] == ("failed", "recipient removed from the institution")
     assert outbox[waiting[9502]] == ("pending", None)
     removal = read_db(db_path).execute("SELECT telegram_id, institution_id, invite_code, removed_by FROM member_removals").fetchall()
     assert removal == [(9501, food_lab.id, code, "cli")]

@@ -195,3 +195,33 @@ def test_a_digest_of_long_named_institutions_still_fits_one_message(
         assert shown_length(text) < 4096, (locale, shown_length(text))  # as Telegram counts: after its HTML is parsed
         assert text.count("• ") >= 40  # four lists of ten, each name clipped, not left out
         assert escape(clip(rows[0].name, NAME_SHOWN)) in text and rows[0].name not in text
+
+
+def test_digests_queued_for_a_regulator_are_not_sent_once_removed_or_given_another_scope(
+    db: sqlite_utils.Database, checklist: Checklist, fx: Fixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A digest and its workbook name the institutions of the scope they were made for: held
+    by quiet hours or a retry, they must not reach someone who lost that scope, nor go out
+    after a crash left them 'sending' (at start those go back to pending)."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    zj = 9102
+    add_regulator(db, zj, Scope.parse("浙江"), "浙江省局")
+    queue(db, checklist, DAY1, tmp_path)
+    for chat in (GD_REGULATOR, NATIONAL, zj):
+        assert [r["status"] for r in rows_for(db, chat)] == ["pending"] * 3
+    crashed = rows_for(db, GD_REGULATOR)[1]["id"]  # its request was under way when the process died
+    assert outbox.mark_sending(db, crashed)
+
+    monkeypatch.setenv("ZICHA_DB", str(tmp_path / "zicha.db"))
+    removed = CliRunner().invoke(cli, ["regulator", "remove", "--telegram-id", str(GD_REGULATOR)])
+    assert removed.exit_code == 0, removed.output
+    add_regulator(db, zj, Scope.parse("广东"), "浙江省局")  # another scope
+    add_regulator(db, NATIONAL, Scope(national=True), "国家总局")  # the same scope, renamed
+    outbox.recover(db)  # as at the next start
+
+    for chat, why in ((GD_REGULATOR, "recipient is no longer a regulator"), (zj, "made for the regulator's scope before it changed")):
+        assert {(r["status"], r["error"]) for r in rows_for(db, chat)} == {("failed", why)}
+    assert [r["status"] for r in rows_for(db, NATIONAL)] == ["pending"] * 3
