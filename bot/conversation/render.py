@@ -56,7 +56,6 @@ def shown_length(text: str) -> int:
     return len(unescape(_MARKUP_TAG.sub("", text)))
 
 
-
 @dataclass
 class Facts:
     """One institution's self-check as the engine read it for this step."""
