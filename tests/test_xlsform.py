@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
+import zipfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from openpyxl import Workbook, load_workbook
+from openpyxl.utils import get_column_letter
 
 from bot.cli import cli
-from bot.core.checklist import load_checklist, load_checklists
+from bot.core.checklist import ChecklistError, load_checklist, load_checklists
 from bot.core.xlsform import (
     CHOICES_COLUMNS,
     SETTINGS_COLUMNS,
     SURVEY_COLUMNS,
+    WorkbookError,
     export_workbook,
     import_workbook,
     same_checklist,
@@ -100,6 +104,47 @@ def test_import_lists_every_problem_by_sheet_row_and_column_and_writes_nothing(t
         assert line in out, (line, out)
     assert f"{len(expected)} problem(s); nothing was written" in out
     assert not (tmp_path / "out.toml").exists()
+
+
+def test_import_reads_every_row_whatever_dimensions_the_sheets_declare(tmp_path: Path) -> None:
+    """Some tools write a sheet's <dimension> smaller than what it holds; openpyxl's
+    read-only mode trusted it, and a table lost its later items without a word."""
+    original = SHIPPED["samr-2025-national"]
+    export_workbook(original, tmp_path / "t.xlsx")
+    with zipfile.ZipFile(tmp_path / "t.xlsx") as zin, zipfile.ZipFile(tmp_path / "small.xlsx", "w") as zout:
+        declared = 0
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.startswith("xl/worksheets/"):
+                data, n = re.subn(rb'<dimension ref="[^"]*"\s*/>', b'<dimension ref="A1:B2"/>', data)
+                declared += n
+            zout.writestr(info, data)
+    assert declared == 3  # settings, survey, choices
+    _text, loaded = import_workbook(tmp_path / "small.xlsx")
+    assert len(loaded.items) == len(original.items) and same_checklist(original, loaded)
+
+
+@pytest.mark.parametrize("bound", ["nan", "inf", "-Infinity"])
+def test_a_bound_that_is_not_a_finite_number_is_refused_at_its_cell(bound: str, tmp_path: Path) -> None:
+    """float() reads "nan": a NaN minimum passed every check, and every number typed for the
+    item then crashed its comparison (decimal.InvalidOperation) instead of being answered."""
+    export_workbook(SHIPPED["samr-2025-national"], tmp_path / "t.xlsx")
+    book = load_workbook(tmp_path / "t.xlsx")
+    survey = book["survey"]
+    header = [c.value for c in survey[1]]
+    row = next(r for r in range(2, survey.max_row + 1) if survey.cell(r, header.index("id") + 1).value == "header-staff")
+    survey.cell(row, header.index("min") + 1).value = bound
+    book.save(tmp_path / "t.xlsx")
+    with pytest.raises(WorkbookError) as refused:
+        import_workbook(tmp_path / "t.xlsx")
+    column = get_column_letter(header.index("min") + 1)
+    assert f"survey, row {row}, column {column}: min must be a number, got {bound!r}" in str(refused.value)
+    # the same bound written in TOML (where nan and inf are valid) is refused when it loads
+    toml = Path(SHIPPED["samr-2025-national"].path).read_text(encoding="utf-8")
+    assert "min = 1\n" in toml
+    (tmp_path / "t.toml").write_text(toml.replace("min = 1\n", f"min = {bound.lower().replace('infinity', 'inf')}\n", 1), encoding="utf-8")
+    with pytest.raises(ChecklistError):
+        load_checklist(tmp_path / "t.toml")
 
 
 def test_import_reports_missing_sheets_and_unknown_columns(tmp_path: Path) -> None:

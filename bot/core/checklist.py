@@ -327,8 +327,9 @@ class ItemFile(FileModel):
     pattern: NonEmpty | None = None
     pattern_hint: LocalizedFile | None = None
     max_length: Annotated[int, Field(ge=1, le=MAX_TEXT_MAX_LENGTH)] | None = None
-    min: float | None = None
-    max: float | None = None
+    # finite: a NaN bound would pass every check here and break every comparison later
+    min: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    max: Annotated[float, Field(allow_inf_nan=False)] | None = None
     unit: LocalizedFile | None = None
     options: Annotated[list[OptionFile], Field(min_length=2)] | None = None
     relevant: NonEmpty | None = None

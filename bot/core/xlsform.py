@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -93,6 +94,9 @@ class _Sheet:
                 problems.append(Problem(name, None, None, f"the workbook has no sheet {name!r} (sheets: {', '.join(wb.sheetnames)})"))
             return
         ws = wb[name]
+        # A sheet may declare smaller dimensions than it holds (some tools write them wrong);
+        # read-only mode would trust them and silently leave rows or columns out.
+        ws.reset_dimensions()
         header: list[str] = []
         for r, values in enumerate(ws.iter_rows(values_only=True), start=1):
             if not header:
@@ -230,11 +234,15 @@ def _number(value: Any, sheet: _Sheet, r: int, column: str, problems: list[Probl
     if isinstance(value, bool):
         problems.append(Problem("survey", r, sheet.letter(column), f"{column} must be a number"))
         return None
-    if isinstance(value, (int, float)):
-        return value
     try:
-        text = _cell(value)
-        return int(text) if text.lstrip("-").isdigit() else float(text)
+        if isinstance(value, (int, float)):
+            number: float | int = value
+        else:
+            text = _cell(value)
+            number = int(text) if text.lstrip("-").isdigit() else float(text)
+        if not math.isfinite(number):  # float() reads "nan" and "inf"
+            raise ValueError(number)
+        return number
     except ValueError:
         problems.append(Problem("survey", r, sheet.letter(column), f"{column} must be a number, got {_cell(value)!r}"))
         return None
