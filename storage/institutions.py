@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.core.interview import without_controls
 from bot.core.invites import new_invite_code
 from bot.core.roster import RosterRow
 from storage import outbox
@@ -334,6 +335,7 @@ def member_removals(db: sqlite_utils.Database, institution_id: int) -> list[dict
 
 
 def ensure_user(db: sqlite_utils.Database, telegram_id: int, first_name: str = "", username: str | None = None) -> None:
+    first_name = without_controls(first_name)  # Telegram allows them in names; our lists and the CLI print it
     now = utcnow()
     with db.atomic():
         db.execute(

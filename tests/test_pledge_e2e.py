@@ -4,6 +4,7 @@ through the workspace (tests/pledge_support.py) to keep the tests fast."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,26 @@ async def test_without_a_cjk_font_the_bot_says_so_instead_of_sending_boxes(
         await tg.wait_until(lambda: tg.messages(USER)[-1].kind == "document" or None)
         assert not tg.unanswered()
     assert read_db(db_path).execute("SELECT count(*) FROM submissions").fetchone()[0] == 1
+
+
+async def test_control_characters_in_a_telegram_name_reach_neither_the_pdf_nor_the_terminal(
+    tg: TelegramStandin, db_path: Path, db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution,
+) -> None:  # fmt: skip
+    """Telegram allows a bidirectional override and control characters in a name: the
+    signed pledge prints who confirmed it in Telegram (reversed by U+202E, as it was), and
+    `zicha staff list` printed the name raw to the operator's terminal (ESC: a cleared screen)."""
+    hostile = "\u202e小王\x1b[2J\x9b31m\u200b"
+    code = invite(db_path, motor_lab.id)
+    fill(db, checklist, motor_lab, by=USER)
+    async with running_bot(tg, db_path):
+        chat = Chat(tg, USER, first_name=hostile)
+        last_item = await join(chat, code)
+        screen = await sign_as(chat, await finish_and_open_signing(chat, last_item))
+        await chat.press(button(screen, "✅"), screen)
+    [row] = list(read_db(db_path)["submissions"].rows)
+    signed_by = json.loads(row["canonical"])["signed_by"]
+    assert signed_by["name"] == "小王[2J31m", signed_by
+    assert read_db(db_path)["users"].get(USER)["first_name"] == "小王[2J31m"
+    status, listing = zicha("staff", "list", motor_lab.uscc, db_path=db_path)
+    assert status == 0 and "小王[2J31m" in listing
+    assert not any(c in listing for c in "\x1b\x9b\u202e\u200b")

@@ -153,6 +153,15 @@ def test_multiline_name_is_collapsed_to_one_line(tmp_path: Path) -> None:
     assert rows[0].name == "某检测 中心"
 
 
+def test_control_characters_and_bidirectional_overrides_are_no_part_of_a_name() -> None:
+    """ESC and CSI sequences would act on the operator's terminal when `zicha` prints the
+    name; an override would print it reversed in the pledge and the workbook."""
+    header = list(ROSTER_COLUMNS)
+    cells = ["检测\x1b]0;pwned\x07\x1b[2J中心\u202eXYZ\x9b", USCC_A, "231100001234", "北京", "national", "food", "张\x1b三", ""]
+    rows = parse_roster_rows(header, [(2, cells)])
+    assert rows[0].name == "检测]0;pwned[2J中心XYZ" and rows[0].contact_name == "张三"
+
+
 def test_reads_xlsx_with_numbers_typed_into_cells(tmp_path: Path) -> None:
     path = write_xlsx(
         tmp_path,

@@ -425,7 +425,15 @@ class InvalidInput(ValueError):
         self.params = params
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# C0 and C1 controls (but tab and line breaks), zero-width and bidirectional formatting: a
+# terminal acts on some (ESC, CSI), and they make text render otherwise in a PDF or sheet.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def without_controls(text: str) -> str:
+    """``text`` without control, zero-width and bidirectional-override characters: for a
+    name from outside (Telegram's, a roster's) before it is kept, shown or printed."""
+    return _CONTROL.sub("", text)
 
 
 def clean_text(raw: str | None, max_length: int = FOLLOWUP_MAX_LENGTH, pattern: str | None = None) -> str:

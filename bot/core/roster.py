@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core.fields import all_fields, resolve_field
+from bot.core.interview import without_controls
 from bot.core.spreadsheet import starts_like_formula, strip_invisible
 from bot.core.uscc import InvalidUSCC, validate_uscc
 
@@ -248,8 +249,10 @@ def _number_hint(text: str, was_number: bool) -> tuple[str, str]:
 
 def _collapse(text: str) -> str:
     # Alt+Enter line breaks and doubled spaces inside a name are layout, not content;
-    # a zero-width space or byte-order mark at either end is a copy-and-paste leftover.
-    return strip_invisible(" ".join(text.split()))
+    # a zero-width space or byte-order mark at either end is a copy-and-paste leftover;
+    # control characters (ESC, CSI a terminal acts on) and bidirectional overrides are no
+    # part of any name.
+    return strip_invisible(" ".join(without_controls(text).split()))
 
 
 # --- per-column validators ---------------------------------------------------

@@ -46,6 +46,7 @@ from bot.conversation.actions import (
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.onboarding import ChooseLanguage, Join, JoinRegulator
 from bot.conversation.screens import Attachment, Button, Outcome, Screen
+from bot.core.interview import without_controls
 from bot.telegram.callbacks import (
     AnswerCb,
     BroadcastAction,
@@ -292,8 +293,11 @@ async def send_pdf(event: Message | CallbackQuery, conversation: Conversation, a
 def actor_of(
     user: User, institution: Institution | None, locale: str, state: FSMContext, regulator: Regulator | None = None
 ) -> Actor:
-    name = user.full_name + (f" @{user.username}" if user.username else "")
-    return Actor(user.id, institution, locale, storage_key_text(state.key), name, regulator, user.first_name, user.username)
+    # as printed in the signed pledge ("confirmed in Telegram by"): without the controls and
+    # bidirectional overrides Telegram allows in names
+    name = without_controls(user.full_name) + (f" @{user.username}" if user.username else "")
+    first_name = without_controls(user.first_name)
+    return Actor(user.id, institution, locale, storage_key_text(state.key), name, regulator, first_name, user.username)
 
 
 class IsStaff(Filter):
