@@ -173,3 +173,32 @@ def test_resuming_on_an_item_a_colleague_hid_goes_on_to_the_next_open_item(
     ws.record_typed("header-sites", "否", by=USER)  # a colleague: system-10 is hidden now
     following = ws.interview.resume_point(ws.answers(), "system-10")
     assert following is not None and following.id == "system-11"
+
+
+@needs_poppler
+def test_a_chinese_text_answer_wraps_inside_its_column_of_the_pledge(db: sqlite_utils.Database, motor_lab: Institution) -> None:
+    """Chinese has no spaces: an answer kept whole as if it were a code (a USCC, a phone
+    number) ran over the next column of the pledge's table, 37 mm of text in a 24 mm cell."""
+    import weasyprint
+
+    from bot.pledge.render import render_html
+
+    post = "质量负责人兼技术负责人兼授权签字人"
+    ws = answered_2025(db, motor_lab)
+    ws.record_text("header-post", post, by=USER)
+    document = sign(ws, locale="zh_CN", signer_name="张三", signer_role="legal_representative", by=USER, by_name="t").document
+    laid_out = weasyprint.HTML(string=render_html(document, build_i18n("zh_CN"), SHANGHAI)).render()
+
+    def boxes(box: object, cell: object = None):  # every text box with the table cell it is in
+        cell = box if type(box).__name__ == "TableCellBox" else cell
+        if type(box).__name__ == "TextBox":
+            yield box, cell
+        for child in getattr(box, "children", None) or []:
+            yield from boxes(child, cell)
+
+    parts = [(text, cell) for page in laid_out.pages for text, cell in boxes(page._page_box) if text.text and text.text in post]
+    assert "".join(t.text for t, _ in parts) == post, [t.text for t, _ in parts]  # on more than one line
+    for text, cell in parts:
+        assert cell is not None
+        right = cell.content_box_x() + cell.width
+        assert text.position_x + text.width <= right + 0.5, (text.text, text.position_x + text.width, right)

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import functools
 import io
+import re
 import zoneinfo
 from collections.abc import Mapping
 from typing import Any
@@ -126,12 +127,19 @@ def cn_numeral(n: int) -> str:
     return ("" if tens == 1 else _CN_DIGITS[tens]) + "十" + (_CN_DIGITS[ones] if ones else "")
 
 
+# Characters a line may break between without a space: Chinese, Japanese and Korean script
+# and the full-width forms. A part holding them is prose, not a code.
+_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
+
+
 def nobreak(text: str | None) -> Markup:
     """Text whose words (numbers, codes, phone numbers) must not wrap inside: each
-    space-separated part is kept whole; a part too long for a line may still wrap."""
+    space-separated part is kept whole; a part too long for a line may still wrap, and so
+    may one in Chinese (which has no spaces: an answer kept whole overflowed its column)."""
     parts = (text or "").split(" ")
     return Markup(" ").join(
-        Markup('<span class="nw">{}</span>').format(part) if len(part) <= 24 else escape(part) for part in parts
+        Markup('<span class="nw">{}</span>').format(part) if len(part) <= 24 and not _CJK.search(part) else escape(part)
+        for part in parts
     )
 
 
