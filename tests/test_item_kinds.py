@@ -139,6 +139,12 @@ def test_every_new_kind_loads_with_its_settings(table) -> None:
         ("selected(${certs}, 'cnas')", "${certs} == 'x'", "cnas-expiry", "relevant:"),
         ("${sites} = 'yes' and", "${sites} = 'yes' and and", "site-audit", "relevant:"),
         ('required = false', 'required = "no"', "lab-type", "required must be true or false"),
+        # what one question screen (one Telegram message, one keyboard) cannot hold
+        ('text.en = "Certificates held."', 'text.en = "' + "x" * 1001 + '"', "certs", "text.en is 1,001 characters; at most 1,000 fit"),
+        ('label.en = "CMA"', 'label.en = "' + "C" * 61 + '"', "certs", "option 'cma': its label.en is longer than 60 characters"),
+        ('label.en = "CNAS"', 'label.en = "CNAS"' + "".join(
+            f'\n[[sections.items.options]]\nid = "o{n}"\nlabel.zh_CN = "选{n}"\nlabel.en = "O{n}"' for n in range(29)),
+         "certs", "31 options: at most 30 fit one question's buttons"),
     ],
 )
 def test_a_wrong_setting_of_a_new_kind_names_the_item_and_the_reason(
@@ -151,6 +157,29 @@ def test_a_wrong_setting_of_a_new_kind_names_the_item_and_the_reason(
         load_checklist(path)
     assert caught.value.item_id == item_id
     assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ('pattern = "(\\\\d+)+[A-Z]"', "pattern repeats a group that repeats inside"),
+        ('pattern = "(a|b*)*"', "pattern repeats a group that repeats inside"),
+        ("max_length = 1001", "max_length must be an integer from 1 to 1000"),
+    ],
+)
+def test_a_text_item_whose_answer_could_freeze_the_bot_or_overflow_its_screen_is_refused(
+    tmp_path: Path, setting: str, reason: str
+) -> None:
+    """A nested repeat can take exponential time on an answer that almost matches (0.75 s
+    for 25 characters, doubling with each one more), in the process that answers everyone;
+    a typed answer is shown again under its question, in one message."""
+    text = TABLE.split("[[sections.items]]\nid = \"lab-type\"")[0]
+    text += f'[[sections.items]]\nid = "code"\nkind = "text"\ntext.zh_CN = "编号"\ntext.en = "Code"\n{setting}\n'
+    path = tmp_path / "kinds.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ChecklistError) as caught:
+        load_checklist(path)
+    assert caught.value.item_id == "code" and reason in caught.value.reason, caught.value.reason
 
 
 def test_a_choice_item_without_options_is_refused(tmp_path: Path) -> None:

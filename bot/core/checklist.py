@@ -53,8 +53,16 @@ ID_RULE = "^[a-z0-9][a-z0-9-]{0,23}$"
 
 LOCALES: tuple[str, ...] = ("zh_CN", "en")
 DEFAULT_TEXT_MAX_LENGTH = 200
-# A typed answer has to fit in one Telegram message (4096 characters) with room to spare.
-MAX_TEXT_MAX_LENGTH = 4000
+# An item's question screen is one Telegram message (4,096 characters) and one keyboard (100
+# buttons): the question, its guidance (on demand), its legal basis and the answer given are
+# shown together, so each is bounded, the typed answer included.
+MAX_TEXT_MAX_LENGTH = 1000
+MAX_ITEM_TEXT = {"text": 1000, "guidance": 1200, "basis": 600, "pattern_hint": 200, "unit": 20}
+MAX_OPTIONS = 30
+MAX_OPTION_LABEL = 60
+# A repeat inside a repeated group ((\d+)+, (a*)*, (x|y+){2,}) can take exponential time on
+# a typed answer that almost matches, and the match runs where the bot answers everyone.
+_NESTED_REPEAT = re.compile(r"\((?:[^()\\]|\\.)*(?:[+*]|\{\d*,\d*\})\)(?:[+*]|\{\d*,\d*\})")
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -370,15 +378,25 @@ class ItemFile(FileModel):
             re.compile(pattern)
         except re.error as exc:
             raise Reason(f"pattern does not compile: {exc}") from None
+        if _NESTED_REPEAT.search(pattern):
+            raise Reason(
+                "pattern repeats a group that repeats inside (such as (\\d+)+), which can take very long "
+                "on an answer that almost matches; write it without the nested repeat"
+            )
         return pattern
 
     @field_validator("options")
     @classmethod
     def _options_unique(cls, options: list[OptionFile]) -> list[OptionFile]:
+        if len(options) > MAX_OPTIONS:
+            raise Reason(f"{len(options)} options: at most {MAX_OPTIONS} fit one question's buttons")
         seen: set[str] = set()
         for option in options:
             if option.id in seen:
                 raise Reason(f"option {option.id!r} is listed twice")
+            for locale in ("zh_CN", "en"):
+                if len(getattr(option.label, locale)) > MAX_OPTION_LABEL:
+                    raise Reason(f"option {option.id!r}: its label.{locale} is longer than {MAX_OPTION_LABEL} characters (a button's)")
             seen.add(option.id)
         return options
 
@@ -390,6 +408,18 @@ class ItemFile(FileModel):
         except ConditionError as exc:
             raise Reason(f"relevant: {exc}") from None
         return relevant
+
+    @model_validator(mode="after")
+    def _texts_fit_one_screen(self) -> ItemFile:
+        for key, limit in MAX_ITEM_TEXT.items():
+            value = getattr(self, key)
+            for locale in ("zh_CN", "en"):
+                if value is not None and len(getattr(value, locale)) > limit:
+                    raise Reason(
+                        f"{key}.{locale} is {len(getattr(value, locale)):,} characters; at most {limit:,} fit the "
+                        "question's screen (one Telegram message)"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _settings_fit_the_kind(self) -> ItemFile:
