@@ -106,6 +106,30 @@ def test_import_lists_every_problem_by_sheet_row_and_column_and_writes_nothing(t
     assert not (tmp_path / "out.toml").exists()
 
 
+def test_a_control_character_or_a_column_given_twice_is_named_at_its_cell(tmp_path: Path) -> None:
+    """A DEL pasted into a cell was reported as invalid TOML at a line of a file the user
+    never sees; a column given twice was read from the last one without a word."""
+    book = _workbook(
+        tmp_path / "bad.xlsx",
+        [
+            _row(type="begin_group", id="main", text_zh_CN="主要", text_en="Main"),
+            _row(type="compliance", id="ok-01", text_zh_CN="问\x7f题", text_en="Q\x9b", basis="order39:2021:6"),  # row 3
+            _row(type="end_group"),
+        ],
+    )
+    wb = load_workbook(book)
+    wb["survey"].cell(1, len(SURVEY_COLUMNS) + 1).value = "text::en"
+    wb.save(book)
+    with pytest.raises(WorkbookError) as refused:
+        import_workbook(book)
+    text_zh, text_en = (get_column_letter(SURVEY_COLUMNS.index(c) + 1) for c in ("text::zh_CN", "text::en"))
+    assert [str(p) for p in refused.value.problems] == [
+        f"survey, row 1, column {get_column_letter(len(SURVEY_COLUMNS) + 1)}: column 'text::en' is already column {text_en}",
+        f"survey, row 3, column {text_zh}: text::zh_CN holds a control character (U+007F); retype the cell",
+        f"survey, row 3, column {text_en}: text::en holds a control character (U+009B); retype the cell",
+    ]
+
+
 def test_import_reads_every_row_whatever_dimensions_the_sheets_declare(tmp_path: Path) -> None:
     """Some tools write a sheet's <dimension> smaller than what it holds; openpyxl's
     read-only mode trusted it, and a table lost its later items without a word."""

@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -73,6 +74,11 @@ class WorkbookError(ValueError):
         super().__init__(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
 
 
+# Invisible characters no text of a table may hold (a line break or a tab may: they are
+# layout): TOML would refuse some in the file written from the workbook, far from the cell.
+_CONTROL_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -101,6 +107,7 @@ class _Sheet:
         for r, values in enumerate(ws.iter_rows(values_only=True), start=1):
             if not header:
                 header = [_cell(v) for v in values]
+                first: dict[str, int] = {}
                 for c, title in enumerate(header, start=1):
                     if title and title not in columns:
                         import difflib
@@ -108,11 +115,21 @@ class _Sheet:
                         close = difflib.get_close_matches(title, columns, n=1, cutoff=0.75)
                         hint = f" (did you mean {close[0]!r}?)" if close else ""
                         problems.append(Problem(name, 1, _letter(c), f"unknown column {title!r}{hint}"))
-                self.letters = {t: _letter(i) for i, t in enumerate(header, start=1) if t}
+                    elif title in first:  # which one would count? neither is taken silently
+                        problems.append(Problem(name, 1, _letter(c), f"column {title!r} is already column {_letter(first[title])}"))
+                    elif title:
+                        first[title] = c
+                self.letters = {t: _letter(c) for t, c in first.items()}
                 continue
-            row = {header[i]: v for i, v in enumerate(values) if i < len(header) and header[i] in columns}
+            row = {header[i]: v for i, v in enumerate(values) if i < len(header) and first.get(header[i]) == i + 1}
             if all(_cell(v) == "" for v in row.values()):
                 continue
+            for column, value in row.items():
+                if isinstance(value, str) and (control := _CONTROL_CHAR.search(value)):
+                    problems.append(Problem(
+                        name, r, self.letter(column),
+                        f"{column} holds a control character (U+{ord(control.group()):04X}); retype the cell",
+                    ))  # fmt: skip
             self.rows.append((r, row))
         if not header:
             problems.append(Problem(name, 1, None, "the sheet is empty (the first row names the columns)"))
