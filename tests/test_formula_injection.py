@@ -129,6 +129,9 @@ def test_the_workbook_neutralises_disguised_formulas_typed_by_staff(
     save_answer(db, sc, item, by=STAFF + 3, value=Choice.NONCOMPLIANT, problem=DISGUISED[4],
                 measure=DISGUISED[3], rect_status=RectStatus.DONE)  # fmt: skip
     out = tmp_path / "export.xlsx"
+    (tmp_path / "a-file").write_text("", encoding="utf-8")  # a folder that cannot be made: a clear error, no traceback
+    nowhere = CliRunner().invoke(cli, ["export", "--scope", "广东", "-o", str(tmp_path / "a-file" / "x.xlsx")])
+    assert nowhere.exit_code == 1 and "cannot write" in nowhere.output and nowhere.exc_info[0] is SystemExit
     result = CliRunner().invoke(cli, ["export", "--scope", "广东", "-o", str(out)])
     assert result.exit_code == 0, result.output
     wb = load_workbook(out)

@@ -204,3 +204,20 @@ def test_import_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["checklist", "import", str(tmp_path / "gd.xlsx"), "-o", str(target)])
     assert result.exit_code != 0 and "exists; pass --force" in result.output
     assert target.read_text(encoding="utf-8") == "keep"
+
+
+def test_export_refuses_to_overwrite_without_force_and_writes_only_a_workbook(tmp_path: Path) -> None:
+    """`zicha checklist export x.toml x.toml` put a workbook where the checklist was."""
+    source = tmp_path / "gd.toml"
+    source.write_text(Path(SHIPPED["gd-2025-provincial"].path).read_text(encoding="utf-8"), encoding="utf-8")
+    before = source.read_bytes()
+    onto_itself = CliRunner().invoke(cli, ["checklist", "export", str(source), str(source)])
+    assert onto_itself.exit_code == 1 and "the workbook's name must end in .xlsx" in onto_itself.output
+    assert source.read_bytes() == before
+    table = tmp_path / "gd.xlsx"
+    assert CliRunner().invoke(cli, ["checklist", "export", str(source), str(table)]).exit_code == 0
+    again = CliRunner().invoke(cli, ["checklist", "export", str(source), str(table)])
+    assert again.exit_code == 1 and "exists; pass --force" in again.output
+    assert CliRunner().invoke(cli, ["checklist", "export", str(source), str(table), "--force"]).exit_code == 0
+    missing = CliRunner().invoke(cli, ["checklist", "export", str(source), str(tmp_path / "no" / "such" / "t.xlsx")])
+    assert missing.exit_code == 1 and "cannot write" in missing.output and "Traceback" not in missing.output

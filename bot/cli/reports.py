@@ -37,8 +37,11 @@ def export_cmd(scope: Scope, output: Path, campaign_id: str | None) -> None:
     with _open_existing_db(settings) as db:
         for checklist, _schedule in runs:
             target = output if len(runs) == 1 else output.with_name(f"{output.stem}-{checklist.campaign_key}{output.suffix}")  # type: ignore[attr-defined]
-            with read_snapshot(db):  # every sheet of one state of the database (WAL: no writer waits)
-                write_export(db, checklist, scope, dt.datetime.now(settings.tz), target)  # type: ignore[arg-type]
+            try:
+                with read_snapshot(db):  # every sheet of one state of the database (WAL: no writer waits)
+                    write_export(db, checklist, scope, dt.datetime.now(settings.tz), target)  # type: ignore[arg-type]
+            except OSError as exc:  # no such folder, no permission, a full disk
+                raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
             click.echo(f"Wrote {target}" + ("" if len(runs) == 1 else f" ({checklist.campaign_key})"))  # type: ignore[attr-defined]
 
 
