@@ -73,7 +73,7 @@ CHECKLISTS: list[tuple[str, str, str | None, str]] = [
     ("allow-na-as-number", HEAD + item("allow_na = 1"), "bad-01", "allow_na must be true or false"),
     ("field-id-as-number", HEAD + item("fields = [1]"), "bad-01", "fields must be a list of field ids"),
     ("cites-as-text", HEAD + item('cites = "order39:2021:6"'), "bad-01", 'cites must be a list of citations such as "order39:2021:14"'),
-    ("max-length-too-long", HEAD + item("max_length = 5000", kind="text"), "bad-01", "max_length must be an integer from 1 to 4000"),
+    ("max-length-too-long", HEAD + item("max_length = 5000", kind="text"), "bad-01", "max_length must be an integer from 1 to 1000"),
     ("same-as-number", HEAD + item("same_as = 5"), "bad-01", "same_as must read checklist-id:item-id"),
     ("one-option", HEAD + CHOICE.split("[[sections.items.options]]\nid = \"b\"")[0], "bad-01", 'options must be at least two tables ({ id = "a", label.zh_CN = ..., label.en = ... })'),
     ("options-as-text", HEAD + item('options = "a, b"', kind="select_one"), "bad-01", 'options must be at least two tables ({ id = "a", label.zh_CN = ..., label.en = ... })'),
