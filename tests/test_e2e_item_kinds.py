@@ -207,12 +207,7 @@ async def test_an_item_appears_and_disappears_as_the_answer_it_depends_on_change
 async def test_last_years_answer_is_offered_for_the_same_question_and_recorded_afresh(
     tg: TelegramStandin, db_path: Path, db: sqlite_utils.Database, motor_lab: Institution
 ) -> None:
-    # 2023: lawful-01 was non-compliant and has been rectified
-    ws23 = open_workspace(db, load_checklist(REPO / "checklists" / "samr-2023-national.toml"), motor_lab)
-    ws23.record_choice("lawful-01", Choice.NONCOMPLIANT, by=1, expected_rev=0)
-    ws23.record_followup("lawful-01", FollowUp.PROBLEM, "证书过期", by=1, today=dt.date(2023, 10, 9))
-    answer = ws23.record_followup("lawful-01", FollowUp.MEASURE, "已换证", by=1, today=dt.date(2023, 10, 9))
-    ws23.record_rect_status("lawful-01", RectStatus.DONE, by=1, expected_rev=answer.rev)
+    ws23 = rectified_in_2023(db, motor_lab)
     before = ws23.answer("lawful-01")
     # 2025: everything answered up to lawful-01
     ws = open_workspace(db, table(), motor_lab)
@@ -238,6 +233,17 @@ async def test_last_years_answer_is_offered_for_the_same_question_and_recorded_a
         answer_ = await chat.press_data(forged, screen)
         assert answer_.text == "该项目不能选择这个答案。"
         assert stored(db_path, "lawful-02") == []
+
+
+def rectified_in_2023(db: sqlite_utils.Database, institution: Institution) -> Workspace:
+    """The 2023 self-check of ``institution`` in which lawful-01 was non-compliant and has
+    been rectified: last year's answer the 2025 table offers as 与去年相同."""
+    ws23 = open_workspace(db, load_checklist(REPO / "checklists" / "samr-2023-national.toml"), institution)
+    ws23.record_choice("lawful-01", Choice.NONCOMPLIANT, by=1, expected_rev=0)
+    ws23.record_followup("lawful-01", FollowUp.PROBLEM, "证书过期", by=1, today=dt.date(2023, 10, 9))
+    answer = ws23.record_followup("lawful-01", FollowUp.MEASURE, "已换证", by=1, today=dt.date(2023, 10, 9))
+    ws23.record_rect_status("lawful-01", RectStatus.DONE, by=1, expected_rev=answer.rev)
+    return ws23
 
 
 def pick_or_answer(message: BotMessage) -> tuple[int, str]:

@@ -6,30 +6,18 @@ able to finish every shipped table, or it cannot sign."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 from urllib.parse import urlencode
 
 import sqlite_utils
 
-from bot.config import Settings
-from bot.core.checklist import Checklist, load_checklist
-from bot.core.interview import Choice, FollowUp, RectStatus
 from bot.selfcheck import open_workspace
-from bot.telegram.app import load_checklist as configured_checklist
 from storage.answers import answer_history, evidence_for
 from storage.institutions import Institution, create_invite
-from tests.conftest import REPO
-from tests.test_e2e_item_kinds import answer_everything
+from tests.test_e2e_item_kinds import CAMPAIGN, answer_everything, rectified_in_2023, table
 from tests.test_web_chat import PDF, WebPerson
 from tests.web_support import csrf_of, web_client
-
-CAMPAIGN = "samr-2025-national"
-
-
-def table() -> Checklist:
-    return configured_checklist(Settings(_env_file=None, zicha_campaign=CAMPAIGN))  # type: ignore[call-arg]
 
 
 def stored(db: sqlite_utils.Database, item_id: str) -> list[dict]:
@@ -115,11 +103,7 @@ async def test_every_new_kind_is_answered_in_the_browser_and_forged_forms_store_
 async def test_last_years_answer_is_taken_in_the_browser_and_a_forged_one_is_refused(
     db: sqlite_utils.Database, motor_lab: Institution
 ) -> None:
-    ws23 = open_workspace(db, load_checklist(REPO / "checklists" / "samr-2023-national.toml"), motor_lab)
-    ws23.record_choice("lawful-01", Choice.NONCOMPLIANT, by=1, expected_rev=0)
-    ws23.record_followup("lawful-01", FollowUp.PROBLEM, "证书过期", by=1, today=dt.date(2023, 10, 9))
-    answer = ws23.record_followup("lawful-01", FollowUp.MEASURE, "已换证", by=1, today=dt.date(2023, 10, 9))
-    ws23.record_rect_status("lawful-01", RectStatus.DONE, by=1, expected_rev=answer.rev)
+    rectified_in_2023(db, motor_lab)
     answer_everything(open_workspace(db, table(), motor_lab), by=1, until="lawful-01")
     client = await web_client(db, table(), _db_path(db), zicha_campaign=CAMPAIGN)
     try:
