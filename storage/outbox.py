@@ -249,6 +249,18 @@ def fail_queued(db: sqlite_utils.Database, chat_id: int, kinds: tuple[str, ...],
     return cursor.rowcount
 
 
+def fail_former_members(db: sqlite_utils.Database, batch_id: int) -> int:
+    """Fail the pending rows of a batch whose recipient is no member now: one removed after
+    the audience was read, before the batch's transaction (call inside it, at its end: a
+    removal then either came before, and is caught here, or waits, and fails them itself)."""
+    cursor = db.execute(
+        "UPDATE outbox SET status = 'failed', error = 'recipient removed from the institution', updated_at = ? "
+        "WHERE batch_id = ? AND status = 'pending' AND chat_id NOT IN (SELECT telegram_id FROM members)",
+        [utcnow(), batch_id],
+    )
+    return cursor.rowcount
+
+
 def unreachable_chats(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return list(db.query("SELECT chat_id, marked_at, error FROM unreachable ORDER BY marked_at, chat_id"))
 

@@ -156,3 +156,31 @@ async def test_a_broadcast_confirmed_in_quiet_hours_goes_out_when_they_end(
         await tg.wait_until(lambda: outbox.batch_counts(db, 1)["sent"] == 3, timeout=10, what="sent after 08:00")
         await tg.wait_for(lambda c: c.ok and c.method == "sendMessage" and c.params.get("chat_id") == REGULATOR,
                           after=mark, what="the delivery report")  # fmt: skip
+
+
+def test_staff_removed_while_a_broadcast_is_queued_get_nothing(
+    db: sqlite_utils.Database, seeded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broadcast reads its audience, then queues everyone in one transaction: someone
+    removed in between must not keep a message (the removal fails only what is queued then)."""
+    import bot.services.broadcast as broadcast_module
+    from bot.i18n import build_i18n
+    from storage.institutions import get_membership, remove_member
+
+    scope = Scope.parse("province:广东")
+    read_before = broadcast_module.audience(db, scope)
+    assert sorted(read_before.members) == list(GD_STAFF)
+    institution = get_membership(db, GD_STAFF[0])
+    assert institution is not None
+    remove_member(db, institution.id, GD_STAFF[0], removed_by="test")  # after the audience was read
+    monkeypatch.setattr(broadcast_module, "audience", lambda *args, **kwargs: read_before)
+    batch_id, queued = broadcast_module.create_broadcast(
+        db, build_i18n("zh_CN"), scope=scope, body_html="通知", sender="广东省市场监管局",
+        created_by=REGULATOR, report_chat_id=REGULATOR, default_locale="zh_CN",
+    )  # fmt: skip
+    assert queued == 2
+    rows = {r["chat_id"]: (r["status"], r["error"]) for r in db["outbox"].rows_where("batch_id = ?", [batch_id])}
+    assert rows == {
+        GD_STAFF[0]: ("failed", "recipient removed from the institution"),
+        GD_STAFF[1]: ("pending", None), GD_STAFF[2]: ("pending", None),
+    }  # fmt: skip

@@ -178,6 +178,25 @@ def test_the_sweep_queues_each_due_reminder_once_and_never_for_signed_institutio
     assert db.execute("SELECT count(*) FROM reminders_sent").fetchone()[0] == 6
 
 
+def test_staff_removed_while_the_sweep_runs_get_no_reminder(
+    db: sqlite_utils.Database, checklist: Checklist, campaign: dict[str, Institution], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep reads who is due, then queues each in its own transaction: a removal in
+    between (the regulator's button, `zicha staff remove`) must not leave a reminder for them."""
+    import bot.services.reminders as reminders_module
+    from storage.institutions import remove_member
+
+    assert SHIPPED is not None
+    now = at("2023-10-20 09:05")
+    read_before = due_reminders(db, checklist, SHIPPED, now, "zh_CN")
+    remove_member(db, campaign["unfinished"].id, 502, removed_by="test")  # after the sweep read it
+    monkeypatch.setattr(reminders_module, "due_reminders", lambda *args, **kwargs: read_before)
+    queued = sweep(db, checklist, SHIPPED, build_i18n("zh_CN"), now, default_locale="zh_CN")
+    assert sorted(d.telegram_id for d in queued) == [501, 503, 701]
+    assert 502 not in {r["chat_id"] for r in db["outbox"].rows}
+    assert db.execute("SELECT count(*) FROM reminders_sent WHERE telegram_id = 502").fetchone()[0] == 0
+
+
 # --- end to end: the scheduler in the running bot sends them -------------------------
 
 

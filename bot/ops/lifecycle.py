@@ -70,8 +70,8 @@ def freeze_startup_heap() -> int:
     A started bot holds some 240,000 objects made once and kept for good: modules, the
     checklist, the catalogs, aiogram's and pydantic's models of the Bot API. The collector
     walks all of them in each full collection, which the interpreter starts by itself as
-    objects accumulate, and the event loop waits meanwhile: about 200 ms on the 2-vCPU VM,
-    about 2 ms with them frozen (``bench/gc_pause.py``). Reference counting still frees any of
+    objects accumulate, and the event loop waits meanwhile: 110-220 ms on the 2-vCPU VMs,
+    1-2 ms with them frozen (``bench/gc_pause.py``). Reference counting still frees any of
     them that is let go; what updates make later is collected as before."""
     gc.collect()
     gc.freeze()

@@ -123,6 +123,7 @@ def create_broadcast(
                 db, kind=BROADCAST_KIND, chat_id=chat_id, text=texts[locale], batch_id=batch_id, dedup_key=key
             ):
                 queued += 1
+        queued -= outbox.fail_former_members(db, batch_id)  # removed while the audience was read
     return batch_id, queued
 
 

@@ -25,7 +25,7 @@ from bot.selfcheck import open_workspace
 from bot.telegram.callbacks import NavAction, NavCb
 from storage import outbox
 from storage import reminders as reminders_sent
-from storage.institutions import get_institution
+from storage.institutions import get_institution, get_membership
 from storage.recipients import unfinished_members
 
 REMINDER_KIND = "reminder"
@@ -118,6 +118,9 @@ def sweep(
             text = reminder_text(due, schedule, now)
             markup = reminder_markup(due)
         with db.atomic():
+            member_now = get_membership(db, due.telegram_id)
+            if member_now is None or member_now.id != due.institution_id:
+                continue  # removed since the reminders due were read: not theirs any more
             claimed = reminders_sent.claim(
                 db,
                 telegram_id=due.telegram_id,
