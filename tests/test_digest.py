@@ -213,6 +213,7 @@ def test_digests_queued_for_a_regulator_are_not_sent_once_removed_or_given_anoth
     for chat in (GD_REGULATOR, NATIONAL, zj):
         assert [r["status"] for r in rows_for(db, chat)] == ["pending"] * 3
     crashed = rows_for(db, GD_REGULATOR)[1]["id"]  # its request was under way when the process died
+    assert isinstance(crashed, int)
     assert outbox.mark_sending(db, crashed)
 
     monkeypatch.setenv("ZICHA_DB", str(tmp_path / "zicha.db"))
