@@ -19,6 +19,7 @@ import contextlib
 import html
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -310,16 +311,46 @@ class ConsoleChat:
                     "/help for help, q to quit. Files the bot sends are saved in {folder}."
                 ).format(folder=shown_path(self.files_dir)))  # fmt: skip
             await self.send("/start")
-            while True:
-                try:
-                    line = await asyncio.to_thread(read)
-                except EOFError:
-                    break
-                if line.strip().lower() in QUIT:
-                    break
-                await self.send(line)
-            with self.speaking():
-                self.write(_("Bye. Your answers are saved; run the same command to continue."))
+            try:
+                while True:
+                    try:
+                        line = await read_line(read)
+                    except EOFError:
+                        break
+                    except UnicodeDecodeError:  # a GBK terminal, a file in another encoding
+                        with self.speaking():
+                            self.write(_("That line could not be read: the terminal must send UTF-8 text. Nothing was saved."))
+                        continue
+                    if line.strip().lower() in QUIT:
+                        break
+                    await self.send(line)
+            finally:  # also on Ctrl-C: what was answered is saved already
+                with self.speaking():
+                    self.write(_("Bye. Your answers are saved; run the same command to continue."))
+
+
+async def read_line(read: Callable[[], str]) -> str:
+    """``read()`` on a daemon thread: a line is awaited without holding the event loop, and
+    Ctrl-C ends the chat at once (a pool thread blocked in ``input()`` would make the
+    interpreter wait for Enter before it exits)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str] = loop.create_future()
+
+    def give(outcome: Callable[[], None]) -> None:
+        if not done.done():
+            outcome()
+
+    def reader() -> None:
+        try:
+            line = read()
+        except Exception as exc:  # noqa: BLE001 - EOFError, UnicodeDecodeError, ...: raised where it is awaited
+            error = exc
+            loop.call_soon_threadsafe(give, lambda: done.set_exception(error))
+        else:
+            loop.call_soon_threadsafe(give, lambda: done.set_result(line))
+
+    threading.Thread(target=reader, name="zicha-console-input", daemon=True).start()
+    return await done
 
 
 @contextlib.contextmanager

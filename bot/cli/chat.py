@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from pathlib import Path
 
@@ -67,4 +68,5 @@ def chat(demo: bool, files_dir: Path) -> None:
                 click.echo(_("Demo institution ready: {name} ({uscc}). Database: {db}").format(
                     name=institution.name, uscc=institution.uscc, db=settings.zicha_db
                 ))  # fmt: skip
-        asyncio.run(console.run(input))
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the chat has said goodbye
+            asyncio.run(console.run(input))

@@ -426,8 +426,10 @@ class InvalidInput(ValueError):
 
 
 # C0 and C1 controls (but tab and line breaks), zero-width and bidirectional formatting: a
-# terminal acts on some (ESC, CSI), and they make text render otherwise in a PDF or sheet.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# terminal acts on some (ESC, CSI), and they make text render otherwise in a PDF or sheet;
+# and lone surrogates (bytes that were not UTF-8, decoded with surrogate escapes), which
+# SQLite cannot store.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 
 
 def without_controls(text: str) -> str:
