@@ -63,7 +63,7 @@ def test_a_line_that_is_not_utf8_is_refused_politely_and_the_chat_goes_on(errors
             nonlocal seen
             end = time.monotonic() + timeout
             while needle not in seen and time.monotonic() < end:
-                seen += chat.stdout.read() or b""  # type: ignore[union-attr]
+                seen += chat.stdout.read() or b""
                 time.sleep(0.05)
             assert needle in seen, seen.decode(errors="replace")[-800:]
 
