@@ -689,3 +689,23 @@ def m015_status_report_indexes(db: sqlite_utils.Database) -> None:
         CREATE INDEX IF NOT EXISTS answers_no ON answers(item_id, selfcheck_id) WHERE value = 'no';
         """,
     )
+
+
+@migrations()
+def m016_names_without_controls(db: sqlite_utils.Database) -> None:
+    # Names from outside lose their control characters and bidirectional overrides where
+    # they enter (bot.core.interview.without_controls: Telegram names, roster names); the
+    # ones stored before are cleaned once here, so that no list, workbook, pledge or
+    # terminal shows them (an ESC in a name printed by `zicha staff list` acted on the
+    # operator's terminal).
+    from bot.core.interview import without_controls
+
+    for table, key, column in (
+        ("users", "telegram_id", "first_name"),
+        ("institutions", "id", "name"),
+        ("institutions", "id", "contact_name"),
+    ):
+        for row_key, value in db.execute(f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL").fetchall():
+            cleaned = without_controls(str(value))
+            if cleaned != value:
+                db.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", [cleaned, row_key])

@@ -27,7 +27,7 @@ FIXTURE = Path(__file__).parent / "data" / "zicha-75a41b5.db.gz"
 ADDED_SINCE_FIXTURE = [
     "m010_web_people_sessions_and_email", "m011_campaigns_and_selfcheck_campaign", "m012_web_evidence_files",
     "m013_selfchecks_reminders_and_digests_per_campaign", "m014_selfcheck_answer_counters",
-    "m015_status_report_indexes",
+    "m015_status_report_indexes", "m016_names_without_controls",
 ]
 
 
@@ -97,4 +97,25 @@ def test_adopting_leaves_a_record_alone_when_the_new_name_is_already_there(tmp_p
         "m007_heartbeat",
         "m_issue6_heartbeat",
     ]
+    db.close()
+
+
+def test_names_stored_with_control_characters_are_cleaned_once_by_the_migration(tmp_path: Path) -> None:
+    """Names that came in before they were cleaned where they enter: m016 cleans them at
+    rest, and leaves every other name as it was."""
+    path = tmp_path / "zicha.db"
+    with gzip.open(FIXTURE) as src, path.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+    before = sqlite_utils.Database(path)
+    before["users"].insert_all([
+        {"telegram_id": 7, "first_name": "\u202e小王\x1b[2J", "created_at": "t", "updated_at": "t"},
+        {"telegram_id": 8, "first_name": "李 四", "created_at": "t", "updated_at": "t"},
+    ])  # fmt: skip
+    before.execute("UPDATE institutions SET name = ?, contact_name = ? WHERE uscc = 'X'", ["Lab\x9b31m", "张\x07三"])
+    before.conn.commit()
+    before.close()
+    db = open_db(path)
+    assert db["users"].get(7)["first_name"] == "小王[2J" and db["users"].get(8)["first_name"] == "李 四"
+    [lab] = list(db["institutions"].rows)
+    assert (lab["name"], lab["contact_name"]) == ("Lab31m", "张三")
     db.close()
