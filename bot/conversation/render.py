@@ -36,6 +36,7 @@ from bot.core.locales import format_date, format_datetime, format_number
 from bot.core.uploads import Scope as UploadScope
 from bot.core.uploads import UploadRefused
 from bot.pledge.document import format_code, information_count, totals
+from bot.reports.items import clip
 from storage.carryover import EarlierAnswer
 from storage.institutions import Institution
 from storage.pledges import Submission
@@ -47,13 +48,14 @@ MAX_LIST_CHARS = 3000
 # What one screen's text may hold as shown (tags dropped, entities one character each), with
 # room to spare under Telegram's 4,096: the budget of a screen whose parts vary in length.
 MAX_SCREEN_CHARS = 3900
-_MARKUP_TAG = re.compile(r"</?(?:b|i|code)>")
+MARKUP_TAG = re.compile(r"</?(?:b|i|code)>")
+"""The tags of the engine's markup (every other ``<`` in a text is escaped)."""
 
 
 def shown_length(text: str) -> int:
     """The length of a text in the engine's markup as the user sees it, which is what
     Telegram's limit counts: its tags dropped, ``&amp;`` and the like one character each."""
-    return len(unescape(_MARKUP_TAG.sub("", text)))
+    return len(unescape(MARKUP_TAG.sub("", text)))
 
 
 @dataclass
@@ -611,7 +613,7 @@ def section_screen(f: Facts, section_id: str) -> Screen:
         mark = "○" if answer is None else ("⚠️" if not answer.is_complete else "✅")
         number = f.interview.position(item.id)
         label = item.text.get(locale)
-        short = label if len(label) <= 40 else label[:39] + "…"
+        short = clip(label, 40)
         rows.append((Button(f"{mark} {number}. {short}", Navigate(action=NavAction.OPEN, sc=sc, item=item.id)),))
     rows.append((Button("📋 " + _("Contents"), Navigate(action=NavAction.TOC, sc=sc)),))
     lines.append(_("Choose an item to open it."))
@@ -620,7 +622,7 @@ def section_screen(f: Facts, section_id: str) -> Screen:
 
 def _item_line(f: Facts, item: Item) -> str:
     label = item.text.get(f.locale)
-    short = label if len(label) <= 60 else label[:59] + "…"
+    short = clip(label, 60)
     return f"{f.interview.position(item.id)}. {escape(short)}"
 
 

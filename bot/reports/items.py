@@ -30,9 +30,7 @@ def short_text(text: str, locale: str = "zh_CN") -> str:
     text = " ".join(text.split())
     match = _CLAUSE_END.search(text)
     first = text[: match.start()] if match and match.start() > 0 else text.rstrip("。.")
-    if len(first) > limit:
-        return first[: limit - 1] + "…"
-    return first
+    return clip(first, limit)
 
 
 def checklist_numbers(checklist: Checklist) -> dict[str, int]:

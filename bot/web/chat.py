@@ -29,7 +29,6 @@ never meets a Telegram key); their actor's name is the name they joined with.
 from __future__ import annotations
 
 import html
-import re
 import secrets
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
@@ -54,7 +53,7 @@ from bot.conversation.actions import (
 )
 from bot.conversation.campaign_screens import campaign_line
 from bot.conversation.engine import Actor, Conversation
-from bot.conversation.render import example_date
+from bot.conversation.render import MARKUP_TAG, example_date
 from bot.conversation.screens import Expect, Outcome, Screen
 from bot.conversation.state import SIGNED
 from bot.web.context import CTX, gettext_for, render, request_locale, state
@@ -77,7 +76,6 @@ ACT_MAX = 600
 ACT_FIELDS_MAX = 12
 FILE_NAME_MAX = 200
 PDF_KEYS_KEPT = 5
-_TAG = re.compile(r"</?(?:b|i|code)>")
 # The file types kept as evidence, told by their first bytes (never by the browser's say-so).
 _MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -104,7 +102,7 @@ def engine_markup(text: str) -> Markup:
     from being shown twice, escaping again keeps anything else from being markup)."""
     out: list[str] = []
     pos = 0
-    for match in _TAG.finditer(text):
+    for match in MARKUP_TAG.finditer(text):
         out.append(html.escape(html.unescape(text[pos : match.start()])))
         out.append(match.group())
         pos = match.end()
