@@ -308,7 +308,7 @@ def remove_member(
         )
         # Reminders and broadcasts still waiting for them carry the institution's progress
         # and news: they are not for someone removed (a delivery report counts them failed).
-        outbox.fail_queued(db, telegram_id, outbox.STAFF_KINDS, "recipient removed from the institution")
+        outbox.fail_queued(db, telegram_id, outbox.STAFF_KINDS, outbox.MEMBER_REMOVED)
         # A web person is signed out everywhere at once, and their sign-in links stop working.
         db.execute("DELETE FROM web_sessions WHERE user_id = ?", [telegram_id])
         db.execute("UPDATE web_links SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", [now, telegram_id])

@@ -234,6 +234,8 @@ def is_unreachable(db: sqlite_utils.Database, chat_id: int) -> bool:
 # regulator removed or given another scope), fails what is still queued for them.
 STAFF_KINDS = ("reminder", "broadcast", "signin_link")
 REGULATOR_KINDS = ("digest", "report")
+MEMBER_REMOVED = "recipient removed from the institution"
+"""The error of a staff message failed because its recipient was removed (delivery reports count it failed)."""
 
 
 def fail_queued(db: sqlite_utils.Database, chat_id: int, kinds: tuple[str, ...], why: str) -> int:
@@ -254,9 +256,9 @@ def fail_former_members(db: sqlite_utils.Database, batch_id: int) -> int:
     the audience was read, before the batch's transaction (call inside it, at its end: a
     removal then either came before, and is caught here, or waits, and fails them itself)."""
     cursor = db.execute(
-        "UPDATE outbox SET status = 'failed', error = 'recipient removed from the institution', updated_at = ? "
+        "UPDATE outbox SET status = 'failed', error = ?, updated_at = ? "
         "WHERE batch_id = ? AND status = 'pending' AND chat_id NOT IN (SELECT telegram_id FROM members)",
-        [utcnow(), batch_id],
+        [MEMBER_REMOVED, utcnow(), batch_id],
     )
     return cursor.rowcount
 
