@@ -34,6 +34,7 @@ from storage.carryover import EarlierAnswer, previous_campaign_answer
 from storage.db import current_write
 from storage.institutions import Institution
 from storage.pledges import Submission, add_paper_pledge, current_submission
+from storage.sendbacks import SendBack, get_send_back
 
 # Answers that are typed, picked or uploaded, never a bare choice button.
 TYPED_CHOICES = frozenset({Choice.TEXT, Choice.NUMBER, Choice.DATE, Choice.SELECTED, Choice.FILE})
@@ -93,6 +94,8 @@ class Workspace:
     _read_in: object | None = field(default=None, repr=False)
     # False when the institution has no other self-check: no earlier answer to look up.
     _has_earlier: bool = field(default=True, repr=False)
+    # As read with the self-check: the send-back for rework it waits on (None: none).
+    _sent_back: int | None = field(default=None, repr=False)
 
     def item(self, item_id: str) -> Item:
         """An item that applies to this institution; NotAllowed for any other id."""
@@ -172,6 +175,14 @@ class Workspace:
         if self._unsigned_here():
             return None
         return current_submission(self.db, self.selfcheck.id)
+
+    def waiting_send_back(self) -> SendBack | None:
+        """The regulator's send-back for rework this self-check waits on (not signed again
+        since), read only when the self-check's own read found one (a current submission
+        would be newer: it is not signed, then)."""
+        if self._sent_back is None:
+            return None
+        return get_send_back(self.db, self._sent_back)
 
     def _unsigned_here(self) -> bool:
         """Read unsigned in the write transaction still open (nobody can sign meanwhile)."""
@@ -400,4 +411,5 @@ def open_workspace(
     return Workspace(
         db, checklist, institution, opened.selfcheck, interview_for(checklist, institution.fields), read_only=read_only,
         _answers=opened.answers, _signed=opened.signed, _read_in=current_write(db), _has_earlier=opened.has_earlier,
+        _sent_back=opened.sent_back,
     )  # fmt: skip

@@ -18,6 +18,7 @@ from bot.core.interview import ANSWER_FIELDS, Answer, Choice, RectStatus, answer
 from storage.campaigns import ensure_campaign_row
 from storage.db import current_write, transaction, utcnow
 from storage.migrations import COUNTER_EXPRESSIONS, RECOUNT_SQL
+from storage.sendbacks import WAITING_OF
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Opened:
     answers: dict[str, Answer]
     signed: int | None  # the current submission's id: signed, read-only until revised
     has_earlier: bool  # the institution has another self-check (an earlier campaign's answers may be offered)
+    sent_back: int | None = None  # the send-back it waits on (storage.sendbacks): a regulator asked for rework
 
 
 def open_selfcheck(db: sqlite_utils.Database, institution_id: int, campaign_id: str) -> Opened | None:
@@ -119,7 +121,7 @@ def opened_of(db: sqlite_utils.Database, rows: Sequence[Sequence[Any]]) -> Opene
 
 
 _SELFCHECK_WIDTH = len(_SELFCHECK_COLUMNS.split(","))
-OPEN_WIDTH = _SELFCHECK_WIDTH + 2
+OPEN_WIDTH = _SELFCHECK_WIDTH + 3
 """How many values ``OPEN_SELFCHECK_VALUES`` are."""
 
 
@@ -142,7 +144,7 @@ def opened_from(
         stored = {row[0]: _answer(row) for row in answers}
         if fingerprint is not None:
             known.keep(sc.id, fingerprint, stored)
-    return Opened(sc, stored, selfcheck[n], bool(selfcheck[n + 1]))
+    return Opened(sc, stored, selfcheck[n], bool(selfcheck[n + 1]), selfcheck[n + 2])
 
 
 # --- the answers known from earlier steps ---------------------------------------------------
@@ -285,7 +287,8 @@ _ANSWER_COLUMNS = (
 OPEN_SELFCHECK_VALUES = (
     ", ".join(f"sc.{c.strip()}" for c in _SELFCHECK_COLUMNS.split(",")) + ", "
     "(SELECT id FROM submissions WHERE selfcheck_id = sc.id AND superseded_at IS NULL), "  # signed
-    "EXISTS (SELECT 1 FROM selfchecks e WHERE e.institution_id = sc.institution_id AND e.id != sc.id)"  # earlier
+    "EXISTS (SELECT 1 FROM selfchecks e WHERE e.institution_id = sc.institution_id AND e.id != sc.id), "  # earlier
+    + WAITING_OF.format(selfcheck="sc.id")  # sent back
 )
 """What ``open_selfcheck`` reads of a self-check ``sc`` (packed by ``json_array``), before
 its answers' columns (``OPEN_ANSWER_COLUMNS`` of ``a``); ``opened_from`` makes an

@@ -709,3 +709,27 @@ def m016_names_without_controls(db: sqlite_utils.Database) -> None:
             cleaned = without_controls(str(value))
             if cleaned != value:
                 db.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", [cleaned, row_key])
+
+
+@migrations()
+def m017_send_backs(db: sqlite_utils.Database) -> None:
+    # A regulator sends a signed submission back for rework (退回整改): the submission is
+    # superseded (by the regulator) and this row keeps why, by whom and when. One per
+    # submission: a submission is sent back at most once, since it is no longer current after.
+    db.executescript(
+        """
+        CREATE TABLE send_backs (
+            id INTEGER PRIMARY KEY,
+            submission_id INTEGER NOT NULL UNIQUE REFERENCES submissions(id),
+            selfcheck_id INTEGER NOT NULL REFERENCES selfchecks(id),
+            institution_id INTEGER NOT NULL REFERENCES institutions(id),
+            reason TEXT NOT NULL,
+            sent_by INTEGER NOT NULL,     -- the regulator's Telegram id
+            sent_by_label TEXT NOT NULL,  -- the regulator's name (or scope) as the staff were told it
+            sent_at TEXT NOT NULL         -- UTC ISO 8601
+        );
+        CREATE INDEX send_backs_selfcheck ON send_backs(selfcheck_id, id);
+        -- whether a self-check was signed again after a send-back (storage.sendbacks.WAITING)
+        CREATE INDEX submissions_selfcheck ON submissions(selfcheck_id, id);
+        """
+    )

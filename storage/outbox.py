@@ -232,7 +232,7 @@ def is_unreachable(db: sqlite_utils.Database, chat_id: int) -> bool:
 
 # Who each kind of message is for: the access that, taken away (a member removed, a
 # regulator removed or given another scope), fails what is still queued for them.
-STAFF_KINDS = ("reminder", "broadcast", "signin_link")
+STAFF_KINDS = ("reminder", "broadcast", "signin_link", "send_back")
 REGULATOR_KINDS = ("digest", "report")
 MEMBER_REMOVED = "recipient removed from the institution"
 """The error of a staff message failed because its recipient was removed (delivery reports count it failed)."""

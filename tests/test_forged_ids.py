@@ -15,7 +15,7 @@ import bot.telegram.app  # noqa: F401 - imports every router, so every factory i
 from bot.core.checklist import Checklist
 from bot.core.interview import Choice, RectStatus
 from bot.core.scope import Scope
-from bot.telegram.callbacks import AnswerCb, CarryCb, NavAction, NavCb, PickCb, PickDoneCb, RectCb, SectionCb
+from bot.telegram.callbacks import AnswerCb, CarryCb, NavAction, NavCb, PickCb, PickDoneCb, RectCb, SectionCb, SendBackCb
 from bot.telegram.pledge_views import PledgeAction, PledgeCb
 from bot.telegram.routers.regulator import InstitutionCb, OverduePageCb, StaffCb, StaffRemoveCb
 from storage.institutions import Institution
@@ -84,6 +84,7 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
             InstitutionCb(id=motor_lab.id),
             StaffCb(id=motor_lab.id),
             StaffRemoveCb(id=motor_lab.id, member=STAFF),
+            SendBackCb(id=motor_lab.id, sub=1),
         ]
         # A new factory with numbers in it must be added here (and so be range-checked).
         assert {type(v) for v in valid} == {f for f in factories() if int_fields(f)}
@@ -103,7 +104,7 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
                         assert answer.text == expected, (chat.user_id, data, answer)
                         assert not answer.show_alert
                         pressed += 1
-        assert pressed == 2 * len(FORGED) * 21  # 21 numeric fields in all
+        assert pressed == 2 * len(FORGED) * 23  # 23 numeric fields in all
         # A real press still works: the range check refuses only what is out of range.
         ok = await regulator.press_data(InstitutionCb(id=motor_lab.id).pack())
         assert ok.text != "此按钮已失效。"

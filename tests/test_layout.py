@@ -96,7 +96,7 @@ def test_the_engine_handlers_only_decode_and_render() -> None:
         # (joining as a regulator, on_regulator_join, is onboarding's, not the desk's)
         ("bot/telegram/routers/regulator.py", {
             "cmd_status", "cmd_overdue", "cmd_institution", "cmd_export", "cmd_broadcast", "cmd_cancel",
-            "on_broadcast_text", "on_broadcast_not_text",
+            "on_typed", "on_not_typed",
         }),
         ("bot/telegram/routers/broadcast.py", None),
         ("bot/telegram/routers/presses.py", None),

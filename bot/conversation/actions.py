@@ -301,9 +301,28 @@ class DecideBroadcast(DeskAction):
     send: bool = False
 
 
+@dataclass(frozen=True)
+class StartSendBack(DeskAction):
+    """Send the signed submission ``sub`` of institution ``id`` back for rework (退回整改):
+    asks for the reason (the next typed text), then for a confirmation."""
+
+    kind: ClassVar[str] = "send_back"
+    id: int = 0
+    sub: int = 0
+
+
+@dataclass(frozen=True)
+class DecideSendBack(DeskAction):
+    """Send back (``send``) or keep the submission of the send-back preview ``preview``."""
+
+    kind: ClassVar[str] = "send_back_decide"
+    preview: str = ""
+    send: bool = False
+
+
 REGULATOR_ACTIONS: tuple[type[DeskAction], ...] = (
     ShowStatus, ShowOverdue, FindInstitution, ShowInstitution, ShowStaff, RemoveStaff, RequestExport,
-    StartBroadcast, CancelBroadcast, DecideBroadcast,
+    StartBroadcast, CancelBroadcast, DecideBroadcast, StartSendBack, DecideSendBack,
 )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ from bot.conversation.actions import (
     Action,
     CancelBroadcast,
     DecideBroadcast,
+    DecideSendBack,
     DeskAction,
     FindInstitution,
     RemoveStaff,
@@ -50,6 +51,7 @@ from bot.conversation.actions import (
     ShowStaff,
     ShowStatus,
     StartBroadcast,
+    StartSendBack,
     TypeText,
     Unsupported,
 )
@@ -57,16 +59,19 @@ from bot.conversation.screens import Outcome, Screen
 from bot.conversation.state import ConversationState, StateStore
 from bot.conversation.text import _
 from bot.core.checklist import Checklist
-from bot.core.interview import Interview
+from bot.core.interview import Interview, InvalidInput
 from bot.reports import jobs
 from bot.reports.items import CONTACT_ITEM_IDS, confirm_item_ids
 from bot.reports.status import institution_in_scope, institution_statuses, overdue_window, status_figures
 from bot.services.broadcast import MAX_BROADCAST_LENGTH, Catalog, audience, compose, create_broadcast
-from storage.answers import load_answers
+from bot.services.sendback import MAX_REASON, reason_text, send_back_submission
+from storage.answers import get_selfcheck, load_answers
 from storage.db import read_snapshot
 from storage.institutions import Institution, get_institution, members_of, remove_member
+from storage.pledges import Submission, current_for_institution, get_submission
 from storage.regulators import Regulator
 from storage.reports import find_in_scope, pending_corrections
+from storage.sendbacks import send_backs_of, waiting_send_back
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,12 @@ CONFIRM = "Broadcast:confirm"  # preview shown, waiting for send / cancel
 BROADCAST_STEPS = (COMPOSE, CONFIRM)
 DRAFT = "broadcast"  # state data: {"preview": id, "body": safe HTML}
 CAMPAIGN = "broadcast_campaign"  # state data: the campaign a broadcast is limited to (None: all in scope)
+REASON = "SendBack:reason"  # a signed self-check is being sent back: waiting for the reason
+SEND_BACK_CONFIRM = "SendBack:confirm"  # its preview shown, waiting for send / cancel (or another reason)
+SEND_BACK_STEPS = (REASON, SEND_BACK_CONFIRM)
+SEND_BACK = "send_back"  # state data: {"id": institution, "sub": submission, "preview": id, "reason": text}
+TYPING_STEPS = (COMPOSE, *SEND_BACK_STEPS)
+"""The steps in which a regulator's typed text is the desk's (``claims``)."""
 
 SEARCH_LIMIT = 10
 MAX_QUERY = 100
@@ -167,10 +178,11 @@ class Desk:
     # --- routing ---------------------------------------------------------------------------
 
     def claims(self, actor: DeskActor, action: Action) -> bool:
-        """Whether ``action`` (typed text, a file) belongs to a broadcast being written."""
+        """Whether ``action`` (typed text, a file) belongs to a broadcast being written or to
+        the reason of a send-back."""
         if actor.regulator is None or not isinstance(action, TypeText | SendFile | Unsupported):
             return False
-        return self.states.load(actor.key).step == COMPOSE
+        return self.states.load(actor.key).step in TYPING_STEPS
 
     def handle(self, actor: DeskActor, action: Action) -> Outcome:
         regulator = actor.regulator
@@ -207,6 +219,11 @@ class Desk:
             return Outcome(views.staff_screen(institution, members_of(self.db, institution.id), actor.locale, self.settings.tz))
         if isinstance(action, RemoveStaff):
             return self.remove_staff(regulator, action, actor.locale)
+        if isinstance(action, StartSendBack | DecideSendBack):
+            return self.send_back(actor, regulator, action)
+        typed_or_cancel = isinstance(action, TypeText | SendFile | Unsupported | CancelBroadcast)
+        if typed_or_cancel and self.states.load(actor.key).step in SEND_BACK_STEPS:  # the reason, /cancel
+            return self.send_back(actor, regulator, action)
         if isinstance(action, StartBroadcast | CancelBroadcast | DecideBroadcast | TypeText | SendFile | Unsupported):
             return self.broadcast(actor, regulator, action)
         return Outcome(notice=_("This button is no longer valid."))  # RequestExport: see export()
@@ -288,12 +305,12 @@ class Desk:
         institution = self.institution_for(regulator, institution_id)
         if institution is None:
             return None
-        checklist, campaign = self.checklist, ""
+        checklist, campaign, open_now = self.checklist, "", True
         if self.campaigns is not None:  # several: the first of the scope that covers it (open ones first)
             runs = self.scope_campaigns(regulator)
             run = next((r for r in runs if r.checklist.covers(institution.level, institution.province, institution.fields)), None)
             if run is not None:
-                checklist, campaign = run.checklist, cs.campaign_line(run, locale)
+                checklist, campaign, open_now = run.checklist, cs.campaign_line(run, locale), run.open
         rows = institution_statuses(self.db, checklist, regulator.scope, self.clock(), only=institution.id)
         if not rows:
             return None
@@ -307,9 +324,12 @@ class Desk:
         corrections = pending_corrections(
             self.db, checklist.campaign_key, confirm_item_ids(checklist), regulator.scope, institution_id=institution.id
         )
+        submission = current_for_institution(self.db, institution.id, checklist.campaign_key)
+        sent_back = send_backs_of(self.db, status.selfcheck_id) if status.selfcheck_id is not None else []
+        waiting = status.selfcheck_id is not None and waiting_send_back(self.db, status.selfcheck_id) is not None
         return views.InstitutionFacts(
             institution, status, members_of(self.db, institution.id), contact, progress.done, progress.total,
-            noncompliant, corrections, campaign,
+            noncompliant, corrections, campaign, submission, sent_back, waiting, can_send_back=open_now,
         )  # fmt: skip
 
     def remove_staff(self, regulator: Regulator, action: RemoveStaff, locale: str) -> Outcome:
@@ -331,6 +351,112 @@ class Desk:
         notice = _("Removed.") if removed else views.no_longer_member_text()
         done = views.removed_text(institution, member)
         return Outcome(views.staff_screen(institution, members_of(self.db, institution.id), locale, tz, done=done), notice=notice)
+
+    # --- sending a signed self-check back for rework (退回整改) ----------------------------
+
+    def send_back_target(
+        self, regulator: Regulator, institution_id: int, submission_id: int
+    ) -> tuple[Institution, Submission, Checklist] | Outcome:
+        """The institution (in the regulator's scope as it is now), its submission (current,
+        of that institution, in a campaign of the scope still open to changes) and the
+        campaign's checklist; else the notice saying why nothing can be sent back."""
+        institution = self.institution_for(regulator, institution_id)
+        if institution is None or not _sane(submission_id):
+            return Outcome(notice=views.not_found_text(), alert=True)
+        submission = get_submission(self.db, submission_id)
+        selfcheck = get_selfcheck(self.db, submission.selfcheck_id) if submission is not None else None
+        if submission is None or selfcheck is None or submission.institution_id != institution.id:
+            return Outcome(notice=views.not_found_text(), alert=True)
+        checklist = self.checklist
+        if self.campaigns is not None:
+            run = self.scope_campaign(regulator, selfcheck.campaign_id or "")
+            if run is None:
+                return Outcome(notice=views.not_found_text(), alert=True)
+            if not run.open:
+                return Outcome(notice=views.send_back_closed_text(), alert=True)
+            checklist = run.checklist
+        elif selfcheck.campaign_id != checklist.campaign_key:
+            return Outcome(notice=views.not_found_text(), alert=True)
+        if not submission.current:
+            return Outcome(notice=views.send_back_not_signed_text(), alert=True)
+        return institution, submission, checklist
+
+    def send_back(self, actor: DeskActor, regulator: Regulator, action: Action) -> Outcome:
+        """Send back for rework: the button asks for the reason, the reason typed shows a
+        preview, its confirmation voids the signature and tells the staff. Every step
+        re-checks the scope and the submission; a preview's buttons carry its id, so an old
+        or repeated press does nothing."""
+        state = self.states.load(actor.key)
+        draft = state.data.get(SEND_BACK)
+        tz = self.settings.tz
+        if isinstance(action, StartSendBack):
+            target = self.send_back_target(regulator, action.id, action.sub)
+            if isinstance(target, Outcome):
+                return target
+            institution, submission, _checklist = target
+            preview = secrets.token_hex(6)
+            draft = {"id": institution.id, "sub": submission.id, "preview": preview, "reason": None}
+            screen = views.send_back_reason_screen(institution, submission, preview, MAX_REASON, actor.locale, tz)
+            return Outcome(screen, state=state.moved(REASON, **{SEND_BACK: draft}))
+        if state.step not in SEND_BACK_STEPS or not isinstance(draft, dict):
+            return Outcome(notice=views.send_back_stale_text())
+        cleared = ConversationState(None, {**state.data, SEND_BACK: None})
+        if isinstance(action, CancelBroadcast):  # /cancel
+            return Outcome(Screen("send_back:cancelled", (views.send_back_cancelled_text(),)), state=cleared)
+        if isinstance(action, DecideSendBack):
+            if not action.preview or draft.get("preview") != action.preview:
+                return Outcome(notice=views.send_back_stale_text())
+            self.states.save(actor.key, cleared)  # one decision per preview, whatever is pressed next
+            if not action.send or not isinstance(draft.get("reason"), str):
+                told = views.send_back_cancelled_text()
+                return Outcome(Screen("send_back:cancelled", (told,)), notice=told, state=cleared)
+            return self.sent_back(actor, regulator, draft, cleared)
+        if not isinstance(action, TypeText) or action.text is None:
+            return Outcome(messages=[views.send_back_reason_not_text()])
+        try:
+            reason = reason_text(action.text)
+        except InvalidInput as exc:
+            if exc.code == "too_long":
+                return Outcome(messages=[views.send_back_reason_too_long(len(action.text.strip()), MAX_REASON)])
+            return Outcome(messages=[views.send_back_reason_not_text()])
+        target = self.send_back_target(regulator, int(draft.get("id") or 0), int(draft.get("sub") or 0))
+        if isinstance(target, Outcome):  # revised, or out of scope, since the button
+            return Outcome(messages=[target.notice or views.send_back_stale_text()], state=cleared)
+        institution, submission, _checklist = target
+        preview = secrets.token_hex(6)
+        staff = len(members_of(self.db, institution.id))
+        screen = views.send_back_preview_screen(institution, submission, reason, staff, preview, actor.locale, tz)
+        draft = {**draft, "preview": preview, "reason": reason}
+        return Outcome(screen, state=state.moved(SEND_BACK_CONFIRM, **{SEND_BACK: draft}))
+
+    def sent_back(self, actor: DeskActor, regulator: Regulator, draft: dict[str, Any], cleared: ConversationState) -> Outcome:
+        target = self.send_back_target(regulator, int(draft.get("id") or 0), int(draft.get("sub") or 0))
+        if isinstance(target, Outcome):
+            return target
+        institution, submission, checklist = target
+        catalog = self.catalog
+        assert catalog is not None, "send-backs need the deployment's translations"
+        done = send_back_submission(
+            self.db, catalog, submission_id=submission.id, institution=institution, checklist=checklist,
+            reason=str(draft["reason"]), sender=self.sender_label(regulator, actor.locale), by=regulator.telegram_id,
+            default_locale=self.settings.zicha_locale,
+        )  # fmt: skip
+        if done is None:  # its staff revised it a moment ago
+            return Outcome(notice=views.send_back_not_signed_text(), alert=True, state=cleared)
+        _row, told = done
+        log.info(
+            "submission sent back for rework",
+            extra={"event": "send_back", "institution": institution.id, "submission": submission.id, "by": regulator.telegram_id},
+        )
+        if self.outbox is not None:
+            self.outbox.wake()
+        facts = self.institution_facts(regulator, institution.id, actor.locale)
+        done_text = views.send_back_done_text(institution, told)
+        if facts is None:
+            return Outcome(Screen("send_back:done", (done_text,)), notice=_("Sent back."), state=cleared)
+        screen = views.institution_screen(facts, actor.locale, self.settings.tz)
+        screen = replace(screen, blocks=(done_text + "\n\n" + screen.blocks[0], *screen.blocks[1:]))
+        return Outcome(screen, notice=_("Sent back."), state=cleared)
 
     # --- the workbook ----------------------------------------------------------------------
 
@@ -474,4 +600,4 @@ class Desk:
         return Outcome(views.queued_screen(batch_id, queued, quiet), notice=_("Queued."), state=cleared)
 
 
-__all__ = ["BROADCAST_STEPS", "COMPOSE", "CONFIRM", "Desk", "DeskAction", "Outbox"]
+__all__ = ["BROADCAST_STEPS", "COMPOSE", "CONFIRM", "SEND_BACK_STEPS", "TYPING_STEPS", "Desk", "DeskAction", "Outbox"]

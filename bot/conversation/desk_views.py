@@ -11,11 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from bot.conversation.actions import DecideBroadcast, RemoveStaff, ShowInstitution, ShowStaff
+from bot.conversation.actions import (
+    DecideBroadcast,
+    DecideSendBack,
+    RemoveStaff,
+    ShowInstitution,
+    ShowStaff,
+    StartSendBack,
+)
 from bot.conversation.regulator import status_label
 from bot.conversation.render import MAX_LIST_CHARS, MAX_SCREEN_CHARS, progress_bar, shown_length
 from bot.conversation.screens import Attachment, Button, Expect, Screen
@@ -28,7 +35,9 @@ from bot.core.scope import Scope
 from bot.reports.items import clip, item_heading
 from bot.reports.status import InstitutionStatus
 from storage.institutions import Institution
+from storage.pledges import Submission
 from storage.reports import Correction, InstitutionMatch
+from storage.sendbacks import SendBack
 
 STAFF_BUTTONS = 20
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -47,6 +56,10 @@ class InstitutionFacts:
     noncompliant: list[tuple[int, Item, Answer]]  # (position, item, answer)
     corrections: list[Correction]
     campaign: str = ""  # several campaigns at once: the line naming the one counted (safe markup)
+    submission: Submission | None = None  # the current signed submission, which can be sent back
+    send_backs: list[SendBack] = field(default_factory=list)  # newest first
+    waiting: bool = False  # the newest send-back is not signed again yet
+    can_send_back: bool = False  # signed, and its campaign still open to changes
 
 
 def regulator_help_text() -> str:
@@ -58,6 +71,7 @@ def regulator_help_text() -> str:
         "/export — the Excel workbook of your scope\n"
         "/verify CODE — who signed a pledge summary, when, and whether it is current\n"
         "/broadcast — send a message to the staff of every institution in your scope\n"
+        "On an institution's page: ↩️ send a signed self-check back for rework (退回整改), with the reason\n"
         "A digest with the workbook and a chart arrives every morning during the campaign."
     )
 
@@ -129,6 +143,8 @@ def institution_screen(facts: InstitutionFacts, locale: str, tz: zoneinfo.ZoneIn
         lines.append(_("Pledge: signed on {when}").format(when=format_datetime(status.signed_at, locale, tz)))
     else:
         lines.append(_("Pledge: not signed"))
+    if facts.send_backs:
+        lines.append(send_back_line(facts.send_backs[0], facts.waiting, len(facts.send_backs), locale, tz))
     for correction in facts.corrections:
         lines += [
             "",
@@ -141,6 +157,8 @@ def institution_screen(facts: InstitutionFacts, locale: str, tz: zoneinfo.ZoneIn
     rows: tuple[tuple[Button, ...], ...] = ()
     if staff:
         rows = ((Button(_("👥 Staff ({count})").format(count=len(staff)), ShowStaff(id=institution.id)),),)
+    if facts.submission is not None and facts.can_send_back:
+        rows += ((Button(_("↩️ Send back for rework"), StartSendBack(id=institution.id, sub=facts.submission.id)),),)
     if facts.noncompliant:
         lines += ["", _("<b>Non-compliant items ({count})</b>").format(count=len(facts.noncompliant))]
         body: list[str] = []
@@ -296,3 +314,85 @@ def queued_screen(batch: int, count: int, quiet: str | None) -> Screen:
     if quiet is not None:
         text += "\n" + _("Quiet hours ({hours}): it goes out when they end.").format(hours=quiet)
     return Screen("broadcast:queued", (text,))
+
+
+# --- sending a signed self-check back for rework (退回整改) --------------------------------
+
+SEND_BACK_REASON_SHOWN = 300  # of the newest reason on the institution's page (in full in the workbook)
+
+
+def send_back_line(latest: SendBack, waiting: bool, count: int, locale: str, tz: zoneinfo.ZoneInfo) -> str:
+    when = format_datetime(latest.sent_at, locale, tz)
+    if waiting:
+        return "↩️ " + _("<b>Sent back for rework</b> on {when} by {who}, not signed again yet: {reason}").format(
+            when=when, who=escape(clip(latest.sent_by_label, 60)), reason=escape(clip(latest.reason, SEND_BACK_REASON_SHOWN))
+        )
+    return _("Sent back for rework {count} time(s), the last on {when}; signed again since.").format(count=count, when=when)
+
+
+def _signed_by(submission: Submission, locale: str, tz: zoneinfo.ZoneInfo) -> str:
+    return _("signed by {name} on {when}").format(
+        name=escape(clip(submission.signer_name, 60)), when=format_datetime(submission.signed_at, locale, tz)
+    )
+
+
+def send_back_reason_screen(
+    institution: Institution, submission: Submission, preview: str, limit: int, locale: str, tz: zoneinfo.ZoneInfo
+) -> Screen:
+    text = _(
+        "↩️ <b>Send back for rework</b>: {name}, {signed}.\n\n"
+        "Type what must be rectified (at most {limit} characters). The staff are told this reason, "
+        "the signature is voided, and they must sign the pledge again. You will see a preview first. /cancel to stop."
+    ).format(name=escape(institution.name), signed=_signed_by(submission, locale, tz), limit=limit)
+    return Screen("send_back:reason", (text,), ((Button(_("Cancel"), DecideSendBack(preview=preview)),),), expects=Expect.TEXT)
+
+
+def send_back_preview_screen(
+    institution: Institution, submission: Submission, reason: str, staff: int, preview: str, locale: str, tz: zoneinfo.ZoneInfo
+) -> Screen:
+    text = "\n".join([
+        "↩️ " + _("<b>Send back for rework?</b> {name}, {signed}.").format(
+            name=escape(institution.name), signed=_signed_by(submission, locale, tz)
+        ),
+        "",
+        _("<b>What to rectify:</b> {reason}").format(reason=escape(reason)),
+        "",
+        _("The signature is voided and the {count} staff member(s) are told this reason. Type another text to change it.").format(count=staff),
+    ])  # fmt: skip
+    buttons = (
+        Button("↩️ " + _("Send back"), DecideSendBack(preview=preview, send=True)),
+        Button(_("Cancel"), DecideSendBack(preview=preview, send=False)),
+    )
+    return Screen("send_back:preview", (text,), (buttons,), expects=Expect.TEXT)
+
+
+def send_back_done_text(institution: Institution, told: int) -> str:
+    return _("↩️ Sent back for rework: {name}. The signature is void; {count} staff member(s) will be told the reason.").format(
+        name=escape(institution.name), count=told
+    )
+
+
+def send_back_cancelled_text() -> str:
+    return _("Not sent back. Nothing was changed.")
+
+
+def send_back_stale_text() -> str:
+    return _("This send-back is no longer valid. Open the institution again with /institution.")
+
+
+def send_back_not_signed_text() -> str:
+    return _("This self-check is not signed (any more): its staff revised it, or it was sent back already. Nothing was sent back.")
+
+
+def send_back_closed_text() -> str:
+    return _("This campaign has closed: its self-checks can no longer be changed, so none can be sent back.")
+
+
+def send_back_reason_not_text() -> str:
+    return _("Please type the reason as a text message, or /cancel.")
+
+
+def send_back_reason_too_long(length: int, limit: int) -> str:
+    return _("The reason is {length} characters long; it can have at most {limit}. Please shorten it.").format(
+        length=length, limit=limit
+    )

@@ -189,7 +189,9 @@ class Step:
 
     def summary(self, **extra: Any) -> Outcome:
         now = self.c.clock()
-        screen = render.summary_screen(self.facts(), self.ws.submission(), now)
+        submission = self.ws.submission()
+        sent_back = self.ws.waiting_send_back() if submission is None else None
+        screen = render.summary_screen(self.facts(), submission, now, sent_back=sent_back)
         if self.follows_to(None):  # the press that completed the interview: its state leads here already
             return Outcome(screen, live=True, state=self.state.moved(st.QUESTION), **extra)
         state = self.state.moved(st.QUESTION, **{st.ITEM: None, st.EDIT: False, st.FOLLOW: False})

@@ -29,6 +29,7 @@ from bot.conversation.text import _
 from bot.core.invites import normalize_invite_code
 from bot.core.locales import format_datetime
 from bot.pledge import document as doc
+from bot.reports.items import clip
 from storage import pledges as pledge_store
 from storage.institutions import (
     InviteError,
@@ -41,6 +42,7 @@ from storage.institutions import (
 )
 from storage.pledges import Submission
 from storage.regulators import get_regulator_invite, redeem_regulator_invite
+from storage.sendbacks import SendBack, send_back_of
 
 
 class Conversation(Protocol):
@@ -181,12 +183,25 @@ def help_text() -> str:
     )
 
 
-def verify_text(submission: Submission, institution: Any, later: Submission | None, signer_user: str, locale: str, tz: Any) -> str:
-    """Who signed what, when, and whether it is still the current submission."""
+def verify_text(
+    submission: Submission, institution: Any, later: Submission | None, signer_user: str, locale: str, tz: Any,
+    sent_back: SendBack | None = None,
+) -> str:
+    """Who signed what, when, and whether it is still the current submission (``sent_back``:
+    the regulator's send-back for rework that voided it)."""
     document = submission.document
     totals = document["totals"]
     if submission.current:
         state = "✅ " + _("This is the institution's current signed submission.")
+    elif sent_back is not None:
+        state = "⛔ " + _("Sent back for rework by {who} on {date}: {reason}").format(
+            who=escape(sent_back.sent_by_label), date=format_datetime(sent_back.sent_at, locale, tz),
+            reason=escape(clip(sent_back.reason, 300)),
+        )  # fmt: skip
+        if later is not None and later.current:
+            state += "\n" + _("Signed again since: the current code is {code}.").format(code=doc.format_code(later.verification_code))
+        else:
+            state += "\n" + _("Not signed again yet.")
     elif later is not None and later.current:
         state = "⛔ " + _("Superseded on {date}: the answers were revised and signed again (current code {code}).").format(
             date=format_datetime(submission.superseded_at or "", locale, tz), code=doc.format_code(later.verification_code)
@@ -350,7 +365,8 @@ class Onboarding:
         who += f" (Telegram ID {submission.signed_by})"
         later = pledge_store.later_submission(db, submission)
         current_later = pledge_store.current_submission(db, submission.selfcheck_id) if later is not None else None
-        text = verify_text(submission, institution, current_later, who, self.actor.locale, self.c.settings.tz)
+        sent_back = send_back_of(db, submission.id) if not submission.current else None
+        text = verify_text(submission, institution, current_later, who, self.actor.locale, self.c.settings.tz, sent_back)
         return Outcome(note("verify", text))
 
 

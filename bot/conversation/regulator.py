@@ -53,6 +53,8 @@ def status_screen(report: StatusReport, locale: str, *, corrections: int = 0) ->
         lines.append(_("Overdue: {count}").format(count=t.overdue))
     if corrections:
         lines.append("⚠️ " + corrections_line(corrections))
+    if report.sent_back:
+        lines.append("↩️ " + _("Sent back for rework, not signed again yet: {count}").format(count=report.sent_back))
     lines += ["", _("Bars: finished or signed.")]
     if report.by_province:
         lines += ["", _("<b>By province</b>")]

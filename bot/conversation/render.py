@@ -40,6 +40,7 @@ from bot.reports.items import clip
 from storage.carryover import EarlierAnswer
 from storage.institutions import Institution
 from storage.pledges import Submission
+from storage.sendbacks import SendBack
 
 # Item ids per review page: Telegram allows 100 buttons, but a phone screen shows ~10 rows.
 REVIEW_PAGE_SIZE = 8
@@ -703,11 +704,27 @@ def progress_screen(f: Facts) -> Screen:
     return Screen("progress", (progress_text(f),), rows)
 
 
-def summary_screen(f: Facts, submission: Submission | None, now: dt.datetime | None) -> Screen:
+def sent_back_lines(sent_back: SendBack, locale: str, tz: Any) -> list[str]:
+    """What a regulator's send-back for rework asks of the staff, on their summary."""
+    return [
+        "↩️ " + _("<b>Sent back for rework</b> by {who} on {when}:").format(
+            who=escape(clip(sent_back.sent_by_label, 60)), when=format_datetime(sent_back.sent_at, locale, tz)
+        ),
+        escape(sent_back.reason),
+        _("Rectify, change the answers concerned (Review or Contents), then sign the pledge again."),
+        "",
+    ]
+
+
+def summary_screen(
+    f: Facts, submission: Submission | None, now: dt.datetime | None, *, sent_back: SendBack | None = None
+) -> Screen:
     """Shown when every applicable item is answered, with the pledge's buttons: sign, or
-    the signed PDF and "revise"."""
+    the signed PDF and "revise"; ``sent_back``: the regulator's send-back for rework the
+    self-check waits on, said first."""
     locale, progress = f.locale, f.progress
-    lines = [
+    lines = sent_back_lines(sent_back, locale, tz_of(now)) if sent_back is not None else []
+    lines += [
         "🎉 <b>" + _("Self-check complete") + "</b>",
         escape(f.institution.name),
         "",

@@ -24,6 +24,7 @@ from bot.pledge.signing import SigningSettings, check_signature, identity
 from storage import pledges as store
 from storage.answers import load_answers
 from storage.institutions import get_user_name
+from storage.sendbacks import send_back_of
 
 
 class Finding(StrEnum):
@@ -89,10 +90,20 @@ def verify_pdf(data: bytes, db: sqlite_utils.Database, settings: Any) -> Verdict
             if later is not None
             else "; it has not been signed again"
         )
+        sent_back = send_back_of(db, submission.id)
+        if sent_back is not None:
+            why = (
+                f"superseded: sent back for rework on {format_datetime(sent_back.sent_at, 'en', settings.tz)} by "
+                f"{sent_back.sent_by_label} ({by}), which voided this signed pledge{again}"
+            )
+        else:
+            why = (
+                f"superseded: the answers were revised on {format_datetime(submission.superseded_at or '', 'en', settings.tz)} "
+                f"by {by}, which voided this signed pledge{again}"
+            )
         return Verdict(
             False,
-            f"superseded: the answers were revised on {format_datetime(submission.superseded_at or '', 'en', settings.tz)} "
-            f"by {by}, which voided this signed pledge{again}",
+            why,
             details,
             Finding.SUPERSEDED,
             submission,

@@ -34,6 +34,7 @@ from bot.core.interview import Answer, Choice, Interview, referenced_items
 from bot.core.scope import Scope
 from storage import reports as store
 from storage.db import read_snapshot
+from storage.sendbacks import waiting_in_scope
 
 
 class Status(StrEnum):
@@ -106,6 +107,8 @@ class StatusReport:
     # ``overdue_from`` of the overdue list (by province, name, id).
     overdue_listed: list[InstitutionStatus] | None = None
     overdue_from: int = 0
+    # Self-checks a regulator sent back for rework, not signed again since (figures only).
+    sent_back: int = 0
 
     @property
     def overdue(self) -> list[InstitutionStatus]:
@@ -255,6 +258,7 @@ def status_figures(db: sqlite_utils.Database, checklist: Checklist, scope: Scope
                     total[k] += n
     for f, row in by_field.items():
         add(report.by_field.setdefault(f, Tally()), row)
+    report.sent_back = waiting_in_scope(db, checklist.campaign_key, scope)
     return report
 
 

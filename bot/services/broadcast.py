@@ -42,7 +42,8 @@ def normalize_locale(value: str | None, default: str) -> str:
     return value if value in SUPPORTED_LOCALES else default
 
 
-def _speaking(catalog: Catalog, locale: str) -> Any:
+def in_locale(catalog: Catalog, locale: str) -> Any:
+    """The engine's strings in ``locale`` (for one recipient's message)."""
     return use_gettext(lambda message: catalog.gettext(message, locale=locale))
 
 
@@ -116,7 +117,7 @@ def create_broadcast(
         for chat_id in reach.members:
             locale = normalize_locale(reach.languages.get(chat_id), default_locale)
             if locale not in texts:
-                with _speaking(i18n, locale):
+                with in_locale(i18n, locale):
                     texts[locale] = compose(body_html, sender)
             key = f"broadcast:{dedup}:{chat_id}" if dedup else None
             if outbox.enqueue(
@@ -142,7 +143,7 @@ def queue_report(
     if chat_id is None:
         return None
     locale = normalize_locale(get_user_language(db, int(chat_id)), default_locale)
-    with _speaking(i18n, locale):
+    with in_locale(i18n, locale):
         text = report_text(counts)
     return outbox.enqueue(
         db, kind=REPORT_KIND, chat_id=int(chat_id),

@@ -188,6 +188,8 @@ def digest_text(digest: Digest, checklist: Checklist, locale: str, *, html: bool
     ]
     if report.past_deadline:
         lines.append(_("Overdue: {count}").format(count=t["overdue"]) + _delta(digest.change("overdue")))
+    if report.sent_back:
+        lines.append(_("Sent back for rework, not signed again yet: {count}").format(count=report.sent_back))
     if digest.previous is None:
         lines.append(_("(First digest: changes are shown from the next one.)"))
     if digest.newly_signed.count:

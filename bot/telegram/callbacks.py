@@ -133,6 +133,21 @@ class StaffRemoveCb(CallbackData, prefix="rgr"):
     ok: bool = False
 
 
+class SendBackCb(CallbackData, prefix="rgb"):
+    """Send a signed submission back for rework: asks for the reason (re-checked against
+    the regulator's scope and the submission being current)."""
+
+    id: Id
+    sub: Id
+
+
+class SendBackDecideCb(CallbackData, prefix="rgk"):
+    """Confirm (``send``) or call off the send-back of the preview ``preview``."""
+
+    preview: str
+    send: bool = False
+
+
 class BroadcastAction(StrEnum):
     SEND = "send"
     CANCEL = "cancel"
@@ -158,5 +173,5 @@ class StatusCampaignCb(CallbackData, prefix="rgc"):
 __all__ = [
     "AnswerCb", "BroadcastAction", "BroadcastCb", "CampaignCb", "CarryCb", "Id", "InstitutionCb", "JoinCb", "LangCb", "NavAction",
     "NavCb", "OverduePageCb", "Page", "PickCb", "PickDoneCb", "PledgeAction", "PledgeCb", "RectCb", "RegulatorJoinCb",
-    "SectionCb", "StaffCb", "StaffRemoveCb", "StatusCampaignCb",
+    "SectionCb", "SendBackCb", "SendBackDecideCb", "StaffCb", "StaffRemoveCb", "StatusCampaignCb",
 ]

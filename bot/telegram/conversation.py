@@ -28,6 +28,7 @@ from bot.conversation.actions import (
     Action,
     Choose,
     DecideBroadcast,
+    DecideSendBack,
     Navigate,
     OpenSection,
     Pick,
@@ -42,6 +43,7 @@ from bot.conversation.actions import (
     ShowOverdue,
     ShowStaff,
     ShowStatus,
+    StartSendBack,
 )
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.onboarding import ChooseLanguage, Join, JoinRegulator
@@ -64,6 +66,8 @@ from bot.telegram.callbacks import (
     RectCb,
     RegulatorJoinCb,
     SectionCb,
+    SendBackCb,
+    SendBackDecideCb,
     StaffCb,
     StaffRemoveCb,
     StatusCampaignCb,
@@ -142,6 +146,8 @@ CODECS = (
     Codec(StaffCb, ShowStaff),
     Codec(StaffRemoveCb, RemoveStaff),
     Codec(BroadcastCb, DecideBroadcast, _broadcast_data, _broadcast_action),
+    Codec(SendBackCb, StartSendBack),
+    Codec(SendBackDecideCb, DecideSendBack),
     Codec(JoinCb, Join),
     Codec(RegulatorJoinCb, JoinRegulator),
     Codec(LangCb, ChooseLanguage),

@@ -403,13 +403,16 @@ async def verify_post(request: web.Request) -> web.Response:
 def _submission_card(request: web.Request, submission: Any, state: str) -> dict[str, Any]:
     """What /verify shows of a genuine submission: what the paper says, to compare with it
     (anyone holding the paper or its code sees the same), and the current code if a later
-    signature replaced it."""
+    signature replaced it. One a regulator sent back for rework says so (``sent_back``)."""
     from bot.pledge import document as doc
     from storage.pledges import later_submission
+    from storage.sendbacks import send_back_of
 
     ctx = request.app[CTX]
     signed = submission.document
     later = later_submission(ctx.db, submission) if not submission.current else None
+    if state == "superseded" and send_back_of(ctx.db, submission.id) is not None:
+        state = "sent_back"  # voided by the regulator, not by its staff (the reason is not shown here)
     return {
         "state": state,
         "code": doc.format_code(submission.verification_code),

@@ -1,4 +1,5 @@
-"""Regulators on Telegram: /status, /overdue, /institution, /export, /broadcast — decoded
+"""Regulators on Telegram: /status, /overdue, /institution, /export, /broadcast and the
+reason of a send-back for rework — decoded
 into the regulator actions of the conversation engine (``bot.conversation.desk``), which
 checks every one against the regulator's scope as it is now and decides what follows; the
 handlers here only decode and render. Their buttons are routed with every other press by
@@ -31,7 +32,7 @@ from bot.conversation.actions import (
     TypeText,
     Unsupported,
 )
-from bot.conversation.desk import BROADCAST_STEPS, COMPOSE
+from bot.conversation.desk import BROADCAST_STEPS, SEND_BACK_STEPS, TYPING_STEPS
 from bot.conversation.desk_views import regulator_help_text
 from bot.conversation.engine import Actor, Conversation
 from bot.telegram.callbacks import InstitutionCb, OverduePageCb, RegulatorJoinCb, StaffCb, StaffRemoveCb
@@ -117,13 +118,14 @@ async def cmd_cancel(message: Message, conversation: Conversation, actor: Actor)
     await deliver(message, conversation.handle(actor, CancelBroadcast()), conversation, actor)
 
 
-async def on_broadcast_text(message: Message, conversation: Conversation, actor: Actor) -> None:
-    """The broadcast's text, with the regulator's formatting (``html_text`` escapes every typed character)."""
+async def on_typed(message: Message, conversation: Conversation, actor: Actor) -> None:
+    """A broadcast's text, with the regulator's formatting (``html_text`` escapes every typed
+    character), or the reason of a send-back (its plain text)."""
     typed = TypeText(text=message.text, html=message.html_text)
     await deliver(message, conversation.handle(actor, typed), conversation, actor)
 
 
-async def on_broadcast_not_text(message: Message, conversation: Conversation, actor: Actor) -> None:
+async def on_not_typed(message: Message, conversation: Conversation, actor: Actor) -> None:
     await deliver(message, conversation.handle(actor, Unsupported()), conversation, actor)
 
 
@@ -135,9 +137,10 @@ def build_router() -> Router:
     router.message.register(cmd_institution, Command("institution"), desk)
     router.message.register(cmd_export, Command("export"), desk)
     router.message.register(cmd_broadcast, Command("broadcast"), desk)
-    router.message.register(cmd_cancel, Command("cancel"), StateFilter(*BROADCAST_STEPS), desk)
-    router.message.register(on_broadcast_text, StateFilter(COMPOSE), F.text & ~F.text.startswith("/"), desk)
-    router.message.register(on_broadcast_not_text, StateFilter(COMPOSE), ~F.text, desk)
+    router.message.register(cmd_cancel, Command("cancel"), StateFilter(*BROADCAST_STEPS, *SEND_BACK_STEPS), desk)
+    # typed text while writing a broadcast or the reason of a send-back
+    router.message.register(on_typed, StateFilter(*TYPING_STEPS), F.text & ~F.text.startswith("/"), desk)
+    router.message.register(on_not_typed, StateFilter(*TYPING_STEPS), ~F.text, desk)
     # A regulator's other text (with no institution) gets their help from the fallback router.
     router.startup.register(register_all_regulator_commands)
     return router
