@@ -15,7 +15,17 @@ import bot.telegram.app  # noqa: F401 - imports every router, so every factory i
 from bot.core.checklist import Checklist
 from bot.core.interview import Choice, RectStatus
 from bot.core.scope import Scope
-from bot.telegram.callbacks import AnswerCb, CarryCb, NavAction, NavCb, PickCb, PickDoneCb, RectCb, SectionCb, SendBackCb
+from bot.telegram.callbacks import (
+    AnswerCb,
+    CarryCb,
+    NavAction,
+    NavCb,
+    PickCb,
+    PickDoneCb,
+    RectCb,
+    SectionCb,
+    SendBackCb,
+)
 from bot.telegram.pledge_views import PledgeAction, PledgeCb
 from bot.telegram.routers.regulator import InstitutionCb, OverduePageCb, StaffCb, StaffRemoveCb
 from storage.institutions import Institution
