@@ -55,7 +55,7 @@ class CampaignRegistry:
                 raise ValueError(f"campaign {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
             self.checklists[campaign.id] = checklists[campaign.checklist_id].for_campaign(
                 campaign.id, campaign.deadline, pledge_id=campaign.pledge_id, coverage=campaign.coverage,
-                title=campaign.title,
+                title=campaign.title, sample_quotas=campaign.sample_quotas, sample_basis=campaign.sample_basis,
             )  # fmt: skip
 
     def ensure_stored(self, db: sqlite_utils.Database) -> None:

@@ -263,7 +263,7 @@ def members_of(db: sqlite_utils.Database, institution_id: int) -> list[dict[str,
     person who joined in the web chat (their id is negative, ``storage.web``)."""
     return list(
         db.query(
-            """SELECT m.telegram_id, u.first_name, u.username, m.bound_at, m.invite_code, u.channel FROM members m
+            """SELECT m.telegram_id, u.first_name, u.username, m.bound_at, m.invite_code, u.channel, u.email FROM members m
                JOIN users u ON u.telegram_id = m.telegram_id WHERE m.institution_id = ? ORDER BY m.bound_at""",
             [institution_id],
         )

@@ -733,3 +733,39 @@ def m017_send_backs(db: sqlite_utils.Database) -> None:
         CREATE INDEX submissions_selfcheck ON submissions(selfcheck_id, id);
         """
     )
+
+
+@migrations()
+def m018_inspection_samples(db: sqlite_utils.Database) -> None:
+    # The "双随机、一公开" inspection sample (bot/core/sampling.py, storage/samples.py): a draw
+    # with what repeats it (seed, quotas, the pool's size and fingerprint), its picks, and
+    # the result of each inspection as recorded.
+    db.executescript(
+        """
+        CREATE TABLE samples (
+            id INTEGER PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            scope TEXT NOT NULL,          -- the scope drawn from (JSON, bot.core.scope.Scope)
+            seed TEXT NOT NULL,
+            quotas TEXT NOT NULL,         -- JSON [[field or "other", number], ...] in the order drawn
+            pool_size INTEGER NOT NULL,
+            pool_sha256 TEXT NOT NULL,    -- of the pool's USCCs, sorted, one per line
+            drawn_by TEXT NOT NULL,       -- "regulator:<telegram id>" or "cli"
+            drawn_at TEXT NOT NULL
+        );
+        CREATE INDEX samples_campaign ON samples(campaign_id, id);
+        CREATE TABLE sample_picks (
+            sample_id INTEGER NOT NULL REFERENCES samples(id),
+            position INTEGER NOT NULL,
+            institution_id INTEGER NOT NULL REFERENCES institutions(id),
+            quota TEXT NOT NULL,          -- the field (or "other") it was drawn for
+            result TEXT CHECK (result IN ('no_problem', 'rectify', 'case', 'not_operating')),
+            inspected_on TEXT,            -- ISO date
+            findings TEXT,
+            recorded_by TEXT,
+            recorded_at TEXT,
+            PRIMARY KEY (sample_id, institution_id),
+            UNIQUE (sample_id, position)
+        );
+        """
+    )

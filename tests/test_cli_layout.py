@@ -31,10 +31,12 @@ def test_the_command_set_is_the_one_the_readme_lists() -> None:
     top = set(cli.commands)
     assert top == {
         "backup", "broadcast", "campaign", "chat", "checklist", "digest", "export", "invites", "keys", "pledge",
-        "regulator", "remind", "restore", "roster", "run", "staff", "status", "verify", "web", "web-links", "web-reissue", "web-revoke",
+        "regulator", "remind", "restore", "roster", "run", "sample", "staff", "status", "verify", "web", "web-links", "web-reissue",
+        "web-revoke",
     }  # fmt: skip
     assert set(cli.commands["checklist"].commands) == {"validate", "show", "import", "export"}  # type: ignore[attr-defined]
     assert set(cli.commands["regulator"].commands) == {"add", "list", "remove", "invite"}  # type: ignore[attr-defined]
+    assert set(cli.commands["sample"].commands) == {"draw", "list", "show", "result"}  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("path", "command"), commands(), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")

@@ -84,7 +84,7 @@ async def test_a_provincial_regulator_sees_only_their_province(
         assert regulator is not None and regulator.scope == Scope.parse("广东")
         # the regulator commands are in this chat's menu only
         menu = tg.commands[(f'{{"chat_id": {REGULATOR}, "type": "chat"}}', "")]
-        assert [c["command"] for c in menu] == ["status", "overdue", "institution", "export", "verify", "broadcast", "language"]
+        assert [c["command"] for c in menu] == ["status", "overdue", "institution", "export", "sample", "verify", "broadcast", "language"]
 
         for command in ("/start", "/help", "hello"):
             assert "/institution" in await reply(chat, command)  # the regulator's help
@@ -213,7 +213,7 @@ async def test_regulators_added_from_the_command_line_get_their_menu_at_start(
             return [c["command"] for c in found] if found else None
 
         regulator_only = await tg.wait_until(lambda: menu(9401), what="the regulator menu")
-        assert regulator_only == ["status", "overdue", "institution", "export", "verify", "broadcast", "language"]
+        assert regulator_only == ["status", "overdue", "institution", "export", "sample", "verify", "broadcast", "language"]
         both = await tg.wait_until(lambda: menu(STAFF + 1), what="the staff+regulator menu")
         assert "progress" in both and "review" in both and "status" in both and len(both) == len(set(both))
 

@@ -23,6 +23,11 @@ from bot.telegram.callbacks import (
     PickCb,
     PickDoneCb,
     RectCb,
+    SampleCb,
+    SampleFindingsCb,
+    SamplePickCb,
+    SampleResultCb,
+    SampleWorkbookCb,
     SectionCb,
     SendBackCb,
 )
@@ -95,6 +100,11 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
             StaffCb(id=motor_lab.id),
             StaffRemoveCb(id=motor_lab.id, member=STAFF),
             SendBackCb(id=motor_lab.id, sub=1),
+            SampleCb(page=0),
+            SamplePickCb(sample=1, id=motor_lab.id),
+            SampleResultCb(sample=1, id=motor_lab.id, result="case"),
+            SampleFindingsCb(sample=1, id=motor_lab.id),
+            SampleWorkbookCb(sample=1),
         ]
         # A new factory with numbers in it must be added here (and so be range-checked).
         assert {type(v) for v in valid} == {f for f in factories() if int_fields(f)}
@@ -114,7 +124,7 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
                         assert answer.text == expected, (chat.user_id, data, answer)
                         assert not answer.show_alert
                         pressed += 1
-        assert pressed == 2 * len(FORGED) * 23  # 23 numeric fields in all
+        assert pressed == 2 * len(FORGED) * 31  # 31 numeric fields in all
         # A real press still works: the range check refuses only what is out of range.
         ok = await regulator.press_data(InstitutionCb(id=motor_lab.id).pack())
         assert ok.text != "此按钮已失效。"

@@ -95,7 +95,7 @@ def test_the_engine_handlers_only_decode_and_render() -> None:
         ("bot/telegram/routers/onboarding.py", None),
         # (joining as a regulator, on_regulator_join, is onboarding's, not the desk's)
         ("bot/telegram/routers/regulator.py", {
-            "cmd_status", "cmd_overdue", "cmd_institution", "cmd_export", "cmd_broadcast", "cmd_cancel",
+            "cmd_status", "cmd_overdue", "cmd_institution", "cmd_export", "cmd_broadcast", "cmd_cancel", "cmd_sample",
             "on_typed", "on_not_typed",
         }),
         ("bot/telegram/routers/broadcast.py", None),

@@ -14,6 +14,7 @@ module                 commands
 :mod:`.pledge`         keys init, verify, pledge get
 :mod:`.reminders`      remind, broadcast
 :mod:`.reports`        export, digest
+:mod:`.samples`        sample draw | list | show | result
 :mod:`.ops`            status, backup, restore
 =====================  ==========================================================
 
@@ -40,6 +41,7 @@ from bot.cli import (  # noqa: F401
     reports,
     roster,
     run,
+    samples,
     web,
 )
 from bot.cli.group import cli

@@ -320,9 +320,66 @@ class DecideSendBack(DeskAction):
     send: bool = False
 
 
+@dataclass(frozen=True)
+class ShowSample(DeskAction):
+    """/sample: the inspection sample of the regulator's scope in ``campaign`` (empty: the
+    first open one), page ``page`` of the institutions drawn; none drawn yet: the way to draw."""
+
+    kind: ClassVar[str] = "sample"
+    campaign: str = ""
+    page: int = 0
+
+
+@dataclass(frozen=True)
+class DrawSample(DeskAction):
+    """Draw the sample of ``campaign`` for the regulator's scope: without ``preview`` asks
+    for a confirmation, with the preview's id draws (once)."""
+
+    kind: ClassVar[str] = "sample_draw"
+    campaign: str = ""
+    preview: str = ""
+
+
+@dataclass(frozen=True)
+class ShowPick(DeskAction):
+    """Institution ``id`` of sample ``sample``: its inspection result, and the buttons to record one."""
+
+    kind: ClassVar[str] = "sample_pick"
+    sample: int = 0
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class RecordResult(DeskAction):
+    """Record ``result`` (``bot.core.sampling.InspectionResult``) for institution ``id`` of sample ``sample``."""
+
+    kind: ClassVar[str] = "sample_result"
+    sample: int = 0
+    id: int = 0
+    result: str = ""
+
+
+@dataclass(frozen=True)
+class StartFindings(DeskAction):
+    """Ask for the findings (typed next) of institution ``id`` of sample ``sample``."""
+
+    kind: ClassVar[str] = "sample_findings"
+    sample: int = 0
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class SampleWorkbook(DeskAction):
+    """The workbook of sample ``sample``: who was drawn, the results, the figures, the seed."""
+
+    kind: ClassVar[str] = "sample_workbook"
+    sample: int = 0
+
+
 REGULATOR_ACTIONS: tuple[type[DeskAction], ...] = (
     ShowStatus, ShowOverdue, FindInstitution, ShowInstitution, ShowStaff, RemoveStaff, RequestExport,
     StartBroadcast, CancelBroadcast, DecideBroadcast, StartSendBack, DecideSendBack,
+    ShowSample, DrawSample, ShowPick, RecordResult, StartFindings, SampleWorkbook,
 )  # fmt: skip
 
 

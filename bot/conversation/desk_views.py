@@ -69,6 +69,7 @@ def regulator_help_text() -> str:
         "/overdue — institutions not signed after the deadline\n"
         "/institution USCC or name — one institution in detail\n"
         "/export — the Excel workbook of your scope\n"
+        "/sample — the inspection sample (双随机、一公开) of your scope: draw it, record each inspection's result\n"
         "/verify CODE — who signed a pledge summary, when, and whether it is current\n"
         "/broadcast — send a message to the staff of every institution in your scope\n"
         "On an institution's page: ↩️ send a signed self-check back for rework (退回整改), with the reason\n"
@@ -115,10 +116,12 @@ CORRECTION_SHOWN = 600  # of each correction staff asked for (in full in the wor
 MORE_LINE_CHARS = 60  # room for "… and N more (see /export)"
 
 
-def institution_screen(facts: InstitutionFacts, locale: str, tz: zoneinfo.ZoneInfo) -> Screen:
+def institution_screen(facts: InstitutionFacts, locale: str, tz: zoneinfo.ZoneInfo, *, done: str = "") -> Screen:
+    """One institution in detail; ``done``: what was just done to it, said first (within
+    the one message's budget)."""
     institution, status, staff = facts.institution, facts.status, facts.staff
     fields = ("、" if locale.startswith("zh") else ", ").join(field_label(f, locale) for f in institution.fields)
-    lines = [f"<b>{escape(institution.name)}</b>"] + ([facts.campaign] if facts.campaign else [])
+    lines = ([done, ""] if done else []) + [f"<b>{escape(institution.name)}</b>"] + ([facts.campaign] if facts.campaign else [])
     lines += [
         _("Unified social credit code: {uscc}").format(uscc=f"<code>{escape(institution.uscc)}</code>"),
         _("Province: {province}").format(province=escape(institution.province or "—")),
@@ -348,8 +351,10 @@ def send_back_reason_screen(
 
 
 def send_back_preview_screen(
-    institution: Institution, submission: Submission, reason: str, staff: int, preview: str, locale: str, tz: zoneinfo.ZoneInfo
+    institution: Institution, submission: Submission, reason: str, staff: int, unreachable: int, preview: str, locale: str,
+    tz: zoneinfo.ZoneInfo,
 ) -> Screen:
+    """``staff``: who will be told; ``unreachable``: staff the notice cannot reach."""
     text = "\n".join([
         "↩️ " + _("<b>Send back for rework?</b> {name}, {signed}.").format(
             name=escape(institution.name), signed=_signed_by(submission, locale, tz)
@@ -358,6 +363,8 @@ def send_back_preview_screen(
         _("<b>What to rectify:</b> {reason}").format(reason=escape(reason)),
         "",
         _("The signature is voided and the {count} staff member(s) are told this reason. Type another text to change it.").format(count=staff),
+        *([_("{count} staff member(s) cannot be reached (blocked the bot, or a web person without an e-mail address): "
+             "they see the reason when they next open the self-check.").format(count=unreachable)] if unreachable else []),
     ])  # fmt: skip
     buttons = (
         Button("↩️ " + _("Send back"), DecideSendBack(preview=preview, send=True)),

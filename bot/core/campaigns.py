@@ -22,6 +22,10 @@ of :mod:`bot.core.schedule` extended with the campaign's own keys::
     provinces = []                     # optional: only institutions in these provinces
     fields = []                        # optional: only institutions working in one of these fields
 
+    [campaign.sample]                  # optional: the "双随机" inspection sample's quotas (bot/core/sampling.py)
+    basis = "国市监检测发〔2023〕90号 二"  # where the numbers come from
+    quotas = { food = 10, motor-vehicle = 10, other = 35 }   # field id (or other) = institutions, drawn in this order
+
 Instead of fixed dates a campaign may give ``opens_in_days``, ``deadline_in_days`` and
 ``closes_in_days`` relative to today (the demo campaign does, so it never goes stale).
 Whether a campaign is open or closed is stored (``zicha campaign open`` / ``close``); this
@@ -84,6 +88,8 @@ class Campaign:
     coverage: Coverage
     editions: tuple[str, ...] = ()  # "regulation:edition" in force
     demo: bool = False
+    sample_quotas: tuple[tuple[str, int], ...] = ()  # the inspection sample's (field or "other", number), in order
+    sample_basis: str = ""  # where those numbers come from
     schedule_table: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     path: str = ""
 
@@ -181,6 +187,29 @@ class CoverageFile(FileModel):
         return resolved
 
 
+class SampleFile(FileModel):
+    """``[campaign.sample]``: the quotas of the "双随机" inspection sample."""
+
+    quotas: dict[str, int]
+    basis: str = ""
+
+    @field_validator("quotas")
+    @classmethod
+    def _drawable(cls, quotas: dict[str, int]) -> dict[str, int]:
+        from bot.core.sampling import OTHER, SampleError, check_quotas
+
+        resolved: list[tuple[str, int]] = []
+        for name, number in quotas.items():
+            field_id = OTHER if name == OTHER else fields_registry.resolve_field(name)
+            if field_id is None:
+                raise Reason(f"sample.quotas: unknown field {name!r} (see checklists/fields.toml, or other)")
+            resolved.append((field_id, number))
+        try:
+            return dict(check_quotas(resolved, fields_registry.field_ids()))
+        except SampleError as exc:
+            raise Reason(f"sample.quotas: {exc}") from None
+
+
 class CampaignFile(FileModel):
     """The campaign's own keys of a ``[campaign]`` table (the reminder keys are
     :class:`bot.core.schedule.ScheduleFile`'s)."""
@@ -199,6 +228,7 @@ class CampaignFile(FileModel):
     coverage: CoverageFile = CoverageFile(level="national")
     regulations: list[str] = Field(default_factory=list)
     demo: bool = False
+    sample: SampleFile | None = None
 
     @field_validator("regulations")
     @classmethod
@@ -242,6 +272,7 @@ _RULES = {
     "coverage": "coverage must be a table ([campaign.coverage])",
     "regulations": 'regulations must be a list of editions such as "order39:2021"',
     "demo": "demo must be true or false",
+    "sample": "sample must be a table ([campaign.sample]) with quotas = { field = number, … }",
 }
 _COVERAGE_RULES = {
     "level": "coverage.level must be national or provincial, got {input!r}",
@@ -266,6 +297,13 @@ def _campaign_reason(table: dict[str, Any], exc: ValidationError) -> str:
         raw = table.get("coverage")
         value = raw.get(sub) if isinstance(raw, dict) else None
         return _COVERAGE_RULES[sub].format(input=value)
+    if key == "sample" and len(loc) > 1:
+        sub = str(loc[1])
+        if error["type"] == "extra_forbidden":
+            return f"sample: unknown key {sub!r} (allowed: quotas, basis)"
+        if sub == "quotas":
+            return "sample.quotas must be a table of field ids and whole numbers, such as { food = 10, other = 35 }"
+        return "sample.basis must be text"
     return _RULES[key].format(input=table.get(key))
 
 
@@ -301,6 +339,8 @@ def parse_campaign(table: dict[str, Any], *, path: str, default_id: str, today: 
         coverage=Coverage(coverage.level, frozenset(coverage.provinces), frozenset(coverage.fields)),
         editions=tuple(file.regulations),
         demo=file.demo,
+        sample_quotas=tuple(file.sample.quotas.items()) if file.sample is not None else (),
+        sample_basis=file.sample.basis.strip() if file.sample is not None else "",
         schedule_table=schedule_table,
         path=path,
     )

@@ -164,6 +164,9 @@ class Checklist:
     coverage: Any = field(default=None, compare=False, repr=False)
     # The campaign's title, when a deployment runs several (digests and exports name it).
     campaign_title: Localized | None = field(default=None, compare=False, repr=False)
+    # The campaign's inspection sample quotas ((field or "other", number), bot/core/sampling.py).
+    sample_quotas: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
+    sample_basis: str = field(default="", compare=False, repr=False)  # where those numbers come from
 
     def for_campaign(
         self,
@@ -173,13 +176,17 @@ class Checklist:
         pledge_id: str | None = None,
         coverage: Any = None,
         title: Localized | None = None,
+        sample_quotas: tuple[tuple[str, int], ...] = (),
+        sample_basis: str = "",
     ) -> Checklist:
-        """This checklist as a campaign runs it: that campaign's id, deadline, pledge and coverage."""
+        """This checklist as a campaign runs it: that campaign's id, deadline, pledge,
+        coverage and inspection sample quotas."""
         import dataclasses
 
         return dataclasses.replace(
-            self, campaign_id=campaign_id, deadline=deadline, pledge_id=pledge_id, coverage=coverage, campaign_title=title
-        )
+            self, campaign_id=campaign_id, deadline=deadline, pledge_id=pledge_id, coverage=coverage, campaign_title=title,
+            sample_quotas=sample_quotas, sample_basis=sample_basis,
+        )  # fmt: skip
 
     @property
     def campaign_key(self) -> str:

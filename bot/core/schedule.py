@@ -41,7 +41,7 @@ DEFAULT_QUIET_HOURS = (dt.time(21, 0), dt.time(8, 0))
 CAMPAIGN_ONLY_KEYS = frozenset(
     {
         "id", "year", "title", "pledge", "opens", "closes", "regulations", "coverage",
-        "opens_in_days", "deadline_in_days", "closes_in_days", "demo",
+        "opens_in_days", "deadline_in_days", "closes_in_days", "demo", "sample",
     }
 )
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")

@@ -7,6 +7,7 @@ will be told, or nothing happened."""
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import sqlite_utils
 
@@ -43,6 +44,21 @@ def notice_text(institution: Institution, checklist: Checklist, reason: str, sen
     )
 
 
+def can_be_told(db: sqlite_utils.Database, member: dict[str, Any]) -> bool:
+    """Whether a staff member's notice can reach them: in Telegram, they have not blocked the
+    bot; in the web chat, they gave an e-mail address."""
+    if member.get("channel") == "web":
+        return bool(member.get("email"))
+    return not outbox.is_unreachable(db, int(member["telegram_id"]))
+
+
+def audience(db: sqlite_utils.Database, institution_id: int) -> tuple[int, int]:
+    """(staff who will be told, staff who cannot be reached) of an institution."""
+    members = members_of(db, institution_id)
+    told = sum(1 for m in members if can_be_told(db, m))
+    return told, len(members) - told
+
+
 def send_back_submission(
     db: sqlite_utils.Database,
     catalog: Catalog,
@@ -56,8 +72,9 @@ def send_back_submission(
     default_locale: str,
 ) -> tuple[SendBack, int] | None:
     """Void the current submission ``submission_id`` for rework and queue the staff's
-    notices; (the send-back, staff told), or None if it is no longer current (nothing
-    written, nobody told)."""
+    notices (every member gets a row, so the outbox's records are complete); (the
+    send-back, staff whose notice can reach them), or None if it is no longer current
+    (nothing written, nobody told)."""
     with db.atomic():
         done = send_back(db, submission_id, reason=reason, by=by, by_label=sender)
         if done is None:
@@ -70,7 +87,8 @@ def send_back_submission(
             if locale not in texts:
                 with in_locale(catalog, locale):
                     texts[locale] = notice_text(institution, checklist, reason, sender, locale)
-            if outbox.enqueue(db, kind=SEND_BACK_KIND, chat_id=chat_id, text=texts[locale], dedup_key=f"send_back:{done.id}:{chat_id}"):
+            queued = outbox.enqueue(db, kind=SEND_BACK_KIND, chat_id=chat_id, text=texts[locale], dedup_key=f"send_back:{done.id}:{chat_id}")
+            if queued and can_be_told(db, member):
                 told += 1
     return done, told
 

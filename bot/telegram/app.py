@@ -131,8 +131,9 @@ def load_checklist(settings: Settings) -> Checklist:
             raise ValueError(f"ZICHA_CAMPAIGN {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
         checklist = checklists[campaign.checklist_id]
         return checklist.for_campaign(
-            campaign.id, campaign.deadline, pledge_id=campaign.pledge_id, coverage=campaign.coverage
-        )
+            campaign.id, campaign.deadline, pledge_id=campaign.pledge_id, coverage=campaign.coverage,
+            sample_quotas=campaign.sample_quotas, sample_basis=campaign.sample_basis,
+        )  # fmt: skip
     try:
         return checklists[settings.zicha_checklist]
     except KeyError:

@@ -148,6 +148,48 @@ class SendBackDecideCb(CallbackData, prefix="rgk"):
     send: bool = False
 
 
+class SampleCb(CallbackData, prefix="rsm"):
+    """A page of the inspection sample of a campaign (the regulator's scope)."""
+
+    campaign: str = ""
+    page: Page = 0
+
+
+class SampleDrawCb(CallbackData, prefix="rsd"):
+    """Draw the sample: without ``preview`` asks first, with the preview's id draws."""
+
+    campaign: str = ""
+    preview: str = ""
+
+
+class SamplePickCb(CallbackData, prefix="rsp"):
+    """One institution of a sample (re-checked against the regulator's scope and the sample)."""
+
+    sample: Id
+    id: Id
+
+
+class SampleResultCb(CallbackData, prefix="rsr"):
+    """Record an inspection result (``bot.core.sampling.InspectionResult``'s value)."""
+
+    sample: Id
+    id: Id
+    result: str
+
+
+class SampleFindingsCb(CallbackData, prefix="rsf"):
+    """Type the findings of one institution of a sample."""
+
+    sample: Id
+    id: Id
+
+
+class SampleWorkbookCb(CallbackData, prefix="rsx"):
+    """The workbook of a sample."""
+
+    sample: Id
+
+
 class BroadcastAction(StrEnum):
     SEND = "send"
     CANCEL = "cancel"
@@ -173,5 +215,6 @@ class StatusCampaignCb(CallbackData, prefix="rgc"):
 __all__ = [
     "AnswerCb", "BroadcastAction", "BroadcastCb", "CampaignCb", "CarryCb", "Id", "InstitutionCb", "JoinCb", "LangCb", "NavAction",
     "NavCb", "OverduePageCb", "Page", "PickCb", "PickDoneCb", "PledgeAction", "PledgeCb", "RectCb", "RegulatorJoinCb",
+    "SampleCb", "SampleDrawCb", "SampleFindingsCb", "SamplePickCb", "SampleResultCb", "SampleWorkbookCb",
     "SectionCb", "SendBackCb", "SendBackDecideCb", "StaffCb", "StaffRemoveCb", "StatusCampaignCb",
 ]

@@ -1,5 +1,5 @@
-"""Regulators on Telegram: /status, /overdue, /institution, /export, /broadcast and the
-reason of a send-back for rework — decoded
+"""Regulators on Telegram: /status, /overdue, /institution, /export, /sample, /broadcast,
+the reason of a send-back for rework and an inspection's findings — decoded
 into the regulator actions of the conversation engine (``bot.conversation.desk``), which
 checks every one against the regulator's scope as it is now and decides what follows; the
 handlers here only decode and render. Their buttons are routed with every other press by
@@ -27,12 +27,13 @@ from bot.conversation.actions import (
     CancelBroadcast,
     FindInstitution,
     ShowOverdue,
+    ShowSample,
     ShowStatus,
     StartBroadcast,
     TypeText,
     Unsupported,
 )
-from bot.conversation.desk import BROADCAST_STEPS, SEND_BACK_STEPS, TYPING_STEPS
+from bot.conversation.desk import BROADCAST_STEPS, FINDINGS, SEND_BACK_STEPS, TYPING_STEPS
 from bot.conversation.desk_views import regulator_help_text
 from bot.conversation.engine import Actor, Conversation
 from bot.telegram.callbacks import InstitutionCb, OverduePageCb, RegulatorJoinCb, StaffCb, StaffRemoveCb
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 # --- commands in the menu ------------------------------------------------------------
 
-REGULATOR_COMMANDS = ("status", "overdue", "institution", "export", "verify", "broadcast", "language")
+REGULATOR_COMMANDS = ("status", "overdue", "institution", "export", "sample", "verify", "broadcast", "language")
 
 
 def regulator_commands(i18n: I18n, locale: str) -> list[BotCommand]:
@@ -55,6 +56,7 @@ def regulator_commands(i18n: I18n, locale: str) -> list[BotCommand]:
             "overdue": _("Institutions past the deadline"),
             "institution": _("Look up an institution: USCC or name"),
             "export": _("Excel workbook of your scope"),
+            "sample": _("Inspection sample (双随机): draw it, record results"),
             "verify": _("Check a signed pledge by its verification code"),
             "broadcast": _("Message every institution in your scope"),
             "language": _("Language: 中文 / English"),
@@ -114,6 +116,12 @@ async def cmd_broadcast(message: Message, command: CommandObject, conversation: 
     await deliver(message, conversation.handle(actor, action), conversation, actor)
 
 
+async def cmd_sample(message: Message, command: CommandObject, conversation: Conversation, actor: Actor) -> None:
+    """/sample [CAMPAIGN]: the inspection sample of the regulator's scope."""
+    action = ShowSample(campaign=(command.args or "").strip())
+    await deliver(message, conversation.handle(actor, action), conversation, actor)
+
+
 async def cmd_cancel(message: Message, conversation: Conversation, actor: Actor) -> None:
     await deliver(message, conversation.handle(actor, CancelBroadcast()), conversation, actor)
 
@@ -137,7 +145,8 @@ def build_router() -> Router:
     router.message.register(cmd_institution, Command("institution"), desk)
     router.message.register(cmd_export, Command("export"), desk)
     router.message.register(cmd_broadcast, Command("broadcast"), desk)
-    router.message.register(cmd_cancel, Command("cancel"), StateFilter(*BROADCAST_STEPS, *SEND_BACK_STEPS), desk)
+    router.message.register(cmd_sample, Command("sample"), desk)
+    router.message.register(cmd_cancel, Command("cancel"), StateFilter(*BROADCAST_STEPS, *SEND_BACK_STEPS, FINDINGS), desk)
     # typed text while writing a broadcast or the reason of a send-back
     router.message.register(on_typed, StateFilter(*TYPING_STEPS), F.text & ~F.text.startswith("/"), desk)
     router.message.register(on_not_typed, StateFilter(*TYPING_STEPS), ~F.text, desk)
