@@ -399,6 +399,15 @@ ALL_ACTIONS: tuple[type[Action], ...] = (Choose, SetRect, Pick, PickDone, SameAs
 ACTIONS: dict[str, type[Action]] = {cls.kind: cls for cls in ALL_ACTIONS}
 
 
+MAX_ID = 2**63 - 1
+"""Ids reach SQLite, whose integers are 64-bit: an id beyond is forged."""
+
+
+def sane_ids(*ids: int) -> bool:
+    """Whether every id is one SQLite can hold and a row can have (above 0)."""
+    return all(0 < i <= MAX_ID for i in ids)
+
+
 class BadAction(ValueError):
     """Form fields that do not make an action (forged or truncated)."""
 
@@ -421,7 +430,7 @@ def from_fields(form: dict[str, Any], origin: int | None = None) -> Action:
                 values[f.name] = str(raw).lower() in ("1", "true", "yes")
             elif isinstance(default, int):
                 value = int(raw)
-                if not 0 <= value <= 2**63 - 1:
+                if not 0 <= value <= MAX_ID:
                     raise BadAction(f.name)
                 values[f.name] = value
             else:

@@ -36,43 +36,36 @@ from bot.campaign_runtime import CampaignRegistry, Running
 from bot.conversation import campaign_screens as cs
 from bot.conversation import desk_views as views
 from bot.conversation import regulator as reports
-from bot.conversation import sample_views as samples
 from bot.conversation.actions import (
     Action,
     CancelBroadcast,
     DecideBroadcast,
     DecideSendBack,
     DeskAction,
-    DrawSample,
     FindInstitution,
-    RecordResult,
     RemoveStaff,
     RequestExport,
-    SampleWorkbook,
     SendFile,
     ShowInstitution,
     ShowOverdue,
-    ShowPick,
-    ShowSample,
     ShowStaff,
     ShowStatus,
     StartBroadcast,
-    StartFindings,
     StartSendBack,
     TypeText,
     Unsupported,
+    sane_ids,
 )
+from bot.conversation.sample_desk import FINDINGS, SAMPLE_ACTIONS, SampleDesk
 from bot.conversation.screens import Outcome, Screen
 from bot.conversation.state import ConversationState, StateStore
 from bot.conversation.text import _
 from bot.core.checklist import Checklist
-from bot.core.interview import Interview, InvalidInput, clean_text
-from bot.core.sampling import MAX_FINDINGS, InspectionResult
+from bot.core.interview import Interview, InvalidInput
 from bot.reports import jobs
 from bot.reports.items import CONTACT_ITEM_IDS, confirm_item_ids
 from bot.reports.status import institution_in_scope, institution_statuses, overdue_window, status_figures
 from bot.services.broadcast import MAX_BROADCAST_LENGTH, Catalog, audience, compose, create_broadcast
-from bot.services.sampling import AlreadyDrawn, draw_sample, pool, quotas_apply, record
 from bot.services.sendback import MAX_REASON, reason_text, send_back_submission
 from bot.services.sendback import audience as send_back_audience
 from storage.answers import get_selfcheck, load_answers
@@ -81,7 +74,6 @@ from storage.institutions import Institution, get_institution, members_of, remov
 from storage.pledges import Submission, current_for_institution, get_submission
 from storage.regulators import Regulator
 from storage.reports import find_in_scope, pending_corrections
-from storage.samples import Sample, SamplePick, get_sample, picks_of, samples_for
 from storage.sendbacks import send_backs_of, waiting_send_back
 
 log = logging.getLogger(__name__)
@@ -96,16 +88,11 @@ REASON = "SendBack:reason"  # a signed self-check is being sent back: waiting fo
 SEND_BACK_CONFIRM = "SendBack:confirm"  # its preview shown, waiting for send / cancel (or another reason)
 SEND_BACK_STEPS = (REASON, SEND_BACK_CONFIRM)
 SEND_BACK = "send_back"  # state data: {"id": institution, "sub": submission, "preview": id, "reason": text}
-FINDINGS = "Sample:findings"  # the findings of one institution of a sample: waiting for the text
-FINDINGS_OF = "sample_findings"  # state data: {"sample": id, "id": institution}
-SAMPLE_DRAW = "sample_draw"  # state data: {"campaign": id, "preview": id} of the draw being confirmed
 TYPING_STEPS = (COMPOSE, *SEND_BACK_STEPS, FINDINGS)
 """The steps in which a regulator's typed text is the desk's (``claims``)."""
 
 SEARCH_LIMIT = 10
 MAX_QUERY = 100
-# Ids reach SQLite, whose integers are 64-bit: anything else is forged.
-MAX_ID = 2**63 - 1
 
 
 class DeskActor(Protocol):
@@ -133,10 +120,6 @@ class Outbox(Protocol):
         """The quiet hours (as text) if they hold bulk messages right now, else None."""
 
 
-def _sane(*ids: int) -> bool:
-    return all(0 < i <= MAX_ID for i in ids)
-
-
 def write_workbook(db: Any, checklist: Checklist, scope: Any, now: dt.datetime) -> bytes:
     """The workbook of ``scope`` on ``db``, the bot's own connection: for a database in
     memory, which the report worker cannot open (call in a thread)."""
@@ -160,13 +143,6 @@ def in_campaign(screen: Screen, run: Running | None, runs: list[Running], locale
     blocks = (cs.campaign_line(run, locale) + "\n" + screen.blocks[0], *screen.blocks[1:]) if screen.blocks else screen.blocks
     switch = cs.regulator_campaign_rows(runs, run.id, locale, overdue=screen.kind == "overdue")
     return replace(screen, blocks=blocks, rows=rows + switch)
-
-
-def named(screen: Screen, run: Running | None, locale: str) -> Screen:
-    """A screen of one campaign with its name on top (no change when the deployment runs one)."""
-    if run is None or not screen.blocks:
-        return screen
-    return replace(screen, blocks=(cs.campaign_line(run, locale) + "\n" + screen.blocks[0], *screen.blocks[1:]))
 
 
 class Desk:
@@ -195,6 +171,7 @@ class Desk:
         self.outbox: Outbox | None = None
         self.exporting: set[int] = set()  # regulators whose workbook is being made
         self.workbook: Callable[[Any, Checklist, Any, dt.datetime], bytes] = write_workbook
+        self.samples = SampleDesk(self)  # /sample: the inspection sample's flows
 
     # --- routing ---------------------------------------------------------------------------
 
@@ -242,14 +219,14 @@ class Desk:
             return self.remove_staff(regulator, action, actor.locale)
         if isinstance(action, StartSendBack | DecideSendBack):
             return self.send_back(actor, regulator, action)
-        if isinstance(action, ShowSample | DrawSample | ShowPick | RecordResult | StartFindings | SampleWorkbook):
-            return self.sample(actor, regulator, action)
+        if isinstance(action, SAMPLE_ACTIONS):
+            return self.samples.handle(actor, regulator, action)
         typed_or_cancel = isinstance(action, TypeText | SendFile | Unsupported | CancelBroadcast)
         step = self.states.load(actor.key).step if typed_or_cancel else None
         if step in SEND_BACK_STEPS:  # the reason, /cancel
             return self.send_back(actor, regulator, action)
         if step == FINDINGS:
-            return self.findings(actor, regulator, action)
+            return self.samples.findings(actor, regulator, action)
         if isinstance(action, StartBroadcast | CancelBroadcast | DecideBroadcast | TypeText | SendFile | Unsupported):
             return self.broadcast(actor, regulator, action)
         return Outcome(notice=_("This button is no longer valid."))  # RequestExport: see export()
@@ -323,7 +300,7 @@ class Desk:
     def institution_for(self, regulator: Regulator, institution_id: int) -> Institution | None:
         """The institution if it is in the regulator's scope as it is now, else None (forged,
         foreign or out-of-range ids look exactly like ones that do not exist)."""
-        if not _sane(institution_id) or not institution_in_scope(self.db, regulator.scope, institution_id):
+        if not sane_ids(institution_id) or not institution_in_scope(self.db, regulator.scope, institution_id):
             return None
         return get_institution(self.db, institution_id)
 
@@ -360,7 +337,7 @@ class Desk:
 
     def remove_staff(self, regulator: Regulator, action: RemoveStaff, locale: str) -> Outcome:
         institution = self.institution_for(regulator, action.id)
-        if institution is None or action.member == 0 or not _sane(abs(action.member)):  # web people: negative
+        if institution is None or action.member == 0 or not sane_ids(abs(action.member)):  # web people: negative
             return Outcome(notice=views.not_found_text())
         tz = self.settings.tz
         member = next((m for m in members_of(self.db, institution.id) if m["telegram_id"] == action.member), None)
@@ -387,7 +364,7 @@ class Desk:
         of that institution, in a campaign of the scope still open to changes) and the
         campaign's checklist; else the notice saying why nothing can be sent back."""
         institution = self.institution_for(regulator, institution_id)
-        if institution is None or not _sane(submission_id):
+        if institution is None or not sane_ids(submission_id):
             return Outcome(notice=views.not_found_text(), alert=True)
         submission = get_submission(self.db, submission_id)
         selfcheck = get_selfcheck(self.db, submission.selfcheck_id) if submission is not None else None
@@ -482,158 +459,6 @@ class Desk:
             return Outcome(Screen("send_back:done", (done_text,)), notice=_("Sent back."), state=cleared)
         screen = views.institution_screen(facts, actor.locale, self.settings.tz, done=done_text)
         return Outcome(screen, notice=_("Sent back."), state=cleared)
-
-    # --- the inspection sample ("双随机、一公开") ----------------------------------------------
-
-    def sample(self, actor: DeskActor, regulator: Regulator, action: Action) -> Outcome:
-        """/sample and its buttons: the sample of the regulator's scope in a campaign (or the
-        way to draw it), one institution drawn, its result, the workbook. Any of them but
-        "write the findings" and the draw's confirmation ends a findings step or a draw
-        being confirmed, so text typed later is never taken for another institution's
-        findings, and an old confirmation draws nothing."""
-        state = self.states.load(actor.key)
-        outcome = self.sample_step(actor, regulator, action, state)
-        keeps = isinstance(action, StartFindings) or (isinstance(action, DrawSample) and not action.preview)
-        pending = state.step == FINDINGS or state.data.get(FINDINGS_OF) or state.data.get(SAMPLE_DRAW)
-        if outcome.state is None and not keeps and pending:
-            step = None if state.step == FINDINGS else state.step
-            outcome.state = ConversationState(step, {**state.data, FINDINGS_OF: None, SAMPLE_DRAW: None})
-        return outcome
-
-    def sample_step(self, actor: DeskActor, regulator: Regulator, action: Action, state: ConversationState) -> Outcome:
-        tz, locale = self.settings.tz, actor.locale
-        if isinstance(action, ShowSample | DrawSample):
-            picked = self.campaign_for(regulator, action.campaign)
-            if isinstance(picked, Outcome):
-                return picked
-            checklist, run, _runs = picked
-            drawn = samples_for(self.db, checklist.campaign_key, regulator.scope)
-            campaign = run.id if run is not None else ""
-            if drawn:
-                sample = drawn[-1]
-                notice = samples.already_drawn_text() if isinstance(action, DrawSample) else None
-                page = action.page if isinstance(action, ShowSample) else 0
-                screen = samples.sample_screen(sample, picks_of(self.db, sample.id, regulator.scope), page, campaign, locale, tz)
-                return Outcome(named(screen, run, locale), notice=notice)
-            if not checklist.sample_quotas:
-                return Outcome(named(samples.no_quotas_screen(), run, locale))
-            if not quotas_apply(checklist, regulator.scope):
-                screen = samples.not_your_plan_screen(regulator.scope, checklist.sample_quotas, checklist.sample_basis, locale)
-                return Outcome(named(screen, run, locale))
-            if isinstance(action, ShowSample):
-                screen = samples.not_drawn_screen(regulator.scope, campaign, checklist.sample_quotas, checklist.sample_basis, locale)
-                return Outcome(named(screen, run, locale))
-            return self.draw(actor, regulator, action, checklist, run, state)
-        own = self.own_sample(regulator, getattr(action, "sample", 0))
-        if own is None:
-            return Outcome(notice=samples.sample_stale_text(), alert=True)
-        sample = own
-        campaign = sample.campaign_id if self.campaigns is not None else ""
-        picks = picks_of(self.db, sample.id, regulator.scope)
-        if isinstance(action, SampleWorkbook):
-            from bot.reports.sample_workbook import sample_workbook  # the writer, loaded when first asked for
-
-            return Outcome(samples.workbook_attachment(sample, sample_workbook(sample, picks, tz), locale))
-        assert isinstance(action, ShowPick | RecordResult | StartFindings)
-        found = next(((n, p) for n, p in enumerate(picks) if p.institution_id == action.id), None)
-        if found is None:
-            return Outcome(notice=samples.sample_stale_text(), alert=True)
-        index, pick = found
-        page = index // samples.PICKS_PAGE_SIZE  # of the institutions the regulator's scope holds now
-        if isinstance(action, ShowPick):
-            return Outcome(samples.pick_screen(sample, pick, campaign, page, locale))
-        if isinstance(action, StartFindings):
-            if pick.result is None:
-                return Outcome(notice=samples.sample_stale_text())
-            screen = samples.findings_prompt_screen(pick, MAX_FINDINGS)
-            return Outcome(screen, state=state.moved(FINDINGS, **{FINDINGS_OF: {"sample": sample.id, "id": pick.institution_id}}))
-        try:
-            result = InspectionResult(action.result)
-        except ValueError:
-            return Outcome(notice=samples.sample_stale_text())
-        record(
-            self.db, sample, pick.institution_id, result, findings=None, inspected_on=self.clock().date(),
-            by=f"regulator:{regulator.telegram_id}",
-        )  # fmt: skip
-        recorded = self.pick_of(regulator, sample, pick.institution_id) or pick
-        done = samples.recorded_text(recorded)
-        return Outcome(samples.pick_screen(sample, recorded, campaign, page, locale, done=done), notice=_("Recorded."))
-
-    def draw(
-        self, actor: DeskActor, regulator: Regulator, action: DrawSample, checklist: Checklist, run: Running | None, state: ConversationState
-    ) -> Outcome:
-        """The draw's confirmation (a preview id kept in the conversation), then the draw, once."""
-        campaign = run.id if run is not None else ""
-        pending = state.data.get(SAMPLE_DRAW)
-        if not action.preview:
-            preview = secrets.token_hex(6)
-            size = len(pool(self.db, checklist, regulator.scope))
-            screen = samples.confirm_draw_screen(regulator.scope, campaign, checklist.sample_quotas, size, preview, actor.locale)
-            kept = ConversationState(state.step, {**state.data, SAMPLE_DRAW: {"campaign": campaign, "preview": preview}})
-            return Outcome(named(screen, run, actor.locale), state=kept)
-        if not isinstance(pending, dict) or pending.get("preview") != action.preview or pending.get("campaign") != campaign:
-            return Outcome(notice=samples.sample_stale_text())
-        cleared = ConversationState(state.step, {**state.data, SAMPLE_DRAW: None})
-        self.states.save(actor.key, cleared)  # one draw per confirmation, whatever is pressed next
-        try:
-            sample, _result = draw_sample(self.db, checklist, regulator.scope, drawn_by=f"regulator:{regulator.telegram_id}")
-        except AlreadyDrawn as exc:  # by the operator's CLI a moment ago
-            sample = exc.sample
-            screen = samples.sample_screen(sample, picks_of(self.db, sample.id, regulator.scope), 0, campaign, actor.locale, self.settings.tz)
-            return Outcome(named(screen, run, actor.locale), notice=samples.already_drawn_text(), state=cleared)
-        log.info(
-            "inspection sample drawn",
-            extra={"event": "sample_drawn", "sample": sample.id, "campaign": checklist.campaign_key, "by": regulator.telegram_id},
-        )
-        screen = samples.sample_screen(sample, picks_of(self.db, sample.id, regulator.scope), 0, campaign, actor.locale, self.settings.tz)
-        return Outcome(named(screen, run, actor.locale), notice=_("Drawn."), state=cleared)
-
-    def own_sample(self, regulator: Regulator, sample_id: int) -> Sample | None:
-        """A sample drawn for the regulator's scope as it is now, of one of their campaigns."""
-        sample = get_sample(self.db, sample_id) if _sane(sample_id) else None
-        if sample is None or sample.scope.to_json() != regulator.scope.to_json():
-            return None
-        if self.campaigns is not None:
-            return sample if self.scope_campaign(regulator, sample.campaign_id) is not None else None
-        return sample if sample.campaign_id == self.checklist.campaign_key else None
-
-    def pick_of(self, regulator: Regulator, sample: Sample, institution_id: int) -> SamplePick | None:
-        return next((p for p in picks_of(self.db, sample.id, regulator.scope) if p.institution_id == institution_id), None)
-
-    def page_of_pick(self, regulator: Regulator, sample: Sample, institution_id: int) -> int:
-        """The page of the sample's list (of the institutions the scope holds now) an institution is on."""
-        ids = [p.institution_id for p in picks_of(self.db, sample.id, regulator.scope)]
-        return ids.index(institution_id) // samples.PICKS_PAGE_SIZE if institution_id in ids else 0
-
-    def findings(self, actor: DeskActor, regulator: Regulator, action: Action) -> Outcome:
-        """The findings typed for one institution of a sample (or /cancel)."""
-        state = self.states.load(actor.key)
-        target = state.data.get(FINDINGS_OF)
-        cleared = ConversationState(None, {**state.data, FINDINGS_OF: None})
-        if isinstance(action, CancelBroadcast) or not isinstance(target, dict):
-            return Outcome(Screen("sample:cancelled", (samples.findings_cancelled_text(),)), state=cleared)
-        if not isinstance(action, TypeText) or action.text is None:
-            return Outcome(messages=[samples.findings_not_text()])
-        try:
-            text = clean_text(action.text, MAX_FINDINGS)
-        except InvalidInput as exc:
-            if exc.code == "too_long":
-                return Outcome(messages=[samples.findings_too_long(len(action.text.strip()), MAX_FINDINGS)])
-            return Outcome(messages=[samples.findings_not_text()])
-        sample = self.own_sample(regulator, int(target.get("sample") or 0))
-        pick = self.pick_of(regulator, sample, int(target.get("id") or 0)) if sample is not None else None
-        if sample is None or pick is None or pick.result is None:
-            return Outcome(messages=[samples.sample_stale_text()], state=cleared)
-        day = dt.date.fromisoformat(pick.inspected_on) if pick.inspected_on else self.clock().date()
-        record(
-            self.db, sample, pick.institution_id, InspectionResult(pick.result), findings=text, inspected_on=day,
-            by=f"regulator:{regulator.telegram_id}",
-        )  # fmt: skip
-        recorded = self.pick_of(regulator, sample, pick.institution_id) or pick
-        campaign = sample.campaign_id if self.campaigns is not None else ""
-        page = self.page_of_pick(regulator, sample, pick.institution_id)
-        screen = samples.pick_screen(sample, recorded, campaign, page, actor.locale, done=samples.recorded_text(recorded))
-        return Outcome(screen, state=cleared)
 
     # --- the workbook ----------------------------------------------------------------------
 
