@@ -84,13 +84,18 @@ def send_backs_of(db: sqlite_utils.Database, selfcheck_id: int) -> list[SendBack
     return [SendBack(*row) for row in rows.fetchall()]
 
 
+# The queries over a scope start from the send-backs (CROSS JOIN fixes SQLite's join order):
+# there are few of them, and from the other side a national scope visits every self-check of
+# the campaign (22 ms at 54,000 on /status and the digest, against 0.1 ms).
+
+
 def waiting_in_scope(db: sqlite_utils.Database, campaign_id: str, scope: Scope) -> int:
     """How many self-checks of ``campaign_id`` in ``scope`` wait for rework after a send-back."""
     where, params = scope_where(scope, "i")
     row = db.execute(
         f"""SELECT COUNT(DISTINCT b.selfcheck_id) FROM send_backs b
-            JOIN selfchecks s ON s.id = b.selfcheck_id AND s.campaign_id = ?
-            JOIN institutions i ON i.id = s.institution_id
+            CROSS JOIN selfchecks s ON s.id = b.selfcheck_id AND s.campaign_id = ?
+            CROSS JOIN institutions i ON i.id = s.institution_id
             WHERE {where} AND {WAITING}""",
         [campaign_id, *params],
     ).fetchone()
@@ -103,8 +108,8 @@ def waiting_by_institution(db: sqlite_utils.Database, campaign_id: str, scope: S
     where, params = scope_where(scope, "i")
     rows = db.execute(
         f"""SELECT {", ".join("b." + c.strip() for c in _COLUMNS.split(","))} FROM send_backs b
-            JOIN selfchecks s ON s.id = b.selfcheck_id AND s.campaign_id = ?
-            JOIN institutions i ON i.id = s.institution_id
+            CROSS JOIN selfchecks s ON s.id = b.selfcheck_id AND s.campaign_id = ?
+            CROSS JOIN institutions i ON i.id = s.institution_id
             WHERE {where} AND {WAITING} ORDER BY b.id""",
         [campaign_id, *params],
     ).fetchall()

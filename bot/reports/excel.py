@@ -292,7 +292,7 @@ def write_export(
                     staff.get(i.id, 0),
                     *[contacts.get(i.id, {}).get(item_id, "") for item_id in contact_ids],
                     "；".join(corrections.get(i.id, [])),
-                    sent_back.get(i.id, ""),
+                    sent_back.get(i.id),  # None: no cell (most rows)
                 ]
             )
 
