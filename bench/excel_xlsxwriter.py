@@ -58,6 +58,7 @@ from storage.reports import (
     staff_counts,
     text_answers,
 )
+from storage.sendbacks import waiting_by_institution
 
 
 class _When:
@@ -185,6 +186,10 @@ def write_export(
         corrections.setdefault(c.institution_id, []).append(
             c.text + (f"（{stamp:%Y-%m-%d %H:%M} 提交）" if stamp else "")
         )
+    sent_back: dict[int, str] = {}
+    for institution_id, back in waiting_by_institution(db, checklist.campaign_key, scope).items():
+        stamp = local_time(back.sent_at, tz)
+        sent_back[institution_id] = (f"{stamp:%Y-%m-%d %H:%M} " if stamp else "") + f"{back.sent_by_label}：{back.reason}"
     inst = book.sheet(
         SHEET_INSTITUTIONS,
         [
@@ -209,8 +214,14 @@ def write_export(
                 "Staff say the roster's details of their institution are wrong and typed the correct ones. "
                 "Check them, correct the roster (zicha roster import); staff then confirm the details again.",
             ),
+            (
+                "退回整改 Sent back for rework",
+                "监管部门已将已签署的自查表退回整改、机构尚未重新签署的：退回时间、退回部门和整改要求。\n"
+                "A regulator sent the signed self-check back for rework and it is not signed again yet: "
+                "when, by whom, and what to rectify.",
+            ),
         ],
-        [40, 22, 10, 30, 16, 10, 10, 10, 10, 12, 8, 18, 10, *[14] * len(contact_titles), 50],
+        [40, 22, 10, 30, 16, 10, 10, 10, 10, 12, 8, 18, 10, *[14] * len(contact_titles), 50, 50],
     )
     staff = staff_counts(db, scope)
     for i in report.institutions:
@@ -232,6 +243,7 @@ def write_export(
                 staff.get(i.id, 0),
                 *[contacts.get(i.id, {}).get(item_id, "") for item_id in contact_ids],
                 "；".join(corrections.get(i.id, [])),
+                sent_back.get(i.id),
             ]
         )
 

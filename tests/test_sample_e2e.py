@@ -127,6 +127,9 @@ async def test_a_regulator_draws_the_sample_once_records_results_and_gets_the_wo
         assert len(listing) == 15 and any("责令整改" in str(r[5]) and "原始记录缺失" in str(r[7]) for r in listing[1:])
         assert figures[-1][:3] == ["合计 Total", 14, 2]
         assert about["随机种子 Seed"] == stored["seed"] and about["名单机构数 Pool size"] == 14
+        import hashlib
+
+        assert all(r[8] == hashlib.sha256(f"{stored['seed']}:{r[3]}".encode()).hexdigest() for r in listing[1:])  # the tickets
 
         # A province's regulator: the national plan is not theirs to draw; forged presses on
         # the national sample change nothing.

@@ -96,3 +96,18 @@ def test_a_campaign_names_its_quotas_and_wrong_ones_are_refused_at_their_key() -
             parse_campaign({**base, "sample": sample}, path="c.toml", default_id="c", today=dt.date(2023, 10, 1))
     aliases = parse_campaign({**base, "sample": {"quotas": {"食品检验": 2, "other": 1}}}, path="c.toml", default_id="c", today=dt.date(2023, 10, 1))
     assert aliases.sample_quotas == (("food", 2), (OTHER, 1))
+
+
+def test_each_field_draws_the_lowest_tickets_anyone_can_compute_with_sha256() -> None:
+    """The draw can be checked without Zicha: ticket = SHA-256 of "<seed>:<USCC>"."""
+    import hashlib
+
+    seed = "5eed5eed5eed5eed"
+    result = draw(pool(), check_quotas({"food": 4, OTHER: 2}, FIELDS), seed)
+    food = [c for c in pool() if "food" in c.fields]
+    by_hand = sorted(food, key=lambda c: hashlib.sha256(f"{seed}:{c.uscc}".encode()).hexdigest())[:4]
+    assert [p.uscc for p in result.drawn_for("food")] == [c.uscc for c in by_hand]
+    # other: a field no quota names (motor-vehicle and building-materials here), not drawn yet
+    rest = [c for c in pool() if set(c.fields) - {"food"} and c.uscc not in {p.uscc for p in result.picks[:4]}]
+    by_hand_other = sorted(rest, key=lambda c: hashlib.sha256(f"{seed}:{c.uscc}".encode()).hexdigest())[:2]
+    assert [p.uscc for p in result.drawn_for(OTHER)] == [c.uscc for c in by_hand_other]

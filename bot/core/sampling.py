@@ -5,13 +5,16 @@ The notice (国市监检测发〔2023〕90号, part 二) gives the national plan
 "自然资源检验检测领域 5 家、生态环境监测领域 10 家 … 其他领域抽查 35 家". A campaign names its
 quotas (``[campaign.sample]``, bot/core/campaigns.py); a regulator may give their own.
 
-How a draw works, so that anyone holding the seed and the pool can repeat it (一公开):
-- The pool is every institution the campaign covers in the regulator's scope, ordered by
-  USCC; its fingerprint is the SHA-256 of those USCCs joined by newlines.
+How a draw works, so that anyone holding the seed and the pool can repeat it (一公开), with
+any tool that computes SHA-256 (``printf '%s' "SEED:USCC" | sha256sum``), not only this one:
+- The pool is every institution the campaign covers in the regulator's scope; its
+  fingerprint is the SHA-256 of their USCCs, sorted, joined by newlines.
+- Each institution's ticket (签号) is the SHA-256, in hex, of ``"<seed>:<USCC>"``: random
+  for whoever does not know the seed before the pool is fixed, the same for anyone after.
 - The quotas are drawn in the order given. A field's candidates are the institutions of the
   pool working in that field not drawn yet; ``other`` (其他领域) takes those working in a
-  field no quota names. ``random.Random(seed).sample`` picks the field's number of them
-  (all of them, and the shortfall is reported, when there are fewer).
+  field no quota names. The field's number of them with the lowest tickets are drawn (all
+  of them, and the shortfall is reported, when there are fewer).
 - The seed is 128 random bits (``secrets``) unless one is given.
 
 Plain Python: no database, no messenger.
@@ -20,7 +23,6 @@ Plain Python: no database, no messenger.
 from __future__ import annotations
 
 import hashlib
-import random
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -102,11 +104,16 @@ def pool_fingerprint(pool: Sequence[Candidate]) -> str:
     return hashlib.sha256("\n".join(c.uscc for c in pool).encode("utf-8")).hexdigest()
 
 
+def ticket(seed: str, uscc: str) -> str:
+    """An institution's ticket in a draw: SHA-256 of ``"<seed>:<USCC>"`` in hex (the lowest are drawn)."""
+    return hashlib.sha256(f"{seed}:{uscc}".encode()).hexdigest()
+
+
 def draw(pool: Iterable[Candidate], quotas: Sequence[tuple[str, int]], seed: str) -> Draw:
     """Draw ``quotas`` (checked: ``check_quotas``) from ``pool`` with ``seed`` (``check_seed``)."""
-    ordered = sorted(pool, key=lambda c: c.uscc)
+    by_uscc = sorted(pool, key=lambda c: c.uscc)
+    ordered = sorted(by_uscc, key=lambda c: ticket(seed, c.uscc))  # the draw's order: lowest ticket first
     named = {name for name, _n in quotas if name != OTHER}
-    rng = random.Random(seed)
     taken: set[int] = set()
     picks: list[Pick] = []
     shortfall: list[tuple[str, int]] = []
@@ -115,13 +122,13 @@ def draw(pool: Iterable[Candidate], quotas: Sequence[tuple[str, int]], seed: str
             candidates = [c for c in ordered if c.institution_id not in taken and any(f not in named for f in c.fields)]
         else:
             candidates = [c for c in ordered if c.institution_id not in taken and quota in c.fields]
-        chosen = rng.sample(candidates, min(number, len(candidates)))
+        chosen = candidates[:number]
         if len(chosen) < number:
             shortfall.append((quota, number - len(chosen)))
         for c in chosen:
             taken.add(c.institution_id)
             picks.append(Pick(len(picks) + 1, c.institution_id, c.uscc, quota))
-    return Draw(seed, tuple(quotas), len(ordered), pool_fingerprint(ordered), tuple(picks), tuple(shortfall))
+    return Draw(seed, tuple(quotas), len(by_uscc), pool_fingerprint(by_uscc), tuple(picks), tuple(shortfall))
 
 
 class InspectionResult(StrEnum):

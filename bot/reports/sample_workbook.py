@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.core.fields import field_label
-from bot.core.sampling import OTHER, RESULT_LABELS, InspectionResult, tally
+from bot.core.sampling import OTHER, RESULT_LABELS, InspectionResult, tally, ticket
 from bot.reports.excel import cell_text, local_time
 from bot.reports.xlsx_writer import Sheet, write_sheets
 from storage.samples import Sample, SamplePick
@@ -41,15 +41,17 @@ def sample_sheets(sample: Sample, picks: Sequence[SamplePick], tz: dt.tzinfo) ->
     rows = [
         _safe([
             p.position, quota_label(p.quota), p.name, p.uscc, p.province, result_label(p.result),
-            dt.date.fromisoformat(p.inspected_on) if p.inspected_on else None, p.findings or "",
+            dt.date.fromisoformat(p.inspected_on) if p.inspected_on else None, p.findings or "", ticket(sample.seed, p.uscc),
         ])
         for p in picks
     ]  # fmt: skip
     listing = Sheet(
         "抽查名单 Sample",
         ["序号 No.", "抽取领域 Drawn for", "机构名称 Name", "统一社会信用代码 USCC", "省份 Province",
-         "检查结果 Result", "检查日期 Inspected on", "发现的问题及处理 Findings"],
-        [8, 30, 40, 22, 10, 24, 14, 60],
+         "检查结果 Result", "检查日期 Inspected on", "发现的问题及处理 Findings",
+         ("签号 Ticket", "SHA-256(随机种子:统一社会信用代码)，各领域按签号从小到大抽取。\n"
+                        "SHA-256 of \"<seed>:<USCC>\"; each field draws the lowest tickets.")],
+        [8, 30, 40, 22, 10, 24, 14, 60, 66],
         rows,
         date_columns=frozenset({6}),
     )  # fmt: skip
@@ -75,8 +77,9 @@ def sample_sheets(sample: Sample, picks: Sequence[SamplePick], tz: dt.tzinfo) ->
         ["名单机构数 Pool size", sample.pool_size],
         ["名单指纹 Pool SHA-256 (USCCs sorted, one per line)", sample.pool_sha256],
         *[[f"配额 Quota: {quota_label(q)}", n] for q, n in sample.quotas],
-        ["方法 Method", "Python random.Random(seed).sample, quotas in the order above, each institution drawn once "
-         "(zicha sample draw --seed repeats it on the same pool)"],
+        ["方法 Method", "每家机构的签号 = SHA-256(随机种子:统一社会信用代码)；按上列配额顺序，各领域从尚未抽中的机构中"
+         "抽取签号最小者。Each institution's ticket is SHA-256(\"<seed>:<USCC>\"); quotas in the order above, each "
+         "from the institutions not drawn yet, lowest tickets first (zicha sample draw --seed repeats it)."],
     ]  # fmt: skip
     about = Sheet("抽取 Draw", ["项目 Item", "内容 Value"], [30, 80], [_safe(row) for row in facts])
     return [listing, statistics, about]
