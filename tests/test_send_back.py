@@ -155,6 +155,18 @@ async def test_a_regulator_sends_a_signed_self_check_back_and_the_staff_sign_aga
         assert "Sent back for rework 1 time(s)" in page.text and "signed again since" in page.text
         assert "↩️ Send back for rework" in page.button_texts  # signed: it can be sent back again
 
+        # /verify of the pledge sent back: signed again since; then that signature revised too.
+        async def verify_old() -> str:
+            mark = tg.mark()
+            await regulator.say(f"/verify {signed['verification_code']}", screen=False)
+            return " ".join(regulator.replies_since(mark))
+
+        assert "Signed again since: the current code is" in await verify_old()
+        _answer, asking = await staff.press(button(summary, "✏️"), summary)
+        await staff.press(asking.button_texts[0], asking)  # 是，作废签名并修改
+        told = await verify_old()
+        assert "Signed again since, and that signature was voided too" in told and "current code" not in told
+
 
 async def test_nothing_is_sent_back_outside_the_scope_or_by_a_forged_or_stale_press(
     tg: TelegramStandin, db_path: Path, db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution

@@ -185,10 +185,12 @@ def help_text() -> str:
 
 def verify_text(
     submission: Submission, institution: Any, later: Submission | None, signer_user: str, locale: str, tz: Any,
-    sent_back: SendBack | None = None,
+    sent_back: SendBack | None = None, signed_since: bool = False,
 ) -> str:
-    """Who signed what, when, and whether it is still the current submission (``sent_back``:
-    the regulator's send-back for rework that voided it)."""
+    """Who signed what, when, and whether it is still the current submission (``later``:
+    the current one when a later signature replaced it; ``sent_back``: the regulator's
+    send-back for rework that voided it; ``signed_since``: signed again after it, whether
+    or not that signature stands)."""
     document = submission.document
     totals = document["totals"]
     if submission.current:
@@ -200,6 +202,8 @@ def verify_text(
         )  # fmt: skip
         if later is not None and later.current:
             state += "\n" + _("Signed again since: the current code is {code}.").format(code=doc.format_code(later.verification_code))
+        elif signed_since:
+            state += "\n" + _("Signed again since, and that signature was voided too: not signed now.")
         else:
             state += "\n" + _("Not signed again yet.")
     elif later is not None and later.current:
@@ -366,7 +370,9 @@ class Onboarding:
         later = pledge_store.later_submission(db, submission)
         current_later = pledge_store.current_submission(db, submission.selfcheck_id) if later is not None else None
         sent_back = send_back_of(db, submission.id) if not submission.current else None
-        text = verify_text(submission, institution, current_later, who, self.actor.locale, self.c.settings.tz, sent_back)
+        text = verify_text(
+            submission, institution, current_later, who, self.actor.locale, self.c.settings.tz, sent_back, signed_since=later is not None
+        )  # fmt: skip
         return Outcome(note("verify", text))
 
 

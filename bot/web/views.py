@@ -411,6 +411,7 @@ def _submission_card(request: web.Request, submission: Any, state: str) -> dict[
     ctx = request.app[CTX]
     signed = submission.document
     later = later_submission(ctx.db, submission) if not submission.current else None
+    later = later if later is not None and later.current else None  # only a standing signature is "the current submission"
     if state == "superseded" and send_back_of(ctx.db, submission.id) is not None:
         state = "sent_back"  # voided by the regulator, not by its staff (the reason is not shown here)
     return {
