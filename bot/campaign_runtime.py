@@ -14,6 +14,7 @@ submission, PDF) for the institutions that have a self-check in it, and read-onl
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +35,10 @@ class Running:
 
     campaign: Campaign
     checklist: Checklist
-    open: bool
+    open: bool  # answers can be changed (for staff: and the campaign covers their institution)
+    # False: open, but it no longer covers this institution (its province or fields changed
+    # in the roster): the self-check it has there stays readable, not changeable.
+    covers: bool = True
 
     @property
     def id(self) -> str:
@@ -87,12 +91,16 @@ class CampaignRegistry:
 
     def for_institution(self, db: sqlite_utils.Database, institution: Institution, today: dt.date) -> list[Running]:
         """What the institution's staff may open: the open campaigns that cover it, then the
-        others in which it has a self-check (read-only)."""
+        others in which it has a self-check, read-only: closed ones, and open ones that no
+        longer cover it (``covers=False``: the roster changed its province or fields after
+        it answered, and a signed pledge among them must stay within reach)."""
         result = []
         for run in self.runs(db, today):
             covered = run.campaign.coverage.covers(institution.level, institution.province, institution.fields)
-            if (run.open and covered) or (not run.open and find_selfcheck(db, institution.id, run.id) is not None):
+            if run.open and covered:
                 result.append(run)
+            elif find_selfcheck(db, institution.id, run.id) is not None:
+                result.append(run if not run.open else dataclasses.replace(run, open=False, covers=False))
         return sorted(result, key=lambda r: not r.open)
 
     def current(

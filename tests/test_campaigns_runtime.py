@@ -637,3 +637,40 @@ async def test_a_regulator_broadcasts_to_the_staff_one_campaign_covers(
     assert not any("食品专项" in m.text for m in tg.messages(8301) + tg.messages(8302))
     rows = list(read_db(db_path)["outbox"].rows_where("kind = 'broadcast'"))
     assert [r["chat_id"] for r in rows] == [8303]
+
+
+async def test_a_campaign_that_no_longer_covers_the_institution_stays_readable_with_its_reason(
+    tg: TelegramStandin, db_path: Path, campaigns_env: Path
+) -> None:
+    """The roster moves a food lab out of food while the food campaign is open: its
+    self-check there stays listed and readable (its answers, a signed pledge), says why it
+    cannot be changed, and the campaign that still covers it is the one to work on."""
+    labs = _labs(db_path)
+    code = invite(db_path, labs["both"])
+    async with running_bot(tg, db_path, zicha_campaign=THREE):
+        chat = Chat(tg, 7211)
+        await _join(chat, code)
+        await chat.press("食品专项自查（测试）")
+        await _answer_first(chat)
+    db = open_db(db_path)
+    upsert_institutions(db, [roster_row("国家级食品检验所", 13, ("motor-vehicle",))])  # no longer food
+    db.close()
+    async with running_bot(tg, db_path, zicha_campaign=THREE):
+        chat = Chat(tg, 7211)
+        await chat.say("/start")  # the chosen campaign: still shown, read-only
+        screen = await chat.say("/campaign")
+        assert "不再涵盖本机构，只读" in screen.text and "国家级自查（测试）" in screen.text
+        await chat.press("✓ 食品专项自查（测试）")
+        mark = tg.mark()
+        await chat.say("王五")  # a typed answer: refused with the reason, not "closed"
+        told = " ".join(chat.replies_since(mark))
+        assert "不再涵盖本机构" in told and "已结束" not in told
+        choice = await chat.say("/campaign")
+        mark = tg.mark()
+        await chat.press("国家级自查（测试）", choice)  # the campaign that still covers it: open to answers
+        assert any("现在填写：国家级自查（测试）" in text for text in chat.replies_since(mark))
+    db = read_db(db_path)
+    n = db.execute(
+        "SELECT count(*) FROM answers a JOIN selfchecks s ON s.id = a.selfcheck_id WHERE s.campaign_id = 'food-2023'"
+    ).fetchone()[0]
+    assert n == 1  # kept, and nothing more written

@@ -13,6 +13,8 @@ from bot.core.locales import format_date
 
 
 def _state(run: Any, locale: str) -> str:
+    if not getattr(run, "covers", True):
+        return _("no longer covers your institution, read-only")
     if not run.open:
         return _("closed, read-only")
     deadline = run.campaign.deadline
@@ -52,11 +54,17 @@ def working_on(run: Any, locale: str) -> str:
     """Said once a campaign is chosen."""
     told = _("Now working on: {title}").format(title=escape(run.title(locale)))
     if not run.open:
-        told += "\n" + _("This campaign is closed: its answers and signed pledge can be read, not changed.")
+        told += "\n" + closed_text(run)
     return told
 
 
-def closed_text() -> str:
+def closed_text(run: Any = None) -> str:
+    """Why the self-check of ``run`` (the actor's campaign) cannot be changed."""
+    if run is not None and not getattr(run, "covers", True):
+        return _(
+            "This campaign no longer covers your institution (its province or fields changed in the roster): "
+            "its answers and signed pledge can be read, not changed. Ask your regulator if this is wrong."
+        )
     return _("This campaign is closed: its answers and signed pledge can be read, not changed.")
 
 
@@ -74,5 +82,5 @@ def regulator_campaign_rows(
 
 
 def campaign_line(run: Any, locale: str) -> str:
-    state = "" if run.open else " · " + _("closed, read-only")
+    state = "" if run.open else " · " + _state(run, locale)
     return _("Campaign: {title}").format(title=escape(run.title(locale))) + escape(state)

@@ -380,6 +380,8 @@ class Desk:
             checklist = run.checklist
         elif selfcheck.campaign_id != checklist.campaign_key:
             return Outcome(notice=views.not_found_text(), alert=True)
+        if not checklist.covers(institution.level, institution.province, institution.fields):  # its staff could not change it
+            return Outcome(notice=views.send_back_closed_text(), alert=True)
         if not submission.current:
             return Outcome(notice=views.send_back_not_signed_text(), alert=True)
         return institution, submission, checklist

@@ -392,7 +392,10 @@ def send_back_not_signed_text() -> str:
 
 
 def send_back_closed_text() -> str:
-    return _("This campaign has closed: its self-checks can no longer be changed, so none can be sent back.")
+    return _(
+        "This campaign has closed, or no longer covers this institution: its self-check can no longer be changed, "
+        "so it cannot be sent back."
+    )
 
 
 def send_back_reason_not_text() -> str:

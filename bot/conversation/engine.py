@@ -134,6 +134,7 @@ class Step:
         self.actor = actor
         # ``run``: the actor's current campaign when the deployment runs several; its
         # checklist (with the campaign's id, deadline, pledge) is the one they answer.
+        self.run = run
         checklist = conversation.checklist if run is None else run.checklist
         read_only = run is not None and not run.open
         self.ws: Workspace = open_workspace(conversation.db, checklist, institution, read_only=read_only)
@@ -239,7 +240,7 @@ class Step:
 
     def frozen(self, exc: Frozen) -> str:
         if isinstance(exc, CampaignClosed) or exc.submission is None:
-            return cs.closed_text()
+            return cs.closed_text(self.run)
         return render.frozen_text(exc.submission, self.actor.locale, self.c.clock().tzinfo)
 
     # --- guards ------------------------------------------------------------------------
@@ -478,7 +479,7 @@ class Step:
         if item is None or answer is None or answer.value is not Choice.NONCOMPLIANT:
             return Outcome(messages=[_("Files are accepted only as evidence for a non-compliant item. Nothing was saved.")])
         if self.ws.read_only:
-            return Outcome(messages=[cs.closed_text()])
+            return Outcome(messages=[cs.closed_text(self.run)])
         signed = self.ws.submission()
         if signed is not None:  # read-only while signed; add_evidence would raise Frozen
             return Outcome(messages=[self.frozen(Frozen(signed))])
@@ -609,8 +610,8 @@ class Step:
         if self.ws.read_only and step not in (PledgeAction.PDF, PledgeAction.CANCEL):
             submission = self.ws.submission()
             if submission is not None:
-                return self.signed(submission, notice=cs.closed_text(), alert=True)
-            return self.summary(notice=cs.closed_text(), alert=True)
+                return self.signed(submission, notice=cs.closed_text(self.run), alert=True)
+            return self.summary(notice=cs.closed_text(self.run), alert=True)
         if step is PledgeAction.START:
             return self.offer()
         if step is PledgeAction.CANCEL:
@@ -907,7 +908,7 @@ class Conversation:
             run, _available = self.current_campaign(actor)
             ws = self.workspace(actor.institution, run)
             if ws.read_only:
-                return Outcome(messages=[cs.closed_text()])
+                return Outcome(messages=[cs.closed_text(run)])
             submission = ws.submission()
             not_signed = _("The pledge is not signed (any more), so the file was not attached. Send /pledge to see where things stand.")
             if submission is None:
