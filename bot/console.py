@@ -9,7 +9,8 @@ and the files the engine hands over (the signed pledge PDF) saved into a folder.
 
 Buttons get keys that do not move: the answers of a screen are numbered 1, 2, 3 …, and
 navigation always has the same letter (``p`` previous, ``n`` skip / continue, ``c``
-contents, ``r`` review …), whether or not the item offers 不适用.
+contents, ``r`` review …), whether or not the item offers 不适用. On a screen that waits for
+typed text the numbers are ``#1``, ``#2`` …, so that a typed number is the answer.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from bot.conversation.actions import (
 )
 from bot.conversation.engine import Actor, Conversation
 from bot.conversation.onboarding import AskLanguage, OtherCommand, ShowHelp, Start, Verify
-from bot.conversation.screens import Attachment, Button, Outcome
+from bot.conversation.screens import Attachment, Button, Expect, Outcome
 from bot.conversation.text import _
 from storage.institutions import get_membership, get_user_language
 from storage.regulators import get_regulator
@@ -99,15 +100,21 @@ def button_key(button: Button) -> str | None:
     return NAV_KEYS.get(action.action)
 
 
-def assign_keys(buttons: list[Button]) -> list[str]:
-    """One key per button, in order: fixed letters for navigation, numbers for the rest."""
+TYPED_SCREEN_MARK = "#"
+"""Before the numbered keys of a screen that waits for typed text (a number, a name, a
+problem): there "3" is the answer 3, and "#3" presses button 3."""
+
+
+def assign_keys(buttons: list[Button], *, typed: bool = False) -> list[str]:
+    """One key per button, in order: fixed letters for navigation, numbers for the rest
+    (``typed``: the screen waits for typed text, so its numbers are marked, ``#1``…)."""
     keys: list[str] = []
     number = 0
     for button in buttons:
         key = button_key(button)
         if key is None or key in keys:
             number += 1
-            key = str(number)
+            key = (TYPED_SCREEN_MARK if typed else "") + str(number)
         keys.append(key)
     return keys
 
@@ -190,15 +197,19 @@ class ConsoleChat:
 
     # --- rendering -----------------------------------------------------------------------
 
-    def message(self, text: str, *, buttons: list[Button] | None = None, edits: int | None = None) -> int:
+    def message(
+        self, text: str, *, buttons: list[Button] | None = None, edits: int | None = None, expects: Expect = Expect.NOTHING
+    ) -> int:
         """Print a message (its buttons with their keys, which become the current ones);
-        ``edits``: the id of the message it replaces (a press changes its own screen)."""
+        ``edits``: the id of the message it replaces (a press changes its own screen);
+        ``expects``: what the screen waits for besides its buttons (typed text: its
+        numbered keys are marked, so a typed number is an answer, not a press)."""
         self.write("")
         with self.speaking():
             prefix = _("(updated)") + " " if edits is not None else ""
         self.write(prefix + plain(text))
         buttons = buttons or []
-        keys = assign_keys(buttons)
+        keys = assign_keys(buttons, typed=expects in (Expect.TEXT, Expect.TEXT_OR_FILE))
         self.keys = {key: button.action for key, button in zip(keys, buttons, strict=True)}
         if buttons:
             self.write("  ".join(f"[{key}] {plain(b.label)}" for key, b in zip(keys, buttons, strict=True)))
@@ -218,7 +229,7 @@ class ConsoleChat:
         for text in messages:
             self.message(text)
         if outcome.screen is not None:
-            token = self.message(outcome.screen.text, buttons=outcome.screen.buttons(), edits=pressed)
+            token = self.message(outcome.screen.text, buttons=outcome.screen.buttons(), edits=pressed, expects=outcome.screen.expects)
             self.conversation.shown(actor, outcome, token)
             for attachment in outcome.screen.attachments:
                 self.save(attachment)

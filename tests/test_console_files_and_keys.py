@@ -4,6 +4,7 @@ and never prints a traceback. Driven by keystrokes, as a user types them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -117,3 +118,25 @@ def test_the_console_speaks_english_when_english_is_chosen(demo_env: Path) -> No
     assert "演示机构已就绪" in out and "自查助手终端对话" in out  # before the switch: Chinese
     assert "Language set to English." in out and "Item 1/46" in out.split("Language set to English.")[1]
     assert out.rstrip().endswith("Bye. Your answers are saved; run the same command to continue.")
+
+
+def test_on_a_screen_waiting_for_typed_text_a_number_is_the_answer_and_hash_keys_press() -> None:
+    """A number item offering 与去年相同 (numbered 1): "1" typed there is the answer 1, not
+    that button; "#1" presses it. Elsewhere "1" still presses button 1."""
+    from bot.console import ConsoleChat
+    from bot.conversation.actions import NavAction, Navigate, SameAsLastYear, TypeText
+    from bot.conversation.screens import Button, Expect
+
+    shown: list[str] = []
+    chat = ConsoleChat(None, shown.append)  # type: ignore[arg-type]  # keys only: no engine needed
+    chat.speaking = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # nor its translations
+    carry = SameAsLastYear(sc=1, item="header-staff", fp="f", rev=0)
+    buttons = [Button("与去年相同", carry), Button("◀ 上一项", Navigate(action=NavAction.PREV, sc=1, item="header-staff"))]
+    chat.message("本机构在岗检验检测人员人数。", buttons=buttons, expects=Expect.TEXT)
+    assert "[#1] 与去年相同  [p] ◀ 上一项" in shown
+    assert chat.decode("1") == (TypeText(text="1"), None)
+    pressed, origin = chat.decode("#1")
+    assert pressed == carry.at(origin) and origin is not None
+    assert isinstance(chat.decode("p")[0], Navigate)
+    chat.message("是否符合？", buttons=buttons)  # a screen of buttons only
+    assert chat.decode("1")[0] == carry.at(chat.screen_id)
