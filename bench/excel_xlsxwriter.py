@@ -30,6 +30,7 @@ from bot.core.scope import Scope
 from bot.reports.excel import (
     CONTACT_TITLES,
     RECT_LABEL,
+    SENT_BACK_COLUMN,
     SHEET_ANSWERS,
     SHEET_INSTITUTIONS,
     SHEET_RECTIFICATION,
@@ -41,6 +42,7 @@ from bot.reports.excel import (
     _item_note,
     cell_text,
     local_time,
+    sent_back_cells,
     tz_label,
 )
 from bot.reports.items import CONTACT_ITEM_IDS, checklist_numbers, confirm_item_ids, item_heading
@@ -58,7 +60,6 @@ from storage.reports import (
     staff_counts,
     text_answers,
 )
-from storage.sendbacks import waiting_by_institution
 
 
 class _When:
@@ -186,10 +187,7 @@ def write_export(
         corrections.setdefault(c.institution_id, []).append(
             c.text + (f"（{stamp:%Y-%m-%d %H:%M} 提交）" if stamp else "")
         )
-    sent_back: dict[int, str] = {}
-    for institution_id, back in waiting_by_institution(db, checklist.campaign_key, scope).items():
-        stamp = local_time(back.sent_at, tz)
-        sent_back[institution_id] = (f"{stamp:%Y-%m-%d %H:%M} " if stamp else "") + f"{back.sent_by_label}：{back.reason}"
+    sent_back = sent_back_cells(db, checklist, scope, tz)
     inst = book.sheet(
         SHEET_INSTITUTIONS,
         [
@@ -214,12 +212,7 @@ def write_export(
                 "Staff say the roster's details of their institution are wrong and typed the correct ones. "
                 "Check them, correct the roster (zicha roster import); staff then confirm the details again.",
             ),
-            (
-                "退回整改 Sent back for rework",
-                "监管部门已将已签署的自查表退回整改、机构尚未重新签署的：退回时间、退回部门和整改要求。\n"
-                "A regulator sent the signed self-check back for rework and it is not signed again yet: "
-                "when, by whom, and what to rectify.",
-            ),
+            SENT_BACK_COLUMN,
         ],
         [40, 22, 10, 30, 16, 10, 10, 10, 10, 12, 8, 18, 10, *[14] * len(contact_titles), 50, 50],
     )

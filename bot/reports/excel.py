@@ -209,6 +209,24 @@ def _safe(values: Iterable[object]) -> list[object]:
 _AS_THEY_ARE = frozenset({type(None), int, float, bool, dt.date, dt.datetime})
 
 
+SENT_BACK_COLUMN = (
+    "退回整改 Sent back for rework",
+    "监管部门已将已签署的自查表退回整改、机构尚未重新签署的：退回时间、退回部门和整改要求。\n"
+    "A regulator sent the signed self-check back for rework and it is not signed again yet: "
+    "when, by whom, and what to rectify.",
+)
+"""The institutions sheet's column of send-backs waiting for rework (title, header comment)."""
+
+
+def sent_back_cells(db: sqlite_utils.Database, checklist: Checklist, scope: Scope, tz: dt.tzinfo | None) -> dict[int, str]:
+    """Institution id → its cell in ``SENT_BACK_COLUMN``: when (local time), by whom, what to rectify."""
+    cells: dict[int, str] = {}
+    for institution_id, back in waiting_by_institution(db, checklist.campaign_key, scope).items():
+        stamp = local_time(back.sent_at, tz)
+        cells[institution_id] = (f"{stamp:%Y-%m-%d %H:%M} " if stamp else "") + f"{back.sent_by_label}：{back.reason}"
+    return cells
+
+
 def write_export(
     db: sqlite_utils.Database,
     checklist: Checklist,
@@ -265,10 +283,7 @@ def write_export(
                 c.text + (f"（{stamp:%Y-%m-%d %H:%M} 提交）" if stamp else "")
             )
         staff = staff_counts(db, scope)
-        sent_back: dict[int, str] = {}
-        for institution_id, back in waiting_by_institution(db, checklist.campaign_key, scope).items():
-            stamp = local_time(back.sent_at, tz)
-            sent_back[institution_id] = (f"{stamp:%Y-%m-%d %H:%M} " if stamp else "") + f"{back.sent_by_label}：{back.reason}"
+        sent_back = sent_back_cells(db, checklist, scope, tz)
         labels: dict[tuple[str, ...], str] = {}
         for i in report.institutions:
             fields = labels.get(i.fields)
@@ -320,12 +335,7 @@ def write_export(
                 "Staff say the roster's details of their institution are wrong and typed the correct ones. "
                 "Check them, correct the roster (zicha roster import); staff then confirm the details again.",
             ),
-            (
-                "退回整改 Sent back for rework",
-                "监管部门已将已签署的自查表退回整改、机构尚未重新签署的：退回时间、退回部门和整改要求。\n"
-                "A regulator sent the signed self-check back for rework and it is not signed again yet: "
-                "when, by whom, and what to rectify.",
-            ),
+            SENT_BACK_COLUMN,
         ],
         [40, 22, 10, 30, 16, 10, 10, 10, 10, 12, 8, 18, 10, *[14] * len(contact_titles), 50, 50],
         institution_rows(),
