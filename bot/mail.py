@@ -93,18 +93,26 @@ class Mailer:
         await asyncio.to_thread(self._send_now, message)
 
 
-def signin_email(name: str, institution: str, link: str) -> tuple[str, str]:
-    """Subject and text of the e-mail with a person's sign-in link (call inside a locale)."""
+def signin_email(name: str, institution: str, link: str, *, asked_again: bool = False) -> tuple[str, str]:
+    """Subject and text of the e-mail with a person's sign-in link (call inside a locale).
+    ``asked_again``: the person asked for a new one on the web page (their older links still
+    work: anyone can type anyone's address there)."""
     subject = _("Your Zicha sign-in link: {institution}").format(institution=institution)
+    intro = (
+        _("Someone, probably you, asked for a new sign-in link to the self-check of {institution}.")
+        if asked_again
+        else _("You joined the self-check of {institution} on the web.")
+    )
     text = "\n".join(
         [
             _("Hello {name},").format(name=name),
             "",
-            _("You joined the self-check of {institution} on the web.").format(institution=institution),
+            intro.format(institution=institution),
             _("This is your personal sign-in link. Open it on any phone or computer to come back; keep it to yourself:"),
             link,
             "",
-            _("If you did not ask for this, you can ignore this message."),
+            _("If you did not ask for this, you can ignore this message.")
+            + (" " + _("The links you had before keep working.") if asked_again else ""),
         ]
     )
     return subject, text

@@ -769,3 +769,11 @@ def m018_inspection_samples(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m019_web_people_by_email(db: sqlite_utils.Database) -> None:
+    # A web person who lost their sign-in link asks for a new one by typing their e-mail
+    # address on a public page (bot/services/signin_links.py): found by it without a scan.
+    # The address is ASCII (bot/web/views.py checks it), so SQLite's lower() folds it whole.
+    db.executescript("CREATE INDEX users_web_email ON users(lower(email)) WHERE channel = 'web';")

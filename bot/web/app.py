@@ -41,6 +41,7 @@ from storage import web as store
 from storage.conversations import SQLiteStates
 
 PDF_CHECKS_AT_ONCE = 2  # /verify's signature checks running at once; more wait their turn
+LINK_ASKS_PER_ADDRESS = 5  # /link's requests for a new sign-in link, per client address and guess window
 
 log = logging.getLogger("zicha.web")
 
@@ -170,6 +171,7 @@ def build_web_app(
         guesses_by_code=sec.SlidingWindow(settings.zicha_web_guess_limit, window),
         pdf_checks=sec.SlidingWindow(settings.zicha_web_pdf_check_limit, window),
         pdf_check_slots=asyncio.Semaphore(PDF_CHECKS_AT_ONCE),
+        link_asks=sec.SlidingWindow(LINK_ASKS_PER_ADDRESS, window),
         templates=templates_env(i18n),
         form_tokens=sec.FormTokens(dt.timedelta(hours=1)),
         on_enqueue=on_enqueue,

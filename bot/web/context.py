@@ -39,6 +39,7 @@ class WebContext:
     guesses_by_code: sec.SlidingWindow
     pdf_checks: sec.SlidingWindow  # /verify's PDF signature checks per address
     pdf_check_slots: asyncio.Semaphore  # ... and how many run at once (each a thread's CPU)
+    link_asks: sec.SlidingWindow  # requests for a new sign-in link by e-mail (/link) per address
     templates: jinja2.Environment
     form_tokens: sec.FormTokens
     on_enqueue: Any = None  # called after something was put in the outbox (wakes the sender)

@@ -53,9 +53,10 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
-# Paths served without a signed-in session: joining, signing in, verifying, static files.
+# Paths served without a signed-in session: joining, signing in, asking for a new sign-in
+# link, verifying, static files.
 PUBLIC_PREFIXES = ("/j/", "/s/", "/static/")
-PUBLIC_PATHS = frozenset({"/verify", "/lang", "/signout", "/health", "/favicon.ico", "/signed-out"})
+PUBLIC_PATHS = frozenset({"/verify", "/link", "/lang", "/signout", "/health", "/favicon.ico", "/signed-out"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -41,6 +41,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/j/{code}", join_post)
     app.router.add_get("/s/{token}", signin_page)
     app.router.add_post("/s/{token}", signin_post)
+    app.router.add_get("/link", link_page)
+    app.router.add_post("/link", link_post)
     app.router.add_post("/signout", signout)
     app.router.add_get("/signed-out", signed_out)
     app.router.add_post("/lang", switch_language)
@@ -207,12 +209,15 @@ def _person(request: web.Request, form: MultiDictProxy) -> tuple[str, str | None
     return name, email, errors
 
 
-def _link(request: web.Request, token: str) -> str:
+def _base_url(request: web.Request) -> str:
     ctx = request.app[CTX]
     # Never from the request's Host header: whoever sends the request would choose where the
     # e-mailed link points. Without ZICHA_PUBLIC_URL, the address Zicha was told to listen on.
-    base = ctx.settings.zicha_public_url or f"http://{ctx.settings.zicha_web_host}:{ctx.settings.zicha_web_port}"
-    return f"{base}/s/{token}"
+    return ctx.settings.zicha_public_url or f"http://{ctx.settings.zicha_web_host}:{ctx.settings.zicha_web_port}"
+
+
+def _link(request: web.Request, token: str) -> str:
+    return f"{_base_url(request)}/s/{token}"
 
 
 def _queue_link_email(request: web.Request, user_id: int, email: str, name: str, institution: str, link: str) -> None:
@@ -274,6 +279,48 @@ async def signin_post(request: web.Request) -> web.Response:
     store.mark_link_used(ctx.db, token)
     start_signed_in_session(request, user_id)
     raise web.HTTPSeeOther("/")
+
+
+# --- a new sign-in link by e-mail, asked for by the person -------------------------------
+
+
+def _sends_email(request: web.Request) -> bool:
+    settings = request.app[CTX].settings
+    return bool(settings.zicha_smtp_host and settings.zicha_smtp_from)
+
+
+async def link_page(request: web.Request) -> web.Response:
+    """GET /link: the form to have a new personal sign-in link e-mailed (or, on a server that
+    sends no e-mail, whom to ask instead)."""
+    return render(request, "link_request.html", sends_email=_sends_email(request), email="", error=None, sent=False)
+
+
+async def link_post(request: web.Request) -> web.Response:
+    """POST /link: a new link e-mailed to every web member with the typed address. The page
+    says the same whether anyone has it or not (bot/services/signin_links.py)."""
+    from bot.services.signin_links import send_new_links
+
+    ctx = request.app[CTX]
+    if not _sends_email(request):
+        return render(request, "link_request.html", status=404, sends_email=False, email="", error=None, sent=False)
+    address = "addr:" + sec.client_address(request)
+    if ctx.link_asks.blocked(address) or _too_many(request):
+        return _slow_down(request)
+    form = await request.post()
+    typed = str(form.get("email", "")).strip()
+    if len(typed) > EMAIL_MAX or not _EMAIL_RE.fullmatch(typed):
+        _ = gettext_for(request)
+        error = _("That does not look like an e-mail address (name@example.com).")
+        return render(request, "link_request.html", status=400, sends_email=True, email=typed[:EMAIL_MAX], error=error, sent=False)
+    ctx.link_asks.hit(address)
+    queued = send_new_links(
+        ctx.db, ctx.i18n, email=typed, base_url=_base_url(request), default_locale=ctx.settings.zicha_locale,
+        now=dt.datetime.now(dt.timezone.utc),
+    )  # fmt: skip
+    if queued:
+        _wake_outbox(request)
+    log.info("web: new sign-in link asked for by e-mail, %d queued", queued, extra={"event": "signin_link_asked"})
+    return render(request, "link_request.html", sends_email=True, email=typed, error=None, sent=True)
 
 
 async def signout(request: web.Request) -> web.Response:
