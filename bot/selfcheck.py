@@ -31,7 +31,7 @@ from storage import answers as answer_store
 from storage import uploads as upload_store
 from storage.answers import SelfCheck
 from storage.carryover import EarlierAnswer, previous_campaign_answer
-from storage.db import current_write
+from storage.db import current_write, transaction
 from storage.institutions import Institution
 from storage.pledges import Submission, add_paper_pledge, current_submission
 from storage.sendbacks import SendBack, get_send_back
@@ -367,6 +367,31 @@ class Workspace:
 
     def evidence_count(self, item_id: str) -> int:
         return len(answer_store.evidence_for(self.db, self.selfcheck.id, item_id))
+
+    def evidence(self, item_id: str) -> list[dict[str, Any]]:
+        """The evidence files of an item, in the order they were sent."""
+        return answer_store.evidence_for(self.db, self.selfcheck.id, item_id)
+
+    def remove_evidence(self, item_id: str, evidence_id: int, *, by: int) -> dict[str, Any] | None:
+        """Remove one evidence file of the item (sent by mistake); the row as it was, or
+        None if the item has no such file (removed already). Frozen while signed or closed;
+        NotAllowed for the only file of an attachment item (its answer would name no file:
+        send the right one first). An attachment item's answer then names its latest file."""
+        item = self.item(item_id)
+        with transaction(self.db):  # the file, and the answer naming the latest one, together
+            self._ensure_open()
+            files = self.evidence(item_id)
+            if item.kind == "attachment" and [f["id"] for f in files] == [evidence_id]:
+                raise NotAllowed(f"the only file of {item_id}")
+            removed = answer_store.remove_evidence(self.db, self.selfcheck.id, item_id, evidence_id, by=by)
+            answer = self.answer(item_id)
+            if removed is not None and item.kind == "attachment" and answer is not None and answer.value is Choice.FILE:
+                latest = [f for f in files if f["id"] != evidence_id][-1]
+                name = latest["file_name"] if latest["kind"] == "document" and (latest["file_name"] or "").strip() else "photo"
+                if answer.text != name:
+                    self._save(item_id, by=by, value=Choice.FILE, text=clean_text(name, 255))
+                    self._sync_status()
+        return removed
 
     def _sync_status(self) -> None:
         """Keep the self-check's status in step with its answers (``_status_due``)."""

@@ -576,6 +576,42 @@ def add_evidence(
     return int(cursor.lastrowid or 0)
 
 
+_EVIDENCE_COLUMNS = (
+    "id, selfcheck_id, item_id, kind, file_id, file_unique_id, file_name, mime_type, file_size, uploaded_by, uploaded_at"
+)
+
+
+def institution_evidence(db: sqlite_utils.Database, evidence_id: int, institution_id: int) -> dict[str, Any] | None:
+    """Evidence ``evidence_id`` if it is of a self-check of this institution (else None)."""
+    return next(db.query(
+        "SELECT e.* FROM evidence e JOIN selfchecks s ON s.id = e.selfcheck_id WHERE e.id = ? AND s.institution_id = ?",
+        [evidence_id, institution_id]), None)
+
+
+def remove_evidence(db: sqlite_utils.Database, selfcheck_id: int, item_id: str, evidence_id: int, *, by: int) -> dict[str, Any] | None:
+    """Move evidence ``evidence_id`` of this self-check's item to ``evidence_removed`` (who,
+    when) and delete the web-uploaded bytes no other row names; returns the row as it was,
+    or None if there is no such row there (removed already, or another item's)."""
+    with db.atomic():
+        row = next(
+            db.query("SELECT * FROM evidence WHERE id = ? AND selfcheck_id = ? AND item_id = ?", [evidence_id, selfcheck_id, item_id]),
+            None,
+        )
+        if row is None:
+            return None
+        db.execute(
+            f"INSERT INTO evidence_removed ({_EVIDENCE_COLUMNS}, removed_by, removed_at) "
+            f"SELECT {_EVIDENCE_COLUMNS}, ?, ? FROM evidence WHERE id = ?",
+            [by, utcnow(), evidence_id],
+        )
+        db.execute("DELETE FROM evidence WHERE id = ?", [evidence_id])
+        db.execute(
+            "DELETE FROM web_files WHERE ref = ? AND NOT EXISTS (SELECT 1 FROM evidence WHERE file_id = ?)",
+            [row["file_id"], row["file_id"]],
+        )
+    return row
+
+
 def evidence_for(db: sqlite_utils.Database, selfcheck_id: int, item_id: str | None = None) -> list[dict[str, Any]]:
     sql = "SELECT * FROM evidence WHERE selfcheck_id = ?"
     params: list[Any] = [selfcheck_id]

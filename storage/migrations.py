@@ -777,3 +777,31 @@ def m019_web_people_by_email(db: sqlite_utils.Database) -> None:
     # address on a public page (bot/services/signin_links.py): found by it without a scan.
     # The address is ASCII (bot/web/views.py checks it), so SQLite's lower() folds it whole.
     db.executescript("CREATE INDEX users_web_email ON users(lower(email)) WHERE channel = 'web';")
+
+
+@migrations()
+def m020_evidence_removed(db: sqlite_utils.Database) -> None:
+    # Staff remove an evidence file sent by mistake (bot/conversation/evidence_screens.py):
+    # the row moves here with who removed it and when, so every query of ``evidence`` (counts,
+    # upload limits) stays as it is and the record of what was sent is kept. The bytes of a
+    # file uploaded on the web are deleted with it: a file sent by mistake may be personal.
+    db.executescript(
+        """
+        CREATE TABLE evidence_removed (
+            id INTEGER PRIMARY KEY,           -- the id it had in evidence
+            selfcheck_id INTEGER NOT NULL REFERENCES selfchecks(id),
+            item_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            file_id TEXT NOT NULL,
+            file_unique_id TEXT NOT NULL,
+            file_name TEXT,
+            mime_type TEXT,
+            file_size INTEGER,
+            uploaded_by INTEGER NOT NULL,
+            uploaded_at TEXT NOT NULL,
+            removed_by INTEGER NOT NULL,
+            removed_at TEXT NOT NULL
+        );
+        CREATE INDEX evidence_removed_item ON evidence_removed(selfcheck_id, item_id);
+        """
+    )

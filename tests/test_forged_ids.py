@@ -18,6 +18,8 @@ from bot.core.scope import Scope
 from bot.telegram.callbacks import (
     AnswerCb,
     CarryCb,
+    EvidenceCb,
+    EvidenceRemoveCb,
     NavAction,
     NavCb,
     PickCb,
@@ -94,6 +96,8 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
             CarryCb(sc=sc, item=item, fp=checklist.fingerprint, rev=0),
             NavCb(action=NavAction.REVIEW, sc=sc, page=0),
             SectionCb(sc=sc, section=checklist.items[0].section_id),
+            EvidenceCb(sc=sc, item=item, page=0),
+            EvidenceRemoveCb(sc=sc, item=item, ev=1, sure=True),
             PledgeCb(action=PledgeAction.PDF, sc=sc, sub=1),
             OverduePageCb(page=0),
             InstitutionCb(id=motor_lab.id),
@@ -124,7 +128,7 @@ async def test_every_factory_refuses_ids_sqlite_cannot_hold(
                         assert answer.text == expected, (chat.user_id, data, answer)
                         assert not answer.show_alert
                         pressed += 1
-        assert pressed == 2 * len(FORGED) * 31  # 31 numeric fields in all
+        assert pressed == 2 * len(FORGED) * 35  # 35 numeric fields in all
         # A real press still works: the range check refuses only what is out of range.
         ok = await regulator.press_data(InstitutionCb(id=motor_lab.id).pack())
         assert ok.text != "此按钮已失效。"

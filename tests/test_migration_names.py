@@ -28,7 +28,7 @@ ADDED_SINCE_FIXTURE = [
     "m010_web_people_sessions_and_email", "m011_campaigns_and_selfcheck_campaign", "m012_web_evidence_files",
     "m013_selfchecks_reminders_and_digests_per_campaign", "m014_selfcheck_answer_counters",
     "m015_status_report_indexes", "m016_names_without_controls", "m017_send_backs",
-    "m018_inspection_samples", "m019_web_people_by_email",
+    "m018_inspection_samples", "m019_web_people_by_email", "m020_evidence_removed",
 ]
 
 

@@ -158,6 +158,35 @@ class SendFile(Action):
 
 
 @dataclass(frozen=True)
+class ShowEvidence(Action):
+    """The evidence files of ``item``: listed, page ``page``, each with a button to remove it."""
+
+    kind: ClassVar[str] = "evidence"
+    sc: int = 0
+    item: str = ""
+    page: int = 0
+
+    @property
+    def button_key(self) -> str:
+        return f"evidence:{self.page}"
+
+
+@dataclass(frozen=True)
+class RemoveEvidence(Action):
+    """Remove evidence file ``ev`` of ``item``: asks first; ``sure``: the confirmation."""
+
+    kind: ClassVar[str] = "unevidence"
+    sc: int = 0
+    item: str = ""
+    ev: int = 0
+    sure: bool = False
+
+    @property
+    def button_key(self) -> str:
+        return f"evidence:{'remove' if self.sure else 'ask'}:{self.ev}"
+
+
+@dataclass(frozen=True)
 class Unsupported(Action):
     """Something the conversation cannot read (a sticker, a voice message...)."""
 
@@ -395,7 +424,7 @@ class PledgeStep(Action):
     h: str = ""
 
 
-ALL_ACTIONS: tuple[type[Action], ...] = (Choose, SetRect, Pick, PickDone, SameAsLastYear, Navigate, OpenSection, TypeText, SendFile, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, PledgeStep, ShowCampaigns, PickCampaign, *REGULATOR_ACTIONS)
+ALL_ACTIONS: tuple[type[Action], ...] = (Choose, SetRect, Pick, PickDone, SameAsLastYear, Navigate, OpenSection, TypeText, SendFile, ShowEvidence, RemoveEvidence, Unsupported, Resume, ShowProgress, ShowReview, ShowPledge, PledgeStep, ShowCampaigns, PickCampaign, *REGULATOR_ACTIONS)
 ACTIONS: dict[str, type[Action]] = {cls.kind: cls for cls in ALL_ACTIONS}
 
 

@@ -35,6 +35,7 @@ import sqlite_utils
 
 from bot.campaign_runtime import CampaignRegistry, Running
 from bot.conversation import campaign_screens as cs
+from bot.conversation import evidence_screens as es
 from bot.conversation import onboarding, render
 from bot.conversation import pledge_screens as ps
 from bot.conversation import state as st
@@ -50,11 +51,13 @@ from bot.conversation.actions import (
     PickDone,
     PledgeAction,
     PledgeStep,
+    RemoveEvidence,
     Resume,
     SameAsLastYear,
     SendFile,
     SetRect,
     ShowCampaigns,
+    ShowEvidence,
     ShowOverdue,
     ShowPledge,
     ShowProgress,
@@ -90,7 +93,7 @@ from bot.selfcheck import CampaignClosed, Frozen, NotAllowed, Workspace, open_wo
 from storage import pledges as pledge_store
 from storage.answers import StaleAnswer
 from storage.db import transaction
-from storage.institutions import Institution
+from storage.institutions import Institution, members_of
 from storage.pledges import Submission
 
 Clock = Callable[[], dt.datetime]
@@ -108,6 +111,8 @@ FOLLOWUP_STEPS = {
 }
 STEP_FOLLOWUPS = {step: followup for followup, step in FOLLOWUP_STEPS.items()}
 TYPED_FOLLOWUP_STEPS = (st.PROBLEM, st.MEASURE, st.TARGET_DATE, st.CORRECTION)
+EVIDENCE_ANSWERS = (Choice.NONCOMPLIANT, Choice.FILE)
+"""Answers whose item keeps evidence files (listed, and removable, from its question)."""
 BUTTONS_ONLY = ("compliance", "confirm")
 """Item kinds answered with buttons only (typed text is refused for them)."""
 
@@ -163,7 +168,7 @@ class Step:
         (``ConversationState.following``) and, if it said so already and still leads to
         ``item``, it stays as it is: a press from one such question to the next writes no state."""
         answer = self.ws.answer(item.id)
-        evidence = self.ws.evidence_count(item.id) if answer is not None and answer.value is Choice.NONCOMPLIANT else 0
+        evidence = self.ws.evidence_count(item.id) if answer is not None and answer.value in EVIDENCE_ANSWERS else 0
         earlier = self.ws.earlier_answer(item)
         if item.kind == "select_multiple" and selection is None:
             selection = (answer.text or "").split() if answer is not None and answer.value is Choice.SELECTED else []
@@ -500,6 +505,58 @@ class Step:
             return self.followup(item, followup, answer, editing=self.state.editing, messages=[told])
         return self.item(item, messages=[told])
 
+    # --- evidence files ----------------------------------------------------------------
+
+    def evidence_locked(self) -> str:
+        """Why the evidence cannot be changed now ("" when it can): closed, or signed."""
+        if self.ws.read_only:
+            return cs.closed_text(self.run)
+        signed = self.ws.submission()
+        return self.frozen(Frozen(signed)) if signed is not None else ""
+
+    def evidence(self, item: Item, page: int = 0, **extra: Any) -> Outcome:
+        """The list of the item's files; passive: the question's answer buttons stay live."""
+        names = {int(m["telegram_id"]): str(m["first_name"] or "") for m in members_of(self.c.db, self.ws.institution.id)}
+        why_not = self.evidence_locked()
+        screen = es.evidence_screen(
+            self.facts(), item, self.ws.evidence(item.id), names, page, self.c.settings.tz, can_remove=not why_not, why_not=why_not
+        )
+        return self.passive(screen, **extra)
+
+    def show_evidence(self, action: ShowEvidence) -> Outcome:
+        item = self.guard(action.sc, action.item)
+        if not isinstance(item, Item):
+            return item if isinstance(item, Outcome) else Outcome()
+        return self.evidence(item, action.page)
+
+    def remove_evidence(self, action: RemoveEvidence) -> Outcome:
+        """Ask, then remove one file. A file not (or no longer) among the item's — removed
+        by a colleague meanwhile, another item's, forged — changes nothing."""
+        item = self.guard(action.sc, action.item)
+        if not isinstance(item, Item):
+            return item if isinstance(item, Outcome) else Outcome()
+        rows = self.ws.evidence(item.id)
+        number = next((n for n, row in enumerate(rows, 1) if row["id"] == action.ev), None)
+        if number is None:
+            return self.evidence(item, notice=_("This file is no longer among the evidence of this item."))
+        why_not = self.evidence_locked()
+        if why_not:
+            return self.evidence(item, notice=why_not, alert=True)
+        if not action.sure:
+            names = {int(m["telegram_id"]): str(m["first_name"] or "") for m in members_of(self.c.db, self.ws.institution.id)}
+            return self.passive(es.remove_screen(self.facts(), item, rows[number - 1], number, names, self.c.settings.tz))
+        try:
+            removed = self.ws.remove_evidence(item.id, action.ev, by=self.actor.user_id)
+        except Frozen as exc:
+            return self.evidence(item, notice=self.frozen(exc), alert=True)
+        except NotAllowed:
+            told = _("This is the only file of this item's answer. Send the right file first, then remove this one.")
+            return self.evidence(item, notice=told, alert=True)
+        if removed is None:
+            return self.evidence(item, notice=_("This file is no longer among the evidence of this item."))
+        told = _("Removed: file {number} ({name}).").format(number=number, name=es.file_label(removed))
+        return self.evidence(item, (number - 1) // es.PAGE_SIZE, notice=told)
+
     def navigate(self, action: Navigate) -> Outcome:
         item = self.guard(action.sc, action.item)
         if isinstance(item, Outcome):
@@ -826,6 +883,10 @@ class Conversation:
             return step.type_text(action)
         if isinstance(action, SendFile):
             return step.send_file(action)
+        if isinstance(action, ShowEvidence):
+            return step.show_evidence(action)
+        if isinstance(action, RemoveEvidence):
+            return step.remove_evidence(action)
         if isinstance(action, Unsupported):
             told = _("Sorry, I can only read text messages, button presses, and photos or documents as evidence.")
             return step.resume(again=True, messages=[told])

@@ -26,6 +26,7 @@ from bot.conversation.actions import (
     PledgeStep,
     SameAsLastYear,
     SetRect,
+    ShowEvidence,
 )
 from bot.conversation.screens import Button, Expect, Screen
 from bot.conversation.text import N_, _, speaking
@@ -333,7 +334,7 @@ def _question_screen(
         parts += ["", hint]
     rev = answer.rev if answer is not None else 0
     expects = {"text": Expect.TEXT, "number": Expect.TEXT, "date": Expect.TEXT, "attachment": Expect.FILE}.get(item.kind, Expect.NOTHING)
-    rows = question_rows(f, item, answer, guide=guide, earlier=earlier, selection=selection, moves=moves)
+    rows = question_rows(f, item, answer, guide=guide, earlier=earlier, selection=selection, moves=moves, evidence=evidence)
     return Screen("question", tuple(parts), rows, expects, item.id, rev)
 
 
@@ -390,10 +391,15 @@ def question_rows(
     earlier: EarlierAnswer | None = None,
     selection: list[str] | None = None,
     moves: tuple[bool, bool] | None = None,
+    evidence: int = 0,
 ) -> tuple[tuple[Button, ...], ...]:
-    """``moves``: whether there is a previous item and somewhere to skip to, if known."""
+    """``moves``: whether there is a previous item and somewhere to skip to, if known;
+    ``evidence``: how many evidence files the item has (a button lists them)."""
     sc = f.sc
     rows = choice_rows(f, item, answer, earlier, selection)
+    if evidence:
+        label = "📎 " + _("Evidence files ({count})").format(count=format_number(evidence, f.locale))
+        rows.append((Button(label, ShowEvidence(sc=sc, item=item.id)),))
     # Only what can be done: no "Previous" on the first item, no "Skip" with nowhere to go.
     if moves is None:
         moves = (f.interview.previous(item.id, f.answers) is not None, f.interview.skip_target(f.answers, item.id) is not None)

@@ -89,6 +89,18 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class EvidenceFile:
+    """An evidence file a screen lists: ``ref`` is the handle of the channel it was sent in
+    (a web adapter serves the bytes of its own files, ``storage.web_files``), ``number``
+    its place in the item's list."""
+
+    id: int
+    number: int
+    name: str
+    ref: str
+
+
+@dataclass(frozen=True)
 class Screen:
     """``kind`` names the screen (question, followup, summary, contents, section, review,
     progress, ...); ``item`` and ``rev`` are the item on screen and the revision of its
@@ -101,6 +113,7 @@ class Screen:
     item: str | None = None
     rev: int | None = None
     attachments: tuple[Attachment, ...] = ()
+    files: tuple[EvidenceFile, ...] = ()  # the evidence files listed (an evidence screen)
 
     @property
     def title(self) -> str:

@@ -83,6 +83,23 @@ class NavCb(CallbackData, prefix="n"):
     page: Page = 0
 
 
+class EvidenceCb(CallbackData, prefix="e"):
+    """The evidence files of an item, a page of them."""
+
+    sc: Id
+    item: str
+    page: Page = 0
+
+
+class EvidenceRemoveCb(CallbackData, prefix="ex"):
+    """Remove evidence file ``ev``: asks first; ``sure``: the confirmation."""
+
+    sc: Id
+    item: str
+    ev: Id
+    sure: bool = False
+
+
 class SectionCb(CallbackData, prefix="s"):
     sc: Id
     section: str

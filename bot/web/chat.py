@@ -43,9 +43,11 @@ from bot.conversation.actions import (
     OpenSection,
     PledgeAction,
     PledgeStep,
+    RemoveEvidence,
     Resume,
     SendFile,
     ShowCampaigns,
+    ShowEvidence,
     ShowProgress,
     ShowReview,
     TypeText,
@@ -57,6 +59,7 @@ from bot.conversation.render import MARKUP_TAG, example_date
 from bot.conversation.screens import Expect, Outcome, Screen
 from bot.conversation.state import SIGNED
 from bot.web.context import CTX, gettext_for, render, request_locale, state
+from storage import answers as answer_store
 from storage import pledges as pledge_store
 from storage import web as store
 from storage import web_files
@@ -66,7 +69,7 @@ CHAT = "chat"  # the session data kept for the chat: {"view": fields, "flash": {
 # What a web form may ask for (the regulators' actions and "unsupported" are not the web's).
 WEB_KINDS = frozenset({
     "choose", "rect", "pick", "pickdone", "carry", "nav", "section", "text", "file", "resume", "progress", "review",
-    "pledge_status", "pledge", "campaigns", "pick_campaign",
+    "pledge_status", "pledge", "campaigns", "pick_campaign", "evidence", "unevidence",
 })  # fmt: skip
 CHOICE_KEYS = frozenset({"compliant", "noncompliant", "na", "yes", "no", "affirmative", "negative"})
 TEXT_MAX = 5000  # characters of a typed form field read at all (the engine's limits are lower)
@@ -91,6 +94,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/chat", chat_page)
     app.router.add_post("/chat", chat_post)
     app.router.add_get("/chat/pdf/{key}", chat_pdf)
+    app.router.add_get("/chat/evidence/{id}", chat_evidence)
 
 
 # --- markup ---------------------------------------------------------------------------------
@@ -233,8 +237,15 @@ def _page(request: web.Request, conversation: Conversation, actor: Actor, screen
     if run is not None and len(available) > 1 and screen.kind != "campaigns":
         with conversation.speaking(actor.locale):
             campaign = engine_markup(campaign_line(run, actor.locale))
+    # An evidence screen's files: those sent on the web can be opened here (their bytes are
+    # kept, ``storage.web_files``); those sent in Telegram are Telegram's to show.
+    files = [
+        {"number": f.number, "name": f.name, "url": f"/chat/evidence/{f.id}" if f.ref.startswith(web_files.PREFIX) else None}
+        for f in screen.files
+    ]
     return {
         "campaign": campaign,
+        "files": files,
         "screen": screen,
         "blocks": blocks,
         "top": top,
@@ -373,6 +384,12 @@ def _view_of(action: Action, outcome: Outcome) -> dict[str, str] | None:
         return action.to_fields()
     if outcome.screen.kind == "review":  # after voiding the signature: the review, as the engine showed it
         return ShowReview().to_fields()
+    if isinstance(action, ShowEvidence):
+        return action.to_fields()
+    if isinstance(action, RemoveEvidence):  # shown again by looking, never by removing again
+        if outcome.screen.kind == "evidence:remove":
+            return RemoveEvidence(sc=action.sc, item=action.item, ev=action.ev).to_fields()
+        return ShowEvidence(sc=action.sc, item=action.item).to_fields()
     return None
 
 
@@ -431,3 +448,30 @@ async def chat_pdf(request: web.Request) -> web.StreamResponse:
     disposition = f"attachment; filename=\"pledge-{submission.id}.pdf\"; filename*=UTF-8''{quote(made.name)}"
     return web.Response(body=made.content, content_type="application/pdf", headers={"Content-Disposition": disposition})
 
+
+
+# --- evidence files -------------------------------------------------------------------------
+
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp", "image/heic": "heic", "application/pdf": "pdf"}
+
+
+async def chat_evidence(request: web.Request) -> web.StreamResponse:
+    """GET /chat/evidence/ID: an evidence file uploaded on the web, for the staff of the
+    institution whose self-check has it (anyone else, and an id that is no file: 404).
+    Served as a download of the type its bytes show, never as a page of ours."""
+    ctx = request.app[CTX]
+    actor = actor_of(request)
+    raw = request.match_info["id"]
+    evidence_id = int(raw) if raw.isdigit() and len(raw) <= 19 else 0
+    row = answer_store.institution_evidence(ctx.db, evidence_id, actor.institution.id) if evidence_id and actor.institution else None
+    content = web_files.content_of(ctx.db, row["file_id"]) if row is not None and str(row["file_id"]).startswith(web_files.PREFIX) else None
+    if row is None or content is None:
+        return _refuse(request, "evidence", 404)
+    mime = sniff(content) or "application/octet-stream"
+    fallback = f"evidence-{evidence_id}.{_EXTENSIONS.get(mime, 'bin')}"
+    name = str(row["file_name"] or "").strip() or fallback
+    headers = {
+        "Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}",
+        "Content-Security-Policy": "sandbox; default-src 'none'",  # opened anyway: no script, no origin of ours
+    }
+    return web.Response(body=content, content_type=mime, headers=headers)
