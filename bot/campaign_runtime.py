@@ -51,16 +51,17 @@ class Running:
 class CampaignRegistry:
     """The campaigns a deployment runs, by id (their order is the order shown)."""
 
-    def __init__(self, campaigns: Iterable[Campaign], checklists: dict[str, Checklist]) -> None:
+    def __init__(
+        self, campaigns: Iterable[Campaign], checklists: dict[str, Checklist], *, default_tz: str = "Asia/Shanghai"
+    ) -> None:
+        """``default_tz``: the time zone of a campaign that names none (ZICHA_TIMEZONE)."""
         self.campaigns: dict[str, Campaign] = {c.id: c for c in campaigns}
+        self.default_tz = default_tz
         self.checklists: dict[str, Checklist] = {}
         for campaign in self.campaigns.values():
             if campaign.checklist_id not in checklists:
                 raise ValueError(f"campaign {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
-            self.checklists[campaign.id] = checklists[campaign.checklist_id].for_campaign(
-                campaign.id, campaign.deadline, pledge_id=campaign.pledge_id, coverage=campaign.coverage,
-                title=campaign.title, sample_quotas=campaign.sample_quotas, sample_basis=campaign.sample_basis,
-            )  # fmt: skip
+            self.checklists[campaign.id] = campaign.applied_to(checklists[campaign.checklist_id])
 
     def ensure_stored(self, db: sqlite_utils.Database) -> None:
         """A campaigns row for each (as ``zicha campaign open`` would), so choices and
@@ -72,11 +73,17 @@ class CampaignRegistry:
     def checklist(self, campaign_id: str) -> Checklist | None:
         return self.checklists.get(campaign_id)
 
-    def runs(self, db: sqlite_utils.Database, today: dt.date) -> list[Running]:
-        """Every campaign: national first, then newest first, broad before field-specific, by id."""
+    def day_of(self, campaign: Campaign, when: dt.date | dt.datetime) -> dt.date:
+        """The day ``when`` is where the campaign runs (its own time zone): a moment is
+        placed there; a day (the CLI's ``--today``) is taken as it is."""
+        return campaign.local_day(when, self.default_tz) if isinstance(when, dt.datetime) else when
+
+    def runs(self, db: sqlite_utils.Database, today: dt.date | dt.datetime) -> list[Running]:
+        """Every campaign: national first, then newest first, broad before field-specific, by id.
+        ``today``: now (each campaign open by the day it is in its own time zone), or a day."""
         closed = campaign_store.closed_campaign_ids(db)
         found = [
-            Running(c, self.checklists[c.id], c.id not in closed and c.is_open_on(today))
+            Running(c, self.checklists[c.id], c.id not in closed and c.is_open_on(self.day_of(c, today)))
             for c in self.campaigns.values()
         ]
         return sorted(
@@ -89,7 +96,7 @@ class CampaignRegistry:
             ),
         )
 
-    def for_institution(self, db: sqlite_utils.Database, institution: Institution, today: dt.date) -> list[Running]:
+    def for_institution(self, db: sqlite_utils.Database, institution: Institution, today: dt.date | dt.datetime) -> list[Running]:
         """What the institution's staff may open: the open campaigns that cover it, then the
         others in which it has a self-check, read-only: closed ones, and open ones that no
         longer cover it (``covers=False``: the roster changed its province or fields after
@@ -104,7 +111,7 @@ class CampaignRegistry:
         return sorted(result, key=lambda r: not r.open)
 
     def current(
-        self, db: sqlite_utils.Database, user_id: int, institution: Institution, today: dt.date
+        self, db: sqlite_utils.Database, user_id: int, institution: Institution, today: dt.date | dt.datetime
     ) -> tuple[Running | None, list[Running]]:
         """(the campaign the user works on, every campaign they may open). The stored choice
         if it is still available; else the only open one (or the only one at all); else
@@ -126,7 +133,7 @@ class CampaignRegistry:
         campaign_store.choose_campaign(db, user_id, campaign_id)
 
     def for_scope(
-        self, db: sqlite_utils.Database, scope: Scope, today: dt.date, *, open_only: bool = False
+        self, db: sqlite_utils.Database, scope: Scope, today: dt.date | dt.datetime, *, open_only: bool = False
     ) -> list[Running]:
         """The campaigns a regulator with ``scope`` sees: open ones first."""
         runs = [
@@ -134,5 +141,5 @@ class CampaignRegistry:
         ]
         return sorted(runs, key=lambda r: not r.open)
 
-    def open_checklists(self, db: sqlite_utils.Database, today: dt.date) -> list[Checklist]:
+    def open_checklists(self, db: sqlite_utils.Database, today: dt.date | dt.datetime) -> list[Checklist]:
         return [r.checklist for r in self.runs(db, today) if r.open]

@@ -34,9 +34,10 @@ def campaign_list() -> None:
     """Every campaign defined in checklists/campaigns/ or stored in the database."""
     from storage.campaigns import list_campaigns
 
-    today = _today()
-    defined = _definitions(today)
-    with _open_db(_settings()) as db:
+    settings = _settings()
+    now = dt.datetime.now(settings.tz)
+    defined = _definitions(now.date())
+    with _open_db(settings) as db:
         stored = {c.id: c for c in list_campaigns(db)}
     click.echo(f"{'id':<24} {'year':<5} {'level':<10} {'checklist':<24} {'opens':<10} {'deadline':<10} {'closes':<10} state")
     for cid in sorted(set(defined) | set(stored), key=lambda i: ((defined.get(i) or stored[i]).year, i)):
@@ -51,8 +52,8 @@ def campaign_list() -> None:
             state = "not opened"
         elif s.status == "closed":
             state = f"closed, {s.selfchecks} self-checks"
-        elif d is not None and not d.is_open_on(today):
-            state = ("opens later" if today < d.opens else "past its dates") + f", {s.selfchecks} self-checks"
+        elif d is not None and not d.is_open_on(day := d.local_day(now, settings.zicha_timezone)):
+            state = ("opens later" if day < d.opens else "past its dates") + f", {s.selfchecks} self-checks"
         else:
             state = f"open, {s.selfchecks} self-checks"
         click.echo(f"{cid:<24} {row[0]:<5} {row[1]:<10} {row[2]:<24} {row[3]:<10} {row[4]:<10} {row[5]:<10} {state}")
@@ -175,7 +176,7 @@ def campaign_runs(settings: object, campaign_id: str | None, today: dt.date | No
             defined = _definitions(_today())
             if campaign_id not in defined:
                 raise click.ClickException(f"--campaign: no campaign {campaign_id!r} (known: {', '.join(sorted(defined))})")
-            registry = CampaignRegistry([defined[campaign_id]], load_checklists(data_dir("checklists")))
+            registry = CampaignRegistry([defined[campaign_id]], load_checklists(data_dir("checklists")), default_tz=tz)
             return [(registry.checklists[campaign_id], defined[campaign_id].schedule(tz))]
         several = load_campaign_registry(settings)  # type: ignore[arg-type]
         if several is None:

@@ -274,7 +274,7 @@ class Desk:
         """The campaigns of the regulator's scope, open ones first (none: one checklist)."""
         if self.campaigns is None:
             return []
-        return self.campaigns.for_scope(self.db, regulator.scope, self.clock().date(), open_only=open_only)
+        return self.campaigns.for_scope(self.db, regulator.scope, self.clock(), open_only=open_only)
 
     def scope_campaign(self, regulator: Regulator, campaign_id: str) -> Running | None:
         """A campaign of the regulator's scope (open or closed), by id; None for any other."""

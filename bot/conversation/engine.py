@@ -785,7 +785,7 @@ class Conversation:
     def campaign_of(self, user_id: int, institution: Institution) -> tuple[Running | None, list[Running]]:
         if self.campaigns is None:
             return None, []
-        return self.campaigns.current(self.db, user_id, institution, self.clock().date())
+        return self.campaigns.current(self.db, user_id, institution, self.clock())
 
     def checklist_for(self, actor: Actor) -> Checklist | None:
         """The checklist the actor answers now (None: they must choose a campaign first)."""

@@ -38,6 +38,7 @@ import datetime as dt
 import os
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,27 @@ class Campaign:
     sample_basis: str = ""  # where those numbers come from
     schedule_table: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     path: str = ""
+
+    @property
+    def timezone(self) -> str | None:
+        """The campaign's time zone (``timezone`` in its file): its opens, deadline and closes
+        are days there, as its reminders' times are; None: the deployment's (ZICHA_TIMEZONE)."""
+        value = self.schedule_table.get("timezone")
+        return str(value) if value is not None else None
+
+    def local_day(self, now: dt.datetime, default_tz: str) -> dt.date:
+        """The day ``now`` is in the campaign's time zone (else ``default_tz``)."""
+        if now.tzinfo is None:  # a naive moment: taken as it is
+            return now.date()
+        return now.astimezone(zoneinfo.ZoneInfo(self.timezone or default_tz)).date()
+
+    def applied_to(self, checklist: Checklist, *, named: bool = True) -> Checklist:
+        """``checklist`` as this campaign runs it (``Checklist.for_campaign``); ``named``:
+        with the campaign's title, as when several run at once (each digest names its own)."""
+        return checklist.for_campaign(
+            self.id, self.deadline, pledge_id=self.pledge_id, coverage=self.coverage, title=self.title if named else None,
+            sample_quotas=self.sample_quotas, sample_basis=self.sample_basis, timezone=self.timezone,
+        )  # fmt: skip
 
     def is_open_on(self, day: dt.date) -> bool:
         return self.opens <= day and (self.closes is None or day <= self.closes)

@@ -167,6 +167,8 @@ class Checklist:
     # The campaign's inspection sample quotas ((field or "other", number), bot/core/sampling.py).
     sample_quotas: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
     sample_basis: str = field(default="", compare=False, repr=False)  # where those numbers come from
+    # the campaign's time zone: its deadline is a day there (None: the deployment's, ZICHA_TIMEZONE)
+    timezone: str | None = field(default=None, compare=False, repr=False)
 
     def for_campaign(
         self,
@@ -178,14 +180,15 @@ class Checklist:
         title: Localized | None = None,
         sample_quotas: tuple[tuple[str, int], ...] = (),
         sample_basis: str = "",
+        timezone: str | None = None,
     ) -> Checklist:
-        """This checklist as a campaign runs it: that campaign's id, deadline, pledge,
-        coverage and inspection sample quotas."""
+        """This checklist as a campaign runs it: that campaign's id, deadline (a day in
+        ``timezone``), pledge, coverage and inspection sample quotas."""
         import dataclasses
 
         return dataclasses.replace(
             self, campaign_id=campaign_id, deadline=deadline, pledge_id=pledge_id, coverage=coverage, campaign_title=title,
-            sample_quotas=sample_quotas, sample_basis=sample_basis,
+            sample_quotas=sample_quotas, sample_basis=sample_basis, timezone=timezone,
         )  # fmt: skip
 
     @property

@@ -147,7 +147,7 @@ class Background:
         if self.campaigns is None:
             return []
         found = []
-        for run in self.campaigns.runs(self.db, self.clock().date()):
+        for run in self.campaigns.runs(self.db, self.clock()):
             schedule = run.campaign.schedule(self.settings.zicha_timezone)
             if run.open and schedule is not None:
                 found.append((run.checklist, schedule))

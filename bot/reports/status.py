@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import operator
+import zoneinfo
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
@@ -124,8 +125,13 @@ class StatusReport:
 
 
 def past_deadline(checklist: Checklist, now: dt.datetime) -> bool:
-    """True once the deadline day is over in the local time of ``now``."""
-    return checklist.deadline is not None and now.date() > checklist.deadline
+    """True once the deadline day is over where the campaign runs (its time zone; without
+    one, the local time of ``now``), as its reminders count it."""
+    if checklist.deadline is None:
+        return False
+    if checklist.timezone is not None and now.tzinfo is not None:
+        now = now.astimezone(zoneinfo.ZoneInfo(checklist.timezone))
+    return now.date() > checklist.deadline
 
 
 def institution_statuses(

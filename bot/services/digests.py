@@ -396,7 +396,7 @@ def register_digest_job(
 
     def open_checklists(conn: sqlite_utils.Database, now: dt.datetime) -> list[Checklist]:
         # Several campaigns at once: a digest per open campaign in each regulator's scope.
-        return campaigns.open_checklists(conn, now.date()) if campaigns is not None else [checklist]  # type: ignore[attr-defined]
+        return campaigns.open_checklists(conn, now) if campaigns is not None else [checklist]  # type: ignore[attr-defined]
 
     def in_thread(now: dt.datetime) -> list[QueuedDigest]:
         # A database in memory (tests, demos): in a worker thread on the bot's connection.

@@ -117,7 +117,7 @@ def load_campaign_registry(settings: Settings) -> CampaignRegistry | None:
     for campaign in campaigns:
         if campaign.checklist_id not in checklists:
             raise ValueError(f"ZICHA_CAMPAIGN {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
-    return CampaignRegistry(campaigns, checklists)
+    return CampaignRegistry(campaigns, checklists, default_tz=settings.zicha_timezone)
 
 
 def load_checklist(settings: Settings) -> Checklist:
@@ -129,11 +129,7 @@ def load_checklist(settings: Settings) -> Checklist:
         campaign = load_configured_campaign(campaign_ids(settings)[0], settings.tz)
         if campaign.checklist_id not in checklists:
             raise ValueError(f"ZICHA_CAMPAIGN {campaign.id!r}: no checklist with id {campaign.checklist_id!r}")
-        checklist = checklists[campaign.checklist_id]
-        return checklist.for_campaign(
-            campaign.id, campaign.deadline, pledge_id=campaign.pledge_id, coverage=campaign.coverage,
-            sample_quotas=campaign.sample_quotas, sample_basis=campaign.sample_basis,
-        )  # fmt: skip
+        return campaign.applied_to(checklists[campaign.checklist_id], named=False)
     try:
         return checklists[settings.zicha_checklist]
     except KeyError:
