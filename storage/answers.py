@@ -568,9 +568,13 @@ def add_evidence(
     file_size: int | None = None,
 ) -> int:
     with db.atomic():
+        # An id never used before, removed files' included (``evidence`` has no AUTOINCREMENT,
+        # so SQLite would hand out the id of the newest file again once it was removed): an
+        # old "remove" button must never reach a newer file, nor its record collide.
         cursor = db.execute(
-            "INSERT INTO evidence (selfcheck_id, item_id, kind, file_id, file_unique_id, file_name, mime_type, "
-            "file_size, uploaded_by, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO evidence (id, selfcheck_id, item_id, kind, file_id, file_unique_id, file_name, mime_type, "
+            "file_size, uploaded_by, uploaded_at) VALUES ((SELECT max(coalesce((SELECT max(id) FROM evidence), 0), "
+            "coalesce((SELECT max(id) FROM evidence_removed), 0)) + 1), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [selfcheck_id, item_id, kind, file_id, file_unique_id, file_name, mime_type, file_size, by, utcnow()],
         )
     return int(cursor.lastrowid or 0)

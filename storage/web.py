@@ -67,12 +67,15 @@ def email_of(db: sqlite_utils.Database, user_id: int) -> str | None:
 
 
 def web_members_by_email(db: sqlite_utils.Database, email: str, *, limit: int) -> list[dict[str, Any]]:
-    """The web people who gave this e-mail address (any case) and are still members, with
+    """The web people who gave this e-mail address (any case), are still members and have a
+    link that was not revoked (the operator revokes on purpose: ``zicha web-revoke``), with
     their institution's name: at most ``limit``, the most recent first."""
     return list(db.query(
         "SELECT u.telegram_id AS id, u.first_name AS name, u.email, u.language, i.name AS institution "
         "FROM users u JOIN members m ON m.telegram_id = u.telegram_id JOIN institutions i ON i.id = m.institution_id "
-        "WHERE u.channel = 'web' AND lower(u.email) = lower(?) ORDER BY u.telegram_id LIMIT ?",
+        "WHERE u.channel = 'web' AND lower(u.email) = lower(?) "
+        "AND EXISTS (SELECT 1 FROM web_links l WHERE l.user_id = u.telegram_id AND l.revoked_at IS NULL) "
+        "ORDER BY u.telegram_id LIMIT ?",
         [email, limit]))
 
 

@@ -69,6 +69,7 @@ async def test_web_staff_list_download_and_remove_an_evidence_file(
         assert "sandbox" in response.headers["Content-Security-Policy"]
         response = await client.get(f"/chat/evidence/{pdf['id']}")
         assert response.content_type == "application/pdf" and await response.read() == PDF
+        assert response.headers["Content-Disposition"].endswith(".pdf")  # the type it is, whatever it was named
 
         # Remove the photo: asked first, then gone for everyone; the record of it is kept.
         await person.press(f"evidence:ask:{photo['id']}")
@@ -144,7 +145,7 @@ async def test_only_the_institutions_own_staff_can_download_its_files(
         refused = await stranger_client.get(f"/chat/evidence/{photo['id']}")
         assert refused.status == 404 and PNG not in await refused.read()
         assert (await anonymous.get(f"/chat/evidence/{photo['id']}")).status == 401
-        for bogus in ("0", "abc", "9" * 40, "-3"):
+        for bogus in ("0", "abc", "9" * 40, "-3", "%C2%B2", "9999999999999999999"):
             assert (await client.get(f"/chat/evidence/{bogus}")).status == 404
     finally:
         for c in (client, stranger_client, anonymous):
@@ -242,8 +243,9 @@ async def test_an_attachment_items_only_file_stays_and_its_answer_names_the_late
         assert "请上传现行有效的资质认定证书扫描件" in person.page and "evidence:0" in person.buttons()
         (old,) = _evidence(db)
         await person.press("evidence:0")
-        await person.press(f"evidence:ask:{old['id']}")
-        await person.press(f"evidence:remove:{old['id']}")
+        assert not [k for k in person.buttons() if k.startswith("evidence:ask")] and "此文件就是本项的回答" in person.page
+        forged = {"kind": "unevidence", "sc": scan()["selfcheck_id"], "item": "header-cma-scan", "ev": old["id"], "sure": "1"}
+        await person.post({"csrf": csrf_of(person.page), "origin": person.origin(), "act": urlencode(forged)})
         assert "这是本项回答的唯一文件" in person.page and len(_evidence(db)) == 1  # the answer keeps its file
         await person.press("nav:open:header-cma-scan")
         await person.upload(PDF, name="新证书.pdf", content_type="application/pdf")
@@ -260,3 +262,23 @@ async def test_an_attachment_items_only_file_stays_and_its_answer_names_the_late
         assert len(answer_history(db, after["selfcheck_id"], "header-cma-scan")) == 3  # 旧, 新, 旧 again
     finally:
         await client.close()
+
+
+def test_a_removed_files_id_is_never_given_to_a_later_file(db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution) -> None:
+    """The newest file removed, then another sent: it gets a new id, so an old "remove"
+    button cannot reach it and its own removal is recorded apart."""
+    from bot.core.interview import Choice
+    from bot.selfcheck import open_workspace
+
+    ws = open_workspace(db, checklist, motor_lab)
+    item = next(i for i in ws.interview.items if i.kind == "compliance")
+    ws.record_choice(item.id, Choice.NONCOMPLIANT, by=1, expected_rev=0)
+    file = {"kind": "photo", "file_id": "f", "file_unique_id": "u"}
+    first = ws.add_evidence(item.id, by=1, **file)
+    second = ws.add_evidence(item.id, by=1, **file)
+    assert ws.remove_evidence(item.id, second, by=1) is not None
+    third = ws.add_evidence(item.id, by=1, **file)
+    assert third > second > first
+    assert ws.remove_evidence(item.id, second, by=1) is None  # the old button: nothing
+    assert ws.remove_evidence(item.id, third, by=1) is not None
+    assert [r["id"] for r in db.query("SELECT id FROM evidence_removed ORDER BY id")] == [second, third]

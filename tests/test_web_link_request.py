@@ -237,3 +237,19 @@ async def test_the_page_is_in_chinese_first(db: sqlite_utils.Database, checklist
         assert "登录链接" in page and "Lost your" not in page
     finally:
         await client.close()
+
+
+async def test_a_person_whose_links_the_operator_revoked_gets_no_new_one(
+    db: sqlite_utils.Database, checklist: Checklist, motor_lab: Institution
+) -> None:
+    code = create_invite(db, motor_lab.id)
+    client = await web_client(db, checklist, _db_path(db), **SMTP)
+    try:
+        await _join(client, code, "王芳", "wang@example.com")
+        (person,) = list(db.query("SELECT telegram_id FROM users WHERE channel = 'web'"))
+        store.revoke_links(db, person["telegram_id"])  # zicha web-revoke: on purpose
+        status, page = await _ask(client, "wang@example.com")
+        assert status == 200 and 'id="link-sent"' in page  # the same words: nothing told
+        assert _asked_rows(db) == []
+    finally:
+        await client.close()

@@ -519,7 +519,8 @@ class Step:
         names = {int(m["telegram_id"]): str(m["first_name"] or "") for m in members_of(self.c.db, self.ws.institution.id)}
         why_not = self.evidence_locked()
         screen = es.evidence_screen(
-            self.facts(), item, self.ws.evidence(item.id), names, page, self.c.settings.tz, can_remove=not why_not, why_not=why_not
+            self.facts(), item, self.ws.evidence(item.id), names, page, self.c.settings.tz, can_remove=not why_not, why_not=why_not,
+            answer_file=item.kind == "attachment",
         )
         return self.passive(screen, **extra)
 

@@ -57,10 +57,13 @@ def pages(count: int) -> int:
 
 def evidence_screen(
     f: Facts, item: Item, rows: Sequence[dict[str, Any]], names: dict[int, str], page: int, tz: zoneinfo.ZoneInfo,
-    *, can_remove: bool, why_not: str = "",
+    *, can_remove: bool, why_not: str = "", answer_file: bool = False,
 ) -> Screen:  # fmt: skip
     """Page ``page`` of the item's files, numbered in the order sent. ``names``: who sent
-    them, by user id; ``can_remove``: the self-check may be changed (else ``why_not``)."""
+    them, by user id; ``can_remove``: the self-check may be changed (else ``why_not``);
+    ``answer_file``: the files are an attachment item's answer, whose only file stays."""
+    if can_remove and answer_file and len(rows) == 1:
+        can_remove, why_not = False, _("This file is the item's answer. To replace it, send the right file from the question.")
     locale, sc = f.locale, f.sc
     page = min(max(page, 0), pages(len(rows)) - 1)
     shown = list(enumerate(rows, 1))[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]

@@ -19,7 +19,17 @@ import sqlite_utils
 
 from bot.config import SUPPORTED_LOCALES
 from bot.conversation import state as st
-from bot.conversation.actions import Action, Choose, Navigate, OpenSection, PledgeStep, Resume, SetRect
+from bot.conversation.actions import (
+    Action,
+    Choose,
+    Navigate,
+    OpenSection,
+    PledgeStep,
+    RemoveEvidence,
+    Resume,
+    SetRect,
+    ShowEvidence,
+)
 from bot.conversation.actor import Actor
 from bot.conversation.desk_views import regulator_help_text
 from bot.conversation.render import institution_block, role_label, totals_lines
@@ -138,7 +148,7 @@ class OtherCommand(Action):
 
 
 ACTIONS = (Start, ShowHelp, Join, JoinRegulator, AskLanguage, ChooseLanguage, Verify, OtherCommand)
-PRESSES = (Choose, SetRect, Navigate, OpenSection, PledgeStep)  # buttons only staff are shown
+PRESSES = (Choose, SetRect, Navigate, OpenSection, PledgeStep, ShowEvidence, RemoveEvidence)  # buttons only staff are shown
 
 
 # --- texts -------------------------------------------------------------------------------

@@ -29,7 +29,9 @@ never meets a Telegram key); their actor's name is the name they joined with.
 from __future__ import annotations
 
 import html
+import re
 import secrets
+import unicodedata
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
@@ -323,7 +325,7 @@ def _action(form: Any, origin: int | None) -> Action | None:
 
 def _origin(form: Any) -> int | None:
     raw = form.get("origin")
-    if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 12:
+    if not isinstance(raw, str) or not _DIGITS.fullmatch(raw) or len(raw) > 12:
         return None
     return int(raw)
 
@@ -452,6 +454,7 @@ async def chat_pdf(request: web.Request) -> web.StreamResponse:
 
 # --- evidence files -------------------------------------------------------------------------
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp", "image/heic": "heic", "application/pdf": "pdf"}
 
 
@@ -462,16 +465,20 @@ async def chat_evidence(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     actor = actor_of(request)
     raw = request.match_info["id"]
-    evidence_id = int(raw) if raw.isdigit() and len(raw) <= 19 else 0
+    evidence_id = int(raw) if _DIGITS.fullmatch(raw) else 0  # ASCII digits only: "²" is a digit to str.isdigit
     row = answer_store.institution_evidence(ctx.db, evidence_id, actor.institution.id) if evidence_id and actor.institution else None
     content = web_files.content_of(ctx.db, row["file_id"]) if row is not None and str(row["file_id"]).startswith(web_files.PREFIX) else None
     if row is None or content is None:
         return _refuse(request, "evidence", 404)
     mime = sniff(content) or "application/octet-stream"
-    fallback = f"evidence-{evidence_id}.{_EXTENSIONS.get(mime, 'bin')}"
-    name = str(row["file_name"] or "").strip() or fallback
+    extension = _EXTENSIONS.get(mime, "bin")
+    fallback = f"evidence-{evidence_id}.{extension}"
+    # the name as sent, without controls or bidi overrides, with the extension of what it is
+    # (a PDF named "x.html" is saved as "x.pdf")
+    stem = "".join(c for c in str(row["file_name"] or "") if unicodedata.category(c)[0] != "C").strip().rsplit(".", 1)[0]
+    name = f"{stem[:FILE_NAME_MAX]}.{extension}" if stem else fallback
     headers = {
-        "Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}",
+        "Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}",
         "Content-Security-Policy": "sandbox; default-src 'none'",  # opened anyway: no script, no origin of ours
     }
     return web.Response(body=content, content_type=mime, headers=headers)
