@@ -273,11 +273,10 @@ def test_a_removed_files_id_is_never_given_to_a_later_file(db: sqlite_utils.Data
     ws = open_workspace(db, checklist, motor_lab)
     item = next(i for i in ws.interview.items if i.kind == "compliance")
     ws.record_choice(item.id, Choice.NONCOMPLIANT, by=1, expected_rev=0)
-    file = {"kind": "photo", "file_id": "f", "file_unique_id": "u"}
-    first = ws.add_evidence(item.id, by=1, **file)
-    second = ws.add_evidence(item.id, by=1, **file)
+    first = ws.add_evidence(item.id, by=1, kind="photo", file_id="f", file_unique_id="u")
+    second = ws.add_evidence(item.id, by=1, kind="photo", file_id="f", file_unique_id="u")
     assert ws.remove_evidence(item.id, second, by=1) is not None
-    third = ws.add_evidence(item.id, by=1, **file)
+    third = ws.add_evidence(item.id, by=1, kind="photo", file_id="f", file_unique_id="u")
     assert third > second > first
     assert ws.remove_evidence(item.id, second, by=1) is None  # the old button: nothing
     assert ws.remove_evidence(item.id, third, by=1) is not None
